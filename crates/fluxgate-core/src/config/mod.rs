@@ -1,0 +1,232 @@
+//! Configuration: the TOML file, or providers detected from the environment.
+//!
+//! Loading happens in two stages: [`raw`] structs that mirror the file with
+//! `deny_unknown_fields`, then [`validate`] into a [`Config`] whose every field has been checked.
+//! Every error names the key path it concerns (`providers.openai.keys[0].secret`). The config
+//! never holds a secret value, only a [`SecretRef`] saying where to find it.
+
+mod detect;
+pub mod raw;
+mod validate;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::secrets::SecretRef;
+
+pub use detect::from_environment;
+
+/// What kind of API an upstream speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ProviderKind {
+    Openai,
+    Anthropic,
+    Gemini,
+    OpenaiCompatible,
+    AzureOpenai,
+}
+
+impl ProviderKind {
+    pub const ALL: [ProviderKind; 5] = [
+        ProviderKind::Openai,
+        ProviderKind::Anthropic,
+        ProviderKind::Gemini,
+        ProviderKind::OpenaiCompatible,
+        ProviderKind::AzureOpenai,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProviderKind::Openai => "openai",
+            ProviderKind::Anthropic => "anthropic",
+            ProviderKind::Gemini => "gemini",
+            ProviderKind::OpenaiCompatible => "openai-compatible",
+            ProviderKind::AzureOpenai => "azure-openai",
+        }
+    }
+
+    /// The vendor's own base URL, following its SDK's convention.
+    pub fn default_base_url(self) -> Option<&'static str> {
+        match self {
+            ProviderKind::Openai => Some("https://api.openai.com/v1"),
+            ProviderKind::Anthropic => Some("https://api.anthropic.com"),
+            ProviderKind::Gemini => Some("https://generativelanguage.googleapis.com"),
+            ProviderKind::OpenaiCompatible | ProviderKind::AzureOpenai => None,
+        }
+    }
+}
+
+/// How a route orders its candidates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum StrategyKind {
+    Priority,
+    RoundRobin,
+    Weighted,
+    LeastInFlight,
+}
+
+impl StrategyKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StrategyKind::Priority => "priority",
+            StrategyKind::RoundRobin => "round-robin",
+            StrategyKind::Weighted => "weighted",
+            StrategyKind::LeastInFlight => "least-in-flight",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub first_byte: Duration,
+    pub idle: Duration,
+    pub total: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Self {
+            connect: Duration::from_secs(10),
+            first_byte: Duration::from_secs(120),
+            idle: Duration::from_secs(120),
+            total: Duration::from_secs(900),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct KeyConfig {
+    pub id: String,
+    pub secret: SecretRef,
+    pub weight: u32,
+    pub enabled: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    pub name: String,
+    pub kind: ProviderKind,
+    /// Without a trailing slash.
+    pub base_url: String,
+    pub keys: Vec<KeyConfig>,
+    pub models: Vec<String>,
+    pub enabled: bool,
+}
+
+impl ProviderConfig {
+    /// The keychain account of one of this provider's keys.
+    pub fn account(&self, key_id: &str) -> String {
+        format!("{}/{}", self.name, key_id)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub provider: String,
+    pub model: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    pub name: String,
+    pub targets: Vec<Target>,
+    pub strategy: StrategyKind,
+}
+
+/// Where the config came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigSource {
+    File(PathBuf),
+    Environment,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub allow_lan: bool,
+    pub timeouts: Timeouts,
+    pub max_body_bytes: usize,
+    pub max_attempts: u32,
+    pub providers: Vec<ProviderConfig>,
+    pub routes: Vec<RouteConfig>,
+    pub source: ConfigSource,
+}
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8414";
+
+/// A config error, naming the key path it concerns when there is one.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("{path}: TOML syntax error: {message}")]
+    Syntax { path: String, message: String },
+    #[error("{key}: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Invalid { key: key.into(), message: message.into() }
+    }
+}
+
+impl Config {
+    /// Parses and validates config text. `origin` only labels errors.
+    pub fn from_toml(text: &str, origin: &Path) -> Result<Config, ConfigError> {
+        let value: toml::Value = toml::from_str(text).map_err(|e| ConfigError::Syntax {
+            path: origin.display().to_string(),
+            message: e.to_string().trim().to_string(),
+        })?;
+        let raw: raw::RawConfig = serde_path_to_error::deserialize(value).map_err(|e| {
+            let key = e.path().to_string();
+            let inner = e.into_inner().to_string();
+            validate::explain_serde_error(&key, &inner)
+        })?;
+        validate::validate(raw, ConfigSource::File(origin.to_path_buf()))
+    }
+
+    /// Reads the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::from_toml(&text, path)
+    }
+
+    /// Reads `path` when it exists; otherwise detects providers from the environment.
+    pub fn load_or_detect(path: &Path) -> Result<Config, ConfigError> {
+        if path.exists() {
+            Self::load(path)
+        } else {
+            Ok(from_environment(|name| std::env::var(name).ok()))
+        }
+    }
+
+    pub fn provider(&self, name: &str) -> Option<&ProviderConfig> {
+        self.providers.iter().find(|p| p.name == name)
+    }
+
+    pub fn route(&self, name: &str) -> Option<&RouteConfig> {
+        self.routes.iter().find(|r| r.name == name)
+    }
+
+    /// Whether any key reads its secret from the keychain.
+    pub fn uses_keychain(&self) -> bool {
+        self.providers
+            .iter()
+            .flat_map(|p| &p.keys)
+            .any(|k| k.secret == SecretRef::Keychain)
+    }
+}
+
+#[cfg(test)]
+mod tests;

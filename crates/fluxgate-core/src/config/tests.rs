@@ -1,0 +1,138 @@
+use std::path::Path;
+
+use super::*;
+
+fn load(text: &str) -> Result<Config, ConfigError> {
+    Config::from_toml(text, Path::new("test.toml"))
+}
+
+fn invalid_key(text: &str) -> (String, String) {
+    match load(text) {
+        Err(ConfigError::Invalid { key, message }) => (key, message),
+        other => panic!("expected an Invalid error, got {other:?}"),
+    }
+}
+
+const FULL: &str = r#"
+listen = "127.0.0.1:8414"
+
+[providers.anthropic]
+kind = "anthropic"
+keys = [
+  { id = "work" },
+  { id = "spare", secret = "env:ANTHROPIC_KEY_2", weight = 2 },
+]
+
+[providers.deepseek]
+kind = "openai-compatible"
+base_url = "https://api.deepseek.com/v1/"
+keys = [{ id = "a", secret = "env:DEEPSEEK_API_KEY" }]
+models = ["deepseek-chat", "deepseek-reasoner"]
+
+[routes."claude-sonnet-4-5"]
+targets = ["anthropic/claude-sonnet-4-5", "deepseek/deepseek-chat"]
+strategy = "priority"
+
+[routes."gpt-4o"]
+targets = ["deepseek/deepseek-chat"]
+"#;
+
+#[test]
+fn the_design_example_loads_in_order() {
+    let c = load(FULL).expect("valid");
+    assert_eq!(c.listen.to_string(), "127.0.0.1:8414");
+    assert_eq!(c.providers[0].name, "anthropic");
+    assert_eq!(c.providers[0].base_url, "https://api.anthropic.com");
+    assert_eq!(c.providers[0].keys[0].secret, SecretRef::Keychain);
+    assert_eq!(c.providers[0].keys[1].secret, SecretRef::Env("ANTHROPIC_KEY_2".into()));
+    assert_eq!(c.providers[0].keys[1].weight, 2);
+    assert_eq!(c.providers[1].base_url, "https://api.deepseek.com/v1");
+    assert_eq!(c.routes[0].name, "claude-sonnet-4-5");
+    assert_eq!(c.routes[0].targets[1], Target { provider: "deepseek".into(), model: "deepseek-chat".into() });
+    assert_eq!(c.routes[1].strategy, StrategyKind::Priority);
+    assert!(c.uses_keychain());
+}
+
+#[test]
+fn unknown_keys_name_their_path() {
+    let (key, msg) = invalid_key("[providers.a]\nkind = \"openai\"\nkeys = [{ id = \"x\", secrett = \"env:A\" }]\n");
+    assert_eq!(key, "providers.a.keys[0].secrett");
+    assert!(msg.contains("secrett"), "{msg}");
+    let (key, _) = invalid_key("lisen = \"127.0.0.1:1\"\n");
+    assert_eq!(key, "lisen");
+    let (key, _) = invalid_key("[timeouts]\nconect = 3\n");
+    assert_eq!(key, "timeouts.conect");
+}
+
+#[test]
+fn literal_keys_are_rejected_with_a_way_out() {
+    let (key, msg) = invalid_key("[providers.openai]\nkind = \"openai\"\nkeys = [{ id = \"main\", secret = \"sk-proj-abc123\" }]\n");
+    assert_eq!(key, "providers.openai.keys[0].secret");
+    assert!(msg.contains("fluxgate keys set openai/main"), "{msg}");
+    assert!(!msg.contains("sk-proj-abc123"), "the error must not echo the key");
+    let (key, msg) = invalid_key("[providers.openai]\nkind = \"openai\"\napi_key = \"sk-proj-abc123\"\n");
+    assert_eq!(key, "providers.openai.api_key");
+    assert!(msg.contains("keychain"), "{msg}");
+    assert!(!msg.contains("sk-proj-abc123"));
+}
+
+#[test]
+fn bad_values_are_explained() {
+    let cases: &[(&str, &str, &str)] = &[
+        ("[providers.a]\nkind = \"foo\"\n", "providers.a.kind", "unknown kind"),
+        ("[providers.a]\nkind = \"openai-compatible\"\n", "providers.a.base_url", "required"),
+        ("[providers.a]\nkind = \"openai\"\nbase_url = \"http://api.example.com/v1\"\n", "providers.a.base_url", "unencrypted"),
+        ("[providers.a]\nkind = \"openai\"\nbase_url = \"https://u:p@api.example.com/v1\"\n", "providers.a.base_url", "credentials"),
+        ("[providers.a]\nkind = \"openai\"\nkeys = [{ id = \"x\" }, { id = \"x\" }]\n", "providers.a.keys[1].id", "twice"),
+        ("[providers.a]\nkind = \"openai\"\nkeys = [{ id = \"x y\" }]\n", "providers.a.keys[0].id", "letters"),
+        ("[providers.a]\nkind = \"openai\"\nkeys = [{ id = \"x\", weight = 0 }]\n", "providers.a.keys[0].weight", "between"),
+        ("[routes.m]\ntargets = [\"nope/x\"]\n", "routes.\"m\".targets[0]", "no provider named `nope`"),
+        ("[providers.a]\nkind = \"openai\"\n[routes.m]\ntargets = [\"a\"]\n", "routes.\"m\".targets[0]", "provider/model"),
+        ("[providers.a]\nkind = \"openai\"\n[routes.m]\ntargets = []\n", "routes.\"m\".targets", "at least one"),
+        ("[providers.a]\nkind = \"openai\"\n[routes.m]\ntargets = [\"a/b\"]\nstrategy = \"fastest\"\n", "routes.\"m\".strategy", "unknown strategy"),
+        ("[providers.a]\nkind = \"openai\"\n[routes.m]\ntargets = [\"a/b\"]\nstrategy = \"least-cost\"\n", "routes.\"m\".strategy", "not available"),
+        ("listen = \"0.0.0.0:8414\"\n", "listen", "allow_lan"),
+        ("listen = \"nope\"\n", "listen", "not an address"),
+        ("[timeouts]\nconnect = -1\n", "timeouts.connect", "seconds"),
+        ("[retry]\nmax_attempts = 0\n", "retry.max_attempts", "between"),
+    ];
+    for (text, want_key, want_msg) in cases {
+        let (key, msg) = invalid_key(text);
+        assert_eq!(&key, want_key, "for {text}");
+        assert!(msg.contains(want_msg), "for {text}: {msg}");
+    }
+}
+
+#[test]
+fn loopback_http_and_lan_opt_in_are_accepted() {
+    let c = load("listen = \"0.0.0.0:9000\"\nallow_lan = true\n[providers.o]\nkind = \"openai-compatible\"\nbase_url = \"http://127.0.0.1:11434/v1\"\n").expect("valid");
+    assert!(c.allow_lan);
+    assert_eq!(c.providers[0].base_url, "http://127.0.0.1:11434/v1");
+}
+
+#[test]
+fn syntax_errors_name_the_file() {
+    match load("[providers.a\n") {
+        Err(ConfigError::Syntax { path, .. }) => assert_eq!(path, "test.toml"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn environment_detection_pools_numbered_variables() {
+    let env = |name: &str| match name {
+        "OPENAI_API_KEY" => Some("sk-1".to_string()),
+        "OPENAI_API_KEY_2" => Some("sk-2".to_string()),
+        "DEEPSEEK_API_KEY" => Some("sk-3".to_string()),
+        "ANTHROPIC_API_KEY" => Some("  ".to_string()),
+        _ => None,
+    };
+    let c = from_environment(env);
+    assert_eq!(c.source, ConfigSource::Environment);
+    let names: Vec<&str> = c.providers.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["openai", "deepseek"]);
+    let ids: Vec<&str> = c.providers[0].keys.iter().map(|k| k.id.as_str()).collect();
+    assert_eq!(ids, ["env", "env-2"]);
+    assert_eq!(c.providers[0].keys[1].secret, SecretRef::Env("OPENAI_API_KEY_2".into()));
+    assert!(!c.uses_keychain());
+}

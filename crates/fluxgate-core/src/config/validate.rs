@@ -1,0 +1,275 @@
+//! Raw config -> validated [`Config`]. Every check names the key path it concerns.
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::raw::{RawConfig, RawKey, RawProvider, RawRoute, RawTimeouts};
+use super::{
+    Config, ConfigError, ConfigSource, KeyConfig, ProviderConfig, ProviderKind, RouteConfig,
+    StrategyKind, Target, Timeouts, DEFAULT_LISTEN,
+};
+use crate::secrets::SecretRef;
+
+/// Turns serde's message into one that says what to do, keeping the key path.
+pub(super) fn explain_serde_error(key: &str, message: &str) -> ConfigError {
+    let key = if key.is_empty() || key == "." { "config".to_string() } else { key.to_string() };
+    if message.starts_with("unknown field") {
+        let field = message.split('`').nth(1).unwrap_or("");
+        if matches!(field, "api_key" | "key" | "apikey" | "token") {
+            return ConfigError::invalid(
+                key,
+                format!(
+                    "unknown field `{field}`: keys are listed under `keys = [{{ id = \"...\" }}]` \
+                     and their values live in the OS keychain (`fluxgate keys set PROVIDER/ID`), \
+                     or are referenced as `secret = \"env:NAME\"` / `\"file:PATH\"`"
+                ),
+            );
+        }
+    }
+    ConfigError::invalid(key, message.to_string())
+}
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+pub(super) fn validate(raw: RawConfig, source: ConfigSource) -> Result<Config, ConfigError> {
+    let listen_text = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+    let listen: SocketAddr = listen_text.parse().map_err(|_| {
+        ConfigError::invalid("listen", format!("`{listen_text}` is not an address like 127.0.0.1:8414"))
+    })?;
+    if !listen.ip().is_loopback() && !raw.allow_lan {
+        return Err(ConfigError::invalid(
+            "listen",
+            format!(
+                "`{listen}` is not a loopback address; Fluxgate binds 127.0.0.1 by default. \
+                 Set `allow_lan = true` to expose it to the network (client tokens stay required)"
+            ),
+        ));
+    }
+
+    let timeouts = timeouts(&raw.timeouts)?;
+    let max_body_mb = raw.limits.max_body_mb.unwrap_or(32);
+    if max_body_mb == 0 || max_body_mb > 1024 {
+        return Err(ConfigError::invalid("limits.max_body_mb", "must be between 1 and 1024"));
+    }
+    let max_attempts = raw.retry.max_attempts.unwrap_or(4);
+    if !(1..=16).contains(&max_attempts) {
+        return Err(ConfigError::invalid("retry.max_attempts", "must be between 1 and 16"));
+    }
+
+    let mut providers = Vec::new();
+    let mut seen = HashSet::new();
+    for (name, p) in raw.providers.0 {
+        let key = format!("providers.{name}");
+        if !valid_name(&name) {
+            return Err(ConfigError::invalid(
+                key,
+                "provider names use letters, digits, `-`, `_` and `.` only",
+            ));
+        }
+        if !seen.insert(name.clone()) {
+            return Err(ConfigError::invalid(key, "defined twice"));
+        }
+        providers.push(provider(&name, p)?);
+    }
+
+    let mut routes = Vec::new();
+    for (name, r) in raw.routes.0 {
+        routes.push(route(&name, r, &providers)?);
+    }
+
+    Ok(Config {
+        listen,
+        allow_lan: raw.allow_lan,
+        timeouts,
+        max_body_bytes: (max_body_mb as usize) * 1024 * 1024,
+        max_attempts,
+        providers,
+        routes,
+        source,
+    })
+}
+
+fn seconds(key: &str, value: Option<f64>, default: Duration) -> Result<Duration, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(Duration::from_secs_f64(v)),
+        Some(_) => Err(ConfigError::invalid(key, "must be a number of seconds between 0 and 86400")),
+    }
+}
+
+fn timeouts(raw: &RawTimeouts) -> Result<Timeouts, ConfigError> {
+    let d = Timeouts::default();
+    Ok(Timeouts {
+        connect: seconds("timeouts.connect", raw.connect, d.connect)?,
+        first_byte: seconds("timeouts.first_byte", raw.first_byte, d.first_byte)?,
+        idle: seconds("timeouts.idle", raw.idle, d.idle)?,
+        total: seconds("timeouts.total", raw.total, d.total)?,
+    })
+}
+
+fn kind(key: &str, text: &str) -> Result<ProviderKind, ConfigError> {
+    ProviderKind::ALL.into_iter().find(|k| k.as_str() == text).ok_or_else(|| {
+        let all: Vec<&str> = ProviderKind::ALL.iter().map(|k| k.as_str()).collect();
+        ConfigError::invalid(format!("{key}.kind"), format!("unknown kind `{text}`; use one of {}", all.join(", ")))
+    })
+}
+
+fn provider(name: &str, p: RawProvider) -> Result<ProviderConfig, ConfigError> {
+    let key = format!("providers.{name}");
+    let kind = kind(&key, &p.kind)?;
+    let base_url = match (p.base_url, kind.default_base_url()) {
+        (Some(u), _) => u,
+        (None, Some(d)) => d.to_string(),
+        (None, None) => {
+            return Err(ConfigError::invalid(
+                format!("{key}.base_url"),
+                format!("required for kind `{}` (for example \"https://api.deepseek.com/v1\")", kind.as_str()),
+            ))
+        }
+    };
+    let url = reqwest::Url::parse(&base_url).map_err(|e| {
+        ConfigError::invalid(format!("{key}.base_url"), format!("`{base_url}` is not a URL: {e}"))
+    })?;
+    match url.scheme() {
+        "https" => {}
+        "http" => {
+            let host = url.host_str().unwrap_or("");
+            let loopback = host == "localhost"
+                || host.parse::<std::net::IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
+                || host.trim_matches(['[', ']']).parse::<std::net::Ipv6Addr>().map(|ip| ip.is_loopback()).unwrap_or(false);
+            if !loopback && !p.insecure_http {
+                return Err(ConfigError::invalid(
+                    format!("{key}.base_url"),
+                    "plain http to a non-loopback host would send API keys unencrypted; use https, \
+                     or set `insecure_http = true` on this provider if you accept that",
+                ));
+            }
+        }
+        other => {
+            return Err(ConfigError::invalid(
+                format!("{key}.base_url"),
+                format!("scheme `{other}` is not supported; use https"),
+            ))
+        }
+    }
+    if url.query().is_some() || !url.username().is_empty() || url.password().is_some() {
+        return Err(ConfigError::invalid(
+            format!("{key}.base_url"),
+            "must not contain credentials or a query string; keys belong under `keys`",
+        ));
+    }
+    let mut keys = Vec::new();
+    let mut ids = HashSet::new();
+    for (i, k) in p.keys.into_iter().enumerate() {
+        let kkey = format!("{key}.keys[{i}]");
+        let kc = key_config(name, &kkey, k)?;
+        if !ids.insert(kc.id.clone()) {
+            return Err(ConfigError::invalid(format!("{kkey}.id"), format!("key id `{}` is used twice", kc.id)));
+        }
+        keys.push(kc);
+    }
+    Ok(ProviderConfig {
+        name: name.to_string(),
+        kind,
+        base_url: base_url.trim_end_matches('/').to_string(),
+        keys,
+        models: p.models,
+        enabled: p.enabled.unwrap_or(true),
+    })
+}
+
+/// Parses a secret reference; anything that is not a reference is taken for a pasted key.
+pub fn parse_secret_ref(text: &str) -> Option<SecretRef> {
+    if let Some(name) = text.strip_prefix("env:") {
+        let ok = !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        return ok.then(|| SecretRef::Env(name.to_string()));
+    }
+    if let Some(path) = text.strip_prefix("file:") {
+        return (!path.is_empty()).then(|| SecretRef::File(PathBuf::from(path)));
+    }
+    (text == "keychain").then_some(SecretRef::Keychain)
+}
+
+fn key_config(provider: &str, key: &str, k: RawKey) -> Result<KeyConfig, ConfigError> {
+    if !valid_name(&k.id) {
+        return Err(ConfigError::invalid(
+            format!("{key}.id"),
+            "key ids use letters, digits, `-`, `_` and `.` only",
+        ));
+    }
+    let secret = match k.secret.as_deref() {
+        None => SecretRef::Keychain,
+        Some(text) => parse_secret_ref(text).ok_or_else(|| {
+            ConfigError::invalid(
+                format!("{key}.secret"),
+                format!(
+                    "this looks like a literal API key, and keys are never kept in the config \
+                     file. Store it in the OS keychain with `fluxgate keys set {provider}/{}` and \
+                     remove `secret`, or write `secret = \"env:VARIABLE\"` or `\"file:/path\"`",
+                    k.id
+                ),
+            )
+        })?,
+    };
+    let weight = k.weight.unwrap_or(1);
+    if weight == 0 || weight > 1000 {
+        return Err(ConfigError::invalid(format!("{key}.weight"), "must be between 1 and 1000"));
+    }
+    Ok(KeyConfig { id: k.id, secret, weight, enabled: k.enabled.unwrap_or(true) })
+}
+
+fn strategy(key: &str, text: Option<&str>) -> Result<StrategyKind, ConfigError> {
+    Ok(match text.unwrap_or("priority") {
+        "priority" => StrategyKind::Priority,
+        "round-robin" => StrategyKind::RoundRobin,
+        "weighted" => StrategyKind::Weighted,
+        "least-in-flight" => StrategyKind::LeastInFlight,
+        s @ ("least-latency" | "least-cost" | "quota-aware") => {
+            return Err(ConfigError::invalid(
+                format!("{key}.strategy"),
+                format!("`{s}` is not available in this version yet; use priority, round-robin, weighted or least-in-flight"),
+            ))
+        }
+        other => {
+            return Err(ConfigError::invalid(
+                format!("{key}.strategy"),
+                format!("unknown strategy `{other}`; use priority, round-robin, weighted or least-in-flight"),
+            ))
+        }
+    })
+}
+
+fn route(name: &str, r: RawRoute, providers: &[ProviderConfig]) -> Result<RouteConfig, ConfigError> {
+    let key = format!("routes.\"{name}\"");
+    if name.is_empty() {
+        return Err(ConfigError::invalid(key, "a route needs a name (the model name clients send)"));
+    }
+    if r.targets.is_empty() {
+        return Err(ConfigError::invalid(format!("{key}.targets"), "needs at least one `provider/model` target"));
+    }
+    let mut targets = Vec::new();
+    for (i, t) in r.targets.iter().enumerate() {
+        let tkey = format!("{key}.targets[{i}]");
+        let Some((provider, model)) = t.split_once('/') else {
+            return Err(ConfigError::invalid(tkey, format!("`{t}` must be `provider/model`")));
+        };
+        if model.is_empty() {
+            return Err(ConfigError::invalid(tkey, format!("`{t}` names no model")));
+        }
+        if !providers.iter().any(|p| p.name == provider) {
+            let names: Vec<&str> = providers.iter().map(|p| p.name.as_str()).collect();
+            return Err(ConfigError::invalid(
+                tkey,
+                format!("no provider named `{provider}` (defined: {})", if names.is_empty() { "none".into() } else { names.join(", ") }),
+            ));
+        }
+        targets.push(Target { provider: provider.to_string(), model: model.to_string() });
+    }
+    Ok(RouteConfig { name: name.to_string(), targets, strategy: strategy(&key, r.strategy.as_deref())? })
+}

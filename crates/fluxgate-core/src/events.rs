@@ -1,0 +1,54 @@
+//! Typed events that the health module and the executor publish on a broadcast channel.
+//!
+//! The UI, the tray, notifications and the store subscribe; nothing here performs I/O.
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::health::{ErrorClass, KeyStatus};
+
+/// Something that happened inside the router that other parts may want to show or record.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    /// A key moved between health states.
+    KeyStateChanged {
+        provider: String,
+        key_id: String,
+        from: KeyStatus,
+        to: KeyStatus,
+        reason: Option<ErrorClass>,
+        /// Unix milliseconds at which the key is expected back, when known.
+        until_ms: Option<i64>,
+    },
+    /// A request asked for a route and found no candidate that could serve it.
+    RouteUnavailable { route: String, retry_after_secs: u64 },
+}
+
+/// A cloneable handle to the event channel.
+#[derive(Clone)]
+pub struct EventBus {
+    tx: broadcast::Sender<Event>,
+}
+
+impl EventBus {
+    pub fn new() -> Self {
+        let (tx, _) = broadcast::channel(1024);
+        Self { tx }
+    }
+
+    /// Publishes an event. Having no subscriber is normal (headless, no UI) and not an error.
+    pub fn publish(&self, event: Event) {
+        let _ = self.tx.send(event);
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.tx.subscribe()
+    }
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,350 @@
+//! Key health: the error taxonomy, one state machine per key, cooldowns and retests.
+//!
+//! Only this module changes a key's state. Every change is persisted through a
+//! [`HealthBackend`] (SQLite on a workstation; a shared engine for a team later) and published
+//! as an [`Event`]. The executor asks [`HealthRegistry::usable`] before each attempt and reports
+//! every outcome back; it never edits a state itself.
+
+mod classify;
+pub mod hints;
+mod retest;
+mod state;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+pub use classify::{
+    classify_in_band, classify_status, empty_response, scrub, ErrorClass, Failure, FailureKind,
+    TimeoutPhase,
+};
+pub use retest::{run_scheduler, Retester};
+pub use state::{KeyState, KeyStatus, Policy};
+
+use crate::config::Config;
+use crate::events::{Event, EventBus};
+
+/// A key's state as stored, with wall-clock times so it survives a restart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PersistedState {
+    pub account: String,
+    pub status: KeyStatus,
+    pub reason: Option<ErrorClass>,
+    pub last_status: Option<u16>,
+    pub last_message: Option<String>,
+    pub until_ms: Option<i64>,
+    pub consecutive_failures: u32,
+    pub ladder: Option<ErrorClass>,
+    pub step: u32,
+}
+
+/// Where key health is kept between runs, and shared between instances.
+pub trait HealthBackend: Send + Sync {
+    fn load_all(&self) -> Vec<PersistedState>;
+    fn save(&self, state: PersistedState);
+}
+
+/// A backend that keeps nothing (tests, `fluxgate explain` without a data dir).
+pub struct NoPersistence;
+
+impl HealthBackend for NoPersistence {
+    fn load_all(&self) -> Vec<PersistedState> {
+        Vec::new()
+    }
+    fn save(&self, _state: PersistedState) {}
+}
+
+/// A key's health as the API, the CLI and the UI show it.
+#[derive(Debug, Clone, Serialize)]
+pub struct KeyHealth {
+    pub provider: String,
+    pub key_id: String,
+    pub status: KeyStatus,
+    pub reason: Option<ErrorClass>,
+    pub last_status: Option<u16>,
+    pub last_message: Option<String>,
+    /// Unix milliseconds when the key comes back or is retested.
+    pub until_ms: Option<i64>,
+    pub retry_in_secs: Option<u64>,
+    pub in_flight: u32,
+    /// Why the key's secret could not be read, when it could not.
+    pub secret_error: Option<String>,
+}
+
+struct KeyEntry {
+    provider: String,
+    key_id: String,
+    state: Mutex<KeyState>,
+    in_flight: AtomicU32,
+    secret_error: Mutex<Option<String>>,
+}
+
+/// Maps tokio instants (which tests can pause) to wall-clock time for persistence and display.
+#[derive(Clone, Copy)]
+struct WallClock {
+    wall: SystemTime,
+    instant: Instant,
+}
+
+impl WallClock {
+    fn now() -> Self {
+        WallClock { wall: SystemTime::now(), instant: Instant::now() }
+    }
+    fn to_ms(self, at: Instant) -> i64 {
+        let wall = if at >= self.instant { self.wall + (at - self.instant) } else { self.wall - (self.instant - at) };
+        wall.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    }
+    fn from_ms(self, ms: i64) -> Instant {
+        let now_ms = self.to_ms(self.instant);
+        if ms >= now_ms {
+            self.instant + Duration::from_millis((ms - now_ms) as u64)
+        } else {
+            self.instant
+        }
+    }
+}
+
+/// Every key's health, shared by the executor, the retest scheduler and the API.
+pub struct HealthRegistry {
+    keys: RwLock<HashMap<String, Arc<KeyEntry>>>,
+    policy: Policy,
+    events: EventBus,
+    backend: Arc<dyn HealthBackend>,
+    changed: Notify,
+}
+
+/// Decrements a key's in-flight count when dropped.
+pub struct InFlight {
+    entry: Arc<KeyEntry>,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.entry.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl HealthRegistry {
+    pub fn new(policy: Policy, events: EventBus, backend: Arc<dyn HealthBackend>) -> Self {
+        HealthRegistry { keys: RwLock::new(HashMap::new()), policy, events, backend, changed: Notify::new() }
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// Makes the registry hold exactly the configured keys, restoring persisted state for keys
+    /// it has not seen in this run. Keys disabled in the config are `disabled`.
+    pub fn sync(&self, config: &Config) {
+        let persisted: HashMap<String, PersistedState> =
+            self.backend.load_all().into_iter().map(|p| (p.account.clone(), p)).collect();
+        let clock = WallClock::now();
+        let mut keys = self.keys.write();
+        let mut next = HashMap::new();
+        for p in &config.providers {
+            for k in &p.keys {
+                let account = p.account(&k.id);
+                let entry = keys.remove(&account).unwrap_or_else(|| {
+                    let state = persisted.get(&account).map(|s| restore(s, clock)).unwrap_or_default();
+                    Arc::new(KeyEntry {
+                        provider: p.name.clone(),
+                        key_id: k.id.clone(),
+                        state: Mutex::new(state),
+                        in_flight: AtomicU32::new(0),
+                        secret_error: Mutex::new(None),
+                    })
+                });
+                {
+                    let mut st = entry.state.lock();
+                    let enabled = k.enabled && p.enabled;
+                    if !enabled && st.status != KeyStatus::Disabled {
+                        st.disable();
+                    } else if enabled && st.status == KeyStatus::Disabled {
+                        st.enable();
+                    }
+                }
+                next.insert(account, entry);
+            }
+        }
+        *keys = next;
+        drop(keys);
+        self.changed.notify_one();
+    }
+
+    fn entry(&self, account: &str) -> Option<Arc<KeyEntry>> {
+        self.keys.read().get(account).cloned()
+    }
+
+    /// Whether a request may use the key now.
+    pub fn usable(&self, account: &str, now: Instant) -> bool {
+        self.entry(account).is_some_and(|e| e.state.lock().usable(now))
+    }
+
+    pub fn state(&self, account: &str) -> Option<KeyState> {
+        self.entry(account).map(|e| e.state.lock().clone())
+    }
+
+    pub fn in_flight(&self, account: &str) -> u32 {
+        self.entry(account).map_or(0, |e| e.in_flight.load(Ordering::Relaxed))
+    }
+
+    /// Counts an attempt as in flight on this key until the guard drops.
+    pub fn begin(&self, account: &str) -> Option<InFlight> {
+        let entry = self.entry(account)?;
+        entry.in_flight.fetch_add(1, Ordering::Relaxed);
+        Some(InFlight { entry })
+    }
+
+    /// When the key is expected back, if it is out.
+    pub fn back_at(&self, account: &str) -> Option<Instant> {
+        self.entry(account).and_then(|e| e.state.lock().back_at())
+    }
+
+    pub fn report_success(&self, account: &str) {
+        self.update(account, |s, _| s.on_success());
+    }
+
+    pub fn report_failure(&self, account: &str, failure: &Failure) {
+        let policy = self.policy.clone();
+        self.update(account, |s, now| s.on_failure(failure, now, &policy));
+    }
+
+    pub fn revive(&self, account: &str) {
+        self.update(account, |s, _| s.revive());
+    }
+
+    /// Records (or clears) a problem reading the key's secret; shown next to its state.
+    pub fn set_secret_error(&self, account: &str, error: Option<String>) {
+        if let Some(e) = self.entry(account) {
+            *e.secret_error.lock() = error;
+        }
+    }
+
+    /// Ends cooldowns that are over. Returns the instant of the next scheduled change after `now`.
+    pub fn tick(&self, now: Instant) -> Option<Instant> {
+        let entries: Vec<(String, Arc<KeyEntry>)> = self.keys.read().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut next: Option<Instant> = None;
+        for (account, e) in entries {
+            let mut st = e.state.lock();
+            let before = st.clone();
+            if st.tick(now, &self.policy) {
+                let after = st.clone();
+                drop(st);
+                self.changed_state(&account, &e, &before, &after);
+                st = e.state.lock();
+            }
+            if let Some(u) = st.until.filter(|u| *u > now) {
+                next = Some(next.map_or(u, |n| n.min(u)));
+            }
+        }
+        next
+    }
+
+    /// Keys whose retest is due.
+    pub fn due_retests(&self, now: Instant) -> Vec<(String, Option<ErrorClass>)> {
+        self.keys
+            .read()
+            .iter()
+            .filter_map(|(k, e)| {
+                let st = e.state.lock();
+                st.retest_due(now).then(|| (k.clone(), st.reason))
+            })
+            .collect()
+    }
+
+    /// Resolves when some key's state changed (so the scheduler can re-plan its sleep).
+    pub async fn changed(&self) {
+        self.changed.notified().await;
+    }
+
+    fn update(&self, account: &str, f: impl FnOnce(&mut KeyState, Instant)) {
+        let Some(e) = self.entry(account) else { return };
+        let now = Instant::now();
+        let (before, after) = {
+            let mut st = e.state.lock();
+            let before = st.clone();
+            f(&mut st, now);
+            (before, st.clone())
+        };
+        if before != after {
+            self.changed_state(account, &e, &before, &after);
+        }
+    }
+
+    fn changed_state(&self, account: &str, e: &KeyEntry, before: &KeyState, after: &KeyState) {
+        let clock = WallClock::now();
+        let until_ms = after.until.map(|u| clock.to_ms(u));
+        self.backend.save(PersistedState {
+            account: account.to_string(),
+            status: after.status,
+            reason: after.reason,
+            last_status: after.last_status,
+            last_message: after.last_message.clone(),
+            until_ms,
+            consecutive_failures: after.consecutive_failures,
+            ladder: after.ladder,
+            step: after.step,
+        });
+        if before.status != after.status {
+            tracing::info!(provider = %e.provider, key = %e.key_id, from = before.status.as_str(), to = after.status.as_str(), reason = after.reason.map(|r| r.as_str()), "key state changed");
+            self.events.publish(Event::KeyStateChanged {
+                provider: e.provider.clone(),
+                key_id: e.key_id.clone(),
+                from: before.status,
+                to: after.status,
+                reason: after.reason,
+                until_ms,
+            });
+            self.changed.notify_one();
+        }
+    }
+
+    /// Every key's health, in config order of providers then keys.
+    pub fn list(&self, config: &Config) -> Vec<KeyHealth> {
+        let clock = WallClock::now();
+        let now = Instant::now();
+        let mut out = Vec::new();
+        for p in &config.providers {
+            for k in &p.keys {
+                let Some(e) = self.entry(&p.account(&k.id)) else { continue };
+                let st = e.state.lock().clone();
+                let shown = st.back_at();
+                out.push(KeyHealth {
+                    provider: e.provider.clone(),
+                    key_id: e.key_id.clone(),
+                    status: if st.usable(now) { KeyStatus::Healthy } else { st.status },
+                    reason: st.reason,
+                    last_status: st.last_status,
+                    last_message: st.last_message.clone(),
+                    until_ms: shown.map(|u| clock.to_ms(u)),
+                    retry_in_secs: shown.map(|u| u.saturating_duration_since(now).as_secs_f64().ceil() as u64),
+                    in_flight: e.in_flight.load(Ordering::Relaxed),
+                    secret_error: e.secret_error.lock().clone(),
+                });
+            }
+        }
+        out
+    }
+}
+
+fn restore(p: &PersistedState, clock: WallClock) -> KeyState {
+    KeyState {
+        status: p.status,
+        reason: p.reason,
+        last_status: p.last_status,
+        last_message: p.last_message.clone(),
+        until: p.until_ms.map(|ms| clock.from_ms(ms)),
+        consecutive_failures: p.consecutive_failures,
+        ladder: p.ladder,
+        step: p.step,
+    }
+}
+
+#[cfg(test)]
+mod tests;

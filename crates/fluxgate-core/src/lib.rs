@@ -1,0 +1,20 @@
+//! Fluxgate's router as a library.
+//!
+//! Everything that decides where a request goes and what happens when an upstream fails lives
+//! here: configuration, wire formats, providers, routing, health, the failover executor, the
+//! SQLite store and the secret store. This crate never depends on an HTTP server framework or
+//! on a GUI toolkit; `fluxgate-server` and the desktop shell wrap it.
+
+pub mod config;
+pub mod events;
+//TODO pub mod exec;
+//TODO pub mod formats;
+pub mod health;
+pub mod paths;
+//TODO pub mod providers;
+//TODO pub mod routing;
+pub mod secrets;
+//TODO pub mod store;
+//TODO pub mod tokens;
+
+pub use config::Config;
