@@ -8,11 +8,11 @@
 pub mod config;
 pub mod events;
 //TODO pub mod exec;
-//TODO pub mod formats;
+pub mod formats;
 pub mod health;
 pub mod paths;
-//TODO pub mod providers;
-//TODO pub mod routing;
+pub mod providers;
+pub mod routing;
 pub mod secrets;
 //TODO pub mod store;
 //TODO pub mod tokens;

@@ -1,0 +1,261 @@
+//! Routes, targets and plans: which (target, key) candidates may serve a request, in what
+//! order, and why the others were skipped.
+//!
+//! A model name resolves, in this order, to: a configured route; `provider/model`; a model
+//! listed by exactly one provider; or, for the well-known model families (`claude-*`, `gpt-*`,
+//! `o1`/`o3`/`o4*`, `gemini-*`), every provider of the matching kind as a fallback chain.
+//! Planning reads key health but never changes it.
+
+mod strategy;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use serde::Serialize;
+use tokio::time::Instant;
+
+pub use strategy::{for_kind, Strategy, StrategyContext};
+
+use crate::config::{Config, ProviderKind, StrategyKind, Target};
+use crate::formats::translate::{Codec, TranslatorRegistry};
+use crate::formats::Endpoint;
+use crate::health::{ErrorClass, HealthRegistry, KeyStatus};
+use crate::providers::{self, Provider};
+
+/// One way to serve a request: a target's model on one key.
+#[derive(Clone)]
+pub struct Candidate {
+    pub provider: String,
+    pub key_id: String,
+    /// `provider/key_id`, the key's identity in health and the keychain.
+    pub account: String,
+    pub model: String,
+    pub target_index: usize,
+    pub key_index: usize,
+    pub weight: u32,
+    pub upstream_endpoint: Endpoint,
+    pub codec: Codec,
+    pub upstream: Arc<dyn Provider>,
+}
+
+impl std::fmt::Debug for Candidate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{} ({})", self.provider, self.model, self.key_id)
+    }
+}
+
+/// Why a (target, key) pair is not in the plan.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "why", rename_all = "snake_case")]
+pub enum SkipReason {
+    ProviderDisabled,
+    KeyDisabled,
+    /// The provider has no keys configured.
+    NoKeys,
+    /// Out of rotation; back (or retested) in `back_in_secs`.
+    Unavailable { status: KeyStatus, reason: Option<ErrorClass>, back_in_secs: u64 },
+    /// The provider kind serves no endpoint that this request could use.
+    NoEndpoint { kind: String, endpoint: Endpoint },
+    /// No translator between the client's endpoint and the upstream's.
+    NoTranslator { from: Endpoint, to: Endpoint },
+}
+
+impl std::fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SkipReason::ProviderDisabled => f.write_str("provider disabled"),
+            SkipReason::KeyDisabled => f.write_str("key disabled"),
+            SkipReason::NoKeys => f.write_str("provider has no keys"),
+            SkipReason::Unavailable { status, reason, back_in_secs } => write!(
+                f,
+                "{}{} (back in {back_in_secs} s)",
+                status.as_str(),
+                reason.map(|r| format!(": {}", r.as_str())).unwrap_or_default()
+            ),
+            SkipReason::NoEndpoint { kind, endpoint } => write!(f, "a `{kind}` upstream cannot serve {}", endpoint.as_str()),
+            SkipReason::NoTranslator { from, to } => write!(f, "no translator from {} to {} (yet)", from.as_str(), to.as_str()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Skipped {
+    pub provider: String,
+    pub key_id: Option<String>,
+    pub model: String,
+    pub reason: SkipReason,
+}
+
+/// How a model name was matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resolution {
+    Route,
+    ProviderModel,
+    ListedModel,
+    ModelFamily,
+}
+
+/// The ordered candidates for one request.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub route: String,
+    pub resolution: Resolution,
+    pub strategy: StrategyKind,
+    pub candidates: Vec<Candidate>,
+    pub skipped: Vec<Skipped>,
+}
+
+impl Plan {
+    /// The earliest time any skipped-for-health key comes back, for `Retry-After`.
+    pub fn earliest_back_in(&self) -> Option<u64> {
+        self.skipped
+            .iter()
+            .filter_map(|s| match s.reason {
+                SkipReason::Unavailable { back_in_secs, .. } => Some(back_in_secs),
+                _ => None,
+            })
+            .min()
+    }
+
+    /// Whether every skip was for health (so waiting would help).
+    pub fn only_health_skips(&self) -> bool {
+        !self.skipped.is_empty() && self.skipped.iter().all(|s| matches!(s.reason, SkipReason::Unavailable { .. }))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RouteError {
+    #[error("no route, provider or model matches `{0}`; add a route for it, or send `provider/model`")]
+    NoRoute(String),
+    #[error("`{model}` is listed by several providers ({providers}); add a route to say which to use")]
+    Ambiguous { model: String, providers: String },
+}
+
+/// Resolves model names and plans candidates against the current config and health.
+pub struct Router {
+    config: Arc<Config>,
+    providers: HashMap<String, Arc<dyn Provider>>,
+    translators: TranslatorRegistry,
+    counters: Mutex<HashMap<String, Arc<strategy::Counter>>>,
+}
+
+impl Router {
+    pub fn new(config: Arc<Config>, translators: TranslatorRegistry) -> Self {
+        let providers = config.providers.iter().map(|p| (p.name.clone(), providers::build(p))).collect();
+        Router { config, providers, translators, counters: Mutex::new(HashMap::new()) }
+    }
+
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    pub fn provider(&self, name: &str) -> Option<&Arc<dyn Provider>> {
+        self.providers.get(name)
+    }
+
+    /// The targets and strategy a model name resolves to.
+    pub fn resolve(&self, model: &str) -> Result<(String, Resolution, Vec<Target>, StrategyKind), RouteError> {
+        let c = &self.config;
+        if let Some(r) = c.route(model) {
+            return Ok((r.name.clone(), Resolution::Route, r.targets.clone(), r.strategy));
+        }
+        if let Some((p, m)) = model.split_once('/') {
+            if c.provider(p).is_some() && !m.is_empty() {
+                return Ok((model.to_string(), Resolution::ProviderModel, vec![Target { provider: p.into(), model: m.into() }], StrategyKind::Priority));
+            }
+        }
+        let listing: Vec<&str> = c.providers.iter().filter(|p| p.models.iter().any(|m| m == model)).map(|p| p.name.as_str()).collect();
+        match listing.len() {
+            1 => return Ok((model.to_string(), Resolution::ListedModel, vec![Target { provider: listing[0].into(), model: model.into() }], StrategyKind::Priority)),
+            n if n > 1 => return Err(RouteError::Ambiguous { model: model.into(), providers: listing.join(", ") }),
+            _ => {}
+        }
+        let family = if model.starts_with("claude-") {
+            Some(ProviderKind::Anthropic)
+        } else if model.starts_with("gpt-") || model.starts_with("chatgpt-") || model.starts_with("text-embedding-") || ["o1", "o3", "o4"].iter().any(|p| model == *p || model.starts_with(&format!("{p}-"))) {
+            Some(ProviderKind::Openai)
+        } else if model.starts_with("gemini-") {
+            Some(ProviderKind::Gemini)
+        } else {
+            None
+        };
+        if let Some(kind) = family {
+            let targets: Vec<Target> = c.providers.iter().filter(|p| p.kind == kind).map(|p| Target { provider: p.name.clone(), model: model.into() }).collect();
+            if !targets.is_empty() {
+                return Ok((model.to_string(), Resolution::ModelFamily, targets, StrategyKind::Priority));
+            }
+        }
+        Err(RouteError::NoRoute(model.to_string()))
+    }
+
+    /// Orders every candidate that may serve `model` on `endpoint` at `now`.
+    pub fn plan(&self, endpoint: Endpoint, model: &str, health: &HealthRegistry, now: Instant) -> Result<Plan, RouteError> {
+        let (route, resolution, targets, strategy) = self.resolve(model)?;
+        let mut candidates = Vec::new();
+        let mut skipped = Vec::new();
+        for (ti, t) in targets.iter().enumerate() {
+            let Some(pc) = self.config.provider(&t.provider) else { continue };
+            let Some(upstream) = self.providers.get(&t.provider).cloned() else { continue };
+            let skip_all = |reason: SkipReason, skipped: &mut Vec<Skipped>| {
+                skipped.push(Skipped { provider: t.provider.clone(), key_id: None, model: t.model.clone(), reason });
+            };
+            if !pc.enabled {
+                skip_all(SkipReason::ProviderDisabled, &mut skipped);
+                continue;
+            }
+            if pc.keys.is_empty() {
+                skip_all(SkipReason::NoKeys, &mut skipped);
+                continue;
+            }
+            let Some(up_ep) = upstream.upstream_endpoint(endpoint) else {
+                skip_all(SkipReason::NoEndpoint { kind: pc.kind.as_str().into(), endpoint }, &mut skipped);
+                continue;
+            };
+            let Some(codec) = self.translators.codec(endpoint, up_ep) else {
+                skip_all(SkipReason::NoTranslator { from: endpoint, to: up_ep }, &mut skipped);
+                continue;
+            };
+            for (ki, k) in pc.keys.iter().enumerate() {
+                let account = pc.account(&k.id);
+                let skip = |reason| Skipped { provider: t.provider.clone(), key_id: Some(k.id.clone()), model: t.model.clone(), reason };
+                if !k.enabled {
+                    skipped.push(skip(SkipReason::KeyDisabled));
+                    continue;
+                }
+                if !health.usable(&account, now) {
+                    let st = health.state(&account).unwrap_or_default();
+                    if st.status == KeyStatus::Disabled {
+                        skipped.push(skip(SkipReason::KeyDisabled));
+                        continue;
+                    }
+                    let back = st.back_at().map_or(Duration::ZERO, |b| b.saturating_duration_since(now));
+                    skipped.push(skip(SkipReason::Unavailable { status: st.status, reason: st.reason, back_in_secs: back.as_secs_f64().ceil() as u64 }));
+                    continue;
+                }
+                candidates.push(Candidate {
+                    provider: t.provider.clone(),
+                    key_id: k.id.clone(),
+                    account,
+                    model: t.model.clone(),
+                    target_index: ti,
+                    key_index: ki,
+                    weight: k.weight,
+                    upstream_endpoint: up_ep,
+                    codec: codec.clone(),
+                    upstream: upstream.clone(),
+                });
+            }
+        }
+        let counter = self.counters.lock().entry(route.clone()).or_default().clone();
+        let in_flight = |a: &str| health.in_flight(a);
+        let ctx = StrategyContext { counter: counter.next(), in_flight: &in_flight };
+        for_kind(strategy).order(&mut candidates, &ctx);
+        Ok(Plan { route, resolution, strategy, candidates, skipped })
+    }
+}
+
+#[cfg(test)]
+mod tests;
