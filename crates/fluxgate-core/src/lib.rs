@@ -14,7 +14,7 @@ pub mod paths;
 pub mod providers;
 pub mod routing;
 pub mod secrets;
-//TODO pub mod store;
-//TODO pub mod tokens;
+pub mod store;
+pub mod tokens;
 
 pub use config::Config;

@@ -1,0 +1,67 @@
+//! Numbered migrations embedded in the binary. Each runs in one transaction together with the
+//! `user_version` bump, so a crash leaves the schema either before or after it, never between.
+
+use rusqlite::Connection;
+
+use super::StoreError;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: key health, request log, client tokens.
+    r#"
+    CREATE TABLE key_health (
+        account TEXT PRIMARY KEY,
+        status TEXT NOT NULL,
+        reason TEXT,
+        last_status INTEGER,
+        last_message TEXT,
+        until_ms INTEGER,
+        consecutive_failures INTEGER NOT NULL DEFAULT 0,
+        ladder TEXT,
+        step INTEGER NOT NULL DEFAULT 0,
+        updated_ms INTEGER NOT NULL
+    );
+    CREATE TABLE requests (
+        id INTEGER PRIMARY KEY,
+        ts_ms INTEGER NOT NULL,
+        request_id TEXT NOT NULL,
+        client TEXT,
+        endpoint TEXT NOT NULL,
+        model TEXT,
+        route TEXT,
+        provider TEXT,
+        key_id TEXT,
+        attempts INTEGER NOT NULL,
+        status INTEGER NOT NULL,
+        error_class TEXT,
+        error_code TEXT,
+        latency_ms INTEGER NOT NULL,
+        ttfb_ms INTEGER,
+        tokens_in INTEGER,
+        tokens_out INTEGER,
+        stream INTEGER NOT NULL
+    );
+    CREATE INDEX requests_ts ON requests(ts_ms);
+    CREATE TABLE client_tokens (
+        name TEXT PRIMARY KEY,
+        token_id TEXT NOT NULL UNIQUE,
+        salt BLOB NOT NULL,
+        hash BLOB NOT NULL,
+        created_ms INTEGER NOT NULL
+    );
+    "#,
+];
+
+pub fn run(conn: &mut Connection) -> Result<(), StoreError> {
+    let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let known = MIGRATIONS.len() as i64;
+    if current > known {
+        return Err(StoreError::TooNew { found: current, known });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}

@@ -1,0 +1,107 @@
+//! SQLite storage: embedded numbered migrations, key health, the request log and client
+//! tokens. One query file per table.
+//!
+//! The database lives in the data directory with WAL journaling. Request records are written
+//! by a background thread in batches so the proxy path never waits on disk; health and token
+//! changes are written synchronously (they are rare, and acknowledged writes must survive a
+//! crash). No secret value and no request body is ever stored.
+
+mod health;
+mod migrate;
+mod requests;
+mod tokens;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use rusqlite::Connection;
+
+pub use requests::{RequestLog, RequestRecord};
+pub use tokens::TokenRow;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the database {path}: {reason}")]
+    Open { path: String, reason: String },
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("the database was written by a newer Fluxgate (schema {found}, this build knows {known})")]
+    TooNew { found: i64, known: i64 },
+}
+
+/// The SQLite database of one data directory.
+#[derive(Clone)]
+pub struct Store {
+    conn: Arc<Mutex<Connection>>,
+    path: PathBuf,
+}
+
+pub const DB_FILE: &str = "fluxgate.db";
+
+impl Store {
+    /// Opens (creating and migrating) `DATA_DIR/fluxgate.db`.
+    pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
+        let path = data_dir.join(DB_FILE);
+        let open_err = |reason: String| StoreError::Open { path: path.display().to_string(), reason };
+        std::fs::create_dir_all(data_dir).map_err(|e| open_err(e.to_string()))?;
+        restrict_dir(data_dir);
+        let conn = Self::connect(&path).map_err(|e| open_err(e.to_string()))?;
+        let mut conn = conn;
+        migrate::run(&mut conn)?;
+        Ok(Store { conn: Arc::new(Mutex::new(conn)), path })
+    }
+
+    /// An in-memory database (tests).
+    pub fn memory() -> Result<Store, StoreError> {
+        let mut conn = Connection::open_in_memory()?;
+        migrate::run(&mut conn)?;
+        Ok(Store { conn: Arc::new(Mutex::new(conn)), path: PathBuf::from(":memory:") })
+    }
+
+    fn connect(path: &Path) -> rusqlite::Result<Connection> {
+        let conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        conn.pragma_update(None, "foreign_keys", "ON")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(conn)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A second connection for a background writer (the same file; WAL lets both work).
+    pub(crate) fn writer_connection(&self) -> rusqlite::Result<Connection> {
+        if self.path == Path::new(":memory:") {
+            // In-memory databases are per connection; share the one we have instead.
+            return Err(rusqlite::Error::InvalidPath(self.path.clone()));
+        }
+        Self::connect(&self.path)
+    }
+
+    pub(crate) fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        let conn = self.conn.lock();
+        Ok(f(&conn)?)
+    }
+
+    /// `PRAGMA integrity_check` == "ok".
+    pub fn integrity_ok(&self) -> Result<bool, StoreError> {
+        self.with(|c| c.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0)).map(|s| s == "ok"))
+    }
+}
+
+/// Makes the data directory private to its owner (it holds the admin token).
+fn restrict_dir(dir: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700));
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,149 @@
+//! The `requests` table: one row per proxied request, written in batches by a background
+//! thread. Never a body, never a secret.
+
+use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use parking_lot::Mutex;
+use rusqlite::{params, Connection};
+use serde::Serialize;
+
+use super::{Store, StoreError};
+
+/// What is recorded about one request.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct RequestRecord {
+    pub ts_ms: i64,
+    pub request_id: String,
+    /// The client token's name.
+    pub client: Option<String>,
+    pub endpoint: String,
+    pub model: Option<String>,
+    pub route: Option<String>,
+    pub provider: Option<String>,
+    pub key_id: Option<String>,
+    pub attempts: u32,
+    /// The status the client saw (200 for a stream that later broke; see `error_code`).
+    pub status: u16,
+    pub error_class: Option<String>,
+    pub error_code: Option<String>,
+    pub latency_ms: u64,
+    pub ttfb_ms: Option<u64>,
+    pub tokens_in: Option<u64>,
+    pub tokens_out: Option<u64>,
+    pub stream: bool,
+}
+
+const QUEUE: usize = 16_384;
+const BATCH: usize = 512;
+
+/// A handle for recording requests without waiting on disk.
+#[derive(Clone)]
+pub struct RequestLog {
+    tx: Arc<Mutex<Option<SyncSender<RequestRecord>>>>,
+    thread: Arc<Mutex<Option<JoinHandle<()>>>>,
+    store: Store,
+}
+
+fn insert(c: &Connection, batch: &[RequestRecord]) -> rusqlite::Result<()> {
+    let tx = c.unchecked_transaction()?;
+    {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO requests (ts_ms, request_id, client, endpoint, model, route, provider, key_id, attempts, status, error_class, error_code, latency_ms, ttfb_ms, tokens_in, tokens_out, stream)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+        )?;
+        for r in batch {
+            stmt.execute(params![
+                r.ts_ms, r.request_id, r.client, r.endpoint, r.model, r.route, r.provider, r.key_id, r.attempts, r.status,
+                r.error_class, r.error_code, r.latency_ms as i64, r.ttfb_ms.map(|v| v as i64), r.tokens_in.map(|v| v as i64),
+                r.tokens_out.map(|v| v as i64), r.stream
+            ])?;
+        }
+    }
+    tx.commit()
+}
+
+fn run_writer(rx: Receiver<RequestRecord>, write: impl Fn(&[RequestRecord]) -> Result<(), String>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = write(&batch) {
+            tracing::error!(error = %e, lost = batch.len(), "cannot write request records");
+        }
+    }
+}
+
+impl RequestLog {
+    /// Starts the writer thread.
+    pub fn start(store: &Store) -> RequestLog {
+        let (tx, rx) = mpsc::sync_channel::<RequestRecord>(QUEUE);
+        let writer_store = store.clone();
+        let own_conn = store.writer_connection().ok();
+        let thread = std::thread::Builder::new()
+            .name("fluxgate-records".into())
+            .spawn(move || match own_conn {
+                Some(conn) => run_writer(rx, |b| insert(&conn, b).map_err(|e| e.to_string())),
+                None => run_writer(rx, |b| writer_store.with(|c| insert(c, b)).map_err(|e| e.to_string())),
+            })
+            .ok();
+        RequestLog { tx: Arc::new(Mutex::new(Some(tx))), thread: Arc::new(Mutex::new(thread)), store: store.clone() }
+    }
+
+    /// Queues a record. When the queue is full the record is dropped with a warning rather
+    /// than slowing the request down.
+    pub fn record(&self, r: RequestRecord) {
+        if let Some(tx) = self.tx.lock().as_ref() {
+            match tx.try_send(r) {
+                Ok(()) => {}
+                Err(TrySendError::Full(_)) => tracing::warn!("request log queue full; a record was dropped"),
+                Err(TrySendError::Disconnected(_)) => {}
+            }
+        }
+    }
+
+    /// Writes everything queued and stops the writer. Later records are ignored.
+    pub fn flush(&self) {
+        self.tx.lock().take();
+        if let Some(t) = self.thread.lock().take() {
+            let _ = t.join();
+        }
+    }
+
+    /// The most recent records, newest first.
+    pub fn recent(&self, limit: usize) -> Result<Vec<RequestRecord>, StoreError> {
+        self.store.with(|c| {
+            let mut stmt = c.prepare(
+                "SELECT ts_ms, request_id, client, endpoint, model, route, provider, key_id, attempts, status, error_class, error_code, latency_ms, ttfb_ms, tokens_in, tokens_out, stream
+                 FROM requests ORDER BY id DESC LIMIT ?1",
+            )?;
+            let rows = stmt.query_map(params![limit as i64], |r| {
+                Ok(RequestRecord {
+                    ts_ms: r.get(0)?,
+                    request_id: r.get(1)?,
+                    client: r.get(2)?,
+                    endpoint: r.get(3)?,
+                    model: r.get(4)?,
+                    route: r.get(5)?,
+                    provider: r.get(6)?,
+                    key_id: r.get(7)?,
+                    attempts: r.get(8)?,
+                    status: r.get(9)?,
+                    error_class: r.get(10)?,
+                    error_code: r.get(11)?,
+                    latency_ms: r.get::<_, i64>(12)? as u64,
+                    ttfb_ms: r.get::<_, Option<i64>>(13)?.map(|v| v as u64),
+                    tokens_in: r.get::<_, Option<i64>>(14)?.map(|v| v as u64),
+                    tokens_out: r.get::<_, Option<i64>>(15)?.map(|v| v as u64),
+                    stream: r.get(16)?,
+                })
+            })?;
+            rows.collect()
+        })
+    }
+}

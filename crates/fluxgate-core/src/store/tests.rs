@@ -1,0 +1,61 @@
+use super::*;
+use crate::health::{ErrorClass, HealthBackend, KeyStatus, PersistedState};
+
+#[test]
+fn migrations_are_idempotent_and_refuse_newer_schemas() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Store::open(dir.path()).expect("open");
+    assert!(s.integrity_ok().expect("check"));
+    drop(s);
+    let s = Store::open(dir.path()).expect("reopen");
+    s.with(|c| c.pragma_update(None, "user_version", 99)).expect("bump");
+    drop(s);
+    assert!(matches!(Store::open(dir.path()), Err(StoreError::TooNew { found: 99, .. })));
+}
+
+#[test]
+fn health_round_trips() {
+    let s = Store::memory().expect("store");
+    let st = PersistedState {
+        account: "p/k".into(),
+        status: KeyStatus::Cooling,
+        reason: Some(ErrorClass::RateLimited),
+        last_status: Some(429),
+        last_message: Some("slow down".into()),
+        until_ms: Some(123),
+        consecutive_failures: 0,
+        ladder: Some(ErrorClass::RateLimited),
+        step: 2,
+    };
+    s.save(st.clone());
+    s.save(PersistedState { step: 3, ..st.clone() });
+    assert_eq!(s.load_all(), vec![PersistedState { step: 3, ..st }]);
+}
+
+#[test]
+fn request_log_batches_and_flushes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Store::open(dir.path()).expect("open");
+    let log = RequestLog::start(&s);
+    for i in 0..1000 {
+        log.record(RequestRecord { request_id: format!("r{i}"), endpoint: "messages".into(), status: 200, attempts: 1, ..Default::default() });
+    }
+    log.flush();
+    let recent = log.recent(5).expect("recent");
+    assert_eq!(recent.len(), 5);
+    assert_eq!(recent[0].request_id, "r999");
+    let n: i64 = s.with(|c| c.query_row("SELECT COUNT(*) FROM requests", [], |r| r.get(0))).expect("count");
+    assert_eq!(n, 1000);
+}
+
+#[test]
+fn tokens_table() {
+    let s = Store::memory().expect("store");
+    let row = TokenRow { name: "laptop".into(), token_id: "abc".into(), salt: vec![1], hash: vec![2], created_ms: 1 };
+    assert!(s.insert_token(&row).expect("insert"));
+    assert!(!s.insert_token(&row).expect("dup"));
+    assert_eq!(s.token_by_id("abc").expect("get").map(|r| r.name), Some("laptop".into()));
+    assert!(s.revoke_token("laptop").expect("revoke"));
+    assert!(!s.revoke_token("laptop").expect("revoke again"));
+    assert!(s.tokens().expect("list").is_empty());
+}

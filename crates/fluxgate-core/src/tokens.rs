@@ -1,0 +1,250 @@
+//! Client and admin tokens.
+//!
+//! A client token is `fgk_<id>_<secret>` with a 256-bit secret; SQLite keeps only the id, a
+//! random salt and SHA-256(salt ‖ secret), so the token is shown once, when it is made. The
+//! admin token is a separate 256-bit value in `DATA_DIR/admin-token`, readable by the owner
+//! only. Comparisons are constant-time. Every check fails closed: an unreadable token file or
+//! a store error refuses the request.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use parking_lot::RwLock;
+use rand::Rng;
+use sha2::{Digest, Sha256};
+
+use crate::store::{Store, StoreError, TokenRow};
+
+const CLIENT_PREFIX: &str = "fgk_";
+const ADMIN_PREFIX: &str = "fga_";
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+/// How long a verified token is trusted before the database is asked again (revocations made
+/// by another process take effect within this time).
+const CACHE_TTL: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("token names use letters, digits, `-`, `_` and `.` (1 to 64 characters)")]
+    InvalidName,
+    #[error("a token named `{0}` exists already; revoke it first or pick another name")]
+    NameTaken(String),
+    #[error("no token named `{0}`")]
+    NotFound(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("cannot use the admin token file {path}: {reason}")]
+    AdminFile { path: String, reason: String },
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::rng().fill(&mut buf[..]);
+    hex::encode(buf)
+}
+
+fn digest(salt: &[u8], secret: &str) -> Vec<u8> {
+    let mut h = Sha256::new();
+    h.update(salt);
+    h.update(secret.as_bytes());
+    h.finalize().to_vec()
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Metadata about a client token (never the token).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct TokenInfo {
+    pub name: String,
+    pub created_ms: i64,
+}
+
+/// Issues and verifies client tokens.
+pub struct ClientTokens {
+    store: Store,
+    cache: RwLock<HashMap<String, (String, Instant)>>,
+}
+
+impl ClientTokens {
+    pub fn new(store: Store) -> Self {
+        ClientTokens { store, cache: RwLock::new(HashMap::new()) }
+    }
+
+    /// Makes a token and returns it; this is the only time it can be seen.
+    pub fn create(&self, name: &str) -> Result<String, TokenError> {
+        let valid = !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !valid {
+            return Err(TokenError::InvalidName);
+        }
+        let id = random_hex(6);
+        let secret = random_hex(32);
+        let salt: [u8; 16] = rand::rng().random();
+        let created_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
+        let row = TokenRow { name: name.to_string(), token_id: id.clone(), salt: salt.to_vec(), hash: digest(&salt, &secret), created_ms };
+        if !self.store.insert_token(&row)? {
+            return Err(TokenError::NameTaken(name.to_string()));
+        }
+        Ok(format!("{CLIENT_PREFIX}{id}_{secret}"))
+    }
+
+    pub fn list(&self) -> Result<Vec<TokenInfo>, TokenError> {
+        Ok(self.store.tokens()?.into_iter().map(|r| TokenInfo { name: r.name, created_ms: r.created_ms }).collect())
+    }
+
+    pub fn revoke(&self, name: &str) -> Result<(), TokenError> {
+        if !self.store.revoke_token(name)? {
+            return Err(TokenError::NotFound(name.to_string()));
+        }
+        self.cache.write().clear();
+        Ok(())
+    }
+
+    /// Whether any client token exists.
+    pub fn any(&self) -> Result<bool, TokenError> {
+        Ok(!self.store.tokens()?.is_empty())
+    }
+
+    /// The token's name when `presented` is a valid client token.
+    pub fn verify(&self, presented: &str) -> Option<String> {
+        let rest = presented.strip_prefix(CLIENT_PREFIX)?;
+        let (id, secret) = rest.split_once('_')?;
+        if id.len() != 12 || secret.len() != 64 {
+            return None;
+        }
+        let cache_key = digest(id.as_bytes(), presented);
+        let cache_key = hex::encode(cache_key);
+        if let Some((name, at)) = self.cache.read().get(&cache_key) {
+            if at.elapsed() < CACHE_TTL {
+                return Some(name.clone());
+            }
+        }
+        let row = match self.store.token_by_id(id) {
+            Ok(Some(row)) => row,
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot check a client token; refusing the request");
+                return None;
+            }
+        };
+        if !constant_time_eq(&digest(&row.salt, secret), &row.hash) {
+            return None;
+        }
+        self.cache.write().insert(cache_key, (row.name.clone(), Instant::now()));
+        Some(row.name)
+    }
+}
+
+/// The admin token of a data directory.
+pub struct AdminToken {
+    value: Option<String>,
+    path: PathBuf,
+}
+
+impl AdminToken {
+    /// Reads the admin token, creating it (owner-only) on first run.
+    pub fn load_or_create(data_dir: &Path) -> Result<AdminToken, TokenError> {
+        let path = data_dir.join(ADMIN_TOKEN_FILE);
+        let err = |reason: String| TokenError::AdminFile { path: path.display().to_string(), reason };
+        if !path.exists() {
+            std::fs::create_dir_all(data_dir).map_err(|e| err(e.to_string()))?;
+            let token = format!("{ADMIN_PREFIX}{}", random_hex(32));
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create_new(true);
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::OpenOptionsExt;
+                opts.mode(0o600);
+            }
+            match opts.open(&path) {
+                Ok(mut f) => {
+                    use std::io::Write;
+                    f.write_all(token.as_bytes()).map_err(|e| err(e.to_string()))?;
+                    f.sync_all().map_err(|e| err(e.to_string()))?;
+                }
+                // Another process made it first: read theirs.
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(err(e.to_string())),
+            }
+        }
+        let text = std::fs::read_to_string(&path).map_err(|e| err(e.to_string()))?;
+        let value = text.trim().to_string();
+        if !value.starts_with(ADMIN_PREFIX) || value.len() != ADMIN_PREFIX.len() + 64 {
+            return Err(err("the file does not hold a Fluxgate admin token; delete it to make a new one".into()));
+        }
+        Ok(AdminToken { value: Some(value), path })
+    }
+
+    /// An admin token that accepts nothing (the file could not be read): fail closed.
+    pub fn refuse_all(path: PathBuf) -> AdminToken {
+        AdminToken { value: None, path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn value(&self) -> Option<&str> {
+        self.value.as_deref()
+    }
+
+    pub fn verify(&self, presented: &str) -> bool {
+        self.value.as_deref().is_some_and(|v| constant_time_eq(v.as_bytes(), presented.as_bytes()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_tokens_verify_and_revoke() {
+        let t = ClientTokens::new(Store::memory().expect("store"));
+        let tok = t.create("laptop").expect("create");
+        assert!(tok.starts_with("fgk_") && tok.len() == 4 + 12 + 1 + 64);
+        assert_eq!(t.verify(&tok), Some("laptop".into()));
+        assert_eq!(t.verify(&tok), Some("laptop".into()), "cached path");
+        let mut wrong = tok.clone();
+        wrong.pop();
+        wrong.push(if tok.ends_with('0') { '1' } else { '0' });
+        assert_eq!(t.verify(&wrong), None);
+        assert_eq!(t.verify("sk-anything"), None);
+        assert!(matches!(t.create("laptop"), Err(TokenError::NameTaken(_))));
+        assert!(matches!(t.create("bad name"), Err(TokenError::InvalidName)));
+        t.revoke("laptop").expect("revoke");
+        assert_eq!(t.verify(&tok), None);
+        assert!(matches!(t.revoke("laptop"), Err(TokenError::NotFound(_))));
+    }
+
+    #[test]
+    fn admin_token_is_private_and_stable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = AdminToken::load_or_create(dir.path()).expect("create");
+        let b = AdminToken::load_or_create(dir.path()).expect("load");
+        assert_eq!(a.value(), b.value());
+        let v = a.value().expect("value").to_string();
+        assert!(a.verify(&v));
+        assert!(!a.verify("fga_wrong"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(a.path()).expect("meta").permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        std::fs::write(a.path(), "garbage").expect("write");
+        assert!(AdminToken::load_or_create(dir.path()).is_err());
+        assert!(!AdminToken::refuse_all(a.path().to_path_buf()).verify(&v));
+    }
+
+    #[test]
+    fn constant_time_eq_works() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}
