@@ -7,8 +7,9 @@
 
 pub mod config;
 pub mod events;
-//TODO pub mod exec;
+pub mod exec;
 pub mod formats;
+pub mod gateway;
 pub mod health;
 pub mod paths;
 pub mod providers;

@@ -1,0 +1,504 @@
+//! The failover executor: one client request, a bounded series of upstream attempts.
+//!
+//! For each candidate of the plan, in order: check health again, resolve the key, translate
+//! (or pass through) the body, send, classify. A failure before commit moves on to the next
+//! candidate, invisibly to the client. A streaming response is committed at its first real
+//! content event; after that nothing is sent upstream again, and a break ends the client's
+//! stream with an error event in its dialect (see [`stream`]). Attempts run strictly one after
+//! another, so a client request never has two upstream attempts in flight.
+//!
+//! The executor does not decide what a failure means (`health` does) nor which candidates
+//! exist (`routing` does).
+
+mod budget;
+pub mod headers;
+mod retest;
+mod stream;
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use http::HeaderMap;
+use parking_lot::RwLock;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+pub use budget::RetryBudget;
+pub use retest::HttpRetester;
+
+use crate::config::Timeouts;
+use crate::events::{Event, EventBus};
+use crate::formats::body::rewrite_model;
+use crate::formats::errors::ErrorCode;
+use crate::formats::inspect::{usage_of, Usage};
+use crate::formats::translate::Codec;
+use crate::formats::{Dialect, Endpoint};
+use crate::health::{self, ErrorClass, Failure, FailureKind, HealthRegistry, TimeoutPhase};
+use crate::routing::{Candidate, Plan, RouteError, Router};
+use crate::secrets::{SecretError, Secrets};
+use crate::store::{RequestLog, RequestRecord};
+
+/// The largest non-streaming upstream response accepted.
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
+/// How much of an error response is read for classification.
+const MAX_ERROR_BYTES: usize = 256 * 1024;
+
+/// A request as the executor sees it.
+#[derive(Debug, Clone)]
+pub struct ProxyRequest {
+    pub endpoint: Endpoint,
+    /// The dialect errors must be written in.
+    pub dialect: Dialect,
+    pub model: String,
+    pub stream: bool,
+    pub body: Bytes,
+    /// Client headers already filtered by [`headers::upstream_headers`].
+    pub headers: HeaderMap,
+    /// The client token's name.
+    pub client: Option<String>,
+    pub request_id: String,
+}
+
+/// An error Fluxgate answers itself.
+#[derive(Debug, Clone)]
+pub struct ProxyError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub retry_after_secs: Option<u64>,
+    /// For `request_invalid` on a same-dialect attempt: the upstream's own status and body.
+    pub upstream: Option<(u16, Bytes)>,
+}
+
+impl ProxyError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ProxyError { code, message: message.into(), retry_after_secs: None, upstream: None }
+    }
+}
+
+/// What the client gets.
+pub enum ProxyResponse {
+    Complete { status: u16, headers: HeaderMap, body: Bytes },
+    /// A committed stream; the receiver yields complete SSE frames.
+    Stream { headers: HeaderMap, body: mpsc::Receiver<Bytes> },
+}
+
+/// Shared state of the executor.
+pub struct Executor {
+    router: RwLock<Arc<Router>>,
+    health: Arc<HealthRegistry>,
+    secrets: Arc<Secrets>,
+    client: reqwest::Client,
+    log: RequestLog,
+    budget: RetryBudget,
+    events: EventBus,
+}
+
+/// Builds the outbound HTTP client: no redirects (they would carry the key to another host),
+/// no proxy from the environment, connect timeout from the config.
+pub fn http_client(timeouts: &Timeouts) -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .connect_timeout(timeouts.connect)
+        .tcp_nodelay(true)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+/// Where a request's outcome is collected for its record.
+struct Outcome {
+    started: Instant,
+    record: RequestRecord,
+}
+
+impl Outcome {
+    fn new(req: &ProxyRequest) -> Self {
+        Outcome {
+            started: Instant::now(),
+            record: RequestRecord {
+                ts_ms: now_ms(),
+                request_id: req.request_id.clone(),
+                client: req.client.clone(),
+                endpoint: req.endpoint.as_str().to_string(),
+                model: Some(req.model.clone()),
+                stream: req.stream,
+                ..RequestRecord::default()
+            },
+        }
+    }
+
+    fn finish(mut self, log: &RequestLog, status: u16, code: Option<ErrorCode>) {
+        self.record.status = status;
+        if let Some(c) = code {
+            self.record.error_code = Some(c.as_str().to_string());
+        }
+        self.record.latency_ms = self.started.elapsed().as_millis() as u64;
+        log.record(self.record);
+    }
+}
+
+/// What one attempt produced.
+enum Attempt {
+    Done(ProxyResponse, Usage),
+    Failed(Failure),
+    /// The upstream rejected the request itself; return this to the client.
+    Rejected(ProxyError),
+}
+
+impl Executor {
+    pub fn new(router: Arc<Router>, health: Arc<HealthRegistry>, secrets: Arc<Secrets>, log: RequestLog, events: EventBus) -> Self {
+        let client = http_client(&router.config().timeouts);
+        Executor { router: RwLock::new(router), health, secrets, client, log, budget: RetryBudget::default(), events }
+    }
+
+    pub fn router(&self) -> Arc<Router> {
+        self.router.read().clone()
+    }
+
+    /// Swaps in a router built from a new config (in-flight requests keep the old one).
+    pub fn set_router(&self, router: Arc<Router>) {
+        *self.router.write() = router;
+    }
+
+    pub fn health(&self) -> &Arc<HealthRegistry> {
+        &self.health
+    }
+
+    pub fn secrets(&self) -> &Arc<Secrets> {
+        &self.secrets
+    }
+
+    pub fn client(&self) -> &reqwest::Client {
+        &self.client
+    }
+
+    pub fn log(&self) -> &RequestLog {
+        &self.log
+    }
+
+    /// Runs one client request to completion (or to a committed stream).
+    pub async fn execute(&self, req: ProxyRequest) -> Result<ProxyResponse, ProxyError> {
+        let router = self.router();
+        let timeouts = router.config().timeouts.clone();
+        let max_attempts = router.config().max_attempts;
+        let deadline = Instant::now() + timeouts.total;
+        let mut outcome = Outcome::new(&req);
+
+        let plan = match router.plan(req.endpoint, &req.model, &self.health, Instant::now()) {
+            Ok(p) => p,
+            Err(e) => {
+                let err = ProxyError::new(ErrorCode::NoRoute, e.to_string());
+                outcome.finish(&self.log, err.code.status(), Some(err.code));
+                return Err(err);
+            }
+        };
+        outcome.record.route = Some(plan.route.clone());
+        self.budget.deposit();
+
+        let mut attempts = 0u32;
+        let mut last: Option<Failure> = None;
+        let mut secret_error: Option<SecretError> = None;
+        let mut dead_targets: HashSet<usize> = HashSet::new();
+        for cand in &plan.candidates {
+            if attempts >= max_attempts || Instant::now() >= deadline {
+                break;
+            }
+            if dead_targets.contains(&cand.target_index) || !self.health.usable(&cand.account, Instant::now()) {
+                continue;
+            }
+            if attempts >= 1 && !self.budget.withdraw() {
+                tracing::warn!(request_id = %req.request_id, "global retry budget spent; not failing over");
+                break;
+            }
+            let Some(key) = router.config().provider(&cand.provider).and_then(|p| p.keys.iter().find(|k| k.id == cand.key_id)).cloned() else {
+                continue;
+            };
+            let secret = match self.secrets.resolve(&cand.account, &key.secret) {
+                Ok(s) => {
+                    self.health.set_secret_error(&cand.account, None);
+                    s
+                }
+                Err(e) => {
+                    tracing::warn!(provider = %cand.provider, key = %cand.key_id, error = %e, "cannot read the key's secret; skipping it");
+                    self.health.set_secret_error(&cand.account, Some(e.to_string()));
+                    secret_error = Some(e);
+                    continue;
+                }
+            };
+            attempts += 1;
+            outcome.record.attempts = attempts;
+            outcome.record.provider = Some(cand.provider.clone());
+            outcome.record.key_id = Some(cand.key_id.clone());
+            let _in_flight = self.health.begin(&cand.account);
+            let attempt_start = Instant::now();
+            let result = self.attempt(&req, cand, &secret, &timeouts, deadline, attempts, outcome_snapshot(&outcome), outcome.started).await;
+            match result {
+                Attempt::Done(resp, usage) => {
+                    self.health.report_success(&cand.account);
+                    if let ProxyResponse::Complete { status, .. } = &resp {
+                        outcome.record.ttfb_ms = Some(attempt_start.elapsed().as_millis() as u64);
+                        outcome.record.tokens_in = usage.input_tokens;
+                        outcome.record.tokens_out = usage.output_tokens;
+                        let status = *status;
+                        outcome.finish(&self.log, status, None);
+                    }
+                    // Streams record themselves when they end.
+                    return Ok(resp);
+                }
+                Attempt::Failed(mut f) => {
+                    f.message = health::scrub(&f.message, Some(secret.expose()));
+                    tracing::info!(request_id = %req.request_id, provider = %cand.provider, key = %cand.key_id, class = f.class.as_str(), status = f.status, message = %f.message, "attempt failed; failing over");
+                    if f.class == ErrorClass::AuthFailed {
+                        // The key may have been replaced in the keychain since it was cached.
+                        self.secrets.invalidate(&cand.account);
+                    }
+                    self.health.report_failure(&cand.account, &f);
+                    outcome.record.error_class = Some(f.class.as_str().to_string());
+                    last = Some(f);
+                }
+                Attempt::Rejected(err) => {
+                    let f = last_rejection(&err);
+                    self.health.report_failure(&cand.account, &f);
+                    if err.upstream.as_ref().is_some_and(|(s, _)| *s == 404) && cand.target_index + 1 < plan_targets(&plan) {
+                        // The model may exist on the next target even if not on this one.
+                        dead_targets.insert(cand.target_index);
+                        outcome.record.error_class = Some(ErrorClass::RequestInvalid.as_str().to_string());
+                        last = Some(f);
+                        continue;
+                    }
+                    outcome.record.error_class = Some(ErrorClass::RequestInvalid.as_str().to_string());
+                    let status = err.upstream.as_ref().map_or(err.code.status(), |(s, _)| *s);
+                    outcome.finish(&self.log, status, Some(err.code));
+                    return Err(err);
+                }
+            }
+        }
+        let err = self.exhausted(&plan, attempts, last, secret_error);
+        outcome.finish(&self.log, err.code.status(), Some(err.code));
+        if err.code == ErrorCode::AllKeysCooling {
+            self.health_event_route_unavailable(&plan, err.retry_after_secs.unwrap_or(1));
+        }
+        Err(err)
+    }
+
+    fn health_event_route_unavailable(&self, plan: &Plan, retry_after_secs: u64) {
+        tracing::warn!(route = %plan.route, retry_after_secs, "no key available for the route");
+        self.events.publish(Event::RouteUnavailable { route: plan.route.clone(), retry_after_secs });
+    }
+
+    /// The error when no attempt succeeded.
+    fn exhausted(&self, plan: &Plan, attempts: u32, last: Option<Failure>, secret_error: Option<SecretError>) -> ProxyError {
+        let now = Instant::now();
+        // When every candidate is now out of rotation, say when the first comes back.
+        let mut earliest: Option<u64> = plan.earliest_back_in();
+        let mut all_out = true;
+        for c in &plan.candidates {
+            if self.health.usable(&c.account, now) {
+                all_out = false;
+            } else if let Some(b) = self.health.back_at(&c.account) {
+                let secs = b.saturating_duration_since(now).as_secs_f64().ceil() as u64;
+                earliest = Some(earliest.map_or(secs, |e| e.min(secs)));
+            }
+        }
+        if attempts == 0 {
+            if let Some(e) = secret_error.as_ref().filter(|e| e.is_keychain()) {
+                return ProxyError::new(ErrorCode::KeychainUnavailable, format!("the keys for `{}` cannot be read: {e}", plan.route));
+            }
+            if plan.candidates.is_empty() && !plan.only_health_skips() && earliest.is_none() {
+                let why: Vec<String> = plan.skipped.iter().map(|s| format!("{}/{}: {}", s.provider, s.model, s.reason)).collect();
+                let why = if why.is_empty() { "no target has a usable key".to_string() } else { why.join("; ") };
+                return ProxyError::new(ErrorCode::NoRoute, format!("`{}` has no target that can serve this request: {why}", plan.route));
+            }
+            if let Some(e) = secret_error {
+                return ProxyError::new(ErrorCode::KeychainUnavailable, format!("the keys for `{}` cannot be read: {e}", plan.route));
+            }
+        }
+        if all_out || attempts == 0 {
+            let wait = earliest.unwrap_or(1).max(1);
+            let mut err = ProxyError::new(
+                ErrorCode::AllKeysCooling,
+                format!("every key for `{}` is out of rotation; the first is back in {wait} s", plan.route),
+            );
+            err.retry_after_secs = Some(wait);
+            return err;
+        }
+        match last {
+            Some(f) if matches!(f.kind, FailureKind::Timeout(_)) => ProxyError::new(ErrorCode::UpstreamTimeout, format!("the upstream timed out after {attempts} attempt(s): {}", f.message)),
+            Some(f) => ProxyError::new(ErrorCode::UpstreamUnavailable, format!("{attempts} attempt(s) failed; last: {} ({})", f.message, f.class.as_str())),
+            None => ProxyError::new(ErrorCode::AttemptsExhausted, "no attempt could be made".to_string()),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn attempt(
+        &self,
+        req: &ProxyRequest,
+        cand: &Candidate,
+        secret: &crate::secrets::SecretValue,
+        timeouts: &Timeouts,
+        deadline: Instant,
+        attempts: u32,
+        record: RequestRecord,
+        request_started: Instant,
+    ) -> Attempt {
+        let body = match &cand.codec {
+            Codec::Passthrough => {
+                if req.model == cand.model {
+                    Ok(req.body.clone())
+                } else {
+                    rewrite_model(&req.body, &cand.model).map_err(|e| e.to_string())
+                }
+            }
+            Codec::Translated(t) => t.request(&req.body, &cand.model).map_err(|e| e.to_string()),
+        };
+        let body = match body {
+            Ok(b) => b,
+            Err(e) => return Attempt::Rejected(ProxyError::new(ErrorCode::InvalidRequest, e)),
+        };
+        let mut headers = req.headers.clone();
+        cand.upstream.authorize(&mut headers, secret);
+        headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+        let url = cand.upstream.url(cand.upstream_endpoint);
+        let send = self.client.post(url).headers(headers).body(body).send();
+        let first_byte = timeouts.first_byte.min(deadline.saturating_duration_since(Instant::now()));
+        let resp = match tokio::time::timeout(first_byte, send).await {
+            Err(_) => return Attempt::Failed(Failure::transport(FailureKind::Timeout(TimeoutPhase::FirstByte), format!("no response within {:.1} s", first_byte.as_secs_f64()))),
+            Ok(Err(e)) => return Attempt::Failed(transport_failure(&e)),
+            Ok(Ok(r)) => r,
+        };
+        let status = resp.status().as_u16();
+        let up_headers = resp.headers().clone();
+        if status >= 300 {
+            let body = read_limited(resp, MAX_ERROR_BYTES, timeouts.idle, deadline).await.unwrap_or_default();
+            let f = health::classify_status(status, &up_headers, &body, SystemTime::now());
+            if f.class == ErrorClass::RequestInvalid {
+                let mut err = ProxyError::new(ErrorCode::RequestInvalid, f.message.clone());
+                if matches!(cand.codec, Codec::Passthrough) {
+                    err.upstream = Some((status, body));
+                }
+                return Attempt::Rejected(err);
+            }
+            return Attempt::Failed(f);
+        }
+        let client_dialect = req.dialect;
+        let upstream_dialect = cand.upstream_endpoint.dialect();
+        let is_sse = up_headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| ct.starts_with("text/event-stream"));
+        if req.stream && is_sse {
+            let ctx = stream::StreamContext {
+                client_dialect,
+                upstream_dialect,
+                codec: cand.codec.clone(),
+                account: cand.account.clone(),
+                provider: cand.provider.clone(),
+                key_id: cand.key_id.clone(),
+                attempts,
+                timeouts: timeouts.clone(),
+                deadline,
+                health: self.health.clone(),
+                log: self.log.clone(),
+                record,
+                request_started,
+            };
+            return stream::commit(resp, up_headers, ctx).await;
+        }
+        let body = match read_limited(resp, MAX_RESPONSE_BYTES, timeouts.idle, deadline).await {
+            Ok(b) => b,
+            Err(f) => return Attempt::Failed(f),
+        };
+        if body.iter().all(|b| b.is_ascii_whitespace()) {
+            return Attempt::Failed(health::empty_response("an empty body"));
+        }
+        let json: serde_json::Value = match serde_json::from_slice(&body) {
+            Ok(v) => v,
+            Err(_) => {
+                let what = if body.trim_ascii_start().starts_with(b"<") { "an HTML page" } else { "a body that is not JSON" };
+                return Attempt::Failed(health::empty_response(what));
+            }
+        };
+        if let Some(f) = health::classify_in_band(&json, &up_headers, SystemTime::now()) {
+            return Attempt::Failed(f);
+        }
+        let body = match &cand.codec {
+            Codec::Passthrough => body,
+            Codec::Translated(t) => match t.response(&body) {
+                Ok(b) => b,
+                Err(e) => return Attempt::Failed(Failure::transport(FailureKind::Empty, e.to_string())),
+            },
+        };
+        let usage = usage_of(upstream_dialect, &json).unwrap_or_default();
+        let mut headers = headers::downstream_headers(&up_headers);
+        headers::annotate(&mut headers, &cand.provider, &cand.key_id, attempts);
+        headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+        Attempt::Done(ProxyResponse::Complete { status, headers, body }, usage)
+    }
+}
+
+fn outcome_snapshot(o: &Outcome) -> RequestRecord {
+    o.record.clone()
+}
+
+fn plan_targets(plan: &Plan) -> usize {
+    plan.candidates.iter().map(|c| c.target_index + 1).max().unwrap_or(0)
+}
+
+fn last_rejection(err: &ProxyError) -> Failure {
+    Failure {
+        class: ErrorClass::RequestInvalid,
+        kind: FailureKind::Status(err.upstream.as_ref().map_or(400, |(s, _)| *s)),
+        status: err.upstream.as_ref().map(|(s, _)| *s),
+        message: err.message.clone(),
+        retry_hint: None,
+    }
+}
+
+/// Classifies a transport error without its URL.
+pub fn transport_failure(e: &reqwest::Error) -> Failure {
+    let mut detail = String::new();
+    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = src {
+        detail = s.to_string();
+        src = s.source();
+    }
+    let detail = health::scrub(&detail, None);
+    if e.is_connect() {
+        Failure::transport(FailureKind::Connect, format!("cannot connect to the upstream: {detail}"))
+    } else if e.is_timeout() {
+        Failure::transport(FailureKind::Timeout(TimeoutPhase::Connect), "connecting to the upstream timed out".to_string())
+    } else {
+        Failure::transport(FailureKind::Reset, format!("the connection to the upstream failed: {detail}"))
+    }
+}
+
+/// Reads a body up to `limit` bytes with idle and total deadlines.
+async fn read_limited(resp: reqwest::Response, limit: usize, idle: Duration, deadline: Instant) -> Result<Bytes, Failure> {
+    let mut stream = resp.bytes_stream();
+    let mut buf = bytes::BytesMut::new();
+    loop {
+        let wait = idle.min(deadline.saturating_duration_since(Instant::now()));
+        match tokio::time::timeout(wait, stream.next()).await {
+            Err(_) => {
+                let phase = if Instant::now() >= deadline { TimeoutPhase::Total } else { TimeoutPhase::Idle };
+                return Err(Failure::transport(FailureKind::Timeout(phase), format!("the upstream stopped sending ({} timeout)", phase.as_str())));
+            }
+            Ok(None) => return Ok(buf.freeze()),
+            Ok(Some(Err(e))) => return Err(transport_failure(&e)),
+            Ok(Some(Ok(chunk))) => {
+                if buf.len() + chunk.len() > limit {
+                    return Err(Failure::transport(FailureKind::Empty, format!("the upstream response exceeded {limit} bytes")));
+                }
+                buf.extend_from_slice(&chunk);
+            }
+        }
+    }
+}
+
+/// Re-exported so the server can tell "no route" from other plan errors.
+pub type PlanError = RouteError;

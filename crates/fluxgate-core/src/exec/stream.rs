@@ -1,0 +1,269 @@
+//! The stream commit rule.
+//!
+//! Before commit, upstream events are held (bounded by the first-byte timeout and
+//! [`COMMIT_MAX_BYTES`]) until the first real content event; any failure in that window,
+//! including a 200 whose first event is an in-band error, is an ordinary failed attempt and
+//! the executor fails over. At commit the held events go to the client and a pump task takes
+//! over: it forwards complete events as they arrive, and after the first byte it never asks
+//! the executor for another attempt. If the upstream breaks, stalls or ends without its
+//! terminator, the client's stream ends with an error event in the client's dialect and no
+//! success terminator. If the client goes away, the upstream request is dropped at once.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::{Bytes, BytesMut};
+use futures_util::{Stream, StreamExt};
+use http::{HeaderMap, HeaderValue};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::{headers, transport_failure, Attempt, ProxyResponse};
+use crate::config::Timeouts;
+use crate::formats::errors::{stream_error_event, ErrorCode};
+use crate::formats::inspect::{inspect, EventKind, Usage};
+use crate::formats::sse::{SseEvent, SseParser};
+use crate::formats::translate::{Codec, StreamTranslator};
+use crate::formats::Dialect;
+use crate::health::{self, Failure, FailureKind, HealthRegistry, TimeoutPhase};
+use crate::store::{RequestLog, RequestRecord};
+
+/// Held bytes past which a stream commits even without a content event.
+pub const COMMIT_MAX_BYTES: usize = 256 * 1024;
+
+type Body = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
+
+pub(super) struct StreamContext {
+    pub client_dialect: Dialect,
+    pub upstream_dialect: Dialect,
+    pub codec: Codec,
+    pub account: String,
+    pub provider: String,
+    pub key_id: String,
+    pub attempts: u32,
+    pub timeouts: Timeouts,
+    pub deadline: Instant,
+    pub health: Arc<HealthRegistry>,
+    pub log: RequestLog,
+    pub record: RequestRecord,
+    pub request_started: Instant,
+}
+
+/// Turns upstream events into client bytes: unchanged, or through a translator.
+enum Output {
+    Passthrough,
+    Translated(Box<dyn StreamTranslator>),
+}
+
+impl Output {
+    fn push(&mut self, ev: &SseEvent, out: &mut BytesMut) -> Result<(), String> {
+        match self {
+            Output::Passthrough => {
+                out.extend_from_slice(&ev.raw);
+                Ok(())
+            }
+            Output::Translated(t) => {
+                for b in t.event(ev).map_err(|e| e.to_string())? {
+                    out.extend_from_slice(&b);
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// What the stream has seen so far.
+struct Seen {
+    usage: Usage,
+    sequence_number: Option<u64>,
+    terminated: bool,
+}
+
+impl Seen {
+    fn note(&mut self, usage: Option<Usage>, seq: Option<u64>) {
+        if let Some(u) = usage {
+            self.usage.merge(u);
+        }
+        if seq.is_some() {
+            self.sequence_number = seq;
+        }
+    }
+}
+
+fn in_band_failure(v: &serde_json::Value) -> Failure {
+    health::classify_in_band(v, &HeaderMap::new(), SystemTime::now()).unwrap_or_else(|| Failure::transport(FailureKind::InBand, "an in-band error event"))
+}
+
+/// Waits for the first content event; returns the committed stream or a failure.
+pub(super) async fn commit(resp: reqwest::Response, up_headers: HeaderMap, ctx: StreamContext) -> Attempt {
+    let mut body: Body = Box::pin(resp.bytes_stream());
+    let mut parser = SseParser::new();
+    let mut output = match &ctx.codec {
+        Codec::Passthrough => Output::Passthrough,
+        Codec::Translated(t) => Output::Translated(t.stream()),
+    };
+    let mut held = BytesMut::new();
+    let mut seen = Seen { usage: Usage::default(), sequence_number: None, terminated: false };
+    let commit_by = (Instant::now() + ctx.timeouts.first_byte).min(ctx.deadline);
+    let mut committed = false;
+    let mut ended = false;
+    while !committed {
+        let now = Instant::now();
+        let wait = ctx.timeouts.idle.min(commit_by.saturating_duration_since(now));
+        let next = tokio::time::timeout(wait, body.next()).await;
+        let events = match next {
+            Err(_) => {
+                let phase = if Instant::now() >= ctx.deadline { TimeoutPhase::Total } else { TimeoutPhase::FirstByte };
+                return Attempt::Failed(Failure::transport(FailureKind::Timeout(phase), "the stream produced no content in time"));
+            }
+            Ok(Some(Err(e))) => return Attempt::Failed(transport_failure(&e)),
+            Ok(None) => {
+                ended = true;
+                parser.finish().into_iter().collect()
+            }
+            Ok(Some(Ok(chunk))) => match parser.feed(&chunk) {
+                Ok(evs) => evs,
+                Err(e) => return Attempt::Failed(Failure::transport(FailureKind::Empty, e.to_string())),
+            },
+        };
+        for ev in &events {
+            let ins = inspect(ctx.upstream_dialect, ev, false);
+            seen.note(ins.usage, ins.sequence_number);
+            match ins.kind {
+                EventKind::Error(v) => return Attempt::Failed(in_band_failure(&v)),
+                EventKind::Preamble => {}
+                EventKind::Content => committed = true,
+                EventKind::Terminator => {
+                    committed = true;
+                    seen.terminated = true;
+                }
+            }
+            if let Err(e) = output.push(ev, &mut held) {
+                return Attempt::Failed(Failure::transport(FailureKind::Empty, e));
+            }
+        }
+        if held.len() + parser.pending() > COMMIT_MAX_BYTES {
+            committed = true;
+        }
+        if ended && !committed {
+            return Attempt::Failed(health::empty_response("a stream that ended before any content"));
+        }
+    }
+
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    // The channel is empty, so the first send cannot fail for lack of room.
+    let _ = tx.try_send(held.freeze());
+    let committed_at = Instant::now();
+    let mut headers = headers::downstream_headers(&up_headers);
+    headers::annotate(&mut headers, &ctx.provider, &ctx.key_id, ctx.attempts);
+    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    let usage = seen.usage;
+    tokio::spawn(pump(body, parser, output, seen, tx, ctx, committed_at, ended));
+    Attempt::Done(ProxyResponse::Stream { headers, body: rx }, usage)
+}
+
+/// How a committed stream ended.
+enum End {
+    Complete,
+    ClientClosed,
+    Broken(ErrorCode, Failure),
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn pump(
+    mut body: Body,
+    mut parser: SseParser,
+    mut output: Output,
+    mut seen: Seen,
+    tx: mpsc::Sender<Bytes>,
+    ctx: StreamContext,
+    committed_at: Instant,
+    mut upstream_ended: bool,
+) {
+    let end = loop {
+        if upstream_ended {
+            break if seen.terminated {
+                End::Complete
+            } else {
+                End::Broken(ErrorCode::StreamInterrupted, Failure::transport(FailureKind::Reset, "the upstream ended the stream without finishing it"))
+            };
+        }
+        let wait = ctx.timeouts.idle.min(ctx.deadline.saturating_duration_since(Instant::now()));
+        let next = tokio::select! {
+            biased;
+            _ = tx.closed() => break End::ClientClosed,
+            next = tokio::time::timeout(wait, body.next()) => next,
+        };
+        let events: Vec<SseEvent> = match next {
+            Err(_) if seen.terminated => break End::Complete,
+            Err(_) => {
+                let phase = if Instant::now() >= ctx.deadline { TimeoutPhase::Total } else { TimeoutPhase::Idle };
+                break End::Broken(ErrorCode::UpstreamTimeout, Failure::transport(FailureKind::Timeout(phase), format!("the upstream stream stalled ({} timeout)", phase.as_str())));
+            }
+            Ok(Some(Err(e))) if seen.terminated => {
+                let _ = e;
+                break End::Complete;
+            }
+            Ok(Some(Err(e))) => break End::Broken(ErrorCode::StreamInterrupted, transport_failure(&e)),
+            Ok(None) => {
+                upstream_ended = true;
+                parser.finish().into_iter().collect()
+            }
+            Ok(Some(Ok(chunk))) => match parser.feed(&chunk) {
+                Ok(evs) => evs,
+                Err(e) => break End::Broken(ErrorCode::StreamInterrupted, Failure::transport(FailureKind::Empty, e.to_string())),
+            },
+        };
+        let mut out = BytesMut::new();
+        let mut broken = None;
+        for ev in &events {
+            let ins = inspect(ctx.upstream_dialect, ev, true);
+            seen.note(ins.usage, ins.sequence_number);
+            match ins.kind {
+                EventKind::Error(v) => {
+                    broken = Some(End::Broken(ErrorCode::StreamInterrupted, in_band_failure(&v)));
+                    break;
+                }
+                EventKind::Terminator => seen.terminated = true,
+                EventKind::Preamble | EventKind::Content => {}
+            }
+            if let Err(e) = output.push(ev, &mut out) {
+                broken = Some(End::Broken(ErrorCode::StreamInterrupted, Failure::transport(FailureKind::Empty, e)));
+                break;
+            }
+        }
+        if !out.is_empty() && tx.send(out.freeze()).await.is_err() {
+            break End::ClientClosed;
+        }
+        if let Some(b) = broken {
+            break b;
+        }
+    };
+    // Dropping the upstream body closes the upstream connection (cancelling it if unfinished).
+    drop(body);
+    let mut record = ctx.record;
+    record.error_class = None;
+    record.ttfb_ms = Some(committed_at.saturating_duration_since(ctx.request_started).as_millis() as u64);
+    record.tokens_in = seen.usage.input_tokens;
+    record.tokens_out = seen.usage.output_tokens;
+    record.status = 200;
+    match end {
+        End::Complete => {}
+        End::ClientClosed => {
+            record.error_code = Some("client_closed".to_string());
+            tracing::info!(request_id = %record.request_id, "client closed the stream; upstream request cancelled");
+        }
+        End::Broken(code, failure) => {
+            tracing::warn!(request_id = %record.request_id, provider = %ctx.provider, key = %ctx.key_id, message = %failure.message, "stream broke after commit; ending it with an error event");
+            ctx.health.report_failure(&ctx.account, &failure);
+            let ev = stream_error_event(ctx.client_dialect, code, &format!("the upstream stream broke after it had started: {}", failure.message), seen.sequence_number.map(|s| s + 1));
+            let _ = tx.send(ev).await;
+            record.error_class = Some(failure.class.as_str().to_string());
+            record.error_code = Some(code.as_str().to_string());
+        }
+    }
+    record.latency_ms = ctx.request_started.elapsed().as_millis() as u64;
+    ctx.log.record(record);
+}

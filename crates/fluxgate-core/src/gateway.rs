@@ -1,0 +1,63 @@
+//! Assembles the router from a config and a data directory: store, health (restored from
+//! SQLite), router, executor, tokens and the retest scheduler. The server and the desktop
+//! shell both start Fluxgate through this one function, so they cannot drift apart.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::config::Config;
+use crate::events::EventBus;
+use crate::exec::{Executor, HttpRetester};
+use crate::formats::translate::TranslatorRegistry;
+use crate::health::{run_scheduler, HealthRegistry, Policy};
+use crate::routing::Router;
+use crate::secrets::Secrets;
+use crate::store::{RequestLog, Store, StoreError};
+use crate::tokens::ClientTokens;
+
+/// A running router's shared parts.
+pub struct Gateway {
+    pub data_dir: PathBuf,
+    pub store: Store,
+    pub health: Arc<HealthRegistry>,
+    pub executor: Arc<Executor>,
+    pub tokens: Arc<ClientTokens>,
+    pub events: EventBus,
+    pub log: RequestLog,
+}
+
+impl Gateway {
+    pub fn open(config: Config, data_dir: &Path, secrets: Secrets) -> Result<Gateway, StoreError> {
+        let store = Store::open(data_dir)?;
+        let events = EventBus::new();
+        let health = Arc::new(HealthRegistry::new(Policy::default(), events.clone(), Arc::new(store.clone())));
+        health.sync(&config);
+        let config = Arc::new(config);
+        let router = Arc::new(Router::new(config, TranslatorRegistry::builtin()));
+        let log = RequestLog::start(&store);
+        let executor = Arc::new(Executor::new(router, health.clone(), Arc::new(secrets), log.clone(), events.clone()));
+        let tokens = Arc::new(ClientTokens::new(store.clone()));
+        Ok(Gateway { data_dir: data_dir.to_path_buf(), store, health, executor, tokens, events, log })
+    }
+
+    pub fn config(&self) -> Arc<Config> {
+        self.executor.router().config().clone()
+    }
+
+    /// Starts the retest scheduler; it runs until `shutdown` resolves.
+    pub fn spawn_scheduler(&self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> tokio::task::JoinHandle<()> {
+        let retester = Arc::new(HttpRetester::new(Arc::downgrade(&self.executor)));
+        tokio::spawn(run_scheduler(self.health.clone(), retester, shutdown))
+    }
+
+    /// Applies a new config: routes, providers and the set of keys (their health is kept).
+    pub fn reload(&self, config: Config) {
+        self.health.sync(&config);
+        self.executor.set_router(Arc::new(Router::new(Arc::new(config), TranslatorRegistry::builtin())));
+    }
+
+    /// Writes queued request records to disk.
+    pub fn flush(&self) {
+        self.log.flush();
+    }
+}
