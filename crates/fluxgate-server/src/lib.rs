@@ -1,1 +1,14 @@
+//! Fluxgate's HTTP server: the proxy endpoints, a small admin API and the security layers,
+//! on one port. All routing, failover and health logic lives in `fluxgate-core`; this crate
+//! turns HTTP into [`fluxgate_core::exec::ProxyRequest`]s and answers back in the client's
+//! dialect.
 
+pub mod admin;
+pub mod app;
+pub mod proxy;
+pub mod respond;
+pub mod security;
+pub mod serve;
+
+pub use app::{app, AppState};
+pub use serve::{serve, ServeHandle};

@@ -1,0 +1,62 @@
+//! The axum application and its shared state.
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::{get, post};
+use axum::Router;
+use fluxgate_core::gateway::Gateway;
+use fluxgate_core::tokens::AdminToken;
+
+use crate::security::{self, AllowList};
+use crate::{admin, proxy};
+
+/// What every handler can reach.
+pub struct AppState {
+    pub gateway: Arc<Gateway>,
+    pub admin: AdminToken,
+    pub allow: AllowList,
+    /// Set when the server is draining; new proxy requests are refused.
+    pub shutting_down: AtomicBool,
+}
+
+/// Builds the application. Layers, outermost first (each runs before the next is reached):
+///
+/// 1. `security::guard` — the `Host` must be this server's loopback address and port, and an
+///    `Origin` (or `Sec-Fetch-Site: cross-site`) must be the console's own; otherwise 403
+///    before any routing or body read. Applies to every route, open ones included.
+/// 2. Routing. Open routes (no token): `HEAD /`, `GET /`, `GET /healthz`.
+/// 3. `security::client_auth` on the proxy routes: a client token in `Authorization: Bearer`,
+///    `x-api-key` or `x-goog-api-key`, else 401 in the client's dialect.
+///    `security::admin_auth` on `/admin/api/*`: the admin token as a bearer token, else 401.
+/// 4. The body limit (`limits.max_body_mb`): larger bodies, chunked ones too, get 413 with
+///    bounded memory.
+/// 5. Handlers: `proxy` turns the request into an executor call; `admin` reads state.
+pub fn app(state: Arc<AppState>) -> Router {
+    let max_body = state.gateway.config().max_body_bytes;
+    let proxy_routes = Router::new()
+        .route("/v1/chat/completions", post(proxy::chat_completions))
+        .route("/v1/responses", post(proxy::responses))
+        .route("/v1/messages", post(proxy::messages))
+        .route("/v1/messages/count_tokens", post(proxy::count_tokens))
+        .route("/v1/embeddings", post(proxy::embeddings))
+        .route("/v1/models", get(proxy::models))
+        .layer(DefaultBodyLimit::max(max_body))
+        .route_layer(middleware::from_fn_with_state(state.clone(), security::client_auth));
+    let admin_routes = Router::new()
+        .route("/admin/api/keys", get(admin::keys))
+        .route("/admin/api/keys/{provider}/{key}/revive", post(admin::revive))
+        .route("/admin/api/requests", get(admin::requests))
+        .route("/admin/api/explain", get(admin::explain))
+        .route_layer(middleware::from_fn_with_state(state.clone(), security::admin_auth));
+    Router::new()
+        .route("/", get(proxy::root).head(proxy::root))
+        .route("/healthz", get(proxy::healthz))
+        .merge(proxy_routes)
+        .merge(admin_routes)
+        .fallback(proxy::not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), security::guard))
+        .with_state(state)
+}

@@ -1,0 +1,200 @@
+//! `fluxgate keys set|list|rm|test`
+
+use std::io::{IsTerminal, Read};
+use std::time::Instant;
+
+use clap::Subcommand;
+use fluxgate_core::config::{Config, ProviderConfig};
+use fluxgate_core::exec::{http_client, transport_failure};
+use fluxgate_core::health::{self, KeyStatus};
+use fluxgate_core::providers;
+use fluxgate_core::secrets::{KeychainStore, SecretError, SecretRef, SecretStore, SecretValue, Secrets};
+
+use super::Common;
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Store a key in the OS keychain. The key is read from stdin (hidden when typed).
+    Set {
+        /// PROVIDER/KEY_ID, as in the config (`keys = [{ id = "KEY_ID" }]`).
+        key: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// List configured keys, where each secret lives, and whether it can be read.
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Remove a key from the OS keychain.
+    Rm {
+        key: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Test keys against their upstream with a models list (all keys, or one PROVIDER/KEY_ID).
+    Test {
+        key: Option<String>,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+fn split(key: &str) -> Result<(&str, &str), String> {
+    key.split_once('/').filter(|(p, k)| !p.is_empty() && !k.is_empty()).ok_or_else(|| format!("`{key}` must be PROVIDER/KEY_ID"))
+}
+
+fn keychain() -> Result<KeychainStore, String> {
+    KeychainStore::new().map_err(|e| e.to_string())
+}
+
+fn read_secret(account: &str) -> Result<SecretValue, String> {
+    let text = if std::io::stdin().is_terminal() {
+        rpassword::prompt_password(format!("key for {account} (input hidden): ")).map_err(|e| e.to_string())?
+    } else {
+        let mut s = String::new();
+        std::io::stdin().read_to_string(&mut s).map_err(|e| e.to_string())?;
+        s
+    };
+    let text = text.trim();
+    if text.is_empty() {
+        return Err("no key given on stdin".into());
+    }
+    Ok(SecretValue::new(text))
+}
+
+pub fn run(cmd: KeysCommand) -> Result<(), String> {
+    match cmd {
+        KeysCommand::Set { key, common } => {
+            let (provider, id) = split(&key)?;
+            let config = common.load_config().ok();
+            let secret = read_secret(&key)?;
+            keychain()?.set(&key, &secret).map_err(|e| e.to_string())?;
+            println!("stored {key} in the OS keychain ({})", secret.hint());
+            let known = config.as_ref().and_then(|c| c.provider(provider)).map(|p| p.keys.iter().any(|k| k.id == id && k.secret == SecretRef::Keychain));
+            if known != Some(true) {
+                eprintln!("note: the config has no keychain key `{id}` under [providers.{provider}]; add `{{ id = \"{id}\" }}` to its `keys` to use it");
+            }
+            Ok(())
+        }
+        KeysCommand::Rm { key, common: _ } => {
+            split(&key)?;
+            keychain()?.delete(&key).map_err(|e| e.to_string())?;
+            println!("removed {key} from the OS keychain");
+            Ok(())
+        }
+        KeysCommand::List { common } => list(&common),
+        KeysCommand::Test { key, common } => test(&common, key.as_deref()),
+    }
+}
+
+fn list(common: &Common) -> Result<(), String> {
+    let config = common.load_config()?;
+    let states = stored_health(common, &config);
+    let secrets = Secrets::system();
+    if config.providers.iter().all(|p| p.keys.is_empty()) {
+        println!("no keys configured");
+    }
+    for p in &config.providers {
+        for k in &p.keys {
+            let account = p.account(&k.id);
+            let found = match secrets.resolve(&account, &k.secret) {
+                Ok(v) => format!("present {}", v.hint()),
+                Err(SecretError::NotFound(_)) => "MISSING (fluxgate keys set)".into(),
+                Err(e) => format!("UNREADABLE: {e}"),
+            };
+            let state = states.iter().find(|(a, _)| *a == account).map(|(_, s)| s.clone()).unwrap_or_else(|| "healthy".into());
+            println!("{account:<28} {:<24} {found:<34} {state}", k.secret.to_string());
+        }
+    }
+    Ok(())
+}
+
+/// Health as last persisted by a server using this data dir.
+fn stored_health(common: &Common, config: &Config) -> Vec<(String, String)> {
+    let Ok(dir) = common.data_dir() else { return Vec::new() };
+    if !dir.exists() {
+        return Vec::new();
+    }
+    let Ok(store) = fluxgate_core::store::Store::open(&dir) else { return Vec::new() };
+    let _ = config;
+    <fluxgate_core::store::Store as health::HealthBackend>::load_all(&store)
+        .into_iter()
+        .map(|s| {
+            let mut text = s.status.as_str().to_string();
+            if s.status != KeyStatus::Healthy {
+                if let Some(r) = s.reason {
+                    text.push_str(&format!(" ({})", r.as_str()));
+                }
+            }
+            (s.account, text)
+        })
+        .collect()
+}
+
+fn test(common: &Common, only: Option<&str>) -> Result<(), String> {
+    let config = common.load_config()?;
+    let targets: Vec<(&ProviderConfig, String)> = config
+        .providers
+        .iter()
+        .flat_map(|p| p.keys.iter().map(move |k| (p, k.id.clone())))
+        .filter(|(p, id)| only.is_none_or(|o| o == p.account(id)))
+        .collect();
+    if targets.is_empty() {
+        return Err(match only {
+            Some(o) => format!("no configured key {o}"),
+            None => "no keys configured".into(),
+        });
+    }
+    let secrets = Secrets::system();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let client = http_client(&config.timeouts);
+    let mut failed = 0;
+    runtime.block_on(async {
+        for (p, id) in &targets {
+            let account = p.account(id);
+            let Some(k) = p.keys.iter().find(|k| &k.id == id) else { continue };
+            let secret = match secrets.resolve(&account, &k.secret) {
+                Ok(s) => s,
+                Err(e) => {
+                    failed += 1;
+                    println!("{account:<28} FAIL  {e}");
+                    continue;
+                }
+            };
+            let upstream = providers::build(p);
+            let mut headers = http::HeaderMap::new();
+            upstream.authorize(&mut headers, &secret);
+            let started = Instant::now();
+            let result = tokio::time::timeout(std::time::Duration::from_secs(30), client.get(upstream.models_url()).headers(headers).send()).await;
+            let ms = started.elapsed().as_millis();
+            match result {
+                Err(_) => {
+                    failed += 1;
+                    println!("{account:<28} FAIL  no answer within 30 s");
+                }
+                Ok(Err(e)) => {
+                    failed += 1;
+                    println!("{account:<28} FAIL  {}", transport_failure(&e).message);
+                }
+                Ok(Ok(resp)) => {
+                    let status = resp.status().as_u16();
+                    let headers = resp.headers().clone();
+                    let body = resp.bytes().await.unwrap_or_default();
+                    if (200..300).contains(&status) {
+                        println!("{account:<28} ok    HTTP {status} in {ms} ms");
+                    } else {
+                        failed += 1;
+                        let f = health::classify_status(status, &headers, &body, std::time::SystemTime::now());
+                        println!("{account:<28} FAIL  HTTP {status} {}: {}", f.class.as_str(), health::scrub(&f.message, Some(secret.expose())));
+                    }
+                }
+            }
+        }
+    });
+    if failed > 0 {
+        Err(format!("{failed} of {} key(s) failed", targets.len()))
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,106 @@
+//! `fluxgate serve`
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use clap::Args;
+use fluxgate_core::gateway::Gateway;
+use fluxgate_core::secrets::{KeychainStore, Secrets};
+use fluxgate_core::tokens::AdminToken;
+
+use super::Common;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    common: Common,
+    /// Address to listen on [default: `listen` from the config, else 127.0.0.1:8414]
+    #[arg(long, env = "FLUXGATE_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Log as JSON lines instead of text.
+    #[arg(long)]
+    json_logs: bool,
+}
+
+pub fn run(args: ServeArgs) -> Result<(), String> {
+    init_logging(args.json_logs);
+    let mut config = args.common.load_config()?;
+    if let Some(l) = args.listen {
+        if !l.ip().is_loopback() && !config.allow_lan {
+            return Err(format!("{l} is not a loopback address; set `allow_lan = true` in the config to expose Fluxgate to the network"));
+        }
+        config.listen = l;
+    }
+    let data_dir = args.common.data_dir()?;
+    if config.uses_keychain() {
+        // Fail early and clearly when keys are meant to come from a keychain this build or
+        // this session cannot reach; requests would otherwise fail one by one.
+        if let Err(e) = KeychainStore::new() {
+            tracing::error!(error = %e, "the OS keychain is unavailable; keys stored there cannot be used");
+        }
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async move {
+        let listen = config.listen;
+        let source = config.source.clone();
+        let providers = config.providers.len();
+        let keys: usize = config.providers.iter().map(|p| p.keys.len()).sum();
+        let routes = config.routes.len();
+        let gateway = Arc::new(Gateway::open(config, &data_dir, Secrets::system()).map_err(|e| e.to_string())?);
+        let admin = AdminToken::load_or_create(&data_dir).map_err(|e| e.to_string())?;
+        let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e} (is another Fluxgate running? pass --listen 127.0.0.1:PORT)"))?;
+        let handle = fluxgate_server::serve(gateway.clone(), listener, admin).map_err(|e| e.to_string())?;
+        let addr = handle.addr;
+        let from = match source {
+            fluxgate_core::config::ConfigSource::File(p) => p.display().to_string(),
+            fluxgate_core::config::ConfigSource::Environment => "environment variables (no config file)".to_string(),
+        };
+        eprintln!("Fluxgate listening on http://{addr}");
+        eprintln!("  config: {from}: {providers} provider(s), {keys} key(s), {routes} route(s)");
+        eprintln!("  data:   {}", data_dir.display());
+        if providers == 0 {
+            eprintln!("  no providers yet: write a config file or set OPENAI_API_KEY / ANTHROPIC_API_KEY / ...");
+        }
+        if !gateway.tokens.any().unwrap_or(false) {
+            eprintln!("  no client tokens yet: run `fluxgate token new NAME` and use the token as your tools' API key");
+        }
+        // Tests and scripts read this line to find the port.
+        println!("listening on http://{addr}");
+        wait_for_signal().await;
+        eprintln!("shutting down: letting in-flight requests finish (up to 10 s)");
+        handle.shutdown().await;
+        Ok::<(), String>(())
+    })
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+fn init_logging(json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FLUXGATE_LOG").unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

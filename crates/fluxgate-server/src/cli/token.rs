@@ -1,0 +1,59 @@
+//! `fluxgate token new|list|revoke`
+
+use clap::Subcommand;
+use fluxgate_core::store::Store;
+use fluxgate_core::tokens::ClientTokens;
+
+use super::Common;
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Make a client token; it is printed once and never shown again.
+    New {
+        name: String,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// List token names.
+    List {
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Revoke a token (running servers stop accepting it within 10 s).
+    Revoke {
+        name: String,
+        #[command(flatten)]
+        common: Common,
+    },
+}
+
+fn tokens(common: &Common) -> Result<ClientTokens, String> {
+    let dir = common.data_dir()?;
+    Ok(ClientTokens::new(Store::open(&dir).map_err(|e| e.to_string())?))
+}
+
+pub fn run(cmd: TokenCommand) -> Result<(), String> {
+    match cmd {
+        TokenCommand::New { name, common } => {
+            let t = tokens(&common)?.create(&name).map_err(|e| e.to_string())?;
+            eprintln!("client token `{name}` (shown only now; store it in your tool's settings):");
+            println!("{t}");
+            Ok(())
+        }
+        TokenCommand::List { common } => {
+            let list = tokens(&common)?.list().map_err(|e| e.to_string())?;
+            if list.is_empty() {
+                println!("no client tokens; make one with `fluxgate token new NAME`");
+            }
+            for t in list {
+                println!("{}", t.name);
+            }
+            Ok(())
+        }
+        TokenCommand::Revoke { name, common } => {
+            tokens(&common)?.revoke(&name).map_err(|e| e.to_string())?;
+            println!("revoked `{name}`");
+            Ok(())
+        }
+    }
+}

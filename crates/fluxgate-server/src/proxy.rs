@@ -1,0 +1,133 @@
+//! The proxy endpoints. Each reads the model and stream flag from the body, hands the request
+//! to the executor, and answers in the client's dialect.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use fluxgate_core::exec::{headers::upstream_headers, ProxyRequest};
+use fluxgate_core::formats::body::read_head;
+use fluxgate_core::formats::errors::ErrorCode;
+use fluxgate_core::formats::Endpoint;
+use serde_json::json;
+
+use crate::app::AppState;
+use crate::respond::{error_response, proxy_error, proxy_response};
+use crate::security::ClientName;
+
+static REQUEST_SEQ: AtomicU64 = AtomicU64::new(1);
+
+fn request_id() -> String {
+    let n = REQUEST_SEQ.fetch_add(1, Ordering::Relaxed);
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    format!("fg-{t:x}-{n}")
+}
+
+async fn run(state: Arc<AppState>, endpoint: Endpoint, client: ClientName, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+    let dialect = endpoint.dialect();
+    let body = match body {
+        Ok(b) => b,
+        Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return error_response(dialect, ErrorCode::PayloadTooLarge, "the request body is larger than `limits.max_body_mb` allows", None);
+        }
+        Err(rej) => return error_response(dialect, ErrorCode::InvalidRequest, &format!("cannot read the request body: {rej}"), None),
+    };
+    if state.shutting_down.load(Ordering::Relaxed) {
+        return error_response(dialect, ErrorCode::ShuttingDown, "Fluxgate is shutting down; retry in a moment", Some(1));
+    }
+    let head = match read_head(&body) {
+        Ok(h) => h,
+        Err(e) => return error_response(dialect, ErrorCode::InvalidRequest, &e.to_string(), None),
+    };
+    let Some(model) = head.model.filter(|m| !m.is_empty()) else {
+        return error_response(dialect, ErrorCode::InvalidRequest, "the request names no `model`", None);
+    };
+    let req = ProxyRequest {
+        endpoint,
+        dialect,
+        model,
+        stream: head.stream && endpoint.streams(),
+        body,
+        headers: upstream_headers(&headers),
+        client: Some(client.0),
+        request_id: request_id(),
+    };
+    let request_id = req.request_id.clone();
+    let mut resp = match state.gateway.executor.execute(req).await {
+        Ok(r) => proxy_response(r),
+        Err(e) => proxy_error(dialect, e),
+    };
+    if let Ok(v) = axum::http::HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-fluxgate-request-id", v);
+    }
+    resp
+}
+
+pub async fn chat_completions(State(s): State<Arc<AppState>>, Extension(c): Extension<ClientName>, h: HeaderMap, b: Result<Bytes, BytesRejection>) -> Response {
+    run(s, Endpoint::ChatCompletions, c, h, b).await
+}
+
+pub async fn responses(State(s): State<Arc<AppState>>, Extension(c): Extension<ClientName>, h: HeaderMap, b: Result<Bytes, BytesRejection>) -> Response {
+    run(s, Endpoint::Responses, c, h, b).await
+}
+
+pub async fn messages(State(s): State<Arc<AppState>>, Extension(c): Extension<ClientName>, h: HeaderMap, b: Result<Bytes, BytesRejection>) -> Response {
+    run(s, Endpoint::Messages, c, h, b).await
+}
+
+pub async fn count_tokens(State(s): State<Arc<AppState>>, Extension(c): Extension<ClientName>, h: HeaderMap, b: Result<Bytes, BytesRejection>) -> Response {
+    run(s, Endpoint::CountTokens, c, h, b).await
+}
+
+pub async fn embeddings(State(s): State<Arc<AppState>>, Extension(c): Extension<ClientName>, h: HeaderMap, b: Result<Bytes, BytesRejection>) -> Response {
+    run(s, Endpoint::Embeddings, c, h, b).await
+}
+
+/// Routes and provider models, in a shape both the OpenAI and the Anthropic SDKs accept.
+pub async fn models(State(s): State<Arc<AppState>>) -> Response {
+    let config = s.gateway.config();
+    let mut seen = std::collections::HashSet::new();
+    let mut data = Vec::new();
+    let mut push = |id: String, owner: &str| {
+        if seen.insert(id.clone()) {
+            data.push(json!({
+                "id": id, "object": "model", "type": "model", "created": 0,
+                "created_at": "1970-01-01T00:00:00Z", "owned_by": owner, "display_name": id,
+            }));
+        }
+    };
+    for r in &config.routes {
+        push(r.name.clone(), "fluxgate");
+    }
+    for p in &config.providers {
+        for m in &p.models {
+            push(m.clone(), &p.name);
+            push(format!("{}/{m}", p.name), &p.name);
+        }
+    }
+    let first = data.first().and_then(|d| d["id"].as_str()).map(str::to_string);
+    let last = data.last().and_then(|d| d["id"].as_str()).map(str::to_string);
+    Json(json!({"object": "list", "data": data, "has_more": false, "first_id": first, "last_id": last})).into_response()
+}
+
+/// `HEAD /` and `GET /`: clients probe these.
+pub async fn root() -> Response {
+    (StatusCode::OK, "Fluxgate is running\n").into_response()
+}
+
+pub async fn healthz(State(s): State<Arc<AppState>>) -> Response {
+    let config = s.gateway.config();
+    let keys = s.gateway.health.list(&config);
+    let healthy = keys.iter().filter(|k| k.status == fluxgate_core::health::KeyStatus::Healthy).count();
+    Json(json!({"status": "ok", "keys": {"healthy": healthy, "total": keys.len()}})).into_response()
+}
+
+pub async fn not_found(uri: axum::http::Uri) -> Response {
+    let dialect = crate::respond::dialect_for_path(uri.path());
+    error_response(dialect, ErrorCode::NotFound, &format!("Fluxgate has no endpoint {}", uri.path()), None)
+}

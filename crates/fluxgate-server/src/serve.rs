@@ -1,0 +1,100 @@
+//! The accept loop: HTTP/1.1 with bounded headers and a header-read timeout (slowloris), and
+//! a graceful shutdown that lets in-flight requests and streams finish for up to
+//! [`DRAIN_TIMEOUT`].
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use fluxgate_core::gateway::Gateway;
+use fluxgate_core::tokens::AdminToken;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::app::{app, AppState};
+use crate::security::AllowList;
+
+/// How long in-flight requests may run on after shutdown begins.
+pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// Headers must arrive within this time.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// At most this many request headers ...
+pub const MAX_HEADERS: usize = 100;
+/// ... in at most this many bytes (larger: 431).
+pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+
+/// A running server.
+pub struct ServeHandle {
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+    scheduler: JoinHandle<()>,
+}
+
+impl ServeHandle {
+    /// Stops accepting, drains in-flight requests (up to [`DRAIN_TIMEOUT`]), stops retests
+    /// and writes queued records.
+    pub async fn shutdown(self) {
+        self.state.shutting_down.store(true, Ordering::SeqCst);
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+        let _ = self.scheduler.await;
+        self.state.gateway.flush();
+    }
+}
+
+/// Serves `gateway` on `listener` until [`ServeHandle::shutdown`].
+pub fn serve(gateway: Arc<Gateway>, listener: TcpListener, admin: AdminToken) -> std::io::Result<ServeHandle> {
+    let addr = listener.local_addr()?;
+    let allow_lan = gateway.config().allow_lan;
+    let state = Arc::new(AppState { gateway: gateway.clone(), admin, allow: AllowList::for_port(addr.port(), allow_lan), shutting_down: AtomicBool::new(false) });
+    let (stop, mut stopped) = watch::channel(false);
+    let mut stopped_sched = stop.subscribe();
+    let scheduler = gateway.spawn_scheduler(async move {
+        let _ = stopped_sched.wait_for(|s| *s).await;
+    });
+    let router = app(state.clone());
+    let task = tokio::spawn(async move {
+        let graceful = GracefulShutdown::new();
+        let mut builder = hyper::server::conn::http1::Builder::new();
+        builder
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .max_headers(MAX_HEADERS)
+            .max_buf_size(MAX_HEADER_BYTES);
+        loop {
+            let accepted = tokio::select! {
+                a = listener.accept() => a,
+                _ = stopped.wait_for(|s| *s) => break,
+            };
+            let (stream, _peer) = match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            };
+            let _ = stream.set_nodelay(true);
+            let svc = TowerToHyperService::new(router.clone());
+            let conn = builder.serve_connection(TokioIo::new(stream), svc);
+            let conn = graceful.watch(conn);
+            tokio::spawn(async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+            });
+        }
+        drop(listener);
+        if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+            tracing::warn!("some requests were still running after {} s; closing them", DRAIN_TIMEOUT.as_secs());
+        }
+    });
+    Ok(ServeHandle { addr, state, stop, task, scheduler })
+}

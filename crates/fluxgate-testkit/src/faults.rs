@@ -1,0 +1,239 @@
+//! Scripted faults and the response each produces.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::stream;
+use serde::{Deserialize, Serialize};
+
+use crate::{FakeState, Wire};
+
+/// What the fake does with one request.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Fault {
+    /// A normal answer.
+    Ok,
+    /// An HTTP error with headers and body.
+    Status {
+        status: u16,
+        #[serde(default)]
+        headers: HashMap<String, String>,
+        #[serde(default)]
+        body: String,
+    },
+    /// 200, but the body (or the first stream event) is the vendor's in-band error.
+    InBandError,
+    /// 200 with an empty body.
+    Empty200,
+    /// 200 with an HTML page.
+    Html200,
+    /// A stream that breaks after `events` events (0: right after the headers).
+    ResetAfter { events: u32 },
+    /// A stream that sends `events` events and then goes silent for `ms`.
+    StallAfter { events: u32, ms: u64 },
+    /// No response headers for `ms`.
+    StallBeforeHeaders { ms: u64 },
+    /// A stream that ends cleanly after `events` events but without its terminator.
+    TruncateAfter { events: u32 },
+    /// A redirect to `location`.
+    Redirect { location: String },
+}
+
+impl Fault {
+    pub fn name(&self) -> String {
+        match self {
+            Fault::Ok => "ok".into(),
+            Fault::Status { status, .. } => format!("status_{status}"),
+            Fault::InBandError => "in_band_error".into(),
+            Fault::Empty200 => "empty_200".into(),
+            Fault::Html200 => "html_200".into(),
+            Fault::ResetAfter { events } => format!("reset_after_{events}"),
+            Fault::StallAfter { events, .. } => format!("stall_after_{events}"),
+            Fault::StallBeforeHeaders { .. } => "stall_before_headers".into(),
+            Fault::TruncateAfter { events } => format!("truncate_after_{events}"),
+            Fault::Redirect { .. } => "redirect".into(),
+        }
+    }
+
+    pub fn status(status: u16) -> Fault {
+        Fault::Status { status, headers: HashMap::new(), body: String::new() }
+    }
+
+    pub fn status_with(status: u16, headers: &[(&str, &str)], body: &str) -> Fault {
+        Fault::Status { status, headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), body: body.to_string() }
+    }
+}
+
+pub(crate) struct Ctx {
+    pub state: Arc<FakeState>,
+    pub id: u64,
+    pub test_id: Option<String>,
+    pub label: String,
+    pub model: String,
+    pub stream: bool,
+    pub wire: Wire,
+}
+
+/// Marks the attempt ended when the response body is dropped, and whether it was cut short.
+struct EndGuard {
+    state: Arc<FakeState>,
+    id: u64,
+    test_id: Option<String>,
+    completed: bool,
+}
+
+impl EndGuard {
+    /// Ends the attempt as complete.
+    fn complete(mut self) {
+        self.completed = true;
+    }
+}
+
+impl Drop for EndGuard {
+    fn drop(&mut self) {
+        self.state.end(self.id, self.test_id.as_deref(), !self.completed);
+    }
+}
+
+fn json_response(status: u16, body: String, headers: &HashMap<String, String>) -> Response {
+    let mut r = Response::new(Body::from(body));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    r.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+    for (k, v) in headers {
+        if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+            r.headers_mut().insert(k, v);
+        }
+    }
+    r
+}
+
+/// How a stream behaves after its first `events` events.
+#[derive(Clone, Copy)]
+enum Tail {
+    Whole,
+    Reset,
+    Stall(u64),
+    Truncate,
+}
+
+pub(crate) async fn respond(ctx: Ctx, fault: Fault) -> Response {
+    let finish = |ctx: &Ctx| ctx.state.end(ctx.id, ctx.test_id.as_deref(), false);
+    let text = format!("ok from {}", ctx.label);
+    match fault {
+        Fault::StallBeforeHeaders { ms } => {
+            let guard = EndGuard { state: ctx.state.clone(), id: ctx.id, test_id: ctx.test_id.clone(), completed: false };
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            guard.complete();
+            json_response(200, ctx.wire.complete(&text, &ctx.model).to_string(), &HashMap::new())
+        }
+        Fault::Status { status, headers, body } => {
+            finish(&ctx);
+            json_response(status, body, &headers)
+        }
+        Fault::Redirect { location } => {
+            finish(&ctx);
+            let mut h = HashMap::new();
+            h.insert("location".to_string(), location);
+            json_response(307, String::new(), &h)
+        }
+        Fault::Empty200 => {
+            finish(&ctx);
+            json_response(200, String::new(), &HashMap::new())
+        }
+        Fault::Html200 => {
+            finish(&ctx);
+            let mut r = json_response(200, "<html><body>Service temporarily unavailable</body></html>".into(), &HashMap::new());
+            r.headers_mut().insert("content-type", HeaderValue::from_static("text/html"));
+            r
+        }
+        Fault::InBandError if ctx.stream => {
+            let ev = ctx.wire.in_band_error();
+            let frame = if ctx.wire == Wire::Chat { format!("data: {ev}\n\n") } else { format!("event: error\ndata: {ev}\n\n") };
+            stream_response(ctx, vec![frame], 1, Tail::Whole)
+        }
+        Fault::InBandError => {
+            finish(&ctx);
+            json_response(200, ctx.wire.in_band_error().to_string(), &HashMap::new())
+        }
+        Fault::Ok if ctx.stream => {
+            let events = ctx.wire.stream_events(&text, &ctx.model);
+            let n = events.len() as u32;
+            stream_response(ctx, events, n, Tail::Whole)
+        }
+        Fault::Ok => {
+            finish(&ctx);
+            json_response(200, ctx.wire.complete(&text, &ctx.model).to_string(), &HashMap::new())
+        }
+        Fault::ResetAfter { events } | Fault::StallAfter { events, .. } | Fault::TruncateAfter { events } if ctx.stream => {
+            let tail = match fault {
+                Fault::ResetAfter { .. } => Tail::Reset,
+                Fault::StallAfter { ms, .. } => Tail::Stall(ms),
+                _ => Tail::Truncate,
+            };
+            let all = ctx.wire.stream_events(&text, &ctx.model);
+            stream_response(ctx, all, events, tail)
+        }
+        Fault::ResetAfter { .. } | Fault::TruncateAfter { .. } => {
+            // A non-streaming request cut off mid-body.
+            stream_response(ctx, vec!["{\"id\":".to_string()], 1, Tail::Reset)
+        }
+        Fault::StallAfter { ms, .. } => {
+            let guard = EndGuard { state: ctx.state.clone(), id: ctx.id, test_id: ctx.test_id.clone(), completed: false };
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            drop(guard);
+            json_response(200, ctx.wire.complete(&text, &ctx.model).to_string(), &HashMap::new())
+        }
+    }
+}
+
+/// Sends the first `upto` events with the configured pacing, then behaves as `tail` says.
+fn stream_response(ctx: Ctx, events: Vec<String>, upto: u32, tail: Tail) -> Response {
+    let delay = ctx.state.chunk_delay_ms.load(Ordering::SeqCst);
+    let guard = EndGuard { state: ctx.state.clone(), id: ctx.id, test_id: ctx.test_id.clone(), completed: false };
+    let state = ctx.state.clone();
+    let id = ctx.id;
+    let upto = (upto as usize).min(events.len());
+    let s = stream::unfold((0usize, events, Some(guard)), move |(i, events, mut guard)| {
+        let state = state.clone();
+        async move {
+            if i < upto {
+                if delay > 0 && i > 0 {
+                    tokio::time::sleep(Duration::from_millis(delay)).await;
+                }
+                state.update(id, |a| a.events_sent += 1);
+                let frame = Bytes::from(events[i].clone());
+                return Some((Ok::<Bytes, std::io::Error>(frame), (i + 1, events, guard)));
+            }
+            match tail {
+                Tail::Whole | Tail::Truncate => {
+                    guard.take().map(EndGuard::complete);
+                    None
+                }
+                Tail::Reset => {
+                    if i == upto {
+                        // An error item makes hyper abort the connection mid-body.
+                        Some((Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "fake reset")), (i + 1, events, guard)))
+                    } else {
+                        None
+                    }
+                }
+                Tail::Stall(ms) => {
+                    tokio::time::sleep(Duration::from_millis(ms)).await;
+                    guard.take().map(EndGuard::complete);
+                    None
+                }
+            }
+        }
+    });
+    let mut r = Response::new(Body::from_stream(s));
+    r.headers_mut().insert("content-type", HeaderValue::from_static("text/event-stream"));
+    r.headers_mut().insert("cache-control", HeaderValue::from_static("no-cache"));
+    r
+}
