@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Read};
 use std::time::Instant;
 
 use clap::Subcommand;
-use fluxgate_core::config::{Config, ProviderConfig};
+use fluxgate_core::config::ProviderConfig;
 use fluxgate_core::exec::{http_client, transport_failure};
 use fluxgate_core::health::{self, KeyStatus};
 use fluxgate_core::providers;
@@ -90,7 +90,7 @@ pub fn run(cmd: KeysCommand) -> Result<(), String> {
 
 fn list(common: &Common) -> Result<(), String> {
     let config = common.load_config()?;
-    let states = stored_health(common, &config);
+    let states = stored_health(common);
     let secrets = Secrets::system();
     if config.providers.iter().all(|p| p.keys.is_empty()) {
         println!("no keys configured");
@@ -111,13 +111,12 @@ fn list(common: &Common) -> Result<(), String> {
 }
 
 /// Health as last persisted by a server using this data dir.
-fn stored_health(common: &Common, config: &Config) -> Vec<(String, String)> {
+fn stored_health(common: &Common) -> Vec<(String, String)> {
     let Ok(dir) = common.data_dir() else { return Vec::new() };
     if !dir.exists() {
         return Vec::new();
     }
     let Ok(store) = fluxgate_core::store::Store::open(&dir) else { return Vec::new() };
-    let _ = config;
     <fluxgate_core::store::Store as health::HealthBackend>::load_all(&store)
         .into_iter()
         .map(|s| {

@@ -1,0 +1,166 @@
+//! The in-process test harness: a fake upstream, a gateway on a temporary data directory with
+//! canary keys in an in-memory keychain, and the real server on an ephemeral loopback port.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Once};
+
+use fluxgate_core::config::Config;
+use fluxgate_core::gateway::Gateway;
+use fluxgate_core::secrets::{MemoryStore, SecretStore, SecretValue, Secrets};
+use fluxgate_core::tokens::AdminToken;
+use fluxgate_server::ServeHandle;
+use fluxgate_testkit::FakeUpstream;
+use rand::Rng;
+
+static LOG_INIT: Once = Once::new();
+
+/// Every test binary logs at TRACE into one file that the canary check reads.
+pub fn log_file() -> PathBuf {
+    std::env::temp_dir().join(format!("fluxgate-test-log-{}.txt", std::process::id()))
+}
+
+fn init_logging() {
+    LOG_INIT.call_once(|| {
+        let path = log_file();
+        if let Ok(file) = std::fs::File::create(&path) {
+            let _ = tracing_subscriber::fmt().with_env_filter("trace,hyper=info,h2=info,rustls=info").with_ansi(false).with_writer(std::sync::Mutex::new(file)).try_init();
+        }
+    });
+}
+
+/// A unique fake key: `sk-canary-<32 hex>`.
+pub fn canary() -> String {
+    let b: [u8; 16] = rand::rng().random();
+    format!("sk-canary-{}", hex(&b))
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+pub struct Harness {
+    pub fake: FakeUpstream,
+    pub handle: Option<ServeHandle>,
+    pub gateway: Arc<Gateway>,
+    pub token: String,
+    pub admin_token: String,
+    pub dir: tempfile::TempDir,
+    /// label -> key value
+    pub keys: HashMap<String, String>,
+    pub base: String,
+    pub http: reqwest::Client,
+    config_text: String,
+    store: Arc<MemoryStore>,
+}
+
+impl Harness {
+    /// `config` may use `{FAKE}` for the fake's URL. Every key is `{ id = LABEL }` in the
+    /// keychain; `labels` lists "provider/label" pairs whose canary keys go into the keychain
+    /// and are registered as valid with the fake (unless listed in `invalid`).
+    pub async fn start(config: &str, labels: &[&str], invalid: &[&str]) -> Harness {
+        init_logging();
+        let fake = FakeUpstream::start().await;
+        let store = Arc::new(MemoryStore::default());
+        let mut keys = HashMap::new();
+        for account in labels {
+            let label = account.split('/').nth(1).expect("provider/label");
+            let key = canary();
+            store.set(account, &SecretValue::new(key.clone())).expect("memory store");
+            if !invalid.contains(account) {
+                fake.add_key(label, &key);
+            }
+            keys.insert(label.to_string(), key);
+        }
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config_text = config.replace("{FAKE}", &fake.url());
+        Self::boot(fake, store, keys, dir, config_text, None).await
+    }
+
+    async fn boot(fake: FakeUpstream, store: Arc<MemoryStore>, keys: HashMap<String, String>, dir: tempfile::TempDir, config_text: String, token: Option<String>) -> Harness {
+        let config = Config::from_toml(&config_text, Path::new("test.toml")).expect("test config");
+        let gateway = Arc::new(Gateway::open(config, dir.path(), Secrets::with_store(store.clone())).expect("gateway"));
+        let token = match token {
+            Some(t) => t,
+            None => gateway.tokens.create("tests").expect("token"),
+        };
+        let admin = AdminToken::load_or_create(dir.path()).expect("admin token");
+        let admin_token = admin.value().expect("admin").to_string();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let handle = fluxgate_server::serve(gateway.clone(), listener, admin).expect("serve");
+        let base = format!("http://{}", handle.addr);
+        let http = reqwest::Client::builder().no_proxy().build().expect("client");
+        Harness { fake, handle: Some(handle), gateway, token, admin_token, dir, keys, base, http, config_text, store }
+    }
+
+    /// Stops the server and starts a new one on the same data directory and keys.
+    pub async fn restart(mut self) -> Harness {
+        if let Some(h) = self.handle.take() {
+            h.shutdown().await;
+        }
+        let Harness { fake, dir, keys, config_text, store, token, .. } = self;
+        Self::boot(fake, store, keys, dir, config_text, Some(token)).await
+    }
+
+    pub async fn shutdown(&mut self) {
+        if let Some(h) = self.handle.take() {
+            h.shutdown().await;
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn post(&self, path: &str, body: serde_json::Value) -> reqwest::RequestBuilder {
+        self.http.post(self.url(path)).bearer_auth(&self.token).json(&body)
+    }
+
+    pub fn chat(&self, model: &str, stream: bool) -> reqwest::RequestBuilder {
+        self.post("/v1/chat/completions", serde_json::json!({"model": model, "stream": stream, "messages": [{"role": "user", "content": "hi"}]}))
+    }
+
+    pub fn messages(&self, model: &str, stream: bool) -> reqwest::RequestBuilder {
+        self.post("/v1/messages", serde_json::json!({"model": model, "stream": stream, "max_tokens": 16, "messages": [{"role": "user", "content": "hi"}]}))
+    }
+
+    pub fn responses(&self, model: &str, stream: bool) -> reqwest::RequestBuilder {
+        self.post("/v1/responses", serde_json::json!({"model": model, "stream": stream, "input": "hi"}))
+    }
+
+    /// Asserts no file in the data dir and no log line holds a key or its first 12 characters.
+    pub fn assert_no_canary_leak(&self) {
+        self.gateway.flush();
+        let mut files = Vec::new();
+        collect(self.dir.path(), &mut files);
+        files.push(log_file());
+        for f in files {
+            let Ok(bytes) = std::fs::read(&f) else { continue };
+            let text = String::from_utf8_lossy(&bytes);
+            for key in self.keys.values() {
+                assert!(!text.contains(key.as_str()), "{} contains a key", f.display());
+                assert!(!text.contains(&key[..12]), "{} contains a key prefix", f.display());
+            }
+            assert!(!text.contains(&self.token), "{} contains the client token", f.display());
+        }
+    }
+}
+
+fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                collect(&p, out);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+}
+
+/// Reads a whole SSE response as text.
+pub async fn body_text(resp: reqwest::Response) -> String {
+    resp.text().await.unwrap_or_else(|e| format!("<body error: {e}>"))
+}
