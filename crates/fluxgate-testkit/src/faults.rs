@@ -42,6 +42,8 @@ pub enum Fault {
     StallBeforeHeaders { ms: u64 },
     /// A stream that ends cleanly after `events` events but without its terminator.
     TruncateAfter { events: u32 },
+    /// A stream that sends `events` events, then the vendor's in-band error event.
+    InBandErrorAfter { events: u32 },
     /// A redirect to `location`.
     Redirect { location: String },
 }
@@ -58,6 +60,7 @@ impl Fault {
             Fault::StallAfter { events, .. } => format!("stall_after_{events}"),
             Fault::StallBeforeHeaders { .. } => "stall_before_headers".into(),
             Fault::TruncateAfter { events } => format!("truncate_after_{events}"),
+            Fault::InBandErrorAfter { events } => format!("in_band_error_after_{events}"),
             Fault::Redirect { .. } => "redirect".into(),
         }
     }
@@ -158,7 +161,15 @@ pub(crate) async fn respond(ctx: Ctx, fault: Fault) -> Response {
             let frame = if ctx.wire == Wire::Chat { format!("data: {ev}\n\n") } else { format!("event: error\ndata: {ev}\n\n") };
             stream_response(ctx, vec![frame], 1, Tail::Whole)
         }
-        Fault::InBandError => {
+        Fault::InBandErrorAfter { events } if ctx.stream => {
+            let mut all = ctx.wire.stream_events(&text, &ctx.model);
+            all.truncate(events as usize);
+            let ev = ctx.wire.in_band_error();
+            all.push(if ctx.wire == Wire::Chat { format!("data: {ev}\n\n") } else { format!("event: error\ndata: {ev}\n\n") });
+            let n = all.len() as u32;
+            stream_response(ctx, all, n, Tail::Whole)
+        }
+        Fault::InBandError | Fault::InBandErrorAfter { .. } => {
             finish(&ctx);
             json_response(200, ctx.wire.in_band_error().to_string(), &HashMap::new())
         }
