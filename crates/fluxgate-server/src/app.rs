@@ -24,7 +24,7 @@ pub struct AppState {
 
 /// Builds the application. Layers, outermost first (each runs before the next is reached):
 ///
-/// 1. `security::guard` — the `Host` must be this server's loopback address and port, and an
+/// 1. `security::guard` — header count and size limits (431), then the `Host` must be this server's loopback address and port, and an
 ///    `Origin` (or `Sec-Fetch-Site: cross-site`) must be the console's own; otherwise 403
 ///    before any routing or body read. Applies to every route, open ones included.
 /// 2. Routing. Open routes (no token): `HEAD /`, `GET /`, `GET /healthz`.

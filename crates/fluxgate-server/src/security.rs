@@ -59,8 +59,19 @@ fn forbidden(path: &str, why: &str) -> Response {
     error_response(dialect_for_path(path), ErrorCode::Forbidden, why, None)
 }
 
-/// Layer 1: Host and Origin.
+/// Whether the request's headers exceed [`crate::serve::MAX_HEADERS`] or
+/// [`crate::serve::MAX_HEADER_BYTES`]. hyper enforces both while headers are still arriving;
+/// this also catches a head that arrived whole in one read.
+fn headers_too_large(headers: &HeaderMap) -> bool {
+    let bytes: usize = headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    headers.len() > crate::serve::MAX_HEADERS || bytes > crate::serve::MAX_HEADER_BYTES
+}
+
+/// Layer 1: header limits, Host and Origin.
 pub async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    if headers_too_large(req.headers()) {
+        return (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "request headers too large\n").into_response();
+    }
     let host = req.headers().get("host").and_then(|v| v.to_str().ok()).map(str::to_string).or_else(|| req.uri().authority().map(|a| a.to_string()));
     let path = req.uri().path().to_string();
     if !state.allow.host_ok(host.as_deref()) {

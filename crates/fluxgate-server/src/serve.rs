@@ -26,7 +26,7 @@ pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// At most this many request headers ...
 pub const MAX_HEADERS: usize = 100;
 /// ... in at most this many bytes (larger: 431).
-pub const MAX_HEADER_BYTES: usize = 64 * 1024;
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 /// A running server.
 pub struct ServeHandle {
@@ -67,7 +67,7 @@ pub fn serve(gateway: Arc<Gateway>, listener: TcpListener, admin: AdminToken) ->
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_READ_TIMEOUT)
             .max_headers(MAX_HEADERS)
-            .max_buf_size(MAX_HEADER_BYTES);
+            .max_header_size(MAX_HEADER_BYTES);
         loop {
             let accepted = tokio::select! {
                 a = listener.accept() => a,
