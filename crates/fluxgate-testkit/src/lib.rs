@@ -187,6 +187,7 @@ pub fn router(state: Arc<FakeState>) -> Router {
         .route("/_fake/script/{label}", post(control_script))
         .route("/_fake/always/{label}", post(control_always))
         .route("/_fake/log", get(control_log))
+        .route("/_fake/chunk_delay_ms/{ms}", post(control_delay))
         .route("/_fake/reset", post(control_reset))
         .with_state(state)
 }
@@ -264,6 +265,11 @@ async fn control_script(State(state): State<Arc<FakeState>>, Path(label): Path<S
 
 async fn control_always(State(state): State<Arc<FakeState>>, Path(label): Path<String>, Json(fault): Json<Fault>) -> StatusCode {
     state.always.lock().insert(label, fault);
+    StatusCode::NO_CONTENT
+}
+
+async fn control_delay(State(state): State<Arc<FakeState>>, Path(ms): Path<u64>) -> StatusCode {
+    state.chunk_delay_ms.store(ms, Ordering::SeqCst);
     StatusCode::NO_CONTENT
 }
 
