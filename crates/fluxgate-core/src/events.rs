@@ -22,7 +22,10 @@ pub enum Event {
         until_ms: Option<i64>,
     },
     /// A request asked for a route and found no candidate that could serve it.
-    RouteUnavailable { route: String, retry_after_secs: u64 },
+    RouteUnavailable {
+        route: String,
+        retry_after_secs: u64,
+    },
 }
 
 /// A cloneable handle to the event channel.

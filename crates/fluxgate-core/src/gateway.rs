@@ -30,14 +30,32 @@ impl Gateway {
     pub fn open(config: Config, data_dir: &Path, secrets: Secrets) -> Result<Gateway, StoreError> {
         let store = Store::open(data_dir)?;
         let events = EventBus::new();
-        let health = Arc::new(HealthRegistry::new(Policy::default(), events.clone(), Arc::new(store.clone())));
+        let health = Arc::new(HealthRegistry::new(
+            Policy::default(),
+            events.clone(),
+            Arc::new(store.clone()),
+        ));
         health.sync(&config);
         let config = Arc::new(config);
         let router = Arc::new(Router::new(config, TranslatorRegistry::builtin()));
         let log = RequestLog::start(&store);
-        let executor = Arc::new(Executor::new(router, health.clone(), Arc::new(secrets), log.clone(), events.clone()));
+        let executor = Arc::new(Executor::new(
+            router,
+            health.clone(),
+            Arc::new(secrets),
+            log.clone(),
+            events.clone(),
+        ));
         let tokens = Arc::new(ClientTokens::new(store.clone()));
-        Ok(Gateway { data_dir: data_dir.to_path_buf(), store, health, executor, tokens, events, log })
+        Ok(Gateway {
+            data_dir: data_dir.to_path_buf(),
+            store,
+            health,
+            executor,
+            tokens,
+            events,
+            log,
+        })
     }
 
     pub fn config(&self) -> Arc<Config> {
@@ -45,7 +63,10 @@ impl Gateway {
     }
 
     /// Starts the retest scheduler; it runs until `shutdown` resolves.
-    pub fn spawn_scheduler(&self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> tokio::task::JoinHandle<()> {
+    pub fn spawn_scheduler(
+        &self,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
         let retester = Arc::new(HttpRetester::new(Arc::downgrade(&self.executor)));
         tokio::spawn(run_scheduler(self.health.clone(), retester, shutdown))
     }
@@ -53,7 +74,10 @@ impl Gateway {
     /// Applies a new config: routes, providers and the set of keys (their health is kept).
     pub fn reload(&self, config: Config) {
         self.health.sync(&config);
-        self.executor.set_router(Arc::new(Router::new(Arc::new(config), TranslatorRegistry::builtin())));
+        self.executor.set_router(Arc::new(Router::new(
+            Arc::new(config),
+            TranslatorRegistry::builtin(),
+        )));
     }
 
     /// Writes queued request records to disk.

@@ -12,5 +12,6 @@ pub fn default_config_file() -> Option<PathBuf> {
 
 /// The default data directory: `$XDG_DATA_HOME/fluxgate` on Linux.
 pub fn default_data_dir() -> Option<PathBuf> {
-    directories::ProjectDirs::from("dev", "fluxgate", "fluxgate").map(|d| d.data_dir().to_path_buf())
+    directories::ProjectDirs::from("dev", "fluxgate", "fluxgate")
+        .map(|d| d.data_dir().to_path_buf())
 }

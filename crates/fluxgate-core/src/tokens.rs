@@ -73,20 +73,36 @@ pub struct ClientTokens {
 
 impl ClientTokens {
     pub fn new(store: Store) -> Self {
-        ClientTokens { store, cache: RwLock::new(HashMap::new()) }
+        ClientTokens {
+            store,
+            cache: RwLock::new(HashMap::new()),
+        }
     }
 
     /// Makes a token and returns it; this is the only time it can be seen.
     pub fn create(&self, name: &str) -> Result<String, TokenError> {
-        let valid = !name.is_empty() && name.len() <= 64 && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
         if !valid {
             return Err(TokenError::InvalidName);
         }
         let id = random_hex(6);
         let secret = random_hex(32);
         let salt: [u8; 16] = rand::rng().random();
-        let created_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0);
-        let row = TokenRow { name: name.to_string(), token_id: id.clone(), salt: salt.to_vec(), hash: digest(&salt, &secret), created_ms };
+        let created_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        let row = TokenRow {
+            name: name.to_string(),
+            token_id: id.clone(),
+            salt: salt.to_vec(),
+            hash: digest(&salt, &secret),
+            created_ms,
+        };
         if !self.store.insert_token(&row)? {
             return Err(TokenError::NameTaken(name.to_string()));
         }
@@ -94,7 +110,15 @@ impl ClientTokens {
     }
 
     pub fn list(&self) -> Result<Vec<TokenInfo>, TokenError> {
-        Ok(self.store.tokens()?.into_iter().map(|r| TokenInfo { name: r.name, created_ms: r.created_ms }).collect())
+        Ok(self
+            .store
+            .tokens()?
+            .into_iter()
+            .map(|r| TokenInfo {
+                name: r.name,
+                created_ms: r.created_ms,
+            })
+            .collect())
     }
 
     pub fn revoke(&self, name: &str) -> Result<(), TokenError> {
@@ -135,7 +159,9 @@ impl ClientTokens {
         if !constant_time_eq(&digest(&row.salt, secret), &row.hash) {
             return None;
         }
-        self.cache.write().insert(cache_key, (row.name.clone(), Instant::now()));
+        self.cache
+            .write()
+            .insert(cache_key, (row.name.clone(), Instant::now()));
         Some(row.name)
     }
 }
@@ -150,7 +176,10 @@ impl AdminToken {
     /// Reads the admin token, creating it (owner-only) on first run.
     pub fn load_or_create(data_dir: &Path) -> Result<AdminToken, TokenError> {
         let path = data_dir.join(ADMIN_TOKEN_FILE);
-        let err = |reason: String| TokenError::AdminFile { path: path.display().to_string(), reason };
+        let err = |reason: String| TokenError::AdminFile {
+            path: path.display().to_string(),
+            reason,
+        };
         if !path.exists() {
             std::fs::create_dir_all(data_dir).map_err(|e| err(e.to_string()))?;
             let token = format!("{ADMIN_PREFIX}{}", random_hex(32));
@@ -164,7 +193,8 @@ impl AdminToken {
             match opts.open(&path) {
                 Ok(mut f) => {
                     use std::io::Write;
-                    f.write_all(token.as_bytes()).map_err(|e| err(e.to_string()))?;
+                    f.write_all(token.as_bytes())
+                        .map_err(|e| err(e.to_string()))?;
                     f.sync_all().map_err(|e| err(e.to_string()))?;
                 }
                 // Another process made it first: read theirs.
@@ -175,9 +205,14 @@ impl AdminToken {
         let text = std::fs::read_to_string(&path).map_err(|e| err(e.to_string()))?;
         let value = text.trim().to_string();
         if !value.starts_with(ADMIN_PREFIX) || value.len() != ADMIN_PREFIX.len() + 64 {
-            return Err(err("the file does not hold a Fluxgate admin token; delete it to make a new one".into()));
+            return Err(err(
+                "the file does not hold a Fluxgate admin token; delete it to make a new one".into(),
+            ));
         }
-        Ok(AdminToken { value: Some(value), path })
+        Ok(AdminToken {
+            value: Some(value),
+            path,
+        })
     }
 
     /// An admin token that accepts nothing (the file could not be read): fail closed.
@@ -194,7 +229,9 @@ impl AdminToken {
     }
 
     pub fn verify(&self, presented: &str) -> bool {
-        self.value.as_deref().is_some_and(|v| constant_time_eq(v.as_bytes(), presented.as_bytes()))
+        self.value
+            .as_deref()
+            .is_some_and(|v| constant_time_eq(v.as_bytes(), presented.as_bytes()))
     }
 }
 
@@ -233,7 +270,10 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(a.path()).expect("meta").permissions().mode();
+            let mode = std::fs::metadata(a.path())
+                .expect("meta")
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         std::fs::write(a.path(), "garbage").expect("write");

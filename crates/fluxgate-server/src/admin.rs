@@ -17,10 +17,17 @@ pub async fn keys(State(s): State<Arc<AppState>>) -> Response {
     Json(json!({"keys": s.gateway.health.list(&s.gateway.config())})).into_response()
 }
 
-pub async fn revive(State(s): State<Arc<AppState>>, Path((provider, key)): Path<(String, String)>) -> Response {
+pub async fn revive(
+    State(s): State<Arc<AppState>>,
+    Path((provider, key)): Path<(String, String)>,
+) -> Response {
     let account = format!("{provider}/{key}");
     if s.gateway.health.state(&account).is_none() {
-        return (StatusCode::NOT_FOUND, Json(json!({"error": {"type": "not_found", "message": format!("no key {account}")}}))).into_response();
+        return (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": {"type": "not_found", "message": format!("no key {account}")}})),
+        )
+            .into_response();
     }
     s.gateway.executor.secrets().invalidate(&account);
     s.gateway.health.revive(&account);
@@ -35,7 +42,11 @@ pub struct Limit {
 pub async fn requests(State(s): State<Arc<AppState>>, Query(q): Query<Limit>) -> Response {
     match s.gateway.log.recent(q.limit.unwrap_or(100).min(1000)) {
         Ok(rows) => Json(json!({"requests": rows})).into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, Json(json!({"error": {"type": "internal_error", "message": e.to_string()}}))).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": {"type": "internal_error", "message": e.to_string()}})),
+        )
+            .into_response(),
     }
 }
 

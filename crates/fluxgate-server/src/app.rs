@@ -44,19 +44,31 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/embeddings", post(proxy::embeddings))
         .route("/v1/models", get(proxy::models))
         .layer(DefaultBodyLimit::max(max_body))
-        .route_layer(middleware::from_fn_with_state(state.clone(), security::client_auth));
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            security::client_auth,
+        ));
     let admin_routes = Router::new()
         .route("/admin/api/keys", get(admin::keys))
-        .route("/admin/api/keys/{provider}/{key}/revive", post(admin::revive))
+        .route(
+            "/admin/api/keys/{provider}/{key}/revive",
+            post(admin::revive),
+        )
         .route("/admin/api/requests", get(admin::requests))
         .route("/admin/api/explain", get(admin::explain))
-        .route_layer(middleware::from_fn_with_state(state.clone(), security::admin_auth));
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            security::admin_auth,
+        ));
     Router::new()
         .route("/", get(proxy::root).head(proxy::root))
         .route("/healthz", get(proxy::healthz))
         .merge(proxy_routes)
         .merge(admin_routes)
         .fallback(proxy::not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), security::guard))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            security::guard,
+        ))
         .with_state(state)
 }

@@ -24,28 +24,59 @@ static REQUEST_SEQ: AtomicU64 = AtomicU64::new(1);
 
 fn request_id() -> String {
     let n = REQUEST_SEQ.fetch_add(1, Ordering::Relaxed);
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis()).unwrap_or(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or(0);
     format!("fg-{t:x}-{n}")
 }
 
-async fn run(state: Arc<AppState>, endpoint: Endpoint, client: ClientName, headers: HeaderMap, body: Result<Bytes, BytesRejection>) -> Response {
+async fn run(
+    state: Arc<AppState>,
+    endpoint: Endpoint,
+    client: ClientName,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let dialect = endpoint.dialect();
     let body = match body {
         Ok(b) => b,
         Err(rej) if rej.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return error_response(dialect, ErrorCode::PayloadTooLarge, "the request body is larger than `limits.max_body_mb` allows", None);
+            return error_response(
+                dialect,
+                ErrorCode::PayloadTooLarge,
+                "the request body is larger than `limits.max_body_mb` allows",
+                None,
+            );
         }
-        Err(rej) => return error_response(dialect, ErrorCode::InvalidRequest, &format!("cannot read the request body: {rej}"), None),
+        Err(rej) => {
+            return error_response(
+                dialect,
+                ErrorCode::InvalidRequest,
+                &format!("cannot read the request body: {rej}"),
+                None,
+            )
+        }
     };
     if state.shutting_down.load(Ordering::Relaxed) {
-        return error_response(dialect, ErrorCode::ShuttingDown, "Fluxgate is shutting down; retry in a moment", Some(1));
+        return error_response(
+            dialect,
+            ErrorCode::ShuttingDown,
+            "Fluxgate is shutting down; retry in a moment",
+            Some(1),
+        );
     }
     let head = match read_head(&body) {
         Ok(h) => h,
         Err(e) => return error_response(dialect, ErrorCode::InvalidRequest, &e.to_string(), None),
     };
     let Some(model) = head.model.filter(|m| !m.is_empty()) else {
-        return error_response(dialect, ErrorCode::InvalidRequest, "the request names no `model`", None);
+        return error_response(
+            dialect,
+            ErrorCode::InvalidRequest,
+            "the request names no `model`",
+            None,
+        );
     };
     let req = ProxyRequest {
         endpoint,
@@ -68,23 +99,48 @@ async fn run(state: Arc<AppState>, endpoint: Endpoint, client: ClientName, heade
     resp
 }
 
-pub async fn chat_completions(State(s): State<Arc<AppState>>, Extension(c): Extension<ClientName>, h: HeaderMap, b: Result<Bytes, BytesRejection>) -> Response {
+pub async fn chat_completions(
+    State(s): State<Arc<AppState>>,
+    Extension(c): Extension<ClientName>,
+    h: HeaderMap,
+    b: Result<Bytes, BytesRejection>,
+) -> Response {
     run(s, Endpoint::ChatCompletions, c, h, b).await
 }
 
-pub async fn responses(State(s): State<Arc<AppState>>, Extension(c): Extension<ClientName>, h: HeaderMap, b: Result<Bytes, BytesRejection>) -> Response {
+pub async fn responses(
+    State(s): State<Arc<AppState>>,
+    Extension(c): Extension<ClientName>,
+    h: HeaderMap,
+    b: Result<Bytes, BytesRejection>,
+) -> Response {
     run(s, Endpoint::Responses, c, h, b).await
 }
 
-pub async fn messages(State(s): State<Arc<AppState>>, Extension(c): Extension<ClientName>, h: HeaderMap, b: Result<Bytes, BytesRejection>) -> Response {
+pub async fn messages(
+    State(s): State<Arc<AppState>>,
+    Extension(c): Extension<ClientName>,
+    h: HeaderMap,
+    b: Result<Bytes, BytesRejection>,
+) -> Response {
     run(s, Endpoint::Messages, c, h, b).await
 }
 
-pub async fn count_tokens(State(s): State<Arc<AppState>>, Extension(c): Extension<ClientName>, h: HeaderMap, b: Result<Bytes, BytesRejection>) -> Response {
+pub async fn count_tokens(
+    State(s): State<Arc<AppState>>,
+    Extension(c): Extension<ClientName>,
+    h: HeaderMap,
+    b: Result<Bytes, BytesRejection>,
+) -> Response {
     run(s, Endpoint::CountTokens, c, h, b).await
 }
 
-pub async fn embeddings(State(s): State<Arc<AppState>>, Extension(c): Extension<ClientName>, h: HeaderMap, b: Result<Bytes, BytesRejection>) -> Response {
+pub async fn embeddings(
+    State(s): State<Arc<AppState>>,
+    Extension(c): Extension<ClientName>,
+    h: HeaderMap,
+    b: Result<Bytes, BytesRejection>,
+) -> Response {
     run(s, Endpoint::Embeddings, c, h, b).await
 }
 
@@ -110,8 +166,14 @@ pub async fn models(State(s): State<Arc<AppState>>) -> Response {
             push(format!("{}/{m}", p.name), &p.name);
         }
     }
-    let first = data.first().and_then(|d| d["id"].as_str()).map(str::to_string);
-    let last = data.last().and_then(|d| d["id"].as_str()).map(str::to_string);
+    let first = data
+        .first()
+        .and_then(|d| d["id"].as_str())
+        .map(str::to_string);
+    let last = data
+        .last()
+        .and_then(|d| d["id"].as_str())
+        .map(str::to_string);
     Json(json!({"object": "list", "data": data, "has_more": false, "first_id": first, "last_id": last})).into_response()
 }
 
@@ -123,11 +185,19 @@ pub async fn root() -> Response {
 pub async fn healthz(State(s): State<Arc<AppState>>) -> Response {
     let config = s.gateway.config();
     let keys = s.gateway.health.list(&config);
-    let healthy = keys.iter().filter(|k| k.status == fluxgate_core::health::KeyStatus::Healthy).count();
+    let healthy = keys
+        .iter()
+        .filter(|k| k.status == fluxgate_core::health::KeyStatus::Healthy)
+        .count();
     Json(json!({"status": "ok", "keys": {"healthy": healthy, "total": keys.len()}})).into_response()
 }
 
 pub async fn not_found(uri: axum::http::Uri) -> Response {
     let dialect = crate::respond::dialect_for_path(uri.path());
-    error_response(dialect, ErrorCode::NotFound, &format!("Fluxgate has no endpoint {}", uri.path()), None)
+    error_response(
+        dialect,
+        ErrorCode::NotFound,
+        &format!("Fluxgate has no endpoint {}", uri.path()),
+        None,
+    )
 }

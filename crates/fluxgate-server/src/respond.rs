@@ -23,10 +23,16 @@ pub fn dialect_for_path(path: &str) -> Dialect {
 }
 
 /// Fluxgate's own error in `dialect`.
-pub fn error_response(dialect: Dialect, code: ErrorCode, message: &str, retry_after: Option<u64>) -> Response {
+pub fn error_response(
+    dialect: Dialect,
+    code: ErrorCode,
+    message: &str,
+    retry_after: Option<u64>,
+) -> Response {
     let body = error_body(dialect, code, message).to_string();
     let mut r = Response::new(Body::from(body));
-    *r.status_mut() = StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *r.status_mut() =
+        StatusCode::from_u16(code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = r.headers_mut();
     h.insert("content-type", HeaderValue::from_static("application/json"));
     h.insert("x-fluxgate-error", HeaderValue::from_static(code.as_str()));
@@ -43,8 +49,12 @@ pub fn proxy_error(dialect: Dialect, err: ProxyError) -> Response {
     if let Some((status, body)) = err.upstream {
         let mut r = Response::new(Body::from(body));
         *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST);
-        r.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
-        r.headers_mut().insert("x-fluxgate-error", HeaderValue::from_static(err.code.as_str()));
+        r.headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/json"));
+        r.headers_mut().insert(
+            "x-fluxgate-error",
+            HeaderValue::from_static(err.code.as_str()),
+        );
         return r;
     }
     error_response(dialect, err.code, &err.message, err.retry_after_secs)
@@ -53,17 +63,24 @@ pub fn proxy_error(dialect: Dialect, err: ProxyError) -> Response {
 /// A successful executor result.
 pub fn proxy_response(resp: ProxyResponse) -> Response {
     match resp {
-        ProxyResponse::Complete { status, headers, body } => {
+        ProxyResponse::Complete {
+            status,
+            headers,
+            body,
+        } => {
             let mut r = Response::new(Body::from(body));
             *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
             *r.headers_mut() = headers;
             r
         }
         ProxyResponse::Stream { headers, body } => {
-            let s = futures_util::stream::unfold(body, |mut rx| async move { rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx)) });
+            let s = futures_util::stream::unfold(body, |mut rx| async move {
+                rx.recv().await.map(|b| (Ok::<_, Infallible>(b), rx))
+            });
             let mut r = Response::new(Body::from_stream(s));
             *r.headers_mut() = headers;
-            r.headers_mut().insert("x-accel-buffering", HeaderValue::from_static("no"));
+            r.headers_mut()
+                .insert("x-accel-buffering", HeaderValue::from_static("no"));
             r
         }
     }

@@ -29,7 +29,11 @@ pub struct AllowList {
 impl AllowList {
     /// For a server bound to `port` on loopback (or on the LAN when `any_host`).
     pub fn for_port(port: u16, any_host: bool) -> Self {
-        let names = ["127.0.0.1".to_string(), "localhost".to_string(), "[::1]".to_string()];
+        let names = [
+            "127.0.0.1".to_string(),
+            "localhost".to_string(),
+            "[::1]".to_string(),
+        ];
         AllowList {
             hosts: names.iter().map(|n| format!("{n}:{port}")).collect(),
             origins: names.iter().map(|n| format!("http://{n}:{port}")).collect(),
@@ -45,12 +49,19 @@ impl AllowList {
     }
 
     pub fn origin_ok(&self, headers: &HeaderMap) -> bool {
-        if headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()).is_some_and(|s| s.eq_ignore_ascii_case("cross-site")) {
+        if headers
+            .get("sec-fetch-site")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|s| s.eq_ignore_ascii_case("cross-site"))
+        {
             return false;
         }
         match headers.get("origin") {
             None => true,
-            Some(o) => o.to_str().ok().is_some_and(|o| self.origins.iter().any(|a| a.eq_ignore_ascii_case(o))),
+            Some(o) => o
+                .to_str()
+                .ok()
+                .is_some_and(|o| self.origins.iter().any(|a| a.eq_ignore_ascii_case(o))),
         }
     }
 }
@@ -63,20 +74,35 @@ fn forbidden(path: &str, why: &str) -> Response {
 /// [`crate::serve::MAX_HEADER_BYTES`]. hyper enforces both while headers are still arriving;
 /// this also catches a head that arrived whole in one read.
 fn headers_too_large(headers: &HeaderMap) -> bool {
-    let bytes: usize = headers.iter().map(|(k, v)| k.as_str().len() + v.len() + 4).sum();
+    let bytes: usize = headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum();
     headers.len() > crate::serve::MAX_HEADERS || bytes > crate::serve::MAX_HEADER_BYTES
 }
 
 /// Layer 1: header limits, Host and Origin.
 pub async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     if headers_too_large(req.headers()) {
-        return (StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE, "request headers too large\n").into_response();
+        return (
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "request headers too large\n",
+        )
+            .into_response();
     }
-    let host = req.headers().get("host").and_then(|v| v.to_str().ok()).map(str::to_string).or_else(|| req.uri().authority().map(|a| a.to_string()));
+    let host = req
+        .headers()
+        .get("host")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or_else(|| req.uri().authority().map(|a| a.to_string()));
     let path = req.uri().path().to_string();
     if !state.allow.host_ok(host.as_deref()) {
         tracing::warn!(path = %path, "refused a request for a foreign Host (DNS rebinding guard)");
-        return forbidden(&path, "this Fluxgate only answers requests addressed to its own loopback address and port");
+        return forbidden(
+            &path,
+            "this Fluxgate only answers requests addressed to its own loopback address and port",
+        );
     }
     if !state.allow.origin_ok(req.headers()) {
         tracing::warn!(path = %path, "refused a cross-origin request");
@@ -89,7 +115,10 @@ pub async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next)
 pub fn presented_token(headers: &HeaderMap) -> Option<&str> {
     if let Some(v) = headers.get("authorization").and_then(|v| v.to_str().ok()) {
         let v = v.trim();
-        if let Some(t) = v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")) {
+        if let Some(t) = v
+            .strip_prefix("Bearer ")
+            .or_else(|| v.strip_prefix("bearer "))
+        {
             return Some(t.trim());
         }
     }
@@ -106,7 +135,11 @@ pub fn presented_token(headers: &HeaderMap) -> Option<&str> {
 pub struct ClientName(pub String);
 
 /// Layer 3 (proxy): a valid client token.
-pub async fn client_auth(State(state): State<Arc<AppState>>, mut req: Request, next: Next) -> Response {
+pub async fn client_auth(
+    State(state): State<Arc<AppState>>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let path = req.uri().path().to_string();
     let name = presented_token(req.headers()).and_then(|t| state.gateway.tokens.verify(t));
     match name {
@@ -135,7 +168,10 @@ pub async fn admin_auth(State(state): State<Arc<AppState>>, req: Request, next: 
         next.run(req).await
     } else {
         let mut r = (StatusCode::UNAUTHORIZED, axum::Json(serde_json::json!({"error": {"type": "unauthorized", "message": "the admin token is required"}}))).into_response();
-        r.headers_mut().insert("www-authenticate", axum::http::HeaderValue::from_static("Bearer"));
+        r.headers_mut().insert(
+            "www-authenticate",
+            axum::http::HeaderValue::from_static("Bearer"),
+        );
         r
     }
 }
@@ -148,10 +184,24 @@ mod tests {
     #[test]
     fn hosts() {
         let a = AllowList::for_port(8414, false);
-        for ok in ["127.0.0.1:8414", "localhost:8414", "[::1]:8414", "LOCALHOST:8414"] {
+        for ok in [
+            "127.0.0.1:8414",
+            "localhost:8414",
+            "[::1]:8414",
+            "LOCALHOST:8414",
+        ] {
             assert!(a.host_ok(Some(ok)), "{ok}");
         }
-        for bad in ["evil.example", "127.0.0.1.nip.io:8414", "localhost.evil.example:8414", "foo.local:8414", "192.168.1.5:8414", "127.0.0.1:8415", "127.0.0.1", "localhost"] {
+        for bad in [
+            "evil.example",
+            "127.0.0.1.nip.io:8414",
+            "localhost.evil.example:8414",
+            "foo.local:8414",
+            "192.168.1.5:8414",
+            "127.0.0.1:8415",
+            "127.0.0.1",
+            "localhost",
+        ] {
             assert!(!a.host_ok(Some(bad)), "{bad}");
         }
         assert!(!a.host_ok(None));
@@ -171,7 +221,12 @@ mod tests {
         assert!(a.origin_ok(&h(&[])));
         assert!(a.origin_ok(&h(&[("origin", "http://127.0.0.1:8414")])));
         assert!(a.origin_ok(&h(&[("sec-fetch-site", "same-origin")])));
-        for bad in ["null", "http://localhost:3000", "https://evil.example", "http://127.0.0.1:8414.evil.example"] {
+        for bad in [
+            "null",
+            "http://localhost:3000",
+            "https://evil.example",
+            "http://127.0.0.1:8414.evil.example",
+        ] {
             let mut m = HeaderMap::new();
             m.insert("origin", HeaderValue::from_static(bad));
             assert!(!a.origin_ok(&m), "{bad}");

@@ -50,10 +50,19 @@ impl ServeHandle {
 }
 
 /// Serves `gateway` on `listener` until [`ServeHandle::shutdown`].
-pub fn serve(gateway: Arc<Gateway>, listener: TcpListener, admin: AdminToken) -> std::io::Result<ServeHandle> {
+pub fn serve(
+    gateway: Arc<Gateway>,
+    listener: TcpListener,
+    admin: AdminToken,
+) -> std::io::Result<ServeHandle> {
     let addr = listener.local_addr()?;
     let allow_lan = gateway.config().allow_lan;
-    let state = Arc::new(AppState { gateway: gateway.clone(), admin, allow: AllowList::for_port(addr.port(), allow_lan), shutting_down: AtomicBool::new(false) });
+    let state = Arc::new(AppState {
+        gateway: gateway.clone(),
+        admin,
+        allow: AllowList::for_port(addr.port(), allow_lan),
+        shutting_down: AtomicBool::new(false),
+    });
     let (stop, mut stopped) = watch::channel(false);
     let mut stopped_sched = stop.subscribe();
     let scheduler = gateway.spawn_scheduler(async move {
@@ -92,9 +101,21 @@ pub fn serve(gateway: Arc<Gateway>, listener: TcpListener, admin: AdminToken) ->
             });
         }
         drop(listener);
-        if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
-            tracing::warn!("some requests were still running after {} s; closing them", DRAIN_TIMEOUT.as_secs());
+        if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "some requests were still running after {} s; closing them",
+                DRAIN_TIMEOUT.as_secs()
+            );
         }
     });
-    Ok(ServeHandle { addr, state, stop, task, scheduler })
+    Ok(ServeHandle {
+        addr,
+        state,
+        stop,
+        task,
+        scheduler,
+    })
 }

@@ -3,8 +3,18 @@
 use std::process::Command;
 
 fn fluxgate(args: &[&str], dir: &std::path::Path) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_fluxgate")).args(args).env("HOME", dir).env_remove("FLUXGATE_CONFIG").env_remove("FLUXGATE_DATA_DIR").output().expect("run fluxgate");
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(env!("CARGO_BIN_EXE_fluxgate"))
+        .args(args)
+        .env("HOME", dir)
+        .env_remove("FLUXGATE_CONFIG")
+        .env_remove("FLUXGATE_DATA_DIR")
+        .output()
+        .expect("run fluxgate");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 const GOOD: &str = r#"
@@ -28,11 +38,22 @@ fn check_prints_the_routing_table_and_warnings() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("c.toml");
     std::fs::write(&cfg, GOOD).expect("write");
-    let (ok, out, err) = fluxgate(&["check", "--config", cfg.to_str().expect("utf8")], dir.path());
+    let (ok, out, err) = fluxgate(
+        &["check", "--config", cfg.to_str().expect("utf8")],
+        dir.path(),
+    );
     assert!(ok, "{err}");
     assert!(out.contains("valid"), "{out}");
-    assert!(out.contains("claude-sonnet-4-5") && out.contains("round-robin") && out.contains("anthropic/claude-sonnet-4-5 -> deepseek/deepseek-chat"), "{out}");
-    assert!(out.contains("spare (env:FLUXGATE_TEST_UNSET_VAR) weight 2"), "{out}");
+    assert!(
+        out.contains("claude-sonnet-4-5")
+            && out.contains("round-robin")
+            && out.contains("anthropic/claude-sonnet-4-5 -> deepseek/deepseek-chat"),
+        "{out}"
+    );
+    assert!(
+        out.contains("spare (env:FLUXGATE_TEST_UNSET_VAR) weight 2"),
+        "{out}"
+    );
     assert!(out.contains("FLUXGATE_TEST_UNSET_VAR is not set"), "{out}");
 }
 
@@ -41,11 +62,28 @@ fn check_rejects_bad_configs_with_the_key_path() {
     let dir = tempfile::tempdir().expect("tempdir");
     let cfg = dir.path().join("c.toml");
     std::fs::write(&cfg, "[providers.openai]\nkind = \"openai\"\nkeys = [{ id = \"main\", secret = \"sk-proj-abcdefghijklmnop\" }]\n").expect("write");
-    let (ok, out, err) = fluxgate(&["check", "--config", cfg.to_str().expect("utf8")], dir.path());
+    let (ok, out, err) = fluxgate(
+        &["check", "--config", cfg.to_str().expect("utf8")],
+        dir.path(),
+    );
     assert!(!ok);
-    assert!(err.contains("providers.openai.keys[0].secret") && err.contains("fluxgate keys set openai/main"), "{err}");
-    assert!(!err.contains("sk-proj-abcdefghijklmnop") && !out.contains("sk-proj"), "the literal key was echoed");
-    let (ok, _, err) = fluxgate(&["check", "--config", dir.path().join("missing.toml").to_str().expect("utf8")], dir.path());
+    assert!(
+        err.contains("providers.openai.keys[0].secret")
+            && err.contains("fluxgate keys set openai/main"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("sk-proj-abcdefghijklmnop") && !out.contains("sk-proj"),
+        "the literal key was echoed"
+    );
+    let (ok, _, err) = fluxgate(
+        &[
+            "check",
+            "--config",
+            dir.path().join("missing.toml").to_str().expect("utf8"),
+        ],
+        dir.path(),
+    );
     assert!(!ok && err.contains("does not exist"), "{err}");
 }
 
@@ -57,13 +95,55 @@ fn explain_lists_candidates_and_skips() {
     let data = dir.path().join("data");
     let c = cfg.to_str().expect("utf8");
     let d = data.to_str().expect("utf8");
-    let (ok, out, err) = fluxgate(&["explain", "claude-sonnet-4-5", "--dialect", "anthropic", "--config", c, "--data-dir", d], dir.path());
+    let (ok, out, err) = fluxgate(
+        &[
+            "explain",
+            "claude-sonnet-4-5",
+            "--dialect",
+            "anthropic",
+            "--config",
+            c,
+            "--data-dir",
+            d,
+        ],
+        dir.path(),
+    );
     assert!(ok, "{err}");
-    assert!(out.contains("1. anthropic/claude-sonnet-4-5 with key `work`"), "{out}");
-    assert!(out.contains("skipped deepseek/deepseek-chat: no translator"), "{out}");
-    let (ok, out, _) = fluxgate(&["explain", "deepseek/deepseek-reasoner", "--config", c, "--data-dir", d], dir.path());
-    assert!(ok && out.contains("ProviderModel") && out.contains("deepseek/deepseek-reasoner with key `a`"), "{out}");
-    let (ok, _, err) = fluxgate(&["explain", "nothing-like-this", "--config", c, "--data-dir", d], dir.path());
+    assert!(
+        out.contains("1. anthropic/claude-sonnet-4-5 with key `work`"),
+        "{out}"
+    );
+    assert!(
+        out.contains("skipped deepseek/deepseek-chat: no translator"),
+        "{out}"
+    );
+    let (ok, out, _) = fluxgate(
+        &[
+            "explain",
+            "deepseek/deepseek-reasoner",
+            "--config",
+            c,
+            "--data-dir",
+            d,
+        ],
+        dir.path(),
+    );
+    assert!(
+        ok && out.contains("ProviderModel")
+            && out.contains("deepseek/deepseek-reasoner with key `a`"),
+        "{out}"
+    );
+    let (ok, _, err) = fluxgate(
+        &[
+            "explain",
+            "nothing-like-this",
+            "--config",
+            c,
+            "--data-dir",
+            d,
+        ],
+        dir.path(),
+    );
     assert!(!ok && err.contains("no route"), "{err}");
 }
 
@@ -82,7 +162,11 @@ fn tokens_are_shown_once_and_stored_hashed() {
     assert!(!ok && err.contains("exists already"), "{err}");
     for f in std::fs::read_dir(d).expect("data dir").flatten() {
         let bytes = std::fs::read(f.path()).expect("read");
-        assert!(!String::from_utf8_lossy(&bytes).contains(&token[17..]), "{} holds the token", f.path().display());
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(&token[17..]),
+            "{} holds the token",
+            f.path().display()
+        );
     }
     let (ok, _, _) = fluxgate(&["token", "revoke", "laptop", "--data-dir", d], dir.path());
     assert!(ok);

@@ -9,9 +9,21 @@ use std::time::{Duration, Instant};
 use fluxgate_testkit::FakeUpstream;
 
 fn tools_present() -> bool {
-    let ok = ["dbus-run-session", "gnome-keyring-daemon", "curl"].iter().all(|t| Command::new("sh").arg("-c").arg(format!("command -v {t}")).output().map(|o| o.status.success()).unwrap_or(false));
+    let ok = ["dbus-run-session", "gnome-keyring-daemon", "curl"]
+        .iter()
+        .all(|t| {
+            Command::new("sh")
+                .arg("-c")
+                .arg(format!("command -v {t}"))
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false)
+        });
     if !ok {
-        assert!(std::env::var("CI").is_err(), "CI must install dbus, gnome-keyring and curl for the keychain test");
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must install dbus, gnome-keyring and curl for the keychain test"
+        );
         eprintln!("skipping: dbus-run-session, gnome-keyring-daemon or curl missing");
     }
     ok
@@ -35,7 +47,11 @@ fn in_session(home: &Path, unlock: bool, script: &str) -> (String, bool, Duratio
         .env_remove("DISPLAY")
         .output()
         .expect("dbus-run-session");
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     (text, out.status.success(), started.elapsed())
 }
 
@@ -45,7 +61,10 @@ async fn keys_round_trip_through_gnome_keyring() {
         return;
     }
     let fake = FakeUpstream::start().await;
-    let secret = format!("sk-canary-kc{:016x}", std::process::id() as u64 * 7919 + 12345);
+    let secret = format!(
+        "sk-canary-kc{:016x}",
+        std::process::id() as u64 * 7919 + 12345
+    );
     fake.add_key("kc", &secret);
     let tmp = tempfile::tempdir().expect("tempdir");
     let home = tmp.path().join("home");
@@ -53,7 +72,11 @@ async fn keys_round_trip_through_gnome_keyring() {
     let config = tmp.path().join("config.toml");
     std::fs::write(&config, format!("[providers.p]\nkind = \"openai\"\nbase_url = \"{}/v1\"\nkeys = [{{ id = \"kc\" }}]\n[routes.m]\ntargets = [\"p/upstream\"]\n", fake.url())).expect("config");
     let data = tmp.path().join("data");
-    let common = format!("--config {} --data-dir {}", config.display(), data.display());
+    let common = format!(
+        "--config {} --data-dir {}",
+        config.display(),
+        data.display()
+    );
     let script = format!(
         r#"set -e
 printf '%s' '{secret}' | "$FLUXGATE_BIN" keys set p/kc {common}
@@ -76,15 +99,28 @@ echo "serve exit $?"
     assert!(out.contains("stored p/kc in the OS keychain"), "{out}");
     assert!(out.contains("present …"), "{out}");
     assert!(out.contains("ok    HTTP 200"), "{out}");
-    assert!(out.contains("ok from kc"), "the server did not use the keychain key: {out}");
+    assert!(
+        out.contains("ok from kc"),
+        "the server did not use the keychain key: {out}"
+    );
     assert!(out.contains("serve exit 0"), "{out}");
-    assert!(!out.contains(&secret) && !out.contains(&secret[..12]), "the key was printed");
+    assert!(
+        !out.contains(&secret) && !out.contains(&secret[..12]),
+        "the key was printed"
+    );
     assert_eq!(fake.count("kc"), 2, "one keys test and one proxied request");
     // The keyring file holds the key encrypted, never in plaintext.
     let keyrings = home.join(".local/share/keyrings");
-    for entry in std::fs::read_dir(&keyrings).expect("keyrings dir").flatten() {
+    for entry in std::fs::read_dir(&keyrings)
+        .expect("keyrings dir")
+        .flatten()
+    {
         let bytes = std::fs::read(entry.path()).expect("read");
-        assert!(!String::from_utf8_lossy(&bytes).contains(&secret[10..]), "{} holds the key in plaintext", entry.path().display());
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(&secret[10..]),
+            "{} holds the key in plaintext",
+            entry.path().display()
+        );
     }
     // Nothing the server wrote holds it either.
     for dir in [&data, &home] {
@@ -92,26 +128,56 @@ echo "serve exit $?"
             if entry.starts_with(&keyrings) {
                 continue;
             }
-            let text = String::from_utf8_lossy(&std::fs::read(&entry).unwrap_or_default()).into_owned();
-            assert!(!text.contains(&secret) && !text.contains(&secret[..12]), "{} leaks the key", entry.display());
+            let text =
+                String::from_utf8_lossy(&std::fs::read(&entry).unwrap_or_default()).into_owned();
+            assert!(
+                !text.contains(&secret) && !text.contains(&secret[..12]),
+                "{} leaks the key",
+                entry.display()
+            );
         }
     }
 
     // A locked collection is reported as locked, quickly, and nothing falls back to plaintext.
-    let (out, ok, took) = in_session(&home, false, &format!(r#""$FLUXGATE_BIN" keys list {common}; printf x | "$FLUXGATE_BIN" keys set p/kc {common}"#));
+    let (out, ok, took) = in_session(
+        &home,
+        false,
+        &format!(
+            r#""$FLUXGATE_BIN" keys list {common}; printf x | "$FLUXGATE_BIN" keys set p/kc {common}"#
+        ),
+    );
     assert!(!ok, "setting a key in a locked keychain must fail: {out}");
     assert!(out.contains("locked"), "{out}");
-    assert!(took < Duration::from_secs(8), "keychain calls must be time-limited: {took:?}");
+    assert!(
+        took < Duration::from_secs(8),
+        "keychain calls must be time-limited: {took:?}"
+    );
 
     // No session bus at all.
     let started = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_fluxgate")).args(["keys", "list", "--config"]).arg(&config).arg("--data-dir").arg(&data).env_remove("DBUS_SESSION_BUS_ADDRESS").env("HOME", &home).env_remove("DISPLAY").output().expect("run");
+    let out = Command::new(env!("CARGO_BIN_EXE_fluxgate"))
+        .args(["keys", "list", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env("HOME", &home)
+        .env_remove("DISPLAY")
+        .output()
+        .expect("run");
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("UNREADABLE") && text.contains("unavailable"), "{text}");
+    assert!(
+        text.contains("UNREADABLE") && text.contains("unavailable"),
+        "{text}"
+    );
     assert!(started.elapsed() < Duration::from_secs(4));
 
     // And removal really removes.
-    let (out, ok, _) = in_session(&home, true, &format!(r#""$FLUXGATE_BIN" keys rm p/kc {common} && "$FLUXGATE_BIN" keys list {common}"#));
+    let (out, ok, _) = in_session(
+        &home,
+        true,
+        &format!(r#""$FLUXGATE_BIN" keys rm p/kc {common} && "$FLUXGATE_BIN" keys list {common}"#),
+    );
     assert!(ok && out.contains("MISSING"), "{out}");
 }
 

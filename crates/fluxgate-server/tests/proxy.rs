@@ -41,7 +41,10 @@ async fn same_dialect_passthrough_keeps_everything_but_model_and_auth() {
         .post(h.url("/v1/messages"))
         .header("x-api-key", &h.token)
         .header("anthropic-version", "2023-06-01")
-        .header("anthropic-beta", "prompt-caching-2024-07-31,interleaved-thinking-2025-05-14")
+        .header(
+            "anthropic-beta",
+            "prompt-caching-2024-07-31,interleaved-thinking-2025-05-14",
+        )
         .header("x-custom", "kept")
         .header("x-test-id", "t1")
         .json(&body)
@@ -56,23 +59,41 @@ async fn same_dialect_passthrough_keeps_everything_but_model_and_auth() {
     assert_eq!(log.len(), 1);
     let a = &log[0];
     assert_eq!(a.model.as_deref(), Some("claude-real"));
-    assert_eq!(a.headers["anthropic-beta"], "prompt-caching-2024-07-31,interleaved-thinking-2025-05-14");
+    assert_eq!(
+        a.headers["anthropic-beta"],
+        "prompt-caching-2024-07-31,interleaved-thinking-2025-05-14"
+    );
     assert_eq!(a.headers["anthropic-version"], "2023-06-01");
     assert_eq!(a.headers["x-custom"], "kept");
     assert!(!a.foreign_auth, "the client token must not travel upstream");
     assert!(!a.body.contains(&h.token));
     // Only the model changed: the rest of the body is byte-identical.
     let sent = serde_json::to_string(&body).expect("json");
-    assert_eq!(a.body, sent.replace("\"model\":\"claude-x\"", "\"model\":\"claude-real\""));
+    assert_eq!(
+        a.body,
+        sent.replace("\"model\":\"claude-x\"", "\"model\":\"claude-real\"")
+    );
     h.assert_no_canary_leak();
 }
 
 #[tokio::test]
 async fn a_pool_with_a_dead_and_a_rate_limited_key_still_serves_every_request() {
     let h = pool().await;
-    h.fake.script("limited", [Fault::status_with(429, &[("retry-after", "2")], r#"{"error":{"type":"rate_limit_exceeded","message":"slow down"}}"#)]);
+    h.fake.script(
+        "limited",
+        [Fault::status_with(
+            429,
+            &[("retry-after", "2")],
+            r#"{"error":{"type":"rate_limit_exceeded","message":"slow down"}}"#,
+        )],
+    );
     for i in 0..6 {
-        let resp = h.chat("gpt-4o", false).header("x-test-id", format!("r{i}")).send().await.expect("send");
+        let resp = h
+            .chat("gpt-4o", false)
+            .header("x-test-id", format!("r{i}"))
+            .send()
+            .await
+            .expect("send");
         assert_eq!(resp.status(), 200, "request {i}");
         let v: serde_json::Value = resp.json().await.expect("json");
         assert_eq!(v["choices"][0]["message"]["content"], "ok from good");
@@ -83,11 +104,32 @@ async fn a_pool_with_a_dead_and_a_rate_limited_key_still_serves_every_request() 
     assert_eq!(h.fake.count("good"), 6);
     // After its Retry-After the limited key serves again (priority puts it before good).
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let v: serde_json::Value = h.chat("gpt-4o", false).send().await.expect("send").json().await.expect("json");
+    let v: serde_json::Value = h
+        .chat("gpt-4o", false)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(v["choices"][0]["message"]["content"], "ok from limited");
     assert_eq!(h.fake.count("unknown"), 1);
-    let keys: serde_json::Value = h.http.get(h.url("/admin/api/keys")).bearer_auth(&h.admin_token).send().await.expect("admin").json().await.expect("json");
-    let dead = keys["keys"].as_array().expect("keys").iter().find(|k| k["key_id"] == "dead").expect("dead");
+    let keys: serde_json::Value = h
+        .http
+        .get(h.url("/admin/api/keys"))
+        .bearer_auth(&h.admin_token)
+        .send()
+        .await
+        .expect("admin")
+        .json()
+        .await
+        .expect("json");
+    let dead = keys["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["key_id"] == "dead")
+        .expect("dead");
     assert_eq!(dead["status"], "dead");
     assert_eq!(dead["reason"], "auth_failed");
     assert_eq!(dead["last_status"], 401);
@@ -98,11 +140,21 @@ async fn a_pool_with_a_dead_and_a_rate_limited_key_still_serves_every_request() 
 #[tokio::test]
 async fn a_dead_key_stays_out_after_a_restart() {
     let h = pool().await;
-    assert_eq!(h.chat("gpt-4o", false).send().await.expect("send").status(), 200);
+    assert_eq!(
+        h.chat("gpt-4o", false).send().await.expect("send").status(),
+        200
+    );
     assert_eq!(h.fake.count("unknown"), 1);
     let h = h.restart().await;
-    assert_eq!(h.chat("gpt-4o", false).send().await.expect("send").status(), 200);
-    assert_eq!(h.fake.count("unknown"), 1, "the dead key was used after a restart");
+    assert_eq!(
+        h.chat("gpt-4o", false).send().await.expect("send").status(),
+        200
+    );
+    assert_eq!(
+        h.fake.count("unknown"),
+        1,
+        "the dead key was used after a restart"
+    );
 }
 
 #[tokio::test]
@@ -121,7 +173,11 @@ async fn every_key_cooling_gives_503_with_retry_after() {
     let before = h.fake.log().len();
     let resp = h.messages("claude-x", false).send().await.expect("send");
     assert_eq!(resp.status(), 503);
-    let ra: u64 = resp.headers()["retry-after"].to_str().expect("ascii").parse().expect("number");
+    let ra: u64 = resp.headers()["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("number");
     assert!((11..=12).contains(&ra), "{ra}");
     assert_eq!(h.fake.log().len(), before);
 }
@@ -134,8 +190,15 @@ async fn invalid_requests_come_back_unchanged_without_failover() {
     let resp = h.messages("claude-x", false).send().await.expect("send");
     assert_eq!(resp.status(), 400);
     assert_eq!(body_text(resp).await, body);
-    assert_eq!(h.fake.count("a2"), 0, "a bad request must not be retried on another key");
-    assert_eq!(h.gateway.health.state("ant/a1").expect("state").status, fluxgate_core::health::KeyStatus::Healthy);
+    assert_eq!(
+        h.fake.count("a2"),
+        0,
+        "a bad request must not be retried on another key"
+    );
+    assert_eq!(
+        h.gateway.health.state("ant/a1").expect("state").status,
+        fluxgate_core::health::KeyStatus::Healthy
+    );
 }
 
 #[tokio::test]
@@ -154,36 +217,96 @@ async fn empty_html_and_in_band_200s_are_failures_not_answers() {
 async fn upstream_redirects_are_not_followed() {
     let other = fluxgate_testkit::FakeUpstream::start().await;
     let h = pool().await;
-    h.fake.script("a1", [Fault::Redirect { location: format!("{}/v1/messages", other.url()) }]);
+    h.fake.script(
+        "a1",
+        [Fault::Redirect {
+            location: format!("{}/v1/messages", other.url()),
+        }],
+    );
     let resp = h.messages("claude-x", false).send().await.expect("send");
     assert_eq!(resp.status(), 200);
-    assert!(other.log().is_empty(), "the redirect target saw a request (and the key)");
+    assert!(
+        other.log().is_empty(),
+        "the redirect target saw a request (and the key)"
+    );
 }
 
 #[tokio::test]
 async fn count_tokens_and_models_and_embeddings() {
     let h = pool().await;
-    let resp = h.post("/v1/messages/count_tokens", json!({"model": "claude-x", "messages": [{"role": "user", "content": "hi"}]})).send().await.expect("send");
+    let resp = h
+        .post(
+            "/v1/messages/count_tokens",
+            json!({"model": "claude-x", "messages": [{"role": "user", "content": "hi"}]}),
+        )
+        .send()
+        .await
+        .expect("send");
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.json::<serde_json::Value>().await.expect("json")["input_tokens"], 11);
-    let models: serde_json::Value = h.http.get(h.url("/v1/models")).bearer_auth(&h.token).send().await.expect("send").json().await.expect("json");
-    let ids: Vec<&str> = models["data"].as_array().expect("data").iter().filter_map(|m| m["id"].as_str()).collect();
-    assert!(ids.contains(&"gpt-4o") && ids.contains(&"claude-x"), "{ids:?}");
-    let resp = h.post("/v1/embeddings", json!({"model": "oa/text-embedding-3-small", "input": "x"})).send().await.expect("send");
+    assert_eq!(
+        resp.json::<serde_json::Value>().await.expect("json")["input_tokens"],
+        11
+    );
+    let models: serde_json::Value = h
+        .http
+        .get(h.url("/v1/models"))
+        .bearer_auth(&h.token)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert!(
+        ids.contains(&"gpt-4o") && ids.contains(&"claude-x"),
+        "{ids:?}"
+    );
+    let resp = h
+        .post(
+            "/v1/embeddings",
+            json!({"model": "oa/text-embedding-3-small", "input": "x"}),
+        )
+        .send()
+        .await
+        .expect("send");
     assert_eq!(resp.status(), 200);
 }
 
 #[tokio::test]
 async fn malformed_and_unroutable_requests_get_typed_errors() {
     let h = pool().await;
-    let resp = h.http.post(h.url("/v1/chat/completions")).bearer_auth(&h.token).header("content-type", "application/json").body("{not json").send().await.expect("send");
+    let resp = h
+        .http
+        .post(h.url("/v1/chat/completions"))
+        .bearer_auth(&h.token)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("send");
     assert_eq!(resp.status(), 400);
-    assert_eq!(resp.json::<serde_json::Value>().await.expect("json")["error"]["type"], "invalid_request");
-    let resp = h.post("/v1/chat/completions", json!({"messages": []})).send().await.expect("send");
+    assert_eq!(
+        resp.json::<serde_json::Value>().await.expect("json")["error"]["type"],
+        "invalid_request"
+    );
+    let resp = h
+        .post("/v1/chat/completions", json!({"messages": []}))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(resp.status(), 400);
     let resp = h.chat("no-such-model", false).send().await.expect("send");
     assert_eq!(resp.status(), 404);
-    assert_eq!(resp.json::<serde_json::Value>().await.expect("json")["error"]["type"], "no_route");
+    assert_eq!(
+        resp.json::<serde_json::Value>().await.expect("json")["error"]["type"],
+        "no_route"
+    );
     // An OpenAI-dialect request for an Anthropic-only route cannot be served before translation lands.
     let resp = h.chat("claude-x", false).send().await.expect("send");
     assert_eq!(resp.status(), 404);
@@ -195,13 +318,23 @@ async fn malformed_and_unroutable_requests_get_typed_errors() {
 #[tokio::test]
 async fn requests_are_recorded_without_bodies_or_secrets() {
     let h = pool().await;
-    assert_eq!(h.chat("gpt-4o", false).send().await.expect("send").status(), 200);
-    assert_eq!(body_text(h.messages("claude-x", true).send().await.expect("send")).await.contains("message_stop"), true);
+    assert_eq!(
+        h.chat("gpt-4o", false).send().await.expect("send").status(),
+        200
+    );
+    assert!(
+        body_text(h.messages("claude-x", true).send().await.expect("send"))
+            .await
+            .contains("message_stop")
+    );
     tokio::time::sleep(Duration::from_millis(100)).await;
     h.gateway.flush();
     let rows = h.gateway.log.recent(10).expect("records");
     assert_eq!(rows.len(), 2);
-    let chat = rows.iter().find(|r| r.endpoint == "chat_completions").expect("chat row");
+    let chat = rows
+        .iter()
+        .find(|r| r.endpoint == "chat_completions")
+        .expect("chat row");
     assert_eq!(chat.route.as_deref(), Some("gpt-4o"));
     assert_eq!(chat.provider.as_deref(), Some("oa"));
     assert_eq!(chat.key_id.as_deref(), Some("limited"));
@@ -211,7 +344,10 @@ async fn requests_are_recorded_without_bodies_or_secrets() {
     assert_eq!((chat.tokens_in, chat.tokens_out), (Some(11), Some(7)));
     assert!(chat.ttfb_ms.is_some());
     assert_eq!(chat.client.as_deref(), Some("tests"));
-    let stream = rows.iter().find(|r| r.endpoint == "messages").expect("stream row");
+    let stream = rows
+        .iter()
+        .find(|r| r.endpoint == "messages")
+        .expect("stream row");
     assert!(stream.stream);
     assert_eq!((stream.tokens_in, stream.tokens_out), (Some(11), Some(7)));
     assert_eq!(stream.error_code, None);

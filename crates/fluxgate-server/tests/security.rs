@@ -37,12 +37,18 @@ async fn raw(addr: &str, method: &str, path: &str, headers: &[(&str, String)], b
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
-    req.push_str(&format!("content-length: {}\r\nconnection: close\r\n\r\n{body}", body.len()));
+    req.push_str(&format!(
+        "content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    ));
     s.write_all(req.as_bytes()).await.expect("write");
     let mut buf = Vec::new();
     let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
     let text = String::from_utf8_lossy(&buf);
-    text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+    text.split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
 }
 
 struct Route {
@@ -53,15 +59,60 @@ struct Route {
 }
 
 const ROUTES: &[Route] = &[
-    Route { method: "POST", path: "/v1/chat/completions", body: r#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#, admin: false },
-    Route { method: "POST", path: "/v1/responses", body: r#"{"model":"m","input":"x"}"#, admin: false },
-    Route { method: "POST", path: "/v1/messages", body: r#"{"model":"c","max_tokens":1,"messages":[{"role":"user","content":"x"}]}"#, admin: false },
-    Route { method: "POST", path: "/v1/messages/count_tokens", body: r#"{"model":"c","messages":[{"role":"user","content":"x"}]}"#, admin: false },
-    Route { method: "POST", path: "/v1/embeddings", body: r#"{"model":"m","input":"x"}"#, admin: false },
-    Route { method: "GET", path: "/v1/models", body: "", admin: false },
-    Route { method: "GET", path: "/admin/api/keys", body: "", admin: true },
-    Route { method: "GET", path: "/admin/api/requests", body: "", admin: true },
-    Route { method: "POST", path: "/admin/api/keys/oa/o1/revive", body: "", admin: true },
+    Route {
+        method: "POST",
+        path: "/v1/chat/completions",
+        body: r#"{"model":"m","messages":[{"role":"user","content":"x"}]}"#,
+        admin: false,
+    },
+    Route {
+        method: "POST",
+        path: "/v1/responses",
+        body: r#"{"model":"m","input":"x"}"#,
+        admin: false,
+    },
+    Route {
+        method: "POST",
+        path: "/v1/messages",
+        body: r#"{"model":"c","max_tokens":1,"messages":[{"role":"user","content":"x"}]}"#,
+        admin: false,
+    },
+    Route {
+        method: "POST",
+        path: "/v1/messages/count_tokens",
+        body: r#"{"model":"c","messages":[{"role":"user","content":"x"}]}"#,
+        admin: false,
+    },
+    Route {
+        method: "POST",
+        path: "/v1/embeddings",
+        body: r#"{"model":"m","input":"x"}"#,
+        admin: false,
+    },
+    Route {
+        method: "GET",
+        path: "/v1/models",
+        body: "",
+        admin: false,
+    },
+    Route {
+        method: "GET",
+        path: "/admin/api/keys",
+        body: "",
+        admin: true,
+    },
+    Route {
+        method: "GET",
+        path: "/admin/api/requests",
+        body: "",
+        admin: true,
+    },
+    Route {
+        method: "POST",
+        path: "/admin/api/keys/oa/o1/revive",
+        body: "",
+        admin: true,
+    },
 ];
 
 #[tokio::test]
@@ -78,27 +129,85 @@ async fn host_origin_and_token_checks_on_every_route() {
         format!("192.168.1.20:{port}"),
         "127.0.0.1:1".to_string(),
     ];
-    let bad_origins = ["null".to_string(), "http://localhost:3000".to_string(), "https://evil.example".to_string(), format!("http://127.0.0.1:{port}.evil.example")];
+    let bad_origins = [
+        "null".to_string(),
+        "http://localhost:3000".to_string(),
+        "https://evil.example".to_string(),
+        format!("http://127.0.0.1:{port}.evil.example"),
+    ];
     let mut checked = 0;
     for r in ROUTES {
-        let right = if r.admin { h.admin_token.clone() } else { h.token.clone() };
-        let swapped = if r.admin { h.token.clone() } else { h.admin_token.clone() };
+        let right = if r.admin {
+            h.admin_token.clone()
+        } else {
+            h.token.clone()
+        };
+        let swapped = if r.admin {
+            h.token.clone()
+        } else {
+            h.admin_token.clone()
+        };
         let auth = |t: &str| ("authorization", format!("Bearer {t}"));
         let ct = ("content-type", "application/json".to_string());
         for host in &bad_hosts {
-            let code = raw(&addr, r.method, r.path, &[("host", host.clone()), auth(&right), ct.clone()], r.body).await;
+            let code = raw(
+                &addr,
+                r.method,
+                r.path,
+                &[("host", host.clone()), auth(&right), ct.clone()],
+                r.body,
+            )
+            .await;
             assert_eq!(code, 403, "{} {} with Host {host}", r.method, r.path);
             checked += 1;
         }
         for origin in &bad_origins {
-            let code = raw(&addr, r.method, r.path, &[("host", good_host.clone()), ("origin", origin.clone()), auth(&right), ct.clone()], r.body).await;
+            let code = raw(
+                &addr,
+                r.method,
+                r.path,
+                &[
+                    ("host", good_host.clone()),
+                    ("origin", origin.clone()),
+                    auth(&right),
+                    ct.clone(),
+                ],
+                r.body,
+            )
+            .await;
             assert_eq!(code, 403, "{} {} with Origin {origin}", r.method, r.path);
             // The "simple" cross-site POST a browser sends without a preflight.
-            let code = raw(&addr, r.method, r.path, &[("host", good_host.clone()), ("origin", origin.clone()), ("content-type", "text/plain".into())], r.body).await;
-            assert_eq!(code, 403, "{} {} text/plain from {origin}", r.method, r.path);
+            let code = raw(
+                &addr,
+                r.method,
+                r.path,
+                &[
+                    ("host", good_host.clone()),
+                    ("origin", origin.clone()),
+                    ("content-type", "text/plain".into()),
+                ],
+                r.body,
+            )
+            .await;
+            assert_eq!(
+                code, 403,
+                "{} {} text/plain from {origin}",
+                r.method, r.path
+            );
             checked += 2;
         }
-        let code = raw(&addr, r.method, r.path, &[("host", good_host.clone()), ("sec-fetch-site", "cross-site".into()), auth(&right)], r.body).await;
+        let code = raw(
+            &addr,
+            r.method,
+            r.path,
+            &[
+                ("host", good_host.clone()),
+                ("sec-fetch-site", "cross-site".into()),
+                auth(&right),
+            ],
+            r.body,
+        )
+        .await;
         assert_eq!(code, 403, "{} {} cross-site fetch", r.method, r.path);
         for headers in [vec![ct.clone()], vec![auth("fgk_000000000000_0000000000000000000000000000000000000000000000000000000000000000"), ct.clone()], vec![auth(&swapped), ct.clone()]] {
             let code = raw(&addr, r.method, r.path, &[vec![("host", good_host.clone())], headers.clone()].concat(), r.body).await;
@@ -106,17 +215,38 @@ async fn host_origin_and_token_checks_on_every_route() {
             checked += 1;
         }
         // And with everything right, the request is served.
-        let code = raw(&addr, r.method, r.path, &[("host", good_host.clone()), ("origin", format!("http://127.0.0.1:{port}")), auth(&right), ct.clone()], r.body).await;
+        let code = raw(
+            &addr,
+            r.method,
+            r.path,
+            &[
+                ("host", good_host.clone()),
+                ("origin", format!("http://127.0.0.1:{port}")),
+                auth(&right),
+                ct.clone(),
+            ],
+            r.body,
+        )
+        .await;
         assert_eq!(code, 200, "{} {} with the right token", r.method, r.path);
     }
     assert!(checked > 100);
     // Only the successful requests reached the upstream.
     assert_eq!(h.fake.log().len(), 5, "{:#?}", h.fake.log());
     for open in ["/healthz", "/"] {
-        assert_eq!(raw(&addr, "GET", open, &[("host", good_host.clone())], "").await, 200);
-        assert_eq!(raw(&addr, "GET", open, &[("host", "evil.example".into())], "").await, 403);
+        assert_eq!(
+            raw(&addr, "GET", open, &[("host", good_host.clone())], "").await,
+            200
+        );
+        assert_eq!(
+            raw(&addr, "GET", open, &[("host", "evil.example".into())], "").await,
+            403
+        );
     }
-    assert_eq!(raw(&addr, "HEAD", "/", &[("host", good_host.clone())], "").await, 200);
+    assert_eq!(
+        raw(&addr, "HEAD", "/", &[("host", good_host.clone())], "").await,
+        200
+    );
 }
 
 #[tokio::test]
@@ -124,16 +254,39 @@ async fn body_and_header_limits() {
     let h = Harness::start(CONFIG, &["oa/o1", "ant/a1"], &[]).await;
     // A body over max_body_mb, sent chunked with no length up front.
     let big = vec![b'x'; 3 * 1024 * 1024];
-    let stream = futures_util::stream::iter(big.chunks(64 * 1024).map(|c| Ok::<_, std::io::Error>(bytes::Bytes::copy_from_slice(c))).collect::<Vec<_>>());
-    let resp = h.http.post(h.url("/v1/chat/completions")).bearer_auth(&h.token).body(reqwest::Body::wrap_stream(stream)).send().await.expect("send");
+    let stream = futures_util::stream::iter(
+        big.chunks(64 * 1024)
+            .map(|c| Ok::<_, std::io::Error>(bytes::Bytes::copy_from_slice(c)))
+            .collect::<Vec<_>>(),
+    );
+    let resp = h
+        .http
+        .post(h.url("/v1/chat/completions"))
+        .bearer_auth(&h.token)
+        .body(reqwest::Body::wrap_stream(stream))
+        .send()
+        .await
+        .expect("send");
     assert_eq!(resp.status(), 413);
     let v: serde_json::Value = resp.json().await.expect("json");
     assert_eq!(v["error"]["type"], "payload_too_large");
     // Too many headers, and one header too large.
     let addr = h.base.trim_start_matches("http://").to_string();
     let host = ("host", addr.clone());
-    let many: Vec<(&str, String)> = std::iter::once(host.clone()).chain((0..150).map(|_| ("x-filler", "1".to_string()))).collect();
+    let many: Vec<(&str, String)> = std::iter::once(host.clone())
+        .chain((0..150).map(|_| ("x-filler", "1".to_string())))
+        .collect();
     assert_eq!(raw(&addr, "GET", "/healthz", &many, "").await, 431);
-    assert_eq!(raw(&addr, "GET", "/healthz", &[host.clone(), ("x-big", "y".repeat(100 * 1024))], "").await, 431);
+    assert_eq!(
+        raw(
+            &addr,
+            "GET",
+            "/healthz",
+            &[host.clone(), ("x-big", "y".repeat(100 * 1024))],
+            ""
+        )
+        .await,
+        431
+    );
     assert!(h.fake.log().is_empty());
 }

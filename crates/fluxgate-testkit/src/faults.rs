@@ -66,11 +66,22 @@ impl Fault {
     }
 
     pub fn status(status: u16) -> Fault {
-        Fault::Status { status, headers: HashMap::new(), body: String::new() }
+        Fault::Status {
+            status,
+            headers: HashMap::new(),
+            body: String::new(),
+        }
     }
 
     pub fn status_with(status: u16, headers: &[(&str, &str)], body: &str) -> Fault {
-        Fault::Status { status, headers: headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(), body: body.to_string() }
+        Fault::Status {
+            status,
+            headers: headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            body: body.to_string(),
+        }
     }
 }
 
@@ -101,16 +112,21 @@ impl EndGuard {
 
 impl Drop for EndGuard {
     fn drop(&mut self) {
-        self.state.end(self.id, self.test_id.as_deref(), !self.completed);
+        self.state
+            .end(self.id, self.test_id.as_deref(), !self.completed);
     }
 }
 
 fn json_response(status: u16, body: String, headers: &HashMap<String, String>) -> Response {
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    r.headers_mut().insert("content-type", HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert("content-type", HeaderValue::from_static("application/json"));
     for (k, v) in headers {
-        if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
             r.headers_mut().insert(k, v);
         }
     }
@@ -131,12 +147,25 @@ pub(crate) async fn respond(ctx: Ctx, fault: Fault) -> Response {
     let text = format!("ok from {}", ctx.label);
     match fault {
         Fault::StallBeforeHeaders { ms } => {
-            let guard = EndGuard { state: ctx.state.clone(), id: ctx.id, test_id: ctx.test_id.clone(), completed: false };
+            let guard = EndGuard {
+                state: ctx.state.clone(),
+                id: ctx.id,
+                test_id: ctx.test_id.clone(),
+                completed: false,
+            };
             tokio::time::sleep(Duration::from_millis(ms)).await;
             guard.complete();
-            json_response(200, ctx.wire.complete(&text, &ctx.model).to_string(), &HashMap::new())
+            json_response(
+                200,
+                ctx.wire.complete(&text, &ctx.model).to_string(),
+                &HashMap::new(),
+            )
         }
-        Fault::Status { status, headers, body } => {
+        Fault::Status {
+            status,
+            headers,
+            body,
+        } => {
             finish(&ctx);
             json_response(status, body, &headers)
         }
@@ -152,20 +181,33 @@ pub(crate) async fn respond(ctx: Ctx, fault: Fault) -> Response {
         }
         Fault::Html200 => {
             finish(&ctx);
-            let mut r = json_response(200, "<html><body>Service temporarily unavailable</body></html>".into(), &HashMap::new());
-            r.headers_mut().insert("content-type", HeaderValue::from_static("text/html"));
+            let mut r = json_response(
+                200,
+                "<html><body>Service temporarily unavailable</body></html>".into(),
+                &HashMap::new(),
+            );
+            r.headers_mut()
+                .insert("content-type", HeaderValue::from_static("text/html"));
             r
         }
         Fault::InBandError if ctx.stream => {
             let ev = ctx.wire.in_band_error();
-            let frame = if ctx.wire == Wire::Chat { format!("data: {ev}\n\n") } else { format!("event: error\ndata: {ev}\n\n") };
+            let frame = if ctx.wire == Wire::Chat {
+                format!("data: {ev}\n\n")
+            } else {
+                format!("event: error\ndata: {ev}\n\n")
+            };
             stream_response(ctx, vec![frame], 1, Tail::Whole)
         }
         Fault::InBandErrorAfter { events } if ctx.stream => {
             let mut all = ctx.wire.stream_events(&text, &ctx.model);
             all.truncate(events as usize);
             let ev = ctx.wire.in_band_error();
-            all.push(if ctx.wire == Wire::Chat { format!("data: {ev}\n\n") } else { format!("event: error\ndata: {ev}\n\n") });
+            all.push(if ctx.wire == Wire::Chat {
+                format!("data: {ev}\n\n")
+            } else {
+                format!("event: error\ndata: {ev}\n\n")
+            });
             let n = all.len() as u32;
             stream_response(ctx, all, n, Tail::Whole)
         }
@@ -180,9 +222,17 @@ pub(crate) async fn respond(ctx: Ctx, fault: Fault) -> Response {
         }
         Fault::Ok => {
             finish(&ctx);
-            json_response(200, ctx.wire.complete(&text, &ctx.model).to_string(), &HashMap::new())
+            json_response(
+                200,
+                ctx.wire.complete(&text, &ctx.model).to_string(),
+                &HashMap::new(),
+            )
         }
-        Fault::ResetAfter { events } | Fault::StallAfter { events, .. } | Fault::TruncateAfter { events } if ctx.stream => {
+        Fault::ResetAfter { events }
+        | Fault::StallAfter { events, .. }
+        | Fault::TruncateAfter { events }
+            if ctx.stream =>
+        {
             let tail = match fault {
                 Fault::ResetAfter { .. } => Tail::Reset,
                 Fault::StallAfter { ms, .. } => Tail::Stall(ms),
@@ -196,10 +246,19 @@ pub(crate) async fn respond(ctx: Ctx, fault: Fault) -> Response {
             stream_response(ctx, vec!["{\"id\":".to_string()], 1, Tail::Reset)
         }
         Fault::StallAfter { ms, .. } => {
-            let guard = EndGuard { state: ctx.state.clone(), id: ctx.id, test_id: ctx.test_id.clone(), completed: false };
+            let guard = EndGuard {
+                state: ctx.state.clone(),
+                id: ctx.id,
+                test_id: ctx.test_id.clone(),
+                completed: false,
+            };
             tokio::time::sleep(Duration::from_millis(ms)).await;
             drop(guard);
-            json_response(200, ctx.wire.complete(&text, &ctx.model).to_string(), &HashMap::new())
+            json_response(
+                200,
+                ctx.wire.complete(&text, &ctx.model).to_string(),
+                &HashMap::new(),
+            )
         }
     }
 }
@@ -207,44 +266,66 @@ pub(crate) async fn respond(ctx: Ctx, fault: Fault) -> Response {
 /// Sends the first `upto` events with the configured pacing, then behaves as `tail` says.
 fn stream_response(ctx: Ctx, events: Vec<String>, upto: u32, tail: Tail) -> Response {
     let delay = ctx.state.chunk_delay_ms.load(Ordering::SeqCst);
-    let guard = EndGuard { state: ctx.state.clone(), id: ctx.id, test_id: ctx.test_id.clone(), completed: false };
+    let guard = EndGuard {
+        state: ctx.state.clone(),
+        id: ctx.id,
+        test_id: ctx.test_id.clone(),
+        completed: false,
+    };
     let state = ctx.state.clone();
     let id = ctx.id;
     let upto = (upto as usize).min(events.len());
-    let s = stream::unfold((0usize, events, Some(guard)), move |(i, events, mut guard)| {
-        let state = state.clone();
-        async move {
-            if i < upto {
-                if delay > 0 && i > 0 {
-                    tokio::time::sleep(Duration::from_millis(delay)).await;
+    let s = stream::unfold(
+        (0usize, events, Some(guard)),
+        move |(i, events, mut guard)| {
+            let state = state.clone();
+            async move {
+                if i < upto {
+                    if delay > 0 && i > 0 {
+                        tokio::time::sleep(Duration::from_millis(delay)).await;
+                    }
+                    state.update(id, |a| a.events_sent += 1);
+                    let frame = Bytes::from(events[i].clone());
+                    return Some((Ok::<Bytes, std::io::Error>(frame), (i + 1, events, guard)));
                 }
-                state.update(id, |a| a.events_sent += 1);
-                let frame = Bytes::from(events[i].clone());
-                return Some((Ok::<Bytes, std::io::Error>(frame), (i + 1, events, guard)));
-            }
-            match tail {
-                Tail::Whole | Tail::Truncate => {
-                    guard.take().map(EndGuard::complete);
-                    None
-                }
-                Tail::Reset => {
-                    if i == upto {
-                        // An error item makes hyper abort the connection mid-body.
-                        Some((Err(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "fake reset")), (i + 1, events, guard)))
-                    } else {
+                match tail {
+                    Tail::Whole | Tail::Truncate => {
+                        if let Some(g) = guard.take() {
+                            g.complete();
+                        }
+                        None
+                    }
+                    Tail::Reset => {
+                        if i == upto {
+                            // An error item makes hyper abort the connection mid-body.
+                            Some((
+                                Err(std::io::Error::new(
+                                    std::io::ErrorKind::ConnectionReset,
+                                    "fake reset",
+                                )),
+                                (i + 1, events, guard),
+                            ))
+                        } else {
+                            None
+                        }
+                    }
+                    Tail::Stall(ms) => {
+                        tokio::time::sleep(Duration::from_millis(ms)).await;
+                        if let Some(g) = guard.take() {
+                            g.complete();
+                        }
                         None
                     }
                 }
-                Tail::Stall(ms) => {
-                    tokio::time::sleep(Duration::from_millis(ms)).await;
-                    guard.take().map(EndGuard::complete);
-                    None
-                }
             }
-        }
-    });
+        },
+    );
     let mut r = Response::new(Body::from_stream(s));
-    r.headers_mut().insert("content-type", HeaderValue::from_static("text/event-stream"));
-    r.headers_mut().insert("cache-control", HeaderValue::from_static("no-cache"));
+    r.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("text/event-stream"),
+    );
+    r.headers_mut()
+        .insert("cache-control", HeaderValue::from_static("no-cache"));
     r
 }

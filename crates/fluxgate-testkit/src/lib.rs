@@ -17,7 +17,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -75,7 +74,12 @@ impl FakeState {
     }
 
     fn next_fault(&self, label: &str) -> Fault {
-        if let Some(f) = self.scripts.lock().get_mut(label).and_then(|q| q.pop_front()) {
+        if let Some(f) = self
+            .scripts
+            .lock()
+            .get_mut(label)
+            .and_then(|q| q.pop_front())
+        {
             return f;
         }
         self.always.lock().get(label).cloned().unwrap_or(Fault::Ok)
@@ -124,7 +128,9 @@ impl FakeUpstream {
 
     pub async fn start_on(addr: &str) -> FakeUpstream {
         let state = Arc::new(FakeState::default());
-        let listener = TcpListener::bind(addr).await.expect("bind the fake upstream");
+        let listener = TcpListener::bind(addr)
+            .await
+            .expect("bind the fake upstream");
         let addr = listener.local_addr().expect("local addr");
         let app = router(state.clone());
         let task = tokio::spawn(async move {
@@ -140,12 +146,20 @@ impl FakeUpstream {
 
     /// Registers a valid key under a label.
     pub fn add_key(&self, label: &str, key: &str) {
-        self.state.keys.lock().insert(key.to_string(), label.to_string());
+        self.state
+            .keys
+            .lock()
+            .insert(key.to_string(), label.to_string());
     }
 
     /// Queues faults for the next requests with this key (then normal answers).
     pub fn script(&self, label: &str, faults: impl IntoIterator<Item = Fault>) {
-        self.state.scripts.lock().entry(label.to_string()).or_default().extend(faults);
+        self.state
+            .scripts
+            .lock()
+            .entry(label.to_string())
+            .or_default()
+            .extend(faults);
     }
 
     /// Answers every request with this key with `fault` (after any queued ones).
@@ -158,7 +172,12 @@ impl FakeUpstream {
     }
 
     pub fn count(&self, label: &str) -> usize {
-        self.state.log.lock().iter().filter(|a| a.key == label).count()
+        self.state
+            .log
+            .lock()
+            .iter()
+            .filter(|a| a.key == label)
+            .count()
     }
 
     /// The most attempts seen in flight at once for one `x-test-id`.
@@ -167,7 +186,9 @@ impl FakeUpstream {
     }
 
     pub fn set_chunk_delay(&self, d: Duration) {
-        self.state.chunk_delay_ms.store(d.as_millis() as u64, Ordering::SeqCst);
+        self.state
+            .chunk_delay_ms
+            .store(d.as_millis() as u64, Ordering::SeqCst);
     }
 
     pub fn clear_log(&self) {
@@ -177,12 +198,30 @@ impl FakeUpstream {
 
 pub fn router(state: Arc<FakeState>) -> Router {
     Router::new()
-        .route("/v1/chat/completions", post(|s, h, b| handle(s, h, b, Wire::Chat)))
-        .route("/v1/responses", post(|s, h, b| handle(s, h, b, Wire::Responses)))
-        .route("/v1/messages", post(|s, h, b| handle(s, h, b, Wire::Messages)))
-        .route("/v1/messages/count_tokens", post(|s, h, b| handle(s, h, b, Wire::CountTokens)))
-        .route("/v1/embeddings", post(|s, h, b| handle(s, h, b, Wire::Embeddings)))
-        .route("/v1/models", get(|s, h| handle(s, h, bytes::Bytes::new(), Wire::Models)))
+        .route(
+            "/v1/chat/completions",
+            post(|s, h, b| handle(s, h, b, Wire::Chat)),
+        )
+        .route(
+            "/v1/responses",
+            post(|s, h, b| handle(s, h, b, Wire::Responses)),
+        )
+        .route(
+            "/v1/messages",
+            post(|s, h, b| handle(s, h, b, Wire::Messages)),
+        )
+        .route(
+            "/v1/messages/count_tokens",
+            post(|s, h, b| handle(s, h, b, Wire::CountTokens)),
+        )
+        .route(
+            "/v1/embeddings",
+            post(|s, h, b| handle(s, h, b, Wire::Embeddings)),
+        )
+        .route(
+            "/v1/models",
+            get(|s, h| handle(s, h, bytes::Bytes::new(), Wire::Models)),
+        )
         .route("/_fake/keys", post(control_keys))
         .route("/_fake/script/{label}", post(control_script))
         .route("/_fake/always/{label}", post(control_always))
@@ -206,20 +245,48 @@ fn key_of(headers: &HeaderMap) -> (Option<String>, usize) {
     (found.into_iter().next(), n)
 }
 
-async fn handle(State(state): State<Arc<FakeState>>, headers: HeaderMap, body: bytes::Bytes, wire: Wire) -> Response {
+async fn handle(
+    State(state): State<Arc<FakeState>>,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+    wire: Wire,
+) -> Response {
     let (key, n_credentials) = key_of(&headers);
     let label = key.as_ref().and_then(|k| state.keys.lock().get(k).cloned());
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-    let stream = json.get("stream").and_then(|s| s.as_bool()).unwrap_or(false);
-    let model = json.get("model").and_then(|m| m.as_str()).map(str::to_string);
-    let test_id = headers.get("x-test-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let stream = json
+        .get("stream")
+        .and_then(|s| s.as_bool())
+        .unwrap_or(false);
+    let model = json
+        .get("model")
+        .and_then(|m| m.as_str())
+        .map(str::to_string);
+    let test_id = headers
+        .get("x-test-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let id = state.next_id.fetch_add(1, Ordering::SeqCst);
     let fault = match &label {
         Some(l) => state.next_fault(l),
-        None => Fault::Status { status: 401, headers: HashMap::new(), body: wire.auth_error_body() },
+        None => Fault::Status {
+            status: 401,
+            headers: HashMap::new(),
+            body: wire.auth_error_body(),
+        },
     };
     let mut kept = HashMap::new();
-    for h in ["anthropic-beta", "anthropic-version", "openai-beta", "user-agent", "x-test-id", "x-custom", "accept-encoding", "x-forwarded-host", "origin"] {
+    for h in [
+        "anthropic-beta",
+        "anthropic-version",
+        "openai-beta",
+        "user-agent",
+        "x-test-id",
+        "x-custom",
+        "accept-encoding",
+        "x-forwarded-host",
+        "origin",
+    ] {
         if let Some(v) = headers.get(h).and_then(|v| v.to_str().ok()) {
             kept.insert(h.to_string(), v.to_string());
         }
@@ -244,13 +311,26 @@ async fn handle(State(state): State<Arc<FakeState>>, headers: HeaderMap, body: b
         let mut m = state.in_flight_by_test.lock();
         let n = m.entry(t.clone()).or_insert(0);
         *n += 1;
-        state.max_in_flight_same_test.fetch_max(*n as u64, Ordering::SeqCst);
+        state
+            .max_in_flight_same_test
+            .fetch_max(*n as u64, Ordering::SeqCst);
     }
-    let ctx = faults::Ctx { state: state.clone(), id, test_id, label: label.unwrap_or_default(), model: model.unwrap_or_else(|| "fake-model".into()), stream, wire };
+    let ctx = faults::Ctx {
+        state: state.clone(),
+        id,
+        test_id,
+        label: label.unwrap_or_default(),
+        model: model.unwrap_or_else(|| "fake-model".into()),
+        stream,
+        wire,
+    };
     faults::respond(ctx, fault).await
 }
 
-async fn control_keys(State(state): State<Arc<FakeState>>, Json(v): Json<HashMap<String, String>>) -> StatusCode {
+async fn control_keys(
+    State(state): State<Arc<FakeState>>,
+    Json(v): Json<HashMap<String, String>>,
+) -> StatusCode {
     let mut keys = state.keys.lock();
     for (label, key) in v {
         keys.insert(key, label);
@@ -258,12 +338,25 @@ async fn control_keys(State(state): State<Arc<FakeState>>, Json(v): Json<HashMap
     StatusCode::NO_CONTENT
 }
 
-async fn control_script(State(state): State<Arc<FakeState>>, Path(label): Path<String>, Json(faults): Json<Vec<Fault>>) -> StatusCode {
-    state.scripts.lock().entry(label).or_default().extend(faults);
+async fn control_script(
+    State(state): State<Arc<FakeState>>,
+    Path(label): Path<String>,
+    Json(faults): Json<Vec<Fault>>,
+) -> StatusCode {
+    state
+        .scripts
+        .lock()
+        .entry(label)
+        .or_default()
+        .extend(faults);
     StatusCode::NO_CONTENT
 }
 
-async fn control_always(State(state): State<Arc<FakeState>>, Path(label): Path<String>, Json(fault): Json<Fault>) -> StatusCode {
+async fn control_always(
+    State(state): State<Arc<FakeState>>,
+    Path(label): Path<String>,
+    Json(fault): Json<Fault>,
+) -> StatusCode {
     state.always.lock().insert(label, fault);
     StatusCode::NO_CONTENT
 }
@@ -283,4 +376,3 @@ async fn control_reset(State(state): State<Arc<FakeState>>) -> StatusCode {
     state.always.lock().clear();
     StatusCode::NO_CONTENT
 }
-

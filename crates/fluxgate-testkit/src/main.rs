@@ -10,11 +10,19 @@ async fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--listen" => listen = args.next().ok_or_else(|| anyhow::anyhow!("--listen needs an address"))?,
+            "--listen" => {
+                listen = args
+                    .next()
+                    .ok_or_else(|| anyhow::anyhow!("--listen needs an address"))?
+            }
             // LABEL=KEY, repeatable.
             "--key" => {
-                let v = args.next().ok_or_else(|| anyhow::anyhow!("--key needs LABEL=KEY"))?;
-                let (l, k) = v.split_once('=').ok_or_else(|| anyhow::anyhow!("--key needs LABEL=KEY"))?;
+                let v = args
+                    .next()
+                    .ok_or_else(|| anyhow::anyhow!("--key needs LABEL=KEY"))?;
+                let (l, k) = v
+                    .split_once('=')
+                    .ok_or_else(|| anyhow::anyhow!("--key needs LABEL=KEY"))?;
                 keys.push((l.to_string(), k.to_string()));
             }
             "--help" | "-h" => {

@@ -92,7 +92,10 @@ impl Wire {
         match self {
             Wire::Chat => {
                 let chunk = |delta: Value, finish: Value| json!({"id":"chatcmpl-fake","object":"chat.completion.chunk","created":1_700_000_000,"model":model,"choices":[{"index":0,"delta":delta,"finish_reason":finish,"logprobs":null}]});
-                out.push(data(chunk(json!({"role":"assistant","content":""}), Value::Null)));
+                out.push(data(chunk(
+                    json!({"role":"assistant","content":""}),
+                    Value::Null,
+                )));
                 for w in &words {
                     out.push(data(chunk(json!({"content": w}), Value::Null)));
                 }
@@ -114,12 +117,21 @@ impl Wire {
                 out.push(ev("response.output_item.added", json!({"output_index":0,"item":{"type":"message","id":"msg_fake","status":"in_progress","role":"assistant","content":[]}})));
                 out.push(ev("response.content_part.added", json!({"item_id":"msg_fake","output_index":0,"content_index":0,"part":{"type":"output_text","text":"","annotations":[]}})));
                 for w in &words {
-                    out.push(ev("response.output_text.delta", json!({"item_id":"msg_fake","output_index":0,"content_index":0,"delta":w})));
+                    out.push(ev(
+                        "response.output_text.delta",
+                        json!({"item_id":"msg_fake","output_index":0,"content_index":0,"delta":w}),
+                    ));
                 }
-                out.push(ev("response.output_text.done", json!({"item_id":"msg_fake","output_index":0,"content_index":0,"text":text})));
+                out.push(ev(
+                    "response.output_text.done",
+                    json!({"item_id":"msg_fake","output_index":0,"content_index":0,"text":text}),
+                ));
                 out.push(ev("response.content_part.done", json!({"item_id":"msg_fake","output_index":0,"content_index":0,"part":{"type":"output_text","text":text,"annotations":[]}})));
                 let item = json!({"type":"message","id":"msg_fake","status":"completed","role":"assistant","content":[{"type":"output_text","text":text,"annotations":[]}]});
-                out.push(ev("response.output_item.done", json!({"output_index":0,"item":item})));
+                out.push(ev(
+                    "response.output_item.done",
+                    json!({"output_index":0,"item":item}),
+                ));
                 let mut done = Wire::Responses.complete(text, model);
                 done["status"] = json!("completed");
                 out.push(ev("response.completed", json!({"response": done})));
@@ -131,7 +143,10 @@ impl Wire {
                 for w in &words {
                     out.push(named("content_block_delta", json!({"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":w}})));
                 }
-                out.push(named("content_block_stop", json!({"type":"content_block_stop","index":0})));
+                out.push(named(
+                    "content_block_stop",
+                    json!({"type":"content_block_stop","index":0}),
+                ));
                 out.push(named("message_delta", json!({"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":7}})));
                 out.push(named("message_stop", json!({"type":"message_stop"})));
             }

@@ -2,19 +2,69 @@
 //!
 //! `OPENAI_API_KEY`, `OPENAI_API_KEY_2`, ... become keys `env`, `env-2`, ... of one pool.
 
-use super::{Config, ConfigSource, KeyConfig, ProviderConfig, ProviderKind, Timeouts, DEFAULT_LISTEN};
+use super::{
+    Config, ConfigSource, KeyConfig, ProviderConfig, ProviderKind, Timeouts, DEFAULT_LISTEN,
+};
 use crate::secrets::SecretRef;
 
 /// (provider name, kind, base URL, variable, known models)
 const KNOWN: &[(&str, ProviderKind, &str, &str, &[&str])] = &[
-    ("openai", ProviderKind::Openai, "https://api.openai.com/v1", "OPENAI_API_KEY", &[]),
-    ("anthropic", ProviderKind::Anthropic, "https://api.anthropic.com", "ANTHROPIC_API_KEY", &[]),
-    ("gemini", ProviderKind::Gemini, "https://generativelanguage.googleapis.com", "GEMINI_API_KEY", &[]),
-    ("deepseek", ProviderKind::OpenaiCompatible, "https://api.deepseek.com/v1", "DEEPSEEK_API_KEY", &["deepseek-chat", "deepseek-reasoner"]),
-    ("openrouter", ProviderKind::OpenaiCompatible, "https://openrouter.ai/api/v1", "OPENROUTER_API_KEY", &[]),
-    ("groq", ProviderKind::OpenaiCompatible, "https://api.groq.com/openai/v1", "GROQ_API_KEY", &[]),
-    ("mistral", ProviderKind::OpenaiCompatible, "https://api.mistral.ai/v1", "MISTRAL_API_KEY", &[]),
-    ("xai", ProviderKind::OpenaiCompatible, "https://api.x.ai/v1", "XAI_API_KEY", &[]),
+    (
+        "openai",
+        ProviderKind::Openai,
+        "https://api.openai.com/v1",
+        "OPENAI_API_KEY",
+        &[],
+    ),
+    (
+        "anthropic",
+        ProviderKind::Anthropic,
+        "https://api.anthropic.com",
+        "ANTHROPIC_API_KEY",
+        &[],
+    ),
+    (
+        "gemini",
+        ProviderKind::Gemini,
+        "https://generativelanguage.googleapis.com",
+        "GEMINI_API_KEY",
+        &[],
+    ),
+    (
+        "deepseek",
+        ProviderKind::OpenaiCompatible,
+        "https://api.deepseek.com/v1",
+        "DEEPSEEK_API_KEY",
+        &["deepseek-chat", "deepseek-reasoner"],
+    ),
+    (
+        "openrouter",
+        ProviderKind::OpenaiCompatible,
+        "https://openrouter.ai/api/v1",
+        "OPENROUTER_API_KEY",
+        &[],
+    ),
+    (
+        "groq",
+        ProviderKind::OpenaiCompatible,
+        "https://api.groq.com/openai/v1",
+        "GROQ_API_KEY",
+        &[],
+    ),
+    (
+        "mistral",
+        ProviderKind::OpenaiCompatible,
+        "https://api.mistral.ai/v1",
+        "MISTRAL_API_KEY",
+        &[],
+    ),
+    (
+        "xai",
+        ProviderKind::OpenaiCompatible,
+        "https://api.x.ai/v1",
+        "XAI_API_KEY",
+        &[],
+    ),
 ];
 
 /// Builds a config from environment variables read through `lookup`.
@@ -24,12 +74,22 @@ pub fn from_environment(lookup: impl Fn(&str) -> Option<String>) -> Config {
     for (name, kind, base_url, var, models) in KNOWN {
         let mut keys = Vec::new();
         if present(var) {
-            keys.push(KeyConfig { id: "env".into(), secret: SecretRef::Env(var.to_string()), weight: 1, enabled: true });
+            keys.push(KeyConfig {
+                id: "env".into(),
+                secret: SecretRef::Env(var.to_string()),
+                weight: 1,
+                enabled: true,
+            });
         }
         for n in 2..=9 {
             let numbered = format!("{var}_{n}");
             if present(&numbered) {
-                keys.push(KeyConfig { id: format!("env-{n}"), secret: SecretRef::Env(numbered), weight: 1, enabled: true });
+                keys.push(KeyConfig {
+                    id: format!("env-{n}"),
+                    secret: SecretRef::Env(numbered),
+                    weight: 1,
+                    enabled: true,
+                });
             }
         }
         if !keys.is_empty() {
@@ -44,7 +104,9 @@ pub fn from_environment(lookup: impl Fn(&str) -> Option<String>) -> Config {
         }
     }
     Config {
-        listen: DEFAULT_LISTEN.parse().unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 8414))),
+        listen: DEFAULT_LISTEN
+            .parse()
+            .unwrap_or_else(|_| std::net::SocketAddr::from(([127, 0, 0, 1], 8414))),
         allow_lan: false,
         timeouts: Timeouts::default(),
         max_body_bytes: 32 * 1024 * 1024,

@@ -44,18 +44,29 @@ fn the_design_example_loads_in_order() {
     assert_eq!(c.providers[0].name, "anthropic");
     assert_eq!(c.providers[0].base_url, "https://api.anthropic.com");
     assert_eq!(c.providers[0].keys[0].secret, SecretRef::Keychain);
-    assert_eq!(c.providers[0].keys[1].secret, SecretRef::Env("ANTHROPIC_KEY_2".into()));
+    assert_eq!(
+        c.providers[0].keys[1].secret,
+        SecretRef::Env("ANTHROPIC_KEY_2".into())
+    );
     assert_eq!(c.providers[0].keys[1].weight, 2);
     assert_eq!(c.providers[1].base_url, "https://api.deepseek.com/v1");
     assert_eq!(c.routes[0].name, "claude-sonnet-4-5");
-    assert_eq!(c.routes[0].targets[1], Target { provider: "deepseek".into(), model: "deepseek-chat".into() });
+    assert_eq!(
+        c.routes[0].targets[1],
+        Target {
+            provider: "deepseek".into(),
+            model: "deepseek-chat".into()
+        }
+    );
     assert_eq!(c.routes[1].strategy, StrategyKind::Priority);
     assert!(c.uses_keychain());
 }
 
 #[test]
 fn unknown_keys_name_their_path() {
-    let (key, msg) = invalid_key("[providers.a]\nkind = \"openai\"\nkeys = [{ id = \"x\", secrett = \"env:A\" }]\n");
+    let (key, msg) = invalid_key(
+        "[providers.a]\nkind = \"openai\"\nkeys = [{ id = \"x\", secrett = \"env:A\" }]\n",
+    );
     assert_eq!(key, "providers.a.keys[0].secrett");
     assert!(msg.contains("secrett"), "{msg}");
     let (key, _) = invalid_key("lisen = \"127.0.0.1:1\"\n");
@@ -69,8 +80,12 @@ fn literal_keys_are_rejected_with_a_way_out() {
     let (key, msg) = invalid_key("[providers.openai]\nkind = \"openai\"\nkeys = [{ id = \"main\", secret = \"sk-proj-abc123\" }]\n");
     assert_eq!(key, "providers.openai.keys[0].secret");
     assert!(msg.contains("fluxgate keys set openai/main"), "{msg}");
-    assert!(!msg.contains("sk-proj-abc123"), "the error must not echo the key");
-    let (key, msg) = invalid_key("[providers.openai]\nkind = \"openai\"\napi_key = \"sk-proj-abc123\"\n");
+    assert!(
+        !msg.contains("sk-proj-abc123"),
+        "the error must not echo the key"
+    );
+    let (key, msg) =
+        invalid_key("[providers.openai]\nkind = \"openai\"\napi_key = \"sk-proj-abc123\"\n");
     assert_eq!(key, "providers.openai.api_key");
     assert!(msg.contains("keychain"), "{msg}");
     assert!(!msg.contains("sk-proj-abc123"));
@@ -133,6 +148,9 @@ fn environment_detection_pools_numbered_variables() {
     assert_eq!(names, ["openai", "deepseek"]);
     let ids: Vec<&str> = c.providers[0].keys.iter().map(|k| k.id.as_str()).collect();
     assert_eq!(ids, ["env", "env-2"]);
-    assert_eq!(c.providers[0].keys[1].secret, SecretRef::Env("OPENAI_API_KEY_2".into()));
+    assert_eq!(
+        c.providers[0].keys[1].secret,
+        SecretRef::Env("OPENAI_API_KEY_2".into())
+    );
     assert!(!c.uses_keychain());
 }

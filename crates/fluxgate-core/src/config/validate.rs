@@ -14,7 +14,11 @@ use crate::secrets::SecretRef;
 
 /// Turns serde's message into one that says what to do, keeping the key path.
 pub(super) fn explain_serde_error(key: &str, message: &str) -> ConfigError {
-    let key = if key.is_empty() || key == "." { "config".to_string() } else { key.to_string() };
+    let key = if key.is_empty() || key == "." {
+        "config".to_string()
+    } else {
+        key.to_string()
+    };
     if message.starts_with("unknown field") {
         let field = message.split('`').nth(1).unwrap_or("");
         if matches!(field, "api_key" | "key" | "apikey" | "token") {
@@ -34,13 +38,17 @@ pub(super) fn explain_serde_error(key: &str, message: &str) -> ConfigError {
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 64
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
 pub(super) fn validate(raw: RawConfig, source: ConfigSource) -> Result<Config, ConfigError> {
     let listen_text = raw.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
     let listen: SocketAddr = listen_text.parse().map_err(|_| {
-        ConfigError::invalid("listen", format!("`{listen_text}` is not an address like 127.0.0.1:8414"))
+        ConfigError::invalid(
+            "listen",
+            format!("`{listen_text}` is not an address like 127.0.0.1:8414"),
+        )
     })?;
     if !listen.ip().is_loopback() && !raw.allow_lan {
         return Err(ConfigError::invalid(
@@ -55,11 +63,17 @@ pub(super) fn validate(raw: RawConfig, source: ConfigSource) -> Result<Config, C
     let timeouts = timeouts(&raw.timeouts)?;
     let max_body_mb = raw.limits.max_body_mb.unwrap_or(32);
     if max_body_mb == 0 || max_body_mb > 1024 {
-        return Err(ConfigError::invalid("limits.max_body_mb", "must be between 1 and 1024"));
+        return Err(ConfigError::invalid(
+            "limits.max_body_mb",
+            "must be between 1 and 1024",
+        ));
     }
     let max_attempts = raw.retry.max_attempts.unwrap_or(4);
     if !(1..=16).contains(&max_attempts) {
-        return Err(ConfigError::invalid("retry.max_attempts", "must be between 1 and 16"));
+        return Err(ConfigError::invalid(
+            "retry.max_attempts",
+            "must be between 1 and 16",
+        ));
     }
 
     let mut providers = Vec::new();
@@ -99,7 +113,10 @@ fn seconds(key: &str, value: Option<f64>, default: Duration) -> Result<Duration,
     match value {
         None => Ok(default),
         Some(v) if v.is_finite() && v > 0.0 && v <= 86_400.0 => Ok(Duration::from_secs_f64(v)),
-        Some(_) => Err(ConfigError::invalid(key, "must be a number of seconds between 0 and 86400")),
+        Some(_) => Err(ConfigError::invalid(
+            key,
+            "must be a number of seconds between 0 and 86400",
+        )),
     }
 }
 
@@ -114,10 +131,16 @@ fn timeouts(raw: &RawTimeouts) -> Result<Timeouts, ConfigError> {
 }
 
 fn kind(key: &str, text: &str) -> Result<ProviderKind, ConfigError> {
-    ProviderKind::ALL.into_iter().find(|k| k.as_str() == text).ok_or_else(|| {
-        let all: Vec<&str> = ProviderKind::ALL.iter().map(|k| k.as_str()).collect();
-        ConfigError::invalid(format!("{key}.kind"), format!("unknown kind `{text}`; use one of {}", all.join(", ")))
-    })
+    ProviderKind::ALL
+        .into_iter()
+        .find(|k| k.as_str() == text)
+        .ok_or_else(|| {
+            let all: Vec<&str> = ProviderKind::ALL.iter().map(|k| k.as_str()).collect();
+            ConfigError::invalid(
+                format!("{key}.kind"),
+                format!("unknown kind `{text}`; use one of {}", all.join(", ")),
+            )
+        })
 }
 
 fn provider(name: &str, p: RawProvider) -> Result<ProviderConfig, ConfigError> {
@@ -129,20 +152,33 @@ fn provider(name: &str, p: RawProvider) -> Result<ProviderConfig, ConfigError> {
         (None, None) => {
             return Err(ConfigError::invalid(
                 format!("{key}.base_url"),
-                format!("required for kind `{}` (for example \"https://api.deepseek.com/v1\")", kind.as_str()),
+                format!(
+                    "required for kind `{}` (for example \"https://api.deepseek.com/v1\")",
+                    kind.as_str()
+                ),
             ))
         }
     };
     let url = reqwest::Url::parse(&base_url).map_err(|e| {
-        ConfigError::invalid(format!("{key}.base_url"), format!("`{base_url}` is not a URL: {e}"))
+        ConfigError::invalid(
+            format!("{key}.base_url"),
+            format!("`{base_url}` is not a URL: {e}"),
+        )
     })?;
     match url.scheme() {
         "https" => {}
         "http" => {
             let host = url.host_str().unwrap_or("");
             let loopback = host == "localhost"
-                || host.parse::<std::net::IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
-                || host.trim_matches(['[', ']']).parse::<std::net::Ipv6Addr>().map(|ip| ip.is_loopback()).unwrap_or(false);
+                || host
+                    .parse::<std::net::IpAddr>()
+                    .map(|ip| ip.is_loopback())
+                    .unwrap_or(false)
+                || host
+                    .trim_matches(['[', ']'])
+                    .parse::<std::net::Ipv6Addr>()
+                    .map(|ip| ip.is_loopback())
+                    .unwrap_or(false);
             if !loopback && !p.insecure_http {
                 return Err(ConfigError::invalid(
                     format!("{key}.base_url"),
@@ -170,7 +206,10 @@ fn provider(name: &str, p: RawProvider) -> Result<ProviderConfig, ConfigError> {
         let kkey = format!("{key}.keys[{i}]");
         let kc = key_config(name, &kkey, k)?;
         if !ids.insert(kc.id.clone()) {
-            return Err(ConfigError::invalid(format!("{kkey}.id"), format!("key id `{}` is used twice", kc.id)));
+            return Err(ConfigError::invalid(
+                format!("{kkey}.id"),
+                format!("key id `{}` is used twice", kc.id),
+            ));
         }
         keys.push(kc);
     }
@@ -219,9 +258,17 @@ fn key_config(provider: &str, key: &str, k: RawKey) -> Result<KeyConfig, ConfigE
     };
     let weight = k.weight.unwrap_or(1);
     if weight == 0 || weight > 1000 {
-        return Err(ConfigError::invalid(format!("{key}.weight"), "must be between 1 and 1000"));
+        return Err(ConfigError::invalid(
+            format!("{key}.weight"),
+            "must be between 1 and 1000",
+        ));
     }
-    Ok(KeyConfig { id: k.id, secret, weight, enabled: k.enabled.unwrap_or(true) })
+    Ok(KeyConfig {
+        id: k.id,
+        secret,
+        weight,
+        enabled: k.enabled.unwrap_or(true),
+    })
 }
 
 fn strategy(key: &str, text: Option<&str>) -> Result<StrategyKind, ConfigError> {
@@ -245,19 +292,32 @@ fn strategy(key: &str, text: Option<&str>) -> Result<StrategyKind, ConfigError> 
     })
 }
 
-fn route(name: &str, r: RawRoute, providers: &[ProviderConfig]) -> Result<RouteConfig, ConfigError> {
+fn route(
+    name: &str,
+    r: RawRoute,
+    providers: &[ProviderConfig],
+) -> Result<RouteConfig, ConfigError> {
     let key = format!("routes.\"{name}\"");
     if name.is_empty() {
-        return Err(ConfigError::invalid(key, "a route needs a name (the model name clients send)"));
+        return Err(ConfigError::invalid(
+            key,
+            "a route needs a name (the model name clients send)",
+        ));
     }
     if r.targets.is_empty() {
-        return Err(ConfigError::invalid(format!("{key}.targets"), "needs at least one `provider/model` target"));
+        return Err(ConfigError::invalid(
+            format!("{key}.targets"),
+            "needs at least one `provider/model` target",
+        ));
     }
     let mut targets = Vec::new();
     for (i, t) in r.targets.iter().enumerate() {
         let tkey = format!("{key}.targets[{i}]");
         let Some((provider, model)) = t.split_once('/') else {
-            return Err(ConfigError::invalid(tkey, format!("`{t}` must be `provider/model`")));
+            return Err(ConfigError::invalid(
+                tkey,
+                format!("`{t}` must be `provider/model`"),
+            ));
         };
         if model.is_empty() {
             return Err(ConfigError::invalid(tkey, format!("`{t}` names no model")));
@@ -266,10 +326,24 @@ fn route(name: &str, r: RawRoute, providers: &[ProviderConfig]) -> Result<RouteC
             let names: Vec<&str> = providers.iter().map(|p| p.name.as_str()).collect();
             return Err(ConfigError::invalid(
                 tkey,
-                format!("no provider named `{provider}` (defined: {})", if names.is_empty() { "none".into() } else { names.join(", ") }),
+                format!(
+                    "no provider named `{provider}` (defined: {})",
+                    if names.is_empty() {
+                        "none".into()
+                    } else {
+                        names.join(", ")
+                    }
+                ),
             ));
         }
-        targets.push(Target { provider: provider.to_string(), model: model.to_string() });
+        targets.push(Target {
+            provider: provider.to_string(),
+            model: model.to_string(),
+        });
     }
-    Ok(RouteConfig { name: name.to_string(), targets, strategy: strategy(&key, r.strategy.as_deref())? })
+    Ok(RouteConfig {
+        name: name.to_string(),
+        targets,
+        strategy: strategy(&key, r.strategy.as_deref())?,
+    })
 }

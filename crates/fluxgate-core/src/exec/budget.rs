@@ -15,7 +15,12 @@ pub struct RetryBudget {
 
 impl RetryBudget {
     pub fn new(ratio: f64, floor_per_sec: f64, cap: f64) -> Self {
-        RetryBudget { state: Mutex::new((cap, Instant::now())), ratio, floor_per_sec, cap }
+        RetryBudget {
+            state: Mutex::new((cap, Instant::now())),
+            ratio,
+            floor_per_sec,
+            cap,
+        }
     }
 
     fn refill(&self, s: &mut (f64, Instant)) {

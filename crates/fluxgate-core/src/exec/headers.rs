@@ -64,7 +64,10 @@ pub fn upstream_headers(client: &HeaderMap) -> HeaderMap {
         out.append(name.clone(), value.clone());
     }
     // Streams must arrive uncompressed: Fluxgate reads every event.
-    out.insert(http::header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+    out.insert(
+        http::header::ACCEPT_ENCODING,
+        HeaderValue::from_static("identity"),
+    );
     out
 }
 
@@ -107,7 +110,10 @@ mod tests {
             ("x-forwarded-host", "evil.example"),
             ("cookie", "a=b"),
             ("accept-encoding", "gzip"),
-            ("anthropic-beta", "prompt-caching-2024-07-31,tools-2024-05-16"),
+            (
+                "anthropic-beta",
+                "prompt-caching-2024-07-31,tools-2024-05-16",
+            ),
             ("anthropic-version", "2023-06-01"),
             ("x-custom", "kept"),
             ("x-fluxgate-debug", "dropped"),
@@ -115,10 +121,21 @@ mod tests {
             h.insert(HeaderName::from_static(k), HeaderValue::from_static(v));
         }
         let out = upstream_headers(&h);
-        for gone in ["authorization", "x-api-key", "x-goog-api-key", "host", "x-forwarded-host", "cookie", "x-fluxgate-debug"] {
+        for gone in [
+            "authorization",
+            "x-api-key",
+            "x-goog-api-key",
+            "host",
+            "x-forwarded-host",
+            "cookie",
+            "x-fluxgate-debug",
+        ] {
             assert!(!out.contains_key(gone), "{gone} leaked upstream");
         }
-        assert_eq!(out["anthropic-beta"], "prompt-caching-2024-07-31,tools-2024-05-16");
+        assert_eq!(
+            out["anthropic-beta"],
+            "prompt-caching-2024-07-31,tools-2024-05-16"
+        );
         assert_eq!(out["anthropic-version"], "2023-06-01");
         assert_eq!(out["x-custom"], "kept");
         assert_eq!(out["accept-encoding"], "identity");

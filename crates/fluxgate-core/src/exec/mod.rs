@@ -74,15 +74,27 @@ pub struct ProxyError {
 
 impl ProxyError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ProxyError { code, message: message.into(), retry_after_secs: None, upstream: None }
+        ProxyError {
+            code,
+            message: message.into(),
+            retry_after_secs: None,
+            upstream: None,
+        }
     }
 }
 
 /// What the client gets.
 pub enum ProxyResponse {
-    Complete { status: u16, headers: HeaderMap, body: Bytes },
+    Complete {
+        status: u16,
+        headers: HeaderMap,
+        body: Bytes,
+    },
     /// A committed stream; the receiver yields complete SSE frames.
-    Stream { headers: HeaderMap, body: mpsc::Receiver<Bytes> },
+    Stream {
+        headers: HeaderMap,
+        body: mpsc::Receiver<Bytes>,
+    },
 }
 
 /// Shared state of the executor.
@@ -110,7 +122,10 @@ pub fn http_client(timeouts: &Timeouts) -> reqwest::Client {
 }
 
 fn now_ms() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 /// Where a request's outcome is collected for its record.
@@ -154,9 +169,23 @@ enum Attempt {
 }
 
 impl Executor {
-    pub fn new(router: Arc<Router>, health: Arc<HealthRegistry>, secrets: Arc<Secrets>, log: RequestLog, events: EventBus) -> Self {
+    pub fn new(
+        router: Arc<Router>,
+        health: Arc<HealthRegistry>,
+        secrets: Arc<Secrets>,
+        log: RequestLog,
+        events: EventBus,
+    ) -> Self {
         let client = http_client(&router.config().timeouts);
-        Executor { router: RwLock::new(router), health, secrets, client, log, budget: RetryBudget::default(), events }
+        Executor {
+            router: RwLock::new(router),
+            health,
+            secrets,
+            client,
+            log,
+            budget: RetryBudget::default(),
+            events,
+        }
     }
 
     pub fn router(&self) -> Arc<Router> {
@@ -211,14 +240,21 @@ impl Executor {
             if attempts >= max_attempts || Instant::now() >= deadline {
                 break;
             }
-            if dead_targets.contains(&cand.target_index) || !self.health.usable(&cand.account, Instant::now()) {
+            if dead_targets.contains(&cand.target_index)
+                || !self.health.usable(&cand.account, Instant::now())
+            {
                 continue;
             }
             if attempts >= 1 && !self.budget.withdraw() {
                 tracing::warn!(request_id = %req.request_id, "global retry budget spent; not failing over");
                 break;
             }
-            let Some(key) = router.config().provider(&cand.provider).and_then(|p| p.keys.iter().find(|k| k.id == cand.key_id)).cloned() else {
+            let Some(key) = router
+                .config()
+                .provider(&cand.provider)
+                .and_then(|p| p.keys.iter().find(|k| k.id == cand.key_id))
+                .cloned()
+            else {
                 continue;
             };
             let secret = match self.secrets.resolve(&cand.account, &key.secret) {
@@ -228,7 +264,8 @@ impl Executor {
                 }
                 Err(e) => {
                     tracing::warn!(provider = %cand.provider, key = %cand.key_id, error = %e, "cannot read the key's secret; skipping it");
-                    self.health.set_secret_error(&cand.account, Some(e.to_string()));
+                    self.health
+                        .set_secret_error(&cand.account, Some(e.to_string()));
                     secret_error = Some(e);
                     continue;
                 }
@@ -239,7 +276,18 @@ impl Executor {
             outcome.record.key_id = Some(cand.key_id.clone());
             let _in_flight = self.health.begin(&cand.account);
             let attempt_start = Instant::now();
-            let result = self.attempt(&req, cand, &secret, &timeouts, deadline, attempts, outcome_snapshot(&outcome), outcome.started).await;
+            let result = self
+                .attempt(
+                    &req,
+                    cand,
+                    &secret,
+                    &timeouts,
+                    deadline,
+                    attempts,
+                    outcome_snapshot(&outcome),
+                    outcome.started,
+                )
+                .await;
             match result {
                 Attempt::Done(resp, usage) => {
                     self.health.report_success(&cand.account);
@@ -267,14 +315,18 @@ impl Executor {
                 Attempt::Rejected(err) => {
                     let f = last_rejection(&err);
                     self.health.report_failure(&cand.account, &f);
-                    if err.upstream.as_ref().is_some_and(|(s, _)| *s == 404) && cand.target_index + 1 < plan_targets(&plan) {
+                    if err.upstream.as_ref().is_some_and(|(s, _)| *s == 404)
+                        && cand.target_index + 1 < plan_targets(&plan)
+                    {
                         // The model may exist on the next target even if not on this one.
                         dead_targets.insert(cand.target_index);
-                        outcome.record.error_class = Some(ErrorClass::RequestInvalid.as_str().to_string());
+                        outcome.record.error_class =
+                            Some(ErrorClass::RequestInvalid.as_str().to_string());
                         last = Some(f);
                         continue;
                     }
-                    outcome.record.error_class = Some(ErrorClass::RequestInvalid.as_str().to_string());
+                    outcome.record.error_class =
+                        Some(ErrorClass::RequestInvalid.as_str().to_string());
                     let status = err.upstream.as_ref().map_or(err.code.status(), |(s, _)| *s);
                     outcome.finish(&self.log, status, Some(err.code));
                     return Err(err);
@@ -291,11 +343,20 @@ impl Executor {
 
     fn health_event_route_unavailable(&self, plan: &Plan, retry_after_secs: u64) {
         tracing::warn!(route = %plan.route, retry_after_secs, "no key available for the route");
-        self.events.publish(Event::RouteUnavailable { route: plan.route.clone(), retry_after_secs });
+        self.events.publish(Event::RouteUnavailable {
+            route: plan.route.clone(),
+            retry_after_secs,
+        });
     }
 
     /// The error when no attempt succeeded.
-    fn exhausted(&self, plan: &Plan, attempts: u32, last: Option<Failure>, secret_error: Option<SecretError>) -> ProxyError {
+    fn exhausted(
+        &self,
+        plan: &Plan,
+        attempts: u32,
+        last: Option<Failure>,
+        secret_error: Option<SecretError>,
+    ) -> ProxyError {
         let now = Instant::now();
         // When every candidate is now out of rotation, say when the first comes back.
         let mut earliest: Option<u64> = plan.earliest_back_in();
@@ -310,30 +371,69 @@ impl Executor {
         }
         if attempts == 0 {
             if let Some(e) = secret_error.as_ref().filter(|e| e.is_keychain()) {
-                return ProxyError::new(ErrorCode::KeychainUnavailable, format!("the keys for `{}` cannot be read: {e}", plan.route));
+                return ProxyError::new(
+                    ErrorCode::KeychainUnavailable,
+                    format!("the keys for `{}` cannot be read: {e}", plan.route),
+                );
             }
             if plan.candidates.is_empty() && !plan.only_health_skips() && earliest.is_none() {
-                let why: Vec<String> = plan.skipped.iter().map(|s| format!("{}/{}: {}", s.provider, s.model, s.reason)).collect();
-                let why = if why.is_empty() { "no target has a usable key".to_string() } else { why.join("; ") };
-                return ProxyError::new(ErrorCode::NoRoute, format!("`{}` has no target that can serve this request: {why}", plan.route));
+                let why: Vec<String> = plan
+                    .skipped
+                    .iter()
+                    .map(|s| format!("{}/{}: {}", s.provider, s.model, s.reason))
+                    .collect();
+                let why = if why.is_empty() {
+                    "no target has a usable key".to_string()
+                } else {
+                    why.join("; ")
+                };
+                return ProxyError::new(
+                    ErrorCode::NoRoute,
+                    format!(
+                        "`{}` has no target that can serve this request: {why}",
+                        plan.route
+                    ),
+                );
             }
             if let Some(e) = secret_error {
-                return ProxyError::new(ErrorCode::KeychainUnavailable, format!("the keys for `{}` cannot be read: {e}", plan.route));
+                return ProxyError::new(
+                    ErrorCode::KeychainUnavailable,
+                    format!("the keys for `{}` cannot be read: {e}", plan.route),
+                );
             }
         }
         if all_out || attempts == 0 {
             let wait = earliest.unwrap_or(1).max(1);
             let mut err = ProxyError::new(
                 ErrorCode::AllKeysCooling,
-                format!("every key for `{}` is out of rotation; the first is back in {wait} s", plan.route),
+                format!(
+                    "every key for `{}` is out of rotation; the first is back in {wait} s",
+                    plan.route
+                ),
             );
             err.retry_after_secs = Some(wait);
             return err;
         }
         match last {
-            Some(f) if matches!(f.kind, FailureKind::Timeout(_)) => ProxyError::new(ErrorCode::UpstreamTimeout, format!("the upstream timed out after {attempts} attempt(s): {}", f.message)),
-            Some(f) => ProxyError::new(ErrorCode::UpstreamUnavailable, format!("{attempts} attempt(s) failed; last: {} ({})", f.message, f.class.as_str())),
-            None => ProxyError::new(ErrorCode::AttemptsExhausted, "no attempt could be made".to_string()),
+            Some(f) if matches!(f.kind, FailureKind::Timeout(_)) => ProxyError::new(
+                ErrorCode::UpstreamTimeout,
+                format!(
+                    "the upstream timed out after {attempts} attempt(s): {}",
+                    f.message
+                ),
+            ),
+            Some(f) => ProxyError::new(
+                ErrorCode::UpstreamUnavailable,
+                format!(
+                    "{attempts} attempt(s) failed; last: {} ({})",
+                    f.message,
+                    f.class.as_str()
+                ),
+            ),
+            None => ProxyError::new(
+                ErrorCode::AttemptsExhausted,
+                "no attempt could be made".to_string(),
+            ),
         }
     }
 
@@ -365,19 +465,31 @@ impl Executor {
         };
         let mut headers = req.headers.clone();
         cand.upstream.authorize(&mut headers, secret);
-        headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
         let url = cand.upstream.url(cand.upstream_endpoint);
         let send = self.client.post(url).headers(headers).body(body).send();
-        let first_byte = timeouts.first_byte.min(deadline.saturating_duration_since(Instant::now()));
+        let first_byte = timeouts
+            .first_byte
+            .min(deadline.saturating_duration_since(Instant::now()));
         let resp = match tokio::time::timeout(first_byte, send).await {
-            Err(_) => return Attempt::Failed(Failure::transport(FailureKind::Timeout(TimeoutPhase::FirstByte), format!("no response within {:.1} s", first_byte.as_secs_f64()))),
+            Err(_) => {
+                return Attempt::Failed(Failure::transport(
+                    FailureKind::Timeout(TimeoutPhase::FirstByte),
+                    format!("no response within {:.1} s", first_byte.as_secs_f64()),
+                ))
+            }
             Ok(Err(e)) => return Attempt::Failed(transport_failure(&e)),
             Ok(Ok(r)) => r,
         };
         let status = resp.status().as_u16();
         let up_headers = resp.headers().clone();
         if status >= 300 {
-            let body = read_limited(resp, MAX_ERROR_BYTES, timeouts.idle, deadline).await.unwrap_or_default();
+            let body = read_limited(resp, MAX_ERROR_BYTES, timeouts.idle, deadline)
+                .await
+                .unwrap_or_default();
             let f = health::classify_status(status, &up_headers, &body, SystemTime::now());
             if f.class == ErrorClass::RequestInvalid {
                 let mut err = ProxyError::new(ErrorCode::RequestInvalid, f.message.clone());
@@ -390,7 +502,10 @@ impl Executor {
         }
         let client_dialect = req.dialect;
         let upstream_dialect = cand.upstream_endpoint.dialect();
-        let is_sse = up_headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|ct| ct.starts_with("text/event-stream"));
+        let is_sse = up_headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("text/event-stream"));
         if req.stream && is_sse {
             let ctx = stream::StreamContext {
                 client_dialect,
@@ -419,7 +534,11 @@ impl Executor {
         let json: serde_json::Value = match serde_json::from_slice(&body) {
             Ok(v) => v,
             Err(_) => {
-                let what = if body.trim_ascii_start().starts_with(b"<") { "an HTML page" } else { "a body that is not JSON" };
+                let what = if body.trim_ascii_start().starts_with(b"<") {
+                    "an HTML page"
+                } else {
+                    "a body that is not JSON"
+                };
                 return Attempt::Failed(health::empty_response(what));
             }
         };
@@ -430,14 +549,26 @@ impl Executor {
             Codec::Passthrough => body,
             Codec::Translated(t) => match t.response(&body) {
                 Ok(b) => b,
-                Err(e) => return Attempt::Failed(Failure::transport(FailureKind::Empty, e.to_string())),
+                Err(e) => {
+                    return Attempt::Failed(Failure::transport(FailureKind::Empty, e.to_string()))
+                }
             },
         };
         let usage = usage_of(upstream_dialect, &json).unwrap_or_default();
         let mut headers = headers::downstream_headers(&up_headers);
         headers::annotate(&mut headers, &cand.provider, &cand.key_id, attempts);
-        headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
-        Attempt::Done(ProxyResponse::Complete { status, headers, body }, usage)
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        Attempt::Done(
+            ProxyResponse::Complete {
+                status,
+                headers,
+                body,
+            },
+            usage,
+        )
     }
 }
 
@@ -446,7 +577,11 @@ fn outcome_snapshot(o: &Outcome) -> RequestRecord {
 }
 
 fn plan_targets(plan: &Plan) -> usize {
-    plan.candidates.iter().map(|c| c.target_index + 1).max().unwrap_or(0)
+    plan.candidates
+        .iter()
+        .map(|c| c.target_index + 1)
+        .max()
+        .unwrap_or(0)
 }
 
 fn last_rejection(err: &ProxyError) -> Failure {
@@ -469,30 +604,54 @@ pub fn transport_failure(e: &reqwest::Error) -> Failure {
     }
     let detail = health::scrub(&detail, None);
     if e.is_connect() {
-        Failure::transport(FailureKind::Connect, format!("cannot connect to the upstream: {detail}"))
+        Failure::transport(
+            FailureKind::Connect,
+            format!("cannot connect to the upstream: {detail}"),
+        )
     } else if e.is_timeout() {
-        Failure::transport(FailureKind::Timeout(TimeoutPhase::Connect), "connecting to the upstream timed out".to_string())
+        Failure::transport(
+            FailureKind::Timeout(TimeoutPhase::Connect),
+            "connecting to the upstream timed out".to_string(),
+        )
     } else {
-        Failure::transport(FailureKind::Reset, format!("the connection to the upstream failed: {detail}"))
+        Failure::transport(
+            FailureKind::Reset,
+            format!("the connection to the upstream failed: {detail}"),
+        )
     }
 }
 
 /// Reads a body up to `limit` bytes with idle and total deadlines.
-async fn read_limited(resp: reqwest::Response, limit: usize, idle: Duration, deadline: Instant) -> Result<Bytes, Failure> {
+async fn read_limited(
+    resp: reqwest::Response,
+    limit: usize,
+    idle: Duration,
+    deadline: Instant,
+) -> Result<Bytes, Failure> {
     let mut stream = resp.bytes_stream();
     let mut buf = bytes::BytesMut::new();
     loop {
         let wait = idle.min(deadline.saturating_duration_since(Instant::now()));
         match tokio::time::timeout(wait, stream.next()).await {
             Err(_) => {
-                let phase = if Instant::now() >= deadline { TimeoutPhase::Total } else { TimeoutPhase::Idle };
-                return Err(Failure::transport(FailureKind::Timeout(phase), format!("the upstream stopped sending ({} timeout)", phase.as_str())));
+                let phase = if Instant::now() >= deadline {
+                    TimeoutPhase::Total
+                } else {
+                    TimeoutPhase::Idle
+                };
+                return Err(Failure::transport(
+                    FailureKind::Timeout(phase),
+                    format!("the upstream stopped sending ({} timeout)", phase.as_str()),
+                ));
             }
             Ok(None) => return Ok(buf.freeze()),
             Ok(Some(Err(e))) => return Err(transport_failure(&e)),
             Ok(Some(Ok(chunk))) => {
                 if buf.len() + chunk.len() > limit {
-                    return Err(Failure::transport(FailureKind::Empty, format!("the upstream response exceeded {limit} bytes")));
+                    return Err(Failure::transport(
+                        FailureKind::Empty,
+                        format!("the upstream response exceeded {limit} bytes"),
+                    ));
                 }
                 buf.extend_from_slice(&chunk);
             }

@@ -25,22 +25,40 @@ impl HttpRetester {
 }
 
 impl Retester for HttpRetester {
-    fn retest(&self, account: String, reason: Option<ErrorClass>) -> Pin<Box<dyn Future<Output = Result<(), Failure>> + Send>> {
+    fn retest(
+        &self,
+        account: String,
+        reason: Option<ErrorClass>,
+    ) -> Pin<Box<dyn Future<Output = Result<(), Failure>> + Send>> {
         let executor = self.executor.clone();
         Box::pin(async move {
-            let Some(exec) = executor.upgrade() else { return Ok(()) };
+            let Some(exec) = executor.upgrade() else {
+                return Ok(());
+            };
             let router = exec.router();
             let config = router.config().clone();
-            let Some((provider_name, key_id)) = account.split_once('/') else { return Ok(()) };
-            let (Some(pc), Some(upstream)) = (config.provider(provider_name), router.provider(provider_name)) else { return Ok(()) };
-            let Some(key) = pc.keys.iter().find(|k| k.id == key_id) else { return Ok(()) };
-            let secret = exec.secrets().resolve(&account, &key.secret).map_err(|e| Failure {
-                class: reason.unwrap_or(ErrorClass::UpstreamUnavailable),
-                kind: FailureKind::Connect,
-                status: None,
-                message: format!("the key could not be read for its retest: {e}"),
-                retry_hint: None,
-            })?;
+            let Some((provider_name, key_id)) = account.split_once('/') else {
+                return Ok(());
+            };
+            let (Some(pc), Some(upstream)) = (
+                config.provider(provider_name),
+                router.provider(provider_name),
+            ) else {
+                return Ok(());
+            };
+            let Some(key) = pc.keys.iter().find(|k| k.id == key_id) else {
+                return Ok(());
+            };
+            let secret = exec
+                .secrets()
+                .resolve(&account, &key.secret)
+                .map_err(|e| Failure {
+                    class: reason.unwrap_or(ErrorClass::UpstreamUnavailable),
+                    kind: FailureKind::Connect,
+                    status: None,
+                    message: format!("the key could not be read for its retest: {e}"),
+                    retry_hint: None,
+                })?;
             let model = config
                 .routes
                 .iter()
@@ -53,18 +71,27 @@ impl Retester for HttpRetester {
             upstream.authorize(&mut headers, &secret);
             let mut builder = exec.client().request(req.method, req.url).headers(headers);
             if let Some(body) = req.body {
-                builder = builder.header(http::header::CONTENT_TYPE, "application/json").body(body);
+                builder = builder
+                    .header(http::header::CONTENT_TYPE, "application/json")
+                    .body(body);
             }
             tracing::debug!(provider = provider_name, key = key_id, "retesting key");
             let resp = match tokio::time::timeout(RETEST_TIMEOUT, builder.send()).await {
-                Err(_) => return Err(Failure::transport(FailureKind::Timeout(TimeoutPhase::FirstByte), "the retest timed out")),
+                Err(_) => {
+                    return Err(Failure::transport(
+                        FailureKind::Timeout(TimeoutPhase::FirstByte),
+                        "the retest timed out",
+                    ))
+                }
                 Ok(Err(e)) => return Err(transport_failure(&e)),
                 Ok(Ok(r)) => r,
             };
             let status = resp.status().as_u16();
             let up_headers = resp.headers().clone();
             let deadline = tokio::time::Instant::now() + RETEST_TIMEOUT;
-            let body = read_limited(resp, 256 * 1024, RETEST_TIMEOUT, deadline).await.unwrap_or_default();
+            let body = read_limited(resp, 256 * 1024, RETEST_TIMEOUT, deadline)
+                .await
+                .unwrap_or_default();
             if (200..300).contains(&status) {
                 return Ok(());
             }

@@ -92,11 +92,16 @@ impl Seen {
 }
 
 fn in_band_failure(v: &serde_json::Value) -> Failure {
-    health::classify_in_band(v, &HeaderMap::new(), SystemTime::now()).unwrap_or_else(|| Failure::transport(FailureKind::InBand, "an in-band error event"))
+    health::classify_in_band(v, &HeaderMap::new(), SystemTime::now())
+        .unwrap_or_else(|| Failure::transport(FailureKind::InBand, "an in-band error event"))
 }
 
 /// Waits for the first content event; returns the committed stream or a failure.
-pub(super) async fn commit(resp: reqwest::Response, up_headers: HeaderMap, ctx: StreamContext) -> Attempt {
+pub(super) async fn commit(
+    resp: reqwest::Response,
+    up_headers: HeaderMap,
+    ctx: StreamContext,
+) -> Attempt {
     let mut body: Body = Box::pin(resp.bytes_stream());
     let mut parser = SseParser::new();
     let mut output = match &ctx.codec {
@@ -104,18 +109,32 @@ pub(super) async fn commit(resp: reqwest::Response, up_headers: HeaderMap, ctx: 
         Codec::Translated(t) => Output::Translated(t.stream()),
     };
     let mut held = BytesMut::new();
-    let mut seen = Seen { usage: Usage::default(), sequence_number: None, terminated: false };
+    let mut seen = Seen {
+        usage: Usage::default(),
+        sequence_number: None,
+        terminated: false,
+    };
     let commit_by = (Instant::now() + ctx.timeouts.first_byte).min(ctx.deadline);
     let mut committed = false;
     let mut ended = false;
     while !committed {
         let now = Instant::now();
-        let wait = ctx.timeouts.idle.min(commit_by.saturating_duration_since(now));
+        let wait = ctx
+            .timeouts
+            .idle
+            .min(commit_by.saturating_duration_since(now));
         let next = tokio::time::timeout(wait, body.next()).await;
         let events = match next {
             Err(_) => {
-                let phase = if Instant::now() >= ctx.deadline { TimeoutPhase::Total } else { TimeoutPhase::FirstByte };
-                return Attempt::Failed(Failure::transport(FailureKind::Timeout(phase), "the stream produced no content in time"));
+                let phase = if Instant::now() >= ctx.deadline {
+                    TimeoutPhase::Total
+                } else {
+                    TimeoutPhase::FirstByte
+                };
+                return Attempt::Failed(Failure::transport(
+                    FailureKind::Timeout(phase),
+                    "the stream produced no content in time",
+                ));
             }
             Ok(Some(Err(e))) => return Attempt::Failed(transport_failure(&e)),
             Ok(None) => {
@@ -124,7 +143,9 @@ pub(super) async fn commit(resp: reqwest::Response, up_headers: HeaderMap, ctx: 
             }
             Ok(Some(Ok(chunk))) => match parser.feed(&chunk) {
                 Ok(evs) => evs,
-                Err(e) => return Attempt::Failed(Failure::transport(FailureKind::Empty, e.to_string())),
+                Err(e) => {
+                    return Attempt::Failed(Failure::transport(FailureKind::Empty, e.to_string()))
+                }
             },
         };
         for ev in &events {
@@ -147,7 +168,9 @@ pub(super) async fn commit(resp: reqwest::Response, up_headers: HeaderMap, ctx: 
             committed = true;
         }
         if ended && !committed {
-            return Attempt::Failed(health::empty_response("a stream that ended before any content"));
+            return Attempt::Failed(health::empty_response(
+                "a stream that ended before any content",
+            ));
         }
     }
 
@@ -157,10 +180,25 @@ pub(super) async fn commit(resp: reqwest::Response, up_headers: HeaderMap, ctx: 
     let committed_at = Instant::now();
     let mut headers = headers::downstream_headers(&up_headers);
     headers::annotate(&mut headers, &ctx.provider, &ctx.key_id, ctx.attempts);
-    headers.insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache"),
+    );
     let usage = seen.usage;
-    tokio::spawn(pump(body, parser, output, seen, tx, ctx, committed_at, ended));
+    tokio::spawn(pump(
+        body,
+        parser,
+        output,
+        seen,
+        tx,
+        ctx,
+        committed_at,
+        ended,
+    ));
     Attempt::Done(ProxyResponse::Stream { headers, body: rx }, usage)
 }
 
@@ -187,10 +225,19 @@ async fn pump(
             break if seen.terminated {
                 End::Complete
             } else {
-                End::Broken(ErrorCode::StreamInterrupted, Failure::transport(FailureKind::Reset, "the upstream ended the stream without finishing it"))
+                End::Broken(
+                    ErrorCode::StreamInterrupted,
+                    Failure::transport(
+                        FailureKind::Reset,
+                        "the upstream ended the stream without finishing it",
+                    ),
+                )
             };
         }
-        let wait = ctx.timeouts.idle.min(ctx.deadline.saturating_duration_since(Instant::now()));
+        let wait = ctx
+            .timeouts
+            .idle
+            .min(ctx.deadline.saturating_duration_since(Instant::now()));
         let next = tokio::select! {
             biased;
             _ = tx.closed() => break End::ClientClosed,
@@ -199,21 +246,38 @@ async fn pump(
         let events: Vec<SseEvent> = match next {
             Err(_) if seen.terminated => break End::Complete,
             Err(_) => {
-                let phase = if Instant::now() >= ctx.deadline { TimeoutPhase::Total } else { TimeoutPhase::Idle };
-                break End::Broken(ErrorCode::UpstreamTimeout, Failure::transport(FailureKind::Timeout(phase), format!("the upstream stream stalled ({} timeout)", phase.as_str())));
+                let phase = if Instant::now() >= ctx.deadline {
+                    TimeoutPhase::Total
+                } else {
+                    TimeoutPhase::Idle
+                };
+                break End::Broken(
+                    ErrorCode::UpstreamTimeout,
+                    Failure::transport(
+                        FailureKind::Timeout(phase),
+                        format!("the upstream stream stalled ({} timeout)", phase.as_str()),
+                    ),
+                );
             }
             Ok(Some(Err(e))) if seen.terminated => {
                 let _ = e;
                 break End::Complete;
             }
-            Ok(Some(Err(e))) => break End::Broken(ErrorCode::StreamInterrupted, transport_failure(&e)),
+            Ok(Some(Err(e))) => {
+                break End::Broken(ErrorCode::StreamInterrupted, transport_failure(&e))
+            }
             Ok(None) => {
                 upstream_ended = true;
                 parser.finish().into_iter().collect()
             }
             Ok(Some(Ok(chunk))) => match parser.feed(&chunk) {
                 Ok(evs) => evs,
-                Err(e) => break End::Broken(ErrorCode::StreamInterrupted, Failure::transport(FailureKind::Empty, e.to_string())),
+                Err(e) => {
+                    break End::Broken(
+                        ErrorCode::StreamInterrupted,
+                        Failure::transport(FailureKind::Empty, e.to_string()),
+                    )
+                }
             },
         };
         let mut out = BytesMut::new();
@@ -223,14 +287,20 @@ async fn pump(
             seen.note(ins.usage, ins.sequence_number);
             match ins.kind {
                 EventKind::Error(v) => {
-                    broken = Some(End::Broken(ErrorCode::StreamInterrupted, in_band_failure(&v)));
+                    broken = Some(End::Broken(
+                        ErrorCode::StreamInterrupted,
+                        in_band_failure(&v),
+                    ));
                     break;
                 }
                 EventKind::Terminator => seen.terminated = true,
                 EventKind::Preamble | EventKind::Content => {}
             }
             if let Err(e) = output.push(ev, &mut out) {
-                broken = Some(End::Broken(ErrorCode::StreamInterrupted, Failure::transport(FailureKind::Empty, e)));
+                broken = Some(End::Broken(
+                    ErrorCode::StreamInterrupted,
+                    Failure::transport(FailureKind::Empty, e),
+                ));
                 break;
             }
         }
@@ -245,7 +315,11 @@ async fn pump(
     drop(body);
     let mut record = ctx.record;
     record.error_class = None;
-    record.ttfb_ms = Some(committed_at.saturating_duration_since(ctx.request_started).as_millis() as u64);
+    record.ttfb_ms = Some(
+        committed_at
+            .saturating_duration_since(ctx.request_started)
+            .as_millis() as u64,
+    );
     record.tokens_in = seen.usage.input_tokens;
     record.tokens_out = seen.usage.output_tokens;
     record.status = 200;
@@ -258,7 +332,15 @@ async fn pump(
         End::Broken(code, failure) => {
             tracing::warn!(request_id = %record.request_id, provider = %ctx.provider, key = %ctx.key_id, message = %failure.message, "stream broke after commit; ending it with an error event");
             ctx.health.report_failure(&ctx.account, &failure);
-            let ev = stream_error_event(ctx.client_dialect, code, &format!("the upstream stream broke after it had started: {}", failure.message), seen.sequence_number.map(|s| s + 1));
+            let ev = stream_error_event(
+                ctx.client_dialect,
+                code,
+                &format!(
+                    "the upstream stream broke after it had started: {}",
+                    failure.message
+                ),
+                seen.sequence_number.map(|s| s + 1),
+            );
             let _ = tx.send(ev).await;
             record.error_class = Some(failure.class.as_str().to_string());
             record.error_code = Some(code.as_str().to_string());

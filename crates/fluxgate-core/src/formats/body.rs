@@ -38,7 +38,10 @@ pub fn read_head(body: &[u8]) -> Result<RequestHead, BodyError> {
             f.write_str("a JSON object")
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut head = RequestHead { model: None, stream: false };
+            let mut head = RequestHead {
+                model: None,
+                stream: false,
+            };
             while let Some(key) = map.next_key::<Cow<'de, str>>()? {
                 match key.as_ref() {
                     "model" => match map.next_value::<serde_json::Value>()? {
@@ -60,7 +63,9 @@ pub fn read_head(body: &[u8]) -> Result<RequestHead, BodyError> {
         }
     }
     let mut de = serde_json::Deserializer::from_slice(body);
-    let head = de.deserialize_map(HeadVisitor).map_err(|e| BodyError::NotJson(e.to_string()))?;
+    let head = de
+        .deserialize_map(HeadVisitor)
+        .map_err(|e| BodyError::NotJson(e.to_string()))?;
     de.end().map_err(|e| BodyError::NotJson(e.to_string()))?;
     head
 }
@@ -80,7 +85,9 @@ pub fn rewrite_model(body: &[u8], model: &str) -> Result<Bytes, BodyError> {
         }
         None => {
             // Insert right after the opening brace.
-            let brace = text.find('{').ok_or_else(|| BodyError::NotJson("no object".into()))?;
+            let brace = text
+                .find('{')
+                .ok_or_else(|| BodyError::NotJson("no object".into()))?;
             let rest = text[brace + 1..].trim_start();
             out.extend_from_slice(&body[..=brace]);
             out.extend_from_slice(b"\"model\":");
@@ -121,7 +128,11 @@ fn model_span(text: &str) -> Result<Option<(usize, usize)>, BodyError> {
     }
     let mut de = serde_json::Deserializer::from_str(text);
     let span = de.deserialize_map(SpanVisitor(text)).map_err(|e| {
-        if e.to_string().contains("`model` must be a string") { BodyError::ModelNotString } else { BodyError::NotJson(e.to_string()) }
+        if e.to_string().contains("`model` must be a string") {
+            BodyError::ModelNotString
+        } else {
+            BodyError::NotJson(e.to_string())
+        }
     })?;
     de.end().map_err(|e| BodyError::NotJson(e.to_string()))?;
     Ok(span)
@@ -133,12 +144,30 @@ mod tests {
 
     #[test]
     fn reads_model_and_stream() {
-        assert_eq!(read_head(br#"{"messages":[{"model":"x"}],"model":"gpt-4o","stream":true}"#), Ok(RequestHead { model: Some("gpt-4o".into()), stream: true }));
-        assert_eq!(read_head(b"{}"), Ok(RequestHead { model: None, stream: false }));
+        assert_eq!(
+            read_head(br#"{"messages":[{"model":"x"}],"model":"gpt-4o","stream":true}"#),
+            Ok(RequestHead {
+                model: Some("gpt-4o".into()),
+                stream: true
+            })
+        );
+        assert_eq!(
+            read_head(b"{}"),
+            Ok(RequestHead {
+                model: None,
+                stream: false
+            })
+        );
         assert_eq!(read_head(br#"{"model":3}"#), Err(BodyError::ModelNotString));
-        assert_eq!(read_head(br#"{"model":"a","stream":"yes"}"#), Err(BodyError::StreamNotBool));
+        assert_eq!(
+            read_head(br#"{"model":"a","stream":"yes"}"#),
+            Err(BodyError::StreamNotBool)
+        );
         assert!(matches!(read_head(b"[1]"), Err(BodyError::NotJson(_))));
-        assert!(matches!(read_head(br#"{"model":"a"} trailing"#), Err(BodyError::NotJson(_))));
+        assert!(matches!(
+            read_head(br#"{"model":"a"} trailing"#),
+            Err(BodyError::NotJson(_))
+        ));
     }
 
     #[test]
@@ -155,7 +184,13 @@ mod tests {
 
     #[test]
     fn adds_a_missing_model() {
-        assert_eq!(&rewrite_model(b"{}", "m").expect("rewrite")[..], br#"{"model":"m"}"#);
-        assert_eq!(&rewrite_model(br#"{"a":1}"#, "m").expect("rewrite")[..], br#"{"model":"m","a":1}"#);
+        assert_eq!(
+            &rewrite_model(b"{}", "m").expect("rewrite")[..],
+            br#"{"model":"m"}"#
+        );
+        assert_eq!(
+            &rewrite_model(br#"{"a":1}"#, "m").expect("rewrite")[..],
+            br#"{"model":"m","a":1}"#
+        );
     }
 }

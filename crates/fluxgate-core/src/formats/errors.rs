@@ -71,8 +71,12 @@ impl ErrorCode {
             ErrorCode::NoRoute | ErrorCode::NotFound => 404,
             ErrorCode::InvalidRequest | ErrorCode::RequestInvalid => 400,
             ErrorCode::PayloadTooLarge => 413,
-            ErrorCode::AllKeysCooling | ErrorCode::KeychainUnavailable | ErrorCode::ShuttingDown => 503,
-            ErrorCode::UpstreamUnavailable | ErrorCode::AttemptsExhausted | ErrorCode::StreamInterrupted => 502,
+            ErrorCode::AllKeysCooling
+            | ErrorCode::KeychainUnavailable
+            | ErrorCode::ShuttingDown => 503,
+            ErrorCode::UpstreamUnavailable
+            | ErrorCode::AttemptsExhausted
+            | ErrorCode::StreamInterrupted => 502,
             ErrorCode::UpstreamTimeout => 504,
             ErrorCode::Internal => 500,
         }
@@ -84,8 +88,14 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "UNAUTHENTICATED",
             ErrorCode::Forbidden => "PERMISSION_DENIED",
             ErrorCode::NoRoute | ErrorCode::NotFound => "NOT_FOUND",
-            ErrorCode::InvalidRequest | ErrorCode::RequestInvalid | ErrorCode::PayloadTooLarge => "INVALID_ARGUMENT",
-            ErrorCode::AllKeysCooling | ErrorCode::KeychainUnavailable | ErrorCode::ShuttingDown | ErrorCode::UpstreamUnavailable | ErrorCode::AttemptsExhausted => "UNAVAILABLE",
+            ErrorCode::InvalidRequest | ErrorCode::RequestInvalid | ErrorCode::PayloadTooLarge => {
+                "INVALID_ARGUMENT"
+            }
+            ErrorCode::AllKeysCooling
+            | ErrorCode::KeychainUnavailable
+            | ErrorCode::ShuttingDown
+            | ErrorCode::UpstreamUnavailable
+            | ErrorCode::AttemptsExhausted => "UNAVAILABLE",
             ErrorCode::UpstreamTimeout => "DEADLINE_EXCEEDED",
             ErrorCode::StreamInterrupted => "ABORTED",
             ErrorCode::Internal => "INTERNAL",
@@ -116,7 +126,12 @@ pub fn error_body(dialect: Dialect, code: ErrorCode, message: &str) -> serde_jso
 
 /// The event that ends a broken stream in `dialect`. For the Responses API,
 /// `sequence_number` continues the upstream's numbering.
-pub fn stream_error_event(dialect: Dialect, code: ErrorCode, message: &str, sequence_number: Option<u64>) -> Bytes {
+pub fn stream_error_event(
+    dialect: Dialect,
+    code: ErrorCode,
+    message: &str,
+    sequence_number: Option<u64>,
+) -> Bytes {
     let text = match dialect {
         Dialect::OpenaiChat | Dialect::Gemini => {
             format!("data: {}\n\n", error_body(dialect, code, message))
@@ -131,7 +146,10 @@ pub fn stream_error_event(dialect: Dialect, code: ErrorCode, message: &str, sequ
             });
             format!("event: error\ndata: {body}\n\n")
         }
-        Dialect::Anthropic => format!("event: error\ndata: {}\n\n", error_body(dialect, code, message)),
+        Dialect::Anthropic => format!(
+            "event: error\ndata: {}\n\n",
+            error_body(dialect, code, message)
+        ),
     };
     Bytes::from(text)
 }
@@ -154,7 +172,12 @@ mod tests {
 
     #[test]
     fn stream_errors_never_look_complete() {
-        for d in [Dialect::OpenaiChat, Dialect::OpenaiResponses, Dialect::Anthropic, Dialect::Gemini] {
+        for d in [
+            Dialect::OpenaiChat,
+            Dialect::OpenaiResponses,
+            Dialect::Anthropic,
+            Dialect::Gemini,
+        ] {
             let ev = stream_error_event(d, ErrorCode::StreamInterrupted, "cut", Some(7));
             let text = std::str::from_utf8(&ev).expect("utf8");
             assert!(text.ends_with("\n\n"));
@@ -163,7 +186,14 @@ mod tests {
             }
             assert!(text.contains("stream_interrupted"));
         }
-        let r = stream_error_event(Dialect::OpenaiResponses, ErrorCode::StreamInterrupted, "cut", Some(7));
-        assert!(std::str::from_utf8(&r).expect("utf8").contains("\"sequence_number\":7"));
+        let r = stream_error_event(
+            Dialect::OpenaiResponses,
+            ErrorCode::StreamInterrupted,
+            "cut",
+            Some(7),
+        );
+        assert!(std::str::from_utf8(&r)
+            .expect("utf8")
+            .contains("\"sequence_number\":7"));
     }
 }

@@ -62,33 +62,55 @@ pub fn usage_of(dialect: Dialect, v: &Value) -> Option<Usage> {
     let u = match dialect {
         Dialect::OpenaiChat => {
             let u = v.get("usage")?;
-            Usage { input_tokens: num(u, &["prompt_tokens"]), output_tokens: num(u, &["completion_tokens"]) }
+            Usage {
+                input_tokens: num(u, &["prompt_tokens"]),
+                output_tokens: num(u, &["completion_tokens"]),
+            }
         }
         Dialect::OpenaiResponses => {
-            let u = v.get("usage").or_else(|| v.get("response").and_then(|r| r.get("usage")))?;
-            Usage { input_tokens: num(u, &["input_tokens"]), output_tokens: num(u, &["output_tokens"]) }
+            let u = v
+                .get("usage")
+                .or_else(|| v.get("response").and_then(|r| r.get("usage")))?;
+            Usage {
+                input_tokens: num(u, &["input_tokens"]),
+                output_tokens: num(u, &["output_tokens"]),
+            }
         }
         Dialect::Anthropic => {
-            let u = v.get("usage").or_else(|| v.get("message").and_then(|m| m.get("usage")))?;
-            let cached = num(u, &["cache_read_input_tokens"]).unwrap_or(0) + num(u, &["cache_creation_input_tokens"]).unwrap_or(0);
-            Usage { input_tokens: num(u, &["input_tokens"]).map(|i| i + cached), output_tokens: num(u, &["output_tokens"]) }
+            let u = v
+                .get("usage")
+                .or_else(|| v.get("message").and_then(|m| m.get("usage")))?;
+            let cached = num(u, &["cache_read_input_tokens"]).unwrap_or(0)
+                + num(u, &["cache_creation_input_tokens"]).unwrap_or(0);
+            Usage {
+                input_tokens: num(u, &["input_tokens"]).map(|i| i + cached),
+                output_tokens: num(u, &["output_tokens"]),
+            }
         }
         Dialect::Gemini => {
             let u = v.get("usageMetadata")?;
-            Usage { input_tokens: num(u, &["promptTokenCount"]), output_tokens: num(u, &["candidatesTokenCount"]) }
+            Usage {
+                input_tokens: num(u, &["promptTokenCount"]),
+                output_tokens: num(u, &["candidatesTokenCount"]),
+            }
         }
     };
     (u.input_tokens.is_some() || u.output_tokens.is_some()).then_some(u)
 }
 
 fn has_error(v: &Value) -> bool {
-    v.get("error").is_some_and(|e| !e.is_null()) || v.get("type").and_then(Value::as_str) == Some("error")
+    v.get("error").is_some_and(|e| !e.is_null())
+        || v.get("type").and_then(Value::as_str) == Some("error")
 }
 
 /// Inspects one event. With `committed` the caller only needs terminators, errors and usage,
 /// so events are parsed only when their text suggests they carry one of those.
 pub fn inspect(dialect: Dialect, ev: &SseEvent, committed: bool) -> Inspected {
-    let mut out = Inspected { kind: EventKind::Preamble, usage: None, sequence_number: None };
+    let mut out = Inspected {
+        kind: EventKind::Preamble,
+        usage: None,
+        sequence_number: None,
+    };
     if ev.data.is_empty() && ev.event.is_none() {
         return out;
     }
@@ -103,7 +125,9 @@ pub fn inspect(dialect: Dialect, ev: &SseEvent, committed: bool) -> Inspected {
                 return out;
             }
             let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
-                out.kind = EventKind::Error(serde_json::json!({"error": {"message": "a stream event was not JSON"}}));
+                out.kind = EventKind::Error(
+                    serde_json::json!({"error": {"message": "a stream event was not JSON"}}),
+                );
                 return out;
             };
             if has_error(&v) {
@@ -111,26 +135,49 @@ pub fn inspect(dialect: Dialect, ev: &SseEvent, committed: bool) -> Inspected {
                 return out;
             }
             out.usage = usage_of(dialect, &v);
-            let content = v.get("choices").and_then(Value::as_array).is_some_and(|choices| {
-                choices.iter().any(|c| {
-                    let d = c.get("delta");
-                    let nonempty = |k: &str| d.and_then(|d| d.get(k)).is_some_and(|x| match x {
-                        Value::String(s) => !s.is_empty(),
-                        Value::Null => false,
-                        Value::Array(a) => !a.is_empty(),
-                        _ => true,
-                    });
-                    nonempty("content") || nonempty("tool_calls") || nonempty("reasoning_content") || nonempty("reasoning") || nonempty("refusal") || nonempty("function_call")
-                        || c.get("finish_reason").is_some_and(|f| !f.is_null())
-                })
-            });
-            out.kind = if content { EventKind::Content } else { EventKind::Preamble };
+            let content = v
+                .get("choices")
+                .and_then(Value::as_array)
+                .is_some_and(|choices| {
+                    choices.iter().any(|c| {
+                        let d = c.get("delta");
+                        let nonempty = |k: &str| {
+                            d.and_then(|d| d.get(k)).is_some_and(|x| match x {
+                                Value::String(s) => !s.is_empty(),
+                                Value::Null => false,
+                                Value::Array(a) => !a.is_empty(),
+                                _ => true,
+                            })
+                        };
+                        nonempty("content")
+                            || nonempty("tool_calls")
+                            || nonempty("reasoning_content")
+                            || nonempty("reasoning")
+                            || nonempty("refusal")
+                            || nonempty("function_call")
+                            || c.get("finish_reason").is_some_and(|f| !f.is_null())
+                    })
+                });
+            out.kind = if content {
+                EventKind::Content
+            } else {
+                EventKind::Preamble
+            };
         }
         Dialect::OpenaiResponses | Dialect::Anthropic => {
             let name_from_event = ev.event.as_deref();
             let cheap_name = name_from_event.filter(|_| committed);
             if let Some(name) = cheap_name {
-                let interesting = matches!(name, "error" | "response.failed" | "response.completed" | "response.incomplete" | "message_stop" | "message_delta" | "message_start");
+                let interesting = matches!(
+                    name,
+                    "error"
+                        | "response.failed"
+                        | "response.completed"
+                        | "response.incomplete"
+                        | "message_stop"
+                        | "message_delta"
+                        | "message_start"
+                );
                 if !interesting && !ev.data.contains("\"sequence_number\"") {
                     out.kind = EventKind::Content;
                     return out;
@@ -140,28 +187,46 @@ pub fn inspect(dialect: Dialect, ev: &SseEvent, committed: bool) -> Inspected {
                 Ok(v) => v,
                 Err(_) if ev.data.is_empty() => Value::Null,
                 Err(_) => {
-                    out.kind = EventKind::Error(serde_json::json!({"error": {"message": "a stream event was not JSON"}}));
+                    out.kind = EventKind::Error(
+                        serde_json::json!({"error": {"message": "a stream event was not JSON"}}),
+                    );
                     return out;
                 }
             };
             out.sequence_number = v.get("sequence_number").and_then(Value::as_u64);
-            let name = v.get("type").and_then(Value::as_str).or(name_from_event).unwrap_or("");
+            let name = v
+                .get("type")
+                .and_then(Value::as_str)
+                .or(name_from_event)
+                .unwrap_or("");
             out.kind = match (dialect, name) {
-                (_, "error") | (Dialect::OpenaiResponses, "response.failed") => EventKind::Error(v.clone()),
-                (Dialect::OpenaiResponses, "response.created" | "response.in_progress" | "response.queued") => EventKind::Preamble,
-                (Dialect::OpenaiResponses, "response.completed" | "response.incomplete") => EventKind::Terminator,
+                (_, "error") | (Dialect::OpenaiResponses, "response.failed") => {
+                    EventKind::Error(v.clone())
+                }
+                (
+                    Dialect::OpenaiResponses,
+                    "response.created" | "response.in_progress" | "response.queued",
+                ) => EventKind::Preamble,
+                (Dialect::OpenaiResponses, "response.completed" | "response.incomplete") => {
+                    EventKind::Terminator
+                }
                 (Dialect::Anthropic, "message_start" | "ping") => EventKind::Preamble,
                 (Dialect::Anthropic, "message_stop") => EventKind::Terminator,
                 (_, "") => EventKind::Preamble,
                 _ => EventKind::Content,
             };
-            if matches!(name, "message_start" | "message_delta" | "response.completed" | "response.incomplete") {
+            if matches!(
+                name,
+                "message_start" | "message_delta" | "response.completed" | "response.incomplete"
+            ) {
                 out.usage = usage_of(dialect, &v);
             }
         }
         Dialect::Gemini => {
             let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
-                out.kind = EventKind::Error(serde_json::json!({"error": {"message": "a stream event was not JSON"}}));
+                out.kind = EventKind::Error(
+                    serde_json::json!({"error": {"message": "a stream event was not JSON"}}),
+                );
                 return out;
             };
             if has_error(&v) {
@@ -169,8 +234,18 @@ pub fn inspect(dialect: Dialect, ev: &SseEvent, committed: bool) -> Inspected {
                 return out;
             }
             out.usage = usage_of(dialect, &v);
-            let finished = v.get("candidates").and_then(Value::as_array).is_some_and(|c| c.iter().any(|c| c.get("finishReason").is_some_and(|f| !f.is_null())));
-            out.kind = if finished { EventKind::Terminator } else { EventKind::Content };
+            let finished = v
+                .get("candidates")
+                .and_then(Value::as_array)
+                .is_some_and(|c| {
+                    c.iter()
+                        .any(|c| c.get("finishReason").is_some_and(|f| !f.is_null()))
+                });
+            out.kind = if finished {
+                EventKind::Terminator
+            } else {
+                EventKind::Content
+            };
         }
     }
     out
@@ -181,58 +256,226 @@ mod tests {
     use super::*;
 
     fn ev(event: Option<&str>, data: &str) -> SseEvent {
-        SseEvent { event: event.map(str::to_string), data: data.to_string(), raw: bytes::Bytes::new() }
+        SseEvent {
+            event: event.map(str::to_string),
+            data: data.to_string(),
+            raw: bytes::Bytes::new(),
+        }
     }
 
     #[test]
     fn openai_chat_events() {
         let d = Dialect::OpenaiChat;
-        assert_eq!(inspect(d, &ev(None, r#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#), false).kind, EventKind::Preamble);
-        assert_eq!(inspect(d, &ev(None, r#"{"choices":[{"delta":{"content":"Hi"}}]}"#), false).kind, EventKind::Content);
-        assert_eq!(inspect(d, &ev(None, r#"{"choices":[{"delta":{"tool_calls":[{"index":0}]}}]}"#), false).kind, EventKind::Content);
-        assert_eq!(inspect(d, &ev(None, r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#), false).kind, EventKind::Content);
-        assert_eq!(inspect(d, &ev(None, "[DONE]"), true).kind, EventKind::Terminator);
-        assert!(matches!(inspect(d, &ev(None, r#"{"error":{"message":"x"}}"#), true).kind, EventKind::Error(_)));
-        let u = inspect(d, &ev(None, r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":5}}"#), true);
-        assert_eq!(u.usage, Some(Usage { input_tokens: Some(3), output_tokens: Some(5) }));
+        assert_eq!(
+            inspect(
+                d,
+                &ev(
+                    None,
+                    r#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#
+                ),
+                false
+            )
+            .kind,
+            EventKind::Preamble
+        );
+        assert_eq!(
+            inspect(
+                d,
+                &ev(None, r#"{"choices":[{"delta":{"content":"Hi"}}]}"#),
+                false
+            )
+            .kind,
+            EventKind::Content
+        );
+        assert_eq!(
+            inspect(
+                d,
+                &ev(
+                    None,
+                    r#"{"choices":[{"delta":{"tool_calls":[{"index":0}]}}]}"#
+                ),
+                false
+            )
+            .kind,
+            EventKind::Content
+        );
+        assert_eq!(
+            inspect(
+                d,
+                &ev(None, r#"{"choices":[{"delta":{},"finish_reason":"stop"}]}"#),
+                false
+            )
+            .kind,
+            EventKind::Content
+        );
+        assert_eq!(
+            inspect(d, &ev(None, "[DONE]"), true).kind,
+            EventKind::Terminator
+        );
+        assert!(matches!(
+            inspect(d, &ev(None, r#"{"error":{"message":"x"}}"#), true).kind,
+            EventKind::Error(_)
+        ));
+        let u = inspect(
+            d,
+            &ev(
+                None,
+                r#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":5}}"#,
+            ),
+            true,
+        );
+        assert_eq!(
+            u.usage,
+            Some(Usage {
+                input_tokens: Some(3),
+                output_tokens: Some(5)
+            })
+        );
     }
 
     #[test]
     fn anthropic_events() {
         let d = Dialect::Anthropic;
-        let start = inspect(d, &ev(Some("message_start"), r#"{"type":"message_start","message":{"usage":{"input_tokens":10,"output_tokens":1}}}"#), false);
+        let start = inspect(
+            d,
+            &ev(
+                Some("message_start"),
+                r#"{"type":"message_start","message":{"usage":{"input_tokens":10,"output_tokens":1}}}"#,
+            ),
+            false,
+        );
         assert_eq!(start.kind, EventKind::Preamble);
-        assert_eq!(start.usage, Some(Usage { input_tokens: Some(10), output_tokens: Some(1) }));
-        assert_eq!(inspect(d, &ev(Some("ping"), r#"{"type":"ping"}"#), false).kind, EventKind::Preamble);
-        assert_eq!(inspect(d, &ev(Some("content_block_delta"), r#"{"type":"content_block_delta"}"#), false).kind, EventKind::Content);
-        assert!(matches!(inspect(d, &ev(Some("error"), r#"{"type":"error","error":{"type":"overloaded_error"}}"#), false).kind, EventKind::Error(_)));
-        assert_eq!(inspect(d, &ev(Some("message_stop"), r#"{"type":"message_stop"}"#), true).kind, EventKind::Terminator);
-        let delta = inspect(d, &ev(Some("message_delta"), r#"{"type":"message_delta","usage":{"output_tokens":42}}"#), true);
-        assert_eq!(delta.usage, Some(Usage { input_tokens: None, output_tokens: Some(42) }));
+        assert_eq!(
+            start.usage,
+            Some(Usage {
+                input_tokens: Some(10),
+                output_tokens: Some(1)
+            })
+        );
+        assert_eq!(
+            inspect(d, &ev(Some("ping"), r#"{"type":"ping"}"#), false).kind,
+            EventKind::Preamble
+        );
+        assert_eq!(
+            inspect(
+                d,
+                &ev(
+                    Some("content_block_delta"),
+                    r#"{"type":"content_block_delta"}"#
+                ),
+                false
+            )
+            .kind,
+            EventKind::Content
+        );
+        assert!(matches!(
+            inspect(
+                d,
+                &ev(
+                    Some("error"),
+                    r#"{"type":"error","error":{"type":"overloaded_error"}}"#
+                ),
+                false
+            )
+            .kind,
+            EventKind::Error(_)
+        ));
+        assert_eq!(
+            inspect(
+                d,
+                &ev(Some("message_stop"), r#"{"type":"message_stop"}"#),
+                true
+            )
+            .kind,
+            EventKind::Terminator
+        );
+        let delta = inspect(
+            d,
+            &ev(
+                Some("message_delta"),
+                r#"{"type":"message_delta","usage":{"output_tokens":42}}"#,
+            ),
+            true,
+        );
+        assert_eq!(
+            delta.usage,
+            Some(Usage {
+                input_tokens: None,
+                output_tokens: Some(42)
+            })
+        );
     }
 
     #[test]
     fn responses_events() {
         let d = Dialect::OpenaiResponses;
-        assert_eq!(inspect(d, &ev(Some("response.created"), r#"{"type":"response.created","sequence_number":0}"#), false).kind, EventKind::Preamble);
-        let delta = inspect(d, &ev(Some("response.output_text.delta"), r#"{"type":"response.output_text.delta","delta":"x","sequence_number":4}"#), true);
+        assert_eq!(
+            inspect(
+                d,
+                &ev(
+                    Some("response.created"),
+                    r#"{"type":"response.created","sequence_number":0}"#
+                ),
+                false
+            )
+            .kind,
+            EventKind::Preamble
+        );
+        let delta = inspect(
+            d,
+            &ev(
+                Some("response.output_text.delta"),
+                r#"{"type":"response.output_text.delta","delta":"x","sequence_number":4}"#,
+            ),
+            true,
+        );
         assert_eq!(delta.kind, EventKind::Content);
         assert_eq!(delta.sequence_number, Some(4));
-        let done = inspect(d, &ev(Some("response.completed"), r#"{"type":"response.completed","sequence_number":9,"response":{"usage":{"input_tokens":2,"output_tokens":3}}}"#), true);
+        let done = inspect(
+            d,
+            &ev(
+                Some("response.completed"),
+                r#"{"type":"response.completed","sequence_number":9,"response":{"usage":{"input_tokens":2,"output_tokens":3}}}"#,
+            ),
+            true,
+        );
         assert_eq!(done.kind, EventKind::Terminator);
-        assert_eq!(done.usage, Some(Usage { input_tokens: Some(2), output_tokens: Some(3) }));
-        assert!(matches!(inspect(d, &ev(Some("response.failed"), r#"{"type":"response.failed","response":{}}"#), true).kind, EventKind::Error(_)));
+        assert_eq!(
+            done.usage,
+            Some(Usage {
+                input_tokens: Some(2),
+                output_tokens: Some(3)
+            })
+        );
+        assert!(matches!(
+            inspect(
+                d,
+                &ev(
+                    Some("response.failed"),
+                    r#"{"type":"response.failed","response":{}}"#
+                ),
+                true
+            )
+            .kind,
+            EventKind::Error(_)
+        ));
     }
 
     #[test]
     fn gemini_events() {
         let d = Dialect::Gemini;
-        assert_eq!(inspect(d, &ev(None, r#"{"candidates":[{"content":{}}]}"#), false).kind, EventKind::Content);
+        assert_eq!(
+            inspect(d, &ev(None, r#"{"candidates":[{"content":{}}]}"#), false).kind,
+            EventKind::Content
+        );
         assert_eq!(inspect(d, &ev(None, r#"{"candidates":[{"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":1}}"#), false).kind, EventKind::Terminator);
     }
 
     #[test]
     fn non_json_data_is_an_error() {
-        assert!(matches!(inspect(Dialect::OpenaiChat, &ev(None, "<html>"), false).kind, EventKind::Error(_)));
+        assert!(matches!(
+            inspect(Dialect::OpenaiChat, &ev(None, "<html>"), false).kind,
+            EventKind::Error(_)
+        ));
     }
 }

@@ -87,6 +87,9 @@ impl Endpoint {
 
     /// Whether the endpoint can stream at all.
     pub fn streams(self) -> bool {
-        matches!(self, Endpoint::ChatCompletions | Endpoint::Responses | Endpoint::Messages)
+        matches!(
+            self,
+            Endpoint::ChatCompletions | Endpoint::Responses | Endpoint::Messages
+        )
     }
 }

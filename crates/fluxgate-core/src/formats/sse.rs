@@ -45,11 +45,21 @@ impl Default for SseParser {
 
 impl SseParser {
     pub fn new() -> Self {
-        SseParser { buf: BytesMut::new(), scanned: 0, line_empty: true, max: MAX_EVENT_BYTES }
+        SseParser {
+            buf: BytesMut::new(),
+            scanned: 0,
+            line_empty: true,
+            max: MAX_EVENT_BYTES,
+        }
     }
 
     pub fn with_limit(max: usize) -> Self {
-        SseParser { buf: BytesMut::new(), scanned: 0, line_empty: true, max }
+        SseParser {
+            buf: BytesMut::new(),
+            scanned: 0,
+            line_empty: true,
+            max,
+        }
     }
 
     /// Adds a chunk and returns every event it completed.
@@ -146,9 +156,17 @@ fn parse_event(raw: Bytes) -> Option<SseEvent> {
     if event.is_none() && data.is_none() {
         // Comments and keep-alives carry no event; they are still forwarded as raw bytes by
         // callers that want them, via `SseEvent` with empty data.
-        return Some(SseEvent { event: None, data: String::new(), raw });
+        return Some(SseEvent {
+            event: None,
+            data: String::new(),
+            raw,
+        });
     }
-    Some(SseEvent { event, data: data.unwrap_or_default(), raw })
+    Some(SseEvent {
+        event,
+        data: data.unwrap_or_default(),
+        raw,
+    })
 }
 
 #[cfg(test)]
@@ -195,7 +213,10 @@ mod tests {
     #[test]
     fn oversized_events_are_refused() {
         let mut p = SseParser::with_limit(16);
-        assert_eq!(p.feed(b"data: 0123456789abcdefghij"), Err(SseError::TooLarge));
+        assert_eq!(
+            p.feed(b"data: 0123456789abcdefghij"),
+            Err(SseError::TooLarge)
+        );
     }
 
     #[test]
@@ -213,7 +234,10 @@ mod tests {
             Just(": keep-alive".to_string()),
             Just("data".to_string()),
         ];
-        (proptest::collection::vec(line, 1..4), prop_oneof![Just("\n"), Just("\r\n")])
+        (
+            proptest::collection::vec(line, 1..4),
+            prop_oneof![Just("\n"), Just("\r\n")],
+        )
             .prop_map(|(lines, nl)| {
                 let mut s = lines.join(nl);
                 s.push_str(nl);

@@ -76,7 +76,10 @@ impl TranslatorRegistry {
         if client == upstream {
             return Some(Codec::Passthrough);
         }
-        self.table.get(&(client, upstream)).cloned().map(Codec::Translated)
+        self.table
+            .get(&(client, upstream))
+            .cloned()
+            .map(Codec::Translated)
     }
 }
 
@@ -106,9 +109,21 @@ mod tests {
     #[test]
     fn lookup() {
         let mut r = TranslatorRegistry::builtin();
-        assert!(matches!(r.codec(Endpoint::Messages, Endpoint::Messages), Some(Codec::Passthrough)));
-        assert!(r.codec(Endpoint::Messages, Endpoint::ChatCompletions).is_none());
-        r.register(Endpoint::Messages, Endpoint::ChatCompletions, Arc::new(Upper));
-        assert!(matches!(r.codec(Endpoint::Messages, Endpoint::ChatCompletions), Some(Codec::Translated(_))));
+        assert!(matches!(
+            r.codec(Endpoint::Messages, Endpoint::Messages),
+            Some(Codec::Passthrough)
+        ));
+        assert!(r
+            .codec(Endpoint::Messages, Endpoint::ChatCompletions)
+            .is_none());
+        r.register(
+            Endpoint::Messages,
+            Endpoint::ChatCompletions,
+            Arc::new(Upper),
+        );
+        assert!(matches!(
+            r.codec(Endpoint::Messages, Endpoint::ChatCompletions),
+            Some(Codec::Translated(_))
+        ));
     }
 }

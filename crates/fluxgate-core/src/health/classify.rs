@@ -112,7 +112,13 @@ pub struct Failure {
 
 impl Failure {
     pub fn transport(kind: FailureKind, message: impl Into<String>) -> Self {
-        Failure { class: ErrorClass::UpstreamUnavailable, kind, status: None, message: message.into(), retry_hint: None }
+        Failure {
+            class: ErrorClass::UpstreamUnavailable,
+            kind,
+            status: None,
+            message: message.into(),
+            retry_hint: None,
+        }
     }
 }
 
@@ -136,7 +142,11 @@ fn error_words(body: &serde_json::Value) -> (String, String) {
     }
     let message = match err {
         serde_json::Value::String(s) => s.clone(),
-        _ => err.get("message").and_then(|v| v.as_str()).unwrap_or("").to_string(),
+        _ => err
+            .get("message")
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+            .to_string(),
     };
     (words, message)
 }
@@ -145,19 +155,42 @@ fn error_words(body: &serde_json::Value) -> (String, String) {
 fn class_from_words(words: &str, message: &str) -> Option<ErrorClass> {
     let m = message.to_ascii_lowercase();
     let has = |needle: &str| words.contains(needle);
-    if has("insufficient_quota") || has("billing") || m.contains("credit balance") || m.contains("exceeded your current quota") || m.contains("per day") {
+    if has("insufficient_quota")
+        || has("billing")
+        || m.contains("credit balance")
+        || m.contains("exceeded your current quota")
+        || m.contains("per day")
+    {
         return Some(ErrorClass::QuotaExhausted);
     }
-    if has("authentication") || has("invalid_api_key") || has("permission") || has("api_key_invalid") || has("unauthenticated") || m.contains("api key not valid") || m.contains("invalid api key") || m.contains("incorrect api key") {
+    if has("authentication")
+        || has("invalid_api_key")
+        || has("permission")
+        || has("api_key_invalid")
+        || has("unauthenticated")
+        || m.contains("api key not valid")
+        || m.contains("invalid api key")
+        || m.contains("incorrect api key")
+    {
         return Some(ErrorClass::AuthFailed);
     }
     if has("rate_limit") || has("resource_exhausted") {
         return Some(ErrorClass::RateLimited);
     }
-    if has("overloaded") || has("server_error") || has("api_error") || has("internal") || has("unavailable") || has("timeout") {
+    if has("overloaded")
+        || has("server_error")
+        || has("api_error")
+        || has("internal")
+        || has("unavailable")
+        || has("timeout")
+    {
         return Some(ErrorClass::UpstreamUnavailable);
     }
-    if has("invalid_request") || has("not_found") || has("invalid_argument") || has("request_too_large") {
+    if has("invalid_request")
+        || has("not_found")
+        || has("invalid_argument")
+        || has("request_too_large")
+    {
         return Some(ErrorClass::RequestInvalid);
     }
     None
@@ -185,7 +218,11 @@ pub fn classify_status(status: u16, headers: &HeaderMap, body: &[u8], now: Syste
         },
         _ => ErrorClass::RequestInvalid,
     };
-    let kind = if (300..400).contains(&status) { FailureKind::Redirect } else { FailureKind::Status(status) };
+    let kind = if (300..400).contains(&status) {
+        FailureKind::Redirect
+    } else {
+        FailureKind::Status(status)
+    };
     let message = if message.is_empty() {
         if kind == FailureKind::Redirect {
             "the upstream answered with a redirect, which Fluxgate never follows".to_string()
@@ -196,25 +233,44 @@ pub fn classify_status(status: u16, headers: &HeaderMap, body: &[u8], now: Syste
         message
     };
     let retry_hint = match class {
-        ErrorClass::RateLimited | ErrorClass::QuotaExhausted | ErrorClass::UpstreamUnavailable => hints::retry_hint(headers, now),
+        ErrorClass::RateLimited | ErrorClass::QuotaExhausted | ErrorClass::UpstreamUnavailable => {
+            hints::retry_hint(headers, now)
+        }
         _ => None,
     };
-    Failure { class, kind, status: Some(status), message: scrub(&message, None), retry_hint }
+    Failure {
+        class,
+        kind,
+        status: Some(status),
+        message: scrub(&message, None),
+        retry_hint,
+    }
 }
 
 /// Classifies the body of a 200 response, or the first event of a 200 stream, that turned out
 /// to be an error. Returns `None` when `value` holds no error.
-pub fn classify_in_band(value: &serde_json::Value, headers: &HeaderMap, now: SystemTime) -> Option<Failure> {
+pub fn classify_in_band(
+    value: &serde_json::Value,
+    headers: &HeaderMap,
+    now: SystemTime,
+) -> Option<Failure> {
     let is_error = value.get("type").and_then(|t| t.as_str()) == Some("error")
         || value.get("error").is_some_and(|e| !e.is_null())
         || value.get("type").and_then(|t| t.as_str()) == Some("response.failed");
     if !is_error {
         return None;
     }
-    let inner = value.get("response").filter(|_| value.get("type").and_then(|t| t.as_str()) == Some("response.failed")).unwrap_or(value);
+    let inner = value
+        .get("response")
+        .filter(|_| value.get("type").and_then(|t| t.as_str()) == Some("response.failed"))
+        .unwrap_or(value);
     let (words, message) = error_words(inner);
     let class = class_from_words(&words, &message).unwrap_or(ErrorClass::UpstreamUnavailable);
-    let message = if message.is_empty() { "in-band error in a 200 response".to_string() } else { message };
+    let message = if message.is_empty() {
+        "in-band error in a 200 response".to_string()
+    } else {
+        message
+    };
     Some(Failure {
         class,
         kind: FailureKind::InBand,
@@ -238,13 +294,20 @@ pub fn empty_response(what: &str) -> Failure {
 /// Shortens an upstream message and blanks anything that looks like a credential.
 pub fn scrub(text: &str, secret: Option<&str>) -> String {
     let mut out = String::with_capacity(text.len().min(300));
-    for (i, word) in text.split_inclusive(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | ':' | '=')).enumerate() {
+    for (i, word) in text
+        .split_inclusive(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | ':' | '='))
+        .enumerate()
+    {
         if i > 80 {
             break;
         }
-        let core = word.trim_end_matches(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | ':' | '='));
+        let core = word.trim_end_matches(|c: char| {
+            c.is_whitespace() || matches!(c, '"' | '\'' | ',' | ':' | '=')
+        });
         let looks_secret = core.len() >= 20
-            && core.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && core
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
             && core.chars().any(|c| c.is_ascii_digit())
             && core.chars().any(|c| c.is_ascii_alphabetic())
             || core.starts_with("sk-")

@@ -16,7 +16,12 @@ pub const MAX_HINT: Duration = Duration::from_secs(24 * 3600);
 
 /// The wait the response headers ask for, measured from `now` (wall clock).
 pub fn retry_hint(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let text = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
     let mut best: Option<Duration> = None;
     let mut consider = |d: Option<Duration>| {
         if let Some(d) = d {
@@ -24,7 +29,12 @@ pub fn retry_hint(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
         }
     };
     if let Some(ms) = text("retry-after-ms") {
-        consider(ms.parse::<f64>().ok().filter(|v| v.is_finite() && *v >= 0.0).map(|v| Duration::from_secs_f64(v / 1000.0)));
+        consider(
+            ms.parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite() && *v >= 0.0)
+                .map(|v| Duration::from_secs_f64(v / 1000.0)),
+        );
     }
     if let Some(ra) = text("retry-after") {
         consider(parse_retry_after(ra, now));
@@ -46,7 +56,10 @@ pub fn retry_hint(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
         }
     }
     for (reset, remaining) in [
-        ("x-ratelimit-reset-requests", "x-ratelimit-remaining-requests"),
+        (
+            "x-ratelimit-reset-requests",
+            "x-ratelimit-remaining-requests",
+        ),
         ("x-ratelimit-reset-tokens", "x-ratelimit-remaining-tokens"),
     ] {
         let exhausted = text(remaining).map(|r| r == "0").unwrap_or(true);
@@ -79,13 +92,17 @@ pub fn parse_go_duration(text: &str) -> Option<Duration> {
         return None;
     }
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if digits == 0 {
             return None;
         }
         let value: f64 = rest[..digits].parse().ok()?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let factor = match &rest[..unit_len] {
             "h" => 3600.0,
             "m" => 60.0,
@@ -104,19 +121,32 @@ pub fn parse_go_duration(text: &str) -> Option<Duration> {
 /// RFC 3339 timestamps (`2026-11-22T01:02:03Z`, fractional seconds and offsets allowed).
 pub fn parse_rfc3339(text: &str) -> Option<SystemTime> {
     let b = text.as_bytes();
-    if b.len() < 20 || b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ') || b[13] != b':' || b[16] != b':' {
+    if b.len() < 20
+        || b[4] != b'-'
+        || b[7] != b'-'
+        || !(b[10] == b'T' || b[10] == b't' || b[10] == b' ')
+        || b[13] != b':'
+        || b[16] != b':'
+    {
         return None;
     }
     let num = |r: std::ops::Range<usize>| text.get(r)?.parse::<i64>().ok();
     let (year, month, day) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hour, minute, second) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    if !(1..=12).contains(&month)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return None;
     }
     let mut rest = &text[19..];
     let mut nanos = 0u32;
     if let Some(frac) = rest.strip_prefix('.') {
-        let n = frac.find(|c: char| !c.is_ascii_digit()).unwrap_or(frac.len());
+        let n = frac
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(frac.len());
         let digits = &frac[..n.min(9)];
         if n == 0 {
             return None;
@@ -172,9 +202,18 @@ mod tests {
     fn retry_after_forms() {
         let now = at(1_700_000_000);
         assert_eq!(parse_retry_after("7", now), Some(Duration::from_secs(7)));
-        assert_eq!(parse_retry_after("1.5", now), Some(Duration::from_millis(1500)));
-        assert_eq!(parse_retry_after(&httpdate::fmt_http_date(at(1_700_000_030)), now), Some(Duration::from_secs(30)));
-        assert_eq!(parse_retry_after(&httpdate::fmt_http_date(at(1_600_000_000)), now), Some(Duration::ZERO));
+        assert_eq!(
+            parse_retry_after("1.5", now),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            parse_retry_after(&httpdate::fmt_http_date(at(1_700_000_030)), now),
+            Some(Duration::from_secs(30))
+        );
+        assert_eq!(
+            parse_retry_after(&httpdate::fmt_http_date(at(1_600_000_000)), now),
+            Some(Duration::ZERO)
+        );
         assert_eq!(parse_retry_after("soon", now), None);
         assert_eq!(parse_retry_after("-3", now), None);
     }
@@ -182,22 +221,52 @@ mod tests {
     #[test]
     fn header_combinations() {
         let now = at(1_700_000_000);
-        assert_eq!(retry_hint(&headers(&[("retry-after-ms", "250")]), now), Some(Duration::from_millis(250)));
-        assert_eq!(retry_hint(&headers(&[("retry-after", "3"), ("retry-after-ms", "9000")]), now), Some(Duration::from_secs(9)));
         assert_eq!(
-            retry_hint(&headers(&[("anthropic-ratelimit-requests-reset", "2023-11-14T22:14:00Z"), ("anthropic-ratelimit-requests-remaining", "0")]), at(1_699_999_980)),
+            retry_hint(&headers(&[("retry-after-ms", "250")]), now),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            retry_hint(
+                &headers(&[("retry-after", "3"), ("retry-after-ms", "9000")]),
+                now
+            ),
+            Some(Duration::from_secs(9))
+        );
+        assert_eq!(
+            retry_hint(
+                &headers(&[
+                    ("anthropic-ratelimit-requests-reset", "2023-11-14T22:14:00Z"),
+                    ("anthropic-ratelimit-requests-remaining", "0")
+                ]),
+                at(1_699_999_980)
+            ),
             Some(Duration::from_secs(60))
         );
         // A reset time for a limit that still has room says nothing about this failure.
         assert_eq!(
-            retry_hint(&headers(&[("anthropic-ratelimit-tokens-reset", "2023-11-14T22:14:00Z"), ("anthropic-ratelimit-tokens-remaining", "5000")]), at(1_699_999_980)),
+            retry_hint(
+                &headers(&[
+                    ("anthropic-ratelimit-tokens-reset", "2023-11-14T22:14:00Z"),
+                    ("anthropic-ratelimit-tokens-remaining", "5000")
+                ]),
+                at(1_699_999_980)
+            ),
             None
         );
         assert_eq!(
-            retry_hint(&headers(&[("x-ratelimit-reset-requests", "6m0s"), ("x-ratelimit-remaining-requests", "0")]), now),
+            retry_hint(
+                &headers(&[
+                    ("x-ratelimit-reset-requests", "6m0s"),
+                    ("x-ratelimit-remaining-requests", "0")
+                ]),
+                now
+            ),
             Some(Duration::from_secs(360))
         );
-        assert_eq!(retry_hint(&headers(&[("retry-after", "99999999")]), now), Some(MAX_HINT));
+        assert_eq!(
+            retry_hint(&headers(&[("retry-after", "99999999")]), now),
+            Some(MAX_HINT)
+        );
         assert_eq!(retry_hint(&HeaderMap::new(), now), None);
     }
 
@@ -205,7 +274,10 @@ mod tests {
     fn go_durations() {
         assert_eq!(parse_go_duration("1s"), Some(Duration::from_secs(1)));
         assert_eq!(parse_go_duration("20ms"), Some(Duration::from_millis(20)));
-        assert_eq!(parse_go_duration("1h2m3.5s"), Some(Duration::from_millis(3_723_500)));
+        assert_eq!(
+            parse_go_duration("1h2m3.5s"),
+            Some(Duration::from_millis(3_723_500))
+        );
         assert_eq!(parse_go_duration(""), None);
         assert_eq!(parse_go_duration("3x"), None);
         assert_eq!(parse_go_duration("s"), None);
@@ -214,9 +286,18 @@ mod tests {
     #[test]
     fn rfc3339() {
         assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(UNIX_EPOCH));
-        assert_eq!(parse_rfc3339("2023-11-14T22:13:20Z"), Some(at(1_700_000_000)));
-        assert_eq!(parse_rfc3339("2023-11-14T23:13:20+01:00"), Some(at(1_700_000_000)));
-        assert_eq!(parse_rfc3339("2023-11-14T22:13:20.5Z"), Some(at(1_700_000_000) + Duration::from_millis(500)));
+        assert_eq!(
+            parse_rfc3339("2023-11-14T22:13:20Z"),
+            Some(at(1_700_000_000))
+        );
+        assert_eq!(
+            parse_rfc3339("2023-11-14T23:13:20+01:00"),
+            Some(at(1_700_000_000))
+        );
+        assert_eq!(
+            parse_rfc3339("2023-11-14T22:13:20.5Z"),
+            Some(at(1_700_000_000) + Duration::from_millis(500))
+        );
         assert_eq!(parse_rfc3339("2023-13-14T22:13:20Z"), None);
         assert_eq!(parse_rfc3339("yesterday"), None);
     }

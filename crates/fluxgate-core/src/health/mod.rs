@@ -94,13 +94,22 @@ struct WallClock {
 
 impl WallClock {
     fn now() -> Self {
-        WallClock { wall: SystemTime::now(), instant: Instant::now() }
+        WallClock {
+            wall: SystemTime::now(),
+            instant: Instant::now(),
+        }
     }
     fn to_ms(self, at: Instant) -> i64 {
-        let wall = if at >= self.instant { self.wall + (at - self.instant) } else { self.wall - (self.instant - at) };
-        wall.duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+        let wall = if at >= self.instant {
+            self.wall + (at - self.instant)
+        } else {
+            self.wall - (self.instant - at)
+        };
+        wall.duration_since(UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
     }
-    fn from_ms(self, ms: i64) -> Instant {
+    fn instant_at_ms(self, ms: i64) -> Instant {
         let now_ms = self.to_ms(self.instant);
         if ms >= now_ms {
             self.instant + Duration::from_millis((ms - now_ms) as u64)
@@ -132,7 +141,13 @@ impl Drop for InFlight {
 
 impl HealthRegistry {
     pub fn new(policy: Policy, events: EventBus, backend: Arc<dyn HealthBackend>) -> Self {
-        HealthRegistry { keys: RwLock::new(HashMap::new()), policy, events, backend, changed: Notify::new() }
+        HealthRegistry {
+            keys: RwLock::new(HashMap::new()),
+            policy,
+            events,
+            backend,
+            changed: Notify::new(),
+        }
     }
 
     pub fn policy(&self) -> &Policy {
@@ -142,8 +157,12 @@ impl HealthRegistry {
     /// Makes the registry hold exactly the configured keys, restoring persisted state for keys
     /// it has not seen in this run. Keys disabled in the config are `disabled`.
     pub fn sync(&self, config: &Config) {
-        let persisted: HashMap<String, PersistedState> =
-            self.backend.load_all().into_iter().map(|p| (p.account.clone(), p)).collect();
+        let persisted: HashMap<String, PersistedState> = self
+            .backend
+            .load_all()
+            .into_iter()
+            .map(|p| (p.account.clone(), p))
+            .collect();
         let clock = WallClock::now();
         let mut keys = self.keys.write();
         let mut next = HashMap::new();
@@ -151,7 +170,10 @@ impl HealthRegistry {
             for k in &p.keys {
                 let account = p.account(&k.id);
                 let entry = keys.remove(&account).unwrap_or_else(|| {
-                    let state = persisted.get(&account).map(|s| restore(s, clock)).unwrap_or_default();
+                    let state = persisted
+                        .get(&account)
+                        .map(|s| restore(s, clock))
+                        .unwrap_or_default();
                     Arc::new(KeyEntry {
                         provider: p.name.clone(),
                         key_id: k.id.clone(),
@@ -183,7 +205,8 @@ impl HealthRegistry {
 
     /// Whether a request may use the key now.
     pub fn usable(&self, account: &str, now: Instant) -> bool {
-        self.entry(account).is_some_and(|e| e.state.lock().usable(now))
+        self.entry(account)
+            .is_some_and(|e| e.state.lock().usable(now))
     }
 
     pub fn state(&self, account: &str) -> Option<KeyState> {
@@ -191,7 +214,8 @@ impl HealthRegistry {
     }
 
     pub fn in_flight(&self, account: &str) -> u32 {
-        self.entry(account).map_or(0, |e| e.in_flight.load(Ordering::Relaxed))
+        self.entry(account)
+            .map_or(0, |e| e.in_flight.load(Ordering::Relaxed))
     }
 
     /// Counts an attempt as in flight on this key until the guard drops.
@@ -228,7 +252,12 @@ impl HealthRegistry {
 
     /// Ends cooldowns that are over. Returns the instant of the next scheduled change after `now`.
     pub fn tick(&self, now: Instant) -> Option<Instant> {
-        let entries: Vec<(String, Arc<KeyEntry>)> = self.keys.read().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let entries: Vec<(String, Arc<KeyEntry>)> = self
+            .keys
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let mut next: Option<Instant> = None;
         for (account, e) in entries {
             let mut st = e.state.lock();
@@ -312,18 +341,25 @@ impl HealthRegistry {
         let mut out = Vec::new();
         for p in &config.providers {
             for k in &p.keys {
-                let Some(e) = self.entry(&p.account(&k.id)) else { continue };
+                let Some(e) = self.entry(&p.account(&k.id)) else {
+                    continue;
+                };
                 let st = e.state.lock().clone();
                 let shown = st.back_at();
                 out.push(KeyHealth {
                     provider: e.provider.clone(),
                     key_id: e.key_id.clone(),
-                    status: if st.usable(now) { KeyStatus::Healthy } else { st.status },
+                    status: if st.usable(now) {
+                        KeyStatus::Healthy
+                    } else {
+                        st.status
+                    },
                     reason: st.reason,
                     last_status: st.last_status,
                     last_message: st.last_message.clone(),
                     until_ms: shown.map(|u| clock.to_ms(u)),
-                    retry_in_secs: shown.map(|u| u.saturating_duration_since(now).as_secs_f64().ceil() as u64),
+                    retry_in_secs: shown
+                        .map(|u| u.saturating_duration_since(now).as_secs_f64().ceil() as u64),
                     in_flight: e.in_flight.load(Ordering::Relaxed),
                     secret_error: e.secret_error.lock().clone(),
                 });
@@ -339,7 +375,7 @@ fn restore(p: &PersistedState, clock: WallClock) -> KeyState {
         reason: p.reason,
         last_status: p.last_status,
         last_message: p.last_message.clone(),
-        until: p.until_ms.map(|ms| clock.from_ms(ms)),
+        until: p.until_ms.map(|ms| clock.instant_at_ms(ms)),
         consecutive_failures: p.consecutive_failures,
         ladder: p.ladder,
         step: p.step,

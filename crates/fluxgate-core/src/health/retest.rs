@@ -15,11 +15,19 @@ use super::{ErrorClass, Failure, HealthRegistry};
 
 /// Runs the cheap test that decides whether a key is back.
 pub trait Retester: Send + Sync + 'static {
-    fn retest(&self, account: String, reason: Option<ErrorClass>) -> Pin<Box<dyn Future<Output = Result<(), Failure>> + Send>>;
+    fn retest(
+        &self,
+        account: String,
+        reason: Option<ErrorClass>,
+    ) -> Pin<Box<dyn Future<Output = Result<(), Failure>> + Send>>;
 }
 
 /// Runs until `shutdown` resolves.
-pub async fn run_scheduler(registry: Arc<HealthRegistry>, retester: Arc<dyn Retester>, shutdown: impl Future<Output = ()>) {
+pub async fn run_scheduler(
+    registry: Arc<HealthRegistry>,
+    retester: Arc<dyn Retester>,
+    shutdown: impl Future<Output = ()>,
+) {
     let running: Arc<Mutex<HashSet<String>>> = Arc::new(Mutex::new(HashSet::new()));
     tokio::pin!(shutdown);
     loop {
@@ -43,7 +51,10 @@ pub async fn run_scheduler(registry: Arc<HealthRegistry>, retester: Arc<dyn Rete
             });
         }
         // Sleep until the next scheduled change, but wake at least once a minute.
-        let wake = next.filter(|n| *n > now).unwrap_or(now + Duration::from_secs(60)).min(now + Duration::from_secs(60));
+        let wake = next
+            .filter(|n| *n > now)
+            .unwrap_or(now + Duration::from_secs(60))
+            .min(now + Duration::from_secs(60));
         tokio::select! {
             _ = &mut shutdown => return,
             _ = tokio::time::sleep_until(wake) => {}

@@ -45,9 +45,15 @@ impl KeyStatus {
     }
 
     pub fn parse(s: &str) -> Option<KeyStatus> {
-        [KeyStatus::Healthy, KeyStatus::Cooling, KeyStatus::Probing, KeyStatus::Dead, KeyStatus::Disabled]
-            .into_iter()
-            .find(|k| k.as_str() == s)
+        [
+            KeyStatus::Healthy,
+            KeyStatus::Cooling,
+            KeyStatus::Probing,
+            KeyStatus::Dead,
+            KeyStatus::Disabled,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
     }
 }
 
@@ -131,7 +137,10 @@ impl KeyState {
         match self.status {
             KeyStatus::Healthy => true,
             // A cooldown past its end is over even before the scheduler ticks it.
-            KeyStatus::Cooling => self.until.is_some_and(|u| u <= now) && self.reason != Some(ErrorClass::QuotaExhausted),
+            KeyStatus::Cooling => {
+                self.until.is_some_and(|u| u <= now)
+                    && self.reason != Some(ErrorClass::QuotaExhausted)
+            }
             KeyStatus::Probing | KeyStatus::Dead | KeyStatus::Disabled => false,
         }
     }
@@ -164,7 +173,11 @@ impl KeyState {
             return;
         }
         // A new reason starts its own ladder.
-        let step = if self.ladder == Some(f.class) { self.step } else { 0 };
+        let step = if self.ladder == Some(f.class) {
+            self.step
+        } else {
+            0
+        };
         match f.class {
             ErrorClass::AuthFailed => {
                 self.status = KeyStatus::Dead;
@@ -178,16 +191,22 @@ impl KeyState {
             }
             ErrorClass::RateLimited => {
                 self.status = KeyStatus::Cooling;
-                let wait = f.retry_hint.unwrap_or_else(|| ladder(policy.rate_limit_base, 2, step, policy.rate_limit_cap));
+                let wait = f.retry_hint.unwrap_or_else(|| {
+                    ladder(policy.rate_limit_base, 2, step, policy.rate_limit_cap)
+                });
                 self.until = Some(now + wait);
                 self.step = step + 1;
             }
             ErrorClass::UpstreamUnavailable => {
                 self.consecutive_failures += 1;
-                if self.consecutive_failures >= policy.unavailable_threshold || self.status != KeyStatus::Healthy {
+                if self.consecutive_failures >= policy.unavailable_threshold
+                    || self.status != KeyStatus::Healthy
+                {
                     self.status = KeyStatus::Cooling;
                     let wait = ladder(policy.unavailable_base, 2, step, policy.unavailable_cap);
-                    let wait = f.retry_hint.map_or(wait, |h| h.max(wait).min(policy.unavailable_cap));
+                    let wait = f
+                        .retry_hint
+                        .map_or(wait, |h| h.max(wait).min(policy.unavailable_cap));
                     self.until = Some(now + wait);
                     self.step = step + 1;
                     self.consecutive_failures = 0;
@@ -219,7 +238,8 @@ impl KeyState {
 
     /// Whether the retest scheduler should test this key now.
     pub fn retest_due(&self, now: Instant) -> bool {
-        matches!(self.status, KeyStatus::Dead | KeyStatus::Probing) && self.until.is_some_and(|u| u <= now)
+        matches!(self.status, KeyStatus::Dead | KeyStatus::Probing)
+            && self.until.is_some_and(|u| u <= now)
     }
 
     pub fn disable(&mut self) {
@@ -229,7 +249,11 @@ impl KeyState {
 
     pub fn enable(&mut self) {
         if self.status == KeyStatus::Disabled {
-            *self = KeyState { last_status: self.last_status, last_message: self.last_message.clone(), ..KeyState::default() };
+            *self = KeyState {
+                last_status: self.last_status,
+                last_message: self.last_message.clone(),
+                ..KeyState::default()
+            };
         }
     }
 

@@ -12,14 +12,25 @@ use crate::config::from_environment;
 
 fn config_with_keys(n: usize) -> Config {
     let env = move |name: &str| {
-        let idx = if name == "OPENAI_API_KEY" { Some(1) } else { name.strip_prefix("OPENAI_API_KEY_").and_then(|s| s.parse::<usize>().ok()) };
+        let idx = if name == "OPENAI_API_KEY" {
+            Some(1)
+        } else {
+            name.strip_prefix("OPENAI_API_KEY_")
+                .and_then(|s| s.parse::<usize>().ok())
+        };
         idx.filter(|i| *i <= n).map(|_| "sk-x".to_string())
     };
     from_environment(env)
 }
 
 fn fail(class: ErrorClass, hint: Option<u64>) -> Failure {
-    Failure { class, kind: FailureKind::Status(500), status: Some(500), message: "x".into(), retry_hint: hint.map(Duration::from_secs) }
+    Failure {
+        class,
+        kind: FailureKind::Status(500),
+        status: Some(500),
+        message: "x".into(),
+        retry_hint: hint.map(Duration::from_secs),
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -39,7 +50,8 @@ fn step() -> impl Strategy<Value = Step> {
     ];
     prop_oneof![
         (0u64..7200).prop_map(Step::Advance),
-        (0usize..3, class, proptest::option::of(0u64..100_000)).prop_map(|(k, c, h)| Step::Use(k, c, h)),
+        (0usize..3, class, proptest::option::of(0u64..100_000))
+            .prop_map(|(k, c, h)| Step::Use(k, c, h)),
     ]
 }
 
@@ -108,10 +120,20 @@ struct CountingRetester {
 }
 
 impl Retester for CountingRetester {
-    fn retest(&self, _account: String, _reason: Option<ErrorClass>) -> Pin<Box<dyn Future<Output = Result<(), Failure>> + Send>> {
+    fn retest(
+        &self,
+        _account: String,
+        _reason: Option<ErrorClass>,
+    ) -> Pin<Box<dyn Future<Output = Result<(), Failure>> + Send>> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         let pass = n >= self.pass_after;
-        Box::pin(async move { if pass { Ok(()) } else { Err(fail(ErrorClass::AuthFailed, None)) } })
+        Box::pin(async move {
+            if pass {
+                Ok(())
+            } else {
+                Err(fail(ErrorClass::AuthFailed, None))
+            }
+        })
     }
 }
 
@@ -120,11 +142,18 @@ impl Retester for CountingRetester {
 #[tokio::test(start_paused = true)]
 async fn a_day_against_a_dead_key_makes_seven_retests() {
     let config = config_with_keys(1);
-    let reg = Arc::new(HealthRegistry::new(Policy::default(), EventBus::new(), Arc::new(NoPersistence)));
+    let reg = Arc::new(HealthRegistry::new(
+        Policy::default(),
+        EventBus::new(),
+        Arc::new(NoPersistence),
+    ));
     reg.sync(&config);
     let account = config.providers[0].account("env");
     reg.report_failure(&account, &fail(ErrorClass::AuthFailed, None));
-    let retester = Arc::new(CountingRetester { calls: AtomicU32::new(0), pass_after: u32::MAX });
+    let retester = Arc::new(CountingRetester {
+        calls: AtomicU32::new(0),
+        pass_after: u32::MAX,
+    });
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(run_scheduler(reg.clone(), retester.clone(), async move {
         let _ = stop_rx.await;
@@ -143,11 +172,18 @@ async fn a_passing_retest_revives_and_publishes() {
     let config = config_with_keys(1);
     let events = EventBus::new();
     let mut rx = events.subscribe();
-    let reg = Arc::new(HealthRegistry::new(Policy::default(), events, Arc::new(NoPersistence)));
+    let reg = Arc::new(HealthRegistry::new(
+        Policy::default(),
+        events,
+        Arc::new(NoPersistence),
+    ));
     reg.sync(&config);
     let account = config.providers[0].account("env");
     reg.report_failure(&account, &fail(ErrorClass::AuthFailed, None));
-    let retester = Arc::new(CountingRetester { calls: AtomicU32::new(0), pass_after: 1 });
+    let retester = Arc::new(CountingRetester {
+        calls: AtomicU32::new(0),
+        pass_after: 1,
+    });
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(run_scheduler(reg.clone(), retester.clone(), async move {
         let _ = stop_rx.await;
@@ -155,12 +191,21 @@ async fn a_passing_retest_revives_and_publishes() {
     tokio::time::sleep(Duration::from_secs(301)).await;
     let _ = stop_tx.send(());
     task.await.expect("scheduler");
-    assert_eq!(reg.state(&account).expect("state").status, KeyStatus::Healthy);
+    assert_eq!(
+        reg.state(&account).expect("state").status,
+        KeyStatus::Healthy
+    );
     let mut seen = Vec::new();
     while let Ok(Event::KeyStateChanged { from, to, .. }) = rx.try_recv() {
         seen.push((from, to));
     }
-    assert_eq!(seen, [(KeyStatus::Healthy, KeyStatus::Dead), (KeyStatus::Dead, KeyStatus::Healthy)]);
+    assert_eq!(
+        seen,
+        [
+            (KeyStatus::Healthy, KeyStatus::Dead),
+            (KeyStatus::Dead, KeyStatus::Healthy)
+        ]
+    );
 }
 
 #[derive(Default)]
@@ -191,7 +236,13 @@ async fn state_survives_a_new_registry() {
     assert_eq!(dead.status, KeyStatus::Dead);
     let cooling = reg2.state("openai/env-2").expect("state");
     assert_eq!(cooling.status, KeyStatus::Cooling);
-    let left = cooling.until.expect("until").saturating_duration_since(Instant::now());
-    assert!(left > Duration::from_secs(55) && left <= Duration::from_secs(60), "{left:?}");
+    let left = cooling
+        .until
+        .expect("until")
+        .saturating_duration_since(Instant::now());
+    assert!(
+        left > Duration::from_secs(55) && left <= Duration::from_secs(60),
+        "{left:?}"
+    );
     assert!(!reg2.usable("openai/env-2", Instant::now()));
 }

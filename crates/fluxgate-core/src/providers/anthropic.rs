@@ -40,7 +40,10 @@ impl Provider for Anthropic {
     fn authorize(&self, headers: &mut HeaderMap, secret: &SecretValue) {
         set_secret_header(headers, "x-api-key", secret.expose());
         if !headers.contains_key("anthropic-version") {
-            headers.insert("anthropic-version", HeaderValue::from_static(DEFAULT_VERSION));
+            headers.insert(
+                "anthropic-version",
+                HeaderValue::from_static(DEFAULT_VERSION),
+            );
         }
     }
 
@@ -56,9 +59,17 @@ impl Provider for Anthropic {
                     "max_tokens": 1,
                     "messages": [{"role": "user", "content": "ping"}],
                 });
-                RetestRequest { method: Method::POST, url: self.url(Endpoint::Messages), body: Some(Bytes::from(body.to_string())) }
+                RetestRequest {
+                    method: Method::POST,
+                    url: self.url(Endpoint::Messages),
+                    body: Some(Bytes::from(body.to_string())),
+                }
             }
-            _ => RetestRequest { method: Method::GET, url: self.models_url(), body: None },
+            _ => RetestRequest {
+                method: Method::GET,
+                url: self.models_url(),
+                body: None,
+            },
         }
     }
 }

@@ -45,7 +45,9 @@ pub trait Provider: Send + Sync {
             return Some(client);
         }
         match client {
-            Endpoint::ChatCompletions | Endpoint::Responses | Endpoint::Messages => native.first().copied(),
+            Endpoint::ChatCompletions | Endpoint::Responses | Endpoint::Messages => {
+                native.first().copied()
+            }
             Endpoint::CountTokens | Endpoint::Embeddings => None,
         }
     }
@@ -63,7 +65,11 @@ pub trait Provider: Send + Sync {
     /// The retest for a key that is out for `reason`; `model` is one this key serves.
     fn retest(&self, reason: Option<ErrorClass>, model: Option<&str>) -> RetestRequest {
         let _ = (reason, model);
-        RetestRequest { method: Method::GET, url: self.models_url(), body: None }
+        RetestRequest {
+            method: Method::GET,
+            url: self.models_url(),
+            body: None,
+        }
     }
 }
 

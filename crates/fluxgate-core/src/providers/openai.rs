@@ -10,7 +10,11 @@ use crate::formats::Endpoint;
 use crate::health::ErrorClass;
 use crate::secrets::SecretValue;
 
-const OPENAI_ENDPOINTS: &[Endpoint] = &[Endpoint::ChatCompletions, Endpoint::Responses, Endpoint::Embeddings];
+const OPENAI_ENDPOINTS: &[Endpoint] = &[
+    Endpoint::ChatCompletions,
+    Endpoint::Responses,
+    Endpoint::Embeddings,
+];
 /// Azure deployments need translation of URLs and api-version; they arrive with the
 /// translation work, so no endpoint is served natively yet.
 const AZURE_ENDPOINTS: &[Endpoint] = &[];
@@ -24,13 +28,22 @@ pub struct Quirks {
 
 impl Quirks {
     pub fn openai() -> Self {
-        Quirks { kind: ProviderKind::Openai, endpoints: OPENAI_ENDPOINTS }
+        Quirks {
+            kind: ProviderKind::Openai,
+            endpoints: OPENAI_ENDPOINTS,
+        }
     }
     pub fn compatible() -> Self {
-        Quirks { kind: ProviderKind::OpenaiCompatible, endpoints: OPENAI_ENDPOINTS }
+        Quirks {
+            kind: ProviderKind::OpenaiCompatible,
+            endpoints: OPENAI_ENDPOINTS,
+        }
     }
     pub fn azure() -> Self {
-        Quirks { kind: ProviderKind::AzureOpenai, endpoints: AZURE_ENDPOINTS }
+        Quirks {
+            kind: ProviderKind::AzureOpenai,
+            endpoints: AZURE_ENDPOINTS,
+        }
     }
 }
 
@@ -62,7 +75,11 @@ impl Provider for OpenAi {
         if self.quirks.kind == ProviderKind::AzureOpenai {
             set_secret_header(headers, "api-key", secret.expose());
         } else {
-            set_secret_header(headers, "authorization", &format!("Bearer {}", secret.expose()));
+            set_secret_header(
+                headers,
+                "authorization",
+                &format!("Bearer {}", secret.expose()),
+            );
         }
     }
 
@@ -78,9 +95,17 @@ impl Provider for OpenAi {
                     "max_tokens": 1,
                     "messages": [{"role": "user", "content": "ping"}],
                 });
-                RetestRequest { method: Method::POST, url: self.url(Endpoint::ChatCompletions), body: Some(Bytes::from(body.to_string())) }
+                RetestRequest {
+                    method: Method::POST,
+                    url: self.url(Endpoint::ChatCompletions),
+                    body: Some(Bytes::from(body.to_string())),
+                }
             }
-            _ => RetestRequest { method: Method::GET, url: self.models_url(), body: None },
+            _ => RetestRequest {
+                method: Method::GET,
+                url: self.models_url(),
+                body: None,
+            },
         }
     }
 }

@@ -55,11 +55,21 @@ pub enum SkipReason {
     /// The provider has no keys configured.
     NoKeys,
     /// Out of rotation; back (or retested) in `back_in_secs`.
-    Unavailable { status: KeyStatus, reason: Option<ErrorClass>, back_in_secs: u64 },
+    Unavailable {
+        status: KeyStatus,
+        reason: Option<ErrorClass>,
+        back_in_secs: u64,
+    },
     /// The provider kind serves no endpoint that this request could use.
-    NoEndpoint { kind: String, endpoint: Endpoint },
+    NoEndpoint {
+        kind: String,
+        endpoint: Endpoint,
+    },
     /// No translator between the client's endpoint and the upstream's.
-    NoTranslator { from: Endpoint, to: Endpoint },
+    NoTranslator {
+        from: Endpoint,
+        to: Endpoint,
+    },
 }
 
 impl std::fmt::Display for SkipReason {
@@ -68,14 +78,27 @@ impl std::fmt::Display for SkipReason {
             SkipReason::ProviderDisabled => f.write_str("provider disabled"),
             SkipReason::KeyDisabled => f.write_str("key disabled"),
             SkipReason::NoKeys => f.write_str("provider has no keys"),
-            SkipReason::Unavailable { status, reason, back_in_secs } => write!(
+            SkipReason::Unavailable {
+                status,
+                reason,
+                back_in_secs,
+            } => write!(
                 f,
                 "{}{} (back in {back_in_secs} s)",
                 status.as_str(),
-                reason.map(|r| format!(": {}", r.as_str())).unwrap_or_default()
+                reason
+                    .map(|r| format!(": {}", r.as_str()))
+                    .unwrap_or_default()
             ),
-            SkipReason::NoEndpoint { kind, endpoint } => write!(f, "a `{kind}` upstream cannot serve {}", endpoint.as_str()),
-            SkipReason::NoTranslator { from, to } => write!(f, "no translator from {} to {} (yet)", from.as_str(), to.as_str()),
+            SkipReason::NoEndpoint { kind, endpoint } => {
+                write!(f, "a `{kind}` upstream cannot serve {}", endpoint.as_str())
+            }
+            SkipReason::NoTranslator { from, to } => write!(
+                f,
+                "no translator from {} to {} (yet)",
+                from.as_str(),
+                to.as_str()
+            ),
         }
     }
 }
@@ -122,15 +145,23 @@ impl Plan {
 
     /// Whether every skip was for health (so waiting would help).
     pub fn only_health_skips(&self) -> bool {
-        !self.skipped.is_empty() && self.skipped.iter().all(|s| matches!(s.reason, SkipReason::Unavailable { .. }))
+        !self.skipped.is_empty()
+            && self
+                .skipped
+                .iter()
+                .all(|s| matches!(s.reason, SkipReason::Unavailable { .. }))
     }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {
-    #[error("no route, provider or model matches `{0}`; add a route for it, or send `provider/model`")]
+    #[error(
+        "no route, provider or model matches `{0}`; add a route for it, or send `provider/model`"
+    )]
     NoRoute(String),
-    #[error("`{model}` is listed by several providers ({providers}); add a route to say which to use")]
+    #[error(
+        "`{model}` is listed by several providers ({providers}); add a route to say which to use"
+    )]
     Ambiguous { model: String, providers: String },
 }
 
@@ -144,8 +175,17 @@ pub struct Router {
 
 impl Router {
     pub fn new(config: Arc<Config>, translators: TranslatorRegistry) -> Self {
-        let providers = config.providers.iter().map(|p| (p.name.clone(), providers::build(p))).collect();
-        Router { config, providers, translators, counters: Mutex::new(HashMap::new()) }
+        let providers = config
+            .providers
+            .iter()
+            .map(|p| (p.name.clone(), providers::build(p)))
+            .collect();
+        Router {
+            config,
+            providers,
+            translators,
+            counters: Mutex::new(HashMap::new()),
+        }
     }
 
     pub fn config(&self) -> &Arc<Config> {
@@ -157,25 +197,67 @@ impl Router {
     }
 
     /// The targets and strategy a model name resolves to.
-    pub fn resolve(&self, model: &str) -> Result<(String, Resolution, Vec<Target>, StrategyKind), RouteError> {
+    pub fn resolve(
+        &self,
+        model: &str,
+    ) -> Result<(String, Resolution, Vec<Target>, StrategyKind), RouteError> {
         let c = &self.config;
         if let Some(r) = c.route(model) {
-            return Ok((r.name.clone(), Resolution::Route, r.targets.clone(), r.strategy));
+            return Ok((
+                r.name.clone(),
+                Resolution::Route,
+                r.targets.clone(),
+                r.strategy,
+            ));
         }
         if let Some((p, m)) = model.split_once('/') {
             if c.provider(p).is_some() && !m.is_empty() {
-                return Ok((model.to_string(), Resolution::ProviderModel, vec![Target { provider: p.into(), model: m.into() }], StrategyKind::Priority));
+                return Ok((
+                    model.to_string(),
+                    Resolution::ProviderModel,
+                    vec![Target {
+                        provider: p.into(),
+                        model: m.into(),
+                    }],
+                    StrategyKind::Priority,
+                ));
             }
         }
-        let listing: Vec<&str> = c.providers.iter().filter(|p| p.models.iter().any(|m| m == model)).map(|p| p.name.as_str()).collect();
+        let listing: Vec<&str> = c
+            .providers
+            .iter()
+            .filter(|p| p.models.iter().any(|m| m == model))
+            .map(|p| p.name.as_str())
+            .collect();
         match listing.len() {
-            1 => return Ok((model.to_string(), Resolution::ListedModel, vec![Target { provider: listing[0].into(), model: model.into() }], StrategyKind::Priority)),
-            n if n > 1 => return Err(RouteError::Ambiguous { model: model.into(), providers: listing.join(", ") }),
+            1 => {
+                return Ok((
+                    model.to_string(),
+                    Resolution::ListedModel,
+                    vec![Target {
+                        provider: listing[0].into(),
+                        model: model.into(),
+                    }],
+                    StrategyKind::Priority,
+                ))
+            }
+            n if n > 1 => {
+                return Err(RouteError::Ambiguous {
+                    model: model.into(),
+                    providers: listing.join(", "),
+                })
+            }
             _ => {}
         }
         let family = if model.starts_with("claude-") {
             Some(ProviderKind::Anthropic)
-        } else if model.starts_with("gpt-") || model.starts_with("chatgpt-") || model.starts_with("text-embedding-") || ["o1", "o3", "o4"].iter().any(|p| model == *p || model.starts_with(&format!("{p}-"))) {
+        } else if model.starts_with("gpt-")
+            || model.starts_with("chatgpt-")
+            || model.starts_with("text-embedding-")
+            || ["o1", "o3", "o4"]
+                .iter()
+                .any(|p| model == *p || model.starts_with(&format!("{p}-")))
+        {
             Some(ProviderKind::Openai)
         } else if model.starts_with("gemini-") {
             Some(ProviderKind::Gemini)
@@ -183,24 +265,52 @@ impl Router {
             None
         };
         if let Some(kind) = family {
-            let targets: Vec<Target> = c.providers.iter().filter(|p| p.kind == kind).map(|p| Target { provider: p.name.clone(), model: model.into() }).collect();
+            let targets: Vec<Target> = c
+                .providers
+                .iter()
+                .filter(|p| p.kind == kind)
+                .map(|p| Target {
+                    provider: p.name.clone(),
+                    model: model.into(),
+                })
+                .collect();
             if !targets.is_empty() {
-                return Ok((model.to_string(), Resolution::ModelFamily, targets, StrategyKind::Priority));
+                return Ok((
+                    model.to_string(),
+                    Resolution::ModelFamily,
+                    targets,
+                    StrategyKind::Priority,
+                ));
             }
         }
         Err(RouteError::NoRoute(model.to_string()))
     }
 
     /// Orders every candidate that may serve `model` on `endpoint` at `now`.
-    pub fn plan(&self, endpoint: Endpoint, model: &str, health: &HealthRegistry, now: Instant) -> Result<Plan, RouteError> {
+    pub fn plan(
+        &self,
+        endpoint: Endpoint,
+        model: &str,
+        health: &HealthRegistry,
+        now: Instant,
+    ) -> Result<Plan, RouteError> {
         let (route, resolution, targets, strategy) = self.resolve(model)?;
         let mut candidates = Vec::new();
         let mut skipped = Vec::new();
         for (ti, t) in targets.iter().enumerate() {
-            let Some(pc) = self.config.provider(&t.provider) else { continue };
-            let Some(upstream) = self.providers.get(&t.provider).cloned() else { continue };
+            let Some(pc) = self.config.provider(&t.provider) else {
+                continue;
+            };
+            let Some(upstream) = self.providers.get(&t.provider).cloned() else {
+                continue;
+            };
             let skip_all = |reason: SkipReason, skipped: &mut Vec<Skipped>| {
-                skipped.push(Skipped { provider: t.provider.clone(), key_id: None, model: t.model.clone(), reason });
+                skipped.push(Skipped {
+                    provider: t.provider.clone(),
+                    key_id: None,
+                    model: t.model.clone(),
+                    reason,
+                });
             };
             if !pc.enabled {
                 skip_all(SkipReason::ProviderDisabled, &mut skipped);
@@ -211,16 +321,33 @@ impl Router {
                 continue;
             }
             let Some(up_ep) = upstream.upstream_endpoint(endpoint) else {
-                skip_all(SkipReason::NoEndpoint { kind: pc.kind.as_str().into(), endpoint }, &mut skipped);
+                skip_all(
+                    SkipReason::NoEndpoint {
+                        kind: pc.kind.as_str().into(),
+                        endpoint,
+                    },
+                    &mut skipped,
+                );
                 continue;
             };
             let Some(codec) = self.translators.codec(endpoint, up_ep) else {
-                skip_all(SkipReason::NoTranslator { from: endpoint, to: up_ep }, &mut skipped);
+                skip_all(
+                    SkipReason::NoTranslator {
+                        from: endpoint,
+                        to: up_ep,
+                    },
+                    &mut skipped,
+                );
                 continue;
             };
             for (ki, k) in pc.keys.iter().enumerate() {
                 let account = pc.account(&k.id);
-                let skip = |reason| Skipped { provider: t.provider.clone(), key_id: Some(k.id.clone()), model: t.model.clone(), reason };
+                let skip = |reason| Skipped {
+                    provider: t.provider.clone(),
+                    key_id: Some(k.id.clone()),
+                    model: t.model.clone(),
+                    reason,
+                };
                 if !k.enabled {
                     skipped.push(skip(SkipReason::KeyDisabled));
                     continue;
@@ -231,8 +358,14 @@ impl Router {
                         skipped.push(skip(SkipReason::KeyDisabled));
                         continue;
                     }
-                    let back = st.back_at().map_or(Duration::ZERO, |b| b.saturating_duration_since(now));
-                    skipped.push(skip(SkipReason::Unavailable { status: st.status, reason: st.reason, back_in_secs: back.as_secs_f64().ceil() as u64 }));
+                    let back = st
+                        .back_at()
+                        .map_or(Duration::ZERO, |b| b.saturating_duration_since(now));
+                    skipped.push(skip(SkipReason::Unavailable {
+                        status: st.status,
+                        reason: st.reason,
+                        back_in_secs: back.as_secs_f64().ceil() as u64,
+                    }));
                     continue;
                 }
                 candidates.push(Candidate {
@@ -249,11 +382,25 @@ impl Router {
                 });
             }
         }
-        let counter = self.counters.lock().entry(route.clone()).or_default().clone();
+        let counter = self
+            .counters
+            .lock()
+            .entry(route.clone())
+            .or_default()
+            .clone();
         let in_flight = |a: &str| health.in_flight(a);
-        let ctx = StrategyContext { counter: counter.next(), in_flight: &in_flight };
+        let ctx = StrategyContext {
+            counter: counter.next(),
+            in_flight: &in_flight,
+        };
         for_kind(strategy).order(&mut candidates, &ctx);
-        Ok(Plan { route, resolution, strategy, candidates, skipped })
+        Ok(Plan {
+            route,
+            resolution,
+            strategy,
+            candidates,
+            skipped,
+        })
     }
 }
 

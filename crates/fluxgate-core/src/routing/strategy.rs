@@ -29,7 +29,10 @@ fn per_target(candidates: &mut [Candidate], mut f: impl FnMut(&mut [Candidate]))
     let mut start = 0;
     while start < candidates.len() {
         let t = candidates[start].target_index;
-        let end = candidates[start..].iter().position(|c| c.target_index != t).map_or(candidates.len(), |n| start + n);
+        let end = candidates[start..]
+            .iter()
+            .position(|c| c.target_index != t)
+            .map_or(candidates.len(), |n| start + n);
         f(&mut candidates[start..end]);
         start = end;
     }
@@ -90,7 +93,9 @@ pub struct LeastInFlight;
 impl Strategy for LeastInFlight {
     fn order(&self, candidates: &mut [Candidate], ctx: &StrategyContext<'_>) {
         Priority.order(candidates, ctx);
-        per_target(candidates, |group| group.sort_by_key(|c| (ctx.in_flight)(&c.account)));
+        per_target(candidates, |group| {
+            group.sort_by_key(|c| (ctx.in_flight)(&c.account))
+        });
     }
 }
 

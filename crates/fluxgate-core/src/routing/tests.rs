@@ -51,7 +51,10 @@ fn setup() -> (Router, HealthRegistry) {
 }
 
 fn order(plan: &Plan) -> Vec<String> {
-    plan.candidates.iter().map(|c| format!("{}/{}", c.provider, c.key_id)).collect()
+    plan.candidates
+        .iter()
+        .map(|c| format!("{}/{}", c.provider, c.key_id))
+        .collect()
 }
 
 #[test]
@@ -61,11 +64,23 @@ fn resolution_order() {
     let (_, how, t, _) = r.resolve("ds/deepseek-reasoner").expect("provider/model");
     assert_eq!(how, Resolution::ProviderModel);
     assert_eq!(t[0].model, "deepseek-reasoner");
-    assert_eq!(r.resolve("deepseek-chat").expect("listed").1, Resolution::ListedModel);
-    assert!(matches!(r.resolve("gpt-special"), Err(RouteError::Ambiguous { .. })));
+    assert_eq!(
+        r.resolve("deepseek-chat").expect("listed").1,
+        Resolution::ListedModel
+    );
+    assert!(matches!(
+        r.resolve("gpt-special"),
+        Err(RouteError::Ambiguous { .. })
+    ));
     let (_, how, t, _) = r.resolve("claude-opus-4").expect("family");
     assert_eq!(how, Resolution::ModelFamily);
-    assert_eq!(t, vec![Target { provider: "ant".into(), model: "claude-opus-4".into() }]);
+    assert_eq!(
+        t,
+        vec![Target {
+            provider: "ant".into(),
+            model: "claude-opus-4".into()
+        }]
+    );
     assert_eq!(r.resolve("gpt-4.1").expect("family").2[0].provider, "oa");
     assert!(matches!(r.resolve("llama-3"), Err(RouteError::NoRoute(_))));
 }
@@ -73,7 +88,9 @@ fn resolution_order() {
 #[test]
 fn targets_form_a_fallback_chain() {
     let (r, h) = setup();
-    let p = r.plan(Endpoint::ChatCompletions, "chain", &h, Instant::now()).expect("plan");
+    let p = r
+        .plan(Endpoint::ChatCompletions, "chain", &h, Instant::now())
+        .expect("plan");
     assert_eq!(order(&p), ["oa/o1", "ds/d1"]);
     assert_eq!(p.skipped.len(), 1);
     assert_eq!(p.skipped[0].reason, SkipReason::KeyDisabled);
@@ -82,11 +99,27 @@ fn targets_form_a_fallback_chain() {
 #[test]
 fn round_robin_rotates_keys_within_a_target() {
     let (r, h) = setup();
-    let firsts: Vec<String> = (0..6).map(|_| order(&r.plan(Endpoint::Messages, "rr", &h, Instant::now()).expect("plan"))[0].clone()).collect();
-    assert_eq!(firsts, ["ant/a1", "ant/a2", "ant/a3", "ant/a1", "ant/a2", "ant/a3"]);
+    let firsts: Vec<String> = (0..6)
+        .map(|_| {
+            order(
+                &r.plan(Endpoint::Messages, "rr", &h, Instant::now())
+                    .expect("plan"),
+            )[0]
+            .clone()
+        })
+        .collect();
+    assert_eq!(
+        firsts,
+        ["ant/a1", "ant/a2", "ant/a3", "ant/a1", "ant/a2", "ant/a3"]
+    );
     // The openai target cannot serve /v1/messages without a translator, so it is skipped.
-    let p = r.plan(Endpoint::Messages, "rr", &h, Instant::now()).expect("plan");
-    assert!(p.skipped.iter().any(|s| matches!(s.reason, SkipReason::NoTranslator { .. })));
+    let p = r
+        .plan(Endpoint::Messages, "rr", &h, Instant::now())
+        .expect("plan");
+    assert!(p
+        .skipped
+        .iter()
+        .any(|s| matches!(s.reason, SkipReason::NoTranslator { .. })));
 }
 
 #[test]
@@ -94,7 +127,9 @@ fn weighted_prefers_heavy_keys() {
     let (r, h) = setup();
     let mut heavy_first = 0;
     for _ in 0..400 {
-        let p = r.plan(Endpoint::Messages, "w", &h, Instant::now()).expect("plan");
+        let p = r
+            .plan(Endpoint::Messages, "w", &h, Instant::now())
+            .expect("plan");
         assert_eq!(p.candidates.len(), 3, "every key stays as a fallback");
         if p.candidates[0].key_id == "a3" {
             heavy_first += 1;
@@ -110,18 +145,36 @@ fn least_in_flight_prefers_idle_keys() {
     let _g1 = h.begin("ant/a1");
     let _g2 = h.begin("ant/a1");
     let _g3 = h.begin("ant/a2");
-    let p = r.plan(Endpoint::Messages, "lif", &h, Instant::now()).expect("plan");
+    let p = r
+        .plan(Endpoint::Messages, "lif", &h, Instant::now())
+        .expect("plan");
     assert_eq!(order(&p), ["ant/a3", "ant/a2", "ant/a1"]);
 }
 
 #[test]
 fn cooling_keys_are_skipped_with_their_return_time() {
     let (r, h) = setup();
-    let f = Failure { class: ErrorClass::RateLimited, kind: FailureKind::Status(429), status: Some(429), message: "x".into(), retry_hint: Some(Duration::from_secs(30)) };
+    let f = Failure {
+        class: ErrorClass::RateLimited,
+        kind: FailureKind::Status(429),
+        status: Some(429),
+        message: "x".into(),
+        retry_hint: Some(Duration::from_secs(30)),
+    };
     h.report_failure("ant/a1", &f);
-    let p = r.plan(Endpoint::Messages, "mixed", &h, Instant::now()).expect("plan");
+    let p = r
+        .plan(Endpoint::Messages, "mixed", &h, Instant::now())
+        .expect("plan");
     assert_eq!(order(&p), ["ant/a2", "ant/a3"]);
     assert_eq!(p.earliest_back_in(), Some(30));
-    let gem = p.skipped.iter().find(|s| s.provider == "gem").expect("gemini skipped");
-    assert!(matches!(gem.reason, SkipReason::NoEndpoint { .. }), "{:?}", gem.reason);
+    let gem = p
+        .skipped
+        .iter()
+        .find(|s| s.provider == "gem")
+        .expect("gemini skipped");
+    assert!(
+        matches!(gem.reason, SkipReason::NoEndpoint { .. }),
+        "{:?}",
+        gem.reason
+    );
 }

@@ -27,7 +27,9 @@ impl KeychainStore {
                 "this build has no persistent keychain backend".into(),
             ));
         }
-        Ok(Self { timeout: KEYCHAIN_TIMEOUT })
+        Ok(Self {
+            timeout: KEYCHAIN_TIMEOUT,
+        })
     }
 
     fn call<T: Send + 'static>(
@@ -44,7 +46,9 @@ impl KeychainStore {
                 let _ = tx.send(result);
             });
         if let Err(e) = spawned {
-            return Err(SecretError::KeychainUnavailable(format!("cannot start a thread: {e}")));
+            return Err(SecretError::KeychainUnavailable(format!(
+                "cannot start a thread: {e}"
+            )));
         }
         match rx.recv_timeout(self.timeout) {
             Ok(Ok(v)) => Ok(v),
@@ -79,7 +83,8 @@ fn map_error(account: &str, e: keyring::Error) -> SecretError {
 
 impl SecretStore for KeychainStore {
     fn get(&self, account: &str) -> Result<SecretValue, SecretError> {
-        self.call(account, |e| e.get_password()).map(SecretValue::new)
+        self.call(account, |e| e.get_password())
+            .map(SecretValue::new)
     }
 
     fn set(&self, account: &str, value: &SecretValue) -> Result<(), SecretError> {

@@ -22,7 +22,9 @@ impl SecretStore for MemoryStore {
     }
 
     fn set(&self, account: &str, value: &SecretValue) -> Result<(), SecretError> {
-        self.values.lock().insert(account.to_string(), value.clone());
+        self.values
+            .lock()
+            .insert(account.to_string(), value.clone());
         Ok(())
     }
 

@@ -148,7 +148,9 @@ impl Secrets {
         Self {
             keychain: Mutex::new(Some(store)),
             make_keychain: Box::new(|| {
-                Err(SecretError::KeychainUnavailable("no keychain configured".into()))
+                Err(SecretError::KeychainUnavailable(
+                    "no keychain configured".into(),
+                ))
             }),
             cache: Mutex::new(HashMap::new()),
         }
@@ -166,7 +168,11 @@ impl Secrets {
     }
 
     /// The value for `account` (`provider/key_id`) according to `reference`.
-    pub fn resolve(&self, account: &str, reference: &SecretRef) -> Result<SecretValue, SecretError> {
+    pub fn resolve(
+        &self,
+        account: &str,
+        reference: &SecretRef,
+    ) -> Result<SecretValue, SecretError> {
         if let Some(v) = self.cache.lock().get(account) {
             return Ok(v.clone());
         }
@@ -227,12 +233,17 @@ mod tests {
         let err = secrets
             .resolve("p/b", &SecretRef::Env("FLUXGATE_TEST_SECRET_UNSET".into()))
             .expect_err("unset");
-        assert_eq!(err, SecretError::EnvMissing("FLUXGATE_TEST_SECRET_UNSET".into()));
+        assert_eq!(
+            err,
+            SecretError::EnvMissing("FLUXGATE_TEST_SECRET_UNSET".into())
+        );
 
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("key");
         std::fs::write(&path, "sk-file-value\n").expect("write");
-        let v = secrets.resolve("p/c", &SecretRef::File(path.clone())).expect("file");
+        let v = secrets
+            .resolve("p/c", &SecretRef::File(path.clone()))
+            .expect("file");
         assert_eq!(v.expose(), "sk-file-value");
         std::fs::write(&path, "").expect("write");
         secrets.invalidate("p/c");
@@ -251,10 +262,28 @@ mod tests {
             Err(SecretError::NotFound(_))
         ));
         store.set("p/a", &SecretValue::new("sk-1")).expect("set");
-        assert_eq!(secrets.resolve("p/a", &SecretRef::Keychain).expect("get").expose(), "sk-1");
+        assert_eq!(
+            secrets
+                .resolve("p/a", &SecretRef::Keychain)
+                .expect("get")
+                .expose(),
+            "sk-1"
+        );
         store.set("p/a", &SecretValue::new("sk-2")).expect("set");
-        assert_eq!(secrets.resolve("p/a", &SecretRef::Keychain).expect("cached").expose(), "sk-1");
+        assert_eq!(
+            secrets
+                .resolve("p/a", &SecretRef::Keychain)
+                .expect("cached")
+                .expose(),
+            "sk-1"
+        );
         secrets.invalidate("p/a");
-        assert_eq!(secrets.resolve("p/a", &SecretRef::Keychain).expect("fresh").expose(), "sk-2");
+        assert_eq!(
+            secrets
+                .resolve("p/a", &SecretRef::Keychain)
+                .expect("fresh")
+                .expose(),
+            "sk-2"
+        );
     }
 }

@@ -6,7 +6,10 @@ use super::Store;
 use crate::health::{ErrorClass, HealthBackend, KeyStatus, PersistedState};
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
 }
 
 impl HealthBackend for Store {
@@ -31,19 +34,31 @@ impl HealthBackend for Store {
         match rows {
             Ok(rows) => rows
                 .into_iter()
-                .filter_map(|(account, status, reason, last_status, last_message, until_ms, cf, ladder, step)| {
-                    Some(PersistedState {
+                .filter_map(
+                    |(
                         account,
-                        status: KeyStatus::parse(&status)?,
-                        reason: reason.as_deref().and_then(ErrorClass::parse),
+                        status,
+                        reason,
                         last_status,
                         last_message,
                         until_ms,
-                        consecutive_failures: cf,
-                        ladder: ladder.as_deref().and_then(ErrorClass::parse),
+                        cf,
+                        ladder,
                         step,
-                    })
-                })
+                    )| {
+                        Some(PersistedState {
+                            account,
+                            status: KeyStatus::parse(&status)?,
+                            reason: reason.as_deref().and_then(ErrorClass::parse),
+                            last_status,
+                            last_message,
+                            until_ms,
+                            consecutive_failures: cf,
+                            ladder: ladder.as_deref().and_then(ErrorClass::parse),
+                            step,
+                        })
+                    },
+                )
                 .collect(),
             Err(e) => {
                 tracing::error!(error = %e, "cannot read key health; starting with every key healthy");

@@ -26,7 +26,9 @@ pub enum StoreError {
     Open { path: String, reason: String },
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
-    #[error("the database was written by a newer Fluxgate (schema {found}, this build knows {known})")]
+    #[error(
+        "the database was written by a newer Fluxgate (schema {found}, this build knows {known})"
+    )]
     TooNew { found: i64, known: i64 },
 }
 
@@ -43,20 +45,29 @@ impl Store {
     /// Opens (creating and migrating) `DATA_DIR/fluxgate.db`.
     pub fn open(data_dir: &Path) -> Result<Store, StoreError> {
         let path = data_dir.join(DB_FILE);
-        let open_err = |reason: String| StoreError::Open { path: path.display().to_string(), reason };
+        let open_err = |reason: String| StoreError::Open {
+            path: path.display().to_string(),
+            reason,
+        };
         std::fs::create_dir_all(data_dir).map_err(|e| open_err(e.to_string()))?;
         restrict_dir(data_dir);
         let conn = Self::connect(&path).map_err(|e| open_err(e.to_string()))?;
         let mut conn = conn;
         migrate::run(&mut conn)?;
-        Ok(Store { conn: Arc::new(Mutex::new(conn)), path })
+        Ok(Store {
+            conn: Arc::new(Mutex::new(conn)),
+            path,
+        })
     }
 
     /// An in-memory database (tests).
     pub fn memory() -> Result<Store, StoreError> {
         let mut conn = Connection::open_in_memory()?;
         migrate::run(&mut conn)?;
-        Ok(Store { conn: Arc::new(Mutex::new(conn)), path: PathBuf::from(":memory:") })
+        Ok(Store {
+            conn: Arc::new(Mutex::new(conn)),
+            path: PathBuf::from(":memory:"),
+        })
     }
 
     fn connect(path: &Path) -> rusqlite::Result<Connection> {
@@ -81,14 +92,20 @@ impl Store {
         Self::connect(&self.path)
     }
 
-    pub(crate) fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+    pub(crate) fn with<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
         let conn = self.conn.lock();
         Ok(f(&conn)?)
     }
 
     /// `PRAGMA integrity_check` == "ok".
     pub fn integrity_ok(&self) -> Result<bool, StoreError> {
-        self.with(|c| c.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0)).map(|s| s == "ok"))
+        self.with(|c| {
+            c.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))
+                .map(|s| s == "ok")
+        })
     }
 }
 

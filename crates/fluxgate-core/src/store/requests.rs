@@ -55,9 +55,23 @@ fn insert(c: &Connection, batch: &[RequestRecord]) -> rusqlite::Result<()> {
         )?;
         for r in batch {
             stmt.execute(params![
-                r.ts_ms, r.request_id, r.client, r.endpoint, r.model, r.route, r.provider, r.key_id, r.attempts, r.status,
-                r.error_class, r.error_code, r.latency_ms as i64, r.ttfb_ms.map(|v| v as i64), r.tokens_in.map(|v| v as i64),
-                r.tokens_out.map(|v| v as i64), r.stream
+                r.ts_ms,
+                r.request_id,
+                r.client,
+                r.endpoint,
+                r.model,
+                r.route,
+                r.provider,
+                r.key_id,
+                r.attempts,
+                r.status,
+                r.error_class,
+                r.error_code,
+                r.latency_ms as i64,
+                r.ttfb_ms.map(|v| v as i64),
+                r.tokens_in.map(|v| v as i64),
+                r.tokens_out.map(|v| v as i64),
+                r.stream
             ])?;
         }
     }
@@ -89,10 +103,18 @@ impl RequestLog {
             .name("fluxgate-records".into())
             .spawn(move || match own_conn {
                 Some(conn) => run_writer(rx, |b| insert(&conn, b).map_err(|e| e.to_string())),
-                None => run_writer(rx, |b| writer_store.with(|c| insert(c, b)).map_err(|e| e.to_string())),
+                None => run_writer(rx, |b| {
+                    writer_store
+                        .with(|c| insert(c, b))
+                        .map_err(|e| e.to_string())
+                }),
             })
             .ok();
-        RequestLog { tx: Arc::new(Mutex::new(Some(tx))), thread: Arc::new(Mutex::new(thread)), store: store.clone() }
+        RequestLog {
+            tx: Arc::new(Mutex::new(Some(tx))),
+            thread: Arc::new(Mutex::new(thread)),
+            store: store.clone(),
+        }
     }
 
     /// Queues a record. When the queue is full the record is dropped with a warning rather
@@ -101,7 +123,9 @@ impl RequestLog {
         if let Some(tx) = self.tx.lock().as_ref() {
             match tx.try_send(r) {
                 Ok(()) => {}
-                Err(TrySendError::Full(_)) => tracing::warn!("request log queue full; a record was dropped"),
+                Err(TrySendError::Full(_)) => {
+                    tracing::warn!("request log queue full; a record was dropped")
+                }
                 Err(TrySendError::Disconnected(_)) => {}
             }
         }

@@ -8,9 +8,13 @@ fn migrations_are_idempotent_and_refuse_newer_schemas() {
     assert!(s.integrity_ok().expect("check"));
     drop(s);
     let s = Store::open(dir.path()).expect("reopen");
-    s.with(|c| c.pragma_update(None, "user_version", 99)).expect("bump");
+    s.with(|c| c.pragma_update(None, "user_version", 99))
+        .expect("bump");
     drop(s);
-    assert!(matches!(Store::open(dir.path()), Err(StoreError::TooNew { found: 99, .. })));
+    assert!(matches!(
+        Store::open(dir.path()),
+        Err(StoreError::TooNew { found: 99, .. })
+    ));
 }
 
 #[test]
@@ -28,7 +32,10 @@ fn health_round_trips() {
         step: 2,
     };
     s.save(st.clone());
-    s.save(PersistedState { step: 3, ..st.clone() });
+    s.save(PersistedState {
+        step: 3,
+        ..st.clone()
+    });
     assert_eq!(s.load_all(), vec![PersistedState { step: 3, ..st }]);
 }
 
@@ -38,23 +45,40 @@ fn request_log_batches_and_flushes() {
     let s = Store::open(dir.path()).expect("open");
     let log = RequestLog::start(&s);
     for i in 0..1000 {
-        log.record(RequestRecord { request_id: format!("r{i}"), endpoint: "messages".into(), status: 200, attempts: 1, ..Default::default() });
+        log.record(RequestRecord {
+            request_id: format!("r{i}"),
+            endpoint: "messages".into(),
+            status: 200,
+            attempts: 1,
+            ..Default::default()
+        });
     }
     log.flush();
     let recent = log.recent(5).expect("recent");
     assert_eq!(recent.len(), 5);
     assert_eq!(recent[0].request_id, "r999");
-    let n: i64 = s.with(|c| c.query_row("SELECT COUNT(*) FROM requests", [], |r| r.get(0))).expect("count");
+    let n: i64 = s
+        .with(|c| c.query_row("SELECT COUNT(*) FROM requests", [], |r| r.get(0)))
+        .expect("count");
     assert_eq!(n, 1000);
 }
 
 #[test]
 fn tokens_table() {
     let s = Store::memory().expect("store");
-    let row = TokenRow { name: "laptop".into(), token_id: "abc".into(), salt: vec![1], hash: vec![2], created_ms: 1 };
+    let row = TokenRow {
+        name: "laptop".into(),
+        token_id: "abc".into(),
+        salt: vec![1],
+        hash: vec![2],
+        created_ms: 1,
+    };
     assert!(s.insert_token(&row).expect("insert"));
     assert!(!s.insert_token(&row).expect("dup"));
-    assert_eq!(s.token_by_id("abc").expect("get").map(|r| r.name), Some("laptop".into()));
+    assert_eq!(
+        s.token_by_id("abc").expect("get").map(|r| r.name),
+        Some("laptop".into())
+    );
     assert!(s.revoke_token("laptop").expect("revoke"));
     assert!(!s.revoke_token("laptop").expect("revoke again"));
     assert!(s.tokens().expect("list").is_empty());

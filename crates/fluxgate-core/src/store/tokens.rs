@@ -46,6 +46,8 @@ impl Store {
 
     /// Removes a token; `false` when there was none of that name.
     pub fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
-        self.with(|c| Ok(c.execute("DELETE FROM client_tokens WHERE name = ?1", params![name])? == 1))
+        self.with(|c| {
+            Ok(c.execute("DELETE FROM client_tokens WHERE name = ?1", params![name])? == 1)
+        })
     }
 }

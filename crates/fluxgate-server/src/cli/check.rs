@@ -42,11 +42,23 @@ fn warnings(config: &Config) -> Vec<String> {
         }
         for k in &p.keys {
             match &k.secret {
-                SecretRef::Env(name) if std::env::var(name).map(|v| v.trim().is_empty()).unwrap_or(true) => {
-                    w.push(format!("providers.{}.keys `{}`: environment variable {name} is not set", p.name, k.id));
+                SecretRef::Env(name)
+                    if std::env::var(name)
+                        .map(|v| v.trim().is_empty())
+                        .unwrap_or(true) =>
+                {
+                    w.push(format!(
+                        "providers.{}.keys `{}`: environment variable {name} is not set",
+                        p.name, k.id
+                    ));
                 }
                 SecretRef::File(path) if !path.is_file() => {
-                    w.push(format!("providers.{}.keys `{}`: file {} does not exist", p.name, k.id, path.display()));
+                    w.push(format!(
+                        "providers.{}.keys `{}`: file {} does not exist",
+                        p.name,
+                        k.id,
+                        path.display()
+                    ));
                 }
                 _ => {}
             }
@@ -59,7 +71,10 @@ pub fn run_check(args: CheckArgs) -> Result<(), String> {
     let config = args.common.load_config()?;
     match &config.source {
         ConfigSource::File(p) => println!("config {}: valid", p.display()),
-        ConfigSource::Environment => println!("no config file at {}; using providers detected from environment variables", args.common.config_path()?.display()),
+        ConfigSource::Environment => println!(
+            "no config file at {}; using providers detected from environment variables",
+            args.common.config_path()?.display()
+        ),
     }
     println!("listen {}", config.listen);
     println!("\nproviders:");
@@ -81,8 +96,22 @@ pub fn run_check(args: CheckArgs) -> Result<(), String> {
                 s
             })
             .collect();
-        println!("  {:<14} {:<18} {}{}", p.name, p.kind.as_str(), p.base_url, if p.enabled { "" } else { "  [disabled]" });
-        println!("  {:<14} keys: {}", "", if keys.is_empty() { "(none)".into() } else { keys.join(", ") });
+        println!(
+            "  {:<14} {:<18} {}{}",
+            p.name,
+            p.kind.as_str(),
+            p.base_url,
+            if p.enabled { "" } else { "  [disabled]" }
+        );
+        println!(
+            "  {:<14} keys: {}",
+            "",
+            if keys.is_empty() {
+                "(none)".into()
+            } else {
+                keys.join(", ")
+            }
+        );
         if !p.models.is_empty() {
             println!("  {:<14} models: {}", "", p.models.join(", "));
         }
@@ -92,8 +121,17 @@ pub fn run_check(args: CheckArgs) -> Result<(), String> {
         println!("  (none)");
     }
     for r in &config.routes {
-        let targets: Vec<String> = r.targets.iter().map(|t| format!("{}/{}", t.provider, t.model)).collect();
-        println!("  {:<24} {:<16} {}", r.name, r.strategy.as_str(), targets.join(" -> "));
+        let targets: Vec<String> = r
+            .targets
+            .iter()
+            .map(|t| format!("{}/{}", t.provider, t.model))
+            .collect();
+        println!(
+            "  {:<24} {:<16} {}",
+            r.name,
+            r.strategy.as_str(),
+            targets.join(" -> ")
+        );
     }
     println!("\nother model names: `provider/model`; a model listed by exactly one provider; claude-* -> anthropic providers; gpt-*, o1/o3/o4* -> openai providers");
     let w = warnings(&config);
@@ -118,22 +156,48 @@ pub fn run_explain(args: ExplainArgs) -> Result<(), String> {
         Some(Ok(store)) => Arc::new(store),
         _ => Arc::new(NoPersistence),
     };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .map_err(|e| e.to_string())?;
     runtime.block_on(async move {
         let health = HealthRegistry::new(Policy::default(), EventBus::new(), backend);
         health.sync(&config);
         let router = Router::new(config.clone(), TranslatorRegistry::builtin());
-        let plan = router.plan(endpoint, &args.model, &health, tokio::time::Instant::now()).map_err(|e| e.to_string())?;
-        println!("`{}` ({} request) -> route `{}` ({:?}), strategy {}", args.model, args.dialect, plan.route, plan.resolution, plan.strategy.as_str());
+        let plan = router
+            .plan(endpoint, &args.model, &health, tokio::time::Instant::now())
+            .map_err(|e| e.to_string())?;
+        println!(
+            "`{}` ({} request) -> route `{}` ({:?}), strategy {}",
+            args.model,
+            args.dialect,
+            plan.route,
+            plan.resolution,
+            plan.strategy.as_str()
+        );
         if plan.candidates.is_empty() {
             println!("  no candidate can serve it now");
         }
         for (i, c) in plan.candidates.iter().enumerate() {
-            let how = if c.upstream_endpoint == endpoint { "same dialect".to_string() } else { format!("translated to {}", c.upstream_endpoint.as_str()) };
-            println!("  {}. {}/{} with key `{}` ({how})", i + 1, c.provider, c.model, c.key_id);
+            let how = if c.upstream_endpoint == endpoint {
+                "same dialect".to_string()
+            } else {
+                format!("translated to {}", c.upstream_endpoint.as_str())
+            };
+            println!(
+                "  {}. {}/{} with key `{}` ({how})",
+                i + 1,
+                c.provider,
+                c.model,
+                c.key_id
+            );
         }
         for s in &plan.skipped {
-            let key = s.key_id.as_deref().map(|k| format!(" key `{k}`")).unwrap_or_default();
+            let key = s
+                .key_id
+                .as_deref()
+                .map(|k| format!(" key `{k}`"))
+                .unwrap_or_default();
             println!("  skipped {}/{}{key}: {}", s.provider, s.model, s.reason);
         }
         Ok(())

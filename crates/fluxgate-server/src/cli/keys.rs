@@ -8,7 +8,9 @@ use fluxgate_core::config::ProviderConfig;
 use fluxgate_core::exec::{http_client, transport_failure};
 use fluxgate_core::health::{self, KeyStatus};
 use fluxgate_core::providers;
-use fluxgate_core::secrets::{KeychainStore, SecretError, SecretRef, SecretStore, SecretValue, Secrets};
+use fluxgate_core::secrets::{
+    KeychainStore, SecretError, SecretRef, SecretStore, SecretValue, Secrets,
+};
 
 use super::Common;
 
@@ -41,7 +43,9 @@ pub enum KeysCommand {
 }
 
 fn split(key: &str) -> Result<(&str, &str), String> {
-    key.split_once('/').filter(|(p, k)| !p.is_empty() && !k.is_empty()).ok_or_else(|| format!("`{key}` must be PROVIDER/KEY_ID"))
+    key.split_once('/')
+        .filter(|(p, k)| !p.is_empty() && !k.is_empty())
+        .ok_or_else(|| format!("`{key}` must be PROVIDER/KEY_ID"))
 }
 
 fn keychain() -> Result<KeychainStore, String> {
@@ -50,10 +54,13 @@ fn keychain() -> Result<KeychainStore, String> {
 
 fn read_secret(account: &str) -> Result<SecretValue, String> {
     let text = if std::io::stdin().is_terminal() {
-        rpassword::prompt_password(format!("key for {account} (input hidden): ")).map_err(|e| e.to_string())?
+        rpassword::prompt_password(format!("key for {account} (input hidden): "))
+            .map_err(|e| e.to_string())?
     } else {
         let mut s = String::new();
-        std::io::stdin().read_to_string(&mut s).map_err(|e| e.to_string())?;
+        std::io::stdin()
+            .read_to_string(&mut s)
+            .map_err(|e| e.to_string())?;
         s
     };
     let text = text.trim();
@@ -71,7 +78,11 @@ pub fn run(cmd: KeysCommand) -> Result<(), String> {
             let secret = read_secret(&key)?;
             keychain()?.set(&key, &secret).map_err(|e| e.to_string())?;
             println!("stored {key} in the OS keychain ({})", secret.hint());
-            let known = config.as_ref().and_then(|c| c.provider(provider)).map(|p| p.keys.iter().any(|k| k.id == id && k.secret == SecretRef::Keychain));
+            let known = config.as_ref().and_then(|c| c.provider(provider)).map(|p| {
+                p.keys
+                    .iter()
+                    .any(|k| k.id == id && k.secret == SecretRef::Keychain)
+            });
             if known != Some(true) {
                 eprintln!("note: the config has no keychain key `{id}` under [providers.{provider}]; add `{{ id = \"{id}\" }}` to its `keys` to use it");
             }
@@ -103,8 +114,15 @@ fn list(common: &Common) -> Result<(), String> {
                 Err(SecretError::NotFound(_)) => "MISSING (fluxgate keys set)".into(),
                 Err(e) => format!("UNREADABLE: {e}"),
             };
-            let state = states.iter().find(|(a, _)| *a == account).map(|(_, s)| s.clone()).unwrap_or_else(|| "healthy".into());
-            println!("{account:<28} {:<24} {found:<34} {state}", k.secret.to_string());
+            let state = states
+                .iter()
+                .find(|(a, _)| *a == account)
+                .map(|(_, s)| s.clone())
+                .unwrap_or_else(|| "healthy".into());
+            println!(
+                "{account:<28} {:<24} {found:<34} {state}",
+                k.secret.to_string()
+            );
         }
     }
     Ok(())
@@ -112,11 +130,15 @@ fn list(common: &Common) -> Result<(), String> {
 
 /// Health as last persisted by a server using this data dir.
 fn stored_health(common: &Common) -> Vec<(String, String)> {
-    let Ok(dir) = common.data_dir() else { return Vec::new() };
+    let Ok(dir) = common.data_dir() else {
+        return Vec::new();
+    };
     if !dir.exists() {
         return Vec::new();
     }
-    let Ok(store) = fluxgate_core::store::Store::open(&dir) else { return Vec::new() };
+    let Ok(store) = fluxgate_core::store::Store::open(&dir) else {
+        return Vec::new();
+    };
     <fluxgate_core::store::Store as health::HealthBackend>::load_all(&store)
         .into_iter()
         .map(|s| {
@@ -146,13 +168,18 @@ fn test(common: &Common, only: Option<&str>) -> Result<(), String> {
         });
     }
     let secrets = Secrets::system();
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
     let client = http_client(&config.timeouts);
     let mut failed = 0;
     runtime.block_on(async {
         for (p, id) in &targets {
             let account = p.account(id);
-            let Some(k) = p.keys.iter().find(|k| &k.id == id) else { continue };
+            let Some(k) = p.keys.iter().find(|k| &k.id == id) else {
+                continue;
+            };
             let secret = match secrets.resolve(&account, &k.secret) {
                 Ok(s) => s,
                 Err(e) => {
@@ -165,7 +192,11 @@ fn test(common: &Common, only: Option<&str>) -> Result<(), String> {
             let mut headers = http::HeaderMap::new();
             upstream.authorize(&mut headers, &secret);
             let started = Instant::now();
-            let result = tokio::time::timeout(std::time::Duration::from_secs(30), client.get(upstream.models_url()).headers(headers).send()).await;
+            let result = tokio::time::timeout(
+                std::time::Duration::from_secs(30),
+                client.get(upstream.models_url()).headers(headers).send(),
+            )
+            .await;
             let ms = started.elapsed().as_millis();
             match result {
                 Err(_) => {
@@ -184,8 +215,17 @@ fn test(common: &Common, only: Option<&str>) -> Result<(), String> {
                         println!("{account:<28} ok    HTTP {status} in {ms} ms");
                     } else {
                         failed += 1;
-                        let f = health::classify_status(status, &headers, &body, std::time::SystemTime::now());
-                        println!("{account:<28} FAIL  HTTP {status} {}: {}", f.class.as_str(), health::scrub(&f.message, Some(secret.expose())));
+                        let f = health::classify_status(
+                            status,
+                            &headers,
+                            &body,
+                            std::time::SystemTime::now(),
+                        );
+                        println!(
+                            "{account:<28} FAIL  HTTP {status} {}: {}",
+                            f.class.as_str(),
+                            health::scrub(&f.message, Some(secret.expose()))
+                        );
                     }
                 }
             }

@@ -33,11 +33,17 @@ pub struct Common {
 
 impl Common {
     pub fn config_path(&self) -> Result<PathBuf, String> {
-        self.config.clone().or_else(fluxgate_core::paths::default_config_file).ok_or_else(|| "cannot find a config directory; pass --config FILE".to_string())
+        self.config
+            .clone()
+            .or_else(fluxgate_core::paths::default_config_file)
+            .ok_or_else(|| "cannot find a config directory; pass --config FILE".to_string())
     }
 
     pub fn data_dir(&self) -> Result<PathBuf, String> {
-        self.data_dir.clone().or_else(fluxgate_core::paths::default_data_dir).ok_or_else(|| "cannot find a data directory; pass --data-dir DIR".to_string())
+        self.data_dir
+            .clone()
+            .or_else(fluxgate_core::paths::default_data_dir)
+            .ok_or_else(|| "cannot find a data directory; pass --data-dir DIR".to_string())
     }
 
     /// The config file when it exists (an explicit `--config` must exist), else the

@@ -29,7 +29,9 @@ pub enum TokenCommand {
 
 fn tokens(common: &Common) -> Result<ClientTokens, String> {
     let dir = common.data_dir()?;
-    Ok(ClientTokens::new(Store::open(&dir).map_err(|e| e.to_string())?))
+    Ok(ClientTokens::new(
+        Store::open(&dir).map_err(|e| e.to_string())?,
+    ))
 }
 
 pub fn run(cmd: TokenCommand) -> Result<(), String> {

@@ -25,7 +25,11 @@ fn init_logging() {
     LOG_INIT.call_once(|| {
         let path = log_file();
         if let Ok(file) = std::fs::File::create(&path) {
-            let _ = tracing_subscriber::fmt().with_env_filter("trace,hyper=info,h2=info,rustls=info").with_ansi(false).with_writer(std::sync::Mutex::new(file)).try_init();
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter("trace,hyper=info,h2=info,rustls=info")
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file))
+                .try_init();
         }
     });
 }
@@ -67,7 +71,9 @@ impl Harness {
         for account in labels {
             let label = account.split('/').nth(1).expect("provider/label");
             let key = canary();
-            store.set(account, &SecretValue::new(key.clone())).expect("memory store");
+            store
+                .set(account, &SecretValue::new(key.clone()))
+                .expect("memory store");
             if !invalid.contains(account) {
                 fake.add_key(label, &key);
             }
@@ -78,20 +84,46 @@ impl Harness {
         Self::boot(fake, store, keys, dir, config_text, None).await
     }
 
-    async fn boot(fake: FakeUpstream, store: Arc<MemoryStore>, keys: HashMap<String, String>, dir: tempfile::TempDir, config_text: String, token: Option<String>) -> Harness {
+    async fn boot(
+        fake: FakeUpstream,
+        store: Arc<MemoryStore>,
+        keys: HashMap<String, String>,
+        dir: tempfile::TempDir,
+        config_text: String,
+        token: Option<String>,
+    ) -> Harness {
         let config = Config::from_toml(&config_text, Path::new("test.toml")).expect("test config");
-        let gateway = Arc::new(Gateway::open(config, dir.path(), Secrets::with_store(store.clone())).expect("gateway"));
+        let gateway = Arc::new(
+            Gateway::open(config, dir.path(), Secrets::with_store(store.clone())).expect("gateway"),
+        );
         let token = match token {
             Some(t) => t,
             None => gateway.tokens.create("tests").expect("token"),
         };
         let admin = AdminToken::load_or_create(dir.path()).expect("admin token");
         let admin_token = admin.value().expect("admin").to_string();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
         let handle = fluxgate_server::serve(gateway.clone(), listener, admin).expect("serve");
         let base = format!("http://{}", handle.addr);
-        let http = reqwest::Client::builder().no_proxy().build().expect("client");
-        Harness { fake, handle: Some(handle), gateway, token, admin_token, dir, keys, base, http, config_text, store }
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
+        Harness {
+            fake,
+            handle: Some(handle),
+            gateway,
+            token,
+            admin_token,
+            dir,
+            keys,
+            base,
+            http,
+            config_text,
+            store,
+        }
     }
 
     /// Stops the server and starts a new one on the same data directory and keys.
@@ -99,7 +131,15 @@ impl Harness {
         if let Some(h) = self.handle.take() {
             h.shutdown().await;
         }
-        let Harness { fake, dir, keys, config_text, store, token, .. } = self;
+        let Harness {
+            fake,
+            dir,
+            keys,
+            config_text,
+            store,
+            token,
+            ..
+        } = self;
         Self::boot(fake, store, keys, dir, config_text, Some(token)).await
     }
 
@@ -114,7 +154,10 @@ impl Harness {
     }
 
     pub fn post(&self, path: &str, body: serde_json::Value) -> reqwest::RequestBuilder {
-        self.http.post(self.url(path)).bearer_auth(&self.token).json(&body)
+        self.http
+            .post(self.url(path))
+            .bearer_auth(&self.token)
+            .json(&body)
     }
 
     pub fn chat(&self, model: &str, stream: bool) -> reqwest::RequestBuilder {
@@ -126,7 +169,10 @@ impl Harness {
     }
 
     pub fn responses(&self, model: &str, stream: bool) -> reqwest::RequestBuilder {
-        self.post("/v1/responses", serde_json::json!({"model": model, "stream": stream, "input": "hi"}))
+        self.post(
+            "/v1/responses",
+            serde_json::json!({"model": model, "stream": stream, "input": "hi"}),
+        )
     }
 
     /// Asserts no file in the data dir and no log line holds a key or its first 12 characters.
@@ -136,13 +182,27 @@ impl Harness {
         collect(self.dir.path(), &mut files);
         files.push(log_file());
         for f in files {
-            let Ok(bytes) = std::fs::read(&f) else { continue };
+            let Ok(bytes) = std::fs::read(&f) else {
+                continue;
+            };
             let text = String::from_utf8_lossy(&bytes);
             for key in self.keys.values() {
-                assert!(!text.contains(key.as_str()), "{} contains a key", f.display());
-                assert!(!text.contains(&key[..12]), "{} contains a key prefix", f.display());
+                assert!(
+                    !text.contains(key.as_str()),
+                    "{} contains a key",
+                    f.display()
+                );
+                assert!(
+                    !text.contains(&key[..12]),
+                    "{} contains a key prefix",
+                    f.display()
+                );
             }
-            assert!(!text.contains(&self.token), "{} contains the client token", f.display());
+            assert!(
+                !text.contains(&self.token),
+                "{} contains the client token",
+                f.display()
+            );
         }
     }
 }
@@ -162,5 +222,7 @@ fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
 
 /// Reads a whole SSE response as text.
 pub async fn body_text(resp: reqwest::Response) -> String {
-    resp.text().await.unwrap_or_else(|e| format!("<body error: {e}>"))
+    resp.text()
+        .await
+        .unwrap_or_else(|e| format!("<body error: {e}>"))
 }

@@ -21,24 +21,114 @@ fn h(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
 fn taxonomy_table() {
     let none = HeaderMap::new();
     let cases: Vec<(u16, &str, HeaderMap, ErrorClass, Option<Duration>)> = vec![
-        (401, r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#, none.clone(), ErrorClass::AuthFailed, None),
-        (403, r#"{"error":{"message":"forbidden"}}"#, none.clone(), ErrorClass::AuthFailed, None),
-        (400, r#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"reason":"API_KEY_INVALID"}]}}"#, none.clone(), ErrorClass::AuthFailed, None),
-        (402, r#"{"error":{"message":"payment required"}}"#, none.clone(), ErrorClass::QuotaExhausted, None),
-        (429, r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#, none.clone(), ErrorClass::QuotaExhausted, None),
-        (400, r#"{"type":"error","error":{"type":"invalid_request_error","message":"Your credit balance is too low to access the Anthropic API."}}"#, none.clone(), ErrorClass::QuotaExhausted, None),
-        (429, r#"{"error":{"code":429,"message":"Quota exceeded for metric: GenerateRequestsPerDay per day","status":"RESOURCE_EXHAUSTED"}}"#, none.clone(), ErrorClass::QuotaExhausted, None),
-        (429, r#"{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}"#, h(&[("retry-after", "7")]), ErrorClass::RateLimited, Some(Duration::from_secs(7))),
-        (429, r#"{"error":{"code":429,"status":"RESOURCE_EXHAUSTED","message":"per minute"}}"#, h(&[("retry-after-ms", "1500")]), ErrorClass::RateLimited, Some(Duration::from_millis(1500))),
+        (
+            401,
+            r#"{"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}"#,
+            none.clone(),
+            ErrorClass::AuthFailed,
+            None,
+        ),
+        (
+            403,
+            r#"{"error":{"message":"forbidden"}}"#,
+            none.clone(),
+            ErrorClass::AuthFailed,
+            None,
+        ),
+        (
+            400,
+            r#"{"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT","details":[{"reason":"API_KEY_INVALID"}]}}"#,
+            none.clone(),
+            ErrorClass::AuthFailed,
+            None,
+        ),
+        (
+            402,
+            r#"{"error":{"message":"payment required"}}"#,
+            none.clone(),
+            ErrorClass::QuotaExhausted,
+            None,
+        ),
+        (
+            429,
+            r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","code":"insufficient_quota"}}"#,
+            none.clone(),
+            ErrorClass::QuotaExhausted,
+            None,
+        ),
+        (
+            400,
+            r#"{"type":"error","error":{"type":"invalid_request_error","message":"Your credit balance is too low to access the Anthropic API."}}"#,
+            none.clone(),
+            ErrorClass::QuotaExhausted,
+            None,
+        ),
+        (
+            429,
+            r#"{"error":{"code":429,"message":"Quota exceeded for metric: GenerateRequestsPerDay per day","status":"RESOURCE_EXHAUSTED"}}"#,
+            none.clone(),
+            ErrorClass::QuotaExhausted,
+            None,
+        ),
+        (
+            429,
+            r#"{"type":"error","error":{"type":"rate_limit_error","message":"slow down"}}"#,
+            h(&[("retry-after", "7")]),
+            ErrorClass::RateLimited,
+            Some(Duration::from_secs(7)),
+        ),
+        (
+            429,
+            r#"{"error":{"code":429,"status":"RESOURCE_EXHAUSTED","message":"per minute"}}"#,
+            h(&[("retry-after-ms", "1500")]),
+            ErrorClass::RateLimited,
+            Some(Duration::from_millis(1500)),
+        ),
         (429, "", none.clone(), ErrorClass::RateLimited, None),
-        (500, r#"{"error":{"type":"server_error"}}"#, none.clone(), ErrorClass::UpstreamUnavailable, None),
-        (502, "<html>bad gateway</html>", none.clone(), ErrorClass::UpstreamUnavailable, None),
-        (503, "", h(&[("retry-after", "2")]), ErrorClass::UpstreamUnavailable, Some(Duration::from_secs(2))),
-        (529, r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#, none.clone(), ErrorClass::UpstreamUnavailable, None),
+        (
+            500,
+            r#"{"error":{"type":"server_error"}}"#,
+            none.clone(),
+            ErrorClass::UpstreamUnavailable,
+            None,
+        ),
+        (
+            502,
+            "<html>bad gateway</html>",
+            none.clone(),
+            ErrorClass::UpstreamUnavailable,
+            None,
+        ),
+        (
+            503,
+            "",
+            h(&[("retry-after", "2")]),
+            ErrorClass::UpstreamUnavailable,
+            Some(Duration::from_secs(2)),
+        ),
+        (
+            529,
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+            none.clone(),
+            ErrorClass::UpstreamUnavailable,
+            None,
+        ),
         (408, "", none.clone(), ErrorClass::UpstreamUnavailable, None),
         (302, "", none.clone(), ErrorClass::UpstreamUnavailable, None),
-        (400, r#"{"error":{"type":"invalid_request_error","message":"max_tokens too large"}}"#, none.clone(), ErrorClass::RequestInvalid, None),
-        (404, r#"{"error":{"message":"model not found"}}"#, none.clone(), ErrorClass::RequestInvalid, None),
+        (
+            400,
+            r#"{"error":{"type":"invalid_request_error","message":"max_tokens too large"}}"#,
+            none.clone(),
+            ErrorClass::RequestInvalid,
+            None,
+        ),
+        (
+            404,
+            r#"{"error":{"message":"model not found"}}"#,
+            none.clone(),
+            ErrorClass::RequestInvalid,
+            None,
+        ),
         (413, "", none.clone(), ErrorClass::RequestInvalid, None),
         (422, "", none.clone(), ErrorClass::RequestInvalid, None),
         (409, "", none.clone(), ErrorClass::RequestInvalid, None),
@@ -62,18 +152,37 @@ fn redirects_are_their_own_kind() {
 fn in_band_errors() {
     let none = HeaderMap::new();
     let cases = [
-        (r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#, Some(ErrorClass::UpstreamUnavailable)),
-        (r#"{"error":{"message":"Rate limit reached","type":"rate_limit_exceeded"}}"#, Some(ErrorClass::RateLimited)),
-        (r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}"#, Some(ErrorClass::AuthFailed)),
-        (r#"{"error":{"message":"boom"}}"#, Some(ErrorClass::UpstreamUnavailable)),
-        (r#"{"type":"response.failed","response":{"error":{"code":"server_error","message":"x"}}}"#, Some(ErrorClass::UpstreamUnavailable)),
+        (
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+            Some(ErrorClass::UpstreamUnavailable),
+        ),
+        (
+            r#"{"error":{"message":"Rate limit reached","type":"rate_limit_exceeded"}}"#,
+            Some(ErrorClass::RateLimited),
+        ),
+        (
+            r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}"#,
+            Some(ErrorClass::AuthFailed),
+        ),
+        (
+            r#"{"error":{"message":"boom"}}"#,
+            Some(ErrorClass::UpstreamUnavailable),
+        ),
+        (
+            r#"{"type":"response.failed","response":{"error":{"code":"server_error","message":"x"}}}"#,
+            Some(ErrorClass::UpstreamUnavailable),
+        ),
         (r#"{"choices":[{"delta":{"content":"hi"}}]}"#, None),
         (r#"{"error":null,"choices":[]}"#, None),
         (r#"{"type":"message_start","message":{}}"#, None),
     ];
     for (body, want) in cases {
         let v: serde_json::Value = serde_json::from_str(body).expect("json");
-        assert_eq!(classify_in_band(&v, &none, now()).map(|f| f.class), want, "{body}");
+        assert_eq!(
+            classify_in_band(&v, &none, now()).map(|f| f.class),
+            want,
+            "{body}"
+        );
     }
 }
 
@@ -87,7 +196,10 @@ fn every_class_round_trips_and_only_invalid_requests_stay_put() {
 
 #[test]
 fn scrub_blanks_credentials() {
-    let s = scrub("Incorrect API key provided: sk-proj-abcdefghijklmnop1234. You can find", None);
+    let s = scrub(
+        "Incorrect API key provided: sk-proj-abcdefghijklmnop1234. You can find",
+        None,
+    );
     assert!(!s.contains("abcdefghijkl"), "{s}");
     assert!(s.contains("Incorrect API key provided"));
     let s = scrub("key=AIzaSyD-1234567890abcdefghijklmnopqrstu bad", None);

@@ -6,15 +6,28 @@ use super::*;
 use crate::health::classify::FailureKind;
 
 fn failure(class: ErrorClass, hint: Option<Duration>) -> Failure {
-    Failure { class, kind: FailureKind::Status(599), status: Some(599), message: "m".into(), retry_hint: hint }
+    Failure {
+        class,
+        kind: FailureKind::Status(599),
+        status: Some(599),
+        message: "m".into(),
+        retry_hint: hint,
+    }
 }
 
 fn state(status: KeyStatus, now: Instant) -> KeyState {
     let until = match status {
-        KeyStatus::Cooling | KeyStatus::Dead | KeyStatus::Probing => Some(now + Duration::from_secs(30)),
+        KeyStatus::Cooling | KeyStatus::Dead | KeyStatus::Probing => {
+            Some(now + Duration::from_secs(30))
+        }
         _ => None,
     };
-    KeyState { status, until, reason: None, ..KeyState::default() }
+    KeyState {
+        status,
+        until,
+        reason: None,
+        ..KeyState::default()
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -62,9 +75,16 @@ fn exhaustive_transition_table() {
             assert_eq!(s.status, expect(from, input), "from {from:?} on {input:?}");
             // Whatever is out of rotation has a time it comes back or is retested.
             if matches!(s.status, Cooling | Dead | Probing) {
-                assert!(s.until.is_some_and(|u| u > now), "from {from:?} on {input:?}: no end");
+                assert!(
+                    s.until.is_some_and(|u| u > now),
+                    "from {from:?} on {input:?}: no end"
+                );
             }
-            assert_eq!(s.usable(now), s.status == Healthy, "from {from:?} on {input:?}");
+            assert_eq!(
+                s.usable(now),
+                s.status == Healthy,
+                "from {from:?} on {input:?}"
+            );
             checked += 1;
         }
     }
@@ -103,7 +123,11 @@ fn hints_beat_ladders() {
     let policy = Policy::default();
     let now = Instant::now();
     let mut s = KeyState::default();
-    s.on_failure(&failure(ErrorClass::RateLimited, Some(Duration::from_secs(42))), now, &policy);
+    s.on_failure(
+        &failure(ErrorClass::RateLimited, Some(Duration::from_secs(42))),
+        now,
+        &policy,
+    );
     assert_eq!(s.until, Some(now + Duration::from_secs(42)));
     let mut q = KeyState::default();
     q.on_failure(&failure(ErrorClass::QuotaExhausted, None), now, &policy);
@@ -126,7 +150,11 @@ fn unavailable_needs_consecutive_failures() {
     s.on_success();
     s.on_failure(&f, now, &policy);
     s.on_failure(&f, now, &policy);
-    assert_eq!(s.status, KeyStatus::Healthy, "a success in between resets the count");
+    assert_eq!(
+        s.status,
+        KeyStatus::Healthy,
+        "a success in between resets the count"
+    );
     s.on_failure(&f, now, &policy);
     assert_eq!(s.status, KeyStatus::Cooling);
     assert_eq!(s.until, Some(now + Duration::from_secs(10)));
@@ -140,7 +168,10 @@ fn auth_retests_back_off() {
     let mut waits = Vec::new();
     for _ in 0..6 {
         s.on_failure(&failure(ErrorClass::AuthFailed, None), now, &policy);
-        assert!(!s.usable(now + Duration::from_secs(100_000)), "dead keys wait for a retest");
+        assert!(
+            !s.usable(now + Duration::from_secs(100_000)),
+            "dead keys wait for a retest"
+        );
         let u = s.until.expect("until");
         waits.push((u - now).as_secs());
         now = u;
@@ -167,7 +198,13 @@ fn disable_enable_and_revive() {
 
 #[test]
 fn status_names_round_trip() {
-    for s in [KeyStatus::Healthy, KeyStatus::Cooling, KeyStatus::Probing, KeyStatus::Dead, KeyStatus::Disabled] {
+    for s in [
+        KeyStatus::Healthy,
+        KeyStatus::Cooling,
+        KeyStatus::Probing,
+        KeyStatus::Dead,
+        KeyStatus::Disabled,
+    ] {
         assert_eq!(KeyStatus::parse(s.as_str()), Some(s));
     }
 }
