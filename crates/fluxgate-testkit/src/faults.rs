@@ -104,6 +104,15 @@ struct EndGuard {
 }
 
 impl EndGuard {
+    fn new(ctx: &Ctx) -> Self {
+        EndGuard {
+            state: ctx.state.clone(),
+            id: ctx.id,
+            test_id: ctx.test_id.clone(),
+            completed: false,
+        }
+    }
+
     /// Ends the attempt as complete.
     fn complete(mut self) {
         self.completed = true;
@@ -146,20 +155,12 @@ pub(crate) async fn respond(ctx: Ctx, fault: Fault) -> Response {
     let finish = |ctx: &Ctx| ctx.state.end(ctx.id, ctx.test_id.as_deref(), false);
     let text = format!("ok from {}", ctx.label);
     match fault {
-        Fault::StallBeforeHeaders { ms } => {
-            let guard = EndGuard {
-                state: ctx.state.clone(),
-                id: ctx.id,
-                test_id: ctx.test_id.clone(),
-                completed: false,
-            };
+        // A non-streaming StallAfter has no events to send first: it stalls before the answer.
+        Fault::StallBeforeHeaders { ms } | Fault::StallAfter { ms, .. }
+            if matches!(fault, Fault::StallBeforeHeaders { .. }) || !ctx.stream =>
+        {
             tokio::time::sleep(Duration::from_millis(ms)).await;
-            guard.complete();
-            json_response(
-                200,
-                ctx.wire.complete(&text, &ctx.model).to_string(),
-                &HashMap::new(),
-            )
+            Box::pin(respond(ctx, Fault::Ok)).await
         }
         Fault::Status {
             status,
@@ -190,24 +191,14 @@ pub(crate) async fn respond(ctx: Ctx, fault: Fault) -> Response {
                 .insert("content-type", HeaderValue::from_static("text/html"));
             r
         }
-        Fault::InBandError if ctx.stream => {
-            let ev = ctx.wire.in_band_error();
-            let frame = if ctx.wire == Wire::Chat {
-                format!("data: {ev}\n\n")
-            } else {
-                format!("event: error\ndata: {ev}\n\n")
+        Fault::InBandError | Fault::InBandErrorAfter { .. } if ctx.stream => {
+            let events = match fault {
+                Fault::InBandErrorAfter { events } => events as usize,
+                _ => 0,
             };
-            stream_response(ctx, vec![frame], 1, Tail::Whole)
-        }
-        Fault::InBandErrorAfter { events } if ctx.stream => {
             let mut all = ctx.wire.stream_events(&text, &ctx.model);
-            all.truncate(events as usize);
-            let ev = ctx.wire.in_band_error();
-            all.push(if ctx.wire == Wire::Chat {
-                format!("data: {ev}\n\n")
-            } else {
-                format!("event: error\ndata: {ev}\n\n")
-            });
+            all.truncate(events);
+            all.push(ctx.wire.in_band_frame());
             let n = all.len() as u32;
             stream_response(ctx, all, n, Tail::Whole)
         }
@@ -245,20 +236,10 @@ pub(crate) async fn respond(ctx: Ctx, fault: Fault) -> Response {
             // A non-streaming request cut off mid-body.
             stream_response(ctx, vec!["{\"id\":".to_string()], 1, Tail::Reset)
         }
-        Fault::StallAfter { ms, .. } => {
-            let guard = EndGuard {
-                state: ctx.state.clone(),
-                id: ctx.id,
-                test_id: ctx.test_id.clone(),
-                completed: false,
-            };
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            drop(guard);
-            json_response(
-                200,
-                ctx.wire.complete(&text, &ctx.model).to_string(),
-                &HashMap::new(),
-            )
+        // Both stall faults are answered by the first arm that matches them.
+        Fault::StallAfter { .. } | Fault::StallBeforeHeaders { .. } => {
+            finish(&ctx);
+            json_response(500, String::new(), &HashMap::new())
         }
     }
 }
@@ -266,12 +247,7 @@ pub(crate) async fn respond(ctx: Ctx, fault: Fault) -> Response {
 /// Sends the first `upto` events with the configured pacing, then behaves as `tail` says.
 fn stream_response(ctx: Ctx, events: Vec<String>, upto: u32, tail: Tail) -> Response {
     let delay = ctx.state.chunk_delay_ms.load(Ordering::SeqCst);
-    let guard = EndGuard {
-        state: ctx.state.clone(),
-        id: ctx.id,
-        test_id: ctx.test_id.clone(),
-        completed: false,
-    };
+    let guard = EndGuard::new(&ctx);
     let state = ctx.state.clone();
     let id = ctx.id;
     let upto = (upto as usize).min(events.len());

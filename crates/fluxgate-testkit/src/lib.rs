@@ -65,6 +65,8 @@ pub struct FakeState {
     epoch: Mutex<Option<Instant>>,
     /// Delay between stream events.
     pub chunk_delay_ms: AtomicU64,
+    /// When set, requests are not logged (benchmarks: the log would grow without bound).
+    pub quiet: std::sync::atomic::AtomicBool,
 }
 
 impl FakeState {
@@ -291,23 +293,26 @@ async fn handle(
             kept.insert(h.to_string(), v.to_string());
         }
     }
-    state.log.lock().push(AttemptLog {
-        id,
-        key: label.clone().unwrap_or_else(|| "unknown".into()),
-        path: wire.path().to_string(),
-        test_id: test_id.clone(),
-        model: model.clone(),
-        stream,
-        headers: kept,
-        foreign_auth: n_credentials > 1,
-        body: String::from_utf8_lossy(&body).into_owned(),
-        started_ms: state.now_ms(),
-        ended_ms: None,
-        events_sent: 0,
-        cancelled: false,
-        fault: fault.name(),
-    });
-    if let Some(t) = &test_id {
+    let quiet = state.quiet.load(Ordering::Relaxed);
+    if !quiet {
+        state.log.lock().push(AttemptLog {
+            id,
+            key: label.clone().unwrap_or_else(|| "unknown".into()),
+            path: wire.path().to_string(),
+            test_id: test_id.clone(),
+            model: model.clone(),
+            stream,
+            headers: kept,
+            foreign_auth: n_credentials > 1,
+            body: String::from_utf8_lossy(&body).into_owned(),
+            started_ms: state.now_ms(),
+            ended_ms: None,
+            events_sent: 0,
+            cancelled: false,
+            fault: fault.name(),
+        });
+    }
+    if let Some(t) = test_id.as_ref().filter(|_| !quiet) {
         let mut m = state.in_flight_by_test.lock();
         let n = m.entry(t.clone()).or_insert(0);
         *n += 1;

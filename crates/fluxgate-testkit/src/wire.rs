@@ -48,6 +48,16 @@ impl Wire {
         }
     }
 
+    /// The in-band error as one SSE frame.
+    pub fn in_band_frame(self) -> String {
+        let ev = self.in_band_error();
+        if self == Wire::Chat {
+            format!("data: {ev}\n\n")
+        } else {
+            format!("event: error\ndata: {ev}\n\n")
+        }
+    }
+
     /// The complete answer.
     pub fn complete(self, text: &str, model: &str) -> Value {
         match self {

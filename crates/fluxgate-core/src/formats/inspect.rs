@@ -103,6 +103,17 @@ fn has_error(v: &Value) -> bool {
         || v.get("type").and_then(Value::as_str) == Some("error")
 }
 
+/// The event's JSON, or the error kind it amounts to (not JSON, or an in-band error object).
+fn parse_data(data: &str) -> Result<Value, EventKind> {
+    match serde_json::from_str::<Value>(data) {
+        Ok(v) if has_error(&v) => Err(EventKind::Error(v)),
+        Ok(v) => Ok(v),
+        Err(_) => Err(EventKind::Error(
+            serde_json::json!({"error": {"message": "a stream event was not JSON"}}),
+        )),
+    }
+}
+
 /// Inspects one event. With `committed` the caller only needs terminators, errors and usage,
 /// so events are parsed only when their text suggests they carry one of those.
 pub fn inspect(dialect: Dialect, ev: &SseEvent, committed: bool) -> Inspected {
@@ -124,16 +135,13 @@ pub fn inspect(dialect: Dialect, ev: &SseEvent, committed: bool) -> Inspected {
                 out.kind = EventKind::Content;
                 return out;
             }
-            let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
-                out.kind = EventKind::Error(
-                    serde_json::json!({"error": {"message": "a stream event was not JSON"}}),
-                );
-                return out;
+            let v = match parse_data(&ev.data) {
+                Ok(v) => v,
+                Err(kind) => {
+                    out.kind = kind;
+                    return out;
+                }
             };
-            if has_error(&v) {
-                out.kind = EventKind::Error(v);
-                return out;
-            }
             out.usage = usage_of(dialect, &v);
             let content = v
                 .get("choices")
@@ -223,16 +231,13 @@ pub fn inspect(dialect: Dialect, ev: &SseEvent, committed: bool) -> Inspected {
             }
         }
         Dialect::Gemini => {
-            let Ok(v) = serde_json::from_str::<Value>(&ev.data) else {
-                out.kind = EventKind::Error(
-                    serde_json::json!({"error": {"message": "a stream event was not JSON"}}),
-                );
-                return out;
+            let v = match parse_data(&ev.data) {
+                Ok(v) => v,
+                Err(kind) => {
+                    out.kind = kind;
+                    return out;
+                }
             };
-            if has_error(&v) {
-                out.kind = EventKind::Error(v);
-                return out;
-            }
             out.usage = usage_of(dialect, &v);
             let finished = v
                 .get("candidates")

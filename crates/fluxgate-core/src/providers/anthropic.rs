@@ -1,9 +1,8 @@
 //! Anthropic Messages.
 
-use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Method};
 
-use super::{set_secret_header, Provider, RetestRequest};
+use super::{one_token_completion, set_secret_header, Provider, RetestRequest};
 use crate::config::ProviderKind;
 use crate::formats::Endpoint;
 use crate::health::ErrorClass;
@@ -54,16 +53,7 @@ impl Provider for Anthropic {
     fn retest(&self, reason: Option<ErrorClass>, model: Option<&str>) -> RetestRequest {
         match (reason, model) {
             (Some(ErrorClass::QuotaExhausted), Some(model)) => {
-                let body = serde_json::json!({
-                    "model": model,
-                    "max_tokens": 1,
-                    "messages": [{"role": "user", "content": "ping"}],
-                });
-                RetestRequest {
-                    method: Method::POST,
-                    url: self.url(Endpoint::Messages),
-                    body: Some(Bytes::from(body.to_string())),
-                }
+                one_token_completion(self.url(Endpoint::Messages), model)
             }
             _ => RetestRequest {
                 method: Method::GET,

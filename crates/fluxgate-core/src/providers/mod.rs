@@ -73,6 +73,21 @@ pub trait Provider: Send + Sync {
     }
 }
 
+/// A one-token completion on `model`, in the shape both OpenAI Chat and Anthropic Messages
+/// accept: the cheapest request that proves a key can spend again.
+pub(crate) fn one_token_completion(url: String, model: &str) -> RetestRequest {
+    let body = serde_json::json!({
+        "model": model,
+        "max_tokens": 1,
+        "messages": [{"role": "user", "content": "ping"}],
+    });
+    RetestRequest {
+        method: Method::POST,
+        url,
+        body: Some(Bytes::from(body.to_string())),
+    }
+}
+
 /// Builds the provider implementation for a configured provider.
 pub fn build(config: &ProviderConfig) -> Arc<dyn Provider> {
     let base = config.base_url.clone();

@@ -1,10 +1,9 @@
 //! OpenAI and every OpenAI-compatible vendor (DeepSeek, OpenRouter, Groq, Mistral, Ollama,
 //! LM Studio, ...): one implementation with small per-vendor quirks.
 
-use bytes::Bytes;
 use http::{HeaderMap, Method};
 
-use super::{set_secret_header, Provider, RetestRequest};
+use super::{one_token_completion, set_secret_header, Provider, RetestRequest};
 use crate::config::ProviderKind;
 use crate::formats::Endpoint;
 use crate::health::ErrorClass;
@@ -90,16 +89,7 @@ impl Provider for OpenAi {
     fn retest(&self, reason: Option<ErrorClass>, model: Option<&str>) -> RetestRequest {
         match (reason, model) {
             (Some(ErrorClass::QuotaExhausted), Some(model)) => {
-                let body = serde_json::json!({
-                    "model": model,
-                    "max_tokens": 1,
-                    "messages": [{"role": "user", "content": "ping"}],
-                });
-                RetestRequest {
-                    method: Method::POST,
-                    url: self.url(Endpoint::ChatCompletions),
-                    body: Some(Bytes::from(body.to_string())),
-                }
+                one_token_completion(self.url(Endpoint::ChatCompletions), model)
             }
             _ => RetestRequest {
                 method: Method::GET,

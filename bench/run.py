@@ -1,0 +1,151 @@
+#!/usr/bin/env python3
+"""Fluxgate's overhead benchmark: the same load against (a) the fake upstream directly, (b) a
+zero-logic TCP relay in front of it and (c) Fluxgate in front of it.
+
+Fluxgate and the relay are pinned to CPU 0; the load generator (oha) and the fake to CPU 1.
+Prints a Markdown report (paste into BENCHMARKS.md) and writes target/bench/results.json.
+
+Usage: python3 bench/run.py [--seconds 8]     (needs `oha` on PATH: cargo install oha)
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+REL = ROOT / "target" / "release"
+CLK = os.sysconf("SC_CLK_TCK")
+BODY = json.dumps({"model": "bench", "messages": [{"role": "user", "content": "Say hi in five words."}], "max_tokens": 16})
+
+
+def start(args, env=None):
+    p = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
+    t0 = time.perf_counter()
+    while True:
+        line = p.stdout.readline()
+        if line.startswith("listening on "):
+            return p, line.split()[-1], time.perf_counter() - t0
+        if not line and p.poll() is not None:
+            raise RuntimeError(f"{args[0]} exited")
+
+
+def cpu_seconds(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK
+
+
+def mem_kb(pid, field):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def oha(url, token, conc, seconds):
+    out = subprocess.run(
+        ["taskset", "-c", "1", "oha", "-z", f"{seconds}s", "-c", str(conc), "--no-tui", "--output-format", "json",
+         "-m", "POST", "-H", f"authorization: Bearer {token}", "-H", "content-type: application/json", "-d", BODY, url],
+        capture_output=True, text=True, check=True)
+    j = json.loads(out.stdout)
+    ok = j.get("statusCodeDistribution", {}).get("200", 0)
+    total = sum(j.get("statusCodeDistribution", {}).values())
+    pct = j["latencyPercentiles"]
+    return {"rps": j["summary"]["requestsPerSec"], "p50_ms": pct["p50"] * 1000, "p99_ms": pct["p99"] * 1000, "ok": ok, "total": total}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=8)
+    a = ap.parse_args()
+    if not shutil.which("oha"):
+        sys.exit("oha is not on PATH: cargo install oha")
+    subprocess.run(["cargo", "build", "--release", "--locked", "-p", "fluxgate-server", "-p", "fluxgate-testkit", "-p", "fluxgate-bench"], check=True, cwd=ROOT)
+    key = "sk-bench-0123456789abcdef"
+    work = Path(tempfile.mkdtemp(prefix="fluxgate-bench-"))
+    procs = []
+    try:
+        fake, fake_url, _ = start(["taskset", "-c", "1", str(REL / "fluxgate-fake"), "--quiet", "--key", f"bench={key}"])
+        procs.append(fake)
+        slow, slow_url, _ = start(["taskset", "-c", "1", str(REL / "fluxgate-fake"), "--quiet", "--chunk-delay-ms", "20", "--key", f"bench={key}"])
+        procs.append(slow)
+        relay, relay_url, _ = start(["taskset", "-c", "0", str(REL / "relay"), "127.0.0.1:0", fake_url.removeprefix("http://")])
+        procs.append(relay)
+        srelay, srelay_url, _ = start(["taskset", "-c", "0", str(REL / "relay"), "127.0.0.1:0", slow_url.removeprefix("http://")])
+        procs.append(srelay)
+        cfg = work / "config.toml"
+        cfg.write_text(
+            f'[providers.fast]\nkind = "openai-compatible"\nbase_url = "{fake_url}/v1"\nkeys = [{{ id = "k", secret = "env:BENCH_KEY" }}]\n'
+            f'[providers.slow]\nkind = "openai-compatible"\nbase_url = "{slow_url}/v1"\nkeys = [{{ id = "k", secret = "env:BENCH_KEY" }}]\n'
+            f'[routes.bench]\ntargets = ["fast/bench-upstream"]\n[routes.slowbench]\ntargets = ["slow/bench-upstream"]\n')
+        env = dict(os.environ, BENCH_KEY=key)
+        data = work / "data"
+        token = subprocess.run([str(REL / "fluxgate"), "token", "new", "bench", "--data-dir", str(data)], capture_output=True, text=True, check=True, env=env).stdout.strip()
+        starts = []
+        for _ in range(5):
+            fg, fg_url, t = start(["taskset", "-c", "0", str(REL / "fluxgate"), "serve", "--config", str(cfg), "--data-dir", str(data), "--listen", "127.0.0.1:0"], env)
+            starts.append(t)
+            fg.terminate()
+            fg.wait()
+        fg, fg_url, t = start(["taskset", "-c", "0", str(REL / "fluxgate"), "serve", "--config", str(cfg), "--data-dir", str(data), "--listen", "127.0.0.1:0"], env)
+        procs.append(fg)
+        time.sleep(1.0)
+        idle_rss = mem_kb(fg.pid, "VmRSS")
+        results = {"startup_ms_median": sorted(starts)[2] * 1000, "idle_rss_kb": idle_rss, "load": {}, "stream": {}}
+        targets = {"direct": (fake_url, key, None), "relay": (relay_url, key, relay.pid), "fluxgate": (fg_url, token, fg.pid)}
+        # Warm up connection pools and caches.
+        for name, (url, tok, _) in targets.items():
+            oha(url + "/v1/chat/completions", tok, 4, 1)
+        for conc in (1, 16, 64):
+            for name, (url, tok, pid) in targets.items():
+                before = cpu_seconds(pid) if pid else 0
+                r = oha(url + "/v1/chat/completions", tok, conc, a.seconds)
+                if pid:
+                    r["cpu_us_per_req"] = (cpu_seconds(pid) - before) / max(r["ok"], 1) * 1e6
+                results["load"].setdefault(str(conc), {})[name] = r
+        results["peak_rss_kb"] = mem_kb(fg.pid, "VmHWM")
+        probe = str(REL / "streamprobe")
+        for name, url, tok, model in (("direct", slow_url, key, None), ("relay", srelay_url, key, None), ("fluxgate", fg_url, token, "slowbench")):
+            body_model = model or "bench"
+            out = subprocess.run(["taskset", "-c", "1", probe, url + "/v1/chat/completions", tok, "40", body_model], capture_output=True, text=True, check=True)
+            results["stream"][name] = json.loads(out.stdout)
+        print_report(results, a.seconds)
+        out = ROOT / "target" / "bench"
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "results.json").write_text(json.dumps(results, indent=2))
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(10)
+
+
+def print_report(r, seconds):
+    print(f"\nNon-streaming POST /v1/chat/completions, {seconds} s per cell (oha on CPU 1; relay and Fluxgate on CPU 0)\n")
+    print("| c | target | RPS | p50 ms | p99 ms | added p50 ms | added p99 ms | CPU µs/req | errors |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for conc, row in r["load"].items():
+        d = row["direct"]
+        for name in ("direct", "relay", "fluxgate"):
+            x = row[name]
+            added50 = "" if name == "direct" else f"{x['p50_ms'] - d['p50_ms']:.3f}"
+            added99 = "" if name == "direct" else f"{x['p99_ms'] - d['p99_ms']:.3f}"
+            cpu = f"{x['cpu_us_per_req']:.1f}" if "cpu_us_per_req" in x else ""
+            print(f"| {conc} | {name} | {x['rps']:.0f} | {x['p50_ms']:.3f} | {x['p99_ms']:.3f} | {added50} | {added99} | {cpu} | {x['total'] - x['ok']} |")
+    print("\nStreaming (fake sends 9 chunks 20 ms apart), 40 sequential requests\n")
+    print("| target | TTFT p50 ms | TTFT p99 ms | largest inter-chunk gap, median ms | largest gap, max ms |")
+    print("|---|---|---|---|---|")
+    for name, s in r["stream"].items():
+        print(f"| {name} | {s['ttft_p50_ms']:.2f} | {s['ttft_p99_ms']:.2f} | {s['max_gap_p50_ms']:.2f} | {s['max_gap_max_ms']:.2f} |")
+    print(f"\nFluxgate start-up (spawn to listening, median of 5): {r['startup_ms_median']:.1f} ms")
+    print(f"Fluxgate RSS: idle {r['idle_rss_kb'] / 1024:.1f} MB, peak {r['peak_rss_kb'] / 1024:.1f} MB")
+
+
+if __name__ == "__main__":
+    main()
