@@ -28,7 +28,7 @@ pub struct AppState {
 ///    `Origin` (or `Sec-Fetch-Site: cross-site`) must be the console's own; otherwise 403
 ///    before any routing or body read. Applies to every route, open ones included.
 /// 2. Routing. Open routes (no token): `HEAD /`, `GET /`, `GET /healthz`.
-/// 3. `security::client_auth` on the proxy routes: a client token in `Authorization: Bearer`,
+/// 3. The `ClientName` extractor on the proxy routes (before the body is read): a client token in `Authorization: Bearer`,
 ///    `x-api-key` or `x-goog-api-key`, else 401 in the client's dialect.
 ///    `security::admin_auth` on `/admin/api/*`: the admin token as a bearer token, else 401.
 /// 4. The body limit (`limits.max_body_mb`): larger bodies, chunked ones too, get 413 with
@@ -43,11 +43,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/messages/count_tokens", post(proxy::count_tokens))
         .route("/v1/embeddings", post(proxy::embeddings))
         .route("/v1/models", get(proxy::models))
-        .layer(DefaultBodyLimit::max(max_body))
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            security::client_auth,
-        ));
+        .layer(DefaultBodyLimit::max(max_body));
     let admin_routes = Router::new()
         .route("/admin/api/keys", get(admin::keys))
         .route(

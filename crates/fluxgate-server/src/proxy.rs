@@ -9,7 +9,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::Json;
 use fluxgate_core::exec::{headers::upstream_headers, ProxyRequest};
 use fluxgate_core::formats::body::read_head;
 use fluxgate_core::formats::errors::ErrorCode;
@@ -89,7 +89,7 @@ async fn run(
         request_id: request_id(),
     };
     let request_id = req.request_id.clone();
-    let mut resp = match state.gateway.executor.execute(req).await {
+    let mut resp = match Box::pin(state.gateway.executor.execute(req)).await {
         Ok(r) => proxy_response(r),
         Err(e) => proxy_error(dialect, e),
     };
@@ -101,7 +101,7 @@ async fn run(
 
 pub async fn chat_completions(
     State(s): State<Arc<AppState>>,
-    Extension(c): Extension<ClientName>,
+    c: ClientName,
     h: HeaderMap,
     b: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -110,7 +110,7 @@ pub async fn chat_completions(
 
 pub async fn responses(
     State(s): State<Arc<AppState>>,
-    Extension(c): Extension<ClientName>,
+    c: ClientName,
     h: HeaderMap,
     b: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -119,7 +119,7 @@ pub async fn responses(
 
 pub async fn messages(
     State(s): State<Arc<AppState>>,
-    Extension(c): Extension<ClientName>,
+    c: ClientName,
     h: HeaderMap,
     b: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -128,7 +128,7 @@ pub async fn messages(
 
 pub async fn count_tokens(
     State(s): State<Arc<AppState>>,
-    Extension(c): Extension<ClientName>,
+    c: ClientName,
     h: HeaderMap,
     b: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -137,7 +137,7 @@ pub async fn count_tokens(
 
 pub async fn embeddings(
     State(s): State<Arc<AppState>>,
-    Extension(c): Extension<ClientName>,
+    c: ClientName,
     h: HeaderMap,
     b: Result<Bytes, BytesRejection>,
 ) -> Response {
@@ -145,7 +145,7 @@ pub async fn embeddings(
 }
 
 /// Routes and provider models, in a shape both the OpenAI and the Anthropic SDKs accept.
-pub async fn models(State(s): State<Arc<AppState>>) -> Response {
+pub async fn models(State(s): State<Arc<AppState>>, _client: ClientName) -> Response {
     let config = s.gateway.config();
     let mut seen = std::collections::HashSet::new();
     let mut data = Vec::new();

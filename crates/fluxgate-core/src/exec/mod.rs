@@ -33,7 +33,7 @@ use crate::config::Timeouts;
 use crate::events::{Event, EventBus};
 use crate::formats::body::rewrite_model;
 use crate::formats::errors::ErrorCode;
-use crate::formats::inspect::{usage_of, Usage};
+use crate::formats::inspect::{check_body, Usage};
 use crate::formats::translate::Codec;
 use crate::formats::{Dialect, Endpoint};
 use crate::health::{self, ErrorClass, Failure, FailureKind, HealthRegistry, TimeoutPhase};
@@ -276,18 +276,19 @@ impl Executor {
             outcome.record.key_id = Some(cand.key_id.clone());
             let _in_flight = self.health.begin(&cand.account);
             let attempt_start = Instant::now();
-            let result = self
-                .attempt(
-                    &req,
-                    cand,
-                    &secret,
-                    &timeouts,
-                    deadline,
-                    attempts,
-                    outcome_snapshot(&outcome),
-                    outcome.started,
-                )
-                .await;
+            // Boxed so the (large) attempt state is not copied through every layer that moves
+            // the request future.
+            let result = Box::pin(self.attempt(
+                &req,
+                cand,
+                &secret,
+                &timeouts,
+                deadline,
+                attempts,
+                outcome_snapshot(&outcome),
+                outcome.started,
+            ))
+            .await;
             match result {
                 Attempt::Done(resp, usage) => {
                     self.health.report_success(&cand.account);
@@ -469,8 +470,12 @@ impl Executor {
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("application/json"),
         );
-        let url = cand.upstream.url(cand.upstream_endpoint);
-        let send = self.client.post(url).headers(headers).body(body).send();
+        let send = self
+            .client
+            .post(cand.url.clone())
+            .headers(headers)
+            .body(body)
+            .send();
         let first_byte = timeouts
             .first_byte
             .min(deadline.saturating_duration_since(Instant::now()));
@@ -531,19 +536,21 @@ impl Executor {
         if body.iter().all(|b| b.is_ascii_whitespace()) {
             return Attempt::Failed(health::empty_response("an empty body"));
         }
-        let json: serde_json::Value = match serde_json::from_slice(&body) {
-            Ok(v) => v,
-            Err(_) => {
+        let check = match check_body(upstream_dialect, &body) {
+            Ok(c) => c,
+            Err(()) => {
                 let what = if body.trim_ascii_start().starts_with(b"<") {
                     "an HTML page"
                 } else {
-                    "a body that is not JSON"
+                    "a body that is not a JSON object"
                 };
                 return Attempt::Failed(health::empty_response(what));
             }
         };
-        if let Some(f) = health::classify_in_band(&json, &up_headers, SystemTime::now()) {
-            return Attempt::Failed(f);
+        if let Some(err) = &check.error {
+            if let Some(f) = health::classify_in_band(err, &up_headers, SystemTime::now()) {
+                return Attempt::Failed(f);
+            }
         }
         let body = match &cand.codec {
             Codec::Passthrough => body,
@@ -554,7 +561,7 @@ impl Executor {
                 }
             },
         };
-        let usage = usage_of(upstream_dialect, &json).unwrap_or_default();
+        let usage = check.usage.unwrap_or_default();
         let mut headers = headers::downstream_headers(&up_headers);
         headers::annotate(&mut headers, &cand.provider, &cand.key_id, attempts);
         headers.insert(

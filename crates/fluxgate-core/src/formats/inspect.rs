@@ -57,6 +57,89 @@ fn num(v: &Value, path: &[&str]) -> Option<u64> {
     cur.as_u64()
 }
 
+/// What a complete (non-streaming) response body says about itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BodyCheck {
+    /// The body's in-band error object, when it has one (the whole body, for classification).
+    pub error: Option<Value>,
+    pub usage: Option<Usage>,
+}
+
+/// Every token-count field any dialect uses, read without building a JSON tree.
+#[derive(serde::Deserialize, Default)]
+struct UsageFields {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+    input_tokens: Option<u64>,
+    output_tokens: Option<u64>,
+    cache_read_input_tokens: Option<u64>,
+    cache_creation_input_tokens: Option<u64>,
+    #[serde(rename = "promptTokenCount")]
+    prompt_token_count: Option<u64>,
+    #[serde(rename = "candidatesTokenCount")]
+    candidates_token_count: Option<u64>,
+}
+
+impl UsageFields {
+    fn for_dialect(&self, dialect: Dialect) -> Option<Usage> {
+        let u = match dialect {
+            Dialect::OpenaiChat => Usage {
+                input_tokens: self.prompt_tokens,
+                output_tokens: self.completion_tokens,
+            },
+            Dialect::OpenaiResponses => Usage {
+                input_tokens: self.input_tokens,
+                output_tokens: self.output_tokens,
+            },
+            Dialect::Anthropic => {
+                let cached = self.cache_read_input_tokens.unwrap_or(0)
+                    + self.cache_creation_input_tokens.unwrap_or(0);
+                Usage {
+                    input_tokens: self.input_tokens.map(|i| i + cached),
+                    output_tokens: self.output_tokens,
+                }
+            }
+            Dialect::Gemini => Usage {
+                input_tokens: self.prompt_token_count,
+                output_tokens: self.candidates_token_count,
+            },
+        };
+        (u.input_tokens.is_some() || u.output_tokens.is_some()).then_some(u)
+    }
+}
+
+/// Reads only the top-level fields that matter (`error`, `type`, `usage`) from a JSON body,
+/// skipping the rest. `Err` when the body is not a JSON object.
+pub fn check_body(dialect: Dialect, body: &[u8]) -> Result<BodyCheck, ()> {
+    use serde_json::value::RawValue;
+    #[derive(serde::Deserialize)]
+    struct Top<'a> {
+        #[serde(borrow, default)]
+        error: Option<&'a RawValue>,
+        #[serde(rename = "type", default)]
+        kind: Option<std::borrow::Cow<'a, str>>,
+        #[serde(default)]
+        usage: Option<UsageFields>,
+        #[serde(default, rename = "usageMetadata")]
+        usage_metadata: Option<UsageFields>,
+    }
+    let top: Top<'_> = serde_json::from_slice(body).map_err(|_| ())?;
+    let has_error = top.error.is_some_and(|e| e.get() != "null")
+        || matches!(top.kind.as_deref(), Some("error" | "response.failed"));
+    if has_error {
+        let whole: Value = serde_json::from_slice(body).map_err(|_| ())?;
+        return Ok(BodyCheck {
+            error: Some(whole),
+            usage: None,
+        });
+    }
+    let usage = top
+        .usage
+        .or(top.usage_metadata)
+        .and_then(|u| u.for_dialect(dialect));
+    Ok(BodyCheck { error: None, usage })
+}
+
 /// Usage from a complete (non-streaming) response body, or from a stream event's JSON.
 pub fn usage_of(dialect: Dialect, v: &Value) -> Option<Usage> {
     let u = match dialect {
@@ -474,6 +557,47 @@ mod tests {
             EventKind::Content
         );
         assert_eq!(inspect(d, &ev(None, r#"{"candidates":[{"finishReason":"STOP"}],"usageMetadata":{"promptTokenCount":1}}"#), false).kind, EventKind::Terminator);
+    }
+
+    #[test]
+    fn body_checks() {
+        let ok = check_body(Dialect::Anthropic, br#"{"id":"m","content":[{"type":"text","text":"hi"}],"usage":{"input_tokens":3,"output_tokens":4}}"#).expect("json");
+        assert_eq!(
+            ok,
+            BodyCheck {
+                error: None,
+                usage: Some(Usage {
+                    input_tokens: Some(3),
+                    output_tokens: Some(4)
+                })
+            }
+        );
+        let err = check_body(
+            Dialect::Anthropic,
+            br#"{"type":"error","error":{"type":"overloaded_error"}}"#,
+        )
+        .expect("json");
+        assert!(err.error.is_some());
+        assert_eq!(
+            check_body(Dialect::OpenaiChat, br#"{"error":null,"choices":[]}"#)
+                .expect("json")
+                .error,
+            None
+        );
+        let r = check_body(
+            Dialect::OpenaiResponses,
+            br#"{"output":[],"usage":{"input_tokens":1,"output_tokens":2}}"#,
+        )
+        .expect("json");
+        assert_eq!(
+            r.usage,
+            Some(Usage {
+                input_tokens: Some(1),
+                output_tokens: Some(2)
+            })
+        );
+        assert!(check_body(Dialect::OpenaiChat, b"<html>").is_err());
+        assert!(check_body(Dialect::OpenaiChat, b"[1,2]").is_err());
     }
 
     #[test]

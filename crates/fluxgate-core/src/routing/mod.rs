@@ -36,6 +36,8 @@ pub struct Candidate {
     pub key_index: usize,
     pub weight: u32,
     pub upstream_endpoint: Endpoint,
+    /// The upstream URL, parsed once per config.
+    pub url: reqwest::Url,
     pub codec: Codec,
     pub upstream: Arc<dyn Provider>,
 }
@@ -171,20 +173,31 @@ pub struct Router {
     providers: HashMap<String, Arc<dyn Provider>>,
     translators: TranslatorRegistry,
     counters: Mutex<HashMap<String, Arc<strategy::Counter>>>,
+    /// Every provider's endpoint URLs, parsed once (URL parsing showed on the hot path).
+    urls: HashMap<(String, Endpoint), reqwest::Url>,
 }
 
 impl Router {
     pub fn new(config: Arc<Config>, translators: TranslatorRegistry) -> Self {
-        let providers = config
+        let providers: HashMap<String, Arc<dyn Provider>> = config
             .providers
             .iter()
             .map(|p| (p.name.clone(), providers::build(p)))
             .collect();
+        let mut urls = HashMap::new();
+        for (name, p) in &providers {
+            for ep in p.endpoints() {
+                if let Ok(u) = reqwest::Url::parse(&p.url(*ep)) {
+                    urls.insert((name.clone(), *ep), u);
+                }
+            }
+        }
         Router {
             config,
             providers,
             translators,
             counters: Mutex::new(HashMap::new()),
+            urls,
         }
     }
 
@@ -340,6 +353,16 @@ impl Router {
                 );
                 continue;
             };
+            let Some(url) = self.urls.get(&(t.provider.clone(), up_ep)).cloned() else {
+                skip_all(
+                    SkipReason::NoEndpoint {
+                        kind: pc.kind.as_str().into(),
+                        endpoint,
+                    },
+                    &mut skipped,
+                );
+                continue;
+            };
             for (ki, k) in pc.keys.iter().enumerate() {
                 let account = pc.account(&k.id);
                 let skip = |reason| Skipped {
@@ -377,6 +400,7 @@ impl Router {
                     key_index: ki,
                     weight: k.weight,
                     upstream_endpoint: up_ep,
+                    url: url.clone(),
                     codec: codec.clone(),
                     upstream: upstream.clone(),
                 });

@@ -78,11 +78,17 @@ fn insert(c: &Connection, batch: &[RequestRecord]) -> rusqlite::Result<()> {
     tx.commit()
 }
 
+/// How long the writer gathers records before a commit: one transaction per burst instead of
+/// one per request keeps SQLite's per-commit cost (WAL frames, checksums) off the hot path.
+const GATHER: std::time::Duration = std::time::Duration::from_millis(100);
+
 fn run_writer(rx: Receiver<RequestRecord>, write: impl Fn(&[RequestRecord]) -> Result<(), String>) {
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
+        let until = std::time::Instant::now() + GATHER;
         while batch.len() < BATCH {
-            match rx.try_recv() {
+            let left = until.saturating_duration_since(std::time::Instant::now());
+            match rx.recv_timeout(left) {
                 Ok(r) => batch.push(r),
                 Err(_) => break,
             }
