@@ -80,8 +80,13 @@ impl Gateway {
         )));
     }
 
-    /// Writes queued request records to disk.
+    /// Writes queued request records to disk now.
     pub fn flush(&self) {
         self.log.flush();
+    }
+
+    /// Writes queued request records and stops the writer (at shutdown).
+    pub fn close(&self) {
+        self.log.close();
     }
 }

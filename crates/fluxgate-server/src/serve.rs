@@ -45,7 +45,7 @@ impl ServeHandle {
         let _ = self.stop.send(true);
         let _ = self.task.await;
         let _ = self.scheduler.await;
-        self.state.gateway.flush();
+        self.state.gateway.close();
     }
 }
 

@@ -1,11 +1,10 @@
 //! The `requests` table: one row per proxied request, written in batches by a background
 //! thread. Never a body, never a secret.
 
-use std::sync::mpsc::{self, Receiver, SyncSender, TrySendError};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use rusqlite::{params, Connection};
 use serde::Serialize;
 
@@ -38,10 +37,23 @@ pub struct RequestRecord {
 const QUEUE: usize = 16_384;
 const BATCH: usize = 512;
 
+/// Records waiting for the writer, shared with it.
+#[derive(Default)]
+struct Queue {
+    pending: Mutex<Pending>,
+    wake: Condvar,
+}
+
+#[derive(Default)]
+struct Pending {
+    records: Vec<RequestRecord>,
+    closed: bool,
+}
+
 /// A handle for recording requests without waiting on disk.
 #[derive(Clone)]
 pub struct RequestLog {
-    tx: Arc<Mutex<Option<SyncSender<RequestRecord>>>>,
+    queue: Arc<Queue>,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
     store: Store,
 }
@@ -78,23 +90,27 @@ fn insert(c: &Connection, batch: &[RequestRecord]) -> rusqlite::Result<()> {
     tx.commit()
 }
 
-/// How long the writer gathers records before a commit: one transaction per burst instead of
-/// one per request keeps SQLite's per-commit cost (WAL frames, checksums) off the hot path.
-const GATHER: std::time::Duration = std::time::Duration::from_millis(100);
+/// How long the writer sleeps between commits: one transaction per interval instead of one
+/// per request keeps SQLite's per-commit cost off the hot path, and a request never wakes the
+/// writer thread (no syscall per request) unless a full batch is waiting.
+const INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
 
-fn run_writer(rx: Receiver<RequestRecord>, write: impl Fn(&[RequestRecord]) -> Result<(), String>) {
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        let until = std::time::Instant::now() + GATHER;
-        while batch.len() < BATCH {
-            let left = until.saturating_duration_since(std::time::Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(r) => batch.push(r),
-                Err(_) => break,
+fn run_writer(queue: &Queue, write: impl Fn(&[RequestRecord]) -> Result<(), String>) {
+    loop {
+        let (batch, closed) = {
+            let mut p = queue.pending.lock();
+            if p.records.is_empty() && !p.closed {
+                queue.wake.wait_for(&mut p, INTERVAL);
+            }
+            (std::mem::take(&mut p.records), p.closed)
+        };
+        for chunk in batch.chunks(BATCH) {
+            if let Err(e) = write(chunk) {
+                tracing::error!(error = %e, lost = chunk.len(), "cannot write request records");
             }
         }
-        if let Err(e) = write(&batch) {
-            tracing::error!(error = %e, lost = batch.len(), "cannot write request records");
+        if closed {
+            return;
         }
     }
 }
@@ -102,14 +118,17 @@ fn run_writer(rx: Receiver<RequestRecord>, write: impl Fn(&[RequestRecord]) -> R
 impl RequestLog {
     /// Starts the writer thread.
     pub fn start(store: &Store) -> RequestLog {
-        let (tx, rx) = mpsc::sync_channel::<RequestRecord>(QUEUE);
+        let queue = Arc::new(Queue::default());
+        let writer_queue = queue.clone();
         let writer_store = store.clone();
         let own_conn = store.writer_connection().ok();
         let thread = std::thread::Builder::new()
             .name("fluxgate-records".into())
             .spawn(move || match own_conn {
-                Some(conn) => run_writer(rx, |b| insert(&conn, b).map_err(|e| e.to_string())),
-                None => run_writer(rx, |b| {
+                Some(conn) => run_writer(&writer_queue, |b| {
+                    insert(&conn, b).map_err(|e| e.to_string())
+                }),
+                None => run_writer(&writer_queue, |b| {
                     writer_store
                         .with(|c| insert(c, b))
                         .map_err(|e| e.to_string())
@@ -117,7 +136,7 @@ impl RequestLog {
             })
             .ok();
         RequestLog {
-            tx: Arc::new(Mutex::new(Some(tx))),
+            queue,
             thread: Arc::new(Mutex::new(thread)),
             store: store.clone(),
         }
@@ -126,20 +145,35 @@ impl RequestLog {
     /// Queues a record. When the queue is full the record is dropped with a warning rather
     /// than slowing the request down.
     pub fn record(&self, r: RequestRecord) {
-        if let Some(tx) = self.tx.lock().as_ref() {
-            match tx.try_send(r) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) => {
-                    tracing::warn!("request log queue full; a record was dropped")
-                }
-                Err(TrySendError::Disconnected(_)) => {}
+        let mut p = self.queue.pending.lock();
+        if p.closed {
+            return;
+        }
+        if p.records.len() >= QUEUE {
+            drop(p);
+            tracing::warn!("request log queue full; a record was dropped");
+            return;
+        }
+        p.records.push(r);
+        if p.records.len() == BATCH {
+            self.queue.wake.notify_one();
+        }
+    }
+
+    /// Writes everything queued so far, on the caller's thread.
+    pub fn flush(&self) {
+        let batch = std::mem::take(&mut self.queue.pending.lock().records);
+        for chunk in batch.chunks(BATCH) {
+            if let Err(e) = self.store.with(|c| insert(c, chunk)) {
+                tracing::error!(error = %e, lost = chunk.len(), "cannot write request records");
             }
         }
     }
 
-    /// Writes everything queued and stops the writer. Later records are ignored.
-    pub fn flush(&self) {
-        self.tx.lock().take();
+    /// Writes everything queued and stops the writer; later records are ignored.
+    pub fn close(&self) {
+        self.queue.pending.lock().closed = true;
+        self.queue.wake.notify_one();
         if let Some(t) = self.thread.lock().take() {
             let _ = t.join();
         }

@@ -53,6 +53,11 @@ fn request_log_batches_and_flushes() {
             ..Default::default()
         });
     }
+    log.close();
+    log.record(RequestRecord {
+        request_id: "after-close".into(),
+        ..Default::default()
+    });
     log.flush();
     let recent = log.recent(5).expect("recent");
     assert_eq!(recent.len(), 5);
