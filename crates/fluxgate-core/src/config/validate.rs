@@ -159,7 +159,7 @@ fn provider(name: &str, p: RawProvider) -> Result<ProviderConfig, ConfigError> {
             ))
         }
     };
-    let url = reqwest::Url::parse(&base_url).map_err(|e| {
+    let url = url::Url::parse(&base_url).map_err(|e| {
         ConfigError::invalid(
             format!("{key}.base_url"),
             format!("`{base_url}` is not a URL: {e}"),

@@ -11,6 +11,7 @@
 //! exist (`routing` does).
 
 mod budget;
+pub mod client;
 pub mod headers;
 mod retest;
 mod stream;
@@ -40,6 +41,7 @@ use crate::health::{self, ErrorClass, Failure, FailureKind, HealthRegistry, Time
 use crate::routing::{Candidate, Plan, RouteError, Router};
 use crate::secrets::{SecretError, Secrets};
 use crate::store::{RequestLog, RequestRecord};
+use client::{body_stream, BodyStream, HttpClient, TransportError};
 
 /// The largest non-streaming upstream response accepted.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
@@ -102,23 +104,15 @@ pub struct Executor {
     router: RwLock<Arc<Router>>,
     health: Arc<HealthRegistry>,
     secrets: Arc<Secrets>,
-    client: reqwest::Client,
+    client: HttpClient,
     log: RequestLog,
     budget: RetryBudget,
     events: EventBus,
 }
 
-/// Builds the outbound HTTP client: no redirects (they would carry the key to another host),
-/// no proxy from the environment, connect timeout from the config.
-pub fn http_client(timeouts: &Timeouts) -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .connect_timeout(timeouts.connect)
-        .tcp_nodelay(true)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .build()
-        .unwrap_or_else(|_| reqwest::Client::new())
+/// Builds the outbound HTTP client (see [`client`]).
+pub fn http_client(timeouts: &Timeouts) -> HttpClient {
+    HttpClient::new(timeouts)
 }
 
 fn now_ms() -> i64 {
@@ -205,7 +199,7 @@ impl Executor {
         &self.secrets
     }
 
-    pub fn client(&self) -> &reqwest::Client {
+    pub fn client(&self) -> &HttpClient {
         &self.client
     }
 
@@ -472,10 +466,7 @@ impl Executor {
         );
         let send = self
             .client
-            .post(cand.url.clone())
-            .headers(headers)
-            .body(body)
-            .send();
+            .send(http::Method::POST, cand.url.clone(), headers, body);
         let first_byte = timeouts
             .first_byte
             .min(deadline.saturating_duration_since(Instant::now()));
@@ -538,7 +529,7 @@ impl Executor {
         }
         let check = match check_body(upstream_dialect, &body) {
             Ok(c) => c,
-            Err(()) => {
+            Err(_) => {
                 let what = if body.trim_ascii_start().starts_with(b"<") {
                     "an HTML page"
                 } else {
@@ -602,23 +593,12 @@ fn last_rejection(err: &ProxyError) -> Failure {
 }
 
 /// Classifies a transport error without its URL.
-pub fn transport_failure(e: &reqwest::Error) -> Failure {
-    let mut detail = String::new();
-    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
-    while let Some(s) = src {
-        detail = s.to_string();
-        src = s.source();
-    }
-    let detail = health::scrub(&detail, None);
-    if e.is_connect() {
+pub fn transport_failure(e: &TransportError) -> Failure {
+    let detail = health::scrub(&e.detail, None);
+    if e.connect {
         Failure::transport(
             FailureKind::Connect,
             format!("cannot connect to the upstream: {detail}"),
-        )
-    } else if e.is_timeout() {
-        Failure::transport(
-            FailureKind::Timeout(TimeoutPhase::Connect),
-            "connecting to the upstream timed out".to_string(),
         )
     } else {
         Failure::transport(
@@ -628,14 +608,31 @@ pub fn transport_failure(e: &reqwest::Error) -> Failure {
     }
 }
 
+/// Classifies an error while reading a response body.
+pub fn body_failure(e: &hyper::Error) -> Failure {
+    let mut detail = e.to_string();
+    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
+    while let Some(s) = src {
+        detail = s.to_string();
+        src = s.source();
+    }
+    Failure::transport(
+        FailureKind::Reset,
+        format!(
+            "the connection to the upstream failed: {}",
+            health::scrub(&detail, None)
+        ),
+    )
+}
+
 /// Reads a body up to `limit` bytes with idle and total deadlines.
 async fn read_limited(
-    resp: reqwest::Response,
+    resp: http::Response<hyper::body::Incoming>,
     limit: usize,
     idle: Duration,
     deadline: Instant,
 ) -> Result<Bytes, Failure> {
-    let mut stream = resp.bytes_stream();
+    let mut stream: BodyStream = body_stream(resp);
     let mut buf = bytes::BytesMut::new();
     loop {
         let wait = idle.min(deadline.saturating_duration_since(Instant::now()));
@@ -652,7 +649,7 @@ async fn read_limited(
                 ));
             }
             Ok(None) => return Ok(buf.freeze()),
-            Ok(Some(Err(e))) => return Err(transport_failure(&e)),
+            Ok(Some(Err(e))) => return Err(body_failure(&e)),
             Ok(Some(Ok(chunk))) => {
                 if buf.len() + chunk.len() > limit {
                     return Err(Failure::transport(

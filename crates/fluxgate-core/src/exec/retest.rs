@@ -69,14 +69,21 @@ impl Retester for HttpRetester {
             let req = upstream.retest(reason, model.as_deref());
             let mut headers = HeaderMap::new();
             upstream.authorize(&mut headers, &secret);
-            let mut builder = exec.client().request(req.method, req.url).headers(headers);
-            if let Some(body) = req.body {
-                builder = builder
-                    .header(http::header::CONTENT_TYPE, "application/json")
-                    .body(body);
+            if req.body.is_some() {
+                headers.insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/json"),
+                );
             }
+            let uri: http::Uri = match req.url.parse() {
+                Ok(u) => u,
+                Err(_) => return Ok(()),
+            };
             tracing::debug!(provider = provider_name, key = key_id, "retesting key");
-            let resp = match tokio::time::timeout(RETEST_TIMEOUT, builder.send()).await {
+            let send = exec
+                .client()
+                .send(req.method, uri, headers, req.body.unwrap_or_default());
+            let resp = match tokio::time::timeout(RETEST_TIMEOUT, send).await {
                 Err(_) => {
                     return Err(Failure::transport(
                         FailureKind::Timeout(TimeoutPhase::FirstByte),

@@ -9,17 +9,17 @@
 //! terminator, the client's stream ends with an error event in the client's dialect and no
 //! success terminator. If the client goes away, the upstream request is dropped at once.
 
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
-use futures_util::{Stream, StreamExt};
+use futures_util::StreamExt;
 use http::{HeaderMap, HeaderValue};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{headers, transport_failure, Attempt, ProxyResponse};
+use super::client::{body_stream, BodyStream};
+use super::{body_failure, headers, Attempt, ProxyResponse};
 use crate::config::Timeouts;
 use crate::formats::errors::{stream_error_event, ErrorCode};
 use crate::formats::inspect::{inspect, EventKind, Usage};
@@ -31,8 +31,6 @@ use crate::store::{RequestLog, RequestRecord};
 
 /// Held bytes past which a stream commits even without a content event.
 pub const COMMIT_MAX_BYTES: usize = 256 * 1024;
-
-type Body = Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>;
 
 pub(super) struct StreamContext {
     pub client_dialect: Dialect,
@@ -98,11 +96,11 @@ fn in_band_failure(v: &serde_json::Value) -> Failure {
 
 /// Waits for the first content event; returns the committed stream or a failure.
 pub(super) async fn commit(
-    resp: reqwest::Response,
+    resp: http::Response<hyper::body::Incoming>,
     up_headers: HeaderMap,
     ctx: StreamContext,
 ) -> Attempt {
-    let mut body: Body = Box::pin(resp.bytes_stream());
+    let mut body: BodyStream = body_stream(resp);
     let mut parser = SseParser::new();
     let mut output = match &ctx.codec {
         Codec::Passthrough => Output::Passthrough,
@@ -136,7 +134,7 @@ pub(super) async fn commit(
                     "the stream produced no content in time",
                 ));
             }
-            Ok(Some(Err(e))) => return Attempt::Failed(transport_failure(&e)),
+            Ok(Some(Err(e))) => return Attempt::Failed(body_failure(&e)),
             Ok(None) => {
                 ended = true;
                 parser.finish().into_iter().collect()
@@ -211,7 +209,7 @@ enum End {
 
 #[allow(clippy::too_many_arguments)]
 async fn pump(
-    mut body: Body,
+    mut body: BodyStream,
     mut parser: SseParser,
     mut output: Output,
     mut seen: Seen,
@@ -263,9 +261,7 @@ async fn pump(
                 let _ = e;
                 break End::Complete;
             }
-            Ok(Some(Err(e))) => {
-                break End::Broken(ErrorCode::StreamInterrupted, transport_failure(&e))
-            }
+            Ok(Some(Err(e))) => break End::Broken(ErrorCode::StreamInterrupted, body_failure(&e)),
             Ok(None) => {
                 upstream_ended = true;
                 parser.finish().into_iter().collect()

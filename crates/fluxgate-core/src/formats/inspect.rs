@@ -65,6 +65,10 @@ pub struct BodyCheck {
     pub usage: Option<Usage>,
 }
 
+/// A body that is not a JSON object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotJson;
+
 /// Every token-count field any dialect uses, read without building a JSON tree.
 #[derive(serde::Deserialize, Default)]
 struct UsageFields {
@@ -110,7 +114,7 @@ impl UsageFields {
 
 /// Reads only the top-level fields that matter (`error`, `type`, `usage`) from a JSON body,
 /// skipping the rest. `Err` when the body is not a JSON object.
-pub fn check_body(dialect: Dialect, body: &[u8]) -> Result<BodyCheck, ()> {
+pub fn check_body(dialect: Dialect, body: &[u8]) -> Result<BodyCheck, NotJson> {
     use serde_json::value::RawValue;
     #[derive(serde::Deserialize)]
     struct Top<'a> {
@@ -123,11 +127,11 @@ pub fn check_body(dialect: Dialect, body: &[u8]) -> Result<BodyCheck, ()> {
         #[serde(default, rename = "usageMetadata")]
         usage_metadata: Option<UsageFields>,
     }
-    let top: Top<'_> = serde_json::from_slice(body).map_err(|_| ())?;
+    let top: Top<'_> = serde_json::from_slice(body).map_err(|_| NotJson)?;
     let has_error = top.error.is_some_and(|e| e.get() != "null")
         || matches!(top.kind.as_deref(), Some("error" | "response.failed"));
     if has_error {
-        let whole: Value = serde_json::from_slice(body).map_err(|_| ())?;
+        let whole: Value = serde_json::from_slice(body).map_err(|_| NotJson)?;
         return Ok(BodyCheck {
             error: Some(whole),
             usage: None,

@@ -37,7 +37,7 @@ pub struct Candidate {
     pub weight: u32,
     pub upstream_endpoint: Endpoint,
     /// The upstream URL, parsed once per config.
-    pub url: reqwest::Url,
+    pub url: http::Uri,
     pub codec: Codec,
     pub upstream: Arc<dyn Provider>,
 }
@@ -174,7 +174,7 @@ pub struct Router {
     translators: TranslatorRegistry,
     counters: Mutex<HashMap<String, Arc<strategy::Counter>>>,
     /// Every provider's endpoint URLs, parsed once (URL parsing showed on the hot path).
-    urls: HashMap<(String, Endpoint), reqwest::Url>,
+    urls: HashMap<(String, Endpoint), http::Uri>,
 }
 
 impl Router {
@@ -187,7 +187,7 @@ impl Router {
         let mut urls = HashMap::new();
         for (name, p) in &providers {
             for ep in p.endpoints() {
-                if let Ok(u) = reqwest::Url::parse(&p.url(*ep)) {
+                if let Ok(u) = p.url(*ep).parse::<http::Uri>() {
                     urls.insert((name.clone(), *ep), u);
                 }
             }

@@ -93,7 +93,7 @@ fn insert(c: &Connection, batch: &[RequestRecord]) -> rusqlite::Result<()> {
 /// How long the writer sleeps between commits: one transaction per interval instead of one
 /// per request keeps SQLite's per-commit cost off the hot path, and a request never wakes the
 /// writer thread (no syscall per request) unless a full batch is waiting.
-const INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+const INTERVAL: std::time::Duration = std::time::Duration::from_millis(25);
 
 fn run_writer(queue: &Queue, write: impl Fn(&[RequestRecord]) -> Result<(), String>) {
     loop {

@@ -153,6 +153,19 @@ fn stored_health(common: &Common) -> Vec<(String, String)> {
         .collect()
 }
 
+async fn read_all(resp: http::Response<hyper::body::Incoming>) -> bytes::Bytes {
+    use futures_util::StreamExt;
+    let mut stream = fluxgate_core::exec::client::body_stream(resp);
+    let mut buf = bytes::BytesMut::new();
+    while let Some(Ok(chunk)) = stream.next().await {
+        if buf.len() > 256 * 1024 {
+            break;
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    buf.freeze()
+}
+
 fn test(common: &Common, only: Option<&str>) -> Result<(), String> {
     let config = common.load_config()?;
     let targets: Vec<(&ProviderConfig, String)> = config
@@ -192,11 +205,13 @@ fn test(common: &Common, only: Option<&str>) -> Result<(), String> {
             let mut headers = http::HeaderMap::new();
             upstream.authorize(&mut headers, &secret);
             let started = Instant::now();
-            let result = tokio::time::timeout(
-                std::time::Duration::from_secs(30),
-                client.get(upstream.models_url()).headers(headers).send(),
-            )
-            .await;
+            let Ok(uri) = upstream.models_url().parse::<http::Uri>() else {
+                failed += 1;
+                println!("{account:<28} FAIL  the provider's URL is not valid");
+                continue;
+            };
+            let send = client.send(http::Method::GET, uri, headers, bytes::Bytes::new());
+            let result = tokio::time::timeout(std::time::Duration::from_secs(30), send).await;
             let ms = started.elapsed().as_millis();
             match result {
                 Err(_) => {
@@ -210,7 +225,7 @@ fn test(common: &Common, only: Option<&str>) -> Result<(), String> {
                 Ok(Ok(resp)) => {
                     let status = resp.status().as_u16();
                     let headers = resp.headers().clone();
-                    let body = resp.bytes().await.unwrap_or_default();
+                    let body = read_all(resp).await;
                     if (200..300).contains(&status) {
                         println!("{account:<28} ok    HTTP {status} in {ms} ms");
                     } else {
