@@ -63,6 +63,7 @@ def oha(url, token, conc, seconds):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=8)
+    ap.add_argument("--repeat", type=int, default=3, help="runs per cell; the report shows medians")
     a = ap.parse_args()
     if not shutil.which("oha"):
         sys.exit("oha is not on PATH: cargo install oha")
@@ -102,13 +103,20 @@ def main():
         # Warm up connection pools and caches.
         for name, (url, tok, _) in targets.items():
             oha(url + "/v1/chat/completions", tok, 4, 1)
-        for conc in (1, 16, 64):
-            for name, (url, tok, pid) in targets.items():
-                before = cpu_seconds(pid) if pid else 0
-                r = oha(url + "/v1/chat/completions", tok, conc, a.seconds)
-                if pid:
-                    r["cpu_us_per_req"] = (cpu_seconds(pid) - before) / max(r["ok"], 1) * 1e6
-                results["load"].setdefault(str(conc), {})[name] = r
+        runs = {}
+        for _ in range(a.repeat):
+            for conc in (1, 16, 64):
+                for name, (url, tok, pid) in targets.items():
+                    before = cpu_seconds(pid) if pid else 0
+                    r = oha(url + "/v1/chat/completions", tok, conc, a.seconds)
+                    if pid:
+                        r["cpu_us_per_req"] = (cpu_seconds(pid) - before) / max(r["ok"], 1) * 1e6
+                    runs.setdefault((str(conc), name), []).append(r)
+        for (conc, name), rs in runs.items():
+            med = {k: sorted(x[k] for x in rs)[len(rs) // 2] for k in rs[0] if k not in ("ok", "total")}
+            med["ok"] = sum(x["ok"] for x in rs)
+            med["total"] = sum(x["total"] for x in rs)
+            results["load"].setdefault(conc, {})[name] = med
         results["peak_rss_kb"] = mem_kb(fg.pid, "VmHWM")
         probe = str(REL / "streamprobe")
         for name, url, tok, model in (("direct", slow_url, key, None), ("relay", srelay_url, key, None), ("fluxgate", fg_url, token, "slowbench")):
@@ -127,7 +135,7 @@ def main():
 
 
 def print_report(r, seconds):
-    print(f"\nNon-streaming POST /v1/chat/completions, {seconds} s per cell (oha on CPU 1; relay and Fluxgate on CPU 0)\n")
+    print(f"\nNon-streaming POST /v1/chat/completions, {seconds} s per run, median of the runs per cell (oha on CPU 1; relay and Fluxgate on CPU 0)\n")
     print("| c | target | RPS | p50 ms | p99 ms | added p50 ms | added p99 ms | CPU µs/req | errors |")
     print("|---|---|---|---|---|---|---|---|---|")
     for conc, row in r["load"].items():
