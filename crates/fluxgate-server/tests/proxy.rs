@@ -353,3 +353,82 @@ async fn requests_are_recorded_without_bodies_or_secrets() {
     assert_eq!(stream.error_code, None);
     h.assert_no_canary_leak();
 }
+
+#[tokio::test]
+async fn a_route_fails_over_across_providers_when_one_is_unreachable() {
+    // A port with nothing listening: connections are refused.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let dead_addr = closed.local_addr().expect("addr");
+    drop(closed);
+    let config = format!(
+        r#"
+[timeouts]
+total = 5
+
+[providers.down]
+kind = "openai-compatible"
+base_url = "http://{dead_addr}/v1"
+keys = [{{ id = "d1" }}, {{ id = "d2" }}]
+
+[providers.up]
+kind = "openai-compatible"
+base_url = "{{FAKE}}/v1"
+keys = [{{ id = "u1" }}]
+
+[routes.chain]
+targets = ["down/model-a", "up/model-b"]
+"#
+    );
+    let h = Harness::start(&config, &["down/d1", "down/d2", "up/u1"], &[]).await;
+    for _ in 0..4 {
+        let resp = h.chat("chain", false).send().await.expect("send");
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.headers()["x-fluxgate-provider"], "up");
+        let v: serde_json::Value = resp.json().await.expect("json");
+        assert_eq!(v["choices"][0]["message"]["content"], "ok from u1");
+    }
+    // The whole target switched: the second provider got its own model name.
+    assert!(h.fake.log().iter().all(|a| a.model.as_deref() == Some("model-b")));
+    // After three refused connections in a row a key is cooled, so later requests skip it.
+    let keys: serde_json::Value = h.http.get(h.url("/admin/api/keys")).bearer_auth(&h.admin_token).send().await.expect("admin").json().await.expect("json");
+    let cooling = keys["keys"].as_array().expect("keys").iter().filter(|k| k["provider"] == "down" && k["status"] == "cooling").count();
+    assert!(cooling >= 1, "{keys}");
+    // With every candidate unreachable the client gets a typed error, not a hang.
+    h.fake.always("u1", Fault::status(503));
+    let started = std::time::Instant::now();
+    let resp = h.chat("chain", false).send().await.expect("send");
+    assert!(resp.status() == 502 || resp.status() == 503, "{}", resp.status());
+    let v: serde_json::Value = resp.json().await.expect("json");
+    let t = v["error"]["type"].as_str().expect("type").to_string();
+    assert!(["upstream_unavailable", "all_keys_cooling"].contains(&t.as_str()), "{t}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[tokio::test]
+async fn the_total_deadline_bounds_a_request() {
+    let config = r#"
+[timeouts]
+first_byte = 30
+idle = 30
+total = 1
+
+[providers.ant]
+kind = "anthropic"
+base_url = "{FAKE}"
+keys = [{ id = "a1" }, { id = "a2" }]
+
+[routes.c]
+targets = ["ant/m"]
+"#;
+    let h = Harness::start(config, &["ant/a1", "ant/a2"], &[]).await;
+    h.fake.always("a1", Fault::StallBeforeHeaders { ms: 5000 });
+    h.fake.always("a2", Fault::StallBeforeHeaders { ms: 5000 });
+    let started = std::time::Instant::now();
+    let resp = h.messages("c", false).send().await.expect("send");
+    let took = started.elapsed();
+    assert_eq!(resp.status(), 504);
+    let v: serde_json::Value = resp.json().await.expect("json");
+    assert_eq!(v["error"]["type"], "upstream_timeout");
+    assert!(took >= Duration::from_millis(900) && took < Duration::from_millis(2000), "{took:?}");
+    assert_eq!(h.fake.count("a2"), 0, "no time was left for a second attempt");
+}
