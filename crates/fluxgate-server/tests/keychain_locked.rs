@@ -35,14 +35,21 @@ async fn a_locked_keychain_is_a_typed_503_and_shows_in_health() {
     let dir = tempfile::tempdir().expect("tempdir");
     let text = format!("[providers.ant]\nkind = \"anthropic\"\nbase_url = \"{}\"\nkeys = [{{ id = \"k\" }}]\n[routes.c]\ntargets = [\"ant/m\"]\n", fake.url());
     let config = Config::from_toml(&text, Path::new("t.toml")).expect("config");
-    let gateway = Arc::new(Gateway::open(config, dir.path(), Secrets::with_store(Arc::new(Locked))).expect("gateway"));
+    let gateway = Arc::new(
+        Gateway::open(config, dir.path(), Secrets::with_store(Arc::new(Locked))).expect("gateway"),
+    );
     let token = gateway.tokens.create("t").expect("token");
     let admin = AdminToken::load_or_create(dir.path()).expect("admin");
     let admin_token = admin.value().expect("value").to_string();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let handle = fluxgate_server::serve(gateway, listener, admin).expect("serve");
     let base = format!("http://{}", handle.addr);
-    let http = reqwest::Client::builder().no_proxy().build().expect("client");
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
     let started = Instant::now();
     let resp = http
         .post(format!("{base}/v1/messages"))
@@ -55,9 +62,29 @@ async fn a_locked_keychain_is_a_typed_503_and_shows_in_health() {
     assert_eq!(resp.status(), 503);
     let v: serde_json::Value = resp.json().await.expect("json");
     assert_eq!(v["error"]["type"], "keychain_unavailable");
-    assert!(v["error"]["message"].as_str().expect("message").contains("locked"));
-    assert!(fake.log().is_empty(), "nothing may reach the upstream without a key");
-    let keys: serde_json::Value = http.get(format!("{base}/admin/api/keys")).bearer_auth(&admin_token).send().await.expect("admin").json().await.expect("json");
-    assert!(keys["keys"][0]["secret_error"].as_str().expect("secret error").contains("locked"), "{keys}");
+    assert!(v["error"]["message"]
+        .as_str()
+        .expect("message")
+        .contains("locked"));
+    assert!(
+        fake.log().is_empty(),
+        "nothing may reach the upstream without a key"
+    );
+    let keys: serde_json::Value = http
+        .get(format!("{base}/admin/api/keys"))
+        .bearer_auth(&admin_token)
+        .send()
+        .await
+        .expect("admin")
+        .json()
+        .await
+        .expect("json");
+    assert!(
+        keys["keys"][0]["secret_error"]
+            .as_str()
+            .expect("secret error")
+            .contains("locked"),
+        "{keys}"
+    );
     handle.shutdown().await;
 }

@@ -388,19 +388,44 @@ targets = ["down/model-a", "up/model-b"]
         assert_eq!(v["choices"][0]["message"]["content"], "ok from u1");
     }
     // The whole target switched: the second provider got its own model name.
-    assert!(h.fake.log().iter().all(|a| a.model.as_deref() == Some("model-b")));
+    assert!(h
+        .fake
+        .log()
+        .iter()
+        .all(|a| a.model.as_deref() == Some("model-b")));
     // After three refused connections in a row a key is cooled, so later requests skip it.
-    let keys: serde_json::Value = h.http.get(h.url("/admin/api/keys")).bearer_auth(&h.admin_token).send().await.expect("admin").json().await.expect("json");
-    let cooling = keys["keys"].as_array().expect("keys").iter().filter(|k| k["provider"] == "down" && k["status"] == "cooling").count();
+    let keys: serde_json::Value = h
+        .http
+        .get(h.url("/admin/api/keys"))
+        .bearer_auth(&h.admin_token)
+        .send()
+        .await
+        .expect("admin")
+        .json()
+        .await
+        .expect("json");
+    let cooling = keys["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .filter(|k| k["provider"] == "down" && k["status"] == "cooling")
+        .count();
     assert!(cooling >= 1, "{keys}");
     // With every candidate unreachable the client gets a typed error, not a hang.
     h.fake.always("u1", Fault::status(503));
     let started = std::time::Instant::now();
     let resp = h.chat("chain", false).send().await.expect("send");
-    assert!(resp.status() == 502 || resp.status() == 503, "{}", resp.status());
+    assert!(
+        resp.status() == 502 || resp.status() == 503,
+        "{}",
+        resp.status()
+    );
     let v: serde_json::Value = resp.json().await.expect("json");
     let t = v["error"]["type"].as_str().expect("type").to_string();
-    assert!(["upstream_unavailable", "all_keys_cooling"].contains(&t.as_str()), "{t}");
+    assert!(
+        ["upstream_unavailable", "all_keys_cooling"].contains(&t.as_str()),
+        "{t}"
+    );
     assert!(started.elapsed() < Duration::from_secs(5));
 }
 
@@ -429,6 +454,13 @@ targets = ["ant/m"]
     assert_eq!(resp.status(), 504);
     let v: serde_json::Value = resp.json().await.expect("json");
     assert_eq!(v["error"]["type"], "upstream_timeout");
-    assert!(took >= Duration::from_millis(900) && took < Duration::from_millis(2000), "{took:?}");
-    assert_eq!(h.fake.count("a2"), 0, "no time was left for a second attempt");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_millis(2000),
+        "{took:?}"
+    );
+    assert_eq!(
+        h.fake.count("a2"),
+        0,
+        "no time was left for a second attempt"
+    );
 }

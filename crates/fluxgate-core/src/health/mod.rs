@@ -121,7 +121,8 @@ impl WallClock {
 
 /// Every key's health, shared by the executor, the retest scheduler and the API.
 pub struct HealthRegistry {
-    keys: RwLock<HashMap<String, Arc<KeyEntry>>>,
+    /// foldhash, not SipHash: these keys come from the config, and SipHash showed on the hot path.
+    keys: RwLock<HashMap<String, Arc<KeyEntry>, foldhash::fast::RandomState>>,
     policy: Policy,
     events: EventBus,
     backend: Arc<dyn HealthBackend>,
@@ -142,7 +143,7 @@ impl Drop for InFlight {
 impl HealthRegistry {
     pub fn new(policy: Policy, events: EventBus, backend: Arc<dyn HealthBackend>) -> Self {
         HealthRegistry {
-            keys: RwLock::new(HashMap::new()),
+            keys: RwLock::new(HashMap::default()),
             policy,
             events,
             backend,
@@ -165,7 +166,7 @@ impl HealthRegistry {
             .collect();
         let clock = WallClock::now();
         let mut keys = self.keys.write();
-        let mut next = HashMap::new();
+        let mut next = HashMap::default();
         for p in &config.providers {
             for k in &p.keys {
                 let account = p.account(&k.id);
@@ -231,6 +232,18 @@ impl HealthRegistry {
     }
 
     pub fn report_success(&self, account: &str) {
+        // The common case, a success on a key with nothing to forget, changes nothing: skip
+        // the before/after copies that `update` makes.
+        if let Some(e) = self.entry(account) {
+            let st = e.state.lock();
+            if st.status == KeyStatus::Healthy
+                && st.consecutive_failures == 0
+                && st.step == 0
+                && st.reason.is_none()
+            {
+                return;
+            }
+        }
         self.update(account, |s, _| s.on_success());
     }
 

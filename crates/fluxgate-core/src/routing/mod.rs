@@ -174,7 +174,7 @@ pub struct Router {
     translators: TranslatorRegistry,
     counters: Mutex<HashMap<String, Arc<strategy::Counter>>>,
     /// Every provider's endpoint URLs, parsed once (URL parsing showed on the hot path).
-    urls: HashMap<(String, Endpoint), http::Uri>,
+    urls: HashMap<(String, Endpoint), http::Uri, foldhash::fast::RandomState>,
 }
 
 impl Router {
@@ -184,7 +184,7 @@ impl Router {
             .iter()
             .map(|p| (p.name.clone(), providers::build(p)))
             .collect();
-        let mut urls = HashMap::new();
+        let mut urls = HashMap::default();
         for (name, p) in &providers {
             for ep in p.endpoints() {
                 if let Ok(u) = p.url(*ep).parse::<http::Uri>() {
