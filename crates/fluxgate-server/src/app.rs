@@ -7,6 +7,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{get, post};
 use axum::Router;
+use fluxgate_core::formats::Endpoint;
 use fluxgate_core::gateway::Gateway;
 use fluxgate_core::tokens::AdminToken;
 
@@ -37,11 +38,17 @@ pub struct AppState {
 pub fn app(state: Arc<AppState>) -> Router {
     let max_body = state.gateway.config().max_body_bytes;
     let proxy_routes = Router::new()
-        .route("/v1/chat/completions", post(proxy::chat_completions))
-        .route("/v1/responses", post(proxy::responses))
-        .route("/v1/messages", post(proxy::messages))
-        .route("/v1/messages/count_tokens", post(proxy::count_tokens))
-        .route("/v1/embeddings", post(proxy::embeddings))
+        .route(
+            "/v1/chat/completions",
+            proxy::endpoint(Endpoint::ChatCompletions),
+        )
+        .route("/v1/responses", proxy::endpoint(Endpoint::Responses))
+        .route("/v1/messages", proxy::endpoint(Endpoint::Messages))
+        .route(
+            "/v1/messages/count_tokens",
+            proxy::endpoint(Endpoint::CountTokens),
+        )
+        .route("/v1/embeddings", proxy::endpoint(Endpoint::Embeddings))
         .route("/v1/models", get(proxy::models))
         .layer(DefaultBodyLimit::max(max_body));
     let admin_routes = Router::new()

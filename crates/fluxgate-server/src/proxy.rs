@@ -9,6 +9,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::routing::{post, MethodRouter};
 use axum::Json;
 use fluxgate_core::exec::{headers::upstream_headers, ProxyRequest};
 use fluxgate_core::formats::body::read_head;
@@ -99,49 +100,14 @@ async fn run(
     resp
 }
 
-pub async fn chat_completions(
-    State(s): State<Arc<AppState>>,
-    c: ClientName,
-    h: HeaderMap,
-    b: Result<Bytes, BytesRejection>,
-) -> Response {
-    run(s, Endpoint::ChatCompletions, c, h, b).await
-}
-
-pub async fn responses(
-    State(s): State<Arc<AppState>>,
-    c: ClientName,
-    h: HeaderMap,
-    b: Result<Bytes, BytesRejection>,
-) -> Response {
-    run(s, Endpoint::Responses, c, h, b).await
-}
-
-pub async fn messages(
-    State(s): State<Arc<AppState>>,
-    c: ClientName,
-    h: HeaderMap,
-    b: Result<Bytes, BytesRejection>,
-) -> Response {
-    run(s, Endpoint::Messages, c, h, b).await
-}
-
-pub async fn count_tokens(
-    State(s): State<Arc<AppState>>,
-    c: ClientName,
-    h: HeaderMap,
-    b: Result<Bytes, BytesRejection>,
-) -> Response {
-    run(s, Endpoint::CountTokens, c, h, b).await
-}
-
-pub async fn embeddings(
-    State(s): State<Arc<AppState>>,
-    c: ClientName,
-    h: HeaderMap,
-    b: Result<Bytes, BytesRejection>,
-) -> Response {
-    run(s, Endpoint::Embeddings, c, h, b).await
+/// The `POST` route for one proxied endpoint.
+pub fn endpoint(endpoint: Endpoint) -> MethodRouter<Arc<AppState>> {
+    post(
+        move |State(s): State<Arc<AppState>>,
+              c: ClientName,
+              h: HeaderMap,
+              b: Result<Bytes, BytesRejection>| run(s, endpoint, c, h, b),
+    )
 }
 
 /// Routes and provider models, in a shape both the OpenAI and the Anthropic SDKs accept.
