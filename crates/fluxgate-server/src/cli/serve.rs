@@ -61,6 +61,7 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         eprintln!("Fluxgate listening on http://{addr}");
         eprintln!("  config: {from}: {providers} provider(s), {keys} key(s), {routes} route(s)");
         eprintln!("  data:   {}", data_dir.display());
+        eprintln!("  admin token (for /admin/api): {}", data_dir.join(fluxgate_core::tokens::ADMIN_TOKEN_FILE).display());
         if providers == 0 {
             eprintln!("  no providers yet: write a config file or set OPENAI_API_KEY / ANTHROPIC_API_KEY / ...");
         }
