@@ -38,7 +38,7 @@ use crate::formats::inspect::{check_body, Usage};
 use crate::formats::translate::Codec;
 use crate::formats::{Dialect, Endpoint};
 use crate::health::{self, ErrorClass, Failure, FailureKind, HealthRegistry, TimeoutPhase};
-use crate::routing::{Candidate, Plan, RouteError, Router};
+use crate::routing::{Candidate, Plan, Router};
 use crate::secrets::{SecretError, Secrets};
 use crate::store::{RequestLog, RequestRecord};
 use client::{body_stream, BodyStream, HttpClient, TransportError};
@@ -662,6 +662,3 @@ async fn read_limited(
         }
     }
 }
-
-/// Re-exported so the server can tell "no route" from other plan errors.
-pub type PlanError = RouteError;
