@@ -246,7 +246,7 @@ async fn first_byte_timeout_fails_over_and_idle_timeout_breaks_the_stream() {
 #[tokio::test]
 async fn a_client_that_disconnects_cancels_the_upstream_request() {
     let h = Harness::start(CONFIG, KEYS, &[]).await;
-    h.fake.set_chunk_delay(Duration::from_millis(300));
+    h.fake.set_chunk_delay(Duration::from_millis(150));
     let resp = D::Chat.request(&h, "gone").send().await.expect("send");
     let mut stream = resp.bytes_stream();
     let first = stream.next().await.expect("a first chunk").expect("bytes");
