@@ -26,6 +26,10 @@ pub enum Event {
         route: String,
         retry_after_secs: u64,
     },
+    /// The config file changed and the new config is in force.
+    ConfigReloaded { path: String },
+    /// The config file changed but is invalid; the running config stays in force.
+    ConfigInvalid { path: String, error: String },
 }
 
 /// A cloneable handle to the event channel.

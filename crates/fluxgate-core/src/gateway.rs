@@ -4,9 +4,10 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::config::Config;
-use crate::events::EventBus;
+use crate::events::{Event, EventBus};
 use crate::exec::{Executor, HttpRetester};
 use crate::formats::translate::TranslatorRegistry;
 use crate::health::{run_scheduler, HealthRegistry, Policy};
@@ -78,6 +79,70 @@ impl Gateway {
             Arc::new(config),
             TranslatorRegistry::builtin(),
         )));
+    }
+
+    /// Watches the config file and applies every valid change without a restart. An invalid
+    /// edit is logged and published as [`Event::ConfigInvalid`], and the running config stays.
+    /// The file is polled (modification time and size, then content): editors that replace
+    /// the file by renaming are seen the same way as in-place writes. `listen` changes need a
+    /// restart; every other setting applies to the next request.
+    pub fn spawn_config_watch(
+        self: &Arc<Self>,
+        path: PathBuf,
+        every: Duration,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        let gateway = self.clone();
+        tokio::spawn(async move {
+            tokio::pin!(shutdown);
+            let stamp = |p: &Path| {
+                std::fs::metadata(p)
+                    .ok()
+                    .map(|m| (m.modified().ok(), m.len()))
+            };
+            let mut last_stamp = stamp(&path);
+            let mut last_text = std::fs::read_to_string(&path).ok();
+            loop {
+                tokio::select! {
+                    _ = &mut shutdown => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+                let now = stamp(&path);
+                if now == last_stamp {
+                    continue;
+                }
+                last_stamp = now;
+                let Ok(text) = std::fs::read_to_string(&path) else {
+                    continue;
+                };
+                if last_text.as_deref() == Some(text.as_str()) {
+                    continue;
+                }
+                last_text = Some(text.clone());
+                let shown = path.display().to_string();
+                match Config::from_toml(&text, &path) {
+                    Ok(mut config) => {
+                        let running = gateway.config();
+                        if config.listen != running.listen {
+                            tracing::warn!(path = %shown, "`listen` changed; restart Fluxgate to apply it");
+                            config.listen = running.listen;
+                        }
+                        gateway.reload(config);
+                        tracing::info!(path = %shown, "config reloaded");
+                        gateway
+                            .events
+                            .publish(Event::ConfigReloaded { path: shown });
+                    }
+                    Err(e) => {
+                        tracing::error!(path = %shown, error = %e, "the edited config is invalid; keeping the running one");
+                        gateway.events.publish(Event::ConfigInvalid {
+                            path: shown,
+                            error: e.to_string(),
+                        });
+                    }
+                }
+            }
+        })
     }
 
     /// Writes queued request records to disk now.

@@ -21,6 +21,8 @@ use crate::security::AllowList;
 
 /// How long in-flight requests may run on after shutdown begins.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How often the config file is checked for edits.
+pub const CONFIG_POLL: Duration = Duration::from_secs(1);
 /// Headers must arrive within this time.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// At most this many request headers ...
@@ -68,6 +70,12 @@ pub fn serve(
     let scheduler = gateway.spawn_scheduler(async move {
         let _ = stopped_sched.wait_for(|s| *s).await;
     });
+    if let fluxgate_core::config::ConfigSource::File(path) = gateway.config().source.clone() {
+        let mut stopped_watch = stop.subscribe();
+        gateway.spawn_config_watch(path, CONFIG_POLL, async move {
+            let _ = stopped_watch.wait_for(|s| *s).await;
+        });
+    }
     let router = app(state.clone());
     let task = tokio::spawn(async move {
         let graceful = GracefulShutdown::new();

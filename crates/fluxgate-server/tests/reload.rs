@@ -1,0 +1,102 @@
+//! Editing the config file takes effect without a restart; an invalid edit is reported and the
+//! running config stays.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use fluxgate_core::config::Config;
+use fluxgate_core::events::Event;
+use fluxgate_core::gateway::Gateway;
+use fluxgate_core::secrets::{MemoryStore, Secrets};
+use fluxgate_core::tokens::AdminToken;
+use fluxgate_testkit::FakeUpstream;
+
+fn config_text(fake: &str, routes: &str) -> String {
+    format!("[providers.oa]\nkind = \"openai-compatible\"\nbase_url = \"{fake}/v1\"\nkeys = [{{ id = \"k\", secret = \"env:FLUXGATE_RELOAD_TEST_KEY\" }}]\n{routes}")
+}
+
+#[tokio::test]
+async fn config_edits_apply_live_and_bad_edits_are_refused() {
+    std::env::set_var(
+        "FLUXGATE_RELOAD_TEST_KEY",
+        "sk-canary-reload-0123456789abcdef",
+    );
+    let fake = FakeUpstream::start().await;
+    fake.add_key("k", "sk-canary-reload-0123456789abcdef");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("config.toml");
+    std::fs::write(
+        &path,
+        config_text(&fake.url(), "[routes.old]\ntargets = [\"oa/m1\"]\n"),
+    )
+    .expect("write");
+    let gateway = Arc::new(
+        Gateway::open(
+            Config::load(&path).expect("config"),
+            &dir.path().join("data"),
+            Secrets::with_store(Arc::new(MemoryStore::default())),
+        )
+        .expect("gateway"),
+    );
+    let mut events = gateway.events.subscribe();
+    let token = gateway.tokens.create("t").expect("token");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    gateway.spawn_config_watch(path.clone(), Duration::from_millis(50), async move {
+        let _ = stop_rx.await;
+    });
+    let admin = AdminToken::load_or_create(&dir.path().join("data")).expect("admin");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let handle = fluxgate_server::serve(gateway.clone(), listener, admin).expect("serve");
+    let url = format!("http://{}/v1/chat/completions", handle.addr);
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let ask = |model: &'static str| {
+        http.post(&url).bearer_auth(&token).json(&serde_json::json!({"model": model, "messages": [{"role": "user", "content": "x"}]})).send()
+    };
+    assert_eq!(ask("new").await.expect("send").status(), 404);
+
+    std::fs::write(
+        &path,
+        config_text(&fake.url(), "[routes.new]\ntargets = [\"oa/m2\"]\n"),
+    )
+    .expect("write");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if ask("new").await.expect("send").status() == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the edit was not picked up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        fake.log().last().and_then(|a| a.model.clone()).as_deref(),
+        Some("m2")
+    );
+    assert_eq!(
+        ask("old").await.expect("send").status(),
+        404,
+        "the removed route still works"
+    );
+
+    // An invalid edit: reported, and the running config stays.
+    std::fs::write(
+        &path,
+        config_text(&fake.url(), "[routes.new]\ntargets = [\"nope/m\"]\n"),
+    )
+    .expect("write");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let error = loop {
+        match tokio::time::timeout(Duration::from_millis(200), events.recv()).await {
+            Ok(Ok(Event::ConfigInvalid { error, .. })) => break error,
+            _ => assert!(Instant::now() < deadline, "no ConfigInvalid event"),
+        }
+    };
+    assert!(error.contains("routes.\"new\".targets[0]"), "{error}");
+    assert_eq!(ask("new").await.expect("send").status(), 200);
+    let _ = stop_tx.send(());
+    handle.shutdown().await;
+}
