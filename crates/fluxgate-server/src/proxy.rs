@@ -83,6 +83,7 @@ async fn run(
         endpoint,
         dialect,
         model,
+        model_span: head.model_span,
         stream: head.stream && endpoint.streams(),
         body,
         headers: upstream_headers(&headers),

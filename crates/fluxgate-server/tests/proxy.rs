@@ -114,16 +114,7 @@ async fn a_pool_with_a_dead_and_a_rate_limited_key_still_serves_every_request() 
         .expect("json");
     assert_eq!(v["choices"][0]["message"]["content"], "ok from limited");
     assert_eq!(h.fake.count("unknown"), 1);
-    let keys: serde_json::Value = h
-        .http
-        .get(h.url("/admin/api/keys"))
-        .bearer_auth(&h.admin_token)
-        .send()
-        .await
-        .expect("admin")
-        .json()
-        .await
-        .expect("json");
+    let keys = h.admin_keys().await;
     let dead = keys["keys"]
         .as_array()
         .expect("keys")
@@ -394,16 +385,7 @@ targets = ["down/model-a", "up/model-b"]
         .iter()
         .all(|a| a.model.as_deref() == Some("model-b")));
     // After three refused connections in a row a key is cooled, so later requests skip it.
-    let keys: serde_json::Value = h
-        .http
-        .get(h.url("/admin/api/keys"))
-        .bearer_auth(&h.admin_token)
-        .send()
-        .await
-        .expect("admin")
-        .json()
-        .await
-        .expect("json");
+    let keys = h.admin_keys().await;
     let cooling = keys["keys"]
         .as_array()
         .expect("keys")

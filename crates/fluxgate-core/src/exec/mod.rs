@@ -32,7 +32,7 @@ pub use retest::HttpRetester;
 
 use crate::config::Timeouts;
 use crate::events::{Event, EventBus};
-use crate::formats::body::rewrite_model;
+use crate::formats::body::replace_model;
 use crate::formats::errors::ErrorCode;
 use crate::formats::inspect::{check_body, Usage};
 use crate::formats::translate::Codec;
@@ -55,6 +55,9 @@ pub struct ProxyRequest {
     /// The dialect errors must be written in.
     pub dialect: Dialect,
     pub model: String,
+    /// Where the model value sits in `body` (from [`crate::formats::body::read_head`]), so a
+    /// passthrough attempt rewrites it without parsing the body again.
+    pub model_span: Option<(usize, usize)>,
     pub stream: bool,
     pub body: Bytes,
     /// Client headers already filtered by [`headers::upstream_headers`].
@@ -158,8 +161,9 @@ impl Outcome {
 enum Attempt {
     Done(ProxyResponse, Usage),
     Failed(Failure),
-    /// The upstream rejected the request itself; return this to the client.
-    Rejected(ProxyError),
+    /// The request itself was rejected: by the upstream (with the classified failure, for
+    /// health) or by its own translation (no failure: no key is at fault). Goes to the client.
+    Rejected(ProxyError, Option<Failure>),
 }
 
 impl Executor {
@@ -279,7 +283,7 @@ impl Executor {
                 &timeouts,
                 deadline,
                 attempts,
-                outcome_snapshot(&outcome),
+                outcome.record.clone(),
                 outcome.started,
             ))
             .await;
@@ -307,21 +311,22 @@ impl Executor {
                     outcome.record.error_class = Some(f.class.as_str().to_string());
                     last = Some(f);
                 }
-                Attempt::Rejected(err) => {
-                    let f = last_rejection(&err);
-                    self.health.report_failure(&cand.account, &f);
-                    if err.upstream.as_ref().is_some_and(|(s, _)| *s == 404)
-                        && cand.target_index + 1 < plan_targets(&plan)
-                    {
-                        // The model may exist on the next target even if not on this one.
-                        dead_targets.insert(cand.target_index);
-                        outcome.record.error_class =
-                            Some(ErrorClass::RequestInvalid.as_str().to_string());
-                        last = Some(f);
-                        continue;
-                    }
+                Attempt::Rejected(err, failure) => {
                     outcome.record.error_class =
                         Some(ErrorClass::RequestInvalid.as_str().to_string());
+                    if let Some(f) = failure {
+                        self.health.report_failure(&cand.account, &f);
+                        let more_targets = plan
+                            .candidates
+                            .iter()
+                            .any(|c| c.target_index > cand.target_index);
+                        if f.status == Some(404) && more_targets {
+                            // The model may exist on the next target even if not on this one.
+                            dead_targets.insert(cand.target_index);
+                            last = Some(f);
+                            continue;
+                        }
+                    }
                     let status = err.upstream.as_ref().map_or(err.code.status(), |(s, _)| *s);
                     outcome.finish(&self.log, status, Some(err.code));
                     return Err(err);
@@ -331,12 +336,12 @@ impl Executor {
         let err = self.exhausted(&plan, attempts, last, secret_error);
         outcome.finish(&self.log, err.code.status(), Some(err.code));
         if err.code == ErrorCode::AllKeysCooling {
-            self.health_event_route_unavailable(&plan, err.retry_after_secs.unwrap_or(1));
+            self.publish_route_unavailable(&plan, err.retry_after_secs.unwrap_or(1));
         }
         Err(err)
     }
 
-    fn health_event_route_unavailable(&self, plan: &Plan, retry_after_secs: u64) {
+    fn publish_route_unavailable(&self, plan: &Plan, retry_after_secs: u64) {
         tracing::warn!(route = %plan.route, retry_after_secs, "no key available for the route");
         self.events.publish(Event::RouteUnavailable {
             route: plan.route.clone(),
@@ -449,14 +454,16 @@ impl Executor {
                 if req.model == cand.model {
                     Ok(req.body.clone())
                 } else {
-                    rewrite_model(&req.body, &cand.model).map_err(|e| e.to_string())
+                    replace_model(&req.body, req.model_span, &cand.model).map_err(|e| e.to_string())
                 }
             }
             Codec::Translated(t) => t.request(&req.body, &cand.model).map_err(|e| e.to_string()),
         };
         let body = match body {
             Ok(b) => b,
-            Err(e) => return Attempt::Rejected(ProxyError::new(ErrorCode::InvalidRequest, e)),
+            Err(e) => {
+                return Attempt::Rejected(ProxyError::new(ErrorCode::InvalidRequest, e), None)
+            }
         };
         let mut headers = req.headers.clone();
         cand.upstream.authorize(&mut headers, secret);
@@ -492,7 +499,7 @@ impl Executor {
                 if matches!(cand.codec, Codec::Passthrough) {
                     err.upstream = Some((status, body));
                 }
-                return Attempt::Rejected(err);
+                return Attempt::Rejected(err, Some(f));
             }
             return Attempt::Failed(f);
         }
@@ -567,28 +574,6 @@ impl Executor {
             },
             usage,
         )
-    }
-}
-
-fn outcome_snapshot(o: &Outcome) -> RequestRecord {
-    o.record.clone()
-}
-
-fn plan_targets(plan: &Plan) -> usize {
-    plan.candidates
-        .iter()
-        .map(|c| c.target_index + 1)
-        .max()
-        .unwrap_or(0)
-}
-
-fn last_rejection(err: &ProxyError) -> Failure {
-    Failure {
-        class: ErrorClass::RequestInvalid,
-        kind: FailureKind::Status(err.upstream.as_ref().map_or(400, |(s, _)| *s)),
-        status: err.upstream.as_ref().map(|(s, _)| *s),
-        message: err.message.clone(),
-        retry_hint: None,
     }
 }
 

@@ -8,7 +8,7 @@ use std::borrow::Cow;
 use std::fmt;
 
 use bytes::{Bytes, BytesMut};
-use serde::de::{self, IgnoredAny, MapAccess, Visitor};
+use serde::de::{IgnoredAny, MapAccess, Visitor};
 use serde::Deserializer;
 use serde_json::value::RawValue;
 
@@ -17,6 +17,9 @@ use serde_json::value::RawValue;
 pub struct RequestHead {
     pub model: Option<String>,
     pub stream: bool,
+    /// Where the top-level `model` value (quotes included) sits in the body, so that
+    /// [`replace_model`] needs no second parse.
+    pub model_span: Option<(usize, usize)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -29,10 +32,10 @@ pub enum BodyError {
     StreamNotBool,
 }
 
-/// Reads `model` and `stream` from a JSON object body.
+/// Reads `model` (and where it sits) and `stream` from a JSON object body.
 pub fn read_head(body: &[u8]) -> Result<RequestHead, BodyError> {
-    struct HeadVisitor;
-    impl<'de> Visitor<'de> for HeadVisitor {
+    struct HeadVisitor<'b>(&'b [u8]);
+    impl<'de: 'b, 'b> Visitor<'de> for HeadVisitor<'b> {
         type Value = Result<RequestHead, BodyError>;
         fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.write_str("a JSON object")
@@ -41,14 +44,23 @@ pub fn read_head(body: &[u8]) -> Result<RequestHead, BodyError> {
             let mut head = RequestHead {
                 model: None,
                 stream: false,
+                model_span: None,
             };
             while let Some(key) = map.next_key::<Cow<'de, str>>()? {
                 match key.as_ref() {
-                    "model" => match map.next_value::<serde_json::Value>()? {
-                        serde_json::Value::String(s) => head.model = Some(s),
-                        serde_json::Value::Null => {}
-                        _ => return Ok(Err(BodyError::ModelNotString)),
-                    },
+                    "model" => {
+                        let raw: &'de RawValue = map.next_value()?;
+                        let text = raw.get();
+                        if text == "null" {
+                            continue;
+                        }
+                        let Ok(model) = serde_json::from_str::<String>(text) else {
+                            return Ok(Err(BodyError::ModelNotString));
+                        };
+                        let start = text.as_ptr() as usize - self.0.as_ptr() as usize;
+                        head.model = Some(model);
+                        head.model_span = Some((start, start + text.len()));
+                    }
                     "stream" => match map.next_value::<serde_json::Value>()? {
                         serde_json::Value::Bool(b) => head.stream = b,
                         serde_json::Value::Null => {}
@@ -64,7 +76,7 @@ pub fn read_head(body: &[u8]) -> Result<RequestHead, BodyError> {
     }
     let mut de = serde_json::Deserializer::from_slice(body);
     let head = de
-        .deserialize_map(HeadVisitor)
+        .deserialize_map(HeadVisitor(body))
         .map_err(|e| BodyError::NotJson(e.to_string()))?;
     de.end().map_err(|e| BodyError::NotJson(e.to_string()))?;
     head
@@ -73,69 +85,40 @@ pub fn read_head(body: &[u8]) -> Result<RequestHead, BodyError> {
 /// Returns `body` with the top-level `model` value replaced by `model` (added when absent).
 /// Every other byte is kept.
 pub fn rewrite_model(body: &[u8], model: &str) -> Result<Bytes, BodyError> {
-    let text = std::str::from_utf8(body).map_err(|e| BodyError::NotJson(e.to_string()))?;
-    let span = model_span(text)?;
+    replace_model(body, read_head(body)?.model_span, model)
+}
+
+/// Like [`rewrite_model`], with the span [`read_head`] already found.
+pub fn replace_model(
+    body: &[u8],
+    span: Option<(usize, usize)>,
+    model: &str,
+) -> Result<Bytes, BodyError> {
     let encoded = serde_json::to_string(model).map_err(|e| BodyError::NotJson(e.to_string()))?;
     let mut out = BytesMut::with_capacity(body.len() + encoded.len());
     match span {
-        Some((start, end)) => {
+        Some((start, end)) if end <= body.len() && start < end => {
             out.extend_from_slice(&body[..start]);
             out.extend_from_slice(encoded.as_bytes());
             out.extend_from_slice(&body[end..]);
         }
-        None => {
+        _ => {
             // Insert right after the opening brace.
-            let brace = text
-                .find('{')
+            let brace = body
+                .iter()
+                .position(|b| *b == b'{')
                 .ok_or_else(|| BodyError::NotJson("no object".into()))?;
-            let rest = text[brace + 1..].trim_start();
+            let rest = body[brace + 1..].trim_ascii_start();
             out.extend_from_slice(&body[..=brace]);
             out.extend_from_slice(b"\"model\":");
             out.extend_from_slice(encoded.as_bytes());
-            if !rest.starts_with('}') {
+            if !rest.starts_with(b"}") {
                 out.extend_from_slice(b",");
             }
             out.extend_from_slice(&body[brace + 1..]);
         }
     }
     Ok(out.freeze())
-}
-
-/// The byte range of the top-level `model` value, found by letting serde_json walk the
-/// object and hand back raw slices of the input.
-fn model_span(text: &str) -> Result<Option<(usize, usize)>, BodyError> {
-    struct SpanVisitor<'a>(&'a str);
-    impl<'de: 'a, 'a> Visitor<'de> for SpanVisitor<'a> {
-        type Value = Option<(usize, usize)>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a JSON object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut found = None;
-            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                let raw: &'de RawValue = map.next_value()?;
-                if key == "model" {
-                    let s = raw.get();
-                    let start = s.as_ptr() as usize - self.0.as_ptr() as usize;
-                    if !s.starts_with('"') {
-                        return Err(de::Error::custom("`model` must be a string"));
-                    }
-                    found = Some((start, start + s.len()));
-                }
-            }
-            Ok(found)
-        }
-    }
-    let mut de = serde_json::Deserializer::from_str(text);
-    let span = de.deserialize_map(SpanVisitor(text)).map_err(|e| {
-        if e.to_string().contains("`model` must be a string") {
-            BodyError::ModelNotString
-        } else {
-            BodyError::NotJson(e.to_string())
-        }
-    })?;
-    de.end().map_err(|e| BodyError::NotJson(e.to_string()))?;
-    Ok(span)
 }
 
 #[cfg(test)]
@@ -148,14 +131,16 @@ mod tests {
             read_head(br#"{"messages":[{"model":"x"}],"model":"gpt-4o","stream":true}"#),
             Ok(RequestHead {
                 model: Some("gpt-4o".into()),
-                stream: true
+                stream: true,
+                model_span: Some((36, 44)),
             })
         );
         assert_eq!(
             read_head(b"{}"),
             Ok(RequestHead {
                 model: None,
-                stream: false
+                stream: false,
+                model_span: None,
             })
         );
         assert_eq!(read_head(br#"{"model":3}"#), Err(BodyError::ModelNotString));
@@ -180,6 +165,35 @@ mod tests {
         );
         let escaped = rewrite_model(br#"{"model":"a\"b"}"#, "q\"uote").expect("rewrite");
         assert_eq!(&escaped[..], br#"{"model":"q\"uote"}"#);
+    }
+
+    #[test]
+    fn the_span_from_read_head_rewrites_the_same_bytes() {
+        for body in [
+            &br#"{ "a": {"model": "x"}, "model" : "alias\u0041", "b": 1 }"#[..],
+            br#"{"messages":[]}"#,
+            br#"{"model":null,"x":2}"#,
+        ] {
+            let head = read_head(body).expect("head");
+            let once = replace_model(body, head.model_span, "real").expect("replace");
+            assert_eq!(
+                once,
+                rewrite_model(body, "real").expect("rewrite"),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+            assert_eq!(
+                read_head(&once).expect("head").model.as_deref(),
+                Some("real")
+            );
+        }
+        assert_eq!(
+            read_head(br#"{"model":"\u0041b"}"#)
+                .expect("head")
+                .model
+                .as_deref(),
+            Some("Ab")
+        );
     }
 
     #[test]

@@ -201,6 +201,72 @@ fn parse_data(data: &str) -> Result<Value, EventKind> {
     }
 }
 
+/// Parses a JSON event (an error object or bad JSON ends there), notes its usage, and lets
+/// `kind` say what the event means.
+fn with_json(
+    mut out: Inspected,
+    dialect: Dialect,
+    data: &str,
+    kind: fn(&Value) -> EventKind,
+) -> Inspected {
+    match parse_data(data) {
+        Ok(v) => {
+            out.usage = usage_of(dialect, &v);
+            out.kind = kind(&v);
+        }
+        Err(k) => out.kind = k,
+    }
+    out
+}
+
+/// An OpenAI Chat chunk is content once it carries text, tool calls, reasoning or a finish.
+fn chat_kind(v: &Value) -> EventKind {
+    let content = v
+        .get("choices")
+        .and_then(Value::as_array)
+        .is_some_and(|choices| {
+            choices.iter().any(|c| {
+                let d = c.get("delta");
+                let nonempty = |k: &str| {
+                    d.and_then(|d| d.get(k)).is_some_and(|x| match x {
+                        Value::String(s) => !s.is_empty(),
+                        Value::Null => false,
+                        Value::Array(a) => !a.is_empty(),
+                        _ => true,
+                    })
+                };
+                nonempty("content")
+                    || nonempty("tool_calls")
+                    || nonempty("reasoning_content")
+                    || nonempty("reasoning")
+                    || nonempty("refusal")
+                    || nonempty("function_call")
+                    || c.get("finish_reason").is_some_and(|f| !f.is_null())
+            })
+        });
+    if content {
+        EventKind::Content
+    } else {
+        EventKind::Preamble
+    }
+}
+
+/// A Gemini chunk with a `finishReason` ends the answer; any other is content.
+fn gemini_kind(v: &Value) -> EventKind {
+    let finished = v
+        .get("candidates")
+        .and_then(Value::as_array)
+        .is_some_and(|c| {
+            c.iter()
+                .any(|c| c.get("finishReason").is_some_and(|f| !f.is_null()))
+        });
+    if finished {
+        EventKind::Terminator
+    } else {
+        EventKind::Content
+    }
+}
+
 /// Inspects one event. With `committed` the caller only needs terminators, errors and usage,
 /// so events are parsed only when their text suggests they carry one of those.
 pub fn inspect(dialect: Dialect, ev: &SseEvent, committed: bool) -> Inspected {
@@ -222,42 +288,7 @@ pub fn inspect(dialect: Dialect, ev: &SseEvent, committed: bool) -> Inspected {
                 out.kind = EventKind::Content;
                 return out;
             }
-            let v = match parse_data(&ev.data) {
-                Ok(v) => v,
-                Err(kind) => {
-                    out.kind = kind;
-                    return out;
-                }
-            };
-            out.usage = usage_of(dialect, &v);
-            let content = v
-                .get("choices")
-                .and_then(Value::as_array)
-                .is_some_and(|choices| {
-                    choices.iter().any(|c| {
-                        let d = c.get("delta");
-                        let nonempty = |k: &str| {
-                            d.and_then(|d| d.get(k)).is_some_and(|x| match x {
-                                Value::String(s) => !s.is_empty(),
-                                Value::Null => false,
-                                Value::Array(a) => !a.is_empty(),
-                                _ => true,
-                            })
-                        };
-                        nonempty("content")
-                            || nonempty("tool_calls")
-                            || nonempty("reasoning_content")
-                            || nonempty("reasoning")
-                            || nonempty("refusal")
-                            || nonempty("function_call")
-                            || c.get("finish_reason").is_some_and(|f| !f.is_null())
-                    })
-                });
-            out.kind = if content {
-                EventKind::Content
-            } else {
-                EventKind::Preamble
-            };
+            return with_json(out, dialect, &ev.data, chat_kind);
         }
         Dialect::OpenaiResponses | Dialect::Anthropic => {
             let name_from_event = ev.event.as_deref();
@@ -317,28 +348,7 @@ pub fn inspect(dialect: Dialect, ev: &SseEvent, committed: bool) -> Inspected {
                 out.usage = usage_of(dialect, &v);
             }
         }
-        Dialect::Gemini => {
-            let v = match parse_data(&ev.data) {
-                Ok(v) => v,
-                Err(kind) => {
-                    out.kind = kind;
-                    return out;
-                }
-            };
-            out.usage = usage_of(dialect, &v);
-            let finished = v
-                .get("candidates")
-                .and_then(Value::as_array)
-                .is_some_and(|c| {
-                    c.iter()
-                        .any(|c| c.get("finishReason").is_some_and(|f| !f.is_null()))
-                });
-            out.kind = if finished {
-                EventKind::Terminator
-            } else {
-                EventKind::Content
-            };
-        }
+        Dialect::Gemini => return with_json(out, dialect, &ev.data, gemini_kind),
     }
     out
 }

@@ -174,7 +174,7 @@ pub struct Router {
     translators: TranslatorRegistry,
     counters: Mutex<HashMap<String, Arc<strategy::Counter>>>,
     /// Every provider's endpoint URLs, parsed once (URL parsing showed on the hot path).
-    urls: HashMap<(String, Endpoint), http::Uri, foldhash::fast::RandomState>,
+    urls: HashMap<String, Vec<(Endpoint, http::Uri)>, foldhash::fast::RandomState>,
 }
 
 impl Router {
@@ -184,13 +184,14 @@ impl Router {
             .iter()
             .map(|p| (p.name.clone(), providers::build(p)))
             .collect();
-        let mut urls = HashMap::default();
+        let mut urls: HashMap<String, Vec<(Endpoint, http::Uri)>, foldhash::fast::RandomState> =
+            HashMap::default();
         for (name, p) in &providers {
-            for ep in p.endpoints() {
-                if let Ok(u) = p.url(*ep).parse::<http::Uri>() {
-                    urls.insert((name.clone(), *ep), u);
-                }
-            }
+            let parsed = p
+                .endpoints()
+                .iter()
+                .filter_map(|ep| p.url(*ep).parse().ok().map(|u| (*ep, u)));
+            urls.insert(name.clone(), parsed.collect());
         }
         Router {
             config,
@@ -333,7 +334,15 @@ impl Router {
                 skip_all(SkipReason::NoKeys, &mut skipped);
                 continue;
             }
-            let Some(up_ep) = upstream.upstream_endpoint(endpoint) else {
+            // The endpoint this upstream would serve, and its URL (parsed once per config).
+            let served = upstream.upstream_endpoint(endpoint).and_then(|ep| {
+                self.urls
+                    .get(t.provider.as_str())?
+                    .iter()
+                    .find(|(e, _)| *e == ep)
+                    .map(|(_, u)| (ep, u.clone()))
+            });
+            let Some((up_ep, url)) = served else {
                 skip_all(
                     SkipReason::NoEndpoint {
                         kind: pc.kind.as_str().into(),
@@ -348,16 +357,6 @@ impl Router {
                     SkipReason::NoTranslator {
                         from: endpoint,
                         to: up_ep,
-                    },
-                    &mut skipped,
-                );
-                continue;
-            };
-            let Some(url) = self.urls.get(&(t.provider.clone(), up_ep)).cloned() else {
-                skip_all(
-                    SkipReason::NoEndpoint {
-                        kind: pc.kind.as_str().into(),
-                        endpoint,
                     },
                     &mut skipped,
                 );

@@ -175,6 +175,18 @@ impl Harness {
         )
     }
 
+    /// `GET /admin/api/keys` with the admin token.
+    pub async fn admin_keys(&self) -> serde_json::Value {
+        let resp = self
+            .http
+            .get(self.url("/admin/api/keys"))
+            .bearer_auth(&self.admin_token)
+            .send()
+            .await
+            .expect("admin api");
+        resp.json().await.expect("admin json")
+    }
+
     /// Asserts no file in the data dir and no log line holds a key or its first 12 characters.
     pub fn assert_no_canary_leak(&self) {
         self.gateway.flush();
