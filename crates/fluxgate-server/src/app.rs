@@ -49,6 +49,7 @@ pub fn app(state: Arc<AppState>) -> Router {
             proxy::endpoint(Endpoint::CountTokens),
         )
         .route("/v1/embeddings", proxy::endpoint(Endpoint::Embeddings))
+        .route("/v1beta/models/{*rest}", post(proxy::gemini))
         .route("/v1/models", get(proxy::models))
         .layer(DefaultBodyLimit::max(max_body));
     let admin_routes = Router::new()

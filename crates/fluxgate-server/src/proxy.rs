@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, MethodRouter};
@@ -14,7 +14,8 @@ use axum::Json;
 use fluxgate_core::exec::{headers::upstream_headers, ProxyRequest};
 use fluxgate_core::formats::body::read_head;
 use fluxgate_core::formats::errors::ErrorCode;
-use fluxgate_core::formats::Endpoint;
+use fluxgate_core::formats::translate::estimate;
+use fluxgate_core::formats::{Dialect, Endpoint};
 use serde_json::json;
 
 use crate::app::AppState;
@@ -32,12 +33,19 @@ fn request_id() -> String {
     format!("fg-{t:x}-{n}")
 }
 
+/// The model and stream mode when the URL names them (Gemini).
+struct PathModel {
+    model: String,
+    stream: bool,
+}
+
 async fn run(
     state: Arc<AppState>,
     endpoint: Endpoint,
     client: ClientName,
     headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
+    path_model: Option<PathModel>,
 ) -> Response {
     let dialect = endpoint.dialect();
     let body = match body {
@@ -67,24 +75,32 @@ async fn run(
             Some(1),
         );
     }
-    let head = match read_head(&body) {
-        Ok(h) => h,
-        Err(e) => return error_response(dialect, ErrorCode::InvalidRequest, &e.to_string(), None),
-    };
-    let Some(model) = head.model.filter(|m| !m.is_empty()) else {
-        return error_response(
-            dialect,
-            ErrorCode::InvalidRequest,
-            "the request names no `model`",
-            None,
-        );
+    let (model, model_span, stream) = match path_model {
+        Some(p) => (p.model, None, p.stream),
+        None => {
+            let head = match read_head(&body) {
+                Ok(h) => h,
+                Err(e) => {
+                    return error_response(dialect, ErrorCode::InvalidRequest, &e.to_string(), None)
+                }
+            };
+            let Some(model) = head.model.filter(|m| !m.is_empty()) else {
+                return error_response(
+                    dialect,
+                    ErrorCode::InvalidRequest,
+                    "the request names no `model`",
+                    None,
+                );
+            };
+            (model, head.model_span, head.stream && endpoint.streams())
+        }
     };
     let req = ProxyRequest {
         endpoint,
         dialect,
         model,
-        model_span: head.model_span,
-        stream: head.stream && endpoint.streams(),
+        model_span,
+        stream,
         body,
         headers: upstream_headers(&headers),
         client: Some(client.0),
@@ -107,8 +123,74 @@ pub fn endpoint(endpoint: Endpoint) -> MethodRouter<Arc<AppState>> {
         move |State(s): State<Arc<AppState>>,
               c: ClientName,
               h: HeaderMap,
-              b: Result<Bytes, BytesRejection>| run(s, endpoint, c, h, b),
+              b: Result<Bytes, BytesRejection>| run(s, endpoint, c, h, b, None),
     )
+}
+
+/// `POST /v1beta/models/{model}:{action}`: Gemini's `generateContent`,
+/// `streamGenerateContent` (answered as SSE, as with `alt=sse`) and `countTokens` (a local
+/// estimate).
+pub async fn gemini(
+    State(s): State<Arc<AppState>>,
+    Path(rest): Path<String>,
+    c: ClientName,
+    h: HeaderMap,
+    b: Result<Bytes, BytesRejection>,
+) -> Response {
+    let Some((model, action)) = rest.rsplit_once(':') else {
+        return error_response(
+            Dialect::Gemini,
+            ErrorCode::NotFound,
+            "expected /v1beta/models/{model}:generateContent or :streamGenerateContent",
+            None,
+        );
+    };
+    let model = model.to_string();
+    match action {
+        "generateContent" | "streamGenerateContent" => {
+            let path = PathModel {
+                model,
+                stream: action == "streamGenerateContent",
+            };
+            run(s, Endpoint::GenerateContent, c, h, b, Some(path)).await
+        }
+        "countTokens" => {
+            let Ok(body) = b else {
+                return error_response(
+                    Dialect::Gemini,
+                    ErrorCode::InvalidRequest,
+                    "cannot read the request body",
+                    None,
+                );
+            };
+            // countTokens wraps the request in `generateContentRequest`, or sends `contents`.
+            let v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+            let inner = v.get("generateContentRequest").cloned().unwrap_or(v);
+            let bytes = serde_json::to_vec(&inner).unwrap_or_default();
+            match estimate::count(Dialect::Gemini, &bytes) {
+                Ok(n) => {
+                    let mut r = Json(json!({"totalTokens": n})).into_response();
+                    r.headers_mut().insert(
+                        "x-fluxgate-estimate",
+                        axum::http::HeaderValue::from_static("local"),
+                    );
+                    r
+                }
+                Err(e) => error_response(
+                    Dialect::Gemini,
+                    ErrorCode::InvalidRequest,
+                    &e.to_string(),
+                    None,
+                ),
+            }
+        }
+        other => error_response(
+            Dialect::Gemini,
+            ErrorCode::NotFound,
+            &format!("Fluxgate does not serve the Gemini method `{other}`"),
+            None,
+        ),
+    }
 }
 
 /// Routes and provider models, in a shape both the OpenAI and the Anthropic SDKs accept.

@@ -114,7 +114,8 @@ fn explain_lists_candidates_and_skips() {
         "{out}"
     );
     assert!(
-        out.contains("skipped deepseek/deepseek-chat: no translator"),
+        out.contains("deepseek/deepseek-chat with key")
+            && out.contains("translated to chat_completions"),
         "{out}"
     );
     let (ok, out, _) = fluxgate(

@@ -298,11 +298,18 @@ async fn malformed_and_unroutable_requests_get_typed_errors() {
         resp.json::<serde_json::Value>().await.expect("json")["error"]["type"],
         "no_route"
     );
-    // An OpenAI-dialect request for an Anthropic-only route cannot be served before translation lands.
-    let resp = h.chat("claude-x", false).send().await.expect("send");
+    // Embeddings exist only on OpenAI-kind upstreams: an Anthropic-only route says so.
+    let resp = h
+        .post(
+            "/v1/embeddings",
+            json!({"model": "claude-x", "input": "hi"}),
+        )
+        .send()
+        .await
+        .expect("send");
     assert_eq!(resp.status(), 404);
     let text = body_text(resp).await;
-    assert!(text.contains("no translator"), "{text}");
+    assert!(text.contains("cannot serve embeddings"), "{text}");
     assert!(h.fake.log().is_empty());
 }
 

@@ -89,10 +89,10 @@ pub(crate) struct Ctx {
     pub state: Arc<FakeState>,
     pub id: u64,
     pub test_id: Option<String>,
-    pub label: String,
     pub model: String,
     pub stream: bool,
     pub wire: Wire,
+    pub answer: crate::model::Answer,
 }
 
 /// Marks the attempt ended when the response body is dropped, and whether it was cut short.
@@ -153,7 +153,7 @@ enum Tail {
 
 pub(crate) async fn respond(ctx: Ctx, fault: Fault) -> Response {
     let finish = |ctx: &Ctx| ctx.state.end(ctx.id, ctx.test_id.as_deref(), false);
-    let text = format!("ok from {}", ctx.label);
+    let text = ctx.answer.clone();
     match fault {
         // A non-streaming StallAfter has no events to send first: it stalls before the answer.
         Fault::StallBeforeHeaders { ms } | Fault::StallAfter { ms, .. }

@@ -1,5 +1,6 @@
-//! Fake LLM providers for tests: OpenAI Chat, OpenAI Responses and Anthropic Messages on one
-//! loopback port, with faults scripted per key.
+//! Fake LLM providers for tests: OpenAI Chat, OpenAI Responses, Anthropic Messages and Gemini
+//! `generateContent` on one loopback port, with faults scripted per key. What it answers is
+//! read from the conversation ([`model`]): text, or a tool call when the prompt asks for one.
 //!
 //! Every request is an attempt in [`FakeUpstream::log`], with the key's label, the path, the
 //! client's `x-test-id` header, how many events were sent and whether the caller went away
@@ -9,6 +10,7 @@
 //! A control API (`/_fake/...`) lets out-of-process tests (the Python SDK suite) script it.
 
 mod faults;
+pub mod model;
 mod wire;
 
 use std::collections::{HashMap, VecDeque};
@@ -18,7 +20,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -35,6 +37,7 @@ pub struct AttemptLog {
     pub id: u64,
     /// The key's label, or `unknown`.
     pub key: String,
+    /// The request's path and query.
     pub path: String,
     pub test_id: Option<String>,
     pub model: Option<String>,
@@ -202,27 +205,32 @@ pub fn router(state: Arc<FakeState>) -> Router {
     Router::new()
         .route(
             "/v1/chat/completions",
-            post(|s, h, b| handle(s, h, b, Wire::Chat)),
+            post(|s, u, h, b| handle(s, u, h, b, Wire::Chat)),
         )
         .route(
             "/v1/responses",
-            post(|s, h, b| handle(s, h, b, Wire::Responses)),
+            post(|s, u, h, b| handle(s, u, h, b, Wire::Responses)),
         )
         .route(
             "/v1/messages",
-            post(|s, h, b| handle(s, h, b, Wire::Messages)),
+            post(|s, u, h, b| handle(s, u, h, b, Wire::Messages)),
         )
         .route(
             "/v1/messages/count_tokens",
-            post(|s, h, b| handle(s, h, b, Wire::CountTokens)),
+            post(|s, u, h, b| handle(s, u, h, b, Wire::CountTokens)),
         )
         .route(
             "/v1/embeddings",
-            post(|s, h, b| handle(s, h, b, Wire::Embeddings)),
+            post(|s, u, h, b| handle(s, u, h, b, Wire::Embeddings)),
+        )
+        .route("/v1beta/models/{*rest}", post(handle_gemini))
+        .route(
+            "/openai/deployments/{deployment}/chat/completions",
+            post(handle_azure),
         )
         .route(
             "/v1/models",
-            get(|s, h| handle(s, h, bytes::Bytes::new(), Wire::Models)),
+            get(|s, u, h| handle(s, u, h, bytes::Bytes::new(), Wire::Models)),
         )
         .route("/_fake/keys", post(control_keys))
         .route("/_fake/script/{label}", post(control_script))
@@ -247,23 +255,74 @@ fn key_of(headers: &HeaderMap) -> (Option<String>, usize) {
     (found.into_iter().next(), n)
 }
 
+async fn handle_gemini(
+    state: State<Arc<FakeState>>,
+    Path(rest): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+) -> Response {
+    let (model, action) = rest.rsplit_once(':').unwrap_or((rest.as_str(), ""));
+    let path = (model.to_string(), action == "streamGenerateContent");
+    handle_with(state, uri, headers, body, Wire::Gemini, Some(path)).await
+}
+
+/// Azure OpenAI: `/openai/deployments/{deployment}/chat/completions?api-version=...`; the
+/// deployment is the model.
+async fn handle_azure(
+    state: State<Arc<FakeState>>,
+    Path(deployment): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+) -> Response {
+    let stream = serde_json::from_slice::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v.get("stream")?.as_bool())
+        .unwrap_or(false);
+    handle_with(
+        state,
+        uri,
+        headers,
+        body,
+        Wire::Chat,
+        Some((deployment, stream)),
+    )
+    .await
+}
+
 async fn handle(
-    State(state): State<Arc<FakeState>>,
+    state: State<Arc<FakeState>>,
+    uri: Uri,
     headers: HeaderMap,
     body: bytes::Bytes,
     wire: Wire,
 ) -> Response {
+    handle_with(state, uri, headers, body, wire, None).await
+}
+
+async fn handle_with(
+    State(state): State<Arc<FakeState>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+    wire: Wire,
+    path: Option<(String, bool)>,
+) -> Response {
     let (key, n_credentials) = key_of(&headers);
     let label = key.as_ref().and_then(|k| state.keys.lock().get(k).cloned());
     let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-    let stream = json
-        .get("stream")
-        .and_then(|s| s.as_bool())
-        .unwrap_or(false);
-    let model = json
-        .get("model")
-        .and_then(|m| m.as_str())
-        .map(str::to_string);
+    let (model, stream) = match path {
+        Some((m, s)) => (Some(m), s),
+        None => (
+            json.get("model")
+                .and_then(|m| m.as_str())
+                .map(str::to_string),
+            json.get("stream")
+                .and_then(|s| s.as_bool())
+                .unwrap_or(false),
+        ),
+    };
     let test_id = headers
         .get("x-test-id")
         .and_then(|v| v.to_str().ok())
@@ -298,7 +357,7 @@ async fn handle(
         state.log.lock().push(AttemptLog {
             id,
             key: label.clone().unwrap_or_else(|| "unknown".into()),
-            path: wire.path().to_string(),
+            path: uri.to_string(),
             test_id: test_id.clone(),
             model: model.clone(),
             stream,
@@ -320,14 +379,15 @@ async fn handle(
             .max_in_flight_same_test
             .fetch_max(*n as u64, Ordering::SeqCst);
     }
+    let label_text = label.clone().unwrap_or_default();
     let ctx = faults::Ctx {
         state: state.clone(),
         id,
         test_id,
-        label: label.unwrap_or_default(),
         model: model.unwrap_or_else(|| "fake-model".into()),
         stream,
         wire,
+        answer: model::answer(wire, &json, &label_text),
     };
     faults::respond(ctx, fault).await
 }

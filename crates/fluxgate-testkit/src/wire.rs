@@ -2,6 +2,8 @@
 
 use serde_json::{json, Value};
 
+use crate::model::Answer;
+
 /// The API a request arrived on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Wire {
@@ -11,6 +13,8 @@ pub enum Wire {
     CountTokens,
     Embeddings,
     Models,
+    /// Gemini `generateContent` / `streamGenerateContent?alt=sse`.
+    Gemini,
 }
 
 impl Wire {
@@ -22,6 +26,7 @@ impl Wire {
             Wire::CountTokens => "/v1/messages/count_tokens",
             Wire::Embeddings => "/v1/embeddings",
             Wire::Models => "/v1/models",
+            Wire::Gemini => "/v1beta/models",
         }
     }
 
@@ -30,7 +35,10 @@ impl Wire {
     }
 
     pub fn auth_error_body(self) -> String {
-        if self.is_anthropic() {
+        if self == Wire::Gemini {
+            json!({"error":{"code":400,"message":"API key not valid. Please pass a valid API key.","status":"INVALID_ARGUMENT",
+                "details":[{"@type":"type.googleapis.com/google.rpc.ErrorInfo","reason":"API_KEY_INVALID","domain":"googleapis.com"}]}}).to_string()
+        } else if self.is_anthropic() {
             json!({"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key"}}).to_string()
         } else {
             json!({"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key","param":null}}).to_string()
@@ -39,7 +47,9 @@ impl Wire {
 
     /// The error event a vendor puts in a 200 stream.
     pub fn in_band_error(self) -> Value {
-        if self.is_anthropic() {
+        if self == Wire::Gemini {
+            json!({"error":{"code":503,"message":"The model is overloaded. Please try again later.","status":"UNAVAILABLE"}})
+        } else if self.is_anthropic() {
             json!({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})
         } else if self == Wire::Responses {
             json!({"type":"error","code":"server_error","message":"The server had an error","sequence_number":0})
@@ -51,7 +61,7 @@ impl Wire {
     /// The in-band error as one SSE frame.
     pub fn in_band_frame(self) -> String {
         let ev = self.in_band_error();
-        if self == Wire::Chat {
+        if self == Wire::Chat || self == Wire::Gemini {
             format!("data: {ev}\n\n")
         } else {
             format!("event: error\ndata: {ev}\n\n")
@@ -59,8 +69,20 @@ impl Wire {
     }
 
     /// The complete answer.
-    pub fn complete(self, text: &str, model: &str) -> Value {
+    pub fn complete(self, answer: &Answer, model: &str) -> Value {
+        if let Answer::ToolCall { id, name, args } = answer {
+            return self.complete_tool(id, name, args, model);
+        }
+        let text = match answer {
+            Answer::Text(t) => t.as_str(),
+            Answer::ToolCall { .. } => "",
+        };
         match self {
+            Wire::Gemini => json!({
+                "candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP", "index": 0}],
+                "usageMetadata": {"promptTokenCount": 11, "candidatesTokenCount": 7, "totalTokenCount": 18},
+                "modelVersion": model, "responseId": "gem_fake"
+            }),
             Wire::Chat => json!({
                 "id": "chatcmpl-fake", "object": "chat.completion", "created": 1_700_000_000, "model": model,
                 "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop", "logprobs": null}],
@@ -93,8 +115,145 @@ impl Wire {
         }
     }
 
-    /// The streamed answer as SSE frames; the words of `text` are the content deltas.
-    pub fn stream_events(self, text: &str, model: &str) -> Vec<String> {
+    fn complete_tool(self, id: &str, name: &str, args: &Value, model: &str) -> Value {
+        let arguments = args.to_string();
+        match self {
+            Wire::Chat => json!({
+                "id": "chatcmpl-fake", "object": "chat.completion", "created": 1_700_000_000, "model": model,
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": null,
+                    "tool_calls": [{"id": id, "type": "function", "function": {"name": name, "arguments": arguments}}]},
+                    "finish_reason": "tool_calls", "logprobs": null}],
+                "usage": {"prompt_tokens": 11, "completion_tokens": 7, "total_tokens": 18}
+            }),
+            Wire::Responses => {
+                let mut v = Wire::Responses.complete(&Answer::Text(String::new()), model);
+                v["output"] = json!([{"type": "function_call", "id": "fc_fake", "call_id": id, "name": name, "arguments": arguments, "status": "completed"}]);
+                v
+            }
+            Wire::Messages => json!({
+                "id": "msg_fake", "type": "message", "role": "assistant", "model": model,
+                "content": [{"type": "tool_use", "id": id, "name": name, "input": args}],
+                "stop_reason": "tool_use", "stop_sequence": null,
+                "usage": {"input_tokens": 11, "output_tokens": 7}
+            }),
+            Wire::Gemini => json!({
+                "candidates": [{"content": {"role": "model", "parts": [{"functionCall": {"name": name, "args": args}}]}, "finishReason": "STOP", "index": 0}],
+                "usageMetadata": {"promptTokenCount": 11, "candidatesTokenCount": 7, "totalTokenCount": 18},
+                "modelVersion": model, "responseId": "gem_fake"
+            }),
+            _ => Value::Null,
+        }
+    }
+
+    /// A streamed tool call: the arguments arrive in two fragments.
+    fn stream_tool(self, id: &str, name: &str, args: &Value, model: &str) -> Vec<String> {
+        let arguments = args.to_string();
+        let cut = arguments.len() / 2;
+        let cut = (0..=cut)
+            .rev()
+            .find(|c| arguments.is_char_boundary(*c))
+            .unwrap_or(0);
+        let (a1, a2) = arguments.split_at(cut);
+        let data = |v: Value| format!("data: {v}\n\n");
+        let named = |name: &str, v: Value| format!("event: {name}\ndata: {v}\n\n");
+        match self {
+            Wire::Chat => {
+                let chunk = |delta: Value, finish: Value| json!({"id":"chatcmpl-fake","object":"chat.completion.chunk","created":1_700_000_000,"model":model,"choices":[{"index":0,"delta":delta,"finish_reason":finish}]});
+                vec![
+                    data(chunk(
+                        json!({"role":"assistant","content":null,"tool_calls":[{"index":0,"id":id,"type":"function","function":{"name":name,"arguments":""}}]}),
+                        Value::Null,
+                    )),
+                    data(chunk(
+                        json!({"tool_calls":[{"index":0,"function":{"arguments":a1}}]}),
+                        Value::Null,
+                    )),
+                    data(chunk(
+                        json!({"tool_calls":[{"index":0,"function":{"arguments":a2}}]}),
+                        Value::Null,
+                    )),
+                    data(chunk(json!({}), json!("tool_calls"))),
+                    data(
+                        json!({"id":"chatcmpl-fake","object":"chat.completion.chunk","created":1_700_000_000,"model":model,"choices":[],"usage":{"prompt_tokens":11,"completion_tokens":7,"total_tokens":18}}),
+                    ),
+                    "data: [DONE]\n\n".to_string(),
+                ]
+            }
+            Wire::Responses => {
+                let mut seq = 0u64;
+                let mut ev = |n: &str, mut v: Value| {
+                    v["type"] = json!(n);
+                    v["sequence_number"] = json!(seq);
+                    seq += 1;
+                    named(n, v)
+                };
+                let base = json!({"id":"resp_fake","object":"response","created_at":1_700_000_000,"model":model,"output":[],"status":"in_progress"});
+                let item = json!({"type":"function_call","id":"fc_fake","call_id":id,"name":name,"arguments":arguments,"status":"completed"});
+                let mut done = self.complete_tool(id, name, args, model);
+                done["status"] = json!("completed");
+                vec![
+                    ev("response.created", json!({"response": base})),
+                    ev(
+                        "response.output_item.added",
+                        json!({"output_index":0,"item":{"type":"function_call","id":"fc_fake","call_id":id,"name":name,"arguments":"","status":"in_progress"}}),
+                    ),
+                    ev(
+                        "response.function_call_arguments.delta",
+                        json!({"item_id":"fc_fake","output_index":0,"delta":a1}),
+                    ),
+                    ev(
+                        "response.function_call_arguments.delta",
+                        json!({"item_id":"fc_fake","output_index":0,"delta":a2}),
+                    ),
+                    ev(
+                        "response.function_call_arguments.done",
+                        json!({"item_id":"fc_fake","output_index":0,"arguments":arguments}),
+                    ),
+                    ev(
+                        "response.output_item.done",
+                        json!({"output_index":0,"item":item}),
+                    ),
+                    ev("response.completed", json!({"response": done})),
+                ]
+            }
+            Wire::Messages => vec![
+                named(
+                    "message_start",
+                    json!({"type":"message_start","message":{"id":"msg_fake","type":"message","role":"assistant","model":model,"content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":11,"output_tokens":1}}}),
+                ),
+                named(
+                    "content_block_start",
+                    json!({"type":"content_block_start","index":0,"content_block":{"type":"tool_use","id":id,"name":name,"input":{}}}),
+                ),
+                named(
+                    "content_block_delta",
+                    json!({"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":a1}}),
+                ),
+                named(
+                    "content_block_delta",
+                    json!({"type":"content_block_delta","index":0,"delta":{"type":"input_json_delta","partial_json":a2}}),
+                ),
+                named(
+                    "content_block_stop",
+                    json!({"type":"content_block_stop","index":0}),
+                ),
+                named(
+                    "message_delta",
+                    json!({"type":"message_delta","delta":{"stop_reason":"tool_use","stop_sequence":null},"usage":{"output_tokens":7}}),
+                ),
+                named("message_stop", json!({"type":"message_stop"})),
+            ],
+            Wire::Gemini => vec![data(self.complete_tool(id, name, args, model))],
+            _ => Vec::new(),
+        }
+    }
+
+    /// The streamed answer as SSE frames; the words of a text answer are the content deltas.
+    pub fn stream_events(self, answer: &Answer, model: &str) -> Vec<String> {
+        let text = match answer {
+            Answer::Text(t) => t.as_str(),
+            Answer::ToolCall { id, name, args } => return self.stream_tool(id, name, args, model),
+        };
         let words: Vec<String> = text.split_inclusive(' ').map(str::to_string).collect();
         let data = |v: Value| format!("data: {v}\n\n");
         let named = |name: &str, v: Value| format!("event: {name}\ndata: {v}\n\n");
@@ -142,7 +301,7 @@ impl Wire {
                     "response.output_item.done",
                     json!({"output_index":0,"item":item}),
                 ));
-                let mut done = Wire::Responses.complete(text, model);
+                let mut done = Wire::Responses.complete(answer, model);
                 done["status"] = json!("completed");
                 out.push(ev("response.completed", json!({"response": done})));
             }
@@ -159,6 +318,13 @@ impl Wire {
                 ));
                 out.push(named("message_delta", json!({"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":7}})));
                 out.push(named("message_stop", json!({"type":"message_stop"})));
+            }
+            Wire::Gemini => {
+                for w in &words {
+                    out.push(data(json!({"candidates":[{"content":{"role":"model","parts":[{"text":w}]},"index":0}],"modelVersion":model,"responseId":"gem_fake"})));
+                }
+                out.push(data(json!({"candidates":[{"content":{"role":"model","parts":[{"text":""}]},"finishReason":"STOP","index":0}],
+                    "usageMetadata":{"promptTokenCount":11,"candidatesTokenCount":7,"totalTokenCount":18},"modelVersion":model,"responseId":"gem_fake"})));
             }
             Wire::CountTokens | Wire::Embeddings | Wire::Models => {}
         }

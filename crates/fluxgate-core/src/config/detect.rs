@@ -100,6 +100,7 @@ pub fn from_environment(lookup: impl Fn(&str) -> Option<String>) -> Config {
                 keys,
                 models: models.iter().map(|m| m.to_string()).collect(),
                 enabled: true,
+                api_version: None,
             });
         }
     }

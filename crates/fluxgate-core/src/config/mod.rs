@@ -117,6 +117,8 @@ pub struct ProviderConfig {
     pub keys: Vec<KeyConfig>,
     pub models: Vec<String>,
     pub enabled: bool,
+    /// Azure OpenAI `api-version` (a default is used when unset).
+    pub api_version: Option<String>,
 }
 
 impl ProviderConfig {

@@ -94,6 +94,8 @@ pub struct RawProvider {
     /// Permits plain `http://` to a non-loopback host (keys would travel unencrypted).
     #[serde(default)]
     pub insecure_http: bool,
+    /// Azure OpenAI: the `api-version` query parameter.
+    pub api_version: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

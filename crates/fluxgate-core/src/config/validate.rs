@@ -220,6 +220,7 @@ fn provider(name: &str, p: RawProvider) -> Result<ProviderConfig, ConfigError> {
         keys,
         models: p.models,
         enabled: p.enabled.unwrap_or(true),
+        api_version: p.api_version,
     })
 }
 

@@ -32,10 +32,10 @@ pub use retest::HttpRetester;
 
 use crate::config::Timeouts;
 use crate::events::{Event, EventBus};
-use crate::formats::body::replace_model;
+use crate::formats::body::{replace_model, rewrite_model};
 use crate::formats::errors::ErrorCode;
 use crate::formats::inspect::{check_body, Usage};
-use crate::formats::translate::Codec;
+use crate::formats::translate::{estimate, strip_foreign_artefacts, Codec, Target};
 use crate::formats::{Dialect, Endpoint};
 use crate::health::{self, ErrorClass, Failure, FailureKind, HealthRegistry, TimeoutPhase};
 use crate::routing::{Candidate, Plan, Router};
@@ -228,6 +228,10 @@ impl Executor {
             }
         };
         outcome.record.route = Some(plan.route.clone());
+        if req.endpoint == Endpoint::CountTokens && plan.candidates.is_empty() {
+            // No Anthropic upstream can count for this route: estimate, never burn a completion.
+            return self.local_count(&req, outcome);
+        }
         self.budget.deposit();
 
         let mut attempts = 0u32;
@@ -333,12 +337,47 @@ impl Executor {
                 }
             }
         }
+        if req.endpoint == Endpoint::CountTokens {
+            return self.local_count(&req, outcome);
+        }
         let err = self.exhausted(&plan, attempts, last, secret_error);
         outcome.finish(&self.log, err.code.status(), Some(err.code));
         if err.code == ErrorCode::AllKeysCooling {
             self.publish_route_unavailable(&plan, err.retry_after_secs.unwrap_or(1));
         }
         Err(err)
+    }
+
+    /// Answers `count_tokens` with a local estimate (marked `x-fluxgate-estimate: local`).
+    fn local_count(
+        &self,
+        req: &ProxyRequest,
+        outcome: Outcome,
+    ) -> Result<ProxyResponse, ProxyError> {
+        match estimate::count(req.dialect, &req.body) {
+            Ok(n) => {
+                outcome.finish(&self.log, 200, None);
+                let mut headers = HeaderMap::new();
+                headers.insert(
+                    http::header::CONTENT_TYPE,
+                    http::HeaderValue::from_static("application/json"),
+                );
+                headers.insert(
+                    "x-fluxgate-estimate",
+                    http::HeaderValue::from_static("local"),
+                );
+                Ok(ProxyResponse::Complete {
+                    status: 200,
+                    headers,
+                    body: Bytes::from(format!("{{\"input_tokens\":{n}}}")),
+                })
+            }
+            Err(e) => {
+                let err = ProxyError::new(ErrorCode::InvalidRequest, e.to_string());
+                outcome.finish(&self.log, err.code.status(), Some(err.code));
+                Err(err)
+            }
+        }
     }
 
     fn publish_route_unavailable(&self, plan: &Plan, retry_after_secs: u64) {
@@ -449,15 +488,26 @@ impl Executor {
         record: RequestRecord,
         request_started: Instant,
     ) -> Attempt {
+        let mut hints = None;
         let body = match &cand.codec {
-            Codec::Passthrough => {
-                if req.model == cand.model {
-                    Ok(req.body.clone())
-                } else {
-                    replace_model(&req.body, req.model_span, &cand.model).map_err(|e| e.to_string())
-                }
+            Codec::Passthrough => passthrough_body(req, &cand.model),
+            Codec::Translated(t) => {
+                let target = Target {
+                    model: &cand.model,
+                    stream: req.stream,
+                    vendor: cand.upstream.vendor(),
+                    now: (now_ms() / 1000) as u64,
+                };
+                t.request(&req.body, &target)
+                    .map(|tr| {
+                        if !tr.notes.is_empty() {
+                            tracing::warn!(request_id = %req.request_id, provider = %cand.provider, from = req.dialect.as_str(), to = cand.upstream_endpoint.dialect().as_str(), notes = %tr.notes.join("; "), "translated with losses");
+                        }
+                        hints = Some(tr.hints);
+                        tr.body
+                    })
+                    .map_err(|e| e.to_string())
             }
-            Codec::Translated(t) => t.request(&req.body, &cand.model).map_err(|e| e.to_string()),
         };
         let body = match body {
             Ok(b) => b,
@@ -465,15 +515,31 @@ impl Executor {
                 return Attempt::Rejected(ProxyError::new(ErrorCode::InvalidRequest, e), None)
             }
         };
+        let url = match cand
+            .upstream
+            .attempt_url(cand.upstream_endpoint, &cand.model, req.stream)
+        {
+            None => cand.url.clone(),
+            Some(u) => match u.parse::<http::Uri>() {
+                Ok(u) => u,
+                Err(e) => {
+                    return Attempt::Rejected(
+                        ProxyError::new(
+                            ErrorCode::InvalidRequest,
+                            format!("`{}` does not fit in an upstream URL: {e}", cand.model),
+                        ),
+                        None,
+                    )
+                }
+            },
+        };
         let mut headers = req.headers.clone();
         cand.upstream.authorize(&mut headers, secret);
         headers.insert(
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("application/json"),
         );
-        let send = self
-            .client
-            .send(http::Method::POST, cand.url.clone(), headers, body);
+        let send = self.client.send(http::Method::POST, url, headers, body);
         let first_byte = timeouts
             .first_byte
             .min(deadline.saturating_duration_since(Instant::now()));
@@ -514,6 +580,7 @@ impl Executor {
                 client_dialect,
                 upstream_dialect,
                 codec: cand.codec.clone(),
+                hints: hints.unwrap_or_default(),
                 account: cand.account.clone(),
                 provider: cand.provider.clone(),
                 key_id: cand.key_id.clone(),
@@ -552,7 +619,7 @@ impl Executor {
         }
         let body = match &cand.codec {
             Codec::Passthrough => body,
-            Codec::Translated(t) => match t.response(&body) {
+            Codec::Translated(t) => match t.response(&body, &hints.unwrap_or_default()) {
                 Ok(b) => b,
                 Err(e) => {
                     return Attempt::Failed(Failure::transport(FailureKind::Empty, e.to_string()))
@@ -574,6 +641,20 @@ impl Executor {
             },
             usage,
         )
+    }
+}
+
+/// The body of a same-dialect attempt: the client's bytes with the model rewritten (Gemini
+/// names the model in the URL, not the body) and foreign reasoning artefacts removed.
+fn passthrough_body(req: &ProxyRequest, model: &str) -> Result<Bytes, String> {
+    let stripped = strip_foreign_artefacts(req.dialect, &req.body);
+    if req.endpoint == Endpoint::GenerateContent {
+        return Ok(stripped.unwrap_or_else(|| req.body.clone()));
+    }
+    match stripped {
+        Some(b) => rewrite_model(&b, model).map_err(|e| e.to_string()),
+        None if req.model == model => Ok(req.body.clone()),
+        None => replace_model(&req.body, req.model_span, model).map_err(|e| e.to_string()),
     }
 }
 

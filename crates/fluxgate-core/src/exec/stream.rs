@@ -24,7 +24,7 @@ use crate::config::Timeouts;
 use crate::formats::errors::{stream_error_event, ErrorCode};
 use crate::formats::inspect::{inspect, EventKind, Usage};
 use crate::formats::sse::{SseEvent, SseParser};
-use crate::formats::translate::{Codec, StreamTranslator};
+use crate::formats::translate::{ClientHints, Codec, StreamTranslator};
 use crate::formats::Dialect;
 use crate::health::{self, Failure, FailureKind, HealthRegistry, TimeoutPhase};
 use crate::store::{RequestLog, RequestRecord};
@@ -36,6 +36,7 @@ pub(super) struct StreamContext {
     pub client_dialect: Dialect,
     pub upstream_dialect: Dialect,
     pub codec: Codec,
+    pub hints: ClientHints,
     pub account: String,
     pub provider: String,
     pub key_id: String,
@@ -55,6 +56,14 @@ enum Output {
 }
 
 impl Output {
+    /// The `sequence_number` for an error event after `seen`'s last one.
+    fn next_sequence(&self, seen: &Seen) -> Option<u64> {
+        match self {
+            Output::Passthrough => seen.sequence_number.map(|s| s + 1),
+            Output::Translated(t) => t.sequence_number(),
+        }
+    }
+
     fn push(&mut self, ev: &SseEvent, out: &mut BytesMut) -> Result<(), String> {
         match self {
             Output::Passthrough => {
@@ -104,7 +113,7 @@ pub(super) async fn commit(
     let mut parser = SseParser::new();
     let mut output = match &ctx.codec {
         Codec::Passthrough => Output::Passthrough,
-        Codec::Translated(t) => Output::Translated(t.stream()),
+        Codec::Translated(t) => Output::Translated(t.stream(&ctx.hints)),
     };
     let mut held = BytesMut::new();
     let mut seen = Seen {
@@ -335,7 +344,7 @@ async fn pump(
                     "the upstream stream broke after it had started: {}",
                     failure.message
                 ),
-                seen.sequence_number.map(|s| s + 1),
+                output.next_sequence(&seen),
             );
             let _ = tx.send(ev).await;
             record.error_class = Some(failure.class.as_str().to_string());

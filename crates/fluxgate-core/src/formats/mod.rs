@@ -53,6 +53,8 @@ pub enum Endpoint {
     Messages,
     CountTokens,
     Embeddings,
+    /// Gemini `models/{model}:generateContent` (`:streamGenerateContent` when streaming).
+    GenerateContent,
 }
 
 impl Endpoint {
@@ -61,6 +63,7 @@ impl Endpoint {
             Endpoint::ChatCompletions | Endpoint::Embeddings => Dialect::OpenaiChat,
             Endpoint::Responses => Dialect::OpenaiResponses,
             Endpoint::Messages | Endpoint::CountTokens => Dialect::Anthropic,
+            Endpoint::GenerateContent => Dialect::Gemini,
         }
     }
 
@@ -72,6 +75,8 @@ impl Endpoint {
             Endpoint::Embeddings => "/embeddings",
             Endpoint::Messages => "/v1/messages",
             Endpoint::CountTokens => "/v1/messages/count_tokens",
+            // The model goes in the path; see `providers::Provider::attempt_url`.
+            Endpoint::GenerateContent => "/v1beta/models",
         }
     }
 
@@ -82,6 +87,7 @@ impl Endpoint {
             Endpoint::Messages => "messages",
             Endpoint::CountTokens => "count_tokens",
             Endpoint::Embeddings => "embeddings",
+            Endpoint::GenerateContent => "generate_content",
         }
     }
 
@@ -89,7 +95,10 @@ impl Endpoint {
     pub fn streams(self) -> bool {
         matches!(
             self,
-            Endpoint::ChatCompletions | Endpoint::Responses | Endpoint::Messages
+            Endpoint::ChatCompletions
+                | Endpoint::Responses
+                | Endpoint::Messages
+                | Endpoint::GenerateContent
         )
     }
 }

@@ -4,6 +4,7 @@ use http::{HeaderMap, HeaderValue, Method};
 
 use super::{one_token_completion, set_secret_header, Provider, RetestRequest};
 use crate::config::ProviderKind;
+use crate::formats::translate::Vendor;
 use crate::formats::Endpoint;
 use crate::health::ErrorClass;
 use crate::secrets::SecretValue;
@@ -34,6 +35,10 @@ impl Provider for Anthropic {
 
     fn url(&self, endpoint: Endpoint) -> String {
         format!("{}{}", self.base_url, endpoint.path())
+    }
+
+    fn vendor(&self) -> Vendor {
+        Vendor::Anthropic
     }
 
     fn authorize(&self, headers: &mut HeaderMap, secret: &SecretValue) {

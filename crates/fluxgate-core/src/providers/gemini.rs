@@ -1,12 +1,12 @@
-//! Google Gemini. The key travels in `x-goog-api-key`, never in the URL. Its
-//! `generateContent` endpoints are reached through translators, which arrive with the
-//! translation work; until then a Gemini provider holds keys, is retested, and serves no
-//! proxied endpoint (routes skip it with a reason).
+//! Google Gemini. The key travels in `x-goog-api-key`, never in the URL. The model and the
+//! stream mode are part of the URL (`models/{model}:generateContent`, or
+//! `:streamGenerateContent?alt=sse` for SSE), so each attempt builds its own.
 
 use http::HeaderMap;
 
 use super::{set_secret_header, Provider};
 use crate::config::ProviderKind;
+use crate::formats::translate::Vendor;
 use crate::formats::Endpoint;
 use crate::secrets::SecretValue;
 
@@ -26,11 +26,27 @@ impl Provider for Gemini {
     }
 
     fn endpoints(&self) -> &'static [Endpoint] {
-        &[]
+        &[Endpoint::GenerateContent]
     }
 
-    fn url(&self, endpoint: Endpoint) -> String {
-        format!("{}/v1beta{}", self.base_url, endpoint.path())
+    fn url(&self, _endpoint: Endpoint) -> String {
+        self.models_url()
+    }
+
+    fn attempt_url(&self, _endpoint: Endpoint, model: &str, stream: bool) -> Option<String> {
+        let model = model.strip_prefix("models/").unwrap_or(model);
+        Some(if stream {
+            format!(
+                "{}/v1beta/models/{model}:streamGenerateContent?alt=sse",
+                self.base_url
+            )
+        } else {
+            format!("{}/v1beta/models/{model}:generateContent", self.base_url)
+        })
+    }
+
+    fn vendor(&self) -> Vendor {
+        Vendor::Gemini
     }
 
     fn authorize(&self, headers: &mut HeaderMap, secret: &SecretValue) {

@@ -18,6 +18,7 @@ pub use gemini::Gemini;
 pub use openai::{OpenAi, Quirks};
 
 use crate::config::{ProviderConfig, ProviderKind};
+use crate::formats::translate::Vendor;
 use crate::formats::Endpoint;
 use crate::health::ErrorClass;
 use crate::secrets::SecretValue;
@@ -48,12 +49,23 @@ pub trait Provider: Send + Sync {
             Endpoint::ChatCompletions | Endpoint::Responses | Endpoint::Messages => {
                 native.first().copied()
             }
+            Endpoint::GenerateContent => native.first().copied(),
             Endpoint::CountTokens | Endpoint::Embeddings => None,
         }
     }
 
     /// The full URL for an endpoint.
     fn url(&self, endpoint: Endpoint) -> String;
+
+    /// For upstreams whose URL names the model or the stream mode (Gemini, Azure
+    /// deployments): the URL of one attempt. `None` means [`Provider::url`] serves.
+    fn attempt_url(&self, endpoint: Endpoint, model: &str, stream: bool) -> Option<String> {
+        let _ = (endpoint, model, stream);
+        None
+    }
+
+    /// The vendor, for the translators' per-vendor quirks.
+    fn vendor(&self) -> Vendor;
 
     /// Puts the key into the outbound headers (marked sensitive) and adds required headers
     /// the client did not send.
@@ -93,8 +105,13 @@ pub fn build(config: &ProviderConfig) -> Arc<dyn Provider> {
     let base = config.base_url.clone();
     match config.kind {
         ProviderKind::Openai => Arc::new(OpenAi::new(base, Quirks::openai())),
-        ProviderKind::OpenaiCompatible => Arc::new(OpenAi::new(base, Quirks::compatible())),
-        ProviderKind::AzureOpenai => Arc::new(OpenAi::new(base, Quirks::azure())),
+        ProviderKind::OpenaiCompatible => {
+            let vendor = Vendor::detect(config.kind, &base);
+            Arc::new(OpenAi::new(base, Quirks::compatible(vendor)))
+        }
+        ProviderKind::AzureOpenai => {
+            Arc::new(OpenAi::new(base, Quirks::azure(config.api_version.clone())))
+        }
         ProviderKind::Anthropic => Arc::new(Anthropic::new(base)),
         ProviderKind::Gemini => Arc::new(Gemini::new(base)),
     }

@@ -1,10 +1,13 @@
-//! OpenAI and every OpenAI-compatible vendor (DeepSeek, OpenRouter, Groq, Mistral, Ollama,
-//! LM Studio, ...): one implementation with small per-vendor quirks.
+//! OpenAI, Azure OpenAI and every OpenAI-compatible vendor (DeepSeek, OpenRouter, Groq,
+//! Mistral, Ollama, LM Studio, ...): one implementation with small per-vendor quirks. Body
+//! quirks (token-limit field, tool-call ids, `stream_options`) live in the Chat translator,
+//! keyed on [`Vendor`].
 
 use http::{HeaderMap, Method};
 
 use super::{one_token_completion, set_secret_header, Provider, RetestRequest};
 use crate::config::ProviderKind;
+use crate::formats::translate::Vendor;
 use crate::formats::Endpoint;
 use crate::health::ErrorClass;
 use crate::secrets::SecretValue;
@@ -14,15 +17,23 @@ const OPENAI_ENDPOINTS: &[Endpoint] = &[
     Endpoint::Responses,
     Endpoint::Embeddings,
 ];
-/// Azure deployments need translation of URLs and api-version; they arrive with the
-/// translation work, so no endpoint is served natively yet.
-const AZURE_ENDPOINTS: &[Endpoint] = &[];
+/// Compatible vendors speak Chat Completions; few serve the Responses API, so Responses
+/// clients reach them through the translator.
+const COMPATIBLE_ENDPOINTS: &[Endpoint] = &[Endpoint::ChatCompletions, Endpoint::Embeddings];
+/// Azure deployments serve Chat Completions and embeddings at
+/// `{base}/openai/deployments/{deployment}/...?api-version=...`; the target's model names the
+/// deployment.
+const AZURE_ENDPOINTS: &[Endpoint] = &[Endpoint::ChatCompletions, Endpoint::Embeddings];
+/// The GA `api-version` used when the config names none.
+pub const AZURE_DEFAULT_API_VERSION: &str = "2024-10-21";
 
 /// What differs between vendors that all speak OpenAI Chat.
 #[derive(Debug, Clone)]
 pub struct Quirks {
     kind: ProviderKind,
     endpoints: &'static [Endpoint],
+    vendor: Vendor,
+    api_version: Option<String>,
 }
 
 impl Quirks {
@@ -30,18 +41,24 @@ impl Quirks {
         Quirks {
             kind: ProviderKind::Openai,
             endpoints: OPENAI_ENDPOINTS,
+            vendor: Vendor::OpenAi,
+            api_version: None,
         }
     }
-    pub fn compatible() -> Self {
+    pub fn compatible(vendor: Vendor) -> Self {
         Quirks {
             kind: ProviderKind::OpenaiCompatible,
-            endpoints: OPENAI_ENDPOINTS,
+            endpoints: COMPATIBLE_ENDPOINTS,
+            vendor,
+            api_version: None,
         }
     }
-    pub fn azure() -> Self {
+    pub fn azure(api_version: Option<String>) -> Self {
         Quirks {
             kind: ProviderKind::AzureOpenai,
             endpoints: AZURE_ENDPOINTS,
+            vendor: Vendor::Azure,
+            api_version: Some(api_version.unwrap_or_else(|| AZURE_DEFAULT_API_VERSION.into())),
         }
     }
 }
@@ -70,6 +87,19 @@ impl Provider for OpenAi {
         format!("{}{}", self.base_url, endpoint.path())
     }
 
+    fn attempt_url(&self, endpoint: Endpoint, model: &str, _stream: bool) -> Option<String> {
+        let version = self.quirks.api_version.as_deref()?;
+        Some(format!(
+            "{}/openai/deployments/{model}{}?api-version={version}",
+            self.base_url,
+            endpoint.path()
+        ))
+    }
+
+    fn vendor(&self) -> Vendor {
+        self.quirks.vendor
+    }
+
     fn authorize(&self, headers: &mut HeaderMap, secret: &SecretValue) {
         if self.quirks.kind == ProviderKind::AzureOpenai {
             set_secret_header(headers, "api-key", secret.expose());
@@ -83,14 +113,19 @@ impl Provider for OpenAi {
     }
 
     fn models_url(&self) -> String {
-        format!("{}/models", self.base_url)
+        match &self.quirks.api_version {
+            Some(v) => format!("{}/openai/models?api-version={v}", self.base_url),
+            None => format!("{}/models", self.base_url),
+        }
     }
 
     fn retest(&self, reason: Option<ErrorClass>, model: Option<&str>) -> RetestRequest {
         match (reason, model) {
-            (Some(ErrorClass::QuotaExhausted), Some(model)) => {
-                one_token_completion(self.url(Endpoint::ChatCompletions), model)
-            }
+            (Some(ErrorClass::QuotaExhausted), Some(model)) => one_token_completion(
+                self.attempt_url(Endpoint::ChatCompletions, model, false)
+                    .unwrap_or_else(|| self.url(Endpoint::ChatCompletions)),
+                model,
+            ),
             _ => RetestRequest {
                 method: Method::GET,
                 url: self.models_url(),

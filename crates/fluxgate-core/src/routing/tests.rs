@@ -112,8 +112,18 @@ fn round_robin_rotates_keys_within_a_target() {
         firsts,
         ["ant/a1", "ant/a2", "ant/a3", "ant/a1", "ant/a2", "ant/a3"]
     );
-    // The openai target cannot serve /v1/messages without a translator, so it is skipped.
+    // The openai target serves /v1/messages through the Messages -> Chat translator, after
+    // the anthropic keys.
     let p = r
+        .plan(Endpoint::Messages, "rr", &h, Instant::now())
+        .expect("plan");
+    let last = p.candidates.last().expect("candidates");
+    assert_eq!(last.account, "oa/o1");
+    assert_eq!(last.upstream_endpoint, Endpoint::ChatCompletions);
+    assert!(matches!(last.codec, Codec::Translated(_)));
+    // Without translators it would be skipped, with the reason.
+    let bare = Router::new(r.config().clone(), TranslatorRegistry::default());
+    let p = bare
         .plan(Endpoint::Messages, "rr", &h, Instant::now())
         .expect("plan");
     assert!(p
@@ -165,8 +175,12 @@ fn cooling_keys_are_skipped_with_their_return_time() {
     let p = r
         .plan(Endpoint::Messages, "mixed", &h, Instant::now())
         .expect("plan");
-    assert_eq!(order(&p), ["ant/a2", "ant/a3"]);
+    assert_eq!(order(&p), ["ant/a2", "ant/a3", "oa/o1", "gem/g1"]);
     assert_eq!(p.earliest_back_in(), Some(30));
+    // Gemini serves no embeddings endpoint at all.
+    let p = r
+        .plan(Endpoint::Embeddings, "mixed", &h, Instant::now())
+        .expect("plan");
     let gem = p
         .skipped
         .iter()
