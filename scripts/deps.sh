@@ -8,6 +8,8 @@ need_apt=()
 want=(build-essential pkg-config libdbus-1-dev)
 if [ "${1:-build}" = test ]; then
   want+=(dbus gnome-keyring curl python3)
+  # Node for the Claude Code and Codex CLIs (any Node >= 18; Debian's is 18).
+  command -v npm >/dev/null 2>&1 || want+=(nodejs npm)
 fi
 for p in "${want[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || need_apt+=("$p")
@@ -30,4 +32,18 @@ if [ "${1:-build}" = test ]; then
     echo "installing Python test packages"
     python3 -m pip install --quiet -r tests/python/requirements.txt
   fi
+fi
+
+if [ "${1:-build}" = test ]; then
+  # The Claude Code and Codex CLIs, pinned in tests/cli/package-lock.json. npm may skip
+  # Claude Code's postinstall script (it fetches the native binary from the npm registry), so
+  # it is run explicitly.
+  if [ ! -x tests/cli/node_modules/.bin/claude ] || [ ! -x tests/cli/node_modules/.bin/codex ] \
+    || [ tests/cli/package-lock.json -nt tests/cli/node_modules/.package-lock.json ]; then
+    echo "installing the Claude Code and Codex CLIs (npm)"
+    (cd tests/cli && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+  (cd tests/cli/node_modules/@anthropic-ai/claude-code && node install.cjs >/dev/null)
+  tests/cli/node_modules/.bin/claude --version >/dev/null
+  tests/cli/node_modules/.bin/codex --version >/dev/null
 fi

@@ -79,7 +79,8 @@ class Fluxgate:
         self.env.pop("FLUXGATE_CONFIG", None)
         self.env.pop("FLUXGATE_DATA_DIR", None)
         lines = []
-        for provider, kind, base in (("oa", "openai", fake.url + "/v1"), ("ant", "anthropic", fake.url)):
+        upstreams = (("oa", "openai", fake.url + "/v1"), ("ant", "anthropic", fake.url), ("ds", "openai-compatible", fake.url + "/v1"))
+        for provider, kind, base in upstreams:
             entries = []
             for label in keys:
                 var = f"FG_TEST_{provider.upper()}_{label.upper()}"
@@ -89,6 +90,10 @@ class Fluxgate:
         lines.append('[routes."gpt-4o"]\ntargets = ["oa/upstream-gpt"]\n')
         lines.append('[routes."claude-work"]\ntargets = ["ant/claude-upstream"]\n')
         lines.append('[routes."text-embedding-3-small"]\ntargets = ["oa/embed-upstream"]\n')
+        # Pattern routes for the CLIs: every Claude model to an OpenAI-compatible key, every
+        # GPT-5 model (Codex) to an Anthropic key.
+        lines.append('[routes."claude-*"]\ntargets = ["ds/deepseek-chat"]\n')
+        lines.append('[routes."gpt-5*"]\ntargets = ["ant/claude-upstream"]\n')
         self.config.write_text("\n".join(lines))
         out = subprocess.run([str(FLUXGATE), "token", "new", "pytest", "--data-dir", str(self.data)], capture_output=True, text=True, env=self.env, check=True)
         self.token = out.stdout.strip()

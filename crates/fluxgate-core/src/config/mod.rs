@@ -224,6 +224,17 @@ impl Config {
         self.routes.iter().find(|r| r.name == name)
     }
 
+    /// The pattern route (a name ending in `*`, matched as a prefix) for a model name: the
+    /// longest matching prefix wins, so `claude-haiku-*` beats `claude-*` beats `*`.
+    pub fn route_pattern(&self, model: &str) -> Option<&RouteConfig> {
+        self.routes
+            .iter()
+            .filter_map(|r| Some((r, r.name.strip_suffix('*')?)))
+            .filter(|(_, prefix)| model.starts_with(prefix))
+            .max_by_key(|(_, prefix)| prefix.len())
+            .map(|(r, _)| r)
+    }
+
     /// Whether any key reads its secret from the keychain.
     pub fn uses_keychain(&self) -> bool {
         self.providers

@@ -305,6 +305,12 @@ fn route(
             "a route needs a name (the model name clients send)",
         ));
     }
+    if name[..name.len() - 1].contains('*') {
+        return Err(ConfigError::invalid(
+            key,
+            "`*` may only end a route name (`claude-*` matches every model starting `claude-`)",
+        ));
+    }
     if r.targets.is_empty() {
         return Err(ConfigError::invalid(
             format!("{key}.targets"),

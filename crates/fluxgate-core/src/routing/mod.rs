@@ -1,8 +1,8 @@
 //! Routes, targets and plans: which (target, key) candidates may serve a request, in what
 //! order, and why the others were skipped.
 //!
-//! A model name resolves, in this order, to: a configured route; `provider/model`; a model
-//! listed by exactly one provider; or, for the well-known model families (`claude-*`, `gpt-*`,
+//! A model name resolves, in this order, to: a configured route; `provider/model`; a pattern
+//! route (`claude-*`, longest prefix first); a model listed by exactly one provider; or, for the well-known model families (`claude-*`, `gpt-*`,
 //! `o1`/`o3`/`o4*`, `gemini-*`), every provider of the matching kind as a fallback chain.
 //! Planning reads key health but never changes it.
 
@@ -236,6 +236,14 @@ impl Router {
                     StrategyKind::Priority,
                 ));
             }
+        }
+        if let Some(r) = c.route_pattern(model) {
+            return Ok((
+                r.name.clone(),
+                Resolution::Route,
+                r.targets.clone(),
+                r.strategy,
+            ));
         }
         let listing: Vec<&str> = c
             .providers

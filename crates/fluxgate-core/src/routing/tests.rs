@@ -192,3 +192,24 @@ fn cooling_keys_are_skipped_with_their_return_time() {
         gem.reason
     );
 }
+
+#[test]
+fn pattern_routes_match_by_longest_prefix() {
+    let text = format!(
+        "{CONFIG}\n[routes.\"claude-*\"]\ntargets = [\"ds/deepseek-chat\"]\n\n[routes.\"claude-haiku-*\"]\ntargets = [\"oa/gpt-4o-mini\"]\n"
+    );
+    let config = Arc::new(Config::from_toml(&text, Path::new("t.toml")).expect("config"));
+    let r = Router::new(config, TranslatorRegistry::builtin());
+    let (name, _, targets, _) = r.resolve("claude-sonnet-4-5").expect("resolves");
+    assert_eq!(name, "claude-*");
+    assert_eq!(targets[0].model, "deepseek-chat");
+    let (name, _, targets, _) = r.resolve("claude-haiku-4-5").expect("resolves");
+    assert_eq!(name, "claude-haiku-*");
+    assert_eq!(targets[0].model, "gpt-4o-mini");
+    // An exact route still wins, and other models are untouched.
+    assert_eq!(r.resolve("rr").expect("resolves").0, "rr");
+    assert_eq!(r.resolve("gemini-x").expect("resolves").0, "gemini-x");
+    let bad = format!("{CONFIG}\n[routes.\"a*b\"]\ntargets = [\"ds/x\"]\n");
+    let err = Config::from_toml(&bad, Path::new("t.toml")).expect_err("refused");
+    assert!(err.to_string().contains("routes.\"a*b\""), "{err}");
+}

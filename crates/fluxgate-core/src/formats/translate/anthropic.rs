@@ -92,6 +92,18 @@ pub(crate) fn decode_request(v: &Value) -> Result<Request, TranslateError> {
         let role = match m.get("role").and_then(Value::as_str) {
             Some("user") => Role::User,
             Some("assistant") => Role::Assistant,
+            // Claude Code puts system reminders among the messages; they join the system
+            // text (their position in the conversation is not kept).
+            Some("system") | Some("developer") => {
+                let mut parts = Vec::new();
+                blocks(
+                    m.get("content").unwrap_or(&Value::Null),
+                    &mut parts,
+                    &mut r.dropped,
+                );
+                r.system.push(super::ir::text_of(&parts));
+                continue;
+            }
             other => {
                 return Err(TranslateError::Request(format!(
                     "unknown message role `{}`",

@@ -1,0 +1,94 @@
+"""The Claude Code and Codex CLIs (from npm) through Fluxgate, offline, each to an upstream of
+another dialect: Claude Code (Anthropic Messages) to an OpenAI-compatible key, Codex
+(Responses API only) to an Anthropic key. Each completes a turn with a tool call: the fake
+model asks for a shell command, the CLI runs it, and the final answer quotes its output."""
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+CLI = Path(__file__).resolve().parents[1] / "cli" / "node_modules" / ".bin"
+CLAUDE = CLI / "claude"
+CODEX = CLI / "codex"
+MARK = "fluxgate-e2e-$((6*7))"
+
+
+def base_env(home: Path) -> dict:
+    return {
+        "PATH": os.environ["PATH"],
+        "HOME": str(home),
+        "TERM": "dumb",
+        "DISABLE_TELEMETRY": "1",
+        "DISABLE_AUTOUPDATER": "1",
+        "DISABLE_ERROR_REPORTING": "1",
+        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+        "NO_PROXY": "127.0.0.1,localhost",
+    }
+
+
+def paths(fake) -> list:
+    return [a["path"] for a in fake.log()]
+
+
+def test_claude_code_to_an_openai_compatible_key(env, tmp_path):
+    if not CLAUDE.exists():
+        pytest.fail("Claude Code is not installed: run scripts/deps.sh test")
+    fake, fg, _ = env
+    home = tmp_path / "home"
+    work = tmp_path / "work"
+    home.mkdir()
+    work.mkdir()
+    e = base_env(home)
+    e["ANTHROPIC_BASE_URL"] = fg.url
+    e["ANTHROPIC_API_KEY"] = fg.token
+    out = subprocess.run(
+        [str(CLAUDE), "-p", f"Please run this: [[shell:echo {MARK}]]", "--allowedTools", "Bash", "--output-format", "json"],
+        cwd=work, env=e, capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    result = json.loads(out.stdout)
+    assert result.get("is_error") is False, result
+    assert "tool said:" in result["result"] and "fluxgate-e2e-42" in result["result"], result
+    seen = paths(fake)
+    assert "/v1/chat/completions" in seen and "/v1/messages" not in seen, seen
+    bodies = [json.loads(a["body"]) for a in fake.log() if a["path"] == "/v1/chat/completions"]
+    # The second turn carried the tool result back in OpenAI's shape.
+    assert any(m.get("role") == "tool" and "fluxgate-e2e-42" in str(m.get("content")) for b in bodies for m in b["messages"]), bodies[-1]
+
+
+def test_codex_to_an_anthropic_key(env, tmp_path):
+    if not CODEX.exists():
+        pytest.fail("Codex is not installed: run scripts/deps.sh test")
+    fake, fg, _ = env
+    home = tmp_path / "home"
+    work = tmp_path / "work"
+    (home / ".codex").mkdir(parents=True)
+    work.mkdir()
+    (home / ".codex" / "config.toml").write_text(
+        'model = "gpt-5-codex"\n'
+        'model_provider = "fluxgate"\n'
+        '[model_providers.fluxgate]\n'
+        'name = "Fluxgate"\n'
+        f'base_url = "{fg.url}/v1"\n'
+        'env_key = "FLUXGATE_TOKEN"\n'
+        'wire_api = "responses"\n'
+    )
+    e = base_env(home)
+    e["CODEX_HOME"] = str(home / ".codex")
+    e["FLUXGATE_TOKEN"] = fg.token
+    out = subprocess.run(
+        [str(CODEX), "exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox",
+         f"Please run this: [[shell:echo {MARK}]]"],
+        cwd=work, env=e, capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "tool said:" in out.stdout and "fluxgate-e2e-42" in out.stdout, out.stdout + out.stderr
+    seen = paths(fake)
+    assert "/v1/messages" in seen and "/v1/responses" not in seen, seen
+    bodies = [json.loads(a["body"]) for a in fake.log() if a["path"] == "/v1/messages"]
+    assert any(b2.get("type") == "tool_result" and "fluxgate-e2e-42" in json.dumps(b2)
+               for b in bodies for m in b["messages"] if isinstance(m["content"], list) for b2 in m["content"]), bodies[-1]
