@@ -40,13 +40,16 @@ impl Gateway {
         let config = Arc::new(config);
         let router = Arc::new(Router::new(config, TranslatorRegistry::builtin()));
         let log = RequestLog::start(&store);
-        let executor = Arc::new(Executor::new(
-            router,
-            health.clone(),
-            Arc::new(secrets),
-            log.clone(),
-            events.clone(),
-        ));
+        let executor = Arc::new(
+            Executor::new(
+                router,
+                health.clone(),
+                Arc::new(secrets),
+                log.clone(),
+                events.clone(),
+            )
+            .with_response_store(store.clone()),
+        );
         let tokens = Arc::new(ClientTokens::new(store.clone()));
         Ok(Gateway {
             data_dir: data_dir.to_path_buf(),

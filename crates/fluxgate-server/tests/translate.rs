@@ -674,3 +674,109 @@ async fn foreign_reasoning_never_reaches_an_upstream_that_would_reject_it() {
     assert!(!sent.contains("fgx1"), "{sent}");
     assert!(sent.contains("\"again\""), "{sent}");
 }
+
+#[tokio::test]
+async fn previous_response_id_works_on_upstreams_without_a_responses_api() {
+    let h = start().await;
+    let first: Value = h
+        .post(
+            "/v1/responses",
+            json!({"model": "to-ant", "instructions": "Be brief.", "input": "hi"}),
+        )
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let id = first["id"].as_str().expect("id").to_string();
+    assert!(id.starts_with("resp_fg"), "{first}");
+
+    // Continued with a stream; the upstream sees the whole conversation.
+    let body = body_text(
+        h.post("/v1/responses", json!({"model": "to-ant", "previous_response_id": id, "input": "again", "stream": true}))
+            .send()
+            .await
+            .expect("send"),
+    )
+    .await;
+    assert!(body.contains("response.completed"), "{body}");
+    let sent: Value = serde_json::from_str(&h.fake.log().last().expect("sent").body).expect("json");
+    assert_eq!(
+        sent["messages"],
+        json!([
+            {"role": "user", "content": [{"type": "text", "text": "hi"}]},
+            {"role": "assistant", "content": [{"type": "text", "text": "ok from a1"}]},
+            {"role": "user", "content": [{"type": "text", "text": "again"}]}
+        ])
+    );
+    // Instructions are not carried over (as with OpenAI).
+    assert!(sent.get("system").is_none(), "{sent}");
+    let second_id = body
+        .split("\n\n")
+        .filter_map(|f| f.lines().find_map(|l| l.strip_prefix("data: ")))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .find(|v| v["type"] == "response.completed")
+        .and_then(|v| v["response"]["id"].as_str().map(str::to_string))
+        .expect("completed id");
+
+    // The chain survives a restart, and goes on from the streamed response.
+    let h = h.restart().await;
+    let resp = h
+        .post(
+            "/v1/responses",
+            json!({"model": "to-chat", "previous_response_id": second_id, "input": "third"}),
+        )
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 200);
+    let sent: Value = serde_json::from_str(&h.fake.log().last().expect("sent").body).expect("json");
+    let texts: Vec<&str> = sent["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["content"].as_str())
+        .collect();
+    assert_eq!(texts, ["hi", "ok from a1", "again", "ok from a1", "third"]);
+
+    // Unknown, unstored and foreign ids are clear 400s; nothing is sent.
+    let n = h.fake.log().len();
+    let r = h
+        .post(
+            "/v1/responses",
+            json!({"model": "to-ant", "store": false, "input": "x"}),
+        )
+        .send()
+        .await
+        .expect("send");
+    let unstored: Value = r.json().await.expect("json");
+    for (prev, needle) in [
+        ("resp_fgnope", "not found"),
+        (unstored["id"].as_str().unwrap_or(""), "not found"),
+        ("resp_67abc", "OpenAI's Responses API"),
+    ] {
+        let resp = h
+            .post(
+                "/v1/responses",
+                json!({"model": "to-ant", "previous_response_id": prev, "input": "x"}),
+            )
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(resp.status(), 400, "{prev}");
+        let v: Value = resp.json().await.expect("json");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains(needle),
+            "{v}"
+        );
+    }
+    assert_eq!(
+        h.fake.log().len(),
+        n + 1,
+        "only the unstored request was sent"
+    );
+}

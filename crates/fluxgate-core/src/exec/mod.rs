@@ -32,15 +32,15 @@ pub use retest::HttpRetester;
 
 use crate::config::Timeouts;
 use crate::events::{Event, EventBus};
-use crate::formats::body::{replace_model, rewrite_model};
+use crate::formats::body::{read_head, replace_model, rewrite_model};
 use crate::formats::errors::ErrorCode;
 use crate::formats::inspect::{check_body, Usage};
-use crate::formats::translate::{estimate, strip_foreign_artefacts, Codec, Target};
+use crate::formats::translate::{estimate, responses, strip_foreign_artefacts, Codec, Target};
 use crate::formats::{Dialect, Endpoint};
 use crate::health::{self, ErrorClass, Failure, FailureKind, HealthRegistry, TimeoutPhase};
 use crate::routing::{Candidate, Plan, Router};
 use crate::secrets::{SecretError, Secrets};
-use crate::store::{RequestLog, RequestRecord};
+use crate::store::{RequestLog, RequestRecord, Store};
 use client::{body_stream, BodyStream, HttpClient, TransportError};
 
 /// The largest non-streaming upstream response accepted.
@@ -111,6 +111,8 @@ pub struct Executor {
     log: RequestLog,
     budget: RetryBudget,
     events: EventBus,
+    /// Where emulated Responses conversations are kept (`previous_response_id`).
+    responses: Option<Store>,
 }
 
 /// Builds the outbound HTTP client (see [`client`]).
@@ -183,7 +185,15 @@ impl Executor {
             log,
             budget: RetryBudget::default(),
             events,
+            responses: None,
         }
+    }
+
+    /// Keeps emulated Responses conversations in `store`, so `previous_response_id` works on
+    /// upstreams without a Responses API.
+    pub fn with_response_store(mut self, store: Store) -> Self {
+        self.responses = Some(store);
+        self
     }
 
     pub fn router(&self) -> Arc<Router> {
@@ -212,12 +222,18 @@ impl Executor {
     }
 
     /// Runs one client request to completion (or to a committed stream).
-    pub async fn execute(&self, req: ProxyRequest) -> Result<ProxyResponse, ProxyError> {
+    pub async fn execute(&self, mut req: ProxyRequest) -> Result<ProxyResponse, ProxyError> {
         let router = self.router();
         let timeouts = router.config().timeouts.clone();
         let max_attempts = router.config().max_attempts;
         let deadline = Instant::now() + timeouts.total;
         let mut outcome = Outcome::new(&req);
+        if req.endpoint == Endpoint::Responses && contains(&req.body, b"previous_response_id") {
+            if let Err(e) = self.expand_previous(&mut req) {
+                outcome.finish(&self.log, e.code.status(), Some(e.code));
+                return Err(e);
+            }
+        }
 
         let plan = match router.plan(req.endpoint, &req.model, &self.health, Instant::now()) {
             Ok(p) => p,
@@ -346,6 +362,56 @@ impl Executor {
             self.publish_route_unavailable(&plan, err.retry_after_secs.unwrap_or(1));
         }
         Err(err)
+    }
+
+    /// Replaces an emulated `previous_response_id` with the stored conversation (for every
+    /// candidate: no upstream knows Fluxgate's ids). Foreign ids are left for OpenAI.
+    fn expand_previous(&self, req: &mut ProxyRequest) -> Result<(), ProxyError> {
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&req.body) else {
+            return Ok(());
+        };
+        let Some(id) =
+            responses::previous_response_id(&v).filter(|id| responses::is_emulated_id(id))
+        else {
+            return Ok(());
+        };
+        let prior = self
+            .responses
+            .as_ref()
+            .and_then(|s| s.load_response(id, now_ms()).ok().flatten());
+        let Some(serde_json::Value::Array(prior)) = prior else {
+            return Err(ProxyError::new(
+                ErrorCode::InvalidRequest,
+                format!("Previous response with id '{id}' not found. Fluxgate keeps emulated responses for 30 days, and only those created with `store` on."),
+            ));
+        };
+        let expanded = responses::expand(&v, &prior);
+        let body = serde_json::to_vec(&expanded)
+            .map_err(|e| ProxyError::new(ErrorCode::Internal, e.to_string()))?;
+        req.body = Bytes::from(body);
+        req.model_span = read_head(&req.body).ok().and_then(|h| h.model_span);
+        Ok(())
+    }
+
+    /// For a translated Responses attempt: the input items to keep with the response, when
+    /// the client allows storing. Refuses a `previous_response_id` that only OpenAI knows.
+    fn responses_keep(
+        &self,
+        req: &ProxyRequest,
+    ) -> Result<Option<Vec<serde_json::Value>>, ProxyError> {
+        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&req.body) else {
+            return Ok(None);
+        };
+        if let Some(id) = responses::previous_response_id(&v) {
+            return Err(ProxyError::new(
+                ErrorCode::InvalidRequest,
+                format!("previous_response_id '{id}' was created by OpenAI's Responses API; only an OpenAI Responses upstream can continue it (send the full input instead)"),
+            ));
+        }
+        if self.responses.is_none() || !responses::wants_store(&v) {
+            return Ok(None);
+        }
+        Ok(Some(responses::input_items(&v)))
     }
 
     /// Answers `count_tokens` with a local estimate (marked `x-fluxgate-estimate: local`).
@@ -488,6 +554,13 @@ impl Executor {
         record: RequestRecord,
         request_started: Instant,
     ) -> Attempt {
+        let mut keep = None;
+        if req.endpoint == Endpoint::Responses && matches!(cand.codec, Codec::Translated(_)) {
+            match self.responses_keep(req) {
+                Ok(k) => keep = k.zip(self.responses.clone()),
+                Err(e) => return Attempt::Rejected(e, None),
+            }
+        }
         let mut hints = None;
         let body = match &cand.codec {
             Codec::Passthrough => passthrough_body(req, &cand.model),
@@ -503,7 +576,9 @@ impl Executor {
                         if !tr.notes.is_empty() {
                             tracing::warn!(request_id = %req.request_id, provider = %cand.provider, from = req.dialect.as_str(), to = cand.upstream_endpoint.dialect().as_str(), notes = %tr.notes.join("; "), "translated with losses");
                         }
-                        hints = Some(tr.hints);
+                        let mut h = tr.hints;
+                        h.id_seed.clone_from(&req.request_id);
+                        hints = Some(h);
                         tr.body
                     })
                     .map_err(|e| e.to_string())
@@ -581,6 +656,7 @@ impl Executor {
                 upstream_dialect,
                 codec: cand.codec.clone(),
                 hints: hints.unwrap_or_default(),
+                keep,
                 account: cand.account.clone(),
                 provider: cand.provider.clone(),
                 key_id: cand.key_id.clone(),
@@ -620,7 +696,14 @@ impl Executor {
         let body = match &cand.codec {
             Codec::Passthrough => body,
             Codec::Translated(t) => match t.response(&body, &hints.unwrap_or_default()) {
-                Ok(b) => b,
+                Ok(b) => {
+                    if let Some((items, store)) = keep {
+                        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&b) {
+                            keep_response(&store, items, &v);
+                        }
+                    }
+                    b
+                }
                 Err(e) => {
                     return Attempt::Failed(Failure::transport(FailureKind::Empty, e.to_string()))
                 }
@@ -642,6 +725,25 @@ impl Executor {
             usage,
         )
     }
+}
+
+/// Stores an emulated response's conversation (its input items, then its output).
+pub(crate) fn keep_response(
+    store: &Store,
+    mut items: Vec<serde_json::Value>,
+    response: &serde_json::Value,
+) {
+    let Some(id) = response.get("id").and_then(|i| i.as_str()) else {
+        return;
+    };
+    items.extend(responses::output_items(response));
+    if let Err(e) = store.save_response(id, &serde_json::Value::Array(items), now_ms()) {
+        tracing::warn!(error = %e, "cannot store the response for previous_response_id");
+    }
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
 }
 
 /// The body of a same-dialect attempt: the client's bytes with the model rewritten (Gemini

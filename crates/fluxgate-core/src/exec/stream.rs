@@ -27,7 +27,7 @@ use crate::formats::sse::{SseEvent, SseParser};
 use crate::formats::translate::{ClientHints, Codec, StreamTranslator};
 use crate::formats::Dialect;
 use crate::health::{self, Failure, FailureKind, HealthRegistry, TimeoutPhase};
-use crate::store::{RequestLog, RequestRecord};
+use crate::store::{RequestLog, RequestRecord, Store};
 
 /// Held bytes past which a stream commits even without a content event.
 pub const COMMIT_MAX_BYTES: usize = 256 * 1024;
@@ -37,6 +37,8 @@ pub(super) struct StreamContext {
     pub upstream_dialect: Dialect,
     pub codec: Codec,
     pub hints: ClientHints,
+    /// For an emulated Responses stream: the input items to store with the final response.
+    pub keep: Option<(Vec<serde_json::Value>, Store)>,
     pub account: String,
     pub provider: String,
     pub key_id: String,
@@ -329,7 +331,13 @@ async fn pump(
     record.tokens_out = seen.usage.output_tokens;
     record.status = 200;
     match end {
-        End::Complete => {}
+        End::Complete => {
+            if let (Some((items, store)), Output::Translated(t)) = (ctx.keep, &output) {
+                if let Some(resp) = t.final_response() {
+                    super::keep_response(&store, items, resp);
+                }
+            }
+        }
         End::ClientClosed => {
             record.error_code = Some("client_closed".to_string());
             tracing::info!(request_id = %record.request_id, "client closed the stream; upstream request cancelled");

@@ -49,6 +49,15 @@ const MIGRATIONS: &[&str] = &[
         created_ms INTEGER NOT NULL
     );
     "#,
+    // 2: conversations of emulated Responses API responses (`previous_response_id`).
+    r#"
+    CREATE TABLE responses (
+        id TEXT PRIMARY KEY,
+        created_ms INTEGER NOT NULL,
+        items TEXT NOT NULL
+    );
+    CREATE INDEX responses_created ON responses (created_ms);
+    "#,
 ];
 
 pub fn run(conn: &mut Connection) -> Result<(), StoreError> {

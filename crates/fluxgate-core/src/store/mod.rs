@@ -1,14 +1,18 @@
-//! SQLite storage: embedded numbered migrations, key health, the request log and client
-//! tokens. One query file per table.
+//! SQLite storage: embedded numbered migrations, key health, the request log, client tokens
+//! and the conversations of emulated Responses API responses. One query file per table.
 //!
 //! The database lives in the data directory with WAL journaling. Request records are written
 //! by a background thread in batches so the proxy path never waits on disk; health and token
 //! changes are written synchronously (they are rare, and acknowledged writes must survive a
-//! crash). No secret value and no request body is ever stored.
+//! crash). No secret value is ever stored. Request bodies are not stored, with one exception
+//! the client asks for: a Responses API request with `store` (the default) served by a
+//! non-Responses upstream keeps its conversation items so that `previous_response_id` works,
+//! for 30 days.
 
 mod health;
 mod migrate;
 mod requests;
+mod responses;
 mod tokens;
 
 use std::path::{Path, PathBuf};
@@ -18,6 +22,7 @@ use parking_lot::Mutex;
 use rusqlite::Connection;
 
 pub use requests::{RequestLog, RequestRecord};
+pub use responses::RETENTION_MS as RESPONSE_RETENTION_MS;
 pub use tokens::TokenRow;
 
 #[derive(Debug, thiserror::Error)]

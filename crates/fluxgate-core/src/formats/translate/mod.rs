@@ -110,6 +110,9 @@ pub struct ClientHints {
     /// Responses: custom (free-form) tools, answered as `custom_tool_call` items.
     pub custom_tools: Vec<String>,
     pub created: u64,
+    /// Unique per request (the executor's request id): makes emulated Responses ids unique
+    /// even when an upstream reuses its own ids.
+    pub id_seed: String,
 }
 
 /// A translated request.
@@ -317,6 +320,7 @@ impl Translator for Pair {
                 include_usage: self.client == Dialect::OpenaiChat && chat::include_usage(&v),
                 custom_tools,
                 created: target.now,
+                id_seed: String::new(),
             },
             notes,
         })

@@ -598,7 +598,11 @@ pub fn response_id(upstream_id: &str) -> String {
 }
 
 pub(crate) fn encode_response(r: &Response, h: &ClientHints) -> Value {
-    let id = response_id(&r.id);
+    let id = response_id(if h.id_seed.is_empty() {
+        &r.id
+    } else {
+        &h.id_seed
+    });
     let mut output = Vec::new();
     let mut text = String::new();
     let mut n = 0;
@@ -796,7 +800,7 @@ impl StreamEncoder {
         }
         self.started = true;
         if self.id.is_empty() {
-            self.id = response_id("");
+            self.id = response_id(&self.hints.id_seed);
         }
         let env = envelope(
             &self.id,
@@ -904,7 +908,12 @@ impl Encoder for StreamEncoder {
         match d {
             Delta::Start { id, model } => {
                 if !self.started {
-                    self.id = response_id(&id);
+                    let seed = if self.hints.id_seed.is_empty() {
+                        &id
+                    } else {
+                        &self.hints.id_seed
+                    };
+                    self.id = response_id(seed);
                     if !model.is_empty() {
                         self.model = model;
                     }
@@ -1037,6 +1046,50 @@ impl Encoder for StreamEncoder {
     fn final_response(&self) -> Option<&Value> {
         StreamEncoder::final_response(self)
     }
+}
+
+// ---- previous_response_id emulation (the executor stores and loads; these are pure) ----
+
+/// The input items of a Responses request (a string input is one user message).
+pub fn input_items(v: &Value) -> Vec<Value> {
+    match v.get("input") {
+        Some(Value::String(s)) => vec![json!({"type": "message", "role": "user", "content": s})],
+        Some(Value::Array(a)) => a.clone(),
+        _ => Vec::new(),
+    }
+}
+
+/// The output items of a response object, as a client would send them back.
+pub fn output_items(response: &Value) -> Vec<Value> {
+    arr(response, "output").to_vec()
+}
+
+/// The `previous_response_id` of a request, if any.
+pub fn previous_response_id(v: &Value) -> Option<&str> {
+    v.get("previous_response_id").and_then(Value::as_str)
+}
+
+/// Whether an id is one of Fluxgate's emulated responses.
+pub fn is_emulated_id(id: &str) -> bool {
+    id.starts_with("resp_fg")
+}
+
+/// Whether the client allows the response to be stored (`store` defaults to true).
+pub fn wants_store(v: &Value) -> bool {
+    v.get("store").and_then(Value::as_bool).unwrap_or(true)
+}
+
+/// The request with the stored conversation `prior` in front of its input and no
+/// `previous_response_id`.
+pub fn expand(v: &Value, prior: &[Value]) -> Value {
+    let mut out = v.clone();
+    let mut items = prior.to_vec();
+    items.extend(input_items(v));
+    if let Some(o) = out.as_object_mut() {
+        o.remove("previous_response_id");
+        o.insert("input".into(), Value::Array(items));
+    }
+    out
 }
 
 /// Whether a Responses body uses a built-in tool that `tool_choice` forces; used in tests.
