@@ -6,6 +6,7 @@ Fluxgate and the relay are pinned to CPU 0; the load generator (oha) and the fak
 Prints a Markdown report (paste into BENCHMARKS.md) and writes target/bench/results.json.
 
 Usage: python3 bench/run.py [--seconds 8]     (needs `oha` on PATH: cargo install oha)
+       python3 bench/run.py --translation     (same-dialect vs translated paths through Fluxgate)
 """
 
 import argparse
@@ -48,10 +49,10 @@ def mem_kb(pid, field):
     return 0
 
 
-def oha(url, token, conc, seconds):
+def oha(url, token, conc, seconds, body=BODY):
     out = subprocess.run(
         ["taskset", "-c", "1", "oha", "-z", f"{seconds}s", "-c", str(conc), "--no-tui", "--output-format", "json",
-         "-m", "POST", "-H", f"authorization: Bearer {token}", "-H", "content-type: application/json", "-d", BODY, url],
+         "-m", "POST", "-H", f"authorization: Bearer {token}", "-H", "content-type: application/json", "-d", body, url],
         capture_output=True, text=True, check=True)
     j = json.loads(out.stdout)
     ok = j.get("statusCodeDistribution", {}).get("200", 0)
@@ -64,6 +65,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--repeat", type=int, default=3, help="runs per cell; the report shows medians")
+    ap.add_argument("--translation", action="store_true", help="compare same-dialect and translated paths")
     a = ap.parse_args()
     if not shutil.which("oha"):
         sys.exit("oha is not on PATH: cargo install oha")
@@ -83,6 +85,8 @@ def main():
         cfg = work / "config.toml"
         cfg.write_text(
             f'[providers.fast]\nkind = "openai-compatible"\nbase_url = "{fake_url}/v1"\nkeys = [{{ id = "k", secret = "env:BENCH_KEY" }}]\n'
+            f'[providers.ant]\nkind = "anthropic"\nbase_url = "{fake_url}"\nkeys = [{{ id = "k", secret = "env:BENCH_KEY" }}]\n'
+            f'[routes.benchant]\ntargets = ["ant/bench-upstream"]\n'
             f'[providers.slow]\nkind = "openai-compatible"\nbase_url = "{slow_url}/v1"\nkeys = [{{ id = "k", secret = "env:BENCH_KEY" }}]\n'
             f'[routes.bench]\ntargets = ["fast/bench-upstream"]\n[routes.slowbench]\ntargets = ["slow/bench-upstream"]\n')
         env = dict(os.environ, BENCH_KEY=key)
@@ -97,6 +101,9 @@ def main():
         fg, fg_url, t = start(["taskset", "-c", "0", str(REL / "fluxgate"), "serve", "--config", str(cfg), "--data-dir", str(data), "--listen", "127.0.0.1:0"], env)
         procs.append(fg)
         time.sleep(1.0)
+        if a.translation:
+            translation(fg, fg_url, token, a)
+            return
         idle_rss = mem_kb(fg.pid, "VmRSS")
         results = {"startup_ms_median": sorted(starts)[2] * 1000, "idle_rss_kb": idle_rss, "load": {}, "stream": {}}
         targets = {"direct": (fake_url, key, None), "relay": (relay_url, key, relay.pid), "fluxgate": (fg_url, token, fg.pid)}
@@ -132,6 +139,35 @@ def main():
             p.terminate()
         for p in procs:
             p.wait(10)
+
+
+ANT_BODY = json.dumps({"model": "bench", "max_tokens": 16, "messages": [{"role": "user", "content": "Say hi in five words."}]})
+
+
+def translation(fg, url, token, a):
+    """CPU per request through Fluxgate: same dialect against both translated directions."""
+    paths = [
+        ("OpenAI in -> OpenAI out (same dialect)", "/v1/chat/completions", BODY),
+        ("Anthropic in -> Anthropic out (same dialect)", "/v1/messages", ANT_BODY.replace('"bench"', '"benchant"')),
+        ("Anthropic in -> OpenAI out (translated)", "/v1/messages", ANT_BODY),
+        ("OpenAI in -> Anthropic out (translated)", "/v1/chat/completions", BODY.replace('"bench"', '"benchant"')),
+    ]
+    for _, path, body in paths:
+        oha(url + path, token, 4, 1, body)
+    rows = {}
+    for _ in range(a.repeat):
+        for name, path, body in paths:
+            before = cpu_seconds(fg.pid)
+            r = oha(url + path, token, 16, a.seconds, body)
+            r["cpu_us_per_req"] = (cpu_seconds(fg.pid) - before) / max(r["ok"], 1) * 1e6
+            rows.setdefault(name, []).append(r)
+    print(f"\nNon-streaming, c=16, {a.seconds} s per run, median of {a.repeat} runs (oha on CPU 1, Fluxgate on CPU 0)\n")
+    print("| path | RPS | p50 ms | p99 ms | Fluxgate CPU µs/req | errors |")
+    print("|---|---|---|---|---|---|")
+    for name, rs in rows.items():
+        med = {k: sorted(x[k] for x in rs)[len(rs) // 2] for k in ("rps", "p50_ms", "p99_ms", "cpu_us_per_req")}
+        errors = sum(x["total"] - x["ok"] for x in rs)
+        print(f"| {name} | {med['rps']:.0f} | {med['p50_ms']:.3f} | {med['p99_ms']:.3f} | {med['cpu_us_per_req']:.1f} | {errors} |")
 
 
 def print_report(r, seconds):

@@ -1,5 +1,7 @@
-//! Criterion benchmarks of the per-request work on the same-dialect path: reading the body
-//! head, rewriting the model, parsing and inspecting stream events, classifying failures.
+//! Criterion benchmarks of the per-request work: on the same-dialect path (reading the body
+//! head, rewriting the model, parsing and inspecting stream events, classifying failures) and
+//! on the translated paths (request translation, response translation, streaming translators
+//! in events per second).
 
 use std::time::SystemTime;
 
@@ -7,6 +9,7 @@ use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use fluxgate_core::formats::body::{read_head, rewrite_model};
 use fluxgate_core::formats::inspect::inspect;
 use fluxgate_core::formats::sse::SseParser;
+use fluxgate_core::formats::translate::{ClientHints, Pair, Target, Translator, Vendor};
 use fluxgate_core::formats::Dialect;
 use fluxgate_core::health::classify_status;
 
@@ -59,5 +62,109 @@ fn benches(c: &mut Criterion) {
     });
 }
 
-criterion_group!(hot, benches);
+fn chat_stream(events: usize) -> Vec<u8> {
+    let mut s = String::from("data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_reason\":null}]}\n\n");
+    for i in 0..events {
+        s.push_str(&format!("data: {{\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{{\"index\":0,\"delta\":{{\"content\":\"word{i} \"}},\"finish_reason\":null}}]}}\n\n"));
+    }
+    s.push_str("data: {\"id\":\"c\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"m\",\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}],\"usage\":{\"prompt_tokens\":10,\"completion_tokens\":1000}}\n\ndata: [DONE]\n\n");
+    s.into_bytes()
+}
+
+fn translation(c: &mut Criterion) {
+    let target = Target {
+        model: "upstream-model",
+        stream: true,
+        vendor: Vendor::OpenAi,
+        now: 1,
+    };
+    let body = request_body();
+    let chat_body = {
+        let mut v: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+        if let Some(o) = v.as_object_mut() {
+            o.remove("system");
+            o.remove("max_tokens");
+        }
+        serde_json::to_vec(&v).unwrap_or_default()
+    };
+    let a2c = Pair {
+        client: Dialect::Anthropic,
+        upstream: Dialect::OpenaiChat,
+    };
+    let c2a = Pair {
+        client: Dialect::OpenaiChat,
+        upstream: Dialect::Anthropic,
+    };
+    let a2r = Pair {
+        client: Dialect::Anthropic,
+        upstream: Dialect::OpenaiResponses,
+    };
+    let mut g = c.benchmark_group("translate_request");
+    g.throughput(Throughput::Bytes(body.len() as u64));
+    g.bench_function("anthropic_to_chat_8kb", |b| {
+        b.iter(|| a2c.request(&body, &target))
+    });
+    g.bench_function("chat_to_anthropic_8kb", |b| {
+        b.iter(|| c2a.request(&chat_body, &target))
+    });
+    g.finish();
+
+    let hints = ClientHints::default();
+    let chat_resp = br#"{"id":"c","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"Hello there, this is a short answer of a few words."},"finish_reason":"stop"}],"usage":{"prompt_tokens":10,"completion_tokens":12}}"#;
+    c.bench_function("translate_response_chat_to_anthropic", |b| {
+        b.iter(|| a2c.response(chat_resp, &hints))
+    });
+
+    let mut g = c.benchmark_group("translate_stream");
+    for (name, pair, stream) in [
+        ("chat_upstream_to_anthropic_client", &a2c, chat_stream(1000)),
+        (
+            "anthropic_upstream_to_chat_client",
+            &c2a,
+            anthropic_stream(1000),
+        ),
+        (
+            "anthropic_upstream_to_responses_client",
+            &Pair {
+                client: Dialect::OpenaiResponses,
+                upstream: Dialect::Anthropic,
+            },
+            anthropic_stream(1000),
+        ),
+        ("responses_upstream_to_anthropic_client", &a2r, {
+            // Build a Responses stream by translating an Anthropic one once.
+            let mut t = Pair {
+                client: Dialect::OpenaiResponses,
+                upstream: Dialect::Anthropic,
+            }
+            .stream(&hints);
+            let mut p = SseParser::new();
+            let mut out = Vec::new();
+            for ev in p.feed(&anthropic_stream(1000)).unwrap_or_default() {
+                for b in t.event(&ev).unwrap_or_default() {
+                    out.extend_from_slice(&b);
+                }
+            }
+            out
+        }),
+    ] {
+        g.throughput(Throughput::Elements(1002));
+        g.bench_function(format!("{name}_1000_events"), |b| {
+            b.iter(|| {
+                let mut t = pair.stream(&hints);
+                let mut p = SseParser::new();
+                let mut n = 0;
+                for chunk in stream.chunks(1500) {
+                    for ev in p.feed(chunk).unwrap_or_default() {
+                        n += t.event(&ev).map(|v| v.len()).unwrap_or(0);
+                    }
+                }
+                n
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(hot, benches, translation);
 criterion_main!(hot);

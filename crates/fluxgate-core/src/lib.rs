@@ -9,6 +9,8 @@ pub mod config;
 pub mod events;
 pub mod exec;
 pub mod formats;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gateway;
 pub mod health;
 pub mod paths;

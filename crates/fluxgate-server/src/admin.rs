@@ -7,6 +7,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use fluxgate_core::formats::translate::main_endpoint;
 use fluxgate_core::formats::{Dialect, Endpoint};
 use serde::Deserialize;
 use serde_json::json;
@@ -58,11 +59,10 @@ pub struct ExplainQuery {
 
 pub async fn explain(State(s): State<Arc<AppState>>, Query(q): Query<ExplainQuery>) -> Response {
     let endpoint = match q.dialect.as_deref().map(Dialect::parse) {
-        None | Some(Some(Dialect::OpenaiChat)) => Endpoint::ChatCompletions,
-        Some(Some(Dialect::OpenaiResponses)) => Endpoint::Responses,
-        Some(Some(Dialect::Anthropic)) => Endpoint::Messages,
-        Some(Some(Dialect::Gemini)) | Some(None) => {
-            return (StatusCode::BAD_REQUEST, Json(json!({"error": {"type": "invalid_request", "message": "dialect must be openai, responses or anthropic"}}))).into_response()
+        None => Endpoint::ChatCompletions,
+        Some(Some(d)) => main_endpoint(d),
+        Some(None) => {
+            return (StatusCode::BAD_REQUEST, Json(json!({"error": {"type": "invalid_request", "message": "dialect must be openai, responses, anthropic or gemini"}}))).into_response()
         }
     };
     let router = s.gateway.executor.router();

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use clap::Args;
 use fluxgate_core::config::{Config, ConfigSource, ProviderKind};
 use fluxgate_core::events::EventBus;
+use fluxgate_core::formats::translate::main_endpoint;
 use fluxgate_core::formats::translate::TranslatorRegistry;
-use fluxgate_core::formats::{Dialect, Endpoint};
+use fluxgate_core::formats::Dialect;
 use fluxgate_core::health::{HealthBackend, HealthRegistry, NoPersistence, Policy};
 use fluxgate_core::routing::Router;
 use fluxgate_core::secrets::SecretRef;
@@ -25,7 +26,7 @@ pub struct ExplainArgs {
     /// The model name a client would send.
     model: String,
     /// The API the client speaks.
-    #[arg(long, default_value = "openai", value_parser = ["openai", "responses", "anthropic"])]
+    #[arg(long, default_value = "openai", value_parser = ["openai", "responses", "anthropic", "gemini"])]
     dialect: String,
     #[command(flatten)]
     common: Common,
@@ -146,11 +147,7 @@ pub fn run_check(args: CheckArgs) -> Result<(), String> {
 
 pub fn run_explain(args: ExplainArgs) -> Result<(), String> {
     let config = Arc::new(args.common.load_config()?);
-    let endpoint = match Dialect::parse(&args.dialect) {
-        Some(Dialect::OpenaiResponses) => Endpoint::Responses,
-        Some(Dialect::Anthropic) => Endpoint::Messages,
-        _ => Endpoint::ChatCompletions,
-    };
+    let endpoint = main_endpoint(Dialect::parse(&args.dialect).unwrap_or(Dialect::OpenaiChat));
     let data_dir = args.common.data_dir()?;
     let backend: Arc<dyn HealthBackend> = match data_dir.exists().then(|| Store::open(&data_dir)) {
         Some(Ok(store)) => Arc::new(store),
