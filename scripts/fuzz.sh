@@ -21,14 +21,14 @@ else
   export RUSTC_BOOTSTRAP=1
 fi
 
-cargo "${tc[@]}" fuzz build -O
+cargo "${tc[@]}" fuzz build
 corpus=$(mktemp -d)
 trap 'rm -rf "$corpus"' EXIT
 total=0
 for t in $(cargo "${tc[@]}" fuzz list); do
   mkdir -p "$corpus/$t" "fuzz/artifacts/$t"
   cp fuzz/regressions/"$t"/* "$corpus/$t/" 2>/dev/null || true
-  out=$(cargo "${tc[@]}" fuzz run -O "$t" "$corpus/$t" -- \
+  out=$(cargo "${tc[@]}" fuzz run "$t" "$corpus/$t" -- \
     -max_total_time="$secs" -max_len=65536 -rss_limit_mb=2048 \
     -artifact_prefix="fuzz/artifacts/$t/" 2>&1) || {
     echo "$out" | tail -40

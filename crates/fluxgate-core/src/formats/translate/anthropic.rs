@@ -9,7 +9,7 @@ use super::ir::{
 };
 use super::{
     arr, artefact_in, artefact_out, event_frame, opt_f64, opt_str, opt_u64, parse_args,
-    str_or_empty, ClientHints, Decoder, Encoder, Target, TranslateError,
+    push_json_str, str_or_empty, ClientHints, Decoder, Encoder, Target, TranslateError,
 };
 use crate::formats::sse::SseEvent;
 
@@ -492,6 +492,56 @@ impl Decoder for StreamDecoder {
         if ev.data.trim().is_empty() {
             return Ok(());
         }
+        if ev.event.as_deref() == Some("content_block_delta") {
+            // The common event, read without building a JSON tree.
+            if let Ok(e) = serde_json::from_str::<FastBlockDelta>(&ev.data) {
+                let d = e.delta;
+                match (d.kind.as_ref(), d.text, d.thinking, d.partial_json) {
+                    ("text_delta", Some(t), _, _) => out.push(Delta::Text(t.into_owned())),
+                    ("thinking_delta", _, Some(t), _) => out.push(Delta::Thinking(t.into_owned())),
+                    ("input_json_delta", _, _, Some(frag)) => {
+                        if let Some(&(_, i)) = self.tool_blocks.iter().find(|(b, _)| *b == e.index)
+                        {
+                            if !frag.is_empty() {
+                                out.push(Delta::ToolCallArgs {
+                                    index: i,
+                                    fragment: frag.into_owned(),
+                                });
+                            }
+                        }
+                    }
+                    _ => return self.general(ev, out),
+                }
+                return Ok(());
+            }
+        }
+        self.general(ev, out)
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct FastBlockDelta<'a> {
+    #[serde(default)]
+    index: u64,
+    #[serde(borrow)]
+    delta: FastInner<'a>,
+}
+
+#[derive(serde::Deserialize)]
+struct FastInner<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: std::borrow::Cow<'a, str>,
+    #[serde(borrow, default)]
+    text: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    thinking: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    partial_json: Option<std::borrow::Cow<'a, str>>,
+}
+
+impl StreamDecoder {
+    /// Any event, through a JSON tree.
+    fn general(&mut self, ev: &SseEvent, out: &mut Vec<Delta>) -> Result<(), TranslateError> {
         let v: Value = serde_json::from_str(&ev.data)
             .map_err(|_| TranslateError::Response("a stream event is not JSON".into()))?;
         match v.get("type").and_then(Value::as_str).unwrap_or("") {
@@ -670,6 +720,23 @@ impl StreamEncoder {
         ));
     }
 
+    /// A text, thinking or argument delta, written without building a JSON tree.
+    fn text_delta(&self, kind: &str, field: &str, text: &str) -> Bytes {
+        let mut s = String::with_capacity(text.len() + 128);
+        s.push_str(
+            "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":",
+        );
+        s.push_str(&self.block.to_string());
+        s.push_str(",\"delta\":{\"type\":\"");
+        s.push_str(kind);
+        s.push_str("\",\"");
+        s.push_str(field);
+        s.push_str("\":");
+        push_json_str(&mut s, text);
+        s.push_str("}}\n\n");
+        Bytes::from(s)
+    }
+
     fn block_delta(&self, delta: Value) -> Bytes {
         event_frame(
             "content_block_delta",
@@ -695,7 +762,7 @@ impl Encoder for StreamEncoder {
                 if self.open != Some(Open::Text) {
                     self.open(Open::Text, json!({"type": "text", "text": ""}), out);
                 }
-                out.push(self.block_delta(json!({"type": "text_delta", "text": t})));
+                out.push(self.text_delta("text_delta", "text", &t));
             }
             Delta::Thinking(t) => {
                 self.ensure_started(out);
@@ -706,7 +773,7 @@ impl Encoder for StreamEncoder {
                         out,
                     );
                 }
-                out.push(self.block_delta(json!({"type": "thinking_delta", "thinking": t})));
+                out.push(self.text_delta("thinking_delta", "thinking", &t));
             }
             Delta::ThinkingArtefact(origin, a) => {
                 self.ensure_started(out);

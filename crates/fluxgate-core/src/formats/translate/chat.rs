@@ -8,8 +8,8 @@ use super::ir::{
     ResponseFormat, Role, Tool, ToolChoice, Usage,
 };
 use super::{
-    arr, data_frame, opt_f64, opt_str, opt_u64, short_tool_id, str_or_empty, ClientHints, Decoder,
-    Encoder, Target, TranslateError, Vendor,
+    arr, data_frame, opt_f64, opt_str, opt_u64, push_json_str, short_tool_id, str_or_empty,
+    ClientHints, Decoder, Encoder, Target, TranslateError, Vendor,
 };
 use crate::formats::sse::SseEvent;
 
@@ -590,6 +590,27 @@ impl Decoder for StreamDecoder {
             out.push(Delta::End);
             return Ok(());
         }
+        if self.started {
+            if let Ok(c) = serde_json::from_str::<FastChunk>(data) {
+                if c.is_plain_text() {
+                    // The common chunk: one content or reasoning delta, nothing else.
+                    if let Some(ch) = c.choices.first() {
+                        if let Some(t) = ch
+                            .delta
+                            .reasoning_content
+                            .as_deref()
+                            .filter(|t| !t.is_empty())
+                        {
+                            out.push(Delta::Thinking(t.to_string()));
+                        }
+                        if let Some(t) = ch.delta.content.as_deref().filter(|t| !t.is_empty()) {
+                            out.push(Delta::Text(t.to_string()));
+                        }
+                    }
+                    return Ok(());
+                }
+            }
+        }
         let v: Value = serde_json::from_str(data)
             .map_err(|_| TranslateError::Response("a stream chunk is not JSON".into()))?;
         if !self.started {
@@ -657,6 +678,47 @@ impl Decoder for StreamDecoder {
     }
 }
 
+/// The shape of the common chunk, read without building a JSON tree. Any other field that
+/// matters (tool calls, a finish reason, usage, `reasoning`) sends the chunk down the general
+/// path; so does a field of an unexpected type (the parse fails).
+#[derive(serde::Deserialize)]
+struct FastChunk<'a> {
+    #[serde(borrow, default)]
+    choices: Vec<FastChoice<'a>>,
+    #[serde(default)]
+    usage: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(serde::Deserialize)]
+struct FastChoice<'a> {
+    #[serde(borrow, default)]
+    delta: FastDelta<'a>,
+    #[serde(default)]
+    finish_reason: Option<serde::de::IgnoredAny>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct FastDelta<'a> {
+    #[serde(borrow, default)]
+    content: Option<std::borrow::Cow<'a, str>>,
+    #[serde(borrow, default)]
+    reasoning_content: Option<std::borrow::Cow<'a, str>>,
+    #[serde(default)]
+    reasoning: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    tool_calls: Option<serde::de::IgnoredAny>,
+}
+
+impl FastChunk<'_> {
+    fn is_plain_text(&self) -> bool {
+        self.usage.is_none()
+            && self.choices.len() == 1
+            && self.choices[0].finish_reason.is_none()
+            && self.choices[0].delta.reasoning.is_none()
+            && self.choices[0].delta.tool_calls.is_none()
+    }
+}
+
 /// Deltas to Chat chunks for a Chat client.
 pub(crate) struct StreamEncoder {
     id: String,
@@ -667,6 +729,8 @@ pub(crate) struct StreamEncoder {
     usage: Option<Usage>,
     include_usage: bool,
     saw_tool: bool,
+    /// `data: {"id":...,"choices":[{"index":0,"delta":` — the same for every chunk.
+    prefix: String,
 }
 
 impl StreamEncoder {
@@ -680,15 +744,37 @@ impl StreamEncoder {
             usage: None,
             include_usage: h.include_usage,
             saw_tool: false,
+            prefix: String::new(),
         }
     }
 
     fn chunk(&self, delta: Value, finish: Option<&str>) -> Bytes {
-        data_frame(&json!({
-            "id": self.id, "object": "chat.completion.chunk", "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": null}],
-        }))
+        self.chunk_raw(&delta.to_string(), finish)
+    }
+
+    /// A chunk around an already-serialised delta object.
+    fn chunk_raw(&self, delta: &str, finish: Option<&str>) -> Bytes {
+        let mut s = String::with_capacity(self.prefix.len() + delta.len() + 48);
+        s.push_str(&self.prefix);
+        s.push_str(delta);
+        s.push_str(",\"finish_reason\":");
+        match finish {
+            Some(f) => push_json_str(&mut s, f),
+            None => s.push_str("null"),
+        }
+        s.push_str(",\"logprobs\":null}]}\n\n");
+        Bytes::from(s)
+    }
+
+    /// A content or reasoning delta, written without building a JSON tree.
+    fn text_chunk(&self, field: &str, text: &str) -> Bytes {
+        let mut d = String::with_capacity(text.len() + 24);
+        d.push_str("{\"");
+        d.push_str(field);
+        d.push_str("\":");
+        push_json_str(&mut d, text);
+        d.push('}');
+        self.chunk_raw(&d, None)
     }
 
     fn ensure_started(&mut self, out: &mut Vec<Bytes>) {
@@ -697,6 +783,14 @@ impl StreamEncoder {
             if self.id.is_empty() {
                 self.id = "chatcmpl-fluxgate".into();
             }
+            let mut p = String::from("data: {\"id\":");
+            push_json_str(&mut p, &self.id);
+            p.push_str(",\"object\":\"chat.completion.chunk\",\"created\":");
+            p.push_str(&self.created.to_string());
+            p.push_str(",\"model\":");
+            push_json_str(&mut p, &self.model);
+            p.push_str(",\"choices\":[{\"index\":0,\"delta\":");
+            self.prefix = p;
             out.push(self.chunk(json!({"role": "assistant", "content": ""}), None));
         }
     }
@@ -716,11 +810,11 @@ impl Encoder for StreamEncoder {
             }
             Delta::Text(t) => {
                 self.ensure_started(out);
-                out.push(self.chunk(json!({"content": t}), None));
+                out.push(self.text_chunk("content", &t));
             }
             Delta::Thinking(t) => {
                 self.ensure_started(out);
-                out.push(self.chunk(json!({"reasoning_content": t}), None));
+                out.push(self.text_chunk("reasoning_content", &t));
             }
             Delta::ThinkingArtefact(..) => {}
             Delta::ToolCallStart { index, id, name } => {

@@ -528,6 +528,33 @@ pub(crate) fn short_tool_id(id: &str) -> String {
         .collect()
 }
 
+/// Appends `s` as a JSON string literal (quotes and escapes), without building a `Value`: the
+/// streaming encoders' hot path writes text deltas this way.
+pub(crate) fn push_json_str(out: &mut String, s: &str) {
+    out.push('"');
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let esc: &str = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if esc.is_empty() {
+            out.push_str(&format!("\\u{b:04x}"));
+        } else {
+            out.push_str(esc);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
+}
+
 pub(crate) fn data_frame(v: &Value) -> Bytes {
     let mut s = String::with_capacity(128);
     s.push_str("data: ");

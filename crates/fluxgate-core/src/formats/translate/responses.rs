@@ -11,7 +11,7 @@ use super::ir::{
 };
 use super::{
     arr, artefact_in, artefact_out, event_frame, opt_f64, opt_str, opt_u64, parse_args,
-    str_or_empty, ClientHints, Decoder, Encoder, Target, TranslateError,
+    push_json_str, str_or_empty, ClientHints, Decoder, Encoder, Target, TranslateError,
 };
 use crate::formats::sse::SseEvent;
 
@@ -654,6 +654,18 @@ impl Decoder for StreamDecoder {
         if ev.data.trim().is_empty() {
             return Ok(());
         }
+        if ev.event.as_deref() == Some("response.output_text.delta") {
+            // The common event, read without building a JSON tree.
+            #[derive(serde::Deserialize)]
+            struct Fast<'a> {
+                #[serde(borrow)]
+                delta: std::borrow::Cow<'a, str>,
+            }
+            if let Ok(f) = serde_json::from_str::<Fast>(&ev.data) {
+                out.push(Delta::Text(f.delta.into_owned()));
+                return Ok(());
+            }
+        }
         let v: Value = serde_json::from_str(&ev.data)
             .map_err(|_| TranslateError::Response("a stream event is not JSON".into()))?;
         let oi = v.get("output_index").and_then(Value::as_u64).unwrap_or(0);
@@ -936,8 +948,19 @@ impl Encoder for StreamEncoder {
                 let oi = self.index();
                 if let Some(OpenItem::Message { id, text }) = &mut self.open {
                     text.push_str(&t);
-                    let id = id.clone();
-                    self.emit("response.output_text.delta", json!({"item_id": id, "output_index": oi, "content_index": 0, "delta": t, "logprobs": []}), out);
+                    // The hot path: written without building a JSON tree.
+                    let mut s = String::with_capacity(t.len() + id.len() + 192);
+                    s.push_str("event: response.output_text.delta\ndata: {\"item_id\":");
+                    push_json_str(&mut s, id);
+                    s.push_str(",\"output_index\":");
+                    s.push_str(&oi.to_string());
+                    s.push_str(",\"content_index\":0,\"delta\":");
+                    push_json_str(&mut s, &t);
+                    s.push_str(",\"logprobs\":[],\"type\":\"response.output_text.delta\",\"sequence_number\":");
+                    s.push_str(&self.seq.to_string());
+                    s.push_str("}\n\n");
+                    self.seq += 1;
+                    out.push(Bytes::from(s));
                 }
             }
             Delta::Thinking(t) => {

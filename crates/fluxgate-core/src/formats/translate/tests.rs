@@ -767,7 +767,7 @@ enum Item {
 }
 
 fn item() -> impl Strategy<Value = Item> {
-    let chunks = proptest::collection::vec("[a-zA-Z0-9 .,\"\\\\\n{}é日]{1,12}", 1..5);
+    let chunks = proptest::collection::vec("[a-zA-Z0-9 .,\"\\\\\n\t\x01{}é日]{1,12}", 1..5);
     prop_oneof![
         3 => chunks.clone().prop_map(Item::Text),
         1 => chunks.prop_map(Item::Thinking),
