@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Runs every test: the Rust workspace (unit, in-process, binary and keychain tests) and the
-# Python SDK end-to-end suite. Installs what is missing first.
+# Runs every test: the Rust workspace (unit, property, in-process, binary and keychain tests),
+# the Python end-to-end suite (the OpenAI and Anthropic SDKs, the Claude Code and Codex CLIs),
+# and a short run of every fuzz target (FUZZ_SECONDS per target, default 5; 0 skips it).
+# Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh test
@@ -11,3 +13,6 @@ else
   cargo test --locked --workspace --no-fail-fast
 fi
 python3 -m pytest -q tests/python
+if [ "${FUZZ_SECONDS:-5}" != 0 ]; then
+  scripts/fuzz.sh "${FUZZ_SECONDS:-5}"
+fi

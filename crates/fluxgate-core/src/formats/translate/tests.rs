@@ -1006,3 +1006,146 @@ proptest! {
         }
     }
 }
+
+// ---- golden files: every pair, both directions ----
+
+/// The same conversation in each dialect: a system prompt, a user turn with an image, an
+/// assistant tool call, its result, a follow-up, one tool, and the common sampling fields.
+fn canonical_request(d: Dialect) -> Value {
+    let schema =
+        json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]});
+    match d {
+        Dialect::OpenaiChat => json!({
+            "model": "client-model", "max_tokens": 256, "temperature": 0.5, "stop": ["END"],
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": [{"type": "text", "text": "Weather here?"}, {"type": "image_url", "image_url": {"url": "https://example.com/a.png"}}]},
+                {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Oslo\"}"}}]},
+                {"role": "tool", "tool_call_id": "call_1", "content": "-3C"},
+                {"role": "user", "content": "Thanks. And tomorrow?"}
+            ],
+            "tools": [{"type": "function", "function": {"name": "weather", "description": "Weather by city", "parameters": schema}}],
+            "tool_choice": "auto"
+        }),
+        Dialect::OpenaiResponses => json!({
+            "model": "client-model", "max_output_tokens": 256, "temperature": 0.5, "instructions": "Be brief.",
+            "input": [
+                {"role": "user", "content": [{"type": "input_text", "text": "Weather here?"}, {"type": "input_image", "image_url": "https://example.com/a.png"}]},
+                {"type": "function_call", "call_id": "call_1", "name": "weather", "arguments": "{\"city\":\"Oslo\"}"},
+                {"type": "function_call_output", "call_id": "call_1", "output": "-3C"},
+                {"role": "user", "content": "Thanks. And tomorrow?"}
+            ],
+            "tools": [{"type": "function", "name": "weather", "description": "Weather by city", "parameters": schema}],
+            "tool_choice": "auto"
+        }),
+        Dialect::Anthropic => json!({
+            "model": "client-model", "max_tokens": 256, "temperature": 0.5, "stop_sequences": ["END"], "system": "Be brief.",
+            "messages": [
+                {"role": "user", "content": [{"type": "text", "text": "Weather here?"}, {"type": "image", "source": {"type": "url", "url": "https://example.com/a.png"}}]},
+                {"role": "assistant", "content": [{"type": "tool_use", "id": "call_1", "name": "weather", "input": {"city": "Oslo"}}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_1", "content": "-3C"}, {"type": "text", "text": "Thanks. And tomorrow?"}]}
+            ],
+            "tools": [{"name": "weather", "description": "Weather by city", "input_schema": schema}],
+            "tool_choice": {"type": "auto"}
+        }),
+        Dialect::Gemini => json!({
+            "systemInstruction": {"parts": [{"text": "Be brief."}]},
+            "contents": [
+                {"role": "user", "parts": [{"text": "Weather here?"}, {"fileData": {"mimeType": "image/png", "fileUri": "https://example.com/a.png"}}]},
+                {"role": "model", "parts": [{"functionCall": {"id": "call_1", "name": "weather", "args": {"city": "Oslo"}}}]},
+                {"role": "user", "parts": [{"functionResponse": {"id": "call_1", "name": "weather", "response": {"result": "-3C"}}}, {"text": "Thanks. And tomorrow?"}]}
+            ],
+            "tools": [{"functionDeclarations": [{"name": "weather", "description": "Weather by city", "parameters": schema}]}],
+            "toolConfig": {"functionCallingConfig": {"mode": "AUTO"}},
+            "generationConfig": {"maxOutputTokens": 256, "temperature": 0.5, "stopSequences": ["END"]}
+        }),
+    }
+}
+
+/// The same answer from each dialect: text, a tool call, usage with cached tokens.
+fn canonical_response(d: Dialect) -> Value {
+    match d {
+        Dialect::OpenaiChat => {
+            json!({"id": "up-1", "object": "chat.completion", "created": 7, "model": "up-model",
+            "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {"role": "assistant", "content": "Checking.",
+                "tool_calls": [{"id": "call_2", "type": "function", "function": {"name": "weather", "arguments": "{\"city\":\"Oslo\",\"day\":1}"}}]}}],
+            "usage": {"prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150, "prompt_tokens_details": {"cached_tokens": 100}}})
+        }
+        Dialect::OpenaiResponses => {
+            json!({"id": "up-1", "object": "response", "created_at": 7, "model": "up-model", "status": "completed",
+            "output": [
+                {"type": "message", "id": "m1", "role": "assistant", "status": "completed", "content": [{"type": "output_text", "text": "Checking.", "annotations": []}]},
+                {"type": "function_call", "id": "f1", "call_id": "call_2", "name": "weather", "arguments": "{\"city\":\"Oslo\",\"day\":1}", "status": "completed"}],
+            "usage": {"input_tokens": 120, "output_tokens": 30, "total_tokens": 150, "input_tokens_details": {"cached_tokens": 100}, "output_tokens_details": {"reasoning_tokens": 0}}})
+        }
+        Dialect::Anthropic => {
+            json!({"id": "up-1", "type": "message", "role": "assistant", "model": "up-model",
+            "content": [{"type": "text", "text": "Checking."}, {"type": "tool_use", "id": "call_2", "name": "weather", "input": {"city": "Oslo", "day": 1}}],
+            "stop_reason": "tool_use", "usage": {"input_tokens": 20, "cache_read_input_tokens": 100, "output_tokens": 30}})
+        }
+        Dialect::Gemini => json!({"responseId": "up-1", "modelVersion": "up-model",
+            "candidates": [{"index": 0, "finishReason": "STOP", "content": {"role": "model", "parts": [{"text": "Checking."}, {"functionCall": {"id": "call_2", "name": "weather", "args": {"city": "Oslo", "day": 1}}}]}}],
+            "usageMetadata": {"promptTokenCount": 120, "candidatesTokenCount": 30, "cachedContentTokenCount": 100, "totalTokenCount": 150}}),
+    }
+}
+
+fn name(d: Dialect) -> &'static str {
+    match d {
+        Dialect::OpenaiChat => "chat",
+        Dialect::OpenaiResponses => "responses",
+        Dialect::Anthropic => "anthropic",
+        Dialect::Gemini => "gemini",
+    }
+}
+
+/// Compares with the committed golden file; `UPDATE_GOLDEN=1` rewrites it instead.
+fn golden(file: &str, actual: &Value) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/formats/translate/golden")
+        .join(file);
+    let text = serde_json::to_string_pretty(actual).expect("json") + "\n";
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+        std::fs::write(&path, text).expect("write");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|_| {
+        panic!(
+            "missing {}: run with UPDATE_GOLDEN=1 and review it",
+            path.display()
+        )
+    });
+    let expected: Value = serde_json::from_str(&expected).expect("golden json");
+    assert_eq!(&expected, actual, "{file} differs; got:\n{text}");
+}
+
+#[test]
+fn golden_files_for_every_pair_and_direction() {
+    for c in DIALECTS {
+        for u in DIALECTS {
+            if c == u {
+                continue;
+            }
+            let pair = Pair {
+                client: c,
+                upstream: u,
+            };
+            let vendor = match u {
+                Dialect::Anthropic => Vendor::Anthropic,
+                Dialect::Gemini => Vendor::Gemini,
+                _ => Vendor::OpenAi,
+            };
+            let t = target("upstream-model", vendor);
+            let tr = pair
+                .request(canonical_request(c).to_string().as_bytes(), &t)
+                .expect("translates");
+            let body: Value = serde_json::from_slice(&tr.body).expect("json");
+            golden(&format!("{}_to_{}.request.json", name(c), name(u)), &body);
+            let resp = pair
+                .response(canonical_response(u).to_string().as_bytes(), &tr.hints)
+                .expect("translates");
+            let resp: Value = serde_json::from_slice(&resp).expect("json");
+            golden(&format!("{}_to_{}.response.json", name(u), name(c)), &resp);
+        }
+    }
+}
