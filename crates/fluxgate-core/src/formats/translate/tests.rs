@@ -1149,3 +1149,74 @@ fn golden_files_for_every_pair_and_direction() {
         }
     }
 }
+
+#[test]
+fn vendors_are_recognised_and_their_quirks_applied() {
+    use crate::config::ProviderKind::*;
+    for (url, v) in [
+        ("https://api.deepseek.com/v1", Vendor::DeepSeek),
+        ("https://openrouter.ai/api/v1", Vendor::OpenRouter),
+        ("https://api.groq.com/openai/v1", Vendor::Groq),
+        ("https://api.mistral.ai/v1", Vendor::Mistral),
+        ("http://127.0.0.1:11434/v1", Vendor::Ollama),
+        ("http://localhost:1234/v1", Vendor::LmStudio),
+        ("https://llm.internal/v1", Vendor::Other),
+    ] {
+        assert_eq!(Vendor::detect(OpenaiCompatible, url), v, "{url}");
+    }
+    assert_eq!(
+        Vendor::detect(AzureOpenai, "https://x.openai.azure.com"),
+        Vendor::Azure
+    );
+
+    // Reasoning text arrives as DeepSeek's `reasoning_content` or OpenRouter/Groq's
+    // `reasoning`; both reach an Anthropic client as thinking, never as answer text.
+    for field in ["reasoning_content", "reasoning"] {
+        let body = json!({"id": "x", "model": "m", "choices": [{"index": 0, "finish_reason": "stop",
+            "message": {"role": "assistant", "content": "42", field: "Let me think."}}]});
+        let out: Value = serde_json::from_slice(
+            &Pair {
+                client: Dialect::Anthropic,
+                upstream: Dialect::OpenaiChat,
+            }
+            .response(body.to_string().as_bytes(), &ClientHints::default())
+            .expect("ok"),
+        )
+        .expect("json");
+        assert_eq!(out["content"][0]["type"], "thinking", "{field}");
+        assert_eq!(out["content"][0]["thinking"], "Let me think.");
+        assert_eq!(out["content"][1]["text"], "42");
+    }
+    // ...and is never sent back to the upstream (DeepSeek rejects it in input).
+    let back = json!({"model": "m", "max_tokens": 9, "messages": [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "content": [{"type": "thinking", "thinking": "Let me think.", "signature": "fgx1.chat."}, {"type": "text", "text": "42"}]},
+        {"role": "user", "content": "why?"}]});
+    let out = translate(
+        Dialect::Anthropic,
+        Dialect::OpenaiChat,
+        back,
+        &target("deepseek-reasoner", Vendor::DeepSeek),
+    );
+    assert_eq!(
+        out["messages"][1],
+        json!({"role": "assistant", "content": "42"})
+    );
+    // Local servers get `max_tokens`, OpenAI gets `max_completion_tokens`.
+    let body =
+        json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": "q"}]});
+    let o = translate(
+        Dialect::Anthropic,
+        Dialect::OpenaiChat,
+        body.clone(),
+        &target("llama3", Vendor::Ollama),
+    );
+    assert_eq!(o["max_tokens"], 5);
+    let o = translate(
+        Dialect::Anthropic,
+        Dialect::OpenaiChat,
+        body,
+        &target("gpt-4o", Vendor::OpenAi),
+    );
+    assert_eq!(o["max_completion_tokens"], 5);
+}
