@@ -447,6 +447,17 @@ async fn failover_crosses_dialects_invisibly() {
                 .expect("send");
             assert_eq!(resp.status(), 200);
             assert_eq!(resp.headers()["x-fluxgate-provider"], "gem");
+            if client != Client::Gemini {
+                assert_eq!(
+                    resp.headers()["x-fluxgate-translated"],
+                    format!(
+                        "{}->gemini",
+                        ["openai", "responses", "anthropic"][client as usize]
+                    )
+                );
+            } else {
+                assert!(resp.headers().get("x-fluxgate-translated").is_none());
+            }
             let body = body_text(resp).await;
             let text = if stream {
                 client.read_stream(&body).0

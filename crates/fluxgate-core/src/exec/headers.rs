@@ -6,6 +6,7 @@
 //! connection. Everything else the client sent (`anthropic-beta`, `anthropic-version`,
 //! `openai-beta`, SDK telemetry headers, custom headers) passes unchanged.
 
+use crate::formats::Dialect;
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
 const DROP_UPSTREAM: &[&str] = &[
@@ -93,6 +94,14 @@ pub fn annotate(headers: &mut HeaderMap, provider: &str, key_id: &str, attempts:
     put(headers, "x-fluxgate-provider", provider);
     put(headers, "x-fluxgate-key", key_id);
     put(headers, "x-fluxgate-attempts", &attempts.to_string());
+}
+
+/// `x-fluxgate-translated: anthropic->openai` on a translated answer.
+pub fn annotate_translation(headers: &mut HeaderMap, client: Dialect, upstream: Dialect) {
+    let v = format!("{}->{}", client.as_str(), upstream.as_str());
+    if let Ok(v) = HeaderValue::from_str(&v) {
+        headers.insert(HeaderName::from_static("x-fluxgate-translated"), v);
+    }
 }
 
 #[cfg(test)]

@@ -712,6 +712,9 @@ impl Executor {
         let usage = check.usage.unwrap_or_default();
         let mut headers = headers::downstream_headers(&up_headers);
         headers::annotate(&mut headers, &cand.provider, &cand.key_id, attempts);
+        if matches!(cand.codec, Codec::Translated(_)) {
+            headers::annotate_translation(&mut headers, req.dialect, upstream_dialect);
+        }
         headers.insert(
             http::header::CONTENT_TYPE,
             http::HeaderValue::from_static("application/json"),

@@ -189,6 +189,9 @@ pub(super) async fn commit(
     let committed_at = Instant::now();
     let mut headers = headers::downstream_headers(&up_headers);
     headers::annotate(&mut headers, &ctx.provider, &ctx.key_id, ctx.attempts);
+    if matches!(ctx.codec, Codec::Translated(_)) {
+        headers::annotate_translation(&mut headers, ctx.client_dialect, ctx.upstream_dialect);
+    }
     headers.insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("text/event-stream"),
