@@ -720,6 +720,18 @@ impl StreamEncoder {
         ));
     }
 
+    /// Makes sure a thinking block is open (the message started).
+    fn open_thinking(&mut self, out: &mut Vec<Bytes>) {
+        self.ensure_started(out);
+        if self.open != Some(Open::Thinking) {
+            self.open(
+                Open::Thinking,
+                json!({"type": "thinking", "thinking": "", "signature": ""}),
+                out,
+            );
+        }
+    }
+
     /// A text, thinking or argument delta, written without building a JSON tree.
     fn text_delta(&self, kind: &str, field: &str, text: &str) -> Bytes {
         let mut s = String::with_capacity(text.len() + 128);
@@ -765,25 +777,11 @@ impl Encoder for StreamEncoder {
                 out.push(self.text_delta("text_delta", "text", &t));
             }
             Delta::Thinking(t) => {
-                self.ensure_started(out);
-                if self.open != Some(Open::Thinking) {
-                    self.open(
-                        Open::Thinking,
-                        json!({"type": "thinking", "thinking": "", "signature": ""}),
-                        out,
-                    );
-                }
+                self.open_thinking(out);
                 out.push(self.text_delta("thinking_delta", "thinking", &t));
             }
             Delta::ThinkingArtefact(origin, a) => {
-                self.ensure_started(out);
-                if self.open != Some(Open::Thinking) {
-                    self.open(
-                        Open::Thinking,
-                        json!({"type": "thinking", "thinking": "", "signature": ""}),
-                        out,
-                    );
-                }
+                self.open_thinking(out);
                 self.thinking_origin = Some(origin);
                 self.signed = true;
                 out.push(self.block_delta(json!({"type": "signature_delta",

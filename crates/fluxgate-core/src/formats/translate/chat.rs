@@ -26,6 +26,66 @@ pub(crate) fn is_reasoning_model(model: &str) -> bool {
         || m.starts_with("qwq")
 }
 
+/// `temperature` and `top_p` into an OpenAI body, unless the model is one of OpenAI's
+/// reasoning models, which refuse them.
+pub(crate) fn sampling(
+    r: &Request,
+    refuses: bool,
+    o: &mut Map<String, Value>,
+    notes: &mut Vec<String>,
+) {
+    if refuses {
+        if r.temperature.is_some() || r.top_p.is_some() {
+            notes.push("temperature/top_p dropped: reasoning models refuse them".into());
+        }
+        return;
+    }
+    if let Some(x) = r.temperature {
+        o.insert("temperature".into(), json!(x));
+    }
+    if let Some(x) = r.top_p {
+        o.insert("top_p".into(), json!(x));
+    }
+}
+
+/// The parts of an assistant message: reasoning (`reasoning_content`, or `reasoning` as
+/// OpenRouter and Groq send it), content, refusal, tool calls.
+fn assistant_parts(m: &Value, dropped: &mut Vec<String>) -> Vec<Part> {
+    let mut parts = Vec::new();
+    for key in ["reasoning_content", "reasoning"] {
+        if let Some(t) = m.get(key).and_then(Value::as_str).filter(|t| !t.is_empty()) {
+            parts.push(Part::Thinking {
+                text: t.to_string(),
+                artefact: None,
+                redacted: false,
+            });
+            break;
+        }
+    }
+    content_parts(
+        m.get("content").unwrap_or(&Value::Null),
+        &mut parts,
+        dropped,
+    );
+    parts.retain(|p| !matches!(p, Part::Text(t) if t.is_empty()));
+    if let Some(t) = m.get("refusal").and_then(Value::as_str) {
+        parts.push(Part::Text(t.to_string()));
+    }
+    for tc in arr(m, "tool_calls") {
+        let f = tc.get("function").unwrap_or(&Value::Null);
+        parts.push(Part::ToolCall {
+            id: str_or_empty(tc, "id"),
+            name: str_or_empty(f, "name"),
+            arguments: f
+                .get("arguments")
+                .and_then(Value::as_str)
+                .unwrap_or("{}")
+                .to_string(),
+        });
+    }
+    parts
+}
+
 fn content_parts(content: &Value, out: &mut Vec<Part>, dropped: &mut Vec<String>) {
     match content {
         Value::String(s) => out.push(Part::Text(s.clone())),
@@ -76,30 +136,7 @@ pub(crate) fn decode_request(v: &Value) -> Result<Request, TranslateError> {
                 });
             }
             "assistant" => {
-                let mut parts = Vec::new();
-                for key in ["reasoning_content", "reasoning"] {
-                    if let Some(t) = m.get(key).and_then(Value::as_str).filter(|t| !t.is_empty()) {
-                        parts.push(Part::Thinking {
-                            text: t.to_string(),
-                            artefact: None,
-                            redacted: false,
-                        });
-                        break;
-                    }
-                }
-                content_parts(content, &mut parts, &mut r.dropped);
-                for tc in arr(m, "tool_calls") {
-                    let f = tc.get("function").unwrap_or(&Value::Null);
-                    parts.push(Part::ToolCall {
-                        id: str_or_empty(tc, "id"),
-                        name: str_or_empty(f, "name"),
-                        arguments: f
-                            .get("arguments")
-                            .and_then(Value::as_str)
-                            .unwrap_or("{}")
-                            .to_string(),
-                    });
-                }
+                let parts = assistant_parts(m, &mut r.dropped);
                 r.messages.push(Message {
                     role: Role::Assistant,
                     parts,
@@ -326,18 +363,12 @@ pub(crate) fn encode_request(r: &Request, t: &Target, notes: &mut Vec<String>) -
         };
         o.insert(field.into(), json!(n));
     }
-    if reasoning_model && matches!(vendor, Vendor::OpenAi | Vendor::Azure) {
-        if r.temperature.is_some() || r.top_p.is_some() {
-            notes.push("temperature/top_p dropped: reasoning models refuse them".into());
-        }
-    } else {
-        if let Some(x) = r.temperature {
-            o.insert("temperature".into(), json!(x));
-        }
-        if let Some(x) = r.top_p {
-            o.insert("top_p".into(), json!(x));
-        }
-    }
+    sampling(
+        r,
+        reasoning_model && matches!(vendor, Vendor::OpenAi | Vendor::Azure),
+        &mut o,
+        notes,
+    );
     if r.top_k.is_some() {
         notes.push("top_k dropped".into());
     }
@@ -477,37 +508,7 @@ pub(crate) fn decode_response(v: &Value) -> Result<Response, TranslateError> {
         .and_then(|c| c.get(0))
         .ok_or_else(|| TranslateError::Response("no `choices` in the response".into()))?;
     let m = choice.get("message").unwrap_or(&Value::Null);
-    let mut parts = Vec::new();
-    for key in ["reasoning_content", "reasoning"] {
-        if let Some(t) = m.get(key).and_then(Value::as_str).filter(|t| !t.is_empty()) {
-            parts.push(Part::Thinking {
-                text: t.to_string(),
-                artefact: None,
-                redacted: false,
-            });
-            break;
-        }
-    }
-    if let Some(t) = m.get("content").and_then(Value::as_str) {
-        if !t.is_empty() {
-            parts.push(Part::Text(t.to_string()));
-        }
-    }
-    if let Some(t) = m.get("refusal").and_then(Value::as_str) {
-        parts.push(Part::Text(t.to_string()));
-    }
-    for tc in arr(m, "tool_calls") {
-        let f = tc.get("function").unwrap_or(&Value::Null);
-        parts.push(Part::ToolCall {
-            id: str_or_empty(tc, "id"),
-            name: str_or_empty(f, "name"),
-            arguments: f
-                .get("arguments")
-                .and_then(Value::as_str)
-                .unwrap_or("{}")
-                .to_string(),
-        });
-    }
+    let parts = assistant_parts(m, &mut Vec::new());
     let mut finish = finish_of(choice.get("finish_reason").and_then(Value::as_str));
     if finish == Finish::Stop && parts.iter().any(|p| matches!(p, Part::ToolCall { .. })) {
         finish = Finish::ToolCalls;

@@ -147,21 +147,8 @@ pub(crate) fn decode_request(v: &Value) -> Result<Request, TranslateError> {
         };
         let mut parts = Vec::new();
         for p in arr(c, "parts") {
-            let sig = p.get("thoughtSignature").and_then(Value::as_str);
-            if p.get("thought").and_then(Value::as_bool) == Some(true) {
-                parts.push(Part::Thinking {
-                    text: str_or_empty(p, "text"),
-                    artefact: sig.map(|s| (Origin::Gemini, s.to_string())),
-                    redacted: false,
-                });
+            if thought_of(p, &mut parts) {
                 continue;
-            }
-            if let Some(s) = sig {
-                parts.push(Part::Thinking {
-                    text: String::new(),
-                    artefact: Some((Origin::Gemini, s.to_string())),
-                    redacted: false,
-                });
             }
             if let Some(t) = p.get("text").and_then(Value::as_str) {
                 parts.push(Part::Text(t.to_string()));
@@ -183,20 +170,11 @@ pub(crate) fn decode_request(v: &Value) -> Result<Request, TranslateError> {
                     .unwrap_or_default();
                 parts.push(Part::Image(ImageSource::Url(uri.to_string())));
             } else if let Some(fc) = p.get("functionCall").or_else(|| p.get("function_call")) {
-                let name = str_or_empty(fc, "name");
-                let id = opt_str(fc, "id").unwrap_or_else(|| {
-                    n_calls += 1;
-                    format!("call_{n_calls}_{name}")
-                });
-                open.push((id.clone(), name.clone()));
-                parts.push(Part::ToolCall {
-                    id,
-                    name,
-                    arguments: fc
-                        .get("args")
-                        .map(Value::to_string)
-                        .unwrap_or_else(|| "{}".into()),
-                });
+                let call = call_of(fc, &mut n_calls);
+                if let Part::ToolCall { id, name, .. } = &call {
+                    open.push((id.clone(), name.clone()));
+                }
+                parts.push(call);
             } else if let Some(fr) = p
                 .get("functionResponse")
                 .or_else(|| p.get("function_response"))
@@ -530,40 +508,56 @@ fn usage_json(u: &Usage) -> Value {
 fn candidate_parts(c: &Value, next: &mut usize) -> Vec<Part> {
     let mut parts = Vec::new();
     for p in arr(c.get("content").unwrap_or(&Value::Null), "parts") {
-        let sig = p.get("thoughtSignature").and_then(Value::as_str);
-        if p.get("thought").and_then(Value::as_bool) == Some(true) {
-            parts.push(Part::Thinking {
-                text: str_or_empty(p, "text"),
-                artefact: sig.map(|s| (Origin::Gemini, s.to_string())),
-                redacted: false,
-            });
+        if thought_of(p, &mut parts) {
             continue;
-        }
-        if let Some(s) = sig {
-            parts.push(Part::Thinking {
-                text: String::new(),
-                artefact: Some((Origin::Gemini, s.to_string())),
-                redacted: false,
-            });
         }
         if let Some(t) = p.get("text").and_then(Value::as_str) {
             if !t.is_empty() {
                 parts.push(Part::Text(t.to_string()));
             }
         } else if let Some(fc) = p.get("functionCall") {
-            *next += 1;
-            let name = str_or_empty(fc, "name");
-            parts.push(Part::ToolCall {
-                id: opt_str(fc, "id").unwrap_or_else(|| format!("call_{}_{name}", *next)),
-                name,
-                arguments: fc
-                    .get("args")
-                    .map(Value::to_string)
-                    .unwrap_or_else(|| "{}".into()),
-            });
+            parts.push(call_of(fc, next));
         }
     }
     parts
+}
+
+/// Reads a part's thought text and thought signature into `parts` (a signature on a
+/// non-thought part becomes an empty thinking part before it). True when the part was a
+/// thought, so there is nothing more to read.
+fn thought_of(p: &Value, parts: &mut Vec<Part>) -> bool {
+    let sig = p.get("thoughtSignature").and_then(Value::as_str);
+    let thought = p.get("thought").and_then(Value::as_bool) == Some(true);
+    if thought || sig.is_some() {
+        parts.push(Part::Thinking {
+            text: if thought {
+                str_or_empty(p, "text")
+            } else {
+                String::new()
+            },
+            artefact: sig.map(|s| (Origin::Gemini, s.to_string())),
+            redacted: false,
+        });
+    }
+    thought
+}
+
+/// A `functionCall` as a tool call; Gemini may give no id, so calls without one get
+/// `call_{n}_{name}` (`n` counts them).
+fn call_of(fc: &Value, n: &mut usize) -> Part {
+    let name = str_or_empty(fc, "name");
+    let id = opt_str(fc, "id").unwrap_or_else(|| {
+        *n += 1;
+        format!("call_{}_{name}", *n)
+    });
+    Part::ToolCall {
+        id,
+        name,
+        arguments: fc
+            .get("args")
+            .map(Value::to_string)
+            .unwrap_or_else(|| "{}".into()),
+    }
 }
 
 pub(crate) fn decode_response(v: &Value) -> Result<Response, TranslateError> {

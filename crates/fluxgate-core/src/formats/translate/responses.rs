@@ -4,7 +4,7 @@
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
-use super::chat::is_reasoning_model;
+use super::chat::{is_reasoning_model, sampling};
 use super::ir::{
     merge_usage, text_of, Delta, Finish, ImageSource, Message, Origin, Part, Reasoning, Request,
     Response, ResponseFormat, Role, Tool, ToolChoice, Usage,
@@ -49,6 +49,28 @@ fn content_parts(content: &Value, out: &mut Vec<Part>, dropped: &mut Vec<String>
         }
         _ => {}
     }
+}
+
+/// A `function_call` item as a tool call.
+fn function_call(it: &Value) -> Part {
+    Part::ToolCall {
+        id: str_or_empty(it, "call_id"),
+        name: str_or_empty(it, "name"),
+        arguments: it
+            .get("arguments")
+            .and_then(Value::as_str)
+            .unwrap_or("{}")
+            .to_string(),
+    }
+}
+
+/// The text of a reasoning item: its summary, then any full reasoning text.
+fn reasoning_text(it: &Value) -> String {
+    arr(it, "summary")
+        .iter()
+        .chain(arr(it, "content"))
+        .filter_map(|s| s.get("text").and_then(Value::as_str))
+        .collect()
 }
 
 fn push_part(r: &mut Request, role: Role, part: Part) {
@@ -99,19 +121,7 @@ pub(crate) fn decode_request(v: &Value) -> Result<(Request, Vec<String>), Transl
                             }),
                         }
                     }
-                    "function_call" => push_part(
-                        &mut r,
-                        Role::Assistant,
-                        Part::ToolCall {
-                            id: str_or_empty(it, "call_id"),
-                            name: str_or_empty(it, "name"),
-                            arguments: it
-                                .get("arguments")
-                                .and_then(Value::as_str)
-                                .unwrap_or("{}")
-                                .to_string(),
-                        },
-                    ),
+                    "function_call" => push_part(&mut r, Role::Assistant, function_call(it)),
                     "custom_tool_call" => push_part(
                         &mut r,
                         Role::Assistant,
@@ -149,10 +159,7 @@ pub(crate) fn decode_request(v: &Value) -> Result<(Request, Vec<String>), Transl
                         }
                     }
                     "reasoning" => {
-                        let mut text = String::new();
-                        for s in arr(it, "summary").iter().chain(arr(it, "content").iter()) {
-                            text.push_str(&str_or_empty(s, "text"));
-                        }
+                        let text = reasoning_text(it);
                         let artefact = it
                             .get("encrypted_content")
                             .and_then(Value::as_str)
@@ -336,18 +343,7 @@ pub(crate) fn encode_request(r: &Request, t: &Target, notes: &mut Vec<String>) -
         o.insert("max_output_tokens".into(), json!(n.max(16)));
     }
     let reasoning_model = is_reasoning_model(t.model);
-    if reasoning_model {
-        if r.temperature.is_some() || r.top_p.is_some() {
-            notes.push("temperature/top_p dropped: reasoning models refuse them".into());
-        }
-    } else {
-        if let Some(x) = r.temperature {
-            o.insert("temperature".into(), json!(x));
-        }
-        if let Some(x) = r.top_p {
-            o.insert("top_p".into(), json!(x));
-        }
-    }
+    sampling(r, reasoning_model, &mut o, notes);
     if !r.stop.is_empty() {
         notes.push("stop sequences dropped: the Responses API has none".into());
     }
@@ -466,10 +462,7 @@ fn output_parts(output: &[Value]) -> Vec<Part> {
                 }
             }
             "reasoning" => {
-                let mut text = String::new();
-                for s in arr(it, "summary").iter().chain(arr(it, "content").iter()) {
-                    text.push_str(&str_or_empty(s, "text"));
-                }
+                let text = reasoning_text(it);
                 parts.push(Part::Thinking {
                     text,
                     artefact: it
@@ -479,15 +472,7 @@ fn output_parts(output: &[Value]) -> Vec<Part> {
                     redacted: false,
                 });
             }
-            "function_call" => parts.push(Part::ToolCall {
-                id: str_or_empty(it, "call_id"),
-                name: str_or_empty(it, "name"),
-                arguments: it
-                    .get("arguments")
-                    .and_then(Value::as_str)
-                    .unwrap_or("{}")
-                    .to_string(),
-            }),
+            "function_call" => parts.push(function_call(it)),
             _ => {}
         }
     }
