@@ -746,7 +746,7 @@ pub(crate) fn keep_response(
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
-    hay.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(hay, needle).is_some()
 }
 
 /// The body of a same-dialect attempt: the client's bytes with the model rewritten (Gemini

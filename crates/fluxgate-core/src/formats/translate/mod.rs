@@ -427,8 +427,9 @@ pub(crate) fn artefact_in(native: Origin, s: &str) -> (Origin, String) {
 /// dialect's upstream made (wrapped `fgx1.` values), which this upstream would reject. Returns
 /// `None`, without parsing, when the body holds none (the common case).
 pub fn strip_foreign_artefacts(d: Dialect, body: &[u8]) -> Option<Bytes> {
-    let needle = ARTEFACT_PREFIX.as_bytes();
-    if !body.windows(needle.len()).any(|w| w == needle) {
+    if matches!(d, Dialect::OpenaiChat | Dialect::Gemini)
+        || memchr::memmem::find(body, ARTEFACT_PREFIX.as_bytes()).is_none()
+    {
         return None;
     }
     let mut v: Value = serde_json::from_slice(body).ok()?;
