@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use clap::Args;
-use fluxgate_core::config::{Config, ConfigSource, ProviderKind};
+use fluxgate_core::config::{Config, ConfigSource};
 use fluxgate_core::events::EventBus;
 use fluxgate_core::formats::translate::main_endpoint;
 use fluxgate_core::formats::translate::TranslatorRegistry;
@@ -35,9 +35,6 @@ pub struct ExplainArgs {
 fn warnings(config: &Config) -> Vec<String> {
     let mut w = Vec::new();
     for p in &config.providers {
-        if matches!(p.kind, ProviderKind::Gemini | ProviderKind::AzureOpenai) {
-            w.push(format!("providers.{}: a `{}` upstream serves no proxied endpoint in this version; routes skip it", p.name, p.kind.as_str()));
-        }
         if p.keys.is_empty() {
             w.push(format!("providers.{}: no keys", p.name));
         }
