@@ -248,6 +248,39 @@ fn encode_parts(parts: &[Part], notes: &mut Vec<String>) -> Vec<Value> {
     out
 }
 
+/// Whether extended thinking can be turned on for this request. Anthropic refuses it with a
+/// forced tool choice, and when the conversation's last assistant turn made tool calls
+/// without a thinking block of its own (history from another provider has none).
+fn thinking_allowed(r: &Request, notes: &mut Vec<String>) -> bool {
+    if matches!(
+        r.tool_choice,
+        Some(ToolChoice::Required | ToolChoice::Named(_))
+    ) {
+        notes.push("thinking off: Anthropic refuses it with a forced tool choice".into());
+        return false;
+    }
+    let last_assistant = r.messages.iter().rev().find(|m| m.role == Role::Assistant);
+    if let Some(m) = last_assistant {
+        let calls = m.parts.iter().any(|p| matches!(p, Part::ToolCall { .. }));
+        let signed = m.parts.iter().any(|p| {
+            matches!(
+                p,
+                Part::Thinking {
+                    artefact: Some((Origin::Anthropic, _)),
+                    ..
+                }
+            )
+        });
+        if calls && !signed {
+            notes.push(
+                "thinking off: the last tool-calling turn has no Anthropic thinking block".into(),
+            );
+            return false;
+        }
+    }
+    true
+}
+
 /// A default `max_tokens` (Anthropic requires one).
 fn default_max_tokens(model: &str) -> u64 {
     if model.contains("claude-3-") && !model.contains("claude-3-5") && !model.contains("claude-3-7")
@@ -293,7 +326,11 @@ pub(crate) fn encode_request(r: &Request, t: &Target, notes: &mut Vec<String>) -
     }
     let mut o = Map::new();
     o.insert("model".into(), json!(t.model));
-    let budget = r.reasoning.as_ref().and_then(Reasoning::budget);
+    let budget = r
+        .reasoning
+        .as_ref()
+        .and_then(Reasoning::budget)
+        .filter(|_| thinking_allowed(r, notes));
     let mut max = r.max_tokens.unwrap_or_else(|| default_max_tokens(t.model));
     if let Some(b) = budget {
         let b = b.max(1024);

@@ -206,8 +206,8 @@ fn golden_chat_to_anthropic_request() {
     );
     let expected = json!({
         "model": "claude-sonnet-4-5",
-        "thinking": {"type": "enabled", "budget_tokens": 2048},
-        "max_tokens": 6144,
+        // Thinking is off: the tool choice is forced (Anthropic refuses both together).
+        "max_tokens": 300,
         "system": "Answer in JSON.\n\nRespond with a single JSON object and nothing else.",
         "messages": [
             {"role": "user", "content": [{"type": "text", "text": "weather in Paris and Rome?"}]},
@@ -220,6 +220,7 @@ fn golden_chat_to_anthropic_request() {
                 {"type": "tool_result", "tool_use_id": "call_2", "content": [{"type": "text", "text": "24C"}]}
             ]}
         ],
+        "temperature": 1.0,
         "stop_sequences": ["END"],
         "tools": [{"name": "weather", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}],
         "tool_choice": {"type": "any"}
@@ -1219,4 +1220,30 @@ fn vendors_are_recognised_and_their_quirks_applied() {
         &target("gpt-4o", Vendor::OpenAi),
     );
     assert_eq!(o["max_completion_tokens"], 5);
+}
+
+#[test]
+fn anthropic_thinking_is_only_asked_for_when_anthropic_accepts_it() {
+    let t = target("claude-sonnet-4-5", Vendor::Anthropic);
+    let ask = |extra: Value| {
+        let mut b = json!({"model": "m", "reasoning_effort": "high", "messages": [{"role": "user", "content": "q"}],
+            "tools": [{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]});
+        if let (Some(o), Some(e)) = (b.as_object_mut(), extra.as_object()) {
+            for (k, v) in e {
+                o.insert(k.clone(), v.clone());
+            }
+        }
+        translate(Dialect::OpenaiChat, Dialect::Anthropic, b, &t)
+    };
+    assert_eq!(ask(json!({}))["thinking"]["budget_tokens"], 24576);
+    // A forced tool choice: no thinking.
+    assert!(ask(json!({"tool_choice": "required"}))
+        .get("thinking")
+        .is_none());
+    // The last assistant turn called a tool without Anthropic thinking: no thinking.
+    let loop_turn = json!({"messages": [
+        {"role": "user", "content": "q"},
+        {"role": "assistant", "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "c", "content": "r"}]});
+    assert!(ask(loop_turn).get("thinking").is_none());
 }
