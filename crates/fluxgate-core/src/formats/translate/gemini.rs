@@ -446,7 +446,14 @@ pub(crate) fn encode_request(r: &Request, t: &Target, notes: &mut Vec<String>) -
         }
         _ => {}
     }
-    if let Some(re) = &r.reasoning {
+    let thinks =
+        t.model.contains("2.5") || t.model.contains("gemini-3") || t.model.contains("thinking");
+    if let Some(re) = r.reasoning.as_ref().filter(|_| {
+        thinks || {
+            notes.push(format!("reasoning dropped: `{}` does not think", t.model));
+            false
+        }
+    }) {
         if re.disabled {
             g.insert("thinkingConfig".into(), json!({"thinkingBudget": 0}));
         } else if let Some(b) = re.budget() {

@@ -1247,3 +1247,25 @@ fn anthropic_thinking_is_only_asked_for_when_anthropic_accepts_it() {
         {"role": "tool", "tool_call_id": "c", "content": "r"}]});
     assert!(ask(loop_turn).get("thinking").is_none());
 }
+
+#[test]
+fn gemini_thinking_only_for_models_that_think() {
+    let b = json!({"model": "m", "reasoning_effort": "high", "messages": [{"role": "user", "content": "q"}]});
+    let g25 = translate(
+        Dialect::OpenaiChat,
+        Dialect::Gemini,
+        b.clone(),
+        &target("gemini-2.5-pro", Vendor::Gemini),
+    );
+    assert_eq!(
+        g25["generationConfig"]["thinkingConfig"],
+        json!({"thinkingBudget": 24576, "includeThoughts": true})
+    );
+    let g20 = translate(
+        Dialect::OpenaiChat,
+        Dialect::Gemini,
+        b,
+        &target("gemini-2.0-flash", Vendor::Gemini),
+    );
+    assert!(g20.get("generationConfig").is_none(), "{g20}");
+}
