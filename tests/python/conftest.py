@@ -79,7 +79,7 @@ class Fluxgate:
         self.env.pop("FLUXGATE_CONFIG", None)
         self.env.pop("FLUXGATE_DATA_DIR", None)
         lines = []
-        upstreams = (("oa", "openai", fake.url + "/v1"), ("ant", "anthropic", fake.url), ("ds", "openai-compatible", fake.url + "/v1"))
+        upstreams = (("oa", "openai", fake.url + "/v1"), ("ant", "anthropic", fake.url), ("ds", "openai-compatible", fake.url + "/v1"), ("gem", "gemini", fake.url))
         for provider, kind, base in upstreams:
             entries = []
             for label in keys:
@@ -94,6 +94,8 @@ class Fluxgate:
         # GPT-5 model (Codex) to an Anthropic key.
         lines.append('[routes."claude-*"]\ntargets = ["ds/deepseek-chat"]\n')
         lines.append('[routes."gpt-5*"]\ntargets = ["ant/claude-upstream"]\n')
+        lines.append('[routes."via-gemini"]\ntargets = ["gem/gemini-2.5-pro"]\n')
+        lines.append('[routes."via-chat"]\ntargets = ["ds/deepseek-chat"]\n')
         self.config.write_text("\n".join(lines))
         out = subprocess.run([str(FLUXGATE), "token", "new", "pytest", "--data-dir", str(self.data)], capture_output=True, text=True, env=self.env, check=True)
         self.token = out.stdout.strip()

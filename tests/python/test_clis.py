@@ -11,6 +11,11 @@ from pathlib import Path
 
 import pytest
 
+# Which model the CLI asks for, and the upstream path that model's route must reach.
+CLAUDE_ROUTES = [(None, "/v1/chat/completions"), ("via-gemini", "/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse")]
+CODEX_ROUTES = [(None, "/v1/messages"), ("via-gemini", "/v1beta/models/gemini-2.5-pro:streamGenerateContent?alt=sse"),
+                ("via-chat", "/v1/chat/completions")]
+
 CLI = Path(__file__).resolve().parents[1] / "cli" / "node_modules" / ".bin"
 CLAUDE = CLI / "claude"
 CODEX = CLI / "codex"
@@ -34,7 +39,8 @@ def paths(fake) -> list:
     return [a["path"] for a in fake.log()]
 
 
-def test_claude_code_to_an_openai_compatible_key(env, tmp_path):
+@pytest.mark.parametrize("model,upstream", CLAUDE_ROUTES)
+def test_claude_code_to_another_dialect(env, tmp_path, model, upstream):
     if not CLAUDE.exists():
         pytest.fail("Claude Code is not installed: run scripts/deps.sh test")
     fake, fg, _ = env
@@ -45,8 +51,11 @@ def test_claude_code_to_an_openai_compatible_key(env, tmp_path):
     e = base_env(home)
     e["ANTHROPIC_BASE_URL"] = fg.url
     e["ANTHROPIC_API_KEY"] = fg.token
+    args = [str(CLAUDE), "-p", f"Please run this: [[shell:echo {MARK}]]", "--allowedTools", "Bash", "--output-format", "json"]
+    if model:
+        args += ["--model", model]
     out = subprocess.run(
-        [str(CLAUDE), "-p", f"Please run this: [[shell:echo {MARK}]]", "--allowedTools", "Bash", "--output-format", "json"],
+        args,
         cwd=work, env=e, capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL,
     )
     assert out.returncode == 0, out.stdout + out.stderr
@@ -54,13 +63,14 @@ def test_claude_code_to_an_openai_compatible_key(env, tmp_path):
     assert result.get("is_error") is False, result
     assert "tool said:" in result["result"] and "fluxgate-e2e-42" in result["result"], result
     seen = paths(fake)
-    assert "/v1/chat/completions" in seen and "/v1/messages" not in seen, seen
-    bodies = [json.loads(a["body"]) for a in fake.log() if a["path"] == "/v1/chat/completions"]
-    # The second turn carried the tool result back in OpenAI's shape.
-    assert any(m.get("role") == "tool" and "fluxgate-e2e-42" in str(m.get("content")) for b in bodies for m in b["messages"]), bodies[-1]
+    assert upstream in seen and "/v1/messages" not in seen, seen
+    # The second turn carried the tool result back in the upstream's own shape.
+    bodies = [a["body"] for a in fake.log() if a["path"] == upstream]
+    assert any("fluxgate-e2e-42" in b for b in bodies), bodies[-1]
 
 
-def test_codex_to_an_anthropic_key(env, tmp_path):
+@pytest.mark.parametrize("model,upstream", CODEX_ROUTES)
+def test_codex_to_another_dialect(env, tmp_path, model, upstream):
     if not CODEX.exists():
         pytest.fail("Codex is not installed: run scripts/deps.sh test")
     fake, fg, _ = env
@@ -69,7 +79,7 @@ def test_codex_to_an_anthropic_key(env, tmp_path):
     (home / ".codex").mkdir(parents=True)
     work.mkdir()
     (home / ".codex" / "config.toml").write_text(
-        'model = "gpt-5-codex"\n'
+        f'model = "{model or "gpt-5-codex"}"\n'
         'model_provider = "fluxgate"\n'
         '[model_providers.fluxgate]\n'
         'name = "Fluxgate"\n'
@@ -88,7 +98,6 @@ def test_codex_to_an_anthropic_key(env, tmp_path):
     assert out.returncode == 0, out.stdout + out.stderr
     assert "tool said:" in out.stdout and "fluxgate-e2e-42" in out.stdout, out.stdout + out.stderr
     seen = paths(fake)
-    assert "/v1/messages" in seen and "/v1/responses" not in seen, seen
-    bodies = [json.loads(a["body"]) for a in fake.log() if a["path"] == "/v1/messages"]
-    assert any(b2.get("type") == "tool_result" and "fluxgate-e2e-42" in json.dumps(b2)
-               for b in bodies for m in b["messages"] if isinstance(m["content"], list) for b2 in m["content"]), bodies[-1]
+    assert upstream in seen and "/v1/responses" not in seen, seen
+    bodies = [a["body"] for a in fake.log() if a["path"] == upstream]
+    assert any("fluxgate-e2e-42" in b for b in bodies), bodies[-1]
