@@ -1269,3 +1269,67 @@ fn gemini_thinking_only_for_models_that_think() {
     );
     assert!(g20.get("generationConfig").is_none(), "{g20}");
 }
+
+#[test]
+fn codex_custom_tools_stream_back_as_custom_tool_calls() {
+    let deltas = vec![
+        Delta::Start {
+            id: "c".into(),
+            model: "m".into(),
+        },
+        Delta::ToolCallStart {
+            index: 0,
+            id: "call_p".into(),
+            name: "apply_patch".into(),
+        },
+        Delta::ToolCallArgs {
+            index: 0,
+            fragment: "{\"input\":\"*** Begin".into(),
+        },
+        Delta::ToolCallArgs {
+            index: 0,
+            fragment: " Patch\\n\"}".into(),
+        },
+        Delta::Finish(Finish::ToolCalls),
+        Delta::End,
+    ];
+    let up = parse_all(&upstream_bytes(Dialect::OpenaiChat, &deltas), &[]);
+    let hints = ClientHints {
+        custom_tools: vec!["apply_patch".into()],
+        ..ClientHints::default()
+    };
+    let mut st = Pair {
+        client: Dialect::OpenaiResponses,
+        upstream: Dialect::OpenaiChat,
+    }
+    .stream(&hints);
+    let mut events: Vec<Value> = Vec::new();
+    for e in &up {
+        for b in st.event(e).expect("translates") {
+            let text = String::from_utf8(b.to_vec()).expect("utf8");
+            let data = text
+                .lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .expect("data");
+            events.push(serde_json::from_str(data).expect("json"));
+        }
+    }
+    let added = events
+        .iter()
+        .find(|e| e["type"] == "response.output_item.added")
+        .expect("added");
+    assert_eq!(added["item"]["type"], "custom_tool_call");
+    let done = events
+        .iter()
+        .find(|e| e["type"] == "response.custom_tool_call_input.done")
+        .expect("input done");
+    assert_eq!(done["input"], "*** Begin Patch\n");
+    let final_resp = st.final_response().expect("completed");
+    assert_eq!(
+        final_resp["output"][0],
+        json!({"id": final_resp["output"][0]["id"], "type": "custom_tool_call", "status": "completed", "call_id": "call_p", "name": "apply_patch", "input": "*** Begin Patch\n"})
+    );
+    assert!(!events
+        .iter()
+        .any(|e| e["type"] == "response.function_call_arguments.delta"));
+}
