@@ -3,8 +3,10 @@
 //!
 //! It is a heuristic, not a tokenizer: ASCII text at about four bytes per token, other
 //! characters at about one token each (CJK scripts tokenize near one per character), a fixed
-//! overhead per message and tool, and a flat figure per image. Expect it within roughly ±25%
-//! of a real BPE count for English prose and code; it errs on the high side for JSON.
+//! overhead per message and tool, and a flat figure per image. Four characters per token is
+//! the usual rule of thumb for English with OpenAI's and Anthropic's tokenizers; the estimate
+//! has not been measured against a real tokenizer here (none is reachable offline), so treat
+//! it as a size indication, not a bill.
 
 use serde_json::Value;
 
