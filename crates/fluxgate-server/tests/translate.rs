@@ -59,6 +59,9 @@ targets = ["az/my-deployment"]
 
 [routes.chain]
 targets = ["ant/claude-x", "oa/gpt-4o", "gem/gemini-2.5-pro"]
+
+[routes.ant-then-openai]
+targets = ["ant/claude-x", "oa/gpt-4o"]
 "#;
 
 const KEYS: &[&str] = &["oa/o1", "ds/d1", "ant/a1", "gem/g1", "az/z1"];
@@ -790,4 +793,29 @@ async fn previous_response_id_works_on_upstreams_without_a_responses_api() {
         n + 1,
         "only the unstored request was sent"
     );
+}
+
+#[tokio::test]
+async fn a_request_one_dialect_cannot_take_goes_to_a_candidate_that_can() {
+    let h = start().await;
+    // An OpenAI-made previous_response_id: Anthropic cannot continue it, OpenAI's own
+    // Responses API (passthrough) can.
+    let body =
+        json!({"model": "ant-then-openai", "previous_response_id": "resp_67abc", "input": "more"});
+    let resp = h
+        .post("/v1/responses", body.clone())
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-fluxgate-provider"], "oa");
+    let log = h.fake.log();
+    assert_eq!(log.len(), 1, "nothing was sent to Anthropic");
+    assert_eq!(log[0].path, "/v1/responses");
+    assert!(log[0].body.contains("resp_67abc"));
+    // A forced built-in tool likewise.
+    let body = json!({"model": "ant-then-openai", "input": "search", "tools": [{"type": "web_search"}], "tool_choice": {"type": "web_search"}});
+    let resp = h.post("/v1/responses", body).send().await.expect("send");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(resp.headers()["x-fluxgate-provider"], "oa");
 }

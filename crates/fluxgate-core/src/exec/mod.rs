@@ -254,6 +254,7 @@ impl Executor {
         let mut last: Option<Failure> = None;
         let mut secret_error: Option<SecretError> = None;
         let mut dead_targets: HashSet<usize> = HashSet::new();
+        let mut rejection: Option<ProxyError> = None;
         for cand in &plan.candidates {
             if attempts >= max_attempts || Instant::now() >= deadline {
                 break;
@@ -331,6 +332,13 @@ impl Executor {
                     outcome.record.error_class = Some(f.class.as_str().to_string());
                     last = Some(f);
                 }
+                Attempt::Rejected(err, None) => {
+                    // Fluxgate's own translation refused the request for this candidate (a
+                    // forced built-in tool, an OpenAI-only `previous_response_id`, ...);
+                    // a candidate of another dialect may still serve it.
+                    tracing::info!(request_id = %req.request_id, provider = %cand.provider, message = %err.message, "this candidate cannot take the request; trying the next");
+                    rejection.get_or_insert(err);
+                }
                 Attempt::Rejected(err, failure) => {
                     outcome.record.error_class =
                         Some(ErrorClass::RequestInvalid.as_str().to_string());
@@ -355,6 +363,11 @@ impl Executor {
         }
         if req.endpoint == Endpoint::CountTokens {
             return self.local_count(&req, outcome);
+        }
+        if let (Some(err), None) = (rejection, &last) {
+            outcome.record.error_class = Some(ErrorClass::RequestInvalid.as_str().to_string());
+            outcome.finish(&self.log, err.code.status(), Some(err.code));
+            return Err(err);
         }
         let err = self.exhausted(&plan, attempts, last, secret_error);
         outcome.finish(&self.log, err.code.status(), Some(err.code));
