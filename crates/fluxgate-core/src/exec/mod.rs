@@ -406,27 +406,6 @@ impl Executor {
         Ok(())
     }
 
-    /// For a translated Responses attempt: the input items to keep with the response, when
-    /// the client allows storing. Refuses a `previous_response_id` that only OpenAI knows.
-    fn responses_keep(
-        &self,
-        req: &ProxyRequest,
-    ) -> Result<Option<Vec<serde_json::Value>>, ProxyError> {
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&req.body) else {
-            return Ok(None);
-        };
-        if let Some(id) = responses::previous_response_id(&v) {
-            return Err(ProxyError::new(
-                ErrorCode::InvalidRequest,
-                format!("previous_response_id '{id}' was created by OpenAI's Responses API; only an OpenAI Responses upstream can continue it (send the full input instead)"),
-            ));
-        }
-        if self.responses.is_none() || !responses::wants_store(&v) {
-            return Ok(None);
-        }
-        Ok(Some(responses::input_items(&v)))
-    }
-
     /// Answers `count_tokens` with a local estimate (marked `x-fluxgate-estimate: local`).
     fn local_count(
         &self,
@@ -568,12 +547,6 @@ impl Executor {
         request_started: Instant,
     ) -> Attempt {
         let mut keep = None;
-        if req.endpoint == Endpoint::Responses && matches!(cand.codec, Codec::Translated(_)) {
-            match self.responses_keep(req) {
-                Ok(k) => keep = k.zip(self.responses.clone()),
-                Err(e) => return Attempt::Rejected(e, None),
-            }
-        }
         let mut hints = None;
         let body = match &cand.codec {
             Codec::Passthrough => passthrough_body(req, &cand.model),
@@ -592,6 +565,7 @@ impl Executor {
                         let mut h = tr.hints;
                         h.id_seed.clone_from(&req.request_id);
                         hints = Some(h);
+                        keep = tr.keep_input.zip(self.responses.clone());
                         tr.body
                     })
                     .map_err(|e| e.to_string())

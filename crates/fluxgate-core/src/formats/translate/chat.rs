@@ -318,35 +318,7 @@ pub(crate) fn encode_request(r: &Request, t: &Target, notes: &mut Vec<String>) -
                 }
             }
             Role::Assistant => {
-                let text = text_of(&m.parts);
-                let calls: Vec<Value> = m
-                    .parts
-                    .iter()
-                    .filter_map(|p| match p {
-                        Part::ToolCall {
-                            id,
-                            name,
-                            arguments,
-                        } => Some(json!({
-                            "id": tool_id(vendor, id), "type": "function",
-                            "function": {"name": name, "arguments": arguments}
-                        })),
-                        _ => None,
-                    })
-                    .collect();
-                let mut msg = Map::new();
-                msg.insert("role".into(), json!("assistant"));
-                msg.insert(
-                    "content".into(),
-                    if text.is_empty() && !calls.is_empty() {
-                        Value::Null
-                    } else {
-                        Value::String(text)
-                    },
-                );
-                if !calls.is_empty() {
-                    msg.insert("tool_calls".into(), Value::Array(calls));
-                }
+                let msg = assistant_message(&m.parts, |id| tool_id(vendor, id));
                 messages.push(Value::Object(msg));
             }
         }
@@ -523,30 +495,37 @@ pub(crate) fn decode_response(v: &Value) -> Result<Response, TranslateError> {
     })
 }
 
-pub(crate) fn encode_response(r: &Response, _h: &ClientHints) -> Value {
-    let mut msg = Map::new();
-    msg.insert("role".into(), json!("assistant"));
-    let text = text_of(&r.parts);
-    let calls: Vec<Value> = r
-        .parts
+/// An assistant message: text (null when there are only tool calls) and tool calls, ids
+/// passed through `id`.
+fn assistant_message(parts: &[Part], id: impl Fn(&str) -> String) -> Map<String, Value> {
+    let text = text_of(parts);
+    let calls: Vec<Value> = parts
         .iter()
         .filter_map(|p| match p {
             Part::ToolCall {
-                id,
+                id: call,
                 name,
                 arguments,
-            } => Some(json!({"id": id, "type": "function", "function": {"name": name, "arguments": arguments}})),
+            } => Some(json!({"id": id(call), "type": "function", "function": {"name": name, "arguments": arguments}})),
             _ => None,
         })
         .collect();
-    msg.insert(
-        "content".into(),
-        if text.is_empty() && !calls.is_empty() {
-            Value::Null
-        } else {
-            Value::String(text)
-        },
-    );
+    let mut msg = Map::new();
+    msg.insert("role".into(), json!("assistant"));
+    let content = if text.is_empty() && !calls.is_empty() {
+        Value::Null
+    } else {
+        Value::String(text)
+    };
+    msg.insert("content".into(), content);
+    if !calls.is_empty() {
+        msg.insert("tool_calls".into(), Value::Array(calls));
+    }
+    msg
+}
+
+pub(crate) fn encode_response(r: &Response, _h: &ClientHints) -> Value {
+    let mut msg = assistant_message(&r.parts, str::to_string);
     let thinking: String = r
         .parts
         .iter()
@@ -559,9 +538,6 @@ pub(crate) fn encode_response(r: &Response, _h: &ClientHints) -> Value {
         msg.insert("reasoning_content".into(), json!(thinking));
     }
     msg.insert("refusal".into(), Value::Null);
-    if !calls.is_empty() {
-        msg.insert("tool_calls".into(), Value::Array(calls));
-    }
     let mut o = json!({
         "id": r.id, "object": "chat.completion", "created": r.created, "model": r.model,
         "choices": [{"index": 0, "message": msg, "finish_reason": finish_word(r.finish), "logprobs": null}],

@@ -122,6 +122,9 @@ pub struct Translated {
     pub hints: ClientHints,
     /// What could not be expressed for the upstream (dropped or approximated), for the log.
     pub notes: Vec<String>,
+    /// A Responses client's input items, when it allows storing (`store`, the default): kept
+    /// with the emulated response for `previous_response_id`.
+    pub keep_input: Option<Vec<Value>>,
 }
 
 /// Converts requests and responses between two endpoints.
@@ -307,6 +310,16 @@ fn parse_json(body: &[u8], what: fn(String) -> TranslateError) -> Result<Value, 
 impl Translator for Pair {
     fn request(&self, client_body: &[u8], target: &Target) -> Result<Translated, TranslateError> {
         let v = parse_json(client_body, TranslateError::Request)?;
+        let mut keep_input = None;
+        if self.client == Dialect::OpenaiResponses {
+            // Fluxgate's own ids were expanded before translation; any left is OpenAI's.
+            if let Some(id) = responses::previous_response_id(&v) {
+                return Err(TranslateError::Request(format!(
+                    "previous_response_id '{id}' was created by OpenAI's Responses API; only an OpenAI Responses upstream can continue it (send the full input instead)"
+                )));
+            }
+            keep_input = responses::wants_store(&v).then(|| responses::input_items(&v));
+        }
         let (mut req, custom_tools) = decode_request(self.client, &v)?;
         req.stream = target.stream;
         let mut notes = std::mem::take(&mut req.dropped);
@@ -323,6 +336,7 @@ impl Translator for Pair {
                 id_seed: String::new(),
             },
             notes,
+            keep_input,
         })
     }
 
