@@ -71,6 +71,7 @@ pub async fn explain(State(s): State<Arc<AppState>>, Query(q): Query<ExplainQuer
             "route": plan.route,
             "resolution": plan.resolution,
             "strategy": plan.strategy,
+            "degraded": plan.degraded,
             "candidates": plan.candidates.iter().map(|c| json!({"provider": c.provider, "key_id": c.key_id, "model": c.model, "upstream_endpoint": c.upstream_endpoint})).collect::<Vec<_>>(),
             "skipped": plan.skipped,
         }))

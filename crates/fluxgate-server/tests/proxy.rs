@@ -453,3 +453,102 @@ targets = ["ant/m"]
         "no time was left for a second attempt"
     );
 }
+
+#[tokio::test]
+async fn a_short_rate_limit_on_every_key_is_waited_out_not_refused() {
+    let h = pool().await;
+    let limit = |ms: &str| Fault::status_with(429, &[("retry-after-ms", ms)], "");
+    h.fake.script("a1", [limit("300")]);
+    h.fake.script("a2", [limit("600")]);
+    let started = std::time::Instant::now();
+    let resp = h.messages("claude-x", false).send().await.expect("send");
+    let took = started.elapsed();
+    assert_eq!(resp.status(), 200);
+    let v: serde_json::Value = resp.json().await.expect("json");
+    assert_eq!(v["content"][0]["text"], "ok from a1");
+    assert!(took >= Duration::from_millis(290), "did not wait: {took:?}");
+    assert!(took < Duration::from_secs(2), "waited too long: {took:?}");
+    let keys: Vec<String> = h.fake.log().iter().map(|a| a.key.clone()).collect();
+    assert_eq!(keys, ["a1", "a2", "a1"]);
+}
+
+#[tokio::test]
+async fn a_cooldown_longer_than_max_wait_is_refused_at_once() {
+    let h = Harness::start(
+        &POOL.replace(
+            "[providers.oa]",
+            "[retry]\nmax_wait = 0.2\n\n[providers.oa]",
+        ),
+        POOL_KEYS,
+        &["oa/dead"],
+    )
+    .await;
+    let limit = |ms: &str| Fault::status_with(429, &[("retry-after-ms", ms)], "");
+    h.fake.script("a1", [limit("900")]);
+    h.fake.script("a2", [limit("900")]);
+    let started = std::time::Instant::now();
+    let resp = h.messages("claude-x", false).send().await.expect("send");
+    assert_eq!(resp.status(), 503);
+    assert!(started.elapsed() < Duration::from_millis(500));
+    assert_eq!(resp.headers()["retry-after"], "1");
+}
+
+#[tokio::test]
+async fn transient_failures_on_every_key_get_another_round() {
+    let h = pool().await;
+    h.fake.script("a1", [Fault::status(500)]);
+    h.fake.script("a2", [Fault::ResetAfter { events: 0 }]);
+    let resp = h.messages("claude-x", false).send().await.expect("send");
+    assert_eq!(resp.status(), 200);
+    let keys: Vec<String> = h.fake.log().iter().map(|a| a.key.clone()).collect();
+    assert_eq!(keys, ["a1", "a2", "a1"]);
+    // Attempts stay bounded by `retry.max_attempts` (4) when every one fails.
+    h.fake.clear_log();
+    h.fake.always("a1", Fault::status(503));
+    h.fake.always("a2", Fault::status(503));
+    let resp = h.messages("claude-x", false).send().await.expect("send");
+    assert_eq!(resp.status(), 502);
+    assert_eq!(h.fake.log().len(), 4);
+}
+
+#[tokio::test]
+async fn keys_cooled_by_upstream_failures_are_tried_when_nothing_else_is_left() {
+    let h = pool().await;
+    h.fake.always("a1", Fault::status(503));
+    h.fake.always("a2", Fault::status(503));
+    // Two requests of four failed attempts each: both keys reach the threshold and cool.
+    for _ in 0..2 {
+        let resp = h.messages("claude-x", false).send().await.expect("send");
+        assert!(resp.status().is_server_error());
+    }
+    let keys = h.admin_keys().await;
+    let status = |id: &str| {
+        keys["keys"]
+            .as_array()
+            .and_then(|a| a.iter().find(|k| k["key_id"] == id))
+            .map(|k| k["status"].clone())
+    };
+    assert_eq!(status("a1"), Some(json!("cooling")), "{keys:#}");
+    assert_eq!(status("a2"), Some(json!("cooling")), "{keys:#}");
+    // The upstream recovers: the next request is served by a cooling key (degraded mode)
+    // instead of a 503, and the key is healthy again.
+    h.fake.always("a1", Fault::Ok);
+    h.fake.always("a2", Fault::Ok);
+    let resp = h.messages("claude-x", false).send().await.expect("send");
+    assert_eq!(resp.status(), 200);
+    // A key out for a rate limit is never tried in degraded mode.
+    let h = pool().await;
+    h.fake.always("a1", Fault::status(503));
+    h.fake
+        .always("a2", Fault::status_with(429, &[("retry-after", "60")], ""));
+    for _ in 0..3 {
+        let _ = h.messages("claude-x", false).send().await.expect("send");
+    }
+    h.fake.clear_log();
+    h.fake.always("a1", Fault::Ok);
+    h.fake.always("a2", Fault::Ok);
+    let resp = h.messages("claude-x", false).send().await.expect("send");
+    assert_eq!(resp.status(), 200);
+    let keys: Vec<String> = h.fake.log().iter().map(|a| a.key.clone()).collect();
+    assert_eq!(keys, ["a1"]);
+}

@@ -101,6 +101,7 @@ struct EndGuard {
     id: u64,
     test_id: Option<String>,
     completed: bool,
+    armed: bool,
 }
 
 impl EndGuard {
@@ -110,6 +111,7 @@ impl EndGuard {
             id: ctx.id,
             test_id: ctx.test_id.clone(),
             completed: false,
+            armed: true,
         }
     }
 
@@ -117,10 +119,18 @@ impl EndGuard {
     fn complete(mut self) {
         self.completed = true;
     }
+
+    /// Hands the attempt on to a later guard: this one records nothing.
+    fn disarm(mut self) {
+        self.armed = false;
+    }
 }
 
 impl Drop for EndGuard {
     fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
         self.state
             .end(self.id, self.test_id.as_deref(), !self.completed);
     }
@@ -159,7 +169,10 @@ pub(crate) async fn respond(ctx: Ctx, fault: Fault) -> Response {
         Fault::StallBeforeHeaders { ms } | Fault::StallAfter { ms, .. }
             if matches!(fault, Fault::StallBeforeHeaders { .. }) || !ctx.stream =>
         {
+            // Dropped (the caller went away) while stalled: the attempt ends as cancelled.
+            let guard = EndGuard::new(&ctx);
             tokio::time::sleep(Duration::from_millis(ms)).await;
+            guard.disarm();
             Box::pin(respond(ctx, Fault::Ok)).await
         }
         Fault::Status {

@@ -9,6 +9,7 @@
 //!
 //! A control API (`/_fake/...`) lets out-of-process tests (the Python SDK suite) script it.
 
+pub mod chaos;
 mod faults;
 pub mod model;
 mod wire;
@@ -70,6 +71,9 @@ pub struct FakeState {
     pub chunk_delay_ms: AtomicU64,
     /// When set, requests are not logged (benchmarks: the log would grow without bound).
     pub quiet: std::sync::atomic::AtomicBool,
+    /// Seeded faults for requests with nothing scripted; text answers then start with
+    /// `a<attempt id> ` so a client can tell which attempt its bytes came from.
+    chaos: Mutex<Option<chaos::Chaos>>,
 }
 
 impl FakeState {
@@ -87,7 +91,14 @@ impl FakeState {
         {
             return f;
         }
-        self.always.lock().get(label).cloned().unwrap_or(Fault::Ok)
+        if let Some(f) = self.always.lock().get(label).cloned() {
+            return f;
+        }
+        self.chaos
+            .lock()
+            .as_mut()
+            .and_then(|c| c.draw())
+            .unwrap_or(Fault::Ok)
     }
 
     pub(crate) fn update(&self, id: u64, f: impl FnOnce(&mut AttemptLog)) {
@@ -194,6 +205,21 @@ impl FakeUpstream {
         self.state
             .chunk_delay_ms
             .store(d.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// Turns on seeded fault injection for every request with nothing scripted.
+    pub fn set_chaos(&self, chaos: chaos::Chaos) {
+        *self.state.chaos.lock() = Some(chaos);
+    }
+
+    /// How many faults of each kind chaos drew (`none`: normal answers).
+    pub fn chaos_drawn(&self) -> HashMap<&'static str, u64> {
+        self.state
+            .chaos
+            .lock()
+            .as_ref()
+            .map(|c| c.drawn.clone())
+            .unwrap_or_default()
     }
 
     pub fn clear_log(&self) {
@@ -387,7 +413,12 @@ async fn handle_with(
         model: model.unwrap_or_else(|| "fake-model".into()),
         stream,
         wire,
-        answer: model::answer(wire, &json, &label_text),
+        answer: match model::answer(wire, &json, &label_text) {
+            model::Answer::Text(t) if state.chaos.lock().is_some() => {
+                model::Answer::Text(format!("a{id} {t}"))
+            }
+            a => a,
+        },
     };
     faults::respond(ctx, fault).await
 }

@@ -112,6 +112,7 @@ pub fn from_environment(lookup: impl Fn(&str) -> Option<String>) -> Config {
         timeouts: Timeouts::default(),
         max_body_bytes: 32 * 1024 * 1024,
         max_attempts: 4,
+        max_wait: super::DEFAULT_MAX_WAIT,
         providers,
         routes: Vec::new(),
         source: ConfigSource::Environment,

@@ -156,10 +156,17 @@ pub struct Config {
     pub timeouts: Timeouts,
     pub max_body_bytes: usize,
     pub max_attempts: u32,
+    /// When every key of a route is cooling and the first comes back within this time, a
+    /// request waits for it (before its first byte, so the client sees only latency) instead
+    /// of failing with `all_keys_cooling`. Zero turns waiting off.
+    pub max_wait: Duration,
     pub providers: Vec<ProviderConfig>,
     pub routes: Vec<RouteConfig>,
     pub source: ConfigSource,
 }
+
+/// The default for [`Config::max_wait`].
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(10);
 
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8414";
 

@@ -79,6 +79,8 @@ pub struct RawLimits {
 #[serde(deny_unknown_fields)]
 pub struct RawRetry {
     pub max_attempts: Option<u32>,
+    /// Seconds a request may wait for a cooling key to come back before `all_keys_cooling`.
+    pub max_wait: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]

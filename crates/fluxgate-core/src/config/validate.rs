@@ -76,6 +76,11 @@ pub(super) fn validate(raw: RawConfig, source: ConfigSource) -> Result<Config, C
         ));
     }
 
+    let max_wait = match raw.retry.max_wait {
+        Some(0.0) => Duration::ZERO,
+        other => seconds("retry.max_wait", other, super::DEFAULT_MAX_WAIT)?,
+    };
+
     let mut providers = Vec::new();
     let mut seen = HashSet::new();
     for (name, p) in raw.providers.0 {
@@ -103,6 +108,7 @@ pub(super) fn validate(raw: RawConfig, source: ConfigSource) -> Result<Config, C
         timeouts,
         max_body_bytes: (max_body_mb as usize) * 1024 * 1024,
         max_attempts,
+        max_wait,
         providers,
         routes,
         source,

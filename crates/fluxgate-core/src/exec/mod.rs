@@ -47,6 +47,8 @@ use client::{body_stream, BodyStream, HttpClient, TransportError};
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 /// How much of an error response is read for classification.
 const MAX_ERROR_BYTES: usize = 256 * 1024;
+/// The pause before another round over a route's keys after they all failed transiently.
+const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 /// A request as the executor sees it.
 #[derive(Debug, Clone)]
@@ -235,7 +237,7 @@ impl Executor {
             }
         }
 
-        let plan = match router.plan(req.endpoint, &req.model, &self.health, Instant::now()) {
+        let mut plan = match router.plan(req.endpoint, &req.model, &self.health, Instant::now()) {
             Ok(p) => p,
             Err(e) => {
                 let err = ProxyError::new(ErrorCode::NoRoute, e.to_string());
@@ -255,110 +257,149 @@ impl Executor {
         let mut secret_error: Option<SecretError> = None;
         let mut dead_targets: HashSet<usize> = HashSet::new();
         let mut rejection: Option<ProxyError> = None;
-        for cand in &plan.candidates {
-            if attempts >= max_attempts || Instant::now() >= deadline {
-                break;
-            }
-            if dead_targets.contains(&cand.target_index)
-                || !self.health.usable(&cand.account, Instant::now())
-            {
-                continue;
-            }
-            if attempts >= 1 && !self.budget.withdraw() {
-                tracing::warn!(request_id = %req.request_id, "global retry budget spent; not failing over");
-                break;
-            }
-            let Some(key) = router
-                .config()
-                .provider(&cand.provider)
-                .and_then(|p| p.keys.iter().find(|k| k.id == cand.key_id))
-                .cloned()
-            else {
-                continue;
-            };
-            let secret = match self.secrets.resolve(&cand.account, &key.secret) {
-                Ok(s) => {
-                    self.health.set_secret_error(&cand.account, None);
-                    s
+        let mut wait_left = router.config().max_wait;
+        // Rounds: the plan's candidates in order; when all are out of rotation and the first
+        // comes back within `retry.max_wait`, wait for it and go round again.
+        loop {
+            let mut stopped = false;
+            let round_start = attempts;
+            for cand in &plan.candidates {
+                if attempts >= max_attempts || Instant::now() >= deadline {
+                    stopped = true;
+                    break;
                 }
-                Err(e) => {
-                    tracing::warn!(provider = %cand.provider, key = %cand.key_id, error = %e, "cannot read the key's secret; skipping it");
-                    self.health
-                        .set_secret_error(&cand.account, Some(e.to_string()));
-                    secret_error = Some(e);
+                if dead_targets.contains(&cand.target_index)
+                    || (!plan.degraded && !self.health.usable(&cand.account, Instant::now()))
+                {
                     continue;
                 }
-            };
-            attempts += 1;
-            outcome.record.attempts = attempts;
-            outcome.record.provider = Some(cand.provider.clone());
-            outcome.record.key_id = Some(cand.key_id.clone());
-            let _in_flight = self.health.begin(&cand.account);
-            let attempt_start = Instant::now();
-            // Boxed so the (large) attempt state is not copied through every layer that moves
-            // the request future.
-            let result = Box::pin(self.attempt(
-                &req,
-                cand,
-                &secret,
-                &timeouts,
-                deadline,
-                attempts,
-                outcome.record.clone(),
-                outcome.started,
-            ))
-            .await;
-            match result {
-                Attempt::Done(resp, usage) => {
-                    self.health.report_success(&cand.account);
-                    if let ProxyResponse::Complete { status, .. } = &resp {
-                        outcome.record.ttfb_ms = Some(attempt_start.elapsed().as_millis() as u64);
-                        outcome.record.tokens_in = usage.input_tokens;
-                        outcome.record.tokens_out = usage.output_tokens;
-                        let status = *status;
-                        outcome.finish(&self.log, status, None);
+                if attempts >= 1 && !self.budget.withdraw() {
+                    tracing::warn!(request_id = %req.request_id, "global retry budget spent; not failing over");
+                    stopped = true;
+                    break;
+                }
+                let Some(key) = router
+                    .config()
+                    .provider(&cand.provider)
+                    .and_then(|p| p.keys.iter().find(|k| k.id == cand.key_id))
+                    .cloned()
+                else {
+                    continue;
+                };
+                let secret = match self.secrets.resolve(&cand.account, &key.secret) {
+                    Ok(s) => {
+                        self.health.set_secret_error(&cand.account, None);
+                        s
                     }
-                    // Streams record themselves when they end.
-                    return Ok(resp);
-                }
-                Attempt::Failed(mut f) => {
-                    f.message = health::scrub(&f.message, Some(secret.expose()));
-                    tracing::info!(request_id = %req.request_id, provider = %cand.provider, key = %cand.key_id, class = f.class.as_str(), status = f.status, message = %f.message, "attempt failed; failing over");
-                    if f.class == ErrorClass::AuthFailed {
-                        // The key may have been replaced in the keychain since it was cached.
-                        self.secrets.invalidate(&cand.account);
+                    Err(e) => {
+                        tracing::warn!(provider = %cand.provider, key = %cand.key_id, error = %e, "cannot read the key's secret; skipping it");
+                        self.health
+                            .set_secret_error(&cand.account, Some(e.to_string()));
+                        secret_error = Some(e);
+                        continue;
                     }
-                    self.health.report_failure(&cand.account, &f);
-                    outcome.record.error_class = Some(f.class.as_str().to_string());
-                    last = Some(f);
-                }
-                Attempt::Rejected(err, None) => {
-                    // Fluxgate's own translation refused the request for this candidate (a
-                    // forced built-in tool, an OpenAI-only `previous_response_id`, ...);
-                    // a candidate of another dialect may still serve it.
-                    tracing::info!(request_id = %req.request_id, provider = %cand.provider, message = %err.message, "this candidate cannot take the request; trying the next");
-                    rejection.get_or_insert(err);
-                }
-                Attempt::Rejected(err, failure) => {
-                    outcome.record.error_class =
-                        Some(ErrorClass::RequestInvalid.as_str().to_string());
-                    if let Some(f) = failure {
-                        self.health.report_failure(&cand.account, &f);
-                        let more_targets = plan
-                            .candidates
-                            .iter()
-                            .any(|c| c.target_index > cand.target_index);
-                        if f.status == Some(404) && more_targets {
-                            // The model may exist on the next target even if not on this one.
-                            dead_targets.insert(cand.target_index);
-                            last = Some(f);
-                            continue;
+                };
+                attempts += 1;
+                outcome.record.attempts = attempts;
+                outcome.record.provider = Some(cand.provider.clone());
+                outcome.record.key_id = Some(cand.key_id.clone());
+                let _in_flight = self.health.begin(&cand.account);
+                let attempt_start = Instant::now();
+                // Boxed so the (large) attempt state is not copied through every layer that moves
+                // the request future.
+                let result = Box::pin(self.attempt(
+                    &req,
+                    cand,
+                    &secret,
+                    &timeouts,
+                    deadline,
+                    attempts,
+                    outcome.record.clone(),
+                    outcome.started,
+                ))
+                .await;
+                match result {
+                    Attempt::Done(resp, usage) => {
+                        self.health.report_success(&cand.account);
+                        if let ProxyResponse::Complete { status, .. } = &resp {
+                            outcome.record.ttfb_ms =
+                                Some(attempt_start.elapsed().as_millis() as u64);
+                            outcome.record.tokens_in = usage.input_tokens;
+                            outcome.record.tokens_out = usage.output_tokens;
+                            let status = *status;
+                            outcome.finish(&self.log, status, None);
                         }
+                        // Streams record themselves when they end.
+                        return Ok(resp);
                     }
-                    let status = err.upstream.as_ref().map_or(err.code.status(), |(s, _)| *s);
-                    outcome.finish(&self.log, status, Some(err.code));
-                    return Err(err);
+                    Attempt::Failed(mut f) => {
+                        f.message = health::scrub(&f.message, Some(secret.expose()));
+                        tracing::info!(request_id = %req.request_id, provider = %cand.provider, key = %cand.key_id, class = f.class.as_str(), status = f.status, message = %f.message, "attempt failed; failing over");
+                        if f.class == ErrorClass::AuthFailed {
+                            // The key may have been replaced in the keychain since it was cached.
+                            self.secrets.invalidate(&cand.account);
+                        }
+                        self.health.report_failure(&cand.account, &f);
+                        outcome.record.error_class = Some(f.class.as_str().to_string());
+                        last = Some(f);
+                    }
+                    Attempt::Rejected(err, None) => {
+                        // Fluxgate's own translation refused the request for this candidate (a
+                        // forced built-in tool, an OpenAI-only `previous_response_id`, ...);
+                        // a candidate of another dialect may still serve it.
+                        tracing::info!(request_id = %req.request_id, provider = %cand.provider, message = %err.message, "this candidate cannot take the request; trying the next");
+                        rejection.get_or_insert(err);
+                    }
+                    Attempt::Rejected(err, failure) => {
+                        outcome.record.error_class =
+                            Some(ErrorClass::RequestInvalid.as_str().to_string());
+                        if let Some(f) = failure {
+                            self.health.report_failure(&cand.account, &f);
+                            let more_targets = plan
+                                .candidates
+                                .iter()
+                                .any(|c| c.target_index > cand.target_index);
+                            if f.status == Some(404) && more_targets {
+                                // The model may exist on the next target even if not on this one.
+                                dead_targets.insert(cand.target_index);
+                                last = Some(f);
+                                continue;
+                            }
+                        }
+                        let status = err.upstream.as_ref().map_or(err.code.status(), |(s, _)| *s);
+                        outcome.finish(&self.log, status, Some(err.code));
+                        return Err(err);
+                    }
                 }
+            }
+            if stopped || rejection.is_some() || req.endpoint == Endpoint::CountTokens {
+                break;
+            }
+            let transient = attempts > round_start
+                && last
+                    .as_ref()
+                    .is_some_and(|f| f.class == ErrorClass::UpstreamUnavailable);
+            if transient && attempts < max_attempts && !plan.degraded {
+                // Every key tried failed transiently (5xx, reset, timeout) and attempts are
+                // left: go round the keys still usable once more after a short pause.
+                if Instant::now() + RETRY_PAUSE >= deadline {
+                    break;
+                }
+                tokio::time::sleep(RETRY_PAUSE).await;
+            } else if plan.degraded {
+                break;
+            } else {
+                let Some(wait) = self.recovery_wait(&plan, &dead_targets, deadline, wait_left)
+                else {
+                    break;
+                };
+                tracing::info!(request_id = %req.request_id, route = %plan.route, wait_ms = wait.as_millis() as u64, "every key is cooling; waiting for the first to come back");
+                tokio::time::sleep(wait).await;
+                wait_left = wait_left.saturating_sub(wait);
+            }
+            match router.plan(req.endpoint, &req.model, &self.health, Instant::now()) {
+                Ok(p) => plan = p,
+                Err(_) => break,
             }
         }
         if req.endpoint == Endpoint::CountTokens {
@@ -436,6 +477,55 @@ impl Executor {
                 Err(err)
             }
         }
+    }
+
+    /// How long to wait for the first of a plan's keys to come back from cooling, when none
+    /// can be tried now and that is within `budget` and before the deadline.
+    fn recovery_wait(
+        &self,
+        plan: &Plan,
+        dead_targets: &HashSet<usize>,
+        deadline: Instant,
+        budget: Duration,
+    ) -> Option<Duration> {
+        if budget.is_zero() {
+            return None;
+        }
+        let now = Instant::now();
+        let router = self.router();
+        let config = router.config();
+        let mut accounts: Vec<String> = Vec::new();
+        for c in &plan.candidates {
+            if dead_targets.contains(&c.target_index) {
+                continue;
+            }
+            if self.health.usable(&c.account, now) {
+                // Something is usable but was not tried (attempt budget, deadline): no wait.
+                return None;
+            }
+            accounts.push(c.account.clone());
+        }
+        for s in &plan.skipped {
+            if let (crate::routing::SkipReason::Unavailable { .. }, Some(key)) =
+                (&s.reason, &s.key_id)
+            {
+                if let Some(p) = config.provider(&s.provider) {
+                    accounts.push(p.account(key));
+                }
+            }
+        }
+        let back = accounts
+            .iter()
+            .filter_map(|a| {
+                let st = self.health.state(a)?;
+                (st.status == health::KeyStatus::Cooling)
+                    .then_some(st.until)
+                    .flatten()
+            })
+            .min()?;
+        // A little past the end so the key is usable when the round starts.
+        let wait = back.saturating_duration_since(now) + Duration::from_millis(5);
+        (wait <= budget && now + wait < deadline).then_some(wait)
     }
 
     fn publish_route_unavailable(&self, plan: &Plan, retry_after_secs: u64) {

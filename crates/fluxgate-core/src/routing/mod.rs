@@ -131,6 +131,10 @@ pub struct Plan {
     pub strategy: StrategyKind,
     pub candidates: Vec<Candidate>,
     pub skipped: Vec<Skipped>,
+    /// Degraded mode: no key was usable, so the candidates are keys cooling after upstream
+    /// failures (5xx, timeouts, resets), tried anyway, the soonest back first. Keys out for a
+    /// rate limit, quota or auth are never among them.
+    pub degraded: bool,
 }
 
 impl Plan {
@@ -319,6 +323,9 @@ impl Router {
         let (route, resolution, targets, strategy) = self.resolve(model)?;
         let mut candidates = Vec::new();
         let mut skipped = Vec::new();
+        // Keys cooling only because their upstream failed: (time to recovery, index in
+        // `skipped`, candidate).
+        let mut held: Vec<(Duration, usize, Candidate)> = Vec::new();
         for (ti, t) in targets.iter().enumerate() {
             let Some(pc) = self.config.provider(&t.provider) else {
                 continue;
@@ -391,6 +398,28 @@ impl Router {
                     let back = st
                         .back_at()
                         .map_or(Duration::ZERO, |b| b.saturating_duration_since(now));
+                    if st.status == KeyStatus::Cooling
+                        && st.reason == Some(ErrorClass::UpstreamUnavailable)
+                    {
+                        // Held back for degraded mode (see `Plan::degraded`).
+                        held.push((
+                            back,
+                            skipped.len(),
+                            Candidate {
+                                provider: t.provider.clone(),
+                                key_id: k.id.clone(),
+                                account: account.clone(),
+                                model: t.model.clone(),
+                                target_index: ti,
+                                key_index: ki,
+                                weight: k.weight,
+                                upstream_endpoint: up_ep,
+                                url: url.clone(),
+                                codec: codec.clone(),
+                                upstream: upstream.clone(),
+                            },
+                        ));
+                    }
                     skipped.push(skip(SkipReason::Unavailable {
                         status: st.status,
                         reason: st.reason,
@@ -425,12 +454,26 @@ impl Router {
             in_flight: &in_flight,
         };
         for_kind(strategy).order(&mut candidates, &ctx);
+        let degraded = candidates.is_empty() && !held.is_empty();
+        if degraded {
+            // Every usable key is gone and some are out only for upstream failures: try those
+            // anyway, the soonest back first, rather than refuse every request while a flaky
+            // upstream may well answer (a rate limit or a dead key is never overridden).
+            held.sort_by_key(|(back, _, _)| *back);
+            let mut promoted: Vec<usize> = held.iter().map(|(_, i, _)| *i).collect();
+            promoted.sort_unstable();
+            for i in promoted.into_iter().rev() {
+                skipped.remove(i);
+            }
+            candidates = held.into_iter().map(|(_, _, c)| c).collect();
+        }
         Ok(Plan {
             route,
             resolution,
             strategy,
             candidates,
             skipped,
+            degraded,
         })
     }
 }

@@ -172,6 +172,9 @@ pub fn run_explain(args: ExplainArgs) -> Result<(), String> {
         if plan.candidates.is_empty() {
             println!("  no candidate can serve it now");
         }
+        if plan.degraded {
+            println!("  degraded: every key is cooling after upstream failures; trying them anyway, the soonest back first");
+        }
         for (i, c) in plan.candidates.iter().enumerate() {
             let how = if c.upstream_endpoint == endpoint {
                 "same dialect".to_string()
