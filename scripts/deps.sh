@@ -47,3 +47,9 @@ if [ "${1:-build}" = test ]; then
   tests/cli/node_modules/.bin/claude --version >/dev/null
   tests/cli/node_modules/.bin/codex --version >/dev/null
 fi
+
+if [ "${1:-build}" = test ] && ! cargo deny --version >/dev/null 2>&1; then
+  # Supply-chain checks (deny.toml); built from crates.io, about 4 minutes on 2 cores.
+  echo "installing cargo-deny (crates.io)"
+  cargo install --locked --quiet cargo-deny@0.20.2
+fi

@@ -23,8 +23,6 @@ use crate::security::AllowList;
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the config file is checked for edits.
 pub const CONFIG_POLL: Duration = Duration::from_secs(1);
-/// Headers must arrive within this time.
-pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// At most this many request headers ...
 pub const MAX_HEADERS: usize = 100;
 /// ... in at most this many bytes (larger: 431).
@@ -59,6 +57,8 @@ pub fn serve(
 ) -> std::io::Result<ServeHandle> {
     let addr = listener.local_addr()?;
     let allow_lan = gateway.config().allow_lan;
+    // Read once: a new header timeout, like a new listen address, needs a restart.
+    let header_timeout = gateway.config().header_timeout;
     let state = Arc::new(AppState {
         gateway: gateway.clone(),
         admin,
@@ -82,7 +82,7 @@ pub fn serve(
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .header_read_timeout(header_timeout)
             .max_headers(MAX_HEADERS)
             .max_header_size(MAX_HEADER_BYTES);
         loop {

@@ -6,6 +6,7 @@
 //! - The last user text holds `[[shell:COMMAND]]`: call whichever shell tool the request
 //!   offers (Claude Code's `Bash`, Codex's `shell` / `shell_command` / `exec_command`) with
 //!   COMMAND in the shape that tool takes.
+//! - The last user text holds `[[say:WORDS]]`: answer WORDS (one stream event per word).
 //! - Otherwise: `ok from LABEL`.
 
 use serde_json::{json, Value};
@@ -154,6 +155,9 @@ pub fn answer(wire: Wire, body: &Value, label: &str) -> Answer {
         }
         Last::Text(t) => t,
     };
+    if let Some(words) = marker(&text, "[[say:") {
+        return Answer::Text(words.to_string());
+    }
     if let Some(spec) = marker(&text, "[[call:") {
         let (name, args) = spec.split_once(' ').unwrap_or((spec, "{}"));
         return Answer::ToolCall {

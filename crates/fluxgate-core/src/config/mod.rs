@@ -155,6 +155,8 @@ pub struct Config {
     pub allow_lan: bool,
     pub timeouts: Timeouts,
     pub max_body_bytes: usize,
+    /// A connection must send its request headers within this time, else it is closed.
+    pub header_timeout: Duration,
     pub max_attempts: u32,
     /// When every key of a route is cooling and the first comes back within this time, a
     /// request waits for it (before its first byte, so the client sees only latency) instead
@@ -164,6 +166,9 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     pub source: ConfigSource,
 }
+
+/// The default for [`Config::header_timeout`].
+pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The default for [`Config::max_wait`].
 pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(10);

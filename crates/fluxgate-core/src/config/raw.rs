@@ -73,6 +73,8 @@ pub struct RawTimeouts {
 #[serde(deny_unknown_fields)]
 pub struct RawLimits {
     pub max_body_mb: Option<u64>,
+    /// Seconds a client has to send its request headers (slowloris).
+    pub header_timeout: Option<f64>,
 }
 
 #[derive(Debug, Deserialize, Default)]

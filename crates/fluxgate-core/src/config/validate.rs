@@ -76,6 +76,11 @@ pub(super) fn validate(raw: RawConfig, source: ConfigSource) -> Result<Config, C
         ));
     }
 
+    let header_timeout = seconds(
+        "limits.header_timeout",
+        raw.limits.header_timeout,
+        super::DEFAULT_HEADER_TIMEOUT,
+    )?;
     let max_wait = match raw.retry.max_wait {
         Some(0.0) => Duration::ZERO,
         other => seconds("retry.max_wait", other, super::DEFAULT_MAX_WAIT)?,
@@ -107,6 +112,7 @@ pub(super) fn validate(raw: RawConfig, source: ConfigSource) -> Result<Config, C
         allow_lan: raw.allow_lan,
         timeouts,
         max_body_bytes: (max_body_mb as usize) * 1024 * 1024,
+        header_timeout,
         max_attempts,
         max_wait,
         providers,

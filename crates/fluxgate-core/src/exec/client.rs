@@ -26,6 +26,8 @@ pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, hyper::Error>> + S
 pub struct TransportError {
     /// The connection could not be made (refused, DNS, TLS, connect timeout).
     pub connect: bool,
+    /// The cause was a timeout (the connect timeout, for a connection error).
+    pub timed_out: bool,
     /// The innermost cause, without any URL.
     pub detail: String,
 }
@@ -69,13 +71,18 @@ impl HttpClient {
         *req.headers_mut() = headers;
         self.inner.request(req).await.map_err(|e| {
             let mut detail = e.to_string();
+            let mut timed_out = false;
             let mut src: Option<&dyn std::error::Error> = std::error::Error::source(&e);
             while let Some(s) = src {
                 detail = s.to_string();
+                timed_out |= s
+                    .downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut);
                 src = s.source();
             }
             TransportError {
                 connect: e.is_connect(),
+                timed_out,
                 detail,
             }
         })

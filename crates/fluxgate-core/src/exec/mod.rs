@@ -258,6 +258,7 @@ impl Executor {
         let mut dead_targets: HashSet<usize> = HashSet::new();
         let mut rejection: Option<ProxyError> = None;
         let mut wait_left = router.config().max_wait;
+        let mut timed_out = false;
         // Rounds: the plan's candidates in order; when all are out of rotation and the first
         // comes back within `retry.max_wait`, wait for it and go round again.
         loop {
@@ -341,6 +342,7 @@ impl Executor {
                         }
                         self.health.report_failure(&cand.account, &f);
                         outcome.record.error_class = Some(f.class.as_str().to_string());
+                        timed_out |= matches!(f.kind, FailureKind::Timeout(_));
                         last = Some(f);
                     }
                     Attempt::Rejected(err, None) => {
@@ -375,7 +377,10 @@ impl Executor {
             if stopped || rejection.is_some() || req.endpoint == Endpoint::CountTokens {
                 break;
             }
+            // Timeouts are not retried in another round: a stalled upstream would multiply
+            // the wait.
             let transient = attempts > round_start
+                && !timed_out
                 && last
                     .as_ref()
                     .is_some_and(|f| f.class == ErrorClass::UpstreamUnavailable);
@@ -843,7 +848,12 @@ fn passthrough_body(req: &ProxyRequest, model: &str) -> Result<Bytes, String> {
 /// Classifies a transport error without its URL.
 pub fn transport_failure(e: &TransportError) -> Failure {
     let detail = health::scrub(&e.detail, None);
-    if e.connect {
+    if e.connect && e.timed_out {
+        Failure::transport(
+            FailureKind::Timeout(TimeoutPhase::Connect),
+            format!("cannot connect to the upstream: {detail}"),
+        )
+    } else if e.connect {
         Failure::transport(
             FailureKind::Connect,
             format!("cannot connect to the upstream: {detail}"),
