@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 need_apt=()
 want=(build-essential pkg-config libdbus-1-dev)
 if [ "${1:-build}" = test ]; then
-  want+=(dbus gnome-keyring curl python3)
+  # chromium: the cross-origin browser test (driven by playwright-core from npm).
+  want+=(dbus gnome-keyring curl python3 chromium)
   # Node for the Claude Code and Codex CLIs (any Node >= 18; Debian's is 18).
   command -v npm >/dev/null 2>&1 || want+=(nodejs npm)
 fi
@@ -44,6 +45,11 @@ if [ "${1:-build}" = test ]; then
     (cd tests/cli && npm ci --no-audit --no-fund --loglevel=error)
   fi
   (cd tests/cli/node_modules/@anthropic-ai/claude-code && node install.cjs >/dev/null)
+  if [ ! -d tests/browser/node_modules/playwright-core ] \
+    || [ tests/browser/package-lock.json -nt tests/browser/node_modules/.package-lock.json ]; then
+    echo "installing playwright-core (npm; it drives Debian's chromium, no browser download)"
+    (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+  fi
   tests/cli/node_modules/.bin/claude --version >/dev/null
   tests/cli/node_modules/.bin/codex --version >/dev/null
 fi
