@@ -290,3 +290,70 @@ async fn body_and_header_limits() {
     );
     assert!(h.fake.log().is_empty());
 }
+
+#[tokio::test]
+async fn no_request_can_choose_the_upstream_host() {
+    let h = Harness::start(CONFIG, &["oa/o1", "ant/a1"], &[]).await;
+    let evil = fluxgate_testkit::FakeUpstream::start().await;
+    let evil_url = evil.url();
+    let addr = h.base.trim_start_matches("http://").to_string();
+    let auth = ("authorization", format!("Bearer {}", h.token));
+    let ct = ("content-type", "application/json".to_string());
+    let host = ("host", addr.clone());
+    let body = format!(
+        r#"{{"model":"m","messages":[{{"role":"user","content":"x"}}],"api_base":"{evil_url}/v1","base_url":"{evil_url}/v1","api_host":"{evil_url}","custom_llm_provider":"openai","extra_body":{{"base_url":"{evil_url}"}}}}"#
+    );
+    let mut sent = 0;
+    // Body fields, query parameters and headers that other gateways honour.
+    for (path, extra) in [
+        ("/v1/chat/completions", vec![]),
+        (
+            "/v1/chat/completions?api_base=EVIL/v1&base_url=EVIL/v1",
+            vec![],
+        ),
+        (
+            "/v1/chat/completions",
+            vec![
+                ("x-forwarded-host", evil.addr.to_string()),
+                ("forwarded", format!("host={}", evil.addr)),
+                ("x-forwarded-proto", "http".to_string()),
+                ("x-original-url", format!("{evil_url}/v1/chat/completions")),
+                ("x-api-base", format!("{evil_url}/v1")),
+                ("x-base-url", format!("{evil_url}/v1")),
+                ("openai-base-url", format!("{evil_url}/v1")),
+            ],
+        ),
+    ] {
+        let path = path.replace("EVIL", &evil_url);
+        let headers: Vec<(&str, String)> = [host.clone(), auth.clone(), ct.clone()]
+            .into_iter()
+            .chain(extra)
+            .collect();
+        assert_eq!(raw(&addr, "POST", &path, &headers, &body).await, 200, "{path}");
+        sent += 1;
+    }
+    // An absolute-form request target naming another host, as sent to a forward proxy.
+    let target = format!("{evil_url}/v1/chat/completions");
+    let code = raw(
+        &addr,
+        "POST",
+        &target,
+        &[host.clone(), auth.clone(), ct.clone()],
+        &body,
+    )
+    .await;
+    assert!(
+        code == 200 || code == 403 || code == 400,
+        "absolute-form target: {code}"
+    );
+    if code == 200 {
+        sent += 1;
+    }
+    assert!(evil.log().is_empty(), "the other host saw {:#?}", evil.log());
+    let log = h.fake.log();
+    assert_eq!(log.len(), sent);
+    for a in &log {
+        assert_eq!(a.path, "/v1/chat/completions");
+        assert!(!a.headers.contains_key("x-forwarded-host"), "{a:?}");
+    }
+}
