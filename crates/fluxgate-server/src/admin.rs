@@ -1,5 +1,7 @@
-//! The admin API (admin token): key health, revive, recent requests, explain. Keys are
-//! write-only everywhere; nothing here returns key material.
+//! The admin API (admin token): key health, revive, client tokens, recent requests, explain.
+//! Keys are write-only everywhere; nothing here returns key material, and a client token is
+//! shown once, in the answer that created it. A write is answered 200/201 only after it is
+//! committed to SQLite.
 
 use std::sync::Arc;
 
@@ -7,8 +9,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use bytes::Bytes;
 use fluxgate_core::formats::translate::main_endpoint;
 use fluxgate_core::formats::{Dialect, Endpoint};
+use fluxgate_core::tokens::TokenError;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -33,6 +37,67 @@ pub async fn revive(
     s.gateway.executor.secrets().invalidate(&account);
     s.gateway.health.revive(&account);
     Json(json!({"revived": account})).into_response()
+}
+
+fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Response {
+    (
+        status,
+        Json(json!({"error": {"type": kind, "message": message.to_string()}})),
+    )
+        .into_response()
+}
+
+fn token_error(e: TokenError) -> Response {
+    match e {
+        TokenError::InvalidName => error(StatusCode::BAD_REQUEST, "invalid_request", e),
+        TokenError::NameTaken(_) => error(StatusCode::CONFLICT, "conflict", e),
+        TokenError::NotFound(_) => error(StatusCode::NOT_FOUND, "not_found", e),
+        TokenError::Store(_) | TokenError::AdminFile { .. } => {
+            error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e)
+        }
+    }
+}
+
+/// `GET /admin/api/tokens`: names and creation times, never the tokens.
+pub async fn tokens(State(s): State<Arc<AppState>>) -> Response {
+    match s.gateway.tokens.list() {
+        Ok(list) => Json(json!({"tokens": list})).into_response(),
+        Err(e) => token_error(e),
+    }
+}
+
+/// `POST /admin/api/tokens` with `{"name": "..."}`: 201 with the token, shown this once.
+pub async fn create_token(State(s): State<Arc<AppState>>, body: Bytes) -> Response {
+    #[derive(Deserialize)]
+    struct NewToken {
+        name: String,
+    }
+    let req: NewToken = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("expected {{\"name\": \"...\"}}: {e}"),
+            )
+        }
+    };
+    match s.gateway.tokens.create(&req.name) {
+        Ok(token) => (
+            StatusCode::CREATED,
+            Json(json!({"name": req.name, "token": token})),
+        )
+            .into_response(),
+        Err(e) => token_error(e),
+    }
+}
+
+/// `DELETE /admin/api/tokens/{name}`.
+pub async fn revoke_token(State(s): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
+    match s.gateway.tokens.revoke(&name) {
+        Ok(()) => Json(json!({"revoked": name})).into_response(),
+        Err(e) => token_error(e),
+    }
 }
 
 #[derive(Deserialize)]

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use axum::Router;
 use fluxgate_core::formats::Endpoint;
 use fluxgate_core::gateway::Gateway;
@@ -58,6 +58,11 @@ pub fn app(state: Arc<AppState>) -> Router {
             "/admin/api/keys/{provider}/{key}/revive",
             post(admin::revive),
         )
+        .route(
+            "/admin/api/tokens",
+            get(admin::tokens).post(admin::create_token),
+        )
+        .route("/admin/api/tokens/{name}", delete(admin::revoke_token))
         .route("/admin/api/requests", get(admin::requests))
         .route("/admin/api/explain", get(admin::explain))
         .route_layer(middleware::from_fn_with_state(

@@ -42,11 +42,8 @@ async fn until_closed(s: &mut TcpStream, limit: Duration) -> (String, Option<Dur
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
-        match tokio::time::timeout(
-            limit.saturating_sub(started.elapsed()),
-            s.read(&mut chunk),
-        )
-        .await
+        match tokio::time::timeout(limit.saturating_sub(started.elapsed()), s.read(&mut chunk))
+            .await
         {
             Ok(Ok(0)) | Ok(Err(_)) => {
                 return (
@@ -83,7 +80,10 @@ async fn slowloris_connections_are_closed_at_the_header_timeout() {
     trickle.await;
     let (_, closed) = until_closed(&mut s, Duration::from_secs(1)).await;
     let took = started.elapsed();
-    assert!(closed.is_some(), "the connection was still open after {took:?}");
+    assert!(
+        closed.is_some(),
+        "the connection was still open after {took:?}"
+    );
     // A connection that sends nothing at all is closed too.
     let mut idle = TcpStream::connect(addr(&h)).await.expect("connect");
     let (_, closed) = until_closed(&mut idle, Duration::from_secs(3)).await;
@@ -144,7 +144,10 @@ async fn a_one_gib_chunked_body_is_cut_off_at_the_limit() {
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.contains("payload_too_large"), "{answer}");
     // The server stopped reading well before 1 GiB (socket buffers hold a few MiB) ...
-    assert!(sent < 64 << 20, "the server read {sent} bytes of a 1 MiB limit");
+    assert!(
+        sent < 64 << 20,
+        "the server read {sent} bytes of a 1 MiB limit"
+    );
     // ... and its memory did not follow the body.
     let grew = peak_rss_kib().saturating_sub(before);
     assert!(grew < 64 * 1024, "peak memory grew by {grew} KiB");
@@ -189,12 +192,10 @@ async fn each_timeout_layer_answers_with_its_typed_error_on_time() {
     let took = started.elapsed();
     let status = resp.status().as_u16();
     let v: serde_json::Value = resp.json().await.expect("json");
+    assert!(matches!(status, 502 | 504), "connect stall: {status} {v}");
     assert!(
-        matches!(status, 502 | 504),
-        "connect stall: {status} {v}"
-    );
-    assert!(
-        ["upstream_timeout", "upstream_unavailable"].contains(&v["error"]["type"].as_str().unwrap_or("")),
+        ["upstream_timeout", "upstream_unavailable"]
+            .contains(&v["error"]["type"].as_str().unwrap_or("")),
         "{v}"
     );
     assert!(
@@ -202,13 +203,17 @@ async fn each_timeout_layer_answers_with_its_typed_error_on_time() {
         "connect timeout of 1 s answered after {took:?}"
     );
     assert!(
-        v["error"]["message"].as_str().unwrap_or("").contains("connect"),
+        v["error"]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("connect"),
         "{v}"
     );
 
     // First byte: headers never come.
     let h = Harness::start(CONFIG, &["ant/a1"], &[]).await;
-    h.fake.always("a1", Fault::StallBeforeHeaders { ms: 10_000 });
+    h.fake
+        .always("a1", Fault::StallBeforeHeaders { ms: 10_000 });
     let started = Instant::now();
     let resp = h.messages("c", true).send().await.expect("send");
     let took = started.elapsed();
@@ -233,7 +238,10 @@ async fn each_timeout_layer_answers_with_its_typed_error_on_time() {
     assert_eq!(resp.status(), 200);
     let body = body_text(resp).await;
     let took = started.elapsed();
-    assert!(body.contains("event: error") && body.contains("upstream_timeout"), "{body}");
+    assert!(
+        body.contains("event: error") && body.contains("upstream_timeout"),
+        "{body}"
+    );
     assert!(!body.contains("message_stop"), "{body}");
     assert!(
         took >= Duration::from_millis(900) && took < Duration::from_secs(2),

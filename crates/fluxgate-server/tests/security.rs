@@ -113,11 +113,36 @@ const ROUTES: &[Route] = &[
         body: "",
         admin: true,
     },
+    Route {
+        method: "GET",
+        path: "/admin/api/tokens",
+        body: "",
+        admin: true,
+    },
+    Route {
+        method: "POST",
+        path: "/admin/api/tokens",
+        body: r#"{"name":"made-by-admin"}"#,
+        admin: true,
+    },
+    Route {
+        method: "DELETE",
+        path: "/admin/api/tokens/victim",
+        body: "",
+        admin: true,
+    },
+    Route {
+        method: "GET",
+        path: "/admin/api/explain?model=m",
+        body: "",
+        admin: true,
+    },
 ];
 
 #[tokio::test]
 async fn host_origin_and_token_checks_on_every_route() {
     let h = Harness::start(CONFIG, &["oa/o1", "ant/a1"], &[]).await;
+    h.gateway.tokens.create("victim").expect("token");
     let addr = h.base.trim_start_matches("http://").to_string();
     let port = addr.rsplit(':').next().expect("port").to_string();
     let good_host = format!("127.0.0.1:{port}");
@@ -228,7 +253,12 @@ async fn host_origin_and_token_checks_on_every_route() {
             r.body,
         )
         .await;
-        assert_eq!(code, 200, "{} {} with the right token", r.method, r.path);
+        assert!(
+            (200..300).contains(&code),
+            "{} {} with the right token: {code}",
+            r.method,
+            r.path
+        );
     }
     assert!(checked > 100);
     // Only the successful requests reached the upstream.
@@ -329,7 +359,11 @@ async fn no_request_can_choose_the_upstream_host() {
             .into_iter()
             .chain(extra)
             .collect();
-        assert_eq!(raw(&addr, "POST", &path, &headers, &body).await, 200, "{path}");
+        assert_eq!(
+            raw(&addr, "POST", &path, &headers, &body).await,
+            200,
+            "{path}"
+        );
         sent += 1;
     }
     // An absolute-form request target naming another host, as sent to a forward proxy.
@@ -349,7 +383,11 @@ async fn no_request_can_choose_the_upstream_host() {
     if code == 200 {
         sent += 1;
     }
-    assert!(evil.log().is_empty(), "the other host saw {:#?}", evil.log());
+    assert!(
+        evil.log().is_empty(),
+        "the other host saw {:#?}",
+        evil.log()
+    );
     let log = h.fake.log();
     assert_eq!(log.len(), sent);
     for a in &log {

@@ -61,15 +61,20 @@ const MIGRATIONS: &[&str] = &[
 ];
 
 pub fn run(conn: &mut Connection) -> Result<(), StoreError> {
+    run_list(conn, MIGRATIONS)
+}
+
+/// Brings the schema up to `migrations.len()`, one transaction per migration.
+pub(crate) fn run_list(conn: &mut Connection, migrations: &[&str]) -> Result<(), StoreError> {
     let current: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
-    let known = MIGRATIONS.len() as i64;
+    let known = migrations.len() as i64;
     if current > known {
         return Err(StoreError::TooNew {
             found: current,
             known,
         });
     }
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+    for (i, sql) in migrations.iter().enumerate().skip(current as usize) {
         let tx = conn.transaction()?;
         tx.execute_batch(sql)?;
         tx.pragma_update(None, "user_version", (i + 1) as i64)?;

@@ -18,6 +18,36 @@ fn migrations_are_idempotent_and_refuse_newer_schemas() {
 }
 
 #[test]
+fn a_migration_that_fails_half_way_leaves_the_schema_as_it_was() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("m.db");
+    let mut conn = rusqlite::Connection::open(&path).expect("open");
+    let good = "CREATE TABLE a (x INTEGER);";
+    // The second statement fails after the first has run inside the same migration.
+    let bad = "CREATE TABLE b (x INTEGER); INSERT INTO a VALUES (1); CREATE TABLE a (y TEXT);";
+    migrate::run_list(&mut conn, &[good]).expect("first");
+    assert!(migrate::run_list(&mut conn, &[good, bad]).is_err());
+    drop(conn);
+    let conn = rusqlite::Connection::open(&path).expect("reopen");
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, 1);
+    let tables: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("query")
+        .collect::<Result<_, _>>()
+        .expect("rows");
+    assert_eq!(tables, ["a"], "a table of the failed migration survived");
+    let rows: i64 = conn
+        .query_row("SELECT count(*) FROM a", [], |r| r.get(0))
+        .expect("count");
+    assert_eq!(rows, 0, "a row of the failed migration survived");
+}
+
+#[test]
 fn health_round_trips() {
     let s = Store::memory().expect("store");
     let st = PersistedState {
