@@ -14,8 +14,6 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,17 +40,9 @@ const CLOSED_SET: &[&str] = &[
 ];
 
 struct Router {
-    child: Child,
-    base: String,
+    process: common::RouterProcess,
     token: String,
     _dir: tempfile::TempDir,
-}
-
-impl Drop for Router {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 fn start_router(oa: &str, ant: &str, keys: &HashMap<&str, String>) -> Router {
@@ -88,62 +78,26 @@ targets = ["ant/m", "oa/m"]
         ),
     )
     .expect("write config");
-    let bin = env!("CARGO_BIN_EXE_fluxgate");
     let data = dir.path().join("data");
-    let out = Command::new(bin)
-        .args(["token", "new", "chaos", "--data-dir"])
-        .arg(&data)
-        .env("HOME", dir.path())
-        .output()
-        .expect("token new");
-    assert!(out.status.success(), "{out:?}");
-    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let mut child = Command::new(bin)
-        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
-        .arg(&config)
-        .arg("--data-dir")
-        .arg(&data)
-        .env("HOME", dir.path())
-        .env("FG_CHAOS_O1", &keys["o1"])
-        .env("FG_CHAOS_O2", &keys["o2"])
-        .env("FG_CHAOS_A1", &keys["a1"])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::piped())
-        // CHAOS_LOG=FILE keeps the router's log for a look at what happened.
-        .stderr(match std::env::var_os("CHAOS_LOG") {
-            Some(f) => Stdio::from(std::fs::File::create(f).expect("CHAOS_LOG file")),
-            None => Stdio::null(),
-        })
-        .spawn()
-        .expect("spawn fluxgate serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let base = loop {
-        let line = lines
-            .next()
-            .expect("fluxgate exited before listening")
-            .expect("read stdout");
-        if let Some(url) = line.strip_prefix("listening on ") {
-            break url.trim().to_string();
-        }
-    };
-    // Keep draining stdout so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    let token = common::RouterProcess::cli(dir.path(), &data, &["token", "new", "chaos"]);
+    // CHAOS_LOG=FILE keeps the router's log for a look at what happened.
+    let log = std::env::var_os("CHAOS_LOG").map(std::path::PathBuf::from);
+    let process = common::RouterProcess::start(
+        dir.path(),
+        &config,
+        &data,
+        &[
+            ("FG_CHAOS_O1", &keys["o1"]),
+            ("FG_CHAOS_O2", &keys["o2"]),
+            ("FG_CHAOS_A1", &keys["a1"]),
+        ],
+        log.as_deref(),
+    );
     Router {
-        child,
-        base,
+        process,
         token,
         _dir: dir,
     }
-}
-
-/// Proportional set size of a process in KiB (shared pages divided among their users).
-fn pss_kib(pid: u32) -> u64 {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix("Pss:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -389,7 +343,7 @@ async fn soak(requests: usize, seed: u64) -> Report {
         keys.insert(label, key);
     }
     let router = start_router(&front_oa.url(), &front_ant.url(), &keys);
-    let pid = router.child.id();
+    let pid = router.process.child.id();
     let http = reqwest::Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(CONCURRENCY)
@@ -401,7 +355,11 @@ async fn soak(requests: usize, seed: u64) -> Report {
     let started = Instant::now();
     let mut tasks = Vec::new();
     for worker in 0..CONCURRENCY {
-        let (http, base, token) = (http.clone(), router.base.clone(), router.token.clone());
+        let (http, base, token) = (
+            http.clone(),
+            router.process.base.clone(),
+            router.token.clone(),
+        );
         let (next, outcomes, pss_first) = (next.clone(), outcomes.clone(), pss_first.clone());
         tasks.push(tokio::spawn(async move {
             let mut pick = seed
@@ -421,7 +379,10 @@ async fn soak(requests: usize, seed: u64) -> Report {
                 let mut all = outcomes.lock();
                 all.push(o);
                 if all.len() == 1000.min(requests) {
-                    pss_first.store(pss_kib(pid), std::sync::atomic::Ordering::SeqCst);
+                    pss_first.store(
+                        common::RouterProcess::pss_of(pid),
+                        std::sync::atomic::Ordering::SeqCst,
+                    );
                 }
             }
         }));
@@ -432,7 +393,7 @@ async fn soak(requests: usize, seed: u64) -> Report {
     let took = started.elapsed();
     // Let cancelled attempts settle before reading the fake's log.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let pss_end = pss_kib(pid);
+    let pss_end = router.process.pss_kib();
     let outcomes = std::mem::take(&mut *outcomes.lock());
     let log = fake.log();
     let mut last_attempt: HashMap<String, u64> = HashMap::new();

@@ -238,3 +238,105 @@ pub async fn body_text(resp: reqwest::Response) -> String {
         .await
         .unwrap_or_else(|e| format!("<body error: {e}>"))
 }
+
+/// The real `fluxgate serve` binary as a child process on an ephemeral loopback port.
+pub struct RouterProcess {
+    pub child: std::process::Child,
+    pub base: String,
+    pub data: PathBuf,
+}
+
+impl Drop for RouterProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl RouterProcess {
+    /// Runs `fluxgate ARGS --data-dir DATA` to completion (HOME inside `home`) and returns its
+    /// stdout.
+    pub fn cli(home: &Path, data: &Path, args: &[&str]) -> String {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_fluxgate"))
+            .args(args)
+            .arg("--data-dir")
+            .arg(data)
+            .env("HOME", home)
+            .output()
+            .expect("run fluxgate");
+        assert!(out.status.success(), "fluxgate {args:?}: {out:?}");
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Starts `fluxgate serve` with `config` and `data`, extra environment `env`, and stderr
+    /// to `log` (or nowhere); returns once it prints its address.
+    pub fn start(
+        home: &Path,
+        config: &Path,
+        data: &Path,
+        env: &[(&str, &str)],
+        log: Option<&Path>,
+    ) -> RouterProcess {
+        use std::io::BufRead;
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fluxgate"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(config)
+            .arg("--data-dir")
+            .arg(data)
+            .env("HOME", home)
+            .env("RUST_LOG", "info")
+            .stdout(std::process::Stdio::piped())
+            .stderr(match log {
+                Some(f) => std::process::Stdio::from(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(f)
+                        .expect("log file"),
+                ),
+                None => std::process::Stdio::null(),
+            });
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn fluxgate serve");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = std::io::BufReader::new(stdout).lines();
+        let base = loop {
+            let line = lines
+                .next()
+                .expect("fluxgate exited before listening")
+                .expect("read stdout");
+            if let Some(url) = line.strip_prefix("listening on ") {
+                break url.trim().to_string();
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        RouterProcess {
+            child,
+            base,
+            data: data.to_path_buf(),
+        }
+    }
+
+    /// Proportional set size of the process in KiB (shared pages divided among their users).
+    pub fn pss_kib(&self) -> u64 {
+        Self::pss_of(self.child.id())
+    }
+
+    pub fn pss_of(pid: u32) -> u64 {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+        text.lines()
+            .find_map(|l| l.strip_prefix("Pss:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.data.join("admin-token"))
+            .expect("admin token")
+            .trim()
+            .to_string()
+    }
+}
