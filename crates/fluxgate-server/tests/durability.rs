@@ -37,8 +37,7 @@ async fn writer(base: String, admin: String, round: usize, ledger: Arc<Mutex<Led
         let revoke = {
             let l = ledger.lock();
             let live: Vec<&String> = l.created.difference(&l.revoked).collect();
-            (i % 3 == 2 && !live.is_empty())
-                .then(|| live[rng.random_range(0..live.len())].clone())
+            (i % 3 == 2 && !live.is_empty()).then(|| live[rng.random_range(0..live.len())].clone())
         };
         let (name, req) = match revoke {
             Some(name) => (
@@ -209,7 +208,10 @@ async fn acknowledged_writes_survive_fifty_kill_9s() {
         fake.log().len()
     );
     assert_eq!(lost, 0);
-    assert!(ledger.acknowledged >= KILLS as u64 * 3, "too few writes to prove anything");
+    assert!(
+        ledger.acknowledged >= KILLS as u64 * 3,
+        "too few writes to prove anything"
+    );
     // The traffic token still works after all that.
     let resp = reqwest::Client::new()
         .post(format!("{}/v1/chat/completions", router.base))
@@ -220,5 +222,8 @@ async fn acknowledged_writes_survive_fifty_kill_9s() {
         .expect("send");
     assert_eq!(resp.status(), 200);
     let text = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(!text.contains(&key) && !text.contains(&key[..12]), "the log holds the key");
+    assert!(
+        !text.contains(&key) && !text.contains(&key[..12]),
+        "the log holds the key"
+    );
 }

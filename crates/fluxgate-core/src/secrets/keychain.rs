@@ -59,25 +59,45 @@ impl KeychainStore {
 }
 
 fn map_error(account: &str, e: keyring::Error) -> SecretError {
-    match e {
-        keyring::Error::NoEntry => SecretError::NotFound(account.to_string()),
-        keyring::Error::NoStorageAccess(inner) => {
-            let text = inner.to_string();
-            if text.to_ascii_lowercase().contains("lock") {
-                SecretError::KeychainLocked
-            } else {
-                SecretError::KeychainUnavailable(text)
-            }
+    let text = match e {
+        keyring::Error::NoEntry => return SecretError::NotFound(account.to_string()),
+        keyring::Error::NoStorageAccess(inner) | keyring::Error::PlatformFailure(inner) => {
+            inner.to_string()
         }
-        keyring::Error::PlatformFailure(inner) => {
-            let text = inner.to_string();
-            if text.to_ascii_lowercase().contains("lock") {
-                SecretError::KeychainLocked
-            } else {
-                SecretError::KeychainUnavailable(text)
-            }
-        }
-        other => SecretError::KeychainUnavailable(other.to_string()),
+        other => other.to_string(),
+    };
+    let lower = text.to_ascii_lowercase();
+    if lower.contains("lock") {
+        SecretError::KeychainLocked
+    } else {
+        SecretError::KeychainUnavailable(explain(&lower).map_or(text, str::to_string))
+    }
+}
+
+/// Says what to do about the D-Bus failures a user is most likely to meet.
+fn explain(lower: &str) -> Option<&'static str> {
+    if lower.contains("autolaunch") || lower.contains("dbus_session_bus_address") {
+        Some("no D-Bus session bus (DBUS_SESSION_BUS_ADDRESS is not set); run Fluxgate inside your desktop session, or name the key's secret as `env:VAR` or `file:PATH` in the config")
+    } else if lower.contains("org.freedesktop.secrets") {
+        Some("no Secret Service is running on the session bus; install and start gnome-keyring (or KeePassXC with its Secret Service), or name the key's secret as `env:VAR` or `file:PATH`")
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod explain_tests {
+    #[test]
+    fn common_dbus_failures_say_what_to_do() {
+        let bus = super::explain(
+            "dbus error: unable to autolaunch a dbus-daemon without a $display for x11",
+        );
+        assert!(bus.is_some_and(|m| m.contains("session bus") && m.contains("env:VAR")));
+        let svc = super::explain(
+            "dbus error: the name org.freedesktop.secrets was not provided by any .service files",
+        );
+        assert!(svc.is_some_and(|m| m.contains("gnome-keyring")));
+        assert_eq!(super::explain("something else"), None);
     }
 }
 
