@@ -9,12 +9,24 @@ cd "$(dirname "$0")/.."
 scripts/deps.sh test
 scripts/deny.sh
 cargo build --locked --workspace --bins
+
+# The secrets canary (RELIABILITY.md 7): every fake key the tests make is recorded in
+# $FLUXGATE_CANARY_DIR; temporary directories are kept under $TMPDIR, binaries log at TRACE,
+# captured test output is kept; afterwards scripts/canary_scan.py reads all of it.
+RUN="$PWD/target/canary-run"
+rm -rf "$RUN" target/nextest/canary
+mkdir -p "$RUN/tmp" "$RUN/canaries"
+export TMPDIR="$RUN/tmp" FLUXGATE_CANARY_DIR="$RUN/canaries" FLUXGATE_KEEP_TEMP=1
+export FLUXGATE_LOG="trace,hyper=info,h2=info,rustls=info,hyper_util=info"
 if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --locked --workspace --no-fail-fast
+  cargo nextest run --locked --workspace --no-fail-fast --profile canary
 else
-  cargo test --locked --workspace --no-fail-fast
+  cargo test --locked --workspace --no-fail-fast 2>&1 | tee "$RUN/cargo-test.log"
 fi
-python3 -m pytest -q tests/python
+python3 -m pytest -q tests/python --junitxml="$RUN/pytest.xml" -o junit_logging=all
+python3 scripts/canary_scan.py "$RUN/canaries" "$RUN" target/nextest/canary
+unset TMPDIR FLUXGATE_CANARY_DIR FLUXGATE_KEEP_TEMP FLUXGATE_LOG
+
 if [ "${FUZZ_SECONDS:-5}" != 0 ]; then
   scripts/fuzz.sh "${FUZZ_SECONDS:-5}"
 fi

@@ -19,7 +19,14 @@ FAKE = TARGET / "fluxgate-fake"
 
 
 def canary() -> str:
-    return "sk-canary-" + secrets.token_hex(16)
+    """A unique fake key, recorded for the suite-wide scan (scripts/canary_scan.py)."""
+    key = "sk-canary-" + secrets.token_hex(16)
+    where = os.environ.get("FLUXGATE_CANARY_DIR")
+    if where:
+        os.makedirs(where, exist_ok=True)
+        with open(os.path.join(where, f"py-{os.getpid()}.txt"), "a") as f:
+            f.write(key + "\n")
+    return key
 
 
 def _read_url(proc: subprocess.Popen, timeout: float = 10.0) -> str:

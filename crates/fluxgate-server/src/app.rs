@@ -25,6 +25,8 @@ pub struct AppState {
 
 /// Builds the application. Layers, outermost first (each runs before the next is reached):
 ///
+/// 0. `panics::catch_panic` — a handler that panics (a bug) answers a typed 500 instead of
+///    dropping the connection.
 /// 1. `security::guard` — header count and size limits (431), then the `Host` must be this server's loopback address and port, and an
 ///    `Origin` (or `Sec-Fetch-Site: cross-site`) must be the console's own; otherwise 403
 ///    before any routing or body read. Applies to every route, open ones included.
@@ -79,5 +81,6 @@ pub fn app(state: Arc<AppState>) -> Router {
             state.clone(),
             security::guard,
         ))
+        .layer(middleware::from_fn(crate::panics::catch_panic))
         .with_state(state)
 }

@@ -46,7 +46,7 @@ struct Router {
 }
 
 fn start_router(oa: &str, ant: &str, keys: &HashMap<&str, String>) -> Router {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = common::tempdir();
     let config = dir.path().join("config.toml");
     std::fs::write(
         &config,

@@ -1,5 +1,7 @@
 //! The `fluxgate` binary's offline commands: check, explain, token.
 
+mod common;
+
 use std::process::Command;
 
 fn fluxgate(args: &[&str], dir: &std::path::Path) -> (bool, String, String) {
@@ -35,7 +37,7 @@ strategy = "round-robin"
 
 #[test]
 fn check_prints_the_routing_table_and_warnings() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = common::tempdir();
     let cfg = dir.path().join("c.toml");
     std::fs::write(&cfg, GOOD).expect("write");
     let (ok, out, err) = fluxgate(
@@ -59,7 +61,7 @@ fn check_prints_the_routing_table_and_warnings() {
 
 #[test]
 fn check_rejects_bad_configs_with_the_key_path() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = common::tempdir();
     let cfg = dir.path().join("c.toml");
     std::fs::write(&cfg, "[providers.openai]\nkind = \"openai\"\nkeys = [{ id = \"main\", secret = \"sk-proj-abcdefghijklmnop\" }]\n").expect("write");
     let (ok, out, err) = fluxgate(
@@ -89,7 +91,7 @@ fn check_rejects_bad_configs_with_the_key_path() {
 
 #[test]
 fn explain_lists_candidates_and_skips() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = common::tempdir();
     let cfg = dir.path().join("c.toml");
     std::fs::write(&cfg, GOOD).expect("write");
     let data = dir.path().join("data");
@@ -150,7 +152,7 @@ fn explain_lists_candidates_and_skips() {
 
 #[test]
 fn tokens_are_shown_once_and_stored_hashed() {
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = common::tempdir();
     let d = dir.path().join("data");
     let d = d.to_str().expect("utf8");
     let (ok, token, _) = fluxgate(&["token", "new", "laptop", "--data-dir", d], dir.path());

@@ -27,6 +27,17 @@ struct Ledger {
     acknowledged: u64,
 }
 
+impl Ledger {
+    fn snapshot(&self) -> Ledger {
+        Ledger {
+            created: self.created.clone(),
+            revoked: self.revoked.clone(),
+            in_flight: self.in_flight.clone(),
+            acknowledged: self.acknowledged,
+        }
+    }
+}
+
 async fn writer(base: String, admin: String, round: usize, ledger: Arc<Mutex<Ledger>>) {
     let http = reqwest::Client::builder()
         .no_proxy()
@@ -145,7 +156,7 @@ async fn acknowledged_writes_survive_fifty_kill_9s() {
     let fake = FakeUpstream::start().await;
     let key = common::canary();
     fake.add_key("o1", &key);
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = common::tempdir();
     let config = dir.path().join("config.toml");
     std::fs::write(
         &config,
@@ -170,7 +181,8 @@ async fn acknowledged_writes_survive_fifty_kill_9s() {
             Some(&log),
         );
         let admin = router.admin_token();
-        lost += verify(&router.base, &admin, &ledger.lock()).await;
+        let snapshot = ledger.lock().snapshot();
+        lost += verify(&router.base, &admin, &snapshot).await;
         ledger.lock().in_flight = None;
         let mut tasks = vec![tokio::spawn(writer(
             router.base.clone(),
@@ -198,7 +210,7 @@ async fn acknowledged_writes_survive_fifty_kill_9s() {
         Some(&log),
     );
     let admin = router.admin_token();
-    let ledger = ledger.lock();
+    let ledger = ledger.lock().snapshot();
     lost += verify(&router.base, &admin, &ledger).await;
     println!(
         "{KILLS} kills; {} acknowledged admin writes ({} tokens created, {} revoked); {lost} lost; {} upstream requests served meanwhile",

@@ -2,6 +2,8 @@
 //! through the `fluxgate` binary. Skipped only outside CI when the tools are missing; in CI
 //! (`CI=true`) a missing tool fails the test.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -65,8 +67,9 @@ async fn keys_round_trip_through_gnome_keyring() {
         "sk-canary-kc{:016x}",
         std::process::id() as u64 * 7919 + 12345
     );
+    common::register_canary(&secret);
     fake.add_key("kc", &secret);
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = common::tempdir();
     let home = tmp.path().join("home");
     std::fs::create_dir_all(&home).expect("home");
     let config = tmp.path().join("config.toml");

@@ -3,6 +3,8 @@
 //! session bus. Each must show in health (`/admin/api/keys` → `secret_error`) and answer the
 //! request with a typed `503 keychain_unavailable` within 3 s, sending nothing upstream.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
 
@@ -153,7 +155,7 @@ async fn each_keychain_failure_is_a_typed_503_within_three_seconds() {
         return;
     }
     let fake = FakeUpstream::start().await;
-    let tmp = tempfile::tempdir().expect("tempdir");
+    let tmp = common::tempdir();
     let home = tmp.path().join("home");
     std::fs::create_dir_all(home.join("run")).expect("home");
     let config = tmp.path().join("config.toml");

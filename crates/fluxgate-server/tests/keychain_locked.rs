@@ -1,6 +1,8 @@
 //! When the keychain cannot be read, requests get a typed 503 and the key's health shows why,
 //! without any plaintext fallback and without waiting on the keychain.
 
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,7 +34,7 @@ impl SecretStore for Locked {
 #[tokio::test]
 async fn a_locked_keychain_is_a_typed_503_and_shows_in_health() {
     let fake = FakeUpstream::start().await;
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = common::tempdir();
     let text = format!("[providers.ant]\nkind = \"anthropic\"\nbase_url = \"{}\"\nkeys = [{{ id = \"k\" }}]\n[routes.c]\ntargets = [\"ant/m\"]\n", fake.url());
     let config = Config::from_toml(&text, Path::new("t.toml")).expect("config");
     let gateway = Arc::new(

@@ -1,6 +1,8 @@
 //! Editing the config file takes effect without a restart; an invalid edit is reported and the
 //! running config stays.
 
+mod common;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -23,7 +25,7 @@ async fn config_edits_apply_live_and_bad_edits_are_refused() {
     );
     let fake = FakeUpstream::start().await;
     fake.add_key("k", "sk-canary-reload-0123456789abcdef");
-    let dir = tempfile::tempdir().expect("tempdir");
+    let dir = common::tempdir();
     let path = dir.path().join("config.toml");
     std::fs::write(
         &path,

@@ -85,22 +85,6 @@ fn explain(lower: &str) -> Option<&'static str> {
     }
 }
 
-#[cfg(test)]
-mod explain_tests {
-    #[test]
-    fn common_dbus_failures_say_what_to_do() {
-        let bus = super::explain(
-            "dbus error: unable to autolaunch a dbus-daemon without a $display for x11",
-        );
-        assert!(bus.is_some_and(|m| m.contains("session bus") && m.contains("env:VAR")));
-        let svc = super::explain(
-            "dbus error: the name org.freedesktop.secrets was not provided by any .service files",
-        );
-        assert!(svc.is_some_and(|m| m.contains("gnome-keyring")));
-        assert_eq!(super::explain("something else"), None);
-    }
-}
-
 impl SecretStore for KeychainStore {
     fn get(&self, account: &str) -> Result<SecretValue, SecretError> {
         self.call(account, |e| e.get_password())
@@ -118,5 +102,21 @@ impl SecretStore for KeychainStore {
 
     fn name(&self) -> &'static str {
         "keychain"
+    }
+}
+
+#[cfg(test)]
+mod explain_tests {
+    #[test]
+    fn common_dbus_failures_say_what_to_do() {
+        let bus = super::explain(
+            "dbus error: unable to autolaunch a dbus-daemon without a $display for x11",
+        );
+        assert!(bus.is_some_and(|m| m.contains("session bus") && m.contains("env:VAR")));
+        let svc = super::explain(
+            "dbus error: the name org.freedesktop.secrets was not provided by any .service files",
+        );
+        assert!(svc.is_some_and(|m| m.contains("gnome-keyring")));
+        assert_eq!(super::explain("something else"), None);
     }
 }

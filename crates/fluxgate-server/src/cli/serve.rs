@@ -24,6 +24,7 @@ pub struct ServeArgs {
 
 pub fn run(args: ServeArgs) -> Result<(), String> {
     init_logging(args.json_logs);
+    fluxgate_server::panics::install_hook();
     let mut config = args.common.load_config()?;
     if let Some(l) = args.listen {
         if !l.ip().is_loopback() && !config.allow_lan {

@@ -34,10 +34,40 @@ fn init_logging() {
     });
 }
 
-/// A unique fake key: `sk-canary-<32 hex>`.
+/// A unique fake key: `sk-canary-<32 hex>`, registered for the suite-wide canary scan.
 pub fn canary() -> String {
     let b: [u8; 16] = rand::rng().random();
-    format!("sk-canary-{}", hex(&b))
+    let key = format!("sk-canary-{}", hex(&b));
+    register_canary(&key);
+    key
+}
+
+/// Records a fake key in `$FLUXGATE_CANARY_DIR` (set by `scripts/test.sh`), whose scan after
+/// the whole suite checks that no file the run produced holds it (`scripts/canary_scan.py`).
+pub fn register_canary(key: &str) {
+    use std::io::Write;
+    if let Some(dir) = std::env::var_os("FLUXGATE_CANARY_DIR") {
+        let _ = std::fs::create_dir_all(&dir);
+        let path = Path::new(&dir).join(format!("rust-{}.txt", std::process::id()));
+        if let Ok(mut f) = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+        {
+            let _ = writeln!(f, "{key}");
+        }
+    }
+}
+
+/// A temporary directory, kept after the test when `FLUXGATE_KEEP_TEMP` is set so the
+/// suite-wide canary scan can read everything the test left behind.
+pub fn tempdir() -> tempfile::TempDir {
+    let mut dir = tempfile::Builder::new()
+        .prefix("fluxgate-test-")
+        .tempdir()
+        .expect("tempdir");
+    dir.disable_cleanup(std::env::var_os("FLUXGATE_KEEP_TEMP").is_some());
+    dir
 }
 
 fn hex(b: &[u8]) -> String {
@@ -79,7 +109,7 @@ impl Harness {
             }
             keys.insert(label.to_string(), key);
         }
-        let dir = tempfile::tempdir().expect("tempdir");
+        let dir = tempdir();
         let config_text = config.replace("{FAKE}", &fake.url());
         Self::boot(fake, store, keys, dir, config_text, None).await
     }
@@ -284,18 +314,16 @@ impl RouterProcess {
             .arg("--data-dir")
             .arg(data)
             .env("HOME", home)
-            .env("RUST_LOG", "info")
             .stdout(std::process::Stdio::piped())
-            .stderr(match log {
-                Some(f) => std::process::Stdio::from(
-                    std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(f)
-                        .expect("log file"),
-                ),
-                None => std::process::Stdio::null(),
-            });
+            // Without a log file of its own, the log goes next to the data directory, where
+            // the canary scan reads it.
+            .stderr(std::process::Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(log.map_or_else(|| home.join("serve.log"), Path::to_path_buf))
+                    .expect("log file"),
+            ));
         for (k, v) in env {
             cmd.env(k, v);
         }
