@@ -10,27 +10,6 @@ use std::time::{Duration, Instant};
 
 use fluxgate_testkit::FakeUpstream;
 
-fn tools_present() -> bool {
-    let ok = ["dbus-run-session", "gnome-keyring-daemon", "curl"]
-        .iter()
-        .all(|t| {
-            Command::new("sh")
-                .arg("-c")
-                .arg(format!("command -v {t}"))
-                .output()
-                .map(|o| o.status.success())
-                .unwrap_or(false)
-        });
-    if !ok {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must install dbus, gnome-keyring and curl for the keychain test"
-        );
-        eprintln!("skipping: dbus-run-session, gnome-keyring-daemon or curl missing");
-    }
-    ok
-}
-
 /// Runs `script` in a private session bus with `HOME` set, returning (stdout+stderr, success).
 fn in_session(home: &Path, unlock: bool, script: &str) -> (String, bool, Duration) {
     let start_daemon = if unlock {
@@ -59,7 +38,7 @@ fn in_session(home: &Path, unlock: bool, script: &str) -> (String, bool, Duratio
 
 #[tokio::test(flavor = "multi_thread")]
 async fn keys_round_trip_through_gnome_keyring() {
-    if !tools_present() {
+    if !common::tools_present(&["dbus-run-session", "gnome-keyring-daemon", "curl"]) {
         return;
     }
     let fake = FakeUpstream::start().await;

@@ -10,32 +10,6 @@ use std::process::Command;
 
 use fluxgate_testkit::FakeUpstream;
 
-fn tools_present() -> bool {
-    let ok = [
-        "dbus-run-session",
-        "dbus-daemon",
-        "gnome-keyring-daemon",
-        "curl",
-    ]
-    .iter()
-    .all(|t| {
-        Command::new("sh")
-            .arg("-c")
-            .arg(format!("command -v {t}"))
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    });
-    if !ok {
-        assert!(
-            std::env::var("CI").is_err(),
-            "CI must install dbus, gnome-keyring and curl for the keychain tests"
-        );
-        eprintln!("skipping: dbus-run-session, gnome-keyring-daemon or curl missing");
-    }
-    ok
-}
-
 /// Starts `fluxgate serve`, sends one request, prints `STATUS code seconds`, the body and the
 /// admin API's key list, and stops the server.
 fn serve_script(common: &str) -> String {
@@ -151,7 +125,12 @@ fn check(name: &str, out: &str, fake: &FakeUpstream, expect_in_error: &str) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn each_keychain_failure_is_a_typed_503_within_three_seconds() {
-    if !tools_present() {
+    if !common::tools_present(&[
+        "dbus-run-session",
+        "dbus-daemon",
+        "gnome-keyring-daemon",
+        "curl",
+    ]) {
         return;
     }
     let fake = FakeUpstream::start().await;

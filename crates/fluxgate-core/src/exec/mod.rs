@@ -385,7 +385,7 @@ impl Executor {
                     .as_ref()
                     .is_some_and(|f| f.class == ErrorClass::UpstreamUnavailable);
             if transient && attempts < max_attempts && !plan.degraded {
-                // Every key tried failed transiently (5xx, reset, timeout) and attempts are
+                // Every key tried failed transiently (5xx, reset, in-band error) and attempts are
                 // left: go round the keys still usable once more after a short pause.
                 if Instant::now() + RETRY_PAUSE >= deadline {
                     break;

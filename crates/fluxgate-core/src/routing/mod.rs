@@ -379,6 +379,19 @@ impl Router {
             };
             for (ki, k) in pc.keys.iter().enumerate() {
                 let account = pc.account(&k.id);
+                let candidate = |account: String| Candidate {
+                    provider: t.provider.clone(),
+                    key_id: k.id.clone(),
+                    account,
+                    model: t.model.clone(),
+                    target_index: ti,
+                    key_index: ki,
+                    weight: k.weight,
+                    upstream_endpoint: up_ep,
+                    url: url.clone(),
+                    codec: codec.clone(),
+                    upstream: upstream.clone(),
+                };
                 let skip = |reason| Skipped {
                     provider: t.provider.clone(),
                     key_id: Some(k.id.clone()),
@@ -402,23 +415,7 @@ impl Router {
                         && st.reason == Some(ErrorClass::UpstreamUnavailable)
                     {
                         // Held back for degraded mode (see `Plan::degraded`).
-                        held.push((
-                            back,
-                            skipped.len(),
-                            Candidate {
-                                provider: t.provider.clone(),
-                                key_id: k.id.clone(),
-                                account: account.clone(),
-                                model: t.model.clone(),
-                                target_index: ti,
-                                key_index: ki,
-                                weight: k.weight,
-                                upstream_endpoint: up_ep,
-                                url: url.clone(),
-                                codec: codec.clone(),
-                                upstream: upstream.clone(),
-                            },
-                        ));
+                        held.push((back, skipped.len(), candidate(account)));
                     }
                     skipped.push(skip(SkipReason::Unavailable {
                         status: st.status,
@@ -427,19 +424,7 @@ impl Router {
                     }));
                     continue;
                 }
-                candidates.push(Candidate {
-                    provider: t.provider.clone(),
-                    key_id: k.id.clone(),
-                    account,
-                    model: t.model.clone(),
-                    target_index: ti,
-                    key_index: ki,
-                    weight: k.weight,
-                    upstream_endpoint: up_ep,
-                    url: url.clone(),
-                    codec: codec.clone(),
-                    upstream: upstream.clone(),
-                });
+                candidates.push(candidate(account));
             }
         }
         let counter = self

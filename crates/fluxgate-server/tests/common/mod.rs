@@ -368,3 +368,28 @@ impl RouterProcess {
             .to_string()
     }
 }
+
+/// Whether the tools a D-Bus/keychain test needs are on `PATH`. Outside CI a missing tool skips
+/// the test (with a note); in CI (`CI=true`) it fails it, since `.ci/run` installs them.
+pub fn tools_present(tools: &[&str]) -> bool {
+    let missing: Vec<&str> = tools
+        .iter()
+        .copied()
+        .filter(|t| {
+            !std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("command -v {t}"))
+                .output()
+                .map(|o| o.status.success())
+                .unwrap_or(false)
+        })
+        .collect();
+    if !missing.is_empty() {
+        assert!(
+            std::env::var("CI").is_err(),
+            "CI must install {missing:?} (dbus, gnome-keyring, curl)"
+        );
+        eprintln!("skipping: {missing:?} missing");
+    }
+    missing.is_empty()
+}
