@@ -118,8 +118,9 @@ fn integrity(data: &std::path::Path) -> String {
         .expect("integrity_check")
 }
 
-/// Checks every acknowledged write against what the restarted router reports.
-async fn verify(base: &str, admin: &str, ledger: &Ledger) -> usize {
+/// Checks every acknowledged write against what the restarted router reports; returns the
+/// number lost and the tokens present.
+async fn verify(base: &str, admin: &str, ledger: &Ledger) -> (usize, BTreeSet<String>) {
     let v: serde_json::Value = reqwest::Client::new()
         .get(format!("{base}/admin/api/tokens"))
         .bearer_auth(admin)
@@ -148,7 +149,22 @@ async fn verify(base: &str, admin: &str, ledger: &Ledger) -> usize {
             lost += 1;
         }
     }
-    lost
+    (lost, present)
+}
+
+impl Ledger {
+    /// The write in flight at the kill went one way or the other: take what the restarted
+    /// router shows as its outcome, so later rounds check against it.
+    fn settle(&mut self, present: &BTreeSet<String>) {
+        if let Some(name) = self.in_flight.take() {
+            if present.contains(&name) {
+                self.created.insert(name.clone());
+                self.revoked.remove(&name);
+            } else if self.created.contains(&name) {
+                self.revoked.insert(name);
+            }
+        }
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -182,8 +198,9 @@ async fn acknowledged_writes_survive_fifty_kill_9s() {
         );
         let admin = router.admin_token();
         let snapshot = ledger.lock().snapshot();
-        lost += verify(&router.base, &admin, &snapshot).await;
-        ledger.lock().in_flight = None;
+        let (n, present) = verify(&router.base, &admin, &snapshot).await;
+        lost += n;
+        ledger.lock().settle(&present);
         let mut tasks = vec![tokio::spawn(writer(
             router.base.clone(),
             admin.clone(),
@@ -211,7 +228,7 @@ async fn acknowledged_writes_survive_fifty_kill_9s() {
     );
     let admin = router.admin_token();
     let ledger = ledger.lock().snapshot();
-    lost += verify(&router.base, &admin, &ledger).await;
+    lost += verify(&router.base, &admin, &ledger).await.0;
     println!(
         "{KILLS} kills; {} acknowledged admin writes ({} tokens created, {} revoked); {lost} lost; {} upstream requests served meanwhile",
         ledger.acknowledged,
