@@ -29,7 +29,7 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 if [ "${1:-build}" = test ]; then
-  if ! python3 -c 'import openai, anthropic, pytest' >/dev/null 2>&1; then
+  if ! python3 -c 'import openai, anthropic, pytest, prometheus_client' >/dev/null 2>&1; then
     echo "installing Python test packages"
     python3 -m pip install --quiet -r tests/python/requirements.txt
   fi

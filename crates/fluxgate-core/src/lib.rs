@@ -13,6 +13,7 @@ pub mod formats;
 pub mod fuzzing;
 pub mod gateway;
 pub mod health;
+pub mod metrics;
 pub mod paths;
 pub mod providers;
 pub mod routing;

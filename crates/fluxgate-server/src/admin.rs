@@ -100,6 +100,19 @@ pub async fn revoke_token(State(s): State<Arc<AppState>>, Path(name): Path<Strin
     }
 }
 
+/// `GET /metrics` (admin token): Prometheus text format.
+pub async fn metrics(State(s): State<Arc<AppState>>) -> Response {
+    let keys = s.gateway.health.list(&s.gateway.config());
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        s.gateway.log.metrics().render(&keys),
+    )
+        .into_response()
+}
+
 #[derive(Deserialize)]
 pub struct Limit {
     limit: Option<usize>,

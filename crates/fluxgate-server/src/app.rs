@@ -66,6 +66,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         )
         .route("/admin/api/tokens/{name}", delete(admin::revoke_token))
         .route("/admin/api/requests", get(admin::requests))
+        .route("/metrics", get(admin::metrics))
         .route("/admin/api/explain", get(admin::explain))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -137,6 +137,12 @@ const ROUTES: &[Route] = &[
         body: "",
         admin: true,
     },
+    Route {
+        method: "GET",
+        path: "/metrics",
+        body: "",
+        admin: true,
+    },
 ];
 
 #[tokio::test]

@@ -54,6 +54,7 @@ struct Pending {
 #[derive(Clone)]
 pub struct RequestLog {
     queue: Arc<Queue>,
+    metrics: Arc<crate::metrics::Metrics>,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
     store: Store,
 }
@@ -137,6 +138,7 @@ impl RequestLog {
             .ok();
         RequestLog {
             queue,
+            metrics: Arc::default(),
             thread: Arc::new(Mutex::new(thread)),
             store: store.clone(),
         }
@@ -145,6 +147,7 @@ impl RequestLog {
     /// Queues a record. When the queue is full the record is dropped with a warning rather
     /// than slowing the request down.
     pub fn record(&self, r: RequestRecord) {
+        self.metrics.observe(&r);
         let mut p = self.queue.pending.lock();
         if p.closed {
             return;
@@ -158,6 +161,11 @@ impl RequestLog {
         if p.records.len() == BATCH {
             self.queue.wake.notify_one();
         }
+    }
+
+    /// The counters every record feeds (`/metrics`).
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
     }
 
     /// Writes everything queued so far, on the caller's thread.
