@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{post, MethodRouter};
 use axum::Json;
-use fluxgate_core::exec::{headers::upstream_headers, ProxyRequest};
+use fluxgate_core::exec::{conversation_key, headers::upstream_headers, ProxyRequest};
 use fluxgate_core::formats::body::read_head;
 use fluxgate_core::formats::errors::ErrorCode;
 use fluxgate_core::formats::translate::estimate;
@@ -75,8 +75,8 @@ async fn run(
             Some(1),
         );
     }
-    let (model, model_span, stream) = match path_model {
-        Some(p) => (p.model, None, p.stream),
+    let (model, model_span, stream, conversation) = match path_model {
+        Some(p) => (p.model, None, p.stream, None),
         None => {
             let head = match read_head(&body) {
                 Ok(h) => h,
@@ -92,7 +92,12 @@ async fn run(
                     None,
                 );
             };
-            (model, head.model_span, head.stream && endpoint.streams())
+            (
+                model,
+                head.model_span,
+                head.stream && endpoint.streams(),
+                head.conversation,
+            )
         }
     };
     let req = ProxyRequest {
@@ -105,6 +110,7 @@ async fn run(
         headers: upstream_headers(&headers),
         client: Some(client.0),
         request_id: request_id(),
+        conversation: conversation_key(&headers, conversation),
     };
     let request_id = req.request_id.clone();
     let mut resp = match Box::pin(state.gateway.executor.execute(req)).await {

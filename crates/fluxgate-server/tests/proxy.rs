@@ -552,3 +552,97 @@ async fn keys_cooled_by_upstream_failures_are_tried_when_nothing_else_is_left() 
     let keys: Vec<String> = h.fake.log().iter().map(|a| a.key.clone()).collect();
     assert_eq!(keys, ["a1"]);
 }
+
+#[tokio::test]
+async fn a_conversation_stays_on_one_key_while_it_is_usable() {
+    let config = r#"
+[providers.ant]
+kind = "anthropic"
+base_url = "{FAKE}"
+keys = [{ id = "k1" }, { id = "k2" }, { id = "k3" }]
+
+[routes.c]
+targets = ["ant/m"]
+strategy = "round-robin"
+"#;
+    let h = Harness::start(config, &["ant/k1", "ant/k2", "ant/k3"], &[]).await;
+    // Each conversation: the same opening, a growing history.
+    let turn = |conv: usize, n: usize| {
+        let mut messages =
+            vec![json!({"role": "user", "content": format!("conversation {conv} opens")})];
+        for i in 1..n {
+            messages.push(json!({"role": "assistant", "content": format!("answer {i}")}));
+            messages.push(json!({"role": "user", "content": format!("question {i}")}));
+        }
+        json!({"model": "c", "max_tokens": 16, "system": "be brief", "messages": messages})
+    };
+    let served_by = |v: &serde_json::Value| {
+        v["content"][0]["text"]
+            .as_str()
+            .unwrap_or("")
+            .trim_start_matches("ok from ")
+            .to_string()
+    };
+    let mut keys_of = Vec::new();
+    for conv in 0..8 {
+        let mut seen = std::collections::BTreeSet::new();
+        for n in 1..=4 {
+            let v: serde_json::Value = h
+                .post("/v1/messages", turn(conv, n))
+                .send()
+                .await
+                .expect("send")
+                .json()
+                .await
+                .expect("json");
+            seen.insert(served_by(&v));
+        }
+        assert_eq!(
+            seen.len(),
+            1,
+            "conversation {conv} moved between keys: {seen:?}"
+        );
+        keys_of.push(seen.into_iter().next().expect("a key"));
+    }
+    // Round-robin alone would have spread every conversation over all three keys; pinned,
+    // conversations still spread over the pool.
+    let distinct: std::collections::BTreeSet<_> = keys_of.iter().collect();
+    assert!(distinct.len() >= 2, "{keys_of:?}");
+
+    // Conversation 0's key goes out: its next turn moves, and stays where it moved.
+    let pinned = keys_of[0].clone();
+    h.fake.always(
+        &pinned,
+        Fault::status_with(429, &[("retry-after", "60")], ""),
+    );
+    let mut after = std::collections::BTreeSet::new();
+    for n in 5..=7 {
+        let v: serde_json::Value = h
+            .post("/v1/messages", turn(0, n))
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        after.insert(served_by(&v));
+    }
+    assert_eq!(after.len(), 1, "{after:?}");
+    assert!(!after.contains(&pinned));
+
+    // A session id header pins regardless of the body.
+    let mut by_session = std::collections::BTreeSet::new();
+    for conv in 10..14 {
+        let v: serde_json::Value = h
+            .post("/v1/messages", turn(conv, 1))
+            .header("x-session-id", "one-session")
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        by_session.insert(served_by(&v));
+    }
+    assert_eq!(by_session.len(), 1, "{by_session:?}");
+}

@@ -67,6 +67,24 @@ pub struct ProxyRequest {
     /// The client token's name.
     pub client: Option<String>,
     pub request_id: String,
+    /// Session affinity: the same for every turn of one conversation (see
+    /// [`crate::formats::body::RequestHead::conversation`] and [`conversation_key`]).
+    pub conversation: Option<u64>,
+}
+
+/// The conversation key of a request: a session id header the client sent (Codex's
+/// `session_id`, Claude Code's `x-claude-code-session-id`, a generic `x-session-id`), else what
+/// the body gave.
+pub fn conversation_key(headers: &HeaderMap, from_body: Option<u64>) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    for name in ["x-session-id", "session_id", "x-claude-code-session-id"] {
+        if let Some(v) = headers.get(name).filter(|v| !v.is_empty()) {
+            let mut h = std::hash::DefaultHasher::new();
+            ("session", v.as_bytes()).hash(&mut h);
+            return Some(h.finish());
+        }
+    }
+    from_body
 }
 
 /// An error Fluxgate answers itself.
@@ -237,7 +255,13 @@ impl Executor {
             }
         }
 
-        let mut plan = match router.plan(req.endpoint, &req.model, &self.health, Instant::now()) {
+        let mut plan = match router.plan_for(
+            req.endpoint,
+            &req.model,
+            &self.health,
+            Instant::now(),
+            req.conversation,
+        ) {
             Ok(p) => p,
             Err(e) => {
                 let err = ProxyError::new(ErrorCode::NoRoute, e.to_string());
@@ -402,7 +426,13 @@ impl Executor {
                 tokio::time::sleep(wait).await;
                 wait_left = wait_left.saturating_sub(wait);
             }
-            match router.plan(req.endpoint, &req.model, &self.health, Instant::now()) {
+            match router.plan_for(
+                req.endpoint,
+                &req.model,
+                &self.health,
+                Instant::now(),
+                req.conversation,
+            ) {
                 Ok(p) => plan = p,
                 Err(_) => break,
             }

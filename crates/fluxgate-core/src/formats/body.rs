@@ -20,6 +20,106 @@ pub struct RequestHead {
     /// Where the top-level `model` value (quotes included) sits in the body, so that
     /// [`replace_model`] needs no second parse.
     pub model_span: Option<(usize, usize)>,
+    /// A key that stays the same for every turn of one conversation (session affinity): the
+    /// client's `prompt_cache_key`, else its `metadata` (Claude Code puts its session there),
+    /// else a hash of the system prompt and the first message.
+    pub conversation: Option<u64>,
+}
+
+/// The parts of a body a conversation key is made from.
+#[derive(Default)]
+struct ConversationParts<'a> {
+    cache_key: Option<&'a str>,
+    metadata: Option<&'a str>,
+    system: Option<&'a str>,
+    /// The conversation's opening: leading system/developer items and the first other one.
+    first: Vec<&'a str>,
+}
+
+impl ConversationParts<'_> {
+    fn key(&self) -> Option<u64> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::hash::DefaultHasher::new();
+        if let Some(k) = self.cache_key {
+            ("prompt_cache_key", k).hash(&mut h);
+        } else if let Some(m) = self.metadata {
+            ("metadata", m).hash(&mut h);
+        } else {
+            if self.first.is_empty() {
+                return None;
+            }
+            ("conversation", self.system, &self.first).hash(&mut h);
+        }
+        Some(h.finish())
+    }
+}
+
+/// The raw text of an array's leading system/developer items and its first other item (or the
+/// value itself when it is a string, like a Responses `input`), skipping the rest without
+/// building anything.
+fn first_element<'de, A: MapAccess<'de>>(map: &mut A) -> Result<Vec<&'de str>, A::Error> {
+    #[derive(serde::Deserialize)]
+    struct Role<'a> {
+        #[serde(borrow, default)]
+        role: Option<&'a str>,
+    }
+    struct First;
+    impl<'de> Visitor<'de> for First {
+        type Value = Vec<&'de str>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("any JSON value")
+        }
+        fn visit_seq<S: serde::de::SeqAccess<'de>>(
+            self,
+            mut seq: S,
+        ) -> Result<Self::Value, S::Error> {
+            let mut out = Vec::new();
+            while let Some(item) = seq.next_element::<&'de RawValue>()? {
+                out.push(item.get());
+                let role = serde_json::from_str::<Role<'_>>(item.get())
+                    .ok()
+                    .and_then(|r| r.role);
+                if !matches!(role, Some("system" | "developer")) {
+                    break;
+                }
+            }
+            while seq.next_element::<IgnoredAny>()?.is_some() {}
+            Ok(out)
+        }
+        fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+            Ok(vec![v])
+        }
+        fn visit_str<E>(self, _v: &str) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_map<M: MapAccess<'de>>(self, mut m: M) -> Result<Self::Value, M::Error> {
+            while m.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+            Ok(Vec::new())
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_bool<E>(self, _v: bool) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_i64<E>(self, _v: i64) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_u64<E>(self, _v: u64) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+        fn visit_f64<E>(self, _v: f64) -> Result<Self::Value, E> {
+            Ok(Vec::new())
+        }
+    }
+    struct Seed;
+    impl<'de> serde::de::DeserializeSeed<'de> for Seed {
+        type Value = Vec<&'de str>;
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_any(First)
+        }
+    }
+    map.next_value_seed(Seed)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -45,7 +145,9 @@ pub fn read_head(body: &[u8]) -> Result<RequestHead, BodyError> {
                 model: None,
                 stream: false,
                 model_span: None,
+                conversation: None,
             };
+            let mut parts = ConversationParts::default();
             while let Some(key) = map.next_key::<Cow<'de, str>>()? {
                 match key.as_ref() {
                     "model" => {
@@ -66,11 +168,20 @@ pub fn read_head(body: &[u8]) -> Result<RequestHead, BodyError> {
                         serde_json::Value::Null => {}
                         _ => return Ok(Err(BodyError::StreamNotBool)),
                     },
+                    "messages" | "input" | "contents" => parts.first = first_element(&mut map)?,
+                    "system" | "instructions" | "systemInstruction" => {
+                        parts.system = Some(map.next_value::<&'de RawValue>()?.get());
+                    }
+                    "prompt_cache_key" => {
+                        parts.cache_key = map.next_value::<&'de RawValue>()?.get().into();
+                    }
+                    "metadata" => parts.metadata = Some(map.next_value::<&'de RawValue>()?.get()),
                     _ => {
                         map.next_value::<IgnoredAny>()?;
                     }
                 }
             }
+            head.conversation = parts.key();
             Ok(Ok(head))
         }
     }
@@ -125,22 +236,60 @@ pub fn replace_model(
 mod tests {
     use super::*;
 
+    fn conv(body: &str) -> Option<u64> {
+        read_head(body.as_bytes()).expect("head").conversation
+    }
+
+    #[test]
+    fn a_conversation_keeps_its_key_from_turn_to_turn() {
+        // Chat: the system message and first user message stay; later turns are appended.
+        let t1 = r#"{"model":"m","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"alpha"}]}"#;
+        let t2 = r#"{"model":"m","stream":true,"messages":[{"role":"system","content":"be brief"},{"role":"user","content":"alpha"},{"role":"assistant","content":"ok"},{"role":"user","content":"more"}],"temperature":0.2}"#;
+        assert!(conv(t1).is_some());
+        assert_eq!(conv(t1), conv(t2));
+        let other = r#"{"model":"m","messages":[{"role":"system","content":"be brief"},{"role":"user","content":"beta"}]}"#;
+        assert_ne!(conv(t1), conv(other));
+        // Anthropic: top-level system.
+        let a1 = r#"{"model":"c","system":"sys","max_tokens":5,"messages":[{"role":"user","content":"x"}]}"#;
+        let a2 = r#"{"model":"c","system":"sys","max_tokens":9,"messages":[{"role":"user","content":"x"},{"role":"assistant","content":"y"},{"role":"user","content":"z"}]}"#;
+        assert_eq!(conv(a1), conv(a2));
+        assert_ne!(conv(a1), conv(&a1.replace("\"sys\"", "\"other\"")));
+        // Responses: instructions and input (array or a plain string).
+        let r1 = r#"{"model":"g","instructions":"i","input":[{"role":"user","content":"q"}]}"#;
+        let r2 = r#"{"model":"g","instructions":"i","input":[{"role":"user","content":"q"},{"type":"function_call_output","call_id":"c","output":"o"}]}"#;
+        assert_eq!(conv(r1), conv(r2));
+        assert!(conv(r#"{"model":"g","input":"hello"}"#).is_some());
+        // Gemini: contents.
+        let g1 = r#"{"contents":[{"role":"user","parts":[{"text":"q"}]}]}"#;
+        let g2 = r#"{"contents":[{"role":"user","parts":[{"text":"q"}]},{"role":"model","parts":[{"text":"a"}]}]}"#;
+        assert_eq!(conv(g1), conv(g2));
+        // The client's own keys win: prompt_cache_key, then metadata.
+        let k1 = r#"{"model":"g","prompt_cache_key":"conv-1","input":"first"}"#;
+        let k2 = r#"{"model":"g","prompt_cache_key":"conv-1","input":"something else"}"#;
+        assert_eq!(conv(k1), conv(k2));
+        let m1 = r#"{"model":"c","metadata":{"user_id":"u_session_1"},"messages":[{"role":"user","content":"a"}]}"#;
+        let m2 = r#"{"model":"c","metadata":{"user_id":"u_session_1"},"messages":[{"role":"user","content":"b"}]}"#;
+        assert_eq!(conv(m1), conv(m2));
+        // Nothing to go by: no key.
+        assert_eq!(conv(r#"{"model":"m"}"#), None);
+    }
+
     #[test]
     fn reads_model_and_stream() {
+        let head = read_head(br#"{"messages":[{"model":"x"}],"model":"gpt-4o","stream":true}"#)
+            .expect("head");
         assert_eq!(
-            read_head(br#"{"messages":[{"model":"x"}],"model":"gpt-4o","stream":true}"#),
-            Ok(RequestHead {
-                model: Some("gpt-4o".into()),
-                stream: true,
-                model_span: Some((36, 44)),
-            })
+            (head.model.as_deref(), head.stream, head.model_span),
+            (Some("gpt-4o"), true, Some((36, 44)))
         );
+        assert!(head.conversation.is_some());
         assert_eq!(
             read_head(b"{}"),
             Ok(RequestHead {
                 model: None,
                 stream: false,
                 model_span: None,
+                conversation: None,
             })
         );
         assert_eq!(read_head(br#"{"model":3}"#), Err(BodyError::ModelNotString));

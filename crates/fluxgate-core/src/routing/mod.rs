@@ -320,6 +320,22 @@ impl Router {
         health: &HealthRegistry,
         now: Instant,
     ) -> Result<Plan, RouteError> {
+        self.plan_for(endpoint, model, health, now, None)
+    }
+
+    /// [`Router::plan`] for one conversation: with a conversation key and a spreading strategy
+    /// (all but `priority`), each target's keys are
+    /// ordered by rendezvous hashing on it (after the strategy), so every turn of a
+    /// conversation goes to the same key while it is usable, keeping the provider's prompt
+    /// cache warm; when that key is out, the turn goes to the next key in the same stable order.
+    pub fn plan_for(
+        &self,
+        endpoint: Endpoint,
+        model: &str,
+        health: &HealthRegistry,
+        now: Instant,
+        conversation: Option<u64>,
+    ) -> Result<Plan, RouteError> {
         let (route, resolution, targets, strategy) = self.resolve(model)?;
         let mut candidates = Vec::new();
         let mut skipped = Vec::new();
@@ -439,6 +455,11 @@ impl Router {
             in_flight: &in_flight,
         };
         for_kind(strategy).order(&mut candidates, &ctx);
+        // `priority` already sends every turn to the same first usable key; the spreading
+        // strategies would rotate a conversation across keys, so it is pinned instead.
+        if let Some(c) = conversation.filter(|_| strategy != StrategyKind::Priority) {
+            strategy::pin_conversation(&mut candidates, c);
+        }
         let degraded = candidates.is_empty() && !held.is_empty();
         if degraded {
             // Every usable key is gone and some are out only for upstream failures: try those

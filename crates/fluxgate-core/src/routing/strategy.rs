@@ -117,3 +117,18 @@ impl Counter {
         self.0.fetch_add(1, Ordering::Relaxed)
     }
 }
+
+/// Orders each target's keys by a rendezvous (highest-random-weight) score of the conversation
+/// key and the key's account: stable for a conversation, spread across conversations, and
+/// when a key leaves the pool only its conversations move.
+pub fn pin_conversation(candidates: &mut [Candidate], conversation: u64) {
+    use std::hash::{Hash, Hasher};
+    let score = |c: &Candidate| {
+        let mut h = std::hash::DefaultHasher::new();
+        (conversation, c.account.as_str()).hash(&mut h);
+        h.finish()
+    };
+    per_target(candidates, |group| {
+        group.sort_by_cached_key(|c| std::cmp::Reverse(score(c)));
+    });
+}
