@@ -108,10 +108,12 @@ class Fluxgate:
         self.token = out.stdout.strip()
         self.start()
 
+    extra_args: list = []
+
     def start(self) -> None:
         self.stderr = open(self.workdir / "serve.log", "a")
         self.proc = subprocess.Popen(
-            [str(FLUXGATE), "serve", "--config", str(self.config), "--data-dir", str(self.data), "--listen", "127.0.0.1:0"],
+            [str(FLUXGATE), "serve", "--config", str(self.config), "--data-dir", str(self.data), "--listen", "127.0.0.1:0", *self.extra_args],
             stdout=subprocess.PIPE, stderr=self.stderr, text=True, env=self.env,
         )
         self.url = _read_url(self.proc)

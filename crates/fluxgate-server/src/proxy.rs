@@ -113,10 +113,15 @@ async fn run(
         conversation: conversation_key(&headers, conversation),
     };
     let request_id = req.request_id.clone();
-    let mut resp = match Box::pin(state.gateway.executor.execute(req)).await {
-        Ok(r) => proxy_response(r),
-        Err(e) => proxy_error(dialect, e),
-    };
+    // Every line logged for this request, streams included, carries its id.
+    let span = tracing::info_span!("request", request_id = %request_id);
+    let mut resp =
+        match tracing::Instrument::instrument(Box::pin(state.gateway.executor.execute(req)), span)
+            .await
+        {
+            Ok(r) => proxy_response(r),
+            Err(e) => proxy_error(dialect, e),
+        };
     if let Ok(v) = axum::http::HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-fluxgate-request-id", v);
     }

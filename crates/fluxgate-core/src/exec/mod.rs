@@ -359,7 +359,7 @@ impl Executor {
                     }
                     Attempt::Failed(mut f) => {
                         f.message = health::scrub(&f.message, Some(secret.expose()));
-                        tracing::info!(request_id = %req.request_id, provider = %cand.provider, key = %cand.key_id, class = f.class.as_str(), status = f.status, message = %f.message, "attempt failed; failing over");
+                        tracing::info!(request_id = %req.request_id, provider = %cand.provider, key = %cand.key_id, class = f.class.as_str(), status = f.status, detail = %f.message, "attempt failed; failing over");
                         if f.class == ErrorClass::AuthFailed {
                             // The key may have been replaced in the keychain since it was cached.
                             self.secrets.invalidate(&cand.account);
@@ -373,7 +373,7 @@ impl Executor {
                         // Fluxgate's own translation refused the request for this candidate (a
                         // forced built-in tool, an OpenAI-only `previous_response_id`, ...);
                         // a candidate of another dialect may still serve it.
-                        tracing::info!(request_id = %req.request_id, provider = %cand.provider, message = %err.message, "this candidate cannot take the request; trying the next");
+                        tracing::info!(request_id = %req.request_id, provider = %cand.provider, detail = %err.message, "this candidate cannot take the request; trying the next");
                         rejection.get_or_insert(err);
                     }
                     Attempt::Rejected(err, failure) => {

@@ -201,7 +201,8 @@ pub(super) async fn commit(
         HeaderValue::from_static("no-cache"),
     );
     let usage = seen.usage;
-    tokio::spawn(pump(
+    // The pump outlives the handler; it keeps the request's span (and so its request id).
+    tokio::spawn(tracing::Instrument::in_current_span(pump(
         body,
         parser,
         output,
@@ -210,7 +211,7 @@ pub(super) async fn commit(
         ctx,
         committed_at,
         ended,
-    ));
+    )));
     Attempt::Done(ProxyResponse::Stream { headers, body: rx }, usage)
 }
 
@@ -346,7 +347,7 @@ async fn pump(
             tracing::info!(request_id = %record.request_id, "client closed the stream; upstream request cancelled");
         }
         End::Broken(code, failure) => {
-            tracing::warn!(request_id = %record.request_id, provider = %ctx.provider, key = %ctx.key_id, message = %failure.message, "stream broke after commit; ending it with an error event");
+            tracing::warn!(request_id = %record.request_id, provider = %ctx.provider, key = %ctx.key_id, detail = %failure.message, "stream broke after commit; ending it with an error event");
             ctx.health.report_failure(&ctx.account, &failure);
             let ev = stream_error_event(
                 ctx.client_dialect,

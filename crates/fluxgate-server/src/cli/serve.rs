@@ -53,6 +53,7 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         let gateway = Arc::new(Gateway::open(config, &data_dir, Secrets::system()).map_err(|e| e.to_string())?);
         let admin = AdminToken::load_or_create(&data_dir).map_err(|e| e.to_string())?;
         let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e} (is another Fluxgate running? pass --listen 127.0.0.1:PORT)"))?;
+        let signals = Signals::install();
         let handle = fluxgate_server::serve(gateway.clone(), listener, admin).map_err(|e| e.to_string())?;
         let addr = handle.addr;
         let from = match source {
@@ -71,32 +72,56 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         }
         // Tests and scripts read this line to find the port.
         println!("listening on http://{addr}");
-        wait_for_signal().await;
+        signals.wait().await;
         eprintln!("shutting down: letting in-flight requests finish (up to 10 s)");
         handle.shutdown().await;
         Ok::<(), String>(())
     })
 }
 
-async fn wait_for_signal() {
+/// SIGTERM and SIGINT, registered when made: a signal that arrives before anything awaits it
+/// (right after the "listening on" line, say) still ends the process gracefully.
+struct Signals {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
+    term: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    int: Option<tokio::signal::unix::Signal>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            Signals {
+                term: signal(SignalKind::terminate()).ok(),
+                int: signal(SignalKind::interrupt()).ok(),
             }
         }
+        #[cfg(not(unix))]
+        Signals {}
     }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        {
+            async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            }
+            tokio::select! {
+                _ = recv(&mut self.term) => {}
+                _ = recv(&mut self.int) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
