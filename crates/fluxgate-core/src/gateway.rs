@@ -75,6 +75,19 @@ impl Gateway {
         tokio::spawn(run_scheduler(self.health.clone(), retester, shutdown))
     }
 
+    /// Starts webhook delivery (a no-op queue when the config names none).
+    pub fn spawn_webhooks(
+        self: &Arc<Self>,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
+        let me = Arc::downgrade(self);
+        crate::webhooks::spawn(
+            move || me.upgrade().map(|g| g.config()),
+            &self.events,
+            shutdown,
+        )
+    }
+
     /// Applies a new config: routes, providers and the set of keys (their health is kept).
     pub fn reload(&self, config: Config) {
         self.health.sync(&config);

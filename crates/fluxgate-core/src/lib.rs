@@ -20,5 +20,6 @@ pub mod routing;
 pub mod secrets;
 pub mod store;
 pub mod tokens;
+pub mod webhooks;
 
 pub use config::Config;

@@ -66,6 +66,10 @@ pub fn serve(
         shutting_down: AtomicBool::new(false),
     });
     let (stop, mut stopped) = watch::channel(false);
+    let mut stopped_hooks = stop.subscribe();
+    gateway.spawn_webhooks(async move {
+        let _ = stopped_hooks.wait_for(|s| *s).await;
+    });
     let mut stopped_sched = stop.subscribe();
     let scheduler = gateway.spawn_scheduler(async move {
         let _ = stopped_sched.wait_for(|s| *s).await;

@@ -116,6 +116,7 @@ pub fn from_environment(lookup: impl Fn(&str) -> Option<String>) -> Config {
         max_wait: super::DEFAULT_MAX_WAIT,
         providers,
         routes: Vec::new(),
+        webhooks: Vec::new(),
         source: ConfigSource::Environment,
     }
 }

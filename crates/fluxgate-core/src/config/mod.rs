@@ -164,8 +164,26 @@ pub struct Config {
     pub max_wait: Duration,
     pub providers: Vec<ProviderConfig>,
     pub routes: Vec<RouteConfig>,
+    /// Where health events are POSTed (see [`crate::webhooks`]).
+    pub webhooks: Vec<Webhook>,
     pub source: ConfigSource,
 }
+
+/// A webhook: health (and, later, budget) events are POSTed to `url` as JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    pub url: http::Uri,
+    /// Event types to send; empty: all.
+    pub events: Vec<String>,
+}
+
+/// The event types a webhook may subscribe to.
+pub const WEBHOOK_EVENTS: &[&str] = &[
+    "key_state_changed",
+    "route_unavailable",
+    "config_reloaded",
+    "config_invalid",
+];
 
 /// The default for [`Config::header_timeout`].
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);

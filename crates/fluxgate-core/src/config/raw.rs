@@ -57,6 +57,16 @@ pub struct RawConfig {
     pub providers: Ordered<RawProvider>,
     #[serde(default)]
     pub routes: Ordered<RawRoute>,
+    #[serde(default)]
+    pub webhooks: Vec<RawWebhook>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    pub url: String,
+    /// Event types to send (`key_state_changed`, `route_unavailable`, ...); all when absent.
+    pub events: Option<Vec<String>>,
 }
 
 /// Timeouts in seconds (fractions allowed).

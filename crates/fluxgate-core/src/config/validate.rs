@@ -107,6 +107,11 @@ pub(super) fn validate(raw: RawConfig, source: ConfigSource) -> Result<Config, C
         routes.push(route(&name, r, &providers)?);
     }
 
+    let mut webhooks = Vec::new();
+    for (i, w) in raw.webhooks.into_iter().enumerate() {
+        webhooks.push(webhook(i, w)?);
+    }
+
     Ok(Config {
         listen,
         allow_lan: raw.allow_lan,
@@ -117,8 +122,39 @@ pub(super) fn validate(raw: RawConfig, source: ConfigSource) -> Result<Config, C
         max_wait,
         providers,
         routes,
+        webhooks,
         source,
     })
+}
+
+fn webhook(i: usize, w: super::raw::RawWebhook) -> Result<super::Webhook, ConfigError> {
+    let key = format!("webhooks[{i}]");
+    let url: http::Uri = w
+        .url
+        .parse()
+        .ok()
+        .filter(|u: &http::Uri| {
+            matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some()
+        })
+        .ok_or_else(|| {
+            ConfigError::invalid(
+                format!("{key}.url"),
+                "must be an http:// or https:// URL, for example \"https://hooks.example.com/fluxgate\"",
+            )
+        })?;
+    let events = w.events.unwrap_or_default();
+    for e in &events {
+        if !super::WEBHOOK_EVENTS.contains(&e.as_str()) {
+            return Err(ConfigError::invalid(
+                format!("{key}.events"),
+                format!(
+                    "unknown event `{e}`; use any of {}",
+                    super::WEBHOOK_EVENTS.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(super::Webhook { url, events })
 }
 
 fn seconds(key: &str, value: Option<f64>, default: Duration) -> Result<Duration, ConfigError> {
