@@ -553,6 +553,20 @@ async fn keys_cooled_by_upstream_failures_are_tried_when_nothing_else_is_left() 
     assert_eq!(keys, ["a1"]);
 }
 
+/// Sends a Messages request and returns the label of the key that answered it.
+async fn served_by(h: &Harness, body: serde_json::Value, session: Option<&str>) -> String {
+    let mut req = h.post("/v1/messages", body);
+    if let Some(s) = session {
+        req = req.header("x-session-id", s);
+    }
+    let v: serde_json::Value = req.send().await.expect("send").json().await.expect("json");
+    v["content"][0]["text"]
+        .as_str()
+        .unwrap_or("")
+        .trim_start_matches("ok from ")
+        .to_string()
+}
+
 #[tokio::test]
 async fn a_conversation_stays_on_one_key_while_it_is_usable() {
     let config = r#"
@@ -576,26 +590,11 @@ strategy = "round-robin"
         }
         json!({"model": "c", "max_tokens": 16, "system": "be brief", "messages": messages})
     };
-    let served_by = |v: &serde_json::Value| {
-        v["content"][0]["text"]
-            .as_str()
-            .unwrap_or("")
-            .trim_start_matches("ok from ")
-            .to_string()
-    };
     let mut keys_of = Vec::new();
     for conv in 0..8 {
         let mut seen = std::collections::BTreeSet::new();
         for n in 1..=4 {
-            let v: serde_json::Value = h
-                .post("/v1/messages", turn(conv, n))
-                .send()
-                .await
-                .expect("send")
-                .json()
-                .await
-                .expect("json");
-            seen.insert(served_by(&v));
+            seen.insert(served_by(&h, turn(conv, n), None).await);
         }
         assert_eq!(
             seen.len(),
@@ -617,15 +616,7 @@ strategy = "round-robin"
     );
     let mut after = std::collections::BTreeSet::new();
     for n in 5..=7 {
-        let v: serde_json::Value = h
-            .post("/v1/messages", turn(0, n))
-            .send()
-            .await
-            .expect("send")
-            .json()
-            .await
-            .expect("json");
-        after.insert(served_by(&v));
+        after.insert(served_by(&h, turn(0, n), None).await);
     }
     assert_eq!(after.len(), 1, "{after:?}");
     assert!(!after.contains(&pinned));
@@ -633,16 +624,7 @@ strategy = "round-robin"
     // A session id header pins regardless of the body.
     let mut by_session = std::collections::BTreeSet::new();
     for conv in 10..14 {
-        let v: serde_json::Value = h
-            .post("/v1/messages", turn(conv, 1))
-            .header("x-session-id", "one-session")
-            .send()
-            .await
-            .expect("send")
-            .json()
-            .await
-            .expect("json");
-        by_session.insert(served_by(&v));
+        by_session.insert(served_by(&h, turn(conv, 1), Some("one-session")).await);
     }
     assert_eq!(by_session.len(), 1, "{by_session:?}");
 }
