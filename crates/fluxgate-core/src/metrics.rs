@@ -179,57 +179,53 @@ impl Metrics {
             &m.ttfb,
         );
         drop(m);
-        header(
+        key_gauge(
             &mut out,
             "fluxgate_key_state",
-            "gauge",
             "1 for the state each key is in now (healthy, cooling, probing, dead, disabled).",
+            keys,
+            |k| (format!(",state=\"{}\"", k.status.as_str()), 1),
         );
-        for k in keys {
-            let _ = writeln!(
-                out,
-                "fluxgate_key_state{{provider=\"{}\",key=\"{}\",state=\"{}\"}} 1",
-                esc(&k.provider),
-                esc(&k.key_id),
-                k.status.as_str()
-            );
-        }
-        header(
+        key_gauge(
             &mut out,
             "fluxgate_key_recovery_seconds",
-            "gauge",
             "Seconds until a key out of rotation comes back (0 when in rotation).",
+            keys,
+            |k| (String::new(), k.retry_in_secs.unwrap_or(0)),
         );
-        for k in keys {
-            let _ = writeln!(
-                out,
-                "fluxgate_key_recovery_seconds{{provider=\"{}\",key=\"{}\"}} {}",
-                esc(&k.provider),
-                esc(&k.key_id),
-                k.retry_in_secs.unwrap_or(0)
-            );
-        }
-        header(
+        key_gauge(
             &mut out,
             "fluxgate_key_in_flight",
-            "gauge",
             "Upstream attempts in flight per key.",
+            keys,
+            |k| (String::new(), u64::from(k.in_flight)),
         );
-        for k in keys {
-            let _ = writeln!(
-                out,
-                "fluxgate_key_in_flight{{provider=\"{}\",key=\"{}\"}} {}",
-                esc(&k.provider),
-                esc(&k.key_id),
-                k.in_flight
-            );
-        }
         out
     }
 }
 
 fn header(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+}
+
+/// A gauge with one sample per key: `value` gives extra labels (`,name="v"`) and the value.
+fn key_gauge(
+    out: &mut String,
+    name: &str,
+    help: &str,
+    keys: &[KeyHealth],
+    value: impl Fn(&KeyHealth) -> (String, u64),
+) {
+    header(out, name, "gauge", help);
+    for k in keys {
+        let (labels, v) = value(k);
+        let _ = writeln!(
+            out,
+            "{name}{{provider=\"{}\",key=\"{}\"{labels}}} {v}",
+            esc(&k.provider),
+            esc(&k.key_id)
+        );
+    }
 }
 
 fn histogram(out: &mut String, name: &str, help: &str, by_route: &BTreeMap<String, Histogram>) {

@@ -327,6 +327,9 @@ struct Report {
     refused: u64,
     pss_after_first_kib: u64,
     pss_end_kib: u64,
+    /// Anonymous (private) memory: what the memory check uses.
+    anon_after_first_kib: u64,
+    anon_end_kib: u64,
     slowest: Duration,
     took: Duration,
 }
@@ -352,6 +355,7 @@ async fn soak(requests: usize, seed: u64) -> Report {
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let outcomes = Arc::new(Mutex::new(Vec::with_capacity(requests)));
     let pss_first = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let anon_first = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let started = Instant::now();
     let mut tasks = Vec::new();
     for worker in 0..CONCURRENCY {
@@ -361,6 +365,7 @@ async fn soak(requests: usize, seed: u64) -> Report {
             router.token.clone(),
         );
         let (next, outcomes, pss_first) = (next.clone(), outcomes.clone(), pss_first.clone());
+        let anon_first = anon_first.clone();
         tasks.push(tokio::spawn(async move {
             let mut pick = seed
                 .wrapping_mul(6364136223846793005)
@@ -380,7 +385,11 @@ async fn soak(requests: usize, seed: u64) -> Report {
                 all.push(o);
                 if all.len() == 1000.min(requests) {
                     pss_first.store(
-                        common::RouterProcess::pss_of(pid),
+                        common::RouterProcess::smaps_kib(pid, "Pss"),
+                        std::sync::atomic::Ordering::SeqCst,
+                    );
+                    anon_first.store(
+                        common::RouterProcess::smaps_kib(pid, "Anonymous"),
                         std::sync::atomic::Ordering::SeqCst,
                     );
                 }
@@ -394,6 +403,7 @@ async fn soak(requests: usize, seed: u64) -> Report {
     // Let cancelled attempts settle before reading the fake's log.
     tokio::time::sleep(Duration::from_millis(300)).await;
     let pss_end = router.process.pss_kib();
+    let anon_end = common::RouterProcess::smaps_kib(pid, "Anonymous");
     let outcomes = std::mem::take(&mut *outcomes.lock());
     let log = fake.log();
     let mut last_attempt: HashMap<String, u64> = HashMap::new();
@@ -421,6 +431,8 @@ async fn soak(requests: usize, seed: u64) -> Report {
             + front_ant.refused.load(std::sync::atomic::Ordering::Relaxed),
         pss_after_first_kib: pss_first.load(std::sync::atomic::Ordering::SeqCst),
         pss_end_kib: pss_end,
+        anon_after_first_kib: anon_first.load(std::sync::atomic::Ordering::SeqCst),
+        anon_end_kib: anon_end,
         slowest: outcomes.iter().map(|o| o.took).max().unwrap_or_default(),
         took,
     };
@@ -497,12 +509,15 @@ fn print(report: &Report, requests: usize, seed: u64) {
         report.attempts, report.replays, report.wrong_attempt, report.max_overlap_ms
     );
     println!(
-        "slowest request {:.2} s (deadline {} s); router PSS after the first 1000 {} KiB, at the end {} KiB ({:+} KiB)",
+        "slowest request {:.2} s (deadline {} s); router PSS after the first 1000 {} KiB, at the end {} KiB ({:+} KiB); anonymous memory {} KiB -> {} KiB ({:+} KiB)",
         report.slowest.as_secs_f64(),
         DEADLINE.as_secs(),
         report.pss_after_first_kib,
         report.pss_end_kib,
-        report.pss_end_kib as i64 - report.pss_after_first_kib as i64
+        report.pss_end_kib as i64 - report.pss_after_first_kib as i64,
+        report.anon_after_first_kib,
+        report.anon_end_kib,
+        report.anon_end_kib as i64 - report.anon_after_first_kib as i64
     );
     for p in report.problems.iter().take(20) {
         println!("PROBLEM {p}");
@@ -531,16 +546,18 @@ fn check(report: &Report, requests: usize) {
         .map(|(_, v)| v)
         .sum();
     assert!(
-        ok * 2 >= requests as u64,
+        ok * 10 >= requests as u64 * 8,
         "only {ok} of {requests} succeeded"
     );
-    // Memory flat: less than 8 MiB more after the run than after its first thousand requests.
-    assert!(report.pss_after_first_kib > 0);
+    // Memory flat: less than 8 MiB more private memory after the run than after its first
+    // thousand requests. (PSS is reported but not checked: it moves when other processes, the
+    // durability test's routers say, start or stop sharing the binary's pages.)
+    assert!(report.anon_after_first_kib > 0);
     assert!(
-        report.pss_end_kib < report.pss_after_first_kib + 8 * 1024,
-        "router PSS grew from {} to {} KiB",
-        report.pss_after_first_kib,
-        report.pss_end_kib
+        report.anon_end_kib < report.anon_after_first_kib + 8 * 1024,
+        "router anonymous memory grew from {} to {} KiB",
+        report.anon_after_first_kib,
+        report.anon_end_kib
     );
 }
 

@@ -188,14 +188,17 @@ async fn acknowledged_writes_survive_fifty_kill_9s() {
     let ledger = Arc::new(Mutex::new(Ledger::default()));
     let mut rng = StdRng::seed_from_u64(22);
     let mut lost = 0;
-    for round in 0..KILLS {
-        let mut router = RouterProcess::start(
+    let start = || {
+        RouterProcess::start(
             dir.path(),
             &config,
             &data,
             &[("FG_DURABLE_KEY", &key)],
             Some(&log),
-        );
+        )
+    };
+    for round in 0..KILLS {
+        let mut router = start();
         let admin = router.admin_token();
         let snapshot = ledger.lock().snapshot();
         let (n, present) = verify(&router.base, &admin, &snapshot).await;
@@ -219,13 +222,7 @@ async fn acknowledged_writes_survive_fifty_kill_9s() {
         }
         assert_eq!(integrity(&data), "ok", "after kill {}", round + 1);
     }
-    let router = RouterProcess::start(
-        dir.path(),
-        &config,
-        &data,
-        &[("FG_DURABLE_KEY", &key)],
-        Some(&log),
-    );
+    let router = start();
     let admin = router.admin_token();
     let ledger = ledger.lock().snapshot();
     lost += verify(&router.base, &admin, &ledger).await.0;

@@ -17,13 +17,7 @@ targets = ["ant/m"]
 "#;
 
 async fn scrape(h: &Harness) -> String {
-    let resp = h
-        .http
-        .get(h.url("/metrics"))
-        .bearer_auth(&h.admin_token)
-        .send()
-        .await
-        .expect("scrape");
+    let resp = h.admin_get("/metrics").await;
     assert_eq!(resp.status(), 200);
     assert!(resp.headers()["content-type"]
         .to_str()

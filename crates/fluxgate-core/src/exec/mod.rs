@@ -14,6 +14,7 @@ mod budget;
 pub mod client;
 pub mod headers;
 mod retest;
+mod rounds;
 mod stream;
 
 use std::collections::HashSet;
@@ -42,13 +43,13 @@ use crate::routing::{Candidate, Plan, Router};
 use crate::secrets::{SecretError, Secrets};
 use crate::store::{RequestLog, RequestRecord, Store};
 use client::{body_stream, BodyStream, HttpClient, TransportError};
+pub use rounds::conversation_key;
+use rounds::RETRY_PAUSE;
 
 /// The largest non-streaming upstream response accepted.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
 /// How much of an error response is read for classification.
 const MAX_ERROR_BYTES: usize = 256 * 1024;
-/// The pause before another round over a route's keys after they all failed transiently.
-const RETRY_PAUSE: Duration = Duration::from_millis(50);
 
 /// A request as the executor sees it.
 #[derive(Debug, Clone)]
@@ -70,21 +71,6 @@ pub struct ProxyRequest {
     /// Session affinity: the same for every turn of one conversation (see
     /// [`crate::formats::body::RequestHead::conversation`] and [`conversation_key`]).
     pub conversation: Option<u64>,
-}
-
-/// The conversation key of a request: a session id header the client sent (Codex's
-/// `session_id`, Claude Code's `x-claude-code-session-id`, a generic `x-session-id`), else what
-/// the body gave.
-pub fn conversation_key(headers: &HeaderMap, from_body: Option<u64>) -> Option<u64> {
-    use std::hash::{Hash, Hasher};
-    for name in ["x-session-id", "session_id", "x-claude-code-session-id"] {
-        if let Some(v) = headers.get(name).filter(|v| !v.is_empty()) {
-            let mut h = std::hash::DefaultHasher::new();
-            ("session", v.as_bytes()).hash(&mut h);
-            return Some(h.finish());
-        }
-    }
-    from_body
 }
 
 /// An error Fluxgate answers itself.
@@ -512,55 +498,6 @@ impl Executor {
                 Err(err)
             }
         }
-    }
-
-    /// How long to wait for the first of a plan's keys to come back from cooling, when none
-    /// can be tried now and that is within `budget` and before the deadline.
-    fn recovery_wait(
-        &self,
-        plan: &Plan,
-        dead_targets: &HashSet<usize>,
-        deadline: Instant,
-        budget: Duration,
-    ) -> Option<Duration> {
-        if budget.is_zero() {
-            return None;
-        }
-        let now = Instant::now();
-        let router = self.router();
-        let config = router.config();
-        let mut accounts: Vec<String> = Vec::new();
-        for c in &plan.candidates {
-            if dead_targets.contains(&c.target_index) {
-                continue;
-            }
-            if self.health.usable(&c.account, now) {
-                // Something is usable but was not tried (attempt budget, deadline): no wait.
-                return None;
-            }
-            accounts.push(c.account.clone());
-        }
-        for s in &plan.skipped {
-            if let (crate::routing::SkipReason::Unavailable { .. }, Some(key)) =
-                (&s.reason, &s.key_id)
-            {
-                if let Some(p) = config.provider(&s.provider) {
-                    accounts.push(p.account(key));
-                }
-            }
-        }
-        let back = accounts
-            .iter()
-            .filter_map(|a| {
-                let st = self.health.state(a)?;
-                (st.status == health::KeyStatus::Cooling)
-                    .then_some(st.until)
-                    .flatten()
-            })
-            .min()?;
-        // A little past the end so the key is usable when the round starts.
-        let wait = back.saturating_duration_since(now) + Duration::from_millis(5);
-        (wait <= budget && now + wait < deadline).then_some(wait)
     }
 
     fn publish_route_unavailable(&self, plan: &Plan, retry_after_secs: u64) {

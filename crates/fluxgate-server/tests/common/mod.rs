@@ -205,16 +205,23 @@ impl Harness {
         )
     }
 
-    /// `GET /admin/api/keys` with the admin token.
-    pub async fn admin_keys(&self) -> serde_json::Value {
-        let resp = self
-            .http
-            .get(self.url("/admin/api/keys"))
+    /// `GET path` with the admin token.
+    pub async fn admin_get(&self, path: &str) -> reqwest::Response {
+        self.http
+            .get(self.url(path))
             .bearer_auth(&self.admin_token)
             .send()
             .await
-            .expect("admin api");
-        resp.json().await.expect("admin json")
+            .expect("admin api")
+    }
+
+    /// `GET /admin/api/keys` with the admin token.
+    pub async fn admin_keys(&self) -> serde_json::Value {
+        self.admin_get("/admin/api/keys")
+            .await
+            .json()
+            .await
+            .expect("admin json")
     }
 
     /// Asserts no file in the data dir and no log line holds a key or its first 12 characters.
@@ -350,13 +357,15 @@ impl RouterProcess {
 
     /// Proportional set size of the process in KiB (shared pages divided among their users).
     pub fn pss_kib(&self) -> u64 {
-        Self::pss_of(self.child.id())
+        Self::smaps_kib(self.child.id(), "Pss")
     }
 
-    pub fn pss_of(pid: u32) -> u64 {
+    /// A field of `/proc/PID/smaps_rollup` in KiB: `Pss`, or `Anonymous` (the heap and other
+    /// private memory; unlike PSS it does not move when other processes share fewer pages).
+    pub fn smaps_kib(pid: u32, field: &str) -> u64 {
         let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
         text.lines()
-            .find_map(|l| l.strip_prefix("Pss:"))
+            .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
             .unwrap_or(0)
     }
