@@ -30,6 +30,19 @@ pub enum Event {
     ConfigReloaded { path: String },
     /// The config file changed but is invalid; the running config stays in force.
     ConfigInvalid { path: String, error: String },
+    /// Spending in a budget's scope crossed 80% or 100% of one of its limits (once per
+    /// limit, threshold and period).
+    BudgetThreshold {
+        /// `all traffic`, `provider openai`, `key openai/work`, `route coding`, `client ci`.
+        scope: String,
+        /// `daily` or `monthly`.
+        period: &'static str,
+        /// `usd` or `tokens`.
+        unit: &'static str,
+        percent: u8,
+        spent: f64,
+        limit: f64,
+    },
 }
 
 /// A cloneable handle to the event channel.

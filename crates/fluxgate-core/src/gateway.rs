@@ -38,8 +38,13 @@ impl Gateway {
         ));
         health.sync(&config);
         let config = Arc::new(config);
-        let router = Arc::new(Router::new(config, TranslatorRegistry::builtin()));
-        let log = RequestLog::start(&store);
+        let router = Arc::new(Router::new(config.clone(), TranslatorRegistry::builtin()));
+        let ledger = Arc::new(crate::budgets::Ledger::load(
+            &store,
+            events.clone(),
+            &config.budgets,
+        )?);
+        let log = RequestLog::start(&store).with_ledger(ledger);
         let executor = Arc::new(
             Executor::new(
                 router,
@@ -91,6 +96,9 @@ impl Gateway {
     /// Applies a new config: routes, providers and the set of keys (their health is kept).
     pub fn reload(&self, config: Config) {
         self.health.sync(&config);
+        if let Some(l) = self.log.ledger() {
+            l.set_budgets(&config.budgets);
+        }
         self.executor.set_router(Arc::new(Router::new(
             Arc::new(config),
             TranslatorRegistry::builtin(),

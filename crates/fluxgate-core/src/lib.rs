@@ -5,6 +5,8 @@
 //! SQLite store and the secret store. This crate never depends on an HTTP server framework or
 //! on a GUI toolkit; `fluxgate-server` and the desktop shell wrap it.
 
+pub mod budgets;
+pub mod catalogue;
 pub mod config;
 pub mod events;
 pub mod exec;

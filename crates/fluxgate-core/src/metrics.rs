@@ -278,6 +278,7 @@ mod tests {
             tokens_in: Some(10),
             tokens_out: Some(5),
             stream: false,
+            ..RequestRecord::default()
         }
     }
 

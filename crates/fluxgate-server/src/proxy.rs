@@ -75,8 +75,8 @@ async fn run(
             Some(1),
         );
     }
-    let (model, model_span, stream, conversation) = match path_model {
-        Some(p) => (p.model, None, p.stream, None),
+    let (model, model_span, stream, conversation, tools, max_output) = match path_model {
+        Some(p) => (p.model, None, p.stream, None, false, None),
         None => {
             let head = match read_head(&body) {
                 Ok(h) => h,
@@ -97,6 +97,8 @@ async fn run(
                 head.model_span,
                 head.stream && endpoint.streams(),
                 head.conversation,
+                head.tools,
+                head.max_output,
             )
         }
     };
@@ -111,6 +113,8 @@ async fn run(
         client: Some(client.0),
         request_id: request_id(),
         conversation: conversation_key(&headers, conversation),
+        tools,
+        max_output,
     };
     let request_id = req.request_id.clone();
     // Every line logged for this request, streams included, carries its id.

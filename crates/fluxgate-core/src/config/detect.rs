@@ -79,6 +79,7 @@ pub fn from_environment(lookup: impl Fn(&str) -> Option<String>) -> Config {
                 secret: SecretRef::Env(var.to_string()),
                 weight: 1,
                 enabled: true,
+                limits: Default::default(),
             });
         }
         for n in 2..=9 {
@@ -89,6 +90,7 @@ pub fn from_environment(lookup: impl Fn(&str) -> Option<String>) -> Config {
                     secret: SecretRef::Env(numbered),
                     weight: 1,
                     enabled: true,
+                    limits: Default::default(),
                 });
             }
         }
@@ -117,6 +119,8 @@ pub fn from_environment(lookup: impl Fn(&str) -> Option<String>) -> Config {
         providers,
         routes: Vec::new(),
         webhooks: Vec::new(),
+        catalogue: Default::default(),
+        budgets: Vec::new(),
         source: ConfigSource::Environment,
     }
 }

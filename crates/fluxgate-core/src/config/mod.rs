@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::catalogue::{Caps, Catalogue};
 use crate::secrets::SecretRef;
 
 pub use detect::from_environment;
@@ -68,6 +69,9 @@ pub enum StrategyKind {
     RoundRobin,
     Weighted,
     LeastInFlight,
+    LeastLatency,
+    LeastCost,
+    QuotaAware,
 }
 
 impl StrategyKind {
@@ -77,7 +81,29 @@ impl StrategyKind {
             StrategyKind::RoundRobin => "round-robin",
             StrategyKind::Weighted => "weighted",
             StrategyKind::LeastInFlight => "least-in-flight",
+            StrategyKind::LeastLatency => "least-latency",
+            StrategyKind::LeastCost => "least-cost",
+            StrategyKind::QuotaAware => "quota-aware",
         }
+    }
+
+    pub const ALL: [StrategyKind; 7] = [
+        StrategyKind::Priority,
+        StrategyKind::RoundRobin,
+        StrategyKind::Weighted,
+        StrategyKind::LeastInFlight,
+        StrategyKind::LeastLatency,
+        StrategyKind::LeastCost,
+        StrategyKind::QuotaAware,
+    ];
+
+    /// Whether the strategy weighs targets against each other (instead of keeping the route's
+    /// targets as a fallback chain).
+    pub fn spans_targets(self) -> bool {
+        matches!(
+            self,
+            StrategyKind::LeastLatency | StrategyKind::LeastCost | StrategyKind::QuotaAware
+        )
     }
 }
 
@@ -106,6 +132,22 @@ pub struct KeyConfig {
     pub secret: SecretRef,
     pub weight: u32,
     pub enabled: bool,
+    /// Limits Fluxgate enforces itself before sending (the key's plan with its vendor).
+    pub limits: KeyLimits,
+}
+
+/// Per-key request and token limits (`rpm`, `tpm`, `rpd` in the config).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct KeyLimits {
+    pub rpm: Option<u32>,
+    pub tpm: Option<u64>,
+    pub rpd: Option<u32>,
+}
+
+impl KeyLimits {
+    pub fn any(&self) -> bool {
+        self.rpm.is_some() || self.tpm.is_some() || self.rpd.is_some()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -137,8 +179,48 @@ pub struct Target {
 #[derive(Debug, Clone)]
 pub struct RouteConfig {
     pub name: String,
+    /// For a capability route, every configured model that has the capabilities, in the
+    /// order the providers and their `models` are written.
     pub targets: Vec<Target>,
     pub strategy: StrategyKind,
+    /// `Some` for a capability route (`capability = [...]` instead of `targets`).
+    pub capability: Option<Caps>,
+}
+
+/// What a budget applies to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "kind", content = "name", rename_all = "snake_case")]
+pub enum BudgetScope {
+    /// Every request.
+    All,
+    /// One key, as `provider/key_id`.
+    Key(String),
+    Provider(String),
+    Route(String),
+    /// A client token, by name.
+    Client(String),
+}
+
+impl std::fmt::Display for BudgetScope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            BudgetScope::All => f.write_str("all traffic"),
+            BudgetScope::Key(k) => write!(f, "key {k}"),
+            BudgetScope::Provider(p) => write!(f, "provider {p}"),
+            BudgetScope::Route(r) => write!(f, "route {r}"),
+            BudgetScope::Client(c) => write!(f, "client {c}"),
+        }
+    }
+}
+
+/// Spending limits for one scope; periods are UTC calendar days and months.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Budget {
+    pub scope: BudgetScope,
+    pub daily_usd: Option<f64>,
+    pub monthly_usd: Option<f64>,
+    pub daily_tokens: Option<u64>,
+    pub monthly_tokens: Option<u64>,
 }
 
 /// Where the config came from.
@@ -166,6 +248,9 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// Where health events are POSTed (see [`crate::webhooks`]).
     pub webhooks: Vec<Webhook>,
+    /// The built-in model table with the config's `[models]` overrides.
+    pub catalogue: Catalogue,
+    pub budgets: Vec<Budget>,
     pub source: ConfigSource,
 }
 
@@ -183,6 +268,7 @@ pub const WEBHOOK_EVENTS: &[&str] = &[
     "route_unavailable",
     "config_reloaded",
     "config_invalid",
+    "budget_threshold",
 ];
 
 /// The default for [`Config::header_timeout`].

@@ -59,6 +59,38 @@ pub struct RawConfig {
     pub routes: Ordered<RawRoute>,
     #[serde(default)]
     pub webhooks: Vec<RawWebhook>,
+    /// Catalogue overrides and additions, keyed by model id or `provider/model`.
+    #[serde(default)]
+    pub models: Ordered<RawModel>,
+    #[serde(default)]
+    pub budgets: Vec<RawBudget>,
+}
+
+/// `[models."id"]`: prices in USD per million tokens.
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    pub capabilities: Option<Vec<String>>,
+    pub context_window: Option<u64>,
+    pub max_output: Option<u64>,
+    pub input_price: Option<f64>,
+    pub output_price: Option<f64>,
+    pub cached_input_price: Option<f64>,
+}
+
+/// `[[budgets]]`: limits for one scope (at most one of `key`, `provider`, `route`, `client`;
+/// none: all traffic).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawBudget {
+    pub key: Option<String>,
+    pub provider: Option<String>,
+    pub route: Option<String>,
+    pub client: Option<String>,
+    pub daily_usd: Option<f64>,
+    pub monthly_usd: Option<f64>,
+    pub daily_tokens: Option<u64>,
+    pub monthly_tokens: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -119,11 +151,19 @@ pub struct RawKey {
     pub secret: Option<String>,
     pub weight: Option<u32>,
     pub enabled: Option<bool>,
+    /// Local limits, enforced before sending: requests per minute, tokens per minute,
+    /// requests per day.
+    pub rpm: Option<u32>,
+    pub tpm: Option<u64>,
+    pub rpd: Option<u32>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
+    #[serde(default)]
     pub targets: Vec<String>,
+    /// A capability route: every configured model with all of these.
+    pub capability: Option<Vec<String>>,
     pub strategy: Option<String>,
 }

@@ -5,11 +5,12 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::raw::{RawConfig, RawKey, RawProvider, RawRoute, RawTimeouts};
+use super::raw::{RawBudget, RawConfig, RawKey, RawModel, RawProvider, RawRoute, RawTimeouts};
 use super::{
-    Config, ConfigError, ConfigSource, KeyConfig, ProviderConfig, ProviderKind, RouteConfig,
-    StrategyKind, Target, Timeouts, DEFAULT_LISTEN,
+    Budget, BudgetScope, Config, ConfigError, ConfigSource, KeyConfig, KeyLimits, ProviderConfig,
+    ProviderKind, RouteConfig, StrategyKind, Target, Timeouts, DEFAULT_LISTEN,
 };
+use crate::catalogue::{Capability, Caps, Catalogue, ModelOverride};
 use crate::secrets::SecretRef;
 
 /// Turns serde's message into one that says what to do, keeping the key path.
@@ -102,9 +103,20 @@ pub(super) fn validate(raw: RawConfig, source: ConfigSource) -> Result<Config, C
         providers.push(provider(&name, p)?);
     }
 
+    let mut overrides = std::collections::HashMap::new();
+    for (name, m) in raw.models.0 {
+        overrides.insert(name.clone(), model_override(&name, m)?);
+    }
+    let catalogue = Catalogue::new(overrides);
+
     let mut routes = Vec::new();
     for (name, r) in raw.routes.0 {
-        routes.push(route(&name, r, &providers)?);
+        routes.push(route(&name, r, &providers, &catalogue)?);
+    }
+
+    let mut budgets = Vec::new();
+    for (i, b) in raw.budgets.into_iter().enumerate() {
+        budgets.push(budget(i, b, &providers, &routes)?);
     }
 
     let mut webhooks = Vec::new();
@@ -123,6 +135,8 @@ pub(super) fn validate(raw: RawConfig, source: ConfigSource) -> Result<Config, C
         providers,
         routes,
         webhooks,
+        catalogue,
+        budgets,
         source,
     })
 }
@@ -312,32 +326,193 @@ fn key_config(provider: &str, key: &str, k: RawKey) -> Result<KeyConfig, ConfigE
             "must be between 1 and 1000",
         ));
     }
+    for (field, v) in [
+        ("rpm", k.rpm.map(u64::from)),
+        ("tpm", k.tpm),
+        ("rpd", k.rpd.map(u64::from)),
+    ] {
+        if v == Some(0) {
+            return Err(ConfigError::invalid(
+                format!("{key}.{field}"),
+                "must be at least 1 (leave it out for no limit)",
+            ));
+        }
+    }
     Ok(KeyConfig {
         id: k.id,
         secret,
         weight,
         enabled: k.enabled.unwrap_or(true),
+        limits: KeyLimits {
+            rpm: k.rpm,
+            tpm: k.tpm,
+            rpd: k.rpd,
+        },
     })
 }
 
 fn strategy(key: &str, text: Option<&str>) -> Result<StrategyKind, ConfigError> {
-    Ok(match text.unwrap_or("priority") {
-        "priority" => StrategyKind::Priority,
-        "round-robin" => StrategyKind::RoundRobin,
-        "weighted" => StrategyKind::Weighted,
-        "least-in-flight" => StrategyKind::LeastInFlight,
-        s @ ("least-latency" | "least-cost" | "quota-aware") => {
-            return Err(ConfigError::invalid(
+    let text = text.unwrap_or("priority");
+    StrategyKind::ALL
+        .into_iter()
+        .find(|k| k.as_str() == text)
+        .ok_or_else(|| {
+            let all: Vec<&str> = StrategyKind::ALL.iter().map(|k| k.as_str()).collect();
+            ConfigError::invalid(
                 format!("{key}.strategy"),
-                format!("`{s}` is not available in this version yet; use priority, round-robin, weighted or least-in-flight"),
-            ))
+                format!("unknown strategy `{text}`; use one of {}", all.join(", ")),
+            )
+        })
+}
+
+fn capabilities(key: &str, list: &[String]) -> Result<Caps, ConfigError> {
+    let mut caps = Caps::NONE;
+    for c in list {
+        let cap = Capability::parse(c).ok_or_else(|| {
+            let all: Vec<&str> = Capability::ALL.iter().map(|c| c.as_str()).collect();
+            ConfigError::invalid(
+                key,
+                format!("unknown capability `{c}`; use any of {}", all.join(", ")),
+            )
+        })?;
+        caps = caps.with(cap);
+    }
+    Ok(caps)
+}
+
+fn model_override(name: &str, m: RawModel) -> Result<ModelOverride, ConfigError> {
+    let key = format!("models.\"{name}\"");
+    if name.is_empty() {
+        return Err(ConfigError::invalid(
+            key,
+            "needs a model id or `provider/model`",
+        ));
+    }
+    for (field, v) in [
+        ("input_price", m.input_price),
+        ("output_price", m.output_price),
+        ("cached_input_price", m.cached_input_price),
+    ] {
+        if let Some(v) = v {
+            if !v.is_finite() || !(0.0..=10_000.0).contains(&v) {
+                return Err(ConfigError::invalid(
+                    format!("{key}.{field}"),
+                    "must be a price in USD per million tokens, between 0 and 10000",
+                ));
+            }
         }
-        other => {
+    }
+    if m.context_window == Some(0) {
+        return Err(ConfigError::invalid(
+            format!("{key}.context_window"),
+            "must be at least 1 token",
+        ));
+    }
+    let capabilities = match &m.capabilities {
+        Some(list) => Some(capabilities(&format!("{key}.capabilities"), list)?),
+        None => None,
+    };
+    Ok(ModelOverride {
+        capabilities,
+        context_window: m.context_window,
+        max_output: m.max_output,
+        input_price: m.input_price,
+        output_price: m.output_price,
+        cached_input_price: m.cached_input_price,
+    })
+}
+
+fn budget(
+    i: usize,
+    b: RawBudget,
+    providers: &[ProviderConfig],
+    routes: &[RouteConfig],
+) -> Result<Budget, ConfigError> {
+    let key = format!("budgets[{i}]");
+    let named = [
+        b.key.is_some(),
+        b.provider.is_some(),
+        b.route.is_some(),
+        b.client.is_some(),
+    ];
+    if named.iter().filter(|n| **n).count() > 1 {
+        return Err(ConfigError::invalid(
+            key,
+            "name at most one of `key`, `provider`, `route`, `client` (none: all traffic); \
+             write one `[[budgets]]` per scope",
+        ));
+    }
+    let scope = if let Some(k) = b.key {
+        let found = k.split_once('/').is_some_and(|(p, id)| {
+            providers
+                .iter()
+                .any(|pc| pc.name == p && pc.keys.iter().any(|kc| kc.id == id))
+        });
+        if !found {
             return Err(ConfigError::invalid(
-                format!("{key}.strategy"),
-                format!("unknown strategy `{other}`; use priority, round-robin, weighted or least-in-flight"),
-            ))
+                format!("{key}.key"),
+                format!("no key `{k}`; write `provider/key_id` of a configured key"),
+            ));
         }
+        BudgetScope::Key(k)
+    } else if let Some(p) = b.provider {
+        if !providers.iter().any(|pc| pc.name == p) {
+            return Err(ConfigError::invalid(
+                format!("{key}.provider"),
+                format!("no provider named `{p}`"),
+            ));
+        }
+        BudgetScope::Provider(p)
+    } else if let Some(r) = b.route {
+        if !routes.iter().any(|rc| rc.name == r) {
+            return Err(ConfigError::invalid(
+                format!("{key}.route"),
+                format!("no route named `{r}`"),
+            ));
+        }
+        BudgetScope::Route(r)
+    } else if let Some(c) = b.client {
+        BudgetScope::Client(c)
+    } else {
+        BudgetScope::All
+    };
+    for (field, v) in [("daily_usd", b.daily_usd), ("monthly_usd", b.monthly_usd)] {
+        if let Some(v) = v {
+            if !v.is_finite() || v <= 0.0 {
+                return Err(ConfigError::invalid(
+                    format!("{key}.{field}"),
+                    "must be an amount in USD above 0",
+                ));
+            }
+        }
+    }
+    for (field, v) in [
+        ("daily_tokens", b.daily_tokens),
+        ("monthly_tokens", b.monthly_tokens),
+    ] {
+        if v == Some(0) {
+            return Err(ConfigError::invalid(
+                format!("{key}.{field}"),
+                "must be at least 1",
+            ));
+        }
+    }
+    if b.daily_usd.is_none()
+        && b.monthly_usd.is_none()
+        && b.daily_tokens.is_none()
+        && b.monthly_tokens.is_none()
+    {
+        return Err(ConfigError::invalid(
+            key,
+            "sets no limit; add `daily_usd`, `monthly_usd`, `daily_tokens` or `monthly_tokens`",
+        ));
+    }
+    Ok(Budget {
+        scope,
+        daily_usd: b.daily_usd,
+        monthly_usd: b.monthly_usd,
+        daily_tokens: b.daily_tokens,
+        monthly_tokens: b.monthly_tokens,
     })
 }
 
@@ -345,6 +520,7 @@ fn route(
     name: &str,
     r: RawRoute,
     providers: &[ProviderConfig],
+    catalogue: &Catalogue,
 ) -> Result<RouteConfig, ConfigError> {
     let key = format!("routes.\"{name}\"");
     if name.is_empty() {
@@ -359,10 +535,55 @@ fn route(
             "`*` may only end a route name (`claude-*` matches every model starting `claude-`)",
         ));
     }
+    let strategy = strategy(&key, r.strategy.as_deref())?;
+    if let Some(list) = &r.capability {
+        if !r.targets.is_empty() {
+            return Err(ConfigError::invalid(
+                key,
+                "has both `targets` and `capability`; a capability route finds its targets itself",
+            ));
+        }
+        let needed = capabilities(&format!("{key}.capability"), list)?;
+        if needed == Caps::NONE {
+            return Err(ConfigError::invalid(
+                format!("{key}.capability"),
+                "lists no capability",
+            ));
+        }
+        let targets: Vec<Target> = providers
+            .iter()
+            .flat_map(|p| p.models.iter().map(move |m| (p, m)))
+            .filter(|(p, m)| {
+                catalogue
+                    .lookup(&p.name, m)
+                    .is_some_and(|i| i.capabilities.covers(needed))
+            })
+            .map(|(p, m)| Target {
+                provider: p.name.clone(),
+                model: m.clone(),
+            })
+            .collect();
+        if targets.is_empty() {
+            return Err(ConfigError::invalid(
+                format!("{key}.capability"),
+                format!(
+                    "no configured model has {}; list models under `providers.NAME.models` \
+                     (their capabilities come from the catalogue, or from `[models.\"ID\"]`)",
+                    list.join(" + ")
+                ),
+            ));
+        }
+        return Ok(RouteConfig {
+            name: name.to_string(),
+            targets,
+            strategy,
+            capability: Some(needed),
+        });
+    }
     if r.targets.is_empty() {
         return Err(ConfigError::invalid(
             format!("{key}.targets"),
-            "needs at least one `provider/model` target",
+            "needs at least one `provider/model` target (or `capability = [...]`)",
         ));
     }
     let mut targets = Vec::new();
@@ -399,6 +620,7 @@ fn route(
     Ok(RouteConfig {
         name: name.to_string(),
         targets,
-        strategy: strategy(&key, r.strategy.as_deref())?,
+        strategy,
+        capability: None,
     })
 }

@@ -31,6 +31,7 @@ use tokio::time::Instant;
 pub use budget::RetryBudget;
 pub use retest::HttpRetester;
 
+use crate::budgets::{Ledger, Reservation, Spend};
 use crate::config::Timeouts;
 use crate::events::{Event, EventBus};
 use crate::formats::body::{read_head, replace_model, rewrite_model};
@@ -39,7 +40,7 @@ use crate::formats::inspect::{check_body, Usage};
 use crate::formats::translate::{estimate, responses, strip_foreign_artefacts, Codec, Target};
 use crate::formats::{Dialect, Endpoint};
 use crate::health::{self, ErrorClass, Failure, FailureKind, HealthRegistry, TimeoutPhase};
-use crate::routing::{Candidate, Plan, Router};
+use crate::routing::{Ask, Candidate, Live, Needs, Plan, Router, Signals};
 use crate::secrets::{SecretError, Secrets};
 use crate::store::{RequestLog, RequestRecord, Store};
 use client::{body_stream, BodyStream, HttpClient, TransportError};
@@ -71,6 +72,10 @@ pub struct ProxyRequest {
     /// Session affinity: the same for every turn of one conversation (see
     /// [`crate::formats::body::RequestHead::conversation`] and [`conversation_key`]).
     pub conversation: Option<u64>,
+    /// The request offers tools (from `read_head`).
+    pub tools: bool,
+    /// The client's output cap (from `read_head`).
+    pub max_output: Option<u64>,
 }
 
 /// An error Fluxgate answers itself.
@@ -119,6 +124,11 @@ pub struct Executor {
     events: EventBus,
     /// Where emulated Responses conversations are kept (`previous_response_id`).
     responses: Option<Store>,
+    /// Latency and rate-limit state learned from traffic (least-latency, quota-aware, local
+    /// `rpm`/`tpm`/`rpd`).
+    signals: Arc<Signals>,
+    /// Spending per scope (budgets), shared with the request log that settles it.
+    ledger: Option<Arc<Ledger>>,
 }
 
 /// Builds the outbound HTTP client (see [`client`]).
@@ -183,7 +193,10 @@ impl Executor {
         events: EventBus,
     ) -> Self {
         let client = http_client(&router.config().timeouts);
+        let ledger = log.ledger().cloned();
         Executor {
+            signals: Arc::default(),
+            ledger,
             router: RwLock::new(router),
             health,
             secrets,
@@ -227,6 +240,51 @@ impl Executor {
         &self.log
     }
 
+    pub fn signals(&self) -> &Arc<Signals> {
+        &self.signals
+    }
+
+    pub fn ledger(&self) -> Option<&Arc<Ledger>> {
+        self.ledger.as_ref()
+    }
+
+    /// Plans a request against the live health, signals and budgets.
+    pub fn plan(
+        &self,
+        router: &Router,
+        endpoint: Endpoint,
+        model: &str,
+        conversation: Option<u64>,
+        needs: Option<&Needs>,
+        client: Option<&str>,
+    ) -> Result<Plan, crate::routing::RouteError> {
+        router.plan_request(
+            &Ask {
+                endpoint,
+                model,
+                conversation,
+                needs,
+                client,
+            },
+            &Live {
+                health: &self.health,
+                signals: &self.signals,
+                ledger: self.ledger.as_deref(),
+            },
+            Instant::now(),
+        )
+    }
+
+    /// The typed error for a request that only budgets stand in the way of.
+    fn budget_error(e: &crate::budgets::Exceeded) -> ProxyError {
+        let mut err = ProxyError::new(
+            ErrorCode::BudgetExceeded,
+            format!("refused before sending: {e}"),
+        );
+        err.retry_after_secs = Some(e.resets_in_secs);
+        err
+    }
+
     /// Runs one client request to completion (or to a committed stream).
     pub async fn execute(&self, mut req: ProxyRequest) -> Result<ProxyResponse, ProxyError> {
         let router = self.router();
@@ -241,12 +299,14 @@ impl Executor {
             }
         }
 
-        let mut plan = match router.plan_for(
+        let needs = Needs::new(req.endpoint, req.body.clone(), req.tools, req.max_output);
+        let mut plan = match self.plan(
+            &router,
             req.endpoint,
             &req.model,
-            &self.health,
-            Instant::now(),
             req.conversation,
+            Some(&needs),
+            req.client.as_deref(),
         ) {
             Ok(p) => p,
             Err(e) => {
@@ -256,6 +316,14 @@ impl Executor {
             }
         };
         outcome.record.route = Some(plan.route.clone());
+        if plan.candidates.is_empty() {
+            if let Some(e) = plan.budget_refusal() {
+                let err = Self::budget_error(e);
+                tracing::warn!(route = %plan.route, detail = %err.message, "budget exceeded; request refused before sending");
+                outcome.finish(&self.log, err.code.status(), Some(err.code));
+                return Err(err);
+            }
+        }
         if req.endpoint == Endpoint::CountTokens && plan.candidates.is_empty() {
             // No Anthropic upstream can count for this route: estimate, never burn a completion.
             return self.local_count(&req, outcome);
@@ -269,6 +337,7 @@ impl Executor {
         let mut rejection: Option<ProxyError> = None;
         let mut wait_left = router.config().max_wait;
         let mut timed_out = false;
+        let mut over_budget: Option<crate::budgets::Exceeded> = None;
         // Rounds: the plan's candidates in order; when all are out of rotation and the first
         // comes back within `retry.max_wait`, wait for it and go round again.
         loop {
@@ -310,10 +379,43 @@ impl Executor {
                         continue;
                     }
                 };
+                // Budgets and local limits again, now that this candidate is next: requests
+                // planned at the same time may have taken the room since.
+                let mut reservation: Option<Reservation> = None;
+                if let Some(ledger) = self.ledger.as_ref().filter(|l| l.has_budgets()) {
+                    let scopes = crate::budgets::scopes(
+                        Some(&cand.provider),
+                        Some(&cand.key_id),
+                        Some(&plan.route),
+                        req.client.as_deref(),
+                    );
+                    let need = Spend {
+                        usd: cand.est_cost.unwrap_or(0.0),
+                        tokens: cand.est_tokens,
+                    };
+                    match ledger.reserve(&scopes, need) {
+                        Ok(r) => reservation = Some(r),
+                        Err(e) => {
+                            tracing::info!(request_id = %req.request_id, provider = %cand.provider, key = %cand.key_id, detail = %e, "over budget; skipping the candidate");
+                            over_budget.get_or_insert(e);
+                            continue;
+                        }
+                    }
+                }
+                if let Err(hit) = self.signals.acquire(
+                    &cand.account,
+                    &cand.limits,
+                    cand.est_tokens,
+                    Instant::now(),
+                ) {
+                    tracing::info!(request_id = %req.request_id, provider = %cand.provider, key = %cand.key_id, limit = hit.limit, "key at its local limit; skipping it");
+                    continue;
+                }
                 attempts += 1;
                 outcome.record.attempts = attempts;
                 outcome.record.provider = Some(cand.provider.clone());
                 outcome.record.key_id = Some(cand.key_id.clone());
+                outcome.record.upstream_model = Some(cand.model.clone());
                 let _in_flight = self.health.begin(&cand.account);
                 let attempt_start = Instant::now();
                 // Boxed so the (large) attempt state is not copied through every layer that moves
@@ -327,20 +429,37 @@ impl Executor {
                     attempts,
                     outcome.record.clone(),
                     outcome.started,
+                    &mut reservation,
                 ))
                 .await;
                 match result {
                     Attempt::Done(resp, usage) => {
                         self.health.report_success(&cand.account);
+                        let now = Instant::now();
+                        // Time to first token: the whole answer, or a stream's commit.
+                        self.signals.observe_latency(
+                            &cand.account,
+                            &cand.model,
+                            attempt_start.elapsed(),
+                            now,
+                        );
                         if let ProxyResponse::Complete { status, .. } = &resp {
                             outcome.record.ttfb_ms =
                                 Some(attempt_start.elapsed().as_millis() as u64);
-                            outcome.record.tokens_in = usage.input_tokens;
-                            outcome.record.tokens_out = usage.output_tokens;
+                            apply_usage(&mut outcome.record, &usage, cand);
+                            if let (Some(i), Some(o)) = (usage.input_tokens, usage.output_tokens) {
+                                self.signals.settle_tokens(
+                                    &cand.account,
+                                    cand.est_tokens,
+                                    i + o,
+                                    now,
+                                );
+                            }
                             let status = *status;
                             outcome.finish(&self.log, status, None);
                         }
-                        // Streams record themselves when they end.
+                        // Streams record themselves when they end (and hold the reservation
+                        // until then).
                         return Ok(resp);
                     }
                     Attempt::Failed(mut f) => {
@@ -352,6 +471,15 @@ impl Executor {
                         }
                         self.health.report_failure(&cand.account, &f);
                         outcome.record.error_class = Some(f.class.as_str().to_string());
+                        if matches!(f.kind, FailureKind::Timeout(_)) {
+                            // A key that times out is slow, whatever its past samples say.
+                            self.signals.observe_latency(
+                                &cand.account,
+                                &cand.model,
+                                attempt_start.elapsed(),
+                                Instant::now(),
+                            );
+                        }
                         timed_out |= matches!(f.kind, FailureKind::Timeout(_));
                         last = Some(f);
                     }
@@ -412,12 +540,13 @@ impl Executor {
                 tokio::time::sleep(wait).await;
                 wait_left = wait_left.saturating_sub(wait);
             }
-            match router.plan_for(
+            match self.plan(
+                &router,
                 req.endpoint,
                 &req.model,
-                &self.health,
-                Instant::now(),
                 req.conversation,
+                Some(&needs),
+                req.client.as_deref(),
             ) {
                 Ok(p) => plan = p,
                 Err(_) => break,
@@ -431,7 +560,10 @@ impl Executor {
             outcome.finish(&self.log, err.code.status(), Some(err.code));
             return Err(err);
         }
-        let err = self.exhausted(&plan, attempts, last, secret_error);
+        let err = match (attempts, over_budget.as_ref().or(plan.budget_refusal())) {
+            (0, Some(e)) if last.is_none() => Self::budget_error(e),
+            _ => self.exhausted(&plan, attempts, last, secret_error),
+        };
         outcome.finish(&self.log, err.code.status(), Some(err.code));
         if err.code == ErrorCode::AllKeysCooling {
             self.publish_route_unavailable(&plan, err.retry_after_secs.unwrap_or(1));
@@ -607,6 +739,7 @@ impl Executor {
         attempts: u32,
         record: RequestRecord,
         request_started: Instant,
+        reservation: &mut Option<Reservation>,
     ) -> Attempt {
         let mut keep = None;
         let mut hints = None;
@@ -679,6 +812,8 @@ impl Executor {
         };
         let status = resp.status().as_u16();
         let up_headers = resp.headers().clone();
+        self.signals
+            .observe_headers(&cand.account, &up_headers, Instant::now());
         if status >= 300 {
             let body = read_limited(resp, MAX_ERROR_BYTES, timeouts.idle, deadline)
                 .await
@@ -716,6 +851,8 @@ impl Executor {
                 log: self.log.clone(),
                 record,
                 request_started,
+                prices: cand.info.as_ref().and_then(|i| i.prices),
+                reservation: reservation.take(),
             };
             return stream::commit(resp, up_headers, ctx).await;
         }
@@ -777,6 +914,34 @@ impl Executor {
             usage,
         )
     }
+}
+
+/// Puts an upstream's reported usage and its cost at the catalogue's prices on a record.
+pub(crate) fn apply_usage(
+    record: &mut RequestRecord,
+    usage: &crate::formats::inspect::Usage,
+    cand: &Candidate,
+) {
+    record.tokens_in = usage.input_tokens;
+    record.tokens_out = usage.output_tokens;
+    record.tokens_cached = usage.cached_tokens;
+    record.cost_usd = cost_of(usage, cand.info.as_ref().and_then(|i| i.prices));
+}
+
+/// The cost of reported usage, when the prices and some usage are known.
+pub(crate) fn cost_of(
+    usage: &crate::formats::inspect::Usage,
+    prices: Option<crate::catalogue::Prices>,
+) -> Option<f64> {
+    let p = prices?;
+    if usage.input_tokens.is_none() && usage.output_tokens.is_none() {
+        return None;
+    }
+    Some(p.cost(
+        usage.input_tokens.unwrap_or(0),
+        usage.cached_tokens.unwrap_or(0),
+        usage.output_tokens.unwrap_or(0),
+    ))
 }
 
 /// Stores an emulated response's conversation (its input items, then its output).

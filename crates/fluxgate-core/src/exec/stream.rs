@@ -48,6 +48,10 @@ pub(super) struct StreamContext {
     pub health: Arc<HealthRegistry>,
     pub log: RequestLog,
     pub record: RequestRecord,
+    /// The model's prices, to cost the stream's usage.
+    pub prices: Option<crate::catalogue::Prices>,
+    /// The request's budget reservation, released when the stream has been recorded.
+    pub reservation: Option<crate::budgets::Reservation>,
     pub request_started: Instant,
 }
 
@@ -333,6 +337,8 @@ async fn pump(
     );
     record.tokens_in = seen.usage.input_tokens;
     record.tokens_out = seen.usage.output_tokens;
+    record.tokens_cached = seen.usage.cached_tokens;
+    record.cost_usd = super::cost_of(&seen.usage, ctx.prices);
     record.status = 200;
     match end {
         End::Complete => {
@@ -365,4 +371,6 @@ async fn pump(
     }
     record.latency_ms = ctx.request_started.elapsed().as_millis() as u64;
     ctx.log.record(record);
+    // The spend is settled now; the estimate no longer needs holding.
+    drop(ctx.reservation);
 }

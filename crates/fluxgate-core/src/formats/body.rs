@@ -24,6 +24,11 @@ pub struct RequestHead {
     /// client's `prompt_cache_key`, else its `metadata` (Claude Code puts its session there),
     /// else a hash of the system prompt and the first message.
     pub conversation: Option<u64>,
+    /// The output cap the client asked for (`max_tokens`, `max_completion_tokens`,
+    /// `max_output_tokens`; Gemini's nested `maxOutputTokens` is not read).
+    pub max_output: Option<u64>,
+    /// Whether the request offers tools (a non-empty top-level `tools`).
+    pub tools: bool,
 }
 
 /// The parts of a body a conversation key is made from.
@@ -146,6 +151,8 @@ pub fn read_head(body: &[u8]) -> Result<RequestHead, BodyError> {
                 stream: false,
                 model_span: None,
                 conversation: None,
+                max_output: None,
+                tools: false,
             };
             let mut parts = ConversationParts::default();
             while let Some(key) = map.next_key::<Cow<'de, str>>()? {
@@ -176,6 +183,15 @@ pub fn read_head(body: &[u8]) -> Result<RequestHead, BodyError> {
                         parts.cache_key = map.next_value::<&'de RawValue>()?.get().into();
                     }
                     "metadata" => parts.metadata = Some(map.next_value::<&'de RawValue>()?.get()),
+                    "max_tokens" | "max_completion_tokens" | "max_output_tokens" => {
+                        if let serde_json::Value::Number(n) = map.next_value()? {
+                            head.max_output = n.as_u64();
+                        }
+                    }
+                    "tools" => {
+                        let raw = map.next_value::<&'de RawValue>()?.get();
+                        head.tools = raw.starts_with('[') && raw[1..].trim_start() != "]";
+                    }
                     _ => {
                         map.next_value::<IgnoredAny>()?;
                     }
@@ -290,8 +306,14 @@ mod tests {
                 stream: false,
                 model_span: None,
                 conversation: None,
+                max_output: None,
+                tools: false,
             })
         );
+        let h = read_head(br#"{"model":"a","max_tokens":512,"tools":[ {"name":"x"} ]}"#).expect("a value");
+        assert_eq!((h.max_output, h.tools), (Some(512), true));
+        let h = read_head(br#"{"model":"a","max_output_tokens":9,"tools":[ ]}"#).expect("a value");
+        assert_eq!((h.max_output, h.tools), (Some(9), false));
         assert_eq!(read_head(br#"{"model":3}"#), Err(BodyError::ModelNotString));
         assert_eq!(
             read_head(br#"{"model":"a","stream":"yes"}"#),

@@ -37,6 +37,8 @@ pub enum ErrorCode {
     AttemptsExhausted,
     /// A stream broke after it had started; the answer is incomplete.
     StreamInterrupted,
+    /// Sending would break a `[[budgets]]` limit; refused before it was sent.
+    BudgetExceeded,
     /// The router is shutting down.
     ShuttingDown,
     NotFound,
@@ -59,6 +61,7 @@ impl ErrorCode {
             ErrorCode::AttemptsExhausted => "attempts_exhausted",
             ErrorCode::StreamInterrupted => "stream_interrupted",
             ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::BudgetExceeded => "budget_exceeded",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Internal => "internal_error",
         }
@@ -71,6 +74,9 @@ impl ErrorCode {
             ErrorCode::NoRoute | ErrorCode::NotFound => 404,
             ErrorCode::InvalidRequest | ErrorCode::RequestInvalid => 400,
             ErrorCode::PayloadTooLarge => 413,
+            // Payment Required: SDKs do not retry it (a 429 would be retried for nothing until
+            // the period resets).
+            ErrorCode::BudgetExceeded => 402,
             ErrorCode::AllKeysCooling
             | ErrorCode::KeychainUnavailable
             | ErrorCode::ShuttingDown => 503,
@@ -98,6 +104,7 @@ impl ErrorCode {
             | ErrorCode::AttemptsExhausted => "UNAVAILABLE",
             ErrorCode::UpstreamTimeout => "DEADLINE_EXCEEDED",
             ErrorCode::StreamInterrupted => "ABORTED",
+            ErrorCode::BudgetExceeded => "RESOURCE_EXHAUSTED",
             ErrorCode::Internal => "INTERNAL",
         }
     }

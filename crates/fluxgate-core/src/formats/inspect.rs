@@ -24,8 +24,12 @@ pub enum EventKind {
 /// Token counts an upstream reported.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Usage {
+    /// Every input token, cached or not.
     pub input_tokens: Option<u64>,
     pub output_tokens: Option<u64>,
+    /// Input tokens read from the provider's prompt cache (Anthropic `cache_read_input_tokens`,
+    /// OpenAI `cached_tokens`, Gemini `cachedContentTokenCount`).
+    pub cached_tokens: Option<u64>,
 }
 
 impl Usage {
@@ -36,6 +40,9 @@ impl Usage {
         }
         if other.output_tokens.is_some() {
             self.output_tokens = other.output_tokens;
+        }
+        if other.cached_tokens.is_some() {
+            self.cached_tokens = other.cached_tokens;
         }
     }
 }
@@ -82,6 +89,15 @@ struct UsageFields {
     prompt_token_count: Option<u64>,
     #[serde(rename = "candidatesTokenCount")]
     candidates_token_count: Option<u64>,
+    #[serde(rename = "cachedContentTokenCount")]
+    cached_content_token_count: Option<u64>,
+    prompt_tokens_details: Option<CachedDetails>,
+    input_tokens_details: Option<CachedDetails>,
+}
+
+#[derive(serde::Deserialize, Default)]
+struct CachedDetails {
+    cached_tokens: Option<u64>,
 }
 
 impl UsageFields {
@@ -90,10 +106,18 @@ impl UsageFields {
             Dialect::OpenaiChat => Usage {
                 input_tokens: self.prompt_tokens,
                 output_tokens: self.completion_tokens,
+                cached_tokens: self
+                    .prompt_tokens_details
+                    .as_ref()
+                    .and_then(|d| d.cached_tokens),
             },
             Dialect::OpenaiResponses => Usage {
                 input_tokens: self.input_tokens,
                 output_tokens: self.output_tokens,
+                cached_tokens: self
+                    .input_tokens_details
+                    .as_ref()
+                    .and_then(|d| d.cached_tokens),
             },
             Dialect::Anthropic => {
                 let cached = self.cache_read_input_tokens.unwrap_or(0)
@@ -101,11 +125,13 @@ impl UsageFields {
                 Usage {
                     input_tokens: self.input_tokens.map(|i| i + cached),
                     output_tokens: self.output_tokens,
+                    cached_tokens: self.cache_read_input_tokens,
                 }
             }
             Dialect::Gemini => Usage {
                 input_tokens: self.prompt_token_count,
                 output_tokens: self.candidates_token_count,
+                cached_tokens: self.cached_content_token_count,
             },
         };
         (u.input_tokens.is_some() || u.output_tokens.is_some()).then_some(u)
@@ -152,6 +178,9 @@ pub fn usage_of(dialect: Dialect, v: &Value) -> Option<Usage> {
             Usage {
                 input_tokens: num(u, &["prompt_tokens"]),
                 output_tokens: num(u, &["completion_tokens"]),
+                cached_tokens: u
+                    .get("prompt_tokens_details")
+                    .and_then(|d| num(d, &["cached_tokens"])),
             }
         }
         Dialect::OpenaiResponses => {
@@ -161,6 +190,9 @@ pub fn usage_of(dialect: Dialect, v: &Value) -> Option<Usage> {
             Usage {
                 input_tokens: num(u, &["input_tokens"]),
                 output_tokens: num(u, &["output_tokens"]),
+                cached_tokens: u
+                    .get("input_tokens_details")
+                    .and_then(|d| num(d, &["cached_tokens"])),
             }
         }
         Dialect::Anthropic => {
@@ -172,6 +204,7 @@ pub fn usage_of(dialect: Dialect, v: &Value) -> Option<Usage> {
             Usage {
                 input_tokens: num(u, &["input_tokens"]).map(|i| i + cached),
                 output_tokens: num(u, &["output_tokens"]),
+                cached_tokens: num(u, &["cache_read_input_tokens"]),
             }
         }
         Dialect::Gemini => {
@@ -179,6 +212,7 @@ pub fn usage_of(dialect: Dialect, v: &Value) -> Option<Usage> {
             Usage {
                 input_tokens: num(u, &["promptTokenCount"]),
                 output_tokens: num(u, &["candidatesTokenCount"]),
+                cached_tokens: num(u, &["cachedContentTokenCount"]),
             }
         }
     };
@@ -430,7 +464,8 @@ mod tests {
             u.usage,
             Some(Usage {
                 input_tokens: Some(3),
-                output_tokens: Some(5)
+                output_tokens: Some(5),
+                ..Default::default()
             })
         );
     }
@@ -451,7 +486,8 @@ mod tests {
             start.usage,
             Some(Usage {
                 input_tokens: Some(10),
-                output_tokens: Some(1)
+                output_tokens: Some(1),
+                ..Default::default()
             })
         );
         assert_eq!(
@@ -503,7 +539,8 @@ mod tests {
             delta.usage,
             Some(Usage {
                 input_tokens: None,
-                output_tokens: Some(42)
+                output_tokens: Some(42),
+                ..Default::default()
             })
         );
     }
@@ -546,7 +583,8 @@ mod tests {
             done.usage,
             Some(Usage {
                 input_tokens: Some(2),
-                output_tokens: Some(3)
+                output_tokens: Some(3),
+                ..Default::default()
             })
         );
         assert!(matches!(
@@ -582,7 +620,8 @@ mod tests {
                 error: None,
                 usage: Some(Usage {
                     input_tokens: Some(3),
-                    output_tokens: Some(4)
+                    output_tokens: Some(4),
+                    ..Default::default()
                 })
             }
         );
@@ -607,7 +646,8 @@ mod tests {
             r.usage,
             Some(Usage {
                 input_tokens: Some(1),
-                output_tokens: Some(2)
+                output_tokens: Some(2),
+                ..Default::default()
             })
         );
         assert!(check_body(Dialect::OpenaiChat, b"<html>").is_err());

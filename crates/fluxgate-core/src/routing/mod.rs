@@ -6,6 +6,8 @@
 //! `o1`/`o3`/`o4*`, `gemini-*`), every provider of the matching kind as a fallback chain.
 //! Planning reads key health but never changes it.
 
+mod needs;
+mod signals;
 mod strategy;
 
 use std::collections::HashMap;
@@ -16,9 +18,13 @@ use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::time::Instant;
 
+pub use needs::{Needs, DEFAULT_OUTPUT_TOKENS};
+pub use signals::{LimitHit, Signals, TAU};
 pub use strategy::{for_kind, Strategy, StrategyContext};
 
-use crate::config::{Config, ProviderKind, StrategyKind, Target};
+use crate::budgets::{Exceeded, Ledger, Spend};
+use crate::catalogue::{Capability, ModelInfo};
+use crate::config::{Config, KeyLimits, ProviderKind, StrategyKind, Target};
 use crate::formats::translate::{Codec, TranslatorRegistry};
 use crate::formats::Endpoint;
 use crate::health::{ErrorClass, HealthRegistry, KeyStatus};
@@ -40,6 +46,15 @@ pub struct Candidate {
     pub url: http::Uri,
     pub codec: Codec,
     pub upstream: Arc<dyn Provider>,
+    /// What the catalogue knows about the model (`None`: unknown model).
+    pub info: Option<Arc<ModelInfo>>,
+    /// This request's estimated cost on this model, when its prices are known.
+    pub est_cost: Option<f64>,
+    /// This request's estimated tokens (prompt and expected output).
+    pub est_tokens: u64,
+    pub limits: KeyLimits,
+    /// Why the strategy put it where it is (for `explain`).
+    pub note: Option<String>,
 }
 
 impl std::fmt::Debug for Candidate {
@@ -72,6 +87,23 @@ pub enum SkipReason {
         from: Endpoint,
         to: Endpoint,
     },
+    /// The model lacks a capability the request needs (tools, images, ...).
+    MissingCapability {
+        missing: Vec<Capability>,
+    },
+    /// The prompt (estimated) is longer than the model's context window.
+    ContextTooSmall {
+        estimated_tokens: u64,
+        context_window: u64,
+    },
+    /// Sending would break a budget.
+    OverBudget(Exceeded),
+    /// The key is at a local `rpm` / `tpm` / `rpd` limit until `back_in_secs`.
+    LocalLimit {
+        limit: &'static str,
+        value: u64,
+        back_in_secs: u64,
+    },
 }
 
 impl std::fmt::Display for SkipReason {
@@ -100,6 +132,26 @@ impl std::fmt::Display for SkipReason {
                 "no translator from {} to {} (yet)",
                 from.as_str(),
                 to.as_str()
+            ),
+            SkipReason::MissingCapability { missing } => {
+                let names: Vec<&str> = missing.iter().map(|c| c.as_str()).collect();
+                write!(f, "the model lacks {} (the request needs it)", names.join(", "))
+            }
+            SkipReason::ContextTooSmall {
+                estimated_tokens,
+                context_window,
+            } => write!(
+                f,
+                "the prompt (about {estimated_tokens} tokens) is longer than the model's {context_window}-token context window"
+            ),
+            SkipReason::OverBudget(e) => write!(f, "over budget: {e}"),
+            SkipReason::LocalLimit {
+                limit,
+                value,
+                back_in_secs,
+            } => write!(
+                f,
+                "at its `{limit} = {value}` limit (room again in {back_in_secs} s)"
             ),
         }
     }
@@ -143,19 +195,39 @@ impl Plan {
         self.skipped
             .iter()
             .filter_map(|s| match s.reason {
-                SkipReason::Unavailable { back_in_secs, .. } => Some(back_in_secs),
+                SkipReason::Unavailable { back_in_secs, .. }
+                | SkipReason::LocalLimit { back_in_secs, .. } => Some(back_in_secs),
                 _ => None,
             })
             .min()
     }
 
-    /// Whether every skip was for health (so waiting would help).
+    /// Whether every skip was for health or a local rate limit (so waiting would help).
     pub fn only_health_skips(&self) -> bool {
         !self.skipped.is_empty()
-            && self
-                .skipped
-                .iter()
-                .all(|s| matches!(s.reason, SkipReason::Unavailable { .. }))
+            && self.skipped.iter().all(|s| {
+                matches!(
+                    s.reason,
+                    SkipReason::Unavailable { .. } | SkipReason::LocalLimit { .. }
+                )
+            })
+    }
+
+    /// The first budget that kept a candidate out, when budgets are all that stand in the
+    /// way (no key is cooling or rate limited: waiting would not help).
+    pub fn budget_refusal(&self) -> Option<&Exceeded> {
+        if self.skipped.iter().any(|s| {
+            matches!(
+                s.reason,
+                SkipReason::Unavailable { .. } | SkipReason::LocalLimit { .. }
+            )
+        }) {
+            return None;
+        }
+        self.skipped.iter().find_map(|s| match &s.reason {
+            SkipReason::OverBudget(e) => Some(e),
+            _ => None,
+        })
     }
 }
 
@@ -179,6 +251,27 @@ pub struct Router {
     counters: Mutex<HashMap<String, Arc<strategy::Counter>>>,
     /// Every provider's endpoint URLs, parsed once (URL parsing showed on the hot path).
     urls: HashMap<String, Vec<(Endpoint, http::Uri)>, foldhash::fast::RandomState>,
+    /// Catalogue lookups by `provider/model`, made once per config.
+    models: Mutex<HashMap<String, Option<Arc<ModelInfo>>, foldhash::fast::RandomState>>,
+}
+
+/// One request, as planning sees it.
+pub struct Ask<'a> {
+    pub endpoint: Endpoint,
+    pub model: &'a str,
+    /// Session affinity (see [`Router::plan_for`]).
+    pub conversation: Option<u64>,
+    /// What the request needs; `None` plans without capability, context or cost checks.
+    pub needs: Option<&'a Needs>,
+    /// The client token's name (for client budgets).
+    pub client: Option<&'a str>,
+}
+
+/// The live state planning reads.
+pub struct Live<'a> {
+    pub health: &'a HealthRegistry,
+    pub signals: &'a Signals,
+    pub ledger: Option<&'a Ledger>,
 }
 
 impl Router {
@@ -203,7 +296,19 @@ impl Router {
             translators,
             counters: Mutex::new(HashMap::new()),
             urls,
+            models: Mutex::new(HashMap::default()),
         }
+    }
+
+    /// What the catalogue knows about `model` on `provider` (cached per config).
+    pub fn model_info(&self, provider: &str, model: &str) -> Option<Arc<ModelInfo>> {
+        let key = format!("{provider}/{model}");
+        if let Some(hit) = self.models.lock().get(&key) {
+            return hit.clone();
+        }
+        let info = self.config.catalogue.lookup(provider, model).map(Arc::new);
+        self.models.lock().insert(key, info.clone());
+        info
     }
 
     pub fn config(&self) -> &Arc<Config> {
@@ -324,10 +429,11 @@ impl Router {
     }
 
     /// [`Router::plan`] for one conversation: with a conversation key and a spreading strategy
-    /// (all but `priority`), each target's keys are
-    /// ordered by rendezvous hashing on it (after the strategy), so every turn of a
-    /// conversation goes to the same key while it is usable, keeping the provider's prompt
-    /// cache warm; when that key is out, the turn goes to the next key in the same stable order.
+    /// (all but `priority`), each target's keys are ordered by rendezvous hashing on it (after
+    /// the strategy), so every turn of a conversation goes to the same key while it is usable,
+    /// keeping the provider's prompt cache warm; when that key is out, the turn goes to the
+    /// next key in the same stable order. Strategies that weigh targets against each other
+    /// choose the target; the conversation is pinned to a key within it.
     pub fn plan_for(
         &self,
         endpoint: Endpoint,
@@ -336,6 +442,34 @@ impl Router {
         now: Instant,
         conversation: Option<u64>,
     ) -> Result<Plan, RouteError> {
+        let signals = Signals::default();
+        self.plan_request(
+            &Ask {
+                endpoint,
+                model,
+                conversation,
+                needs: None,
+                client: None,
+            },
+            &Live {
+                health,
+                signals: &signals,
+                ledger: None,
+            },
+            now,
+        )
+    }
+
+    /// Orders every candidate that may serve a request at `now`, and says why the others
+    /// cannot: health, capability, context window, local rate limits and budgets.
+    pub fn plan_request(
+        &self,
+        ask: &Ask<'_>,
+        live: &Live<'_>,
+        now: Instant,
+    ) -> Result<Plan, RouteError> {
+        let (endpoint, model, health, conversation) =
+            (ask.endpoint, ask.model, live.health, ask.conversation);
         let (route, resolution, targets, strategy) = self.resolve(model)?;
         let mut candidates = Vec::new();
         let mut skipped = Vec::new();
@@ -393,6 +527,35 @@ impl Router {
                 );
                 continue;
             };
+            let info = self.model_info(&t.provider, &t.model);
+            if let (Some(needs), Some(i)) = (ask.needs, info.as_deref()) {
+                let missing = needs.missing(i.capabilities);
+                if !missing.is_empty() {
+                    skip_all(SkipReason::MissingCapability { missing }, &mut skipped);
+                    continue;
+                }
+                if let Some(estimated_tokens) = needs.exceeds(i.context_window) {
+                    skip_all(
+                        SkipReason::ContextTooSmall {
+                            estimated_tokens,
+                            context_window: i.context_window,
+                        },
+                        &mut skipped,
+                    );
+                    continue;
+                }
+            }
+            let est_cost = ask.needs.and_then(|n| n.cost(info.as_deref()));
+            let est_tokens = ask.needs.map_or(0, |n| n.tokens(info.as_deref()));
+            let budget_scopes = live.ledger.filter(|l| l.has_budgets()).map(|_| {
+                (
+                    crate::budgets::scopes(Some(&t.provider), None, Some(&route), ask.client),
+                    Spend {
+                        usd: est_cost.unwrap_or(0.0),
+                        tokens: est_tokens,
+                    },
+                )
+            });
             for (ki, k) in pc.keys.iter().enumerate() {
                 let account = pc.account(&k.id);
                 let candidate = |account: String| Candidate {
@@ -407,6 +570,11 @@ impl Router {
                     url: url.clone(),
                     codec: codec.clone(),
                     upstream: upstream.clone(),
+                    info: info.clone(),
+                    est_cost,
+                    est_tokens,
+                    limits: k.limits,
+                    note: None,
                 };
                 let skip = |reason| Skipped {
                     provider: t.provider.clone(),
@@ -440,6 +608,26 @@ impl Router {
                     }));
                     continue;
                 }
+                if let Err(hit) = live.signals.check(&account, &k.limits, est_tokens, now) {
+                    skipped.push(skip(SkipReason::LocalLimit {
+                        limit: hit.limit,
+                        value: hit.value,
+                        back_in_secs: hit
+                            .fits_at
+                            .saturating_duration_since(now)
+                            .as_secs_f64()
+                            .ceil() as u64,
+                    }));
+                    continue;
+                }
+                if let (Some(ledger), Some((scopes, need))) = (live.ledger, &budget_scopes) {
+                    let mut scopes = scopes.clone();
+                    scopes.push(format!("key:{account}"));
+                    if let Err(e) = ledger.check(&scopes, *need) {
+                        skipped.push(skip(SkipReason::OverBudget(e)));
+                        continue;
+                    }
+                }
                 candidates.push(candidate(account));
             }
         }
@@ -453,11 +641,19 @@ impl Router {
         let ctx = StrategyContext {
             counter: counter.next(),
             in_flight: &in_flight,
+            signals: live.signals,
+            now,
         };
         for_kind(strategy).order(&mut candidates, &ctx);
         // `priority` already sends every turn to the same first usable key; the spreading
         // strategies would rotate a conversation across keys, so it is pinned instead.
         if let Some(c) = conversation.filter(|_| strategy != StrategyKind::Priority) {
+            if strategy.spans_targets() {
+                if let Some(first) = candidates.first().map(|c| c.target_index) {
+                    // The strategy chose the target; the conversation chooses the key in it.
+                    candidates.sort_by_key(|c| c.target_index != first);
+                }
+            }
             strategy::pin_conversation(&mut candidates, c);
         }
         let degraded = candidates.is_empty() && !held.is_empty();

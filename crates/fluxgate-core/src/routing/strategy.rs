@@ -1,15 +1,18 @@
 //! Strategies order a route's usable candidates.
 //!
-//! A strategy receives the whole candidate list (target × key, already filtered by health) so
-//! strategies that weigh targets against each other (latency, cost, quota) fit the same trait.
-//! The four built in here keep the route's targets as a fallback chain and order keys within
-//! each target's pool.
+//! A strategy receives the whole candidate list (target × key, already filtered by health,
+//! capability, limits and budgets). `priority`, `round-robin`, `weighted` and
+//! `least-in-flight` keep the route's targets as a fallback chain and order keys within each
+//! target's pool; `least-latency`, `least-cost` and `quota-aware` weigh every candidate
+//! against every other, across targets, and note their score on each (for `explain`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use rand::Rng;
 
-use super::Candidate;
+use tokio::time::Instant;
+
+use super::{Candidate, Signals};
 use crate::config::StrategyKind;
 
 /// What a strategy may consult besides the candidates.
@@ -18,6 +21,9 @@ pub struct StrategyContext<'a> {
     pub counter: u64,
     /// Attempts currently in flight per key account.
     pub in_flight: &'a dyn Fn(&str) -> u32,
+    /// Latency and quota learned from traffic.
+    pub signals: &'a Signals,
+    pub now: Instant,
 }
 
 pub trait Strategy: Send + Sync {
@@ -99,12 +105,114 @@ impl Strategy for LeastInFlight {
     }
 }
 
+/// A 64-bit mix of `x` (SplitMix64's finaliser): the pair least-latency compares is drawn
+/// from the route's request counter, so a simulation with the same traffic is repeatable.
+fn mix(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    x ^ (x >> 31)
+}
+
+/// Power of two choices over a peak-EWMA of time to first token, weighted by the attempts in
+/// flight: two candidates drawn at random, the one with the lower `latency × (in flight + 1)`
+/// first, the rest by that score. A key never measured scores 0 and is tried at once; an
+/// estimate decays while its key is not used (see [`super::TAU`]), so a key that was slow is
+/// probed again and traffic moves back when it recovers.
+pub struct LeastLatency;
+
+impl Strategy for LeastLatency {
+    fn order(&self, candidates: &mut [Candidate], ctx: &StrategyContext<'_>) {
+        Priority.order(candidates, ctx);
+        let mut scored: Vec<(f64, Candidate)> = candidates
+            .iter()
+            .map(|c| {
+                let ms = ctx.signals.latency_ms(&c.account, &c.model, ctx.now);
+                let load = f64::from((ctx.in_flight)(&c.account)) + 1.0;
+                let mut c = c.clone();
+                c.note = Some(match ms {
+                    Some(ms) => {
+                        format!("time to first token ~{ms:.0} ms, {} in flight", load - 1.0)
+                    }
+                    None => "latency not measured yet (tried to learn it)".into(),
+                });
+                (ms.unwrap_or(0.0) * load, c)
+            })
+            .collect();
+        scored.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let n = scored.len();
+        if n >= 2 {
+            let r = mix(ctx.counter);
+            let i = (r % n as u64) as usize;
+            let j = ((r >> 32) % (n as u64 - 1)) as usize;
+            let j = if j >= i { j + 1 } else { j };
+            // Sorted by score: the lower index of the pair is the better one.
+            let winner = i.min(j);
+            let w = scored.remove(winner);
+            scored.insert(0, w);
+        }
+        for (slot, (_, c)) in candidates.iter_mut().zip(scored) {
+            *slot = c;
+        }
+    }
+}
+
+/// The lowest estimated cost of this request first (the catalogue's prices × its estimated
+/// tokens), models without a known price last; keys of the same model take turns.
+pub struct LeastCost;
+
+impl Strategy for LeastCost {
+    fn order(&self, candidates: &mut [Candidate], ctx: &StrategyContext<'_>) {
+        RoundRobin.order(candidates, ctx);
+        candidates.sort_by(|a, b| {
+            let cost = |c: &Candidate| c.est_cost.unwrap_or(f64::INFINITY);
+            cost(a).total_cmp(&cost(b))
+        });
+        for c in candidates.iter_mut() {
+            c.note = Some(match c.est_cost {
+                Some(v) => format!("estimated ${v:.6} for this request"),
+                None => "price unknown (add it under [models])".into(),
+            });
+        }
+    }
+}
+
+/// The most rate-limit headroom first: the smallest fraction left of any limit known for the
+/// key, from the upstream's rate-limit headers and the key's own `rpm` / `tpm` / `rpd`; keys
+/// with nothing known count as full; ties take turns.
+pub struct QuotaAware;
+
+impl Strategy for QuotaAware {
+    fn order(&self, candidates: &mut [Candidate], ctx: &StrategyContext<'_>) {
+        RoundRobin.order(candidates, ctx);
+        let mut scored: Vec<(f64, Candidate)> = candidates
+            .iter()
+            .map(|c| {
+                let left = ctx.signals.quota_left(&c.account, &c.limits, ctx.now);
+                let mut c = c.clone();
+                c.note = Some(match left {
+                    Some(f) => format!("{:.0}% of its tightest rate limit left", f * 100.0),
+                    None => "no rate limit known (counted as full)".into(),
+                });
+                (left.unwrap_or(1.0), c)
+            })
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+        for (slot, (_, c)) in candidates.iter_mut().zip(scored) {
+            *slot = c;
+        }
+    }
+}
+
 pub fn for_kind(kind: StrategyKind) -> &'static dyn Strategy {
     match kind {
         StrategyKind::Priority => &Priority,
         StrategyKind::RoundRobin => &RoundRobin,
         StrategyKind::Weighted => &Weighted,
         StrategyKind::LeastInFlight => &LeastInFlight,
+        StrategyKind::LeastLatency => &LeastLatency,
+        StrategyKind::LeastCost => &LeastCost,
+        StrategyKind::QuotaAware => &QuotaAware,
     }
 }
 

@@ -58,6 +58,20 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX responses_created ON responses (created_ms);
     "#,
+    // 3: cost, cached tokens and the upstream model per request; spend per scope and period
+    // (budgets), written in the same transaction as the records it sums.
+    r#"
+    ALTER TABLE requests ADD COLUMN upstream_model TEXT;
+    ALTER TABLE requests ADD COLUMN tokens_cached INTEGER;
+    ALTER TABLE requests ADD COLUMN cost_usd REAL;
+    CREATE TABLE spend (
+        period TEXT NOT NULL,
+        scope TEXT NOT NULL,
+        usd REAL NOT NULL DEFAULT 0,
+        tokens INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (period, scope)
+    ) WITHOUT ROWID;
+    "#,
 ];
 
 pub fn run(conn: &mut Connection) -> Result<(), StoreError> {

@@ -105,6 +105,34 @@ impl Store {
         Ok(f(&conn)?)
     }
 
+    /// The `spend` rows of the given periods: (period, scope, spend).
+    pub fn spend_in(
+        &self,
+        periods: &[&str],
+    ) -> Result<Vec<(String, String, crate::budgets::Spend)>, StoreError> {
+        self.with(|c| {
+            let mut stmt =
+                c.prepare("SELECT period, scope, usd, tokens FROM spend WHERE period = ?1")?;
+            let mut out = Vec::new();
+            for p in periods {
+                let rows = stmt.query_map(rusqlite::params![p], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, String>(1)?,
+                        crate::budgets::Spend {
+                            usd: r.get(2)?,
+                            tokens: r.get::<_, i64>(3)?.max(0) as u64,
+                        },
+                    ))
+                })?;
+                for row in rows {
+                    out.push(row?);
+                }
+            }
+            Ok(out)
+        })
+    }
+
     /// `PRAGMA integrity_check` == "ok".
     pub fn integrity_ok(&self) -> Result<bool, StoreError> {
         self.with(|c| {

@@ -32,6 +32,12 @@ pub struct RequestRecord {
     pub tokens_in: Option<u64>,
     pub tokens_out: Option<u64>,
     pub stream: bool,
+    /// The model the upstream was asked for (the client's `model` may be a route name).
+    pub upstream_model: Option<String>,
+    /// Input tokens read from the provider's prompt cache (part of `tokens_in`).
+    pub tokens_cached: Option<u64>,
+    /// The cost at the catalogue's prices, when the model's prices are known.
+    pub cost_usd: Option<f64>,
 }
 
 const QUEUE: usize = 16_384;
@@ -57,14 +63,15 @@ pub struct RequestLog {
     metrics: Arc<crate::metrics::Metrics>,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
     store: Store,
+    ledger: Option<Arc<crate::budgets::Ledger>>,
 }
 
 fn insert(c: &Connection, batch: &[RequestRecord]) -> rusqlite::Result<()> {
     let tx = c.unchecked_transaction()?;
     {
         let mut stmt = tx.prepare_cached(
-            "INSERT INTO requests (ts_ms, request_id, client, endpoint, model, route, provider, key_id, attempts, status, error_class, error_code, latency_ms, ttfb_ms, tokens_in, tokens_out, stream)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+            "INSERT INTO requests (ts_ms, request_id, client, endpoint, model, route, provider, key_id, attempts, status, error_class, error_code, latency_ms, ttfb_ms, tokens_in, tokens_out, stream, upstream_model, tokens_cached, cost_usd)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
         )?;
         for r in batch {
             stmt.execute(params![
@@ -84,8 +91,37 @@ fn insert(c: &Connection, batch: &[RequestRecord]) -> rusqlite::Result<()> {
                 r.ttfb_ms.map(|v| v as i64),
                 r.tokens_in.map(|v| v as i64),
                 r.tokens_out.map(|v| v as i64),
-                r.stream
+                r.stream,
+                r.upstream_model,
+                r.tokens_cached.map(|v| v as i64),
+                r.cost_usd,
             ])?;
+        }
+        // The batch's spend, summed per period and scope.
+        let mut sums: std::collections::HashMap<(String, String), (f64, i64)> =
+            std::collections::HashMap::new();
+        for r in batch {
+            let tokens = (r.tokens_in.unwrap_or(0) + r.tokens_out.unwrap_or(0)) as i64;
+            let usd = r.cost_usd.unwrap_or(0.0);
+            if tokens == 0 && usd == 0.0 {
+                continue;
+            }
+            for period in crate::budgets::periods(r.ts_ms) {
+                for scope in crate::budgets::record_scopes(r) {
+                    let e = sums.entry((period.clone(), scope)).or_default();
+                    e.0 += usd;
+                    e.1 += tokens;
+                }
+            }
+        }
+        if !sums.is_empty() {
+            let mut up = tx.prepare_cached(
+                "INSERT INTO spend (period, scope, usd, tokens) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (period, scope) DO UPDATE SET usd = usd + excluded.usd, tokens = tokens + excluded.tokens",
+            )?;
+            for ((period, scope), (usd, tokens)) in sums {
+                up.execute(params![period, scope, usd, tokens])?;
+            }
         }
     }
     tx.commit()
@@ -141,13 +177,27 @@ impl RequestLog {
             metrics: Arc::default(),
             thread: Arc::new(Mutex::new(thread)),
             store: store.clone(),
+            ledger: None,
         }
+    }
+
+    /// Settles every record's spend in `ledger` (budgets).
+    pub fn with_ledger(mut self, ledger: Arc<crate::budgets::Ledger>) -> Self {
+        self.ledger = Some(ledger);
+        self
+    }
+
+    pub fn ledger(&self) -> Option<&Arc<crate::budgets::Ledger>> {
+        self.ledger.as_ref()
     }
 
     /// Queues a record. When the queue is full the record is dropped with a warning rather
     /// than slowing the request down.
     pub fn record(&self, r: RequestRecord) {
         self.metrics.observe(&r);
+        if let Some(l) = &self.ledger {
+            l.settle(&r);
+        }
         let mut p = self.queue.pending.lock();
         if p.closed {
             return;
@@ -191,7 +241,7 @@ impl RequestLog {
     pub fn recent(&self, limit: usize) -> Result<Vec<RequestRecord>, StoreError> {
         self.store.with(|c| {
             let mut stmt = c.prepare(
-                "SELECT ts_ms, request_id, client, endpoint, model, route, provider, key_id, attempts, status, error_class, error_code, latency_ms, ttfb_ms, tokens_in, tokens_out, stream
+                "SELECT ts_ms, request_id, client, endpoint, model, route, provider, key_id, attempts, status, error_class, error_code, latency_ms, ttfb_ms, tokens_in, tokens_out, stream, upstream_model, tokens_cached, cost_usd
                  FROM requests ORDER BY id DESC LIMIT ?1",
             )?;
             let rows = stmt.query_map(params![limit as i64], |r| {
@@ -213,6 +263,9 @@ impl RequestLog {
                     tokens_in: r.get::<_, Option<i64>>(14)?.map(|v| v as u64),
                     tokens_out: r.get::<_, Option<i64>>(15)?.map(|v| v as u64),
                     stream: r.get(16)?,
+                    upstream_model: r.get(17)?,
+                    tokens_cached: r.get::<_, Option<i64>>(18)?.map(|v| v as u64),
+                    cost_usd: r.get(19)?,
                 })
             })?;
             rows.collect()

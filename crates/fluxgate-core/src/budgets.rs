@@ -1,0 +1,547 @@
+//! Spending: what each scope (all traffic, a key, a provider, a route, a client token) has
+//! spent today and this month, in USD and tokens, and the check that refuses a request before
+//! it is sent when its estimated cost would break a `[[budgets]]` limit.
+//!
+//! Spend is settled from each request's record (its reported usage at the catalogue's prices)
+//! in [`crate::store::RequestLog::record`]; the record writer also adds it to the `spend` table
+//! in the same transaction as the record, so the totals survive a restart (and a crash loses
+//! at most the records not yet written, about 25 ms). Requests in flight hold a
+//! [`Reservation`] of their estimated cost, so concurrent requests cannot together overshoot
+//! a limit. Periods are UTC calendar days and months.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+use serde::Serialize;
+
+use crate::config::{Budget, BudgetScope};
+use crate::events::{Event, EventBus};
+use crate::store::{RequestRecord, Store, StoreError};
+
+/// The fractions of a limit at which an event is published.
+pub const THRESHOLDS: [u8; 2] = [80, 100];
+
+impl BudgetScope {
+    /// The scope's key in the ledger and the `spend` table.
+    pub fn key(&self) -> String {
+        match self {
+            BudgetScope::All => "all".into(),
+            BudgetScope::Key(k) => format!("key:{k}"),
+            BudgetScope::Provider(p) => format!("provider:{p}"),
+            BudgetScope::Route(r) => format!("route:{r}"),
+            BudgetScope::Client(c) => format!("client:{c}"),
+        }
+    }
+}
+
+/// The scope keys a request belongs to.
+pub fn scopes(
+    provider: Option<&str>,
+    key_id: Option<&str>,
+    route: Option<&str>,
+    client: Option<&str>,
+) -> Vec<String> {
+    let mut out = vec!["all".to_string()];
+    if let Some(p) = provider {
+        out.push(format!("provider:{p}"));
+        if let Some(k) = key_id {
+            out.push(format!("key:{p}/{k}"));
+        }
+    }
+    if let Some(r) = route {
+        out.push(format!("route:{r}"));
+    }
+    if let Some(c) = client {
+        out.push(format!("client:{c}"));
+    }
+    out
+}
+
+/// The scope keys of a finished request.
+pub fn record_scopes(r: &RequestRecord) -> Vec<String> {
+    scopes(
+        r.provider.as_deref(),
+        r.key_id.as_deref(),
+        r.route.as_deref(),
+        r.client.as_deref(),
+    )
+}
+
+/// Days since 1970-01-01 to a (year, month, day) date in the proleptic Gregorian calendar.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// (year, month, day) to days since 1970-01-01.
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The day and month period keys (`d2026-11-22`, `m2026-11`) of a Unix time in milliseconds.
+pub fn periods(ts_ms: i64) -> [String; 2] {
+    let (y, m, d) = civil_from_days(ts_ms.div_euclid(86_400_000));
+    [format!("d{y:04}-{m:02}-{d:02}"), format!("m{y:04}-{m:02}")]
+}
+
+/// Seconds from `ts_ms` until the period ends (next UTC midnight, or the first of next month).
+pub fn seconds_to_reset(ts_ms: i64, period: Period) -> u64 {
+    let day = ts_ms.div_euclid(86_400_000);
+    let end_day = match period {
+        Period::Daily => day + 1,
+        Period::Monthly => {
+            let (y, m, _) = civil_from_days(day);
+            let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+            days_from_civil(ny, nm, 1)
+        }
+    };
+    ((end_day * 86_400_000 - ts_ms) / 1000).max(1) as u64
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Period {
+    Daily,
+    Monthly,
+}
+
+impl Period {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Period::Daily => "daily",
+            Period::Monthly => "monthly",
+        }
+    }
+}
+
+/// An amount of spending.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Spend {
+    pub usd: f64,
+    pub tokens: u64,
+}
+
+/// A limit a request would break.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Exceeded {
+    pub scope: String,
+    pub period: Period,
+    /// `usd` or `tokens`.
+    pub unit: &'static str,
+    pub limit: f64,
+    /// Spent and reserved so far in the period.
+    pub used: f64,
+    /// This request's estimate.
+    pub needed: f64,
+    pub resets_in_secs: u64,
+}
+
+impl std::fmt::Display for Exceeded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let money = |v: f64| {
+            if self.unit == "usd" {
+                format!("${v:.4}")
+            } else {
+                format!("{} tokens", v.round() as u64)
+            }
+        };
+        let h = self.resets_in_secs / 3600;
+        let m = (self.resets_in_secs % 3600) / 60;
+        write!(
+            f,
+            "the {} budget of {} is {} and {} is used; this request needs about {} more. It resets in {h} h {m} min (UTC {})",
+            self.period.as_str(),
+            self.scope,
+            money(self.limit),
+            money(self.used),
+            money(self.needed),
+            if self.period == Period::Daily { "midnight" } else { "month start" },
+        )
+    }
+}
+
+#[derive(Default)]
+struct Inner {
+    /// (period key, scope key) -> settled spend.
+    spent: HashMap<(String, String), Spend>,
+    /// (period key, scope key) -> reserved by requests in flight.
+    reserved: HashMap<(String, String), Spend>,
+    /// (period key, scope key, unit, threshold) already announced.
+    announced: HashSet<(String, String, &'static str, u8)>,
+    /// The day the maps were last pruned at.
+    day: String,
+}
+
+/// Every scope's spending, shared by the executor (check, reserve) and the request log
+/// (settle).
+pub struct Ledger {
+    inner: Mutex<Inner>,
+    budgets: RwLock<Arc<Vec<(String, Budget)>>>,
+    events: EventBus,
+}
+
+/// A request's reserved estimate; released when dropped (its real spend arrives with its
+/// record).
+pub struct Reservation {
+    ledger: Arc<Ledger>,
+    entries: Vec<(String, String)>,
+    amount: Spend,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        let mut inner = self.ledger.inner.lock();
+        for e in &self.entries {
+            if let Some(r) = inner.reserved.get_mut(e) {
+                r.usd = (r.usd - self.amount.usd).max(0.0);
+                r.tokens = r.tokens.saturating_sub(self.amount.tokens);
+            }
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Ledger {
+    /// An empty ledger (nothing spent yet, no budgets).
+    pub fn new(events: EventBus) -> Ledger {
+        Ledger {
+            inner: Mutex::new(Inner::default()),
+            budgets: RwLock::new(Arc::new(Vec::new())),
+            events,
+        }
+    }
+
+    /// Reads this month's and today's totals from the store; thresholds already crossed are
+    /// not announced again.
+    pub fn load(store: &Store, events: EventBus, budgets: &[Budget]) -> Result<Ledger, StoreError> {
+        let ledger = Ledger::new(events);
+        let now = now_ms();
+        let [day, month] = periods(now);
+        let rows = store.spend_in(&[&day, &month])?;
+        {
+            let mut inner = ledger.inner.lock();
+            inner.day = day;
+            for (period, scope, s) in rows {
+                inner.spent.insert((period, scope), s);
+            }
+        }
+        ledger.set_budgets(budgets);
+        ledger.announce(now, true);
+        Ok(ledger)
+    }
+
+    /// Applies the config's budgets (on start and every reload).
+    pub fn set_budgets(&self, budgets: &[Budget]) {
+        let list = budgets.iter().map(|b| (b.scope.key(), b.clone())).collect();
+        *self.budgets.write() = Arc::new(list);
+    }
+
+    pub fn has_budgets(&self) -> bool {
+        !self.budgets.read().is_empty()
+    }
+
+    /// Adds a finished request's spend to its scopes and announces crossed thresholds.
+    pub fn settle(&self, r: &RequestRecord) {
+        let tokens = r.tokens_in.unwrap_or(0) + r.tokens_out.unwrap_or(0);
+        let usd = r.cost_usd.unwrap_or(0.0);
+        if tokens == 0 && usd == 0.0 {
+            return;
+        }
+        {
+            let mut inner = self.inner.lock();
+            for period in periods(r.ts_ms) {
+                for scope in record_scopes(r) {
+                    let e = inner.spent.entry((period.clone(), scope)).or_default();
+                    e.usd += usd;
+                    e.tokens += tokens;
+                }
+            }
+        }
+        if self.has_budgets() {
+            self.announce(r.ts_ms, false);
+        }
+    }
+
+    /// Publishes a [`Event::BudgetThreshold`] for every limit newly at 80% or 100%.
+    fn announce(&self, now: i64, quietly: bool) {
+        let budgets = self.budgets.read().clone();
+        let [day, month] = periods(now);
+        let mut inner = self.inner.lock();
+        for (scope, b) in budgets.iter() {
+            for (period, pkey, usd, tokens) in [
+                (Period::Daily, &day, b.daily_usd, b.daily_tokens),
+                (Period::Monthly, &month, b.monthly_usd, b.monthly_tokens),
+            ] {
+                let spent = inner
+                    .spent
+                    .get(&(pkey.clone(), scope.clone()))
+                    .copied()
+                    .unwrap_or_default();
+                for (unit, limit, used) in [
+                    ("usd", usd, spent.usd),
+                    ("tokens", tokens.map(|t| t as f64), spent.tokens as f64),
+                ] {
+                    let Some(limit) = limit else { continue };
+                    for t in THRESHOLDS {
+                        if used < limit * f64::from(t) / 100.0 {
+                            continue;
+                        }
+                        let mark = (pkey.clone(), scope.clone(), unit, t);
+                        if inner.announced.insert(mark) && !quietly {
+                            tracing::warn!(scope = %b.scope, period = period.as_str(), unit, percent = t, spent = used, limit, "budget threshold crossed");
+                            self.events.publish(Event::BudgetThreshold {
+                                scope: b.scope.to_string(),
+                                period: period.as_str(),
+                                unit,
+                                percent: t,
+                                spent: used,
+                                limit,
+                            });
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether a request in `scopes` with estimated `need` fits every budget that covers it.
+    pub fn check(&self, scopes: &[String], need: Spend) -> Result<(), Exceeded> {
+        let budgets = self.budgets.read().clone();
+        if budgets.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let [day, month] = periods(now);
+        let mut inner = self.inner.lock();
+        if inner.day != day {
+            // A new day: drop the totals of past periods.
+            inner.spent.retain(|(p, _), _| *p == day || *p == month);
+            inner.announced.retain(|(p, ..)| *p == day || *p == month);
+            inner.day = day.clone();
+        }
+        for (scope, b) in budgets.iter().filter(|(s, _)| scopes.contains(s)) {
+            for (period, pkey, usd, tokens) in [
+                (Period::Daily, &day, b.daily_usd, b.daily_tokens),
+                (Period::Monthly, &month, b.monthly_usd, b.monthly_tokens),
+            ] {
+                let k = (pkey.clone(), scope.clone());
+                let spent = inner.spent.get(&k).copied().unwrap_or_default();
+                let held = inner.reserved.get(&k).copied().unwrap_or_default();
+                let over = |unit: &'static str, limit: f64, used: f64, needed: f64| {
+                    // Strictly above: a request that lands exactly on the limit is allowed.
+                    (used + needed > limit + 1e-12).then(|| Exceeded {
+                        scope: b.scope.to_string(),
+                        period,
+                        unit,
+                        limit,
+                        used,
+                        needed,
+                        resets_in_secs: seconds_to_reset(now, period),
+                    })
+                };
+                if let Some(l) = usd {
+                    if let Some(e) = over("usd", l, spent.usd + held.usd, need.usd) {
+                        return Err(e);
+                    }
+                }
+                if let Some(l) = tokens {
+                    let used = (spent.tokens + held.tokens) as f64;
+                    if let Some(e) = over("tokens", l as f64, used, need.tokens as f64) {
+                        return Err(e);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// [`Ledger::check`], then holds `need` against the scopes until the reservation drops.
+    pub fn reserve(
+        self: &Arc<Self>,
+        scopes: &[String],
+        need: Spend,
+    ) -> Result<Reservation, Exceeded> {
+        self.check(scopes, need)?;
+        let [day, month] = periods(now_ms());
+        let mut entries = Vec::new();
+        let mut inner = self.inner.lock();
+        for period in [day, month] {
+            for s in scopes {
+                let k = (period.clone(), s.clone());
+                let r = inner.reserved.entry(k.clone()).or_default();
+                r.usd += need.usd;
+                r.tokens += need.tokens;
+                entries.push(k);
+            }
+        }
+        Ok(Reservation {
+            ledger: self.clone(),
+            entries,
+            amount: need,
+        })
+    }
+
+    /// Every budget with what its scope has used today and this month.
+    pub fn report(&self) -> Vec<serde_json::Value> {
+        let budgets = self.budgets.read().clone();
+        let now = now_ms();
+        let [day, month] = periods(now);
+        let inner = self.inner.lock();
+        budgets
+            .iter()
+            .map(|(scope, b)| {
+                let get = |p: &String| {
+                    inner
+                        .spent
+                        .get(&(p.clone(), scope.clone()))
+                        .copied()
+                        .unwrap_or_default()
+                };
+                let (d, m) = (get(&day), get(&month));
+                serde_json::json!({
+                    "scope": b.scope,
+                    "daily": {"usd": d.usd, "tokens": d.tokens, "limit_usd": b.daily_usd, "limit_tokens": b.daily_tokens, "resets_in_secs": seconds_to_reset(now, Period::Daily)},
+                    "monthly": {"usd": m.usd, "tokens": m.tokens, "limit_usd": b.monthly_usd, "limit_tokens": b.monthly_tokens, "resets_in_secs": seconds_to_reset(now, Period::Monthly)},
+                })
+            })
+            .collect()
+    }
+
+    /// What a scope key has spent in the current day and month.
+    pub fn spent(&self, scope: &str) -> (Spend, Spend) {
+        let [day, month] = periods(now_ms());
+        let inner = self.inner.lock();
+        let get = |p: String| {
+            inner
+                .spent
+                .get(&(p, scope.to_string()))
+                .copied()
+                .unwrap_or_default()
+        };
+        (get(day), get(month))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calendar_periods_and_resets() {
+        // 2026-11-22T09:00:00Z
+        let t = 1_795_338_000_000;
+        assert_eq!(
+            periods(t),
+            ["d2026-11-22".to_string(), "m2026-11".to_string()]
+        );
+        assert_eq!(seconds_to_reset(t, Period::Daily), 15 * 3600);
+        assert_eq!(seconds_to_reset(t, Period::Monthly), (8 * 24 + 15) * 3600);
+        // Leap day and year ends.
+        assert_eq!(civil_from_days(days_from_civil(2028, 2, 29)), (2028, 2, 29));
+        assert_eq!(
+            civil_from_days(days_from_civil(2026, 12, 31) + 1),
+            (2027, 1, 1)
+        );
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+    }
+
+    fn record(cost: f64, tokens: u64) -> RequestRecord {
+        RequestRecord {
+            ts_ms: now_ms(),
+            provider: Some("openai".into()),
+            key_id: Some("a".into()),
+            route: Some("coding".into()),
+            client: Some("ci".into()),
+            tokens_in: Some(tokens),
+            tokens_out: Some(0),
+            cost_usd: Some(cost),
+            ..RequestRecord::default()
+        }
+    }
+
+    #[test]
+    fn reservations_count_until_dropped_and_spend_settles_from_records() {
+        let events = EventBus::new();
+        let mut rx = events.subscribe();
+        let ledger = Arc::new(Ledger::new(events));
+        ledger.set_budgets(&[Budget {
+            scope: BudgetScope::Provider("openai".into()),
+            daily_usd: Some(1.0),
+            monthly_usd: None,
+            daily_tokens: None,
+            monthly_tokens: None,
+        }]);
+        let scopes = scopes(Some("openai"), Some("a"), Some("coding"), None);
+        let need = Spend {
+            usd: 0.4,
+            tokens: 10,
+        };
+        let r1 = ledger.reserve(&scopes, need).expect("a value");
+        let r2 = ledger.reserve(&scopes, need).expect("a value");
+        let e = ledger.reserve(&scopes, need).err().expect("0.4 x 3 > 1");
+        assert_eq!((e.unit, e.period), ("usd", Period::Daily));
+        assert!((e.used - 0.8).abs() < 1e-9);
+        // Another provider's request is not covered by this budget.
+        let other = super::scopes(Some("anthropic"), Some("b"), Some("coding"), None);
+        ledger.reserve(&other, need).expect("a value");
+        drop(r1);
+        // The first request really cost 0.5: settled from its record.
+        ledger.settle(&record(0.5, 100));
+        drop(r2);
+        ledger.settle(&record(0.35, 100));
+        // 0.85 spent: 80% crossed, once.
+        match rx.try_recv() {
+            Ok(Event::BudgetThreshold {
+                percent, period, ..
+            }) => {
+                assert_eq!((percent, period), (80, "daily"))
+            }
+            other => panic!("expected a budget event, got {other:?}"),
+        }
+        assert!(rx.try_recv().is_err());
+        assert!(ledger
+            .check(
+                &scopes,
+                Spend {
+                    usd: 0.1,
+                    tokens: 0
+                }
+            )
+            .is_ok());
+        assert!(ledger
+            .check(
+                &scopes,
+                Spend {
+                    usd: 0.2,
+                    tokens: 0
+                }
+            )
+            .is_err());
+        ledger.settle(&record(0.2, 1));
+        assert!(matches!(
+            rx.try_recv(),
+            Ok(Event::BudgetThreshold { percent: 100, .. })
+        ));
+    }
+}
