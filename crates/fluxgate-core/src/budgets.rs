@@ -428,6 +428,48 @@ impl Ledger {
             .collect()
     }
 
+    /// `fluxgate_budget_used_ratio` for `/metrics`: spent over limit per budget, period and
+    /// unit.
+    pub fn render_metrics(&self) -> String {
+        use std::fmt::Write;
+        let budgets = self.budgets.read().clone();
+        if budgets.is_empty() {
+            return String::new();
+        }
+        let [day, month] = periods(now_ms());
+        let inner = self.inner.lock();
+        let mut out = String::from(
+            "# HELP fluxgate_budget_used_ratio Spent over limit for each budget, period and unit (1 = exhausted).\n# TYPE fluxgate_budget_used_ratio gauge\n",
+        );
+        for (scope, b) in budgets.iter() {
+            for (period, pkey, usd, tokens) in [
+                (Period::Daily, &day, b.daily_usd, b.daily_tokens),
+                (Period::Monthly, &month, b.monthly_usd, b.monthly_tokens),
+            ] {
+                let spent = inner
+                    .spent
+                    .get(&(pkey.clone(), scope.clone()))
+                    .copied()
+                    .unwrap_or_default();
+                for (unit, limit, used) in [
+                    ("usd", usd, spent.usd),
+                    ("tokens", tokens.map(|t| t as f64), spent.tokens as f64),
+                ] {
+                    if let Some(limit) = limit {
+                        let _ = writeln!(
+                            out,
+                            "fluxgate_budget_used_ratio{{scope=\"{}\",period=\"{}\",unit=\"{unit}\"}} {}",
+                            scope.replace('\\', "\\\\").replace('"', "\\\""),
+                            period.as_str(),
+                            used / limit
+                        );
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// What a scope key has spent in the current day and month.
     pub fn spent(&self, scope: &str) -> (Spend, Spend) {
         let [day, month] = periods(now_ms());

@@ -355,13 +355,12 @@ impl ModelOverride {
             info.prices = Some(Prices {
                 input,
                 output: self.output_price.unwrap_or(old.output),
-                cached_input: self
-                    .cached_input_price
-                    .unwrap_or(if old.cached_input > 0.0 {
-                        old.cached_input
-                    } else {
-                        input
-                    }),
+                // Without its own figure, the cached price keeps the vendor's discount ratio.
+                cached_input: self.cached_input_price.unwrap_or(if old.input > 0.0 {
+                    input * old.cached_input / old.input
+                } else {
+                    input
+                }),
             });
         } else if let (Some(c), Some(p)) = (self.cached_input_price, info.prices.as_mut()) {
             p.cached_input = c;

@@ -49,6 +49,8 @@ struct Inner {
     tokens: BTreeMap<(String, String, &'static str), u64>,
     latency: BTreeMap<String, Histogram>,
     ttfb: BTreeMap<String, Histogram>,
+    /// Per (route, provider, key): USD at the catalogue's prices.
+    spend: BTreeMap<(String, String, String), f64>,
 }
 
 #[derive(Default)]
@@ -81,7 +83,16 @@ impl Metrics {
         if let Some(class) = &r.error_class {
             *m.errors.entry((route.clone(), class.clone())).or_default() += 1;
         }
-        for (dir, n) in [("input", r.tokens_in), ("output", r.tokens_out)] {
+        if let Some(usd) = r.cost_usd {
+            *m.spend
+                .entry((route.clone(), provider.clone(), or_none(&r.key_id)))
+                .or_default() += usd;
+        }
+        for (dir, n) in [
+            ("input", r.tokens_in),
+            ("output", r.tokens_out),
+            ("cached", r.tokens_cached),
+        ] {
             if let Some(n) = n {
                 *m.tokens
                     .entry((route.clone(), provider.clone(), dir))
@@ -156,7 +167,7 @@ impl Metrics {
             &mut out,
             "fluxgate_tokens_total",
             "counter",
-            "Tokens the upstreams reported, by route, provider and direction.",
+            "Tokens the upstreams reported, by route, provider and direction (`cached`: the part of the input read from the provider's prompt cache).",
         );
         for ((route, provider, dir), n) in &m.tokens {
             let _ = writeln!(
@@ -164,6 +175,21 @@ impl Metrics {
                 "fluxgate_tokens_total{{route=\"{}\",provider=\"{}\",direction=\"{dir}\"}} {n}",
                 esc(route),
                 esc(provider)
+            );
+        }
+        header(
+            &mut out,
+            "fluxgate_spend_usd_total",
+            "counter",
+            "Spend in USD at the model catalogue's prices (reported usage), by route, provider and key.",
+        );
+        for ((route, provider, key), usd) in &m.spend {
+            let _ = writeln!(
+                out,
+                "fluxgate_spend_usd_total{{route=\"{}\",provider=\"{}\",key=\"{}\"}} {usd}",
+                esc(route),
+                esc(provider),
+                esc(key)
             );
         }
         histogram(

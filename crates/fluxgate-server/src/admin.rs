@@ -108,7 +108,12 @@ pub async fn metrics(State(s): State<Arc<AppState>>) -> Response {
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        s.gateway.log.metrics().render(&keys),
+        s.gateway.log.metrics().render(&keys)
+            + &s.gateway
+                .log
+                .ledger()
+                .map(|l| l.render_metrics())
+                .unwrap_or_default(),
     )
         .into_response()
 }
@@ -143,17 +148,120 @@ pub async fn explain(State(s): State<Arc<AppState>>, Query(q): Query<ExplainQuer
             return (StatusCode::BAD_REQUEST, Json(json!({"error": {"type": "invalid_request", "message": "dialect must be openai, responses, anthropic or gemini"}}))).into_response()
         }
     };
-    let router = s.gateway.executor.router();
-    match router.plan(endpoint, &q.model, &s.gateway.health, tokio::time::Instant::now()) {
-        Ok(plan) => Json(json!({
-            "route": plan.route,
-            "resolution": plan.resolution,
-            "strategy": plan.strategy,
-            "degraded": plan.degraded,
-            "candidates": plan.candidates.iter().map(|c| json!({"provider": c.provider, "key_id": c.key_id, "model": c.model, "upstream_endpoint": c.upstream_endpoint})).collect::<Vec<_>>(),
-            "skipped": plan.skipped,
-        }))
-        .into_response(),
-        Err(e) => (StatusCode::NOT_FOUND, Json(json!({"error": {"type": "no_route", "message": e.to_string()}}))).into_response(),
+    let ex = &s.gateway.executor;
+    match ex.plan(&ex.router(), endpoint, &q.model, None, None, None) {
+        Ok(plan) => Json(plan.report(endpoint)).into_response(),
+        Err(e) => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": {"type": "no_route", "message": e.to_string()}})),
+        )
+            .into_response(),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct ExplainBody {
+    /// The request body as a client would send it.
+    request: serde_json::Value,
+    /// openai (default), responses, anthropic or gemini.
+    dialect: Option<String>,
+    /// The model, for Gemini requests (whose model is in the URL) or to override the body's.
+    model: Option<String>,
+    /// A client token's name, for client budgets.
+    client: Option<String>,
+}
+
+fn bad_request(message: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(json!({"error": {"type": "invalid_request", "message": message}})),
+    )
+        .into_response()
+}
+
+/// `POST /admin/api/explain`: the plan for a whole request: capabilities it needs, its
+/// estimated size and cost, budgets, limits and health, per candidate.
+pub async fn explain_request(
+    State(s): State<Arc<AppState>>,
+    body: Result<Json<ExplainBody>, axum::extract::rejection::JsonRejection>,
+) -> Response {
+    let Ok(Json(b)) = body else {
+        return bad_request("expected {\"request\": {...the request body...}, \"dialect\": \"openai|responses|anthropic|gemini\", \"model\"?: \"...\", \"client\"?: \"...\"}");
+    };
+    let endpoint = match b.dialect.as_deref().map(Dialect::parse) {
+        None => Endpoint::ChatCompletions,
+        Some(Some(d)) => main_endpoint(d),
+        Some(None) => return bad_request("dialect must be openai, responses, anthropic or gemini"),
+    };
+    let raw = Bytes::from(b.request.to_string());
+    let head = match fluxgate_core::formats::body::read_head(&raw) {
+        Ok(h) => h,
+        Err(e) => return bad_request(&e.to_string()),
+    };
+    let Some(model) = b.model.or(head.model) else {
+        return bad_request("the request names no `model` (for Gemini, give `model`)");
+    };
+    let needs = fluxgate_core::routing::Needs::new(endpoint, raw, head.tools, head.max_output);
+    let ex = &s.gateway.executor;
+    match ex.plan(
+        &ex.router(),
+        endpoint,
+        &model,
+        head.conversation,
+        Some(&needs),
+        b.client.as_deref(),
+    ) {
+        Ok(plan) => {
+            let mut report = plan.report(endpoint);
+            report["request"] = json!({
+                "model": model,
+                "needs": needs.caps(),
+                "estimated_prompt_tokens": needs.prompt_tokens(),
+                "max_output": needs.max_output,
+            });
+            if plan.candidates.is_empty() {
+                if let Some(e) = plan.budget_refusal() {
+                    report["refused"] =
+                        json!({"type": "budget_exceeded", "message": e.to_string()});
+                }
+            }
+            Json(report).into_response()
+        }
+        Err(e) => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"error": {"type": "no_route", "message": e.to_string()}})),
+        )
+            .into_response(),
+    }
+}
+
+/// `GET /admin/api/budgets`: every budget with its spend today and this month.
+pub async fn budgets(State(s): State<Arc<AppState>>) -> Response {
+    let list = s
+        .gateway
+        .log
+        .ledger()
+        .map(|l| l.report())
+        .unwrap_or_default();
+    Json(json!({"budgets": list})).into_response()
+}
+
+#[derive(Deserialize)]
+pub struct UsageQuery {
+    hours: Option<u32>,
+}
+
+/// `GET /admin/api/usage?hours=24`: requests, errors, tokens, cache hits and spend per route,
+/// provider and key over the last hours (from the request log).
+pub async fn usage(State(s): State<Arc<AppState>>, Query(q): Query<UsageQuery>) -> Response {
+    let hours = q.hours.unwrap_or(24).clamp(1, 24 * 31);
+    s.gateway.flush();
+    match s.gateway.store.usage_since(hours) {
+        Ok(rows) => Json(json!({"hours": hours, "usage": rows})).into_response(),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(json!({"error": {"type": "internal_error", "message": e.to_string()}})),
+        )
+            .into_response(),
     }
 }

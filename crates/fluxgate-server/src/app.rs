@@ -67,7 +67,12 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/admin/api/tokens/{name}", delete(admin::revoke_token))
         .route("/admin/api/requests", get(admin::requests))
         .route("/metrics", get(admin::metrics))
-        .route("/admin/api/explain", get(admin::explain))
+        .route(
+            "/admin/api/explain",
+            get(admin::explain).post(admin::explain_request),
+        )
+        .route("/admin/api/budgets", get(admin::budgets))
+        .route("/admin/api/usage", get(admin::usage))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             security::admin_auth,

@@ -208,26 +208,67 @@ pub async fn gemini(
     }
 }
 
-/// Routes and provider models, in a shape both the OpenAI and the Anthropic SDKs accept.
+/// Routes and provider models, in a shape both the OpenAI and the Anthropic SDKs accept, with
+/// what the catalogue knows: capabilities, context window, output cap and prices (USD per
+/// million tokens). A route reports what every one of its targets can do (the smallest
+/// window, the capabilities they share), so a client never assumes more than it may get.
 pub async fn models(State(s): State<Arc<AppState>>, _client: ClientName) -> Response {
-    let config = s.gateway.config();
+    use fluxgate_core::catalogue::ModelInfo;
+    let router = s.gateway.executor.router();
+    let config = router.config().clone();
     let mut seen = std::collections::HashSet::new();
     let mut data = Vec::new();
-    let mut push = |id: String, owner: &str| {
+    let describe = |infos: &[Option<std::sync::Arc<ModelInfo>>]| -> serde_json::Value {
+        let known: Vec<&ModelInfo> = infos.iter().filter_map(|i| i.as_deref()).collect();
+        if known.is_empty() || known.len() < infos.len() {
+            return json!({});
+        }
+        let caps = known
+            .iter()
+            .map(|i| i.capabilities)
+            .reduce(|a, b| a.intersect(b))
+            .unwrap_or_default();
+        let first = known[0];
+        json!({
+            "capabilities": caps,
+            "context_window": known.iter().map(|i| i.context_window).min(),
+            "max_output_tokens": known.iter().map(|i| i.max_output).min(),
+            "pricing": first.prices.map(|p| json!({
+                "currency": "USD", "unit": "per_million_tokens",
+                "input": p.input, "output": p.output, "cached_input": p.cached_input,
+            })),
+        })
+    };
+    let mut push = |id: String, owner: &str, extra: serde_json::Value| {
         if seen.insert(id.clone()) {
-            data.push(json!({
+            let mut v = json!({
                 "id": id, "object": "model", "type": "model", "created": 0,
                 "created_at": "1970-01-01T00:00:00Z", "owned_by": owner, "display_name": id,
-            }));
+            });
+            if let (Some(o), serde_json::Value::Object(e)) = (v.as_object_mut(), extra) {
+                o.extend(e);
+            }
+            data.push(v);
         }
     };
     for r in &config.routes {
-        push(r.name.clone(), "fluxgate");
+        let infos: Vec<_> = r
+            .targets
+            .iter()
+            .map(|t| router.model_info(&t.provider, &t.model))
+            .collect();
+        let mut extra = describe(&infos);
+        if let Some(c) = r.capability {
+            extra["route_capability"] = json!(c);
+        }
+        extra["strategy"] = json!(r.strategy);
+        push(r.name.clone(), "fluxgate", extra);
     }
     for p in &config.providers {
         for m in &p.models {
-            push(m.clone(), &p.name);
-            push(format!("{}/{m}", p.name), &p.name);
+            let extra = describe(&[router.model_info(&p.name, m)]);
+            push(m.clone(), &p.name, extra.clone());
+            push(format!("{}/{m}", p.name), &p.name, extra);
         }
     }
     let first = data

@@ -86,6 +86,8 @@ impl Fault {
 }
 
 pub(crate) struct Ctx {
+    /// The emulated prompt cache already holds this conversation's prefix for this key.
+    pub cached: bool,
     pub state: Arc<FakeState>,
     pub id: u64,
     pub test_id: Option<String>,
@@ -226,11 +228,11 @@ pub(crate) async fn respond(ctx: Ctx, fault: Fault) -> Response {
         }
         Fault::Ok => {
             finish(&ctx);
-            json_response(
-                200,
-                ctx.wire.complete(&text, &ctx.model).to_string(),
-                &HashMap::new(),
-            )
+            let mut v = ctx.wire.complete(&text, &ctx.model);
+            if ctx.cached {
+                ctx.wire.report_cached(&mut v, 8);
+            }
+            json_response(200, v.to_string(), &HashMap::new())
         }
         Fault::ResetAfter { events }
         | Fault::StallAfter { events, .. }

@@ -74,6 +74,9 @@ pub struct FakeState {
     /// Seeded faults for requests with nothing scripted; text answers then start with
     /// `a<attempt id> ` so a client can tell which attempt its bytes came from.
     chaos: Mutex<Option<chaos::Chaos>>,
+    /// A provider prompt cache, emulated: (key label, hash of the conversation's first
+    /// message) pairs seen before. A repeat is answered with cached input tokens.
+    prompt_cache: Mutex<std::collections::HashSet<(String, u64)>>,
 }
 
 impl FakeState {
@@ -406,7 +409,25 @@ async fn handle_with(
             .fetch_max(*n as u64, Ordering::SeqCst);
     }
     let label_text = label.clone().unwrap_or_default();
+    let cached = {
+        use std::hash::{Hash, Hasher};
+        let first = ["messages", "input", "contents"]
+            .iter()
+            .find_map(|k| json.get(*k))
+            .map(|v| match v {
+                serde_json::Value::Array(a) => a.first().map(|f| f.to_string()).unwrap_or_default(),
+                other => other.to_string(),
+            })
+            .unwrap_or_default();
+        let mut h = std::hash::DefaultHasher::new();
+        first.hash(&mut h);
+        !state
+            .prompt_cache
+            .lock()
+            .insert((label_text.clone(), h.finish()))
+    };
     let ctx = faults::Ctx {
+        cached,
         state: state.clone(),
         id,
         test_id,

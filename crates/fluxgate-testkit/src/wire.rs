@@ -68,6 +68,22 @@ impl Wire {
         }
     }
 
+    /// Marks `n` of a complete answer's 11 input tokens as read from the prompt cache, in the
+    /// dialect's own usage fields.
+    pub fn report_cached(self, v: &mut Value, n: u64) {
+        match self {
+            Wire::Chat => v["usage"]["prompt_tokens_details"] = json!({"cached_tokens": n}),
+            Wire::Responses => v["usage"]["input_tokens_details"] = json!({"cached_tokens": n}),
+            Wire::Messages => {
+                // Anthropic counts cache reads apart from `input_tokens`.
+                v["usage"]["input_tokens"] = json!(11 - n);
+                v["usage"]["cache_read_input_tokens"] = json!(n);
+            }
+            Wire::Gemini => v["usageMetadata"]["cachedContentTokenCount"] = json!(n),
+            _ => {}
+        }
+    }
+
     /// The complete answer.
     pub fn complete(self, answer: &Answer, model: &str) -> Value {
         if let Answer::ToolCall { id, name, args } = answer {

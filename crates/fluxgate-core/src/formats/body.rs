@@ -310,7 +310,8 @@ mod tests {
                 tools: false,
             })
         );
-        let h = read_head(br#"{"model":"a","max_tokens":512,"tools":[ {"name":"x"} ]}"#).expect("a value");
+        let h = read_head(br#"{"model":"a","max_tokens":512,"tools":[ {"name":"x"} ]}"#)
+            .expect("a value");
         assert_eq!((h.max_output, h.tools), (Some(512), true));
         let h = read_head(br#"{"model":"a","max_output_tokens":9,"tools":[ ]}"#).expect("a value");
         assert_eq!((h.max_output, h.tools), (Some(9), false));

@@ -190,6 +190,55 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The plan as `explain` shows it: every candidate in order with what the strategy saw,
+    /// every skipped (target, key) with its reason.
+    pub fn report(&self, endpoint: Endpoint) -> serde_json::Value {
+        let candidates: Vec<serde_json::Value> = self
+            .candidates
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                serde_json::json!({
+                    "position": i + 1,
+                    "provider": c.provider,
+                    "key_id": c.key_id,
+                    "model": c.model,
+                    "upstream_endpoint": c.upstream_endpoint,
+                    "translated": c.upstream_endpoint != endpoint,
+                    "estimated_cost_usd": c.est_cost,
+                    "estimated_tokens": c.est_tokens,
+                    "context_window": c.info.as_ref().map(|i| i.context_window),
+                    "capabilities": c.info.as_ref().map(|i| i.capabilities),
+                    "why": c.note.clone().unwrap_or_else(|| match self.strategy {
+                        StrategyKind::Priority => format!("target {} of the route, key {} of its pool", c.target_index + 1, c.key_index + 1),
+                        other => format!("{} order", other.as_str()),
+                    }),
+                })
+            })
+            .collect();
+        let skipped: Vec<serde_json::Value> = self
+            .skipped
+            .iter()
+            .map(|s| {
+                serde_json::json!({
+                    "provider": s.provider,
+                    "key_id": s.key_id,
+                    "model": s.model,
+                    "reason": s.reason,
+                    "why": s.reason.to_string(),
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "route": self.route,
+            "resolution": self.resolution,
+            "strategy": self.strategy,
+            "degraded": self.degraded,
+            "candidates": candidates,
+            "skipped": skipped,
+        })
+    }
+
     /// The earliest time any skipped-for-health key comes back, for `Retry-After`.
     pub fn earliest_back_in(&self) -> Option<u64> {
         self.skipped

@@ -394,15 +394,27 @@ mod tests {
         let s = Signals::default();
         let t0 = Instant::now();
         let mut h = HeaderMap::new();
-        h.insert("x-ratelimit-limit-requests", "100".parse().expect("a value"));
-        h.insert("x-ratelimit-remaining-requests", "25".parse().expect("a value"));
-        h.insert("x-ratelimit-reset-requests", "30s".parse().expect("a value"));
+        h.insert(
+            "x-ratelimit-limit-requests",
+            "100".parse().expect("a value"),
+        );
+        h.insert(
+            "x-ratelimit-remaining-requests",
+            "25".parse().expect("a value"),
+        );
+        h.insert(
+            "x-ratelimit-reset-requests",
+            "30s".parse().expect("a value"),
+        );
         s.observe_headers("k", &h, t0);
         let none = KeyLimits::default();
         assert_eq!(s.quota_left("k", &none, t0), Some(0.25));
         assert_eq!(s.quota_left("k", &none, t0 + Duration::from_secs(31)), None);
         let mut a = HeaderMap::new();
-        a.insert("anthropic-ratelimit-tokens-limit", "80000".parse().expect("a value"));
+        a.insert(
+            "anthropic-ratelimit-tokens-limit",
+            "80000".parse().expect("a value"),
+        );
         a.insert(
             "anthropic-ratelimit-tokens-remaining",
             "60000".parse().expect("a value"),

@@ -551,8 +551,14 @@ fn quota_aware_prefers_the_key_with_the_most_headroom() {
     let now = Instant::now();
     let headers = |remaining: &str| {
         let mut h = http::HeaderMap::new();
-        h.insert("x-ratelimit-limit-requests", "100".parse().expect("a value"));
-        h.insert("x-ratelimit-remaining-requests", remaining.parse().expect("a value"));
+        h.insert(
+            "x-ratelimit-limit-requests",
+            "100".parse().expect("a value"),
+        );
+        h.insert(
+            "x-ratelimit-remaining-requests",
+            remaining.parse().expect("a value"),
+        );
         h.insert("x-ratelimit-reset-requests", "1m".parse().expect("a value"));
         h
     };

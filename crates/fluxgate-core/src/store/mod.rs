@@ -133,6 +133,54 @@ impl Store {
         })
     }
 
+    /// Requests, errors, tokens, cache reads and spend over the last `hours`, grouped by
+    /// route, by provider and by key. `cache_hit_rate` is cached input over all input tokens
+    /// of the requests that reported usage.
+    pub fn usage_since(&self, hours: u32) -> Result<serde_json::Value, StoreError> {
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0)
+            - i64::from(hours) * 3_600_000;
+        self.with(|c| {
+            let mut out = serde_json::Map::new();
+            for (name, cols) in [
+                ("by_route", "route"),
+                ("by_provider", "provider"),
+                ("by_key", "provider, key_id"),
+            ] {
+                let sql = format!(
+                    "SELECT {cols}, COUNT(*), SUM(status >= 400 OR error_code IS NOT NULL), \
+                     COALESCE(SUM(tokens_in), 0), COALESCE(SUM(tokens_out), 0), \
+                     COALESCE(SUM(tokens_cached), 0), COALESCE(SUM(cost_usd), 0.0) \
+                     FROM requests WHERE ts_ms >= ?1 GROUP BY {cols} ORDER BY COUNT(*) DESC"
+                );
+                let n = cols.split(',').count();
+                let mut stmt = c.prepare(&sql)?;
+                let rows = stmt.query_map(rusqlite::params![since], |r| {
+                    let mut o = serde_json::Map::new();
+                    for (i, col) in cols.split(',').map(str::trim).enumerate() {
+                        o.insert(col.into(), r.get::<_, Option<String>>(i)?.into());
+                    }
+                    let input: i64 = r.get(n + 2)?;
+                    let cached: i64 = r.get(n + 4)?;
+                    o.insert("requests".into(), r.get::<_, i64>(n)?.into());
+                    o.insert("errors".into(), r.get::<_, i64>(n + 1)?.into());
+                    o.insert("tokens_in".into(), input.into());
+                    o.insert("tokens_out".into(), r.get::<_, i64>(n + 3)?.into());
+                    o.insert("tokens_cached".into(), cached.into());
+                    o.insert("cost_usd".into(), r.get::<_, f64>(n + 5)?.into());
+                    let rate = (input > 0).then(|| cached as f64 / input as f64);
+                    o.insert("cache_hit_rate".into(), rate.into());
+                    Ok(serde_json::Value::Object(o))
+                })?;
+                let list: rusqlite::Result<Vec<_>> = rows.collect();
+                out.insert(name.into(), serde_json::Value::Array(list?));
+            }
+            Ok(serde_json::Value::Object(out))
+        })
+    }
+
     /// `PRAGMA integrity_check` == "ok".
     pub fn integrity_ok(&self) -> Result<bool, StoreError> {
         self.with(|c| {

@@ -48,6 +48,9 @@ const BATCH: usize = 512;
 struct Queue {
     pending: Mutex<Pending>,
     wake: Condvar,
+    /// Held while a batch is between the queue and its commit, so [`RequestLog::flush`]
+    /// returns only when every record queued before it is in SQLite.
+    writing: Mutex<()>,
 }
 
 #[derive(Default)]
@@ -134,11 +137,15 @@ const INTERVAL: std::time::Duration = std::time::Duration::from_millis(25);
 
 fn run_writer(queue: &Queue, write: impl Fn(&[RequestRecord]) -> Result<(), String>) {
     loop {
-        let (batch, closed) = {
+        {
             let mut p = queue.pending.lock();
             if p.records.is_empty() && !p.closed {
                 queue.wake.wait_for(&mut p, INTERVAL);
             }
+        }
+        let writing = queue.writing.lock();
+        let (batch, closed) = {
+            let mut p = queue.pending.lock();
             (std::mem::take(&mut p.records), p.closed)
         };
         for chunk in batch.chunks(BATCH) {
@@ -146,6 +153,7 @@ fn run_writer(queue: &Queue, write: impl Fn(&[RequestRecord]) -> Result<(), Stri
                 tracing::error!(error = %e, lost = chunk.len(), "cannot write request records");
             }
         }
+        drop(writing);
         if closed {
             return;
         }
@@ -218,8 +226,10 @@ impl RequestLog {
         &self.metrics
     }
 
-    /// Writes everything queued so far, on the caller's thread.
+    /// Writes everything queued so far, on the caller's thread; returns once the batch the
+    /// writer thread may be committing is in too.
     pub fn flush(&self) {
+        let _writing = self.queue.writing.lock();
         let batch = std::mem::take(&mut self.queue.pending.lock().records);
         for chunk in batch.chunks(BATCH) {
             if let Err(e) = self.store.with(|c| insert(c, chunk)) {

@@ -3,13 +3,15 @@
 use std::sync::Arc;
 
 use clap::Args;
+use fluxgate_core::budgets::Ledger;
 use fluxgate_core::config::{Config, ConfigSource};
 use fluxgate_core::events::EventBus;
+use fluxgate_core::formats::body::read_head;
 use fluxgate_core::formats::translate::main_endpoint;
 use fluxgate_core::formats::translate::TranslatorRegistry;
 use fluxgate_core::formats::Dialect;
 use fluxgate_core::health::{HealthBackend, HealthRegistry, NoPersistence, Policy};
-use fluxgate_core::routing::Router;
+use fluxgate_core::routing::{Ask, Live, Needs, Router, Signals};
 use fluxgate_core::secrets::SecretRef;
 use fluxgate_core::store::Store;
 
@@ -28,6 +30,13 @@ pub struct ExplainArgs {
     /// The API the client speaks.
     #[arg(long, default_value = "openai", value_parser = ["openai", "responses", "anthropic", "gemini"])]
     dialect: String,
+    /// A request body (JSON file, `-` for stdin): its tools, images, size and output cap are
+    /// checked against each candidate's capabilities, context window, cost and budgets.
+    #[arg(long, value_name = "FILE")]
+    body: Option<std::path::PathBuf>,
+    /// The client token's name, for client budgets.
+    #[arg(long)]
+    client: Option<String>,
     #[command(flatten)]
     common: Common,
 }
@@ -146,9 +155,43 @@ pub fn run_explain(args: ExplainArgs) -> Result<(), String> {
     let config = Arc::new(args.common.load_config()?);
     let endpoint = main_endpoint(Dialect::parse(&args.dialect).unwrap_or(Dialect::OpenaiChat));
     let data_dir = args.common.data_dir()?;
-    let backend: Arc<dyn HealthBackend> = match data_dir.exists().then(|| Store::open(&data_dir)) {
-        Some(Ok(store)) => Arc::new(store),
-        _ => Arc::new(NoPersistence),
+    let store = data_dir
+        .exists()
+        .then(|| Store::open(&data_dir))
+        .and_then(Result::ok);
+    let backend: Arc<dyn HealthBackend> = match &store {
+        Some(s) => Arc::new(s.clone()),
+        None => Arc::new(NoPersistence),
+    };
+    let ledger = store
+        .as_ref()
+        .and_then(|s| Ledger::load(s, EventBus::new(), &config.budgets).ok())
+        .unwrap_or_else(|| {
+            let l = Ledger::new(EventBus::new());
+            l.set_budgets(&config.budgets);
+            l
+        });
+    let needs = match &args.body {
+        None => None,
+        Some(path) => {
+            let text = if path.as_os_str() == "-" {
+                let mut t = String::new();
+                std::io::Read::read_to_string(&mut std::io::stdin(), &mut t)
+                    .map_err(|e| format!("cannot read the body from stdin: {e}"))?;
+                t
+            } else {
+                std::fs::read_to_string(path)
+                    .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+            };
+            let head =
+                read_head(text.as_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+            Some(Needs::new(
+                endpoint,
+                bytes::Bytes::from(text),
+                head.tools,
+                head.max_output,
+            ))
+        }
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -158,8 +201,23 @@ pub fn run_explain(args: ExplainArgs) -> Result<(), String> {
         let health = HealthRegistry::new(Policy::default(), EventBus::new(), backend);
         health.sync(&config);
         let router = Router::new(config.clone(), TranslatorRegistry::builtin());
+        let signals = Signals::default();
         let plan = router
-            .plan(endpoint, &args.model, &health, tokio::time::Instant::now())
+            .plan_request(
+                &Ask {
+                    endpoint,
+                    model: &args.model,
+                    conversation: None,
+                    needs: needs.as_ref(),
+                    client: args.client.as_deref(),
+                },
+                &Live {
+                    health: &health,
+                    signals: &signals,
+                    ledger: Some(&ledger),
+                },
+                tokio::time::Instant::now(),
+            )
             .map_err(|e| e.to_string())?;
         println!(
             "`{}` ({} request) -> route `{}` ({:?}), strategy {}",
@@ -169,24 +227,44 @@ pub fn run_explain(args: ExplainArgs) -> Result<(), String> {
             plan.resolution,
             plan.strategy.as_str()
         );
+        if let Some(n) = &needs {
+            let caps: Vec<&str> = n.caps().list().iter().map(|c| c.as_str()).collect();
+            println!(
+                "  the request needs {}; about {} prompt tokens (estimate)",
+                caps.join(", "),
+                n.prompt_tokens()
+            );
+        }
         if plan.candidates.is_empty() {
-            println!("  no candidate can serve it now");
+            match plan.budget_refusal() {
+                Some(e) => println!("  refused (budget_exceeded): {e}"),
+                None => println!("  no candidate can serve it now"),
+            }
         }
         if plan.degraded {
             println!("  degraded: every key is cooling after upstream failures; trying them anyway, the soonest back first");
         }
-        for (i, c) in plan.candidates.iter().enumerate() {
-            let how = if c.upstream_endpoint == endpoint {
-                "same dialect".to_string()
+        if matches!(
+            plan.strategy,
+            fluxgate_core::config::StrategyKind::LeastLatency
+                | fluxgate_core::config::StrategyKind::QuotaAware
+        ) {
+            println!("  (latency and rate-limit headroom are learned by the running router; `POST /admin/api/explain` shows its live order)");
+        }
+        let report = plan.report(endpoint);
+        for c in report["candidates"].as_array().into_iter().flatten() {
+            let how = if c["translated"].as_bool() == Some(true) {
+                format!("translated to {}", c["upstream_endpoint"].as_str().unwrap_or("?"))
             } else {
-                format!("translated to {}", c.upstream_endpoint.as_str())
+                "same dialect".to_string()
             };
             println!(
-                "  {}. {}/{} with key `{}` ({how})",
-                i + 1,
-                c.provider,
-                c.model,
-                c.key_id
+                "  {}. {}/{} with key `{}` ({how}): {}",
+                c["position"],
+                c["provider"].as_str().unwrap_or(""),
+                c["model"].as_str().unwrap_or(""),
+                c["key_id"].as_str().unwrap_or(""),
+                c["why"].as_str().unwrap_or("")
             );
         }
         for s in &plan.skipped {
