@@ -27,7 +27,93 @@ fn anthropic_stream(events: usize) -> Vec<u8> {
     s.into_bytes()
 }
 
+const PLAN_CONFIG: &str = r#"
+[providers.oa]
+kind = "openai"
+keys = [{ id = "o1", secret = "env:X" }, { id = "o2", secret = "env:X" }, { id = "o3", secret = "env:X" }]
+models = ["gpt-4o-mini"]
+[providers.ant]
+kind = "anthropic"
+keys = [{ id = "a1", secret = "env:X" }, { id = "a2", secret = "env:X" }]
+models = ["claude-haiku-4-5"]
+[providers.ds]
+kind = "openai-compatible"
+base_url = "https://api.deepseek.com/v1"
+keys = [{ id = "d1", secret = "env:X", rpm = 1000000 }]
+models = ["deepseek-chat"]
+[routes.plain]
+targets = ["oa/gpt-4o-mini", "ant/claude-haiku-4-5", "ds/deepseek-chat"]
+[routes.cost]
+targets = ["oa/gpt-4o-mini", "ant/claude-haiku-4-5", "ds/deepseek-chat"]
+strategy = "least-cost"
+[routes.latency]
+targets = ["oa/gpt-4o-mini", "ant/claude-haiku-4-5", "ds/deepseek-chat"]
+strategy = "least-latency"
+[[budgets]]
+provider = "ds"
+daily_usd = 1000
+"#;
+
+/// Planning one request over 3 targets × 6 keys: the old path (priority, no request needs)
+/// against the load-aware strategies with needs, local limits and budgets.
+fn plan_benches(c: &mut Criterion) {
+    use fluxgate_core::budgets::Ledger;
+    use fluxgate_core::config::Config;
+    use fluxgate_core::events::EventBus;
+    use fluxgate_core::formats::translate::TranslatorRegistry;
+    use fluxgate_core::formats::Endpoint;
+    use fluxgate_core::health::{HealthRegistry, NoPersistence, Policy};
+    use fluxgate_core::routing::{Ask, Live, Needs, Router, Signals};
+    use std::sync::Arc;
+    let Ok(config) = Config::from_toml(PLAN_CONFIG, std::path::Path::new("bench.toml")) else {
+        return;
+    };
+    let config = Arc::new(config);
+    let health = HealthRegistry::new(Policy::default(), EventBus::new(), Arc::new(NoPersistence));
+    health.sync(&config);
+    let ledger = Ledger::new(EventBus::new());
+    ledger.set_budgets(&config.budgets);
+    let router = Router::new(config, TranslatorRegistry::builtin());
+    let signals = Signals::default();
+    let body = bytes::Bytes::from(request_body());
+    let now = tokio::time::Instant::now();
+    let mut g = c.benchmark_group("plan");
+    for (name, route, with_needs) in [
+        ("priority_without_needs", "plain", false),
+        ("priority_with_needs_and_budgets", "plain", true),
+        ("least_cost_with_needs_and_budgets", "cost", true),
+        ("least_latency_with_needs_and_budgets", "latency", true),
+    ] {
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let needs = with_needs.then(|| {
+                    Needs::new(Endpoint::ChatCompletions, body.clone(), false, Some(1024))
+                });
+                router
+                    .plan_request(
+                        &Ask {
+                            endpoint: Endpoint::ChatCompletions,
+                            model: route,
+                            conversation: Some(7),
+                            needs: needs.as_ref(),
+                            client: Some("bench"),
+                        },
+                        &Live {
+                            health: &health,
+                            signals: &signals,
+                            ledger: with_needs.then_some(&ledger),
+                        },
+                        now,
+                    )
+                    .map(|p| p.candidates.len())
+            })
+        });
+    }
+    g.finish();
+}
+
 fn benches(c: &mut Criterion) {
+    plan_benches(c);
     let body = request_body();
     let mut g = c.benchmark_group("request");
     g.throughput(Throughput::Bytes(body.len() as u64));

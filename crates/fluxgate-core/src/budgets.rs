@@ -191,6 +191,8 @@ struct Inner {
 /// (settle).
 pub struct Ledger {
     inner: Mutex<Inner>,
+    /// The current day index and its period keys, so a check formats no dates.
+    current: Mutex<(i64, [String; 2])>,
     budgets: RwLock<Arc<Vec<(String, Budget)>>>,
     events: EventBus,
 }
@@ -227,6 +229,7 @@ impl Ledger {
     pub fn new(events: EventBus) -> Ledger {
         Ledger {
             inner: Mutex::new(Inner::default()),
+            current: Mutex::new((i64::MIN, [String::new(), String::new()])),
             budgets: RwLock::new(Arc::new(Vec::new())),
             events,
         }
@@ -325,14 +328,24 @@ impl Ledger {
         }
     }
 
+    /// The day and month period keys of `now` (formatted once a day).
+    fn periods_now(&self, now: i64) -> [String; 2] {
+        let day = now.div_euclid(86_400_000);
+        let mut c = self.current.lock();
+        if c.0 != day {
+            *c = (day, periods(now));
+        }
+        c.1.clone()
+    }
+
     /// Whether a request in `scopes` with estimated `need` fits every budget that covers it.
     pub fn check(&self, scopes: &[String], need: Spend) -> Result<(), Exceeded> {
         let budgets = self.budgets.read().clone();
-        if budgets.is_empty() {
+        if !budgets.iter().any(|(s, _)| scopes.contains(s)) {
             return Ok(());
         }
         let now = now_ms();
-        let [day, month] = periods(now);
+        let [day, month] = self.periods_now(now);
         let mut inner = self.inner.lock();
         if inner.day != day {
             // A new day: drop the totals of past periods.
@@ -383,7 +396,7 @@ impl Ledger {
         need: Spend,
     ) -> Result<Reservation, Exceeded> {
         self.check(scopes, need)?;
-        let [day, month] = periods(now_ms());
+        let [day, month] = self.periods_now(now_ms());
         let mut entries = Vec::new();
         let mut inner = self.inner.lock();
         for period in [day, month] {

@@ -34,6 +34,15 @@ const IMAGE_MARKERS: [&[u8]; 6] = [
     b"\"fileData\"",
 ];
 
+/// The markers' searchers, built once.
+static IMAGE_FINDERS: std::sync::LazyLock<Vec<memmem::Finder<'static>>> =
+    std::sync::LazyLock::new(|| {
+        IMAGE_MARKERS
+            .iter()
+            .map(|m| memmem::Finder::new(*m))
+            .collect()
+    });
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Exact {
     tools: bool,
@@ -57,9 +66,7 @@ impl Needs {
     /// `tools` and `max_output` come from [`crate::formats::body::read_head`].
     pub fn new(endpoint: Endpoint, body: Bytes, tools: bool, max_output: Option<u64>) -> Needs {
         let image_marker = endpoint != Endpoint::Embeddings
-            && IMAGE_MARKERS
-                .iter()
-                .any(|m| memmem::find(&body, m).is_some());
+            && IMAGE_FINDERS.iter().any(|f| f.find(&body).is_some());
         // Gemini's body is not read by `read_head` (its model is in the path).
         let tools = tools
             || (endpoint == Endpoint::GenerateContent
