@@ -116,8 +116,10 @@ pub fn seconds_to_reset(ts_ms: i64, period: Period) -> u64 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Period {
-    Daily,
-    Monthly,
+    /// Index 0 of [`periods`].
+    Daily = 0,
+    /// Index 1 of [`periods`].
+    Monthly = 1,
 }
 
 impl Period {
@@ -289,39 +291,27 @@ impl Ledger {
     /// Publishes a [`Event::BudgetThreshold`] for every limit newly at 80% or 100%.
     fn announce(&self, now: i64, quietly: bool) {
         let budgets = self.budgets.read().clone();
-        let [day, month] = periods(now);
+        let periods = self.periods_now(now);
         let mut inner = self.inner.lock();
         for (scope, b) in budgets.iter() {
-            for (period, pkey, usd, tokens) in [
-                (Period::Daily, &day, b.daily_usd, b.daily_tokens),
-                (Period::Monthly, &month, b.monthly_usd, b.monthly_tokens),
-            ] {
-                let spent = inner
-                    .spent
-                    .get(&(pkey.clone(), scope.clone()))
-                    .copied()
-                    .unwrap_or_default();
-                for (unit, limit, used) in [
-                    ("usd", usd, spent.usd),
-                    ("tokens", tokens.map(|t| t as f64), spent.tokens as f64),
-                ] {
-                    let Some(limit) = limit else { continue };
-                    for t in THRESHOLDS {
-                        if used < limit * f64::from(t) / 100.0 {
-                            continue;
-                        }
-                        let mark = (pkey.clone(), scope.clone(), unit, t);
-                        if inner.announced.insert(mark) && !quietly {
-                            tracing::warn!(scope = %b.scope, period = period.as_str(), unit, percent = t, spent = used, limit, "budget threshold crossed");
-                            self.events.publish(Event::BudgetThreshold {
-                                scope: b.scope.to_string(),
-                                period: period.as_str(),
-                                unit,
-                                percent: t,
-                                spent: used,
-                                limit,
-                            });
-                        }
+            for (period, unit, limit) in limits(b) {
+                let pkey = &periods[period as usize];
+                let used = inner.spent_in(pkey, scope).amount(unit);
+                for t in THRESHOLDS {
+                    if used < limit * f64::from(t) / 100.0 {
+                        continue;
+                    }
+                    let mark = (pkey.clone(), scope.clone(), unit, t);
+                    if inner.announced.insert(mark) && !quietly {
+                        tracing::warn!(scope = %b.scope, period = period.as_str(), unit, percent = t, spent = used, limit, "budget threshold crossed");
+                        self.events.publish(Event::BudgetThreshold {
+                            scope: b.scope.to_string(),
+                            period: period.as_str(),
+                            unit,
+                            percent: t,
+                            spent: used,
+                            limit,
+                        });
                     }
                 }
             }
@@ -338,32 +328,32 @@ impl Ledger {
         c.1.clone()
     }
 
-    /// Whether a request in `scopes` with estimated `need` fits every budget that covers it.
-    pub fn check(&self, scopes: &[String], need: Spend) -> Result<(), Exceeded> {
-        let budgets = self.budgets.read().clone();
-        if !budgets.iter().any(|(s, _)| scopes.contains(s)) {
-            return Ok(());
-        }
-        let now = now_ms();
-        let [day, month] = self.periods_now(now);
-        let mut inner = self.inner.lock();
-        if inner.day != day {
+    /// The first limit among `budgets` covering `scopes` that `need` would break, given what
+    /// is spent and reserved. Called with the ledger locked, so that a check and the
+    /// reservation that follows it are one step.
+    fn first_exceeded(
+        inner: &mut Inner,
+        budgets: &[(String, Budget)],
+        scopes: &[String],
+        need: Spend,
+        now: i64,
+        periods: &[String; 2],
+    ) -> Option<Exceeded> {
+        if inner.day != periods[0] {
             // A new day: drop the totals of past periods.
-            inner.spent.retain(|(p, _), _| *p == day || *p == month);
-            inner.announced.retain(|(p, ..)| *p == day || *p == month);
-            inner.day = day.clone();
+            inner.spent.retain(|(p, _), _| periods.contains(p));
+            inner.announced.retain(|(p, ..)| periods.contains(p));
+            inner.day = periods[0].clone();
         }
         for (scope, b) in budgets.iter().filter(|(s, _)| scopes.contains(s)) {
-            for (period, pkey, usd, tokens) in [
-                (Period::Daily, &day, b.daily_usd, b.daily_tokens),
-                (Period::Monthly, &month, b.monthly_usd, b.monthly_tokens),
-            ] {
-                let k = (pkey.clone(), scope.clone());
-                let spent = inner.spent.get(&k).copied().unwrap_or_default();
-                let held = inner.reserved.get(&k).copied().unwrap_or_default();
-                let over = |unit: &'static str, limit: f64, used: f64, needed: f64| {
-                    // Strictly above: a request that lands exactly on the limit is allowed.
-                    (used + needed > limit + 1e-12).then(|| Exceeded {
+            for (period, unit, limit) in limits(b) {
+                let pkey = &periods[period as usize];
+                let used = inner.spent_in(pkey, scope).amount(unit)
+                    + inner.reserved_in(pkey, scope).amount(unit);
+                let needed = need.amount(unit);
+                // Strictly above: a request that lands exactly on the limit is allowed.
+                if used + needed > limit + 1e-12 {
+                    return Some(Exceeded {
                         scope: b.scope.to_string(),
                         period,
                         unit,
@@ -371,35 +361,44 @@ impl Ledger {
                         used,
                         needed,
                         resets_in_secs: seconds_to_reset(now, period),
-                    })
-                };
-                if let Some(l) = usd {
-                    if let Some(e) = over("usd", l, spent.usd + held.usd, need.usd) {
-                        return Err(e);
-                    }
-                }
-                if let Some(l) = tokens {
-                    let used = (spent.tokens + held.tokens) as f64;
-                    if let Some(e) = over("tokens", l as f64, used, need.tokens as f64) {
-                        return Err(e);
-                    }
+                    });
                 }
             }
         }
-        Ok(())
+        None
     }
 
-    /// [`Ledger::check`], then holds `need` against the scopes until the reservation drops.
+    /// Whether a request in `scopes` with estimated `need` fits every budget that covers it.
+    pub fn check(&self, scopes: &[String], need: Spend) -> Result<(), Exceeded> {
+        let budgets = self.budgets.read().clone();
+        if !budgets.iter().any(|(s, _)| scopes.contains(s)) {
+            return Ok(());
+        }
+        let now = now_ms();
+        let periods = self.periods_now(now);
+        let mut inner = self.inner.lock();
+        match Self::first_exceeded(&mut inner, &budgets, scopes, need, now, &periods) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Ledger::check`] and, in the same step, holds `need` against the scopes until the
+    /// reservation drops: two requests checked at once cannot both take the last room.
     pub fn reserve(
         self: &Arc<Self>,
         scopes: &[String],
         need: Spend,
     ) -> Result<Reservation, Exceeded> {
-        self.check(scopes, need)?;
-        let [day, month] = self.periods_now(now_ms());
-        let mut entries = Vec::new();
+        let budgets = self.budgets.read().clone();
+        let now = now_ms();
+        let periods = self.periods_now(now);
         let mut inner = self.inner.lock();
-        for period in [day, month] {
+        if let Some(e) = Self::first_exceeded(&mut inner, &budgets, scopes, need, now, &periods) {
+            return Err(e);
+        }
+        let mut entries = Vec::with_capacity(2 * scopes.len());
+        for period in &periods {
             for s in scopes {
                 let k = (period.clone(), s.clone());
                 let r = inner.reserved.entry(k.clone()).or_default();
@@ -419,19 +418,12 @@ impl Ledger {
     pub fn report(&self) -> Vec<serde_json::Value> {
         let budgets = self.budgets.read().clone();
         let now = now_ms();
-        let [day, month] = periods(now);
+        let [day, month] = self.periods_now(now);
         let inner = self.inner.lock();
         budgets
             .iter()
             .map(|(scope, b)| {
-                let get = |p: &String| {
-                    inner
-                        .spent
-                        .get(&(p.clone(), scope.clone()))
-                        .copied()
-                        .unwrap_or_default()
-                };
-                let (d, m) = (get(&day), get(&month));
+                let (d, m) = (inner.spent_in(&day, scope), inner.spent_in(&month, scope));
                 serde_json::json!({
                     "scope": b.scope,
                     "daily": {"usd": d.usd, "tokens": d.tokens, "limit_usd": b.daily_usd, "limit_tokens": b.daily_tokens, "resets_in_secs": seconds_to_reset(now, Period::Daily)},
@@ -449,53 +441,70 @@ impl Ledger {
         if budgets.is_empty() {
             return String::new();
         }
-        let [day, month] = periods(now_ms());
+        let periods = self.periods_now(now_ms());
         let inner = self.inner.lock();
         let mut out = String::from(
             "# HELP fluxgate_budget_used_ratio Spent over limit for each budget, period and unit (1 = exhausted).\n# TYPE fluxgate_budget_used_ratio gauge\n",
         );
         for (scope, b) in budgets.iter() {
-            for (period, pkey, usd, tokens) in [
-                (Period::Daily, &day, b.daily_usd, b.daily_tokens),
-                (Period::Monthly, &month, b.monthly_usd, b.monthly_tokens),
-            ] {
-                let spent = inner
-                    .spent
-                    .get(&(pkey.clone(), scope.clone()))
-                    .copied()
-                    .unwrap_or_default();
-                for (unit, limit, used) in [
-                    ("usd", usd, spent.usd),
-                    ("tokens", tokens.map(|t| t as f64), spent.tokens as f64),
-                ] {
-                    if let Some(limit) = limit {
-                        let _ = writeln!(
-                            out,
-                            "fluxgate_budget_used_ratio{{scope=\"{}\",period=\"{}\",unit=\"{unit}\"}} {}",
-                            scope.replace('\\', "\\\\").replace('"', "\\\""),
-                            period.as_str(),
-                            used / limit
-                        );
-                    }
-                }
+            for (period, unit, limit) in limits(b) {
+                let used = inner
+                    .spent_in(&periods[period as usize], scope)
+                    .amount(unit);
+                let _ = writeln!(
+                    out,
+                    "fluxgate_budget_used_ratio{{scope=\"{}\",period=\"{}\",unit=\"{unit}\"}} {}",
+                    scope.replace('\\', "\\\\").replace('"', "\\\""),
+                    period.as_str(),
+                    used / limit
+                );
             }
         }
         out
     }
+}
 
-    /// What a scope key has spent in the current day and month.
-    pub fn spent(&self, scope: &str) -> (Spend, Spend) {
-        let [day, month] = periods(now_ms());
-        let inner = self.inner.lock();
-        let get = |p: String| {
-            inner
-                .spent
-                .get(&(p, scope.to_string()))
-                .copied()
-                .unwrap_or_default()
-        };
-        (get(day), get(month))
+/// Every limit a budget sets, as (period, unit, limit).
+fn limits(b: &Budget) -> impl Iterator<Item = (Period, &'static str, f64)> {
+    [
+        (Period::Daily, "usd", b.daily_usd),
+        (Period::Daily, "tokens", b.daily_tokens.map(|t| t as f64)),
+        (Period::Monthly, "usd", b.monthly_usd),
+        (
+            Period::Monthly,
+            "tokens",
+            b.monthly_tokens.map(|t| t as f64),
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(p, u, l)| Some((p, u, l?)))
+}
+
+impl Spend {
+    /// The amount in `unit` (`usd` or `tokens`).
+    fn amount(&self, unit: &str) -> f64 {
+        if unit == "usd" {
+            self.usd
+        } else {
+            self.tokens as f64
+        }
     }
+}
+
+impl Inner {
+    fn spent_in(&self, period: &str, scope: &str) -> Spend {
+        lookup(&self.spent, period, scope)
+    }
+
+    fn reserved_in(&self, period: &str, scope: &str) -> Spend {
+        lookup(&self.reserved, period, scope)
+    }
+}
+
+fn lookup(map: &HashMap<(String, String), Spend>, period: &str, scope: &str) -> Spend {
+    map.get(&(period.to_string(), scope.to_string()))
+        .copied()
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -598,5 +607,38 @@ mod tests {
             rx.try_recv(),
             Ok(Event::BudgetThreshold { percent: 100, .. })
         ));
+    }
+
+    #[test]
+    fn concurrent_reservations_never_take_more_than_the_limit() {
+        let ledger = Arc::new(Ledger::new(EventBus::new()));
+        ledger.set_budgets(&[Budget {
+            scope: BudgetScope::All,
+            daily_usd: Some(1.0),
+            monthly_usd: None,
+            daily_tokens: None,
+            monthly_tokens: None,
+        }]);
+        let need = Spend {
+            usd: 0.1,
+            tokens: 0,
+        };
+        let held: Vec<Reservation> = std::thread::scope(|s| {
+            let workers: Vec<_> = (0..16)
+                .map(|_| {
+                    let ledger = ledger.clone();
+                    s.spawn(move || {
+                        (0..20)
+                            .filter_map(|_| ledger.reserve(&["all".to_string()], need).ok())
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers
+                .into_iter()
+                .flat_map(|w| w.join().unwrap_or_default())
+                .collect()
+        });
+        assert_eq!(held.len(), 10, "exactly $1 / $0.1 reservations fit");
     }
 }
