@@ -78,6 +78,40 @@ fn plan_benches(c: &mut Criterion) {
     let body = bytes::Bytes::from(request_body());
     let now = tokio::time::Instant::now();
     let mut g = c.benchmark_group("plan");
+    g.bench_function("needs_image_scan_8kb", |b| {
+        b.iter(|| Needs::new(Endpoint::ChatCompletions, body.clone(), false, Some(1024)).caps())
+    });
+    g.bench_function("budget_check_one_key", |b| {
+        let scopes =
+            fluxgate_core::budgets::scopes(Some("ds"), Some("d1"), Some("plain"), Some("bench"));
+        let need = fluxgate_core::budgets::Spend {
+            usd: 0.01,
+            tokens: 100,
+        };
+        b.iter(|| ledger.check(&scopes, need).is_ok())
+    });
+    g.bench_function("priority_with_needs_no_budgets", |b| {
+        b.iter(|| {
+            let needs = Needs::new(Endpoint::ChatCompletions, body.clone(), false, Some(1024));
+            router
+                .plan_request(
+                    &Ask {
+                        endpoint: Endpoint::ChatCompletions,
+                        model: "plain",
+                        conversation: Some(7),
+                        needs: Some(&needs),
+                        client: Some("bench"),
+                    },
+                    &Live {
+                        health: &health,
+                        signals: &signals,
+                        ledger: None,
+                    },
+                    now,
+                )
+                .map(|p| p.candidates.len())
+        })
+    });
     for (name, route, with_needs) in [
         ("priority_without_needs", "plain", false),
         ("priority_with_needs_and_budgets", "plain", true),

@@ -300,9 +300,16 @@ pub struct Router {
     counters: Mutex<HashMap<String, Arc<strategy::Counter>>>,
     /// Every provider's endpoint URLs, parsed once (URL parsing showed on the hot path).
     urls: HashMap<String, Vec<(Endpoint, http::Uri)>, foldhash::fast::RandomState>,
-    /// Catalogue lookups by `provider/model`, made once per config.
-    models: Mutex<HashMap<String, Option<Arc<ModelInfo>>, foldhash::fast::RandomState>>,
+    /// Catalogue lookups by provider, then model, made once per config (a hit allocates
+    /// nothing).
+    models: Mutex<ModelCache>,
 }
+
+type ModelCache = HashMap<
+    String,
+    HashMap<String, Option<Arc<ModelInfo>>, foldhash::fast::RandomState>,
+    foldhash::fast::RandomState,
+>;
 
 /// One request, as planning sees it.
 pub struct Ask<'a> {
@@ -351,12 +358,15 @@ impl Router {
 
     /// What the catalogue knows about `model` on `provider` (cached per config).
     pub fn model_info(&self, provider: &str, model: &str) -> Option<Arc<ModelInfo>> {
-        let key = format!("{provider}/{model}");
-        if let Some(hit) = self.models.lock().get(&key) {
+        if let Some(hit) = self.models.lock().get(provider).and_then(|m| m.get(model)) {
             return hit.clone();
         }
         let info = self.config.catalogue.lookup(provider, model).map(Arc::new);
-        self.models.lock().insert(key, info.clone());
+        self.models
+            .lock()
+            .entry(provider.to_string())
+            .or_default()
+            .insert(model.to_string(), info.clone());
         info
     }
 

@@ -34,14 +34,23 @@ const IMAGE_MARKERS: [&[u8]; 6] = [
     b"\"fileData\"",
 ];
 
-/// The markers' searchers, built once.
-static IMAGE_FINDERS: std::sync::LazyLock<Vec<memmem::Finder<'static>>> =
-    std::sync::LazyLock::new(|| {
-        IMAGE_MARKERS
-            .iter()
-            .map(|m| memmem::Finder::new(*m))
-            .collect()
-    });
+/// Two anchors between them occur in every marker (`image` in the first three, `ata"` in
+/// the rest), so the body is searched twice rather than six times and each hit is checked
+/// against the markers around it.
+static ANCHORS: std::sync::LazyLock<[memmem::Finder<'static>; 2]> =
+    std::sync::LazyLock::new(|| [memmem::Finder::new(b"image"), memmem::Finder::new(b"ata\"")]);
+
+/// Whether any image marker occurs in `body`.
+fn has_image_marker(body: &[u8]) -> bool {
+    ANCHORS.iter().any(|anchor| {
+        anchor.find_iter(body).any(|pos| {
+            IMAGE_MARKERS.iter().any(|m| {
+                memmem::find(m, anchor.needle())
+                    .is_some_and(|k| pos >= k && body[pos - k..].starts_with(m))
+            })
+        })
+    })
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Exact {
@@ -56,7 +65,9 @@ pub struct Needs {
     endpoint: Endpoint,
     body: Bytes,
     tools: bool,
-    image_marker: bool,
+    /// Whether the body has image-part markers (scanned on first need: a route whose models
+    /// all see images never scans).
+    image_marker: OnceLock<bool>,
     /// The client's output cap.
     pub max_output: Option<u64>,
     exact: OnceLock<Option<Exact>>,
@@ -65,8 +76,6 @@ pub struct Needs {
 impl Needs {
     /// `tools` and `max_output` come from [`crate::formats::body::read_head`].
     pub fn new(endpoint: Endpoint, body: Bytes, tools: bool, max_output: Option<u64>) -> Needs {
-        let image_marker = endpoint != Endpoint::Embeddings
-            && IMAGE_FINDERS.iter().any(|f| f.find(&body).is_some());
         // Gemini's body is not read by `read_head` (its model is in the path).
         let tools = tools
             || (endpoint == Endpoint::GenerateContent
@@ -75,7 +84,7 @@ impl Needs {
             endpoint,
             body,
             tools,
-            image_marker,
+            image_marker: OnceLock::new(),
             max_output,
             exact: OnceLock::new(),
         }
@@ -115,13 +124,19 @@ impl Needs {
         }
     }
 
+    fn image_marker(&self) -> bool {
+        *self
+            .image_marker
+            .get_or_init(|| self.endpoint != Endpoint::Embeddings && has_image_marker(&self.body))
+    }
+
     /// The capabilities the request appears to need (from the cheap scan).
     pub fn caps(&self) -> Caps {
         let mut c = self.base();
         if self.tools {
             c = c.with(Capability::Tools);
         }
-        if self.image_marker {
+        if self.image_marker() {
             c = c.with(Capability::Vision);
         }
         c
@@ -130,7 +145,14 @@ impl Needs {
     /// The capabilities this request needs that a model with `have` lacks, confirmed by
     /// decoding the body when the scan alone would skip the model.
     pub fn missing(&self, have: Caps) -> Vec<Capability> {
-        let cheap = have.missing(self.caps());
+        let mut seen = self.base();
+        if self.tools {
+            seen = seen.with(Capability::Tools);
+        }
+        if !have.has(Capability::Vision) && self.image_marker() {
+            seen = seen.with(Capability::Vision);
+        }
+        let cheap = have.missing(seen);
         if cheap.is_empty() {
             return cheap;
         }
@@ -251,6 +273,18 @@ mod tests {
             tools.missing(Caps::of(&[Capability::Chat])),
             vec![Capability::Tools]
         );
+    }
+
+    #[test]
+    fn every_marker_is_found_and_prose_about_images_is_not() {
+        for m in IMAGE_MARKERS {
+            let mut body = b"{\"a\":[1,2],\"x\":".to_vec();
+            body.extend_from_slice(m);
+            body.extend_from_slice(b"}");
+            assert!(has_image_marker(&body), "{}", String::from_utf8_lossy(m));
+        }
+        let prose = br#"{"messages":[{"role":"user","content":"an image of metadata: \"image\" and imageData"}]}"#;
+        assert!(!has_image_marker(prose));
     }
 
     #[test]
