@@ -88,23 +88,6 @@ async fn served_by(h: &Harness, body: Value) -> String {
         .to_string()
 }
 
-async fn admin_post(h: &Harness, path: &str, body: Value) -> Value {
-    let resp = h
-        .http
-        .post(h.url(path))
-        .bearer_auth(&h.admin_token)
-        .json(&body)
-        .send()
-        .await
-        .expect("admin post");
-    assert_eq!(resp.status(), 200);
-    resp.json().await.expect("json")
-}
-
-async fn admin_json(h: &Harness, path: &str) -> Value {
-    h.admin_get(path).await.json().await.expect("json")
-}
-
 #[tokio::test]
 async fn least_cost_with_a_daily_budget_falls_back_to_the_next_cheapest_and_remembers() {
     let h = Harness::start(CONFIG, LABELS, &[]).await;
@@ -138,12 +121,12 @@ async fn least_cost_with_a_daily_budget_falls_back_to_the_next_cheapest_and_reme
     );
 
     // Explain says why deepseek is out and what comes first now.
-    let ex = admin_post(
-        &h,
-        "/admin/api/explain",
-        json!({"request": text_request("coding")}),
-    )
-    .await;
+    let ex = h
+        .admin_post(
+            "/admin/api/explain",
+            json!({"request": text_request("coding")}),
+        )
+        .await;
     assert_eq!(ex["strategy"], "least-cost");
     assert_eq!(ex["candidates"][0]["provider"], "oa");
     assert_eq!(ex["candidates"][2]["provider"], "ant");
@@ -185,14 +168,14 @@ async fn least_cost_with_a_daily_budget_falls_back_to_the_next_cheapest_and_reme
         .and_then(|v| v.parse::<f64>().ok())
         .expect("budget gauge");
     assert!((ratio - 0.84).abs() < 1e-6, "{ratio}");
-    let budgets = admin_json(&h, "/admin/api/budgets").await;
+    let budgets = h.admin_json("/admin/api/budgets").await;
     assert_eq!(budgets["budgets"][0]["scope"]["kind"], "provider");
     assert!((budgets["budgets"][0]["daily"]["usd"].as_f64().expect("usd") - 0.00021).abs() < 1e-9);
 
     // The spend survives a restart: deepseek is still over budget.
     let h = h.restart().await;
     assert_eq!(served_by(&h, text_request("coding")).await, "oa");
-    let budgets = admin_json(&h, "/admin/api/budgets").await;
+    let budgets = h.admin_json("/admin/api/budgets").await;
     assert!((budgets["budgets"][0]["daily"]["usd"].as_f64().expect("usd") - 0.00021).abs() < 1e-9);
     h.assert_no_canary_leak();
 }
@@ -207,12 +190,12 @@ async fn images_go_only_to_models_that_can_see_them() {
     assert_eq!(h.fake.count("d1"), 0);
     // ...and text goes to deepseek.
     assert_eq!(served_by(&h, text_request("coding")).await, "ds");
-    let ex = admin_post(
-        &h,
-        "/admin/api/explain",
-        json!({"request": image_request("coding")}),
-    )
-    .await;
+    let ex = h
+        .admin_post(
+            "/admin/api/explain",
+            json!({"request": image_request("coding")}),
+        )
+        .await;
     assert_eq!(ex["request"]["needs"], json!(["chat", "vision"]));
     let skip = &ex["skipped"][0];
     assert_eq!(
@@ -220,12 +203,12 @@ async fn images_go_only_to_models_that_can_see_them() {
         (Some("ds"), Some("missing_capability"))
     );
     // The vision route lists exactly the models that can see.
-    let ex = admin_post(
-        &h,
-        "/admin/api/explain",
-        json!({"request": image_request("vision")}),
-    )
-    .await;
+    let ex = h
+        .admin_post(
+            "/admin/api/explain",
+            json!({"request": image_request("vision")}),
+        )
+        .await;
     let models: Vec<&str> = ex["candidates"]
         .as_array()
         .expect("candidates")
@@ -302,12 +285,12 @@ async fn a_prompt_longer_than_a_context_window_skips_that_target_before_sending(
         .expect("send");
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-fluxgate-provider"], "big");
-    let ex = admin_post(
-        &h,
-        "/admin/api/explain",
-        json!({"request": {"model": "r", "messages": [{"role": "user", "content": long}]}}),
-    )
-    .await;
+    let ex = h
+        .admin_post(
+            "/admin/api/explain",
+            json!({"request": {"model": "r", "messages": [{"role": "user", "content": long}]}}),
+        )
+        .await;
     let skip = &ex["skipped"][0];
     assert_eq!(skip["model"], "tiny");
     assert_eq!(skip["reason"]["why"], "context_too_small");
@@ -399,7 +382,7 @@ async fn a_keys_rpm_limit_holds_requests_back_before_the_upstream_sees_them() {
     let body: Value = resp.json().await.expect("json");
     assert_eq!(body["error"]["type"], "all_keys_cooling");
     assert_eq!(h.fake.count("b1"), 2);
-    let ex = admin_json(&h, "/admin/api/explain?model=limited").await;
+    let ex = h.admin_json("/admin/api/explain?model=limited").await;
     assert_eq!(ex["skipped"][0]["reason"]["why"], "local_limit");
     assert_eq!(ex["skipped"][0]["reason"]["limit"], "rpm");
 }
@@ -436,7 +419,7 @@ async fn a_conversation_keeps_its_key_and_the_cache_hit_rate_shows_it() {
             messages.push(json!({"role": "user", "content": format!("more {turn}")}));
         }
     }
-    let usage = admin_json(&h, "/admin/api/usage?hours=1").await;
+    let usage = h.admin_json("/admin/api/usage?hours=1").await;
     let route = &usage["usage"]["by_route"][0];
     assert_eq!(route["route"], "chat");
     assert_eq!(route["requests"], 20);
@@ -462,7 +445,7 @@ async fn a_conversation_keeps_its_key_and_the_cache_hit_rate_shows_it() {
         "{page}"
     );
     // The records carry it too.
-    let recent = admin_json(&h, "/admin/api/requests?limit=1").await;
+    let recent = h.admin_json("/admin/api/requests?limit=1").await;
     assert_eq!(recent["requests"][0]["tokens_cached"], 8);
     assert_eq!(recent["requests"][0]["upstream_model"], "gpt-4o-mini");
 }

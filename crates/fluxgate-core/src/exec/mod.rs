@@ -10,9 +10,11 @@
 //! The executor does not decide what a failure means (`health` does) nor which candidates
 //! exist (`routing` does).
 
+mod admit;
 mod budget;
 pub mod client;
 pub mod headers;
+mod refusal;
 mod retest;
 mod rounds;
 mod stream;
@@ -31,9 +33,9 @@ use tokio::time::Instant;
 pub use budget::RetryBudget;
 pub use retest::HttpRetester;
 
-use crate::budgets::{Ledger, Reservation, Spend};
+use crate::budgets::{Ledger, Reservation};
 use crate::config::Timeouts;
-use crate::events::{Event, EventBus};
+use crate::events::EventBus;
 use crate::formats::body::{read_head, replace_model, rewrite_model};
 use crate::formats::errors::ErrorCode;
 use crate::formats::inspect::{check_body, Usage};
@@ -43,6 +45,7 @@ use crate::health::{self, ErrorClass, Failure, FailureKind, HealthRegistry, Time
 use crate::routing::{Ask, Candidate, Live, Needs, Plan, Router, Signals};
 use crate::secrets::{SecretError, Secrets};
 use crate::store::{RequestLog, RequestRecord, Store};
+use admit::apply_usage;
 use client::{body_stream, BodyStream, HttpClient, TransportError};
 pub use rounds::conversation_key;
 use rounds::RETRY_PAUSE;
@@ -275,16 +278,6 @@ impl Executor {
         )
     }
 
-    /// The typed error for a request that only budgets stand in the way of.
-    fn budget_error(e: &crate::budgets::Exceeded) -> ProxyError {
-        let mut err = ProxyError::new(
-            ErrorCode::BudgetExceeded,
-            format!("refused before sending: {e}"),
-        );
-        err.retry_after_secs = Some(e.resets_in_secs);
-        err
-    }
-
     /// Runs one client request to completion (or to a committed stream).
     pub async fn execute(&self, mut req: ProxyRequest) -> Result<ProxyResponse, ProxyError> {
         let router = self.router();
@@ -381,36 +374,18 @@ impl Executor {
                 };
                 // Budgets and local limits again, now that this candidate is next: requests
                 // planned at the same time may have taken the room since.
-                let mut reservation: Option<Reservation> = None;
-                if let Some(ledger) = self.ledger.as_ref().filter(|l| l.has_budgets()) {
-                    let scopes = crate::budgets::scopes(
-                        Some(&cand.provider),
-                        Some(&cand.key_id),
-                        Some(&plan.route),
-                        req.client.as_deref(),
-                    );
-                    let need = Spend {
-                        usd: cand.est_cost.unwrap_or(0.0),
-                        tokens: cand.est_tokens,
-                    };
-                    match ledger.reserve(&scopes, need) {
-                        Ok(r) => reservation = Some(r),
-                        Err(e) => {
-                            tracing::info!(request_id = %req.request_id, provider = %cand.provider, key = %cand.key_id, detail = %e, "over budget; skipping the candidate");
-                            over_budget.get_or_insert(e);
-                            continue;
-                        }
+                let mut reservation = match self.admit(cand, &plan.route, req.client.as_deref()) {
+                    Ok(r) => r,
+                    Err(admit::Refused::Budget(e)) => {
+                        tracing::info!(request_id = %req.request_id, provider = %cand.provider, key = %cand.key_id, detail = %e, "over budget; skipping the candidate");
+                        over_budget.get_or_insert(e);
+                        continue;
                     }
-                }
-                if let Err(hit) = self.signals.acquire(
-                    &cand.account,
-                    &cand.limits,
-                    cand.est_tokens,
-                    Instant::now(),
-                ) {
-                    tracing::info!(request_id = %req.request_id, provider = %cand.provider, key = %cand.key_id, limit = hit.limit, "key at its local limit; skipping it");
-                    continue;
-                }
+                    Err(admit::Refused::Limit(hit)) => {
+                        tracing::info!(request_id = %req.request_id, provider = %cand.provider, key = %cand.key_id, limit = hit.limit, "key at its local limit; skipping it");
+                        continue;
+                    }
+                };
                 attempts += 1;
                 outcome.record.attempts = attempts;
                 outcome.record.provider = Some(cand.provider.clone());
@@ -632,102 +607,6 @@ impl Executor {
         }
     }
 
-    fn publish_route_unavailable(&self, plan: &Plan, retry_after_secs: u64) {
-        tracing::warn!(route = %plan.route, retry_after_secs, "no key available for the route");
-        self.events.publish(Event::RouteUnavailable {
-            route: plan.route.clone(),
-            retry_after_secs,
-        });
-    }
-
-    /// The error when no attempt succeeded.
-    fn exhausted(
-        &self,
-        plan: &Plan,
-        attempts: u32,
-        last: Option<Failure>,
-        secret_error: Option<SecretError>,
-    ) -> ProxyError {
-        let now = Instant::now();
-        // When every candidate is now out of rotation, say when the first comes back.
-        let mut earliest: Option<u64> = plan.earliest_back_in();
-        let mut all_out = true;
-        for c in &plan.candidates {
-            if self.health.usable(&c.account, now) {
-                all_out = false;
-            } else if let Some(b) = self.health.back_at(&c.account) {
-                let secs = b.saturating_duration_since(now).as_secs_f64().ceil() as u64;
-                earliest = Some(earliest.map_or(secs, |e| e.min(secs)));
-            }
-        }
-        if attempts == 0 {
-            if let Some(e) = secret_error.as_ref().filter(|e| e.is_keychain()) {
-                return ProxyError::new(
-                    ErrorCode::KeychainUnavailable,
-                    format!("the keys for `{}` cannot be read: {e}", plan.route),
-                );
-            }
-            if plan.candidates.is_empty() && !plan.only_health_skips() && earliest.is_none() {
-                let why: Vec<String> = plan
-                    .skipped
-                    .iter()
-                    .map(|s| format!("{}/{}: {}", s.provider, s.model, s.reason))
-                    .collect();
-                let why = if why.is_empty() {
-                    "no target has a usable key".to_string()
-                } else {
-                    why.join("; ")
-                };
-                return ProxyError::new(
-                    ErrorCode::NoRoute,
-                    format!(
-                        "`{}` has no target that can serve this request: {why}",
-                        plan.route
-                    ),
-                );
-            }
-            if let Some(e) = secret_error {
-                return ProxyError::new(
-                    ErrorCode::KeychainUnavailable,
-                    format!("the keys for `{}` cannot be read: {e}", plan.route),
-                );
-            }
-        }
-        if all_out || attempts == 0 {
-            let wait = earliest.unwrap_or(1).max(1);
-            let mut err = ProxyError::new(
-                ErrorCode::AllKeysCooling,
-                format!(
-                    "every key for `{}` is out of rotation; the first is back in {wait} s",
-                    plan.route
-                ),
-            );
-            err.retry_after_secs = Some(wait);
-            return err;
-        }
-        match last {
-            Some(f) if matches!(f.kind, FailureKind::Timeout(_)) => ProxyError::new(
-                ErrorCode::UpstreamTimeout,
-                format!(
-                    "the upstream timed out after {attempts} attempt(s): {}",
-                    f.message
-                ),
-            ),
-            Some(f) => ProxyError::new(
-                ErrorCode::UpstreamUnavailable,
-                format!(
-                    "{attempts} attempt(s) failed; last: {} ({})",
-                    f.message,
-                    f.class.as_str()
-                ),
-            ),
-            None => ProxyError::new(
-                ErrorCode::AttemptsExhausted,
-                "no attempt could be made".to_string(),
-            ),
-        }
-    }
-
     #[allow(clippy::too_many_arguments)]
     async fn attempt(
         &self,
@@ -914,34 +793,6 @@ impl Executor {
             usage,
         )
     }
-}
-
-/// Puts an upstream's reported usage and its cost at the catalogue's prices on a record.
-pub(crate) fn apply_usage(
-    record: &mut RequestRecord,
-    usage: &crate::formats::inspect::Usage,
-    cand: &Candidate,
-) {
-    record.tokens_in = usage.input_tokens;
-    record.tokens_out = usage.output_tokens;
-    record.tokens_cached = usage.cached_tokens;
-    record.cost_usd = cost_of(usage, cand.info.as_ref().and_then(|i| i.prices));
-}
-
-/// The cost of reported usage, when the prices and some usage are known.
-pub(crate) fn cost_of(
-    usage: &crate::formats::inspect::Usage,
-    prices: Option<crate::catalogue::Prices>,
-) -> Option<f64> {
-    let p = prices?;
-    if usage.input_tokens.is_none() && usage.output_tokens.is_none() {
-        return None;
-    }
-    Some(p.cost(
-        usage.input_tokens.unwrap_or(0),
-        usage.cached_tokens.unwrap_or(0),
-        usage.output_tokens.unwrap_or(0),
-    ))
 }
 
 /// Stores an emulated response's conversation (its input items, then its output).

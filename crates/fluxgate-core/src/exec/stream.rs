@@ -338,7 +338,7 @@ async fn pump(
     record.tokens_in = seen.usage.input_tokens;
     record.tokens_out = seen.usage.output_tokens;
     record.tokens_cached = seen.usage.cached_tokens;
-    record.cost_usd = super::cost_of(&seen.usage, ctx.prices);
+    record.cost_usd = super::admit::cost_of(&seen.usage, ctx.prices);
     record.status = 200;
     match end {
         End::Complete => {

@@ -3,6 +3,7 @@ use std::path::Path;
 use std::collections::HashMap;
 
 use super::*;
+use crate::catalogue::Capability;
 use crate::events::EventBus;
 use crate::health::{Failure, FailureKind, NoPersistence, Policy};
 

@@ -215,13 +215,28 @@ impl Harness {
             .expect("admin api")
     }
 
+    /// `GET path` with the admin token, as JSON.
+    pub async fn admin_json(&self, path: &str) -> serde_json::Value {
+        self.admin_get(path).await.json().await.expect("admin json")
+    }
+
+    /// `POST path` with the admin token and a JSON body; asserts 200 and returns the JSON.
+    pub async fn admin_post(&self, path: &str, body: serde_json::Value) -> serde_json::Value {
+        let resp = self
+            .http
+            .post(self.url(path))
+            .bearer_auth(&self.admin_token)
+            .json(&body)
+            .send()
+            .await
+            .expect("admin post");
+        assert_eq!(resp.status(), 200, "POST {path}");
+        resp.json().await.expect("admin json")
+    }
+
     /// `GET /admin/api/keys` with the admin token.
     pub async fn admin_keys(&self) -> serde_json::Value {
-        self.admin_get("/admin/api/keys")
-            .await
-            .json()
-            .await
-            .expect("admin json")
+        self.admin_json("/admin/api/keys").await
     }
 
     /// Asserts no file in the data dir and no log line holds a key or its first 12 characters.
