@@ -119,3 +119,58 @@ async fn bad_webhook_config_is_refused_with_its_path() {
         assert!(err.to_string().contains(path), "{err}");
     }
 }
+
+#[tokio::test]
+async fn a_budget_crossing_80_percent_reaches_webhooks_once() {
+    let (url, seen) = receiver(0).await;
+    // Output at $10 per million tokens, input free: a request reserves 16 x $10/M (its
+    // max_tokens) and really costs 7 x $10/M = $0.00007. Eight fit under $0.00068 and bring the
+    // spend to $0.00056 (82%); the ninth would break it and is refused.
+    let config = format!(
+        r#"
+[[webhooks]]
+url = "{url}"
+events = ["budget_threshold"]
+
+[providers.ant]
+kind = "anthropic"
+base_url = "{{FAKE}}"
+keys = [{{ id = "a1" }}]
+
+[models."m"]
+input_price = 0
+output_price = 10
+
+[routes.c]
+targets = ["ant/m"]
+
+[[budgets]]
+provider = "ant"
+daily_usd = 0.00068
+"#
+    );
+    let h = Harness::start(&config, &["ant/a1"], &[]).await;
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        statuses.push(
+            h.messages("c", false)
+                .send()
+                .await
+                .expect("send")
+                .status()
+                .as_u16(),
+        );
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 200, 200, 200, 402, 402]);
+    until(&seen, 1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seen = seen.lock().clone();
+    assert_eq!(seen.len(), 1, "one event per crossing: {seen:?}");
+    let ev = &seen[0].1["event"];
+    assert_eq!(ev["type"], "budget_threshold");
+    assert_eq!(ev["scope"], "provider ant");
+    assert_eq!(ev["period"], "daily");
+    assert_eq!(ev["unit"], "usd");
+    assert_eq!(ev["percent"], 80);
+    assert_eq!(ev["limit"], 0.00068);
+}
