@@ -143,6 +143,7 @@ impl Store {
             .unwrap_or(0)
             - i64::from(hours) * 3_600_000;
         self.with(|c| {
+            let first = first_row_since(c, since - MAX_RECORD_LAG_MS)?;
             let mut out = serde_json::Map::new();
             for (name, cols) in [
                 ("by_route", "route"),
@@ -153,11 +154,11 @@ impl Store {
                     "SELECT {cols}, COUNT(*), SUM(status >= 400 OR error_code IS NOT NULL), \
                      COALESCE(SUM(tokens_in), 0), COALESCE(SUM(tokens_out), 0), \
                      COALESCE(SUM(tokens_cached), 0), COALESCE(SUM(cost_usd), 0.0) \
-                     FROM requests WHERE ts_ms >= ?1 GROUP BY {cols} ORDER BY COUNT(*) DESC"
+                     FROM requests WHERE id >= ?2 AND ts_ms >= ?1 GROUP BY {cols} ORDER BY COUNT(*) DESC"
                 );
                 let n = cols.split(',').count();
                 let mut stmt = c.prepare(&sql)?;
-                let rows = stmt.query_map(rusqlite::params![since], |r| {
+                let rows = stmt.query_map(rusqlite::params![since, first], |r| {
                     let mut o = serde_json::Map::new();
                     for (i, col) in cols.split(',').map(str::trim).enumerate() {
                         o.insert(col.into(), r.get::<_, Option<String>>(i)?.into());
@@ -191,6 +192,43 @@ impl Store {
 }
 
 /// Makes the data directory private to its owner (it holds the admin token).
+/// How much later than its `ts_ms` (the request's start) a record can be written: the
+/// longest total timeout a config allows.
+const MAX_RECORD_LAG_MS: i64 = 86_400_000;
+
+/// The first rowid of `requests` whose `ts_ms` is at least `ts`, by binary search on the
+/// rowid (records are written in about the order they start; `requests` has no index on
+/// `ts_ms`, which would slow every insert). Rows are appended, so a bounded look back from
+/// this id finds every row since `ts` without scanning the whole table.
+fn first_row_since(c: &rusqlite::Connection, ts: i64) -> rusqlite::Result<i64> {
+    let bounds: (Option<i64>, Option<i64>) =
+        c.query_row("SELECT MIN(id), MAX(id) FROM requests", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })?;
+    let (Some(mut lo), Some(mut hi)) = bounds else {
+        return Ok(0);
+    };
+    let mut stmt =
+        c.prepare_cached("SELECT ts_ms FROM requests WHERE id >= ?1 ORDER BY id LIMIT 1")?;
+    // The first id in [lo, hi + 1) whose row is at or after `ts` (ids may have gaps).
+    hi += 1;
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let at: Option<i64> = stmt
+            .query_row(rusqlite::params![mid], |r| r.get(0))
+            .map(Some)
+            .or_else(|e| match e {
+                rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                e => Err(e),
+            })?;
+        match at {
+            Some(t) if t < ts => lo = mid + 1,
+            _ => hi = mid,
+        }
+    }
+    Ok(lo)
+}
+
 fn restrict_dir(dir: &Path) {
     #[cfg(unix)]
     {

@@ -118,3 +118,57 @@ fn tokens_table() {
     assert!(!s.revoke_token("laptop").expect("revoke again"));
     assert!(s.tokens().expect("list").is_empty());
 }
+
+#[test]
+fn usage_counts_only_the_window_and_finds_its_start_without_a_scan() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = Store::open(dir.path()).expect("open");
+    let log = RequestLog::start(&s);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let rec = |ts_ms: i64, route: &str, cached: u64| RequestRecord {
+        ts_ms,
+        route: Some(route.into()),
+        provider: Some("p".into()),
+        key_id: Some("k".into()),
+        endpoint: "chat".into(),
+        status: 200,
+        attempts: 1,
+        tokens_in: Some(10),
+        tokens_out: Some(2),
+        tokens_cached: Some(cached),
+        cost_usd: Some(0.5),
+        ..Default::default()
+    };
+    // 3,000 old rows (ten days ago), then 5 in the last hour, one of them written late with
+    // a start time just inside the window (a long stream), then one from two hours ago.
+    for i in 0..3_000 {
+        log.record(rec(now - 10 * 86_400_000 + i, "old", 0));
+    }
+    for i in 0..4 {
+        log.record(rec(now - 60_000 + i, "new", 5));
+    }
+    log.record(rec(now - 2 * 3_600_000, "older", 0));
+    log.record(rec(now - 3_000_000, "new", 5));
+    log.flush();
+    let first = s
+        .with(|c| super::first_row_since(c, now - 3_600_000))
+        .expect("search");
+    assert_eq!(first, 3_001, "the first row of the last hour");
+    let u = s.usage_since(1).expect("usage");
+    let routes = u["by_route"].as_array().expect("routes");
+    assert_eq!(routes.len(), 1, "{u}");
+    assert_eq!(routes[0]["route"], "new");
+    assert_eq!(routes[0]["requests"], 5);
+    assert_eq!(routes[0]["tokens_cached"], 25);
+    assert_eq!(routes[0]["cache_hit_rate"], 0.5);
+    assert_eq!(routes[0]["cost_usd"], 2.5);
+    assert_eq!(
+        s.usage_since(3).expect("usage")["by_route"]
+            .as_array()
+            .map(Vec::len),
+        Some(2)
+    );
+}
