@@ -181,6 +181,31 @@ async fn least_cost_with_a_daily_budget_falls_back_to_the_next_cheapest_and_reme
 }
 
 #[tokio::test]
+async fn a_route_without_budget_fallback_refuses_instead_of_trading_down() {
+    let config = CONFIG.replace(
+        "strategy = \"least-cost\"\n\n[routes.vision]",
+        "strategy = \"least-cost\"\nbudget_fallback = false\n\n[routes.vision]",
+    );
+    assert_ne!(config, CONFIG);
+    let h = Harness::start(&config, LABELS, &[]).await;
+    for _ in 0..3 {
+        assert_eq!(served_by(&h, text_request("coding")).await, "ds");
+    }
+    let resp = h
+        .post("/v1/chat/completions", text_request("coding"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(resp.status(), 402);
+    let body: Value = resp.json().await.expect("json");
+    assert_eq!(body["error"]["type"], "budget_exceeded");
+    assert_eq!(
+        h.fake.count("o1") + h.fake.count("o2") + h.fake.count("a1"),
+        0
+    );
+}
+
+#[tokio::test]
 async fn images_go_only_to_models_that_can_see_them() {
     let h = Harness::start(CONFIG, LABELS, &[]).await;
     // The capability route holds every configured vision model; the cheapest serves.

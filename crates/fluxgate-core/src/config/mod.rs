@@ -185,6 +185,9 @@ pub struct RouteConfig {
     pub strategy: StrategyKind,
     /// `Some` for a capability route (`capability = [...]` instead of `targets`).
     pub capability: Option<Caps>,
+    /// A target over budget is passed over for the next (true, the default), or the request
+    /// is refused with `budget_exceeded` (false: the route never trades down for a budget).
+    pub budget_fallback: bool,
 }
 
 /// What a budget applies to.

@@ -166,4 +166,7 @@ pub struct RawRoute {
     /// A capability route: every configured model with all of these.
     pub capability: Option<Vec<String>>,
     pub strategy: Option<String>,
+    /// Whether a target over budget may be passed over for the next one (default true);
+    /// false refuses the request with `budget_exceeded` instead.
+    pub budget_fallback: Option<bool>,
 }

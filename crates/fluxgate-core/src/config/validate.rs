@@ -578,6 +578,7 @@ fn route(
             targets,
             strategy,
             capability: Some(needed),
+            budget_fallback: r.budget_fallback.unwrap_or(true),
         });
     }
     if r.targets.is_empty() {
@@ -622,5 +623,6 @@ fn route(
         targets,
         strategy,
         capability: None,
+        budget_fallback: r.budget_fallback.unwrap_or(true),
     })
 }

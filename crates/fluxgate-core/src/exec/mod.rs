@@ -309,8 +309,18 @@ impl Executor {
             }
         };
         outcome.record.route = Some(plan.route.clone());
-        if plan.candidates.is_empty() {
-            if let Some(e) = plan.budget_refusal() {
+        let no_fallback = router
+            .config()
+            .routes
+            .iter()
+            .any(|r| r.name == plan.route && !r.budget_fallback);
+        if plan.candidates.is_empty() || no_fallback {
+            let over = if no_fallback {
+                plan.over_budget()
+            } else {
+                plan.budget_refusal()
+            };
+            if let Some(e) = over {
                 let err = Self::budget_error(e);
                 tracing::warn!(route = %plan.route, detail = %err.message, "budget exceeded; request refused before sending");
                 outcome.finish(&self.log, err.code.status(), Some(err.code));
@@ -376,6 +386,11 @@ impl Executor {
                 // planned at the same time may have taken the room since.
                 let mut reservation = match self.admit(cand, &plan.route, req.client.as_deref()) {
                     Ok(r) => r,
+                    Err(admit::Refused::Budget(e)) if no_fallback => {
+                        let err = Self::budget_error(&e);
+                        outcome.finish(&self.log, err.code.status(), Some(err.code));
+                        return Err(err);
+                    }
                     Err(admit::Refused::Budget(e)) => {
                         tracing::info!(request_id = %req.request_id, provider = %cand.provider, key = %cand.key_id, detail = %e, "over budget; skipping the candidate");
                         over_budget.get_or_insert(e);

@@ -209,6 +209,14 @@ impl Plan {
             })
     }
 
+    /// The first budget that kept any candidate out.
+    pub fn over_budget(&self) -> Option<&Exceeded> {
+        self.skipped.iter().find_map(|s| match &s.reason {
+            SkipReason::OverBudget(e) => Some(e),
+            _ => None,
+        })
+    }
+
     /// The first budget that kept a candidate out, when budgets are all that stand in the
     /// way (no key is cooling or rate limited: waiting would not help).
     pub fn budget_refusal(&self) -> Option<&Exceeded> {
@@ -220,9 +228,6 @@ impl Plan {
         }) {
             return None;
         }
-        self.skipped.iter().find_map(|s| match &s.reason {
-            SkipReason::OverBudget(e) => Some(e),
-            _ => None,
-        })
+        self.over_budget()
     }
 }
