@@ -150,6 +150,81 @@ fn explain_lists_candidates_and_skips() {
     assert!(!ok && err.contains("no route"), "{err}");
 }
 
+const SMART: &str = r#"
+[providers.oa]
+kind = "openai"
+keys = [{ id = "o1", secret = "env:FLUXGATE_TEST_UNSET_VAR" }]
+models = ["gpt-4o-mini", "my-model"]
+
+[providers.ds]
+kind = "openai-compatible"
+base_url = "https://api.deepseek.com/v1"
+keys = [{ id = "d1", secret = "env:FLUXGATE_TEST_UNSET_VAR" }]
+models = ["deepseek-chat"]
+
+[routes.coding]
+targets = ["oa/gpt-4o-mini", "oa/my-model", "ds/deepseek-chat"]
+strategy = "least-cost"
+
+[routes.vision]
+capability = ["vision"]
+
+[[budgets]]
+provider = "oa"
+daily_usd = 1
+"#;
+
+#[test]
+fn check_and_explain_show_capabilities_costs_and_budgets() {
+    let dir = common::tempdir();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, SMART).expect("write");
+    let body = dir.path().join("req.json");
+    std::fs::write(
+        &body,
+        r#"{"model":"coding","max_tokens":100,"messages":[{"role":"user","content":[{"type":"text","text":"what is this?"},{"type":"image_url","image_url":{"url":"data:image/png;base64,AAAA"}}]}]}"#,
+    )
+    .expect("write");
+    let c = cfg.to_str().expect("utf8");
+    let d = dir.path().join("data");
+    let d = d.to_str().expect("utf8");
+    let (ok, out, err) = fluxgate(&["check", "--config", c, "--data-dir", d], dir.path());
+    assert!(ok, "{err}");
+    assert!(out.contains("[capability vision] oa/gpt-4o-mini"), "{out}");
+    assert!(
+        out.contains("provider oa") && out.contains("$1 a day"),
+        "{out}"
+    );
+    assert!(
+        out.contains("not in the model catalogue") && out.contains("oa/my-model"),
+        "{out}"
+    );
+    let b = body.to_str().expect("utf8");
+    let (ok, out, err) = fluxgate(
+        &[
+            "explain",
+            "coding",
+            "--body",
+            b,
+            "--config",
+            c,
+            "--data-dir",
+            d,
+        ],
+        dir.path(),
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("the request needs chat, vision"), "{out}");
+    assert!(
+        out.contains("1. oa/gpt-4o-mini with key `o1` (same dialect): estimated $"),
+        "{out}"
+    );
+    assert!(
+        out.contains("skipped ds/deepseek-chat: the model lacks vision"),
+        "{out}"
+    );
+}
+
 #[test]
 fn tokens_are_shown_once_and_stored_hashed() {
     let dir = common::tempdir();

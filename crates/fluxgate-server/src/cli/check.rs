@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use clap::Args;
 use fluxgate_core::budgets::Ledger;
-use fluxgate_core::config::{Config, ConfigSource};
+use fluxgate_core::config::{Config, ConfigSource, StrategyKind};
 use fluxgate_core::events::EventBus;
 use fluxgate_core::formats::body::read_head;
 use fluxgate_core::formats::translate::main_endpoint;
@@ -71,6 +71,27 @@ fn warnings(config: &Config) -> Vec<String> {
             }
         }
     }
+    // Targets the catalogue knows nothing about: no capability or context checks, and a
+    // least-cost route or a USD budget cannot price them.
+    let mut unknown: Vec<String> = Vec::new();
+    for r in &config.routes {
+        for t in &r.targets {
+            let name = format!("{}/{}", t.provider, t.model);
+            match config.catalogue.lookup(&t.provider, &t.model) {
+                None if !unknown.contains(&name) => unknown.push(name),
+                Some(i) if i.prices.is_none() && r.strategy == StrategyKind::LeastCost => w.push(
+                    format!("routes.\"{}\": {name} has no price, so least-cost tries it last; add `input_price` and `output_price` under [models.\"{}\"]", r.name, t.model),
+                ),
+                _ => {}
+            }
+        }
+    }
+    if !unknown.is_empty() {
+        w.push(format!(
+            "not in the model catalogue (no capability or context checks, no price for least-cost or USD budgets): {}; describe them under [models.\"ID\"]",
+            unknown.join(", ")
+        ));
+    }
     w
 }
 
@@ -133,12 +154,38 @@ pub fn run_check(args: CheckArgs) -> Result<(), String> {
             .iter()
             .map(|t| format!("{}/{}", t.provider, t.model))
             .collect();
+        let capability = r
+            .capability
+            .map(|c| {
+                let names: Vec<&str> = c.list().iter().map(|c| c.as_str()).collect();
+                format!("[capability {}] ", names.join(" + "))
+            })
+            .unwrap_or_default();
         println!(
-            "  {:<24} {:<16} {}",
+            "  {:<24} {:<16} {capability}{}",
             r.name,
             r.strategy.as_str(),
             targets.join(" -> ")
         );
+    }
+    if !config.budgets.is_empty() {
+        println!("\nbudgets (UTC days and months):");
+        for b in &config.budgets {
+            let mut limits = Vec::new();
+            if let Some(v) = b.daily_usd {
+                limits.push(format!("${v} a day"));
+            }
+            if let Some(v) = b.monthly_usd {
+                limits.push(format!("${v} a month"));
+            }
+            if let Some(v) = b.daily_tokens {
+                limits.push(format!("{v} tokens a day"));
+            }
+            if let Some(v) = b.monthly_tokens {
+                limits.push(format!("{v} tokens a month"));
+            }
+            println!("  {:<24} {}", b.scope.to_string(), limits.join(", "));
+        }
     }
     println!("\nother model names: `provider/model`; a model listed by exactly one provider; claude-* -> anthropic providers; gpt-*, o1/o3/o4* -> openai providers");
     let w = warnings(&config);
