@@ -429,6 +429,17 @@ impl Router {
                     skipped.push(skip(SkipReason::KeyDisabled));
                     continue;
                 }
+                // Budgets before health: a spent budget lasts until its period ends, so a
+                // cooling key over budget is reported (and refused) as over budget, not as
+                // worth waiting for.
+                if let (Some(ledger), Some((scopes, need))) = (live.ledger, &budget_scopes) {
+                    let mut scopes = scopes.clone();
+                    scopes.push(format!("key:{account}"));
+                    if let Err(e) = ledger.check(&scopes, *need) {
+                        skipped.push(skip(SkipReason::OverBudget(e)));
+                        continue;
+                    }
+                }
                 if !health.usable(&account, now) {
                     let st = health.state(&account).unwrap_or_default();
                     if st.status == KeyStatus::Disabled {
@@ -462,14 +473,6 @@ impl Router {
                             .ceil() as u64,
                     }));
                     continue;
-                }
-                if let (Some(ledger), Some((scopes, need))) = (live.ledger, &budget_scopes) {
-                    let mut scopes = scopes.clone();
-                    scopes.push(format!("key:{account}"));
-                    if let Err(e) = ledger.check(&scopes, *need) {
-                        skipped.push(skip(SkipReason::OverBudget(e)));
-                        continue;
-                    }
                 }
                 candidates.push(candidate(account));
             }

@@ -636,3 +636,51 @@ fn local_limits_and_budgets_keep_a_key_out_with_the_reason() {
         .to_string()
         .contains("daily budget of provider ant"));
 }
+
+#[test]
+fn a_cooling_key_over_budget_counts_as_over_budget_not_as_worth_waiting_for() {
+    let (router, health, signals) = smart();
+    let f = Failure {
+        class: ErrorClass::RateLimited,
+        kind: FailureKind::Status(429),
+        status: Some(429),
+        message: "x".into(),
+        retry_hint: Some(Duration::from_secs(30)),
+    };
+    health.report_failure("fast/k1", &f);
+    let ledger = Ledger::new(EventBus::new());
+    ledger.set_budgets(&[crate::config::Budget {
+        scope: crate::config::BudgetScope::Client("ci".into()),
+        daily_usd: None,
+        monthly_usd: None,
+        daily_tokens: Some(1),
+        monthly_tokens: None,
+    }]);
+    let n = needs(
+        Endpoint::ChatCompletions,
+        r#"{"model":"lat","messages":[{"role":"user","content":"hi"}]}"#,
+    );
+    let plan = router
+        .plan_request(
+            &Ask {
+                endpoint: Endpoint::ChatCompletions,
+                model: "lat",
+                conversation: None,
+                needs: Some(&n),
+                client: Some("ci"),
+            },
+            &Live {
+                health: &health,
+                signals: &signals,
+                ledger: Some(&ledger),
+            },
+            Instant::now(),
+        )
+        .expect("plan");
+    assert!(plan.candidates.is_empty());
+    assert!(plan
+        .skipped
+        .iter()
+        .all(|s| matches!(s.reason, SkipReason::OverBudget(_))));
+    assert!(plan.budget_refusal().is_some(), "{:?}", plan.skipped);
+}
