@@ -72,6 +72,7 @@ pub fn app(state: Arc<AppState>) -> Router {
             get(admin::explain).post(admin::explain_request),
         )
         .route("/admin/api/budgets", get(admin::budgets))
+        .route("/admin/api/events", get(crate::events::events))
         .route("/admin/api/usage", get(admin::usage))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod app;
+pub mod events;
 pub mod panics;
 pub mod proxy;
 pub mod respond;

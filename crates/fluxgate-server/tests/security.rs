@@ -42,8 +42,18 @@ async fn raw(addr: &str, method: &str, path: &str, headers: &[(&str, String)], b
         body.len()
     ));
     s.write_all(req.as_bytes()).await.expect("write");
+    // Only the status line is needed (and a stream such as the events endpoint never ends).
     let mut buf = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut buf)).await;
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut chunk = [0u8; 1024];
+        while !buf.windows(2).any(|w| w == b"\r\n") {
+            match s.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await;
     let text = String::from_utf8_lossy(&buf);
     text.split_whitespace()
         .nth(1)
@@ -134,6 +144,30 @@ const ROUTES: &[Route] = &[
     Route {
         method: "GET",
         path: "/admin/api/explain?model=m",
+        body: "",
+        admin: true,
+    },
+    Route {
+        method: "POST",
+        path: "/admin/api/explain",
+        body: r#"{"request":{"model":"m","messages":[{"role":"user","content":"hi"}]}}"#,
+        admin: true,
+    },
+    Route {
+        method: "GET",
+        path: "/admin/api/budgets",
+        body: "",
+        admin: true,
+    },
+    Route {
+        method: "GET",
+        path: "/admin/api/usage",
+        body: "",
+        admin: true,
+    },
+    Route {
+        method: "GET",
+        path: "/admin/api/events",
         body: "",
         admin: true,
     },
