@@ -6,11 +6,16 @@ cd "$(dirname "$0")/.."
 
 need_apt=()
 want=(build-essential pkg-config libdbus-1-dev)
+# The desktop app (src-tauri): WebKitGTK, the Ayatana tray, SVG icons.
+want+=(libwebkit2gtk-4.1-dev libayatana-appindicator3-dev librsvg2-dev libssl-dev)
+# Node builds the console (ui/); any Node >= 18.
+command -v npm >/dev/null 2>&1 || want+=(nodejs npm)
 if [ "${1:-build}" = test ]; then
+  # The desktop test: a virtual display, window lookup, screenshots, a private D-Bus session
+  # with mocked notification daemon and tray watcher (Debian's python3-dbusmock).
+  want+=(xvfb xdotool imagemagick python3-dbusmock)
   # chromium: the cross-origin browser test (driven by playwright-core from npm).
   want+=(dbus gnome-keyring curl python3 chromium)
-  # Node for the Claude Code and Codex CLIs (any Node >= 18; Debian's is 18).
-  command -v npm >/dev/null 2>&1 || want+=(nodejs npm)
 fi
 for p in "${want[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || need_apt+=("$p")
@@ -27,6 +32,14 @@ if ! command -v cargo >/dev/null 2>&1; then
   echo "error: cargo is not installed; install Rust from https://rustup.rs (or Debian's rustc/cargo) and retry" >&2
   exit 1
 fi
+
+# The console (ui/): TypeScript + Vite, pinned in ui/package-lock.json, built into ui/dist,
+# which the router embeds at compile time.
+if [ ! -d ui/node_modules/vite ] || [ ui/package-lock.json -nt ui/node_modules/.package-lock.json ]; then
+  echo "installing the console's build tools (npm)"
+  (cd ui && npm ci --no-audit --no-fund --loglevel=error)
+fi
+(cd ui && npm run --silent build >/dev/null)
 
 if [ "${1:-build}" = test ]; then
   if ! python3 -c 'import openai, anthropic, pytest, prometheus_client' >/dev/null 2>&1; then

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# Runs every test: the supply-chain checks (cargo-deny), the Rust workspace (unit, property,
-# in-process, binary, keychain, limit and chaos tests), the Python end-to-end suite (the OpenAI
-# and Anthropic SDKs, the Claude Code and Codex CLIs), and a short run of every fuzz target
-# (FUZZ_SECONDS per target, default 5; 0 skips it).
+# Runs every test: the supply-chain checks (cargo-deny), the console's unit tests (Vitest),
+# the Rust workspace (unit, property, in-process, binary, keychain, limit and chaos tests), the
+# Python end-to-end suite (the OpenAI and Anthropic SDKs, the Claude Code and Codex CLIs, the
+# console in headless Chromium, the desktop app under Xvfb with a private D-Bus session), and a
+# short run of every fuzz target (FUZZ_SECONDS per target, default 5; 0 skips it).
 # Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh test
 scripts/deny.sh
 cargo build --locked --workspace --bins
+# The console's unit tests (Vitest).
+(cd ui && npx --no-install vitest run)
 
 # The secrets canary (RELIABILITY.md 7): every fake key the tests make is recorded in
 # $FLUXGATE_CANARY_DIR; temporary directories are kept under $TMPDIR, binaries log at TRACE,

@@ -30,6 +30,8 @@ pub enum Event {
     ConfigReloaded { path: String },
     /// The config file changed but is invalid; the running config stays in force.
     ConfigInvalid { path: String, error: String },
+    /// The user paused or resumed routing (tray or console).
+    RoutingPaused { paused: bool },
     /// Spending in a budget's scope crossed 80% or 100% of one of its limits (once per
     /// limit, threshold and period).
     BudgetThreshold {

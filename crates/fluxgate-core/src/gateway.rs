@@ -25,6 +25,9 @@ pub struct Gateway {
     pub tokens: Arc<ClientTokens>,
     pub events: EventBus,
     pub log: RequestLog,
+    /// Routing paused by the user (tray or console): proxy requests get 503
+    /// `routing_paused` and nothing is sent upstream. Not persisted: a restart resumes.
+    pub paused: std::sync::atomic::AtomicBool,
 }
 
 impl Gateway {
@@ -64,6 +67,7 @@ impl Gateway {
             tokens,
             events,
             log,
+            paused: std::sync::atomic::AtomicBool::new(false),
         })
     }
 
@@ -103,6 +107,32 @@ impl Gateway {
             Arc::new(config),
             TranslatorRegistry::builtin(),
         )));
+    }
+
+    /// Applies a config edited through the admin API or the tray (`config::edit`). The
+    /// listen address stays (it needs a restart), as with a watched edit.
+    pub fn apply(&self, mut config: Config) {
+        let running = self.config();
+        config.listen = running.listen;
+        self.reload(config);
+        let path = match &self.config().source {
+            crate::config::ConfigSource::File(p) => p.display().to_string(),
+            crate::config::ConfigSource::Environment => String::new(),
+        };
+        self.events.publish(Event::ConfigReloaded { path });
+    }
+
+    /// Pauses or resumes routing; publishes [`Event::RoutingPaused`] when it changes.
+    pub fn set_paused(&self, paused: bool) {
+        use std::sync::atomic::Ordering;
+        if self.paused.swap(paused, Ordering::SeqCst) != paused {
+            tracing::info!(
+                paused,
+                "routing {}",
+                if paused { "paused" } else { "resumed" }
+            );
+            self.events.publish(Event::RoutingPaused { paused });
+        }
     }
 
     /// Watches the config file and applies every valid change without a restart. An invalid

@@ -20,6 +20,7 @@ pub mod paths;
 pub mod providers;
 pub mod routing;
 pub mod secrets;
+pub mod setup;
 pub mod store;
 pub mod tokens;
 pub mod webhooks;

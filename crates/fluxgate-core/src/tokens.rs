@@ -288,3 +288,101 @@ mod tests {
         assert!(!constant_time_eq(b"abc", b"ab"));
     }
 }
+
+/// Console logins: one-time login codes (valid [`LOGIN_CODE_TTL`], usable once) that a
+/// browser exchanges for a session cookie. Codes and sessions live in memory only and are
+/// kept as SHA-256 digests; a restart signs every console out (open it again from the tray or
+/// with `fluxgate console`).
+pub struct ConsoleSessions {
+    codes: parking_lot::Mutex<Vec<([u8; 32], Instant)>>,
+    sessions: parking_lot::Mutex<Vec<([u8; 32], Instant)>>,
+}
+
+/// How long a login code may wait before it is used.
+pub const LOGIN_CODE_TTL: Duration = Duration::from_secs(120);
+/// How long a console session lasts.
+pub const SESSION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The console's session cookie.
+pub const SESSION_COOKIE: &str = "fluxgate_console";
+
+fn digest32(s: &str) -> [u8; 32] {
+    Sha256::digest(s.as_bytes()).into()
+}
+
+impl ConsoleSessions {
+    pub fn new() -> Self {
+        Self {
+            codes: parking_lot::Mutex::new(Vec::new()),
+            sessions: parking_lot::Mutex::new(Vec::new()),
+        }
+    }
+
+    /// A new one-time login code.
+    pub fn new_code(&self) -> String {
+        let code = random_hex(24);
+        let now = Instant::now();
+        let mut codes = self.codes.lock();
+        codes.retain(|(_, t)| now.duration_since(*t) < LOGIN_CODE_TTL);
+        codes.push((digest32(&code), now));
+        code
+    }
+
+    /// Exchanges a login code for a session id; `None` when the code is unknown, used or
+    /// expired.
+    pub fn redeem(&self, code: &str) -> Option<String> {
+        let d = digest32(code);
+        let now = Instant::now();
+        let mut codes = self.codes.lock();
+        let i = codes.iter().position(|(c, t)| {
+            constant_time_eq(c, &d) && now.duration_since(*t) < LOGIN_CODE_TTL
+        })?;
+        codes.remove(i);
+        drop(codes);
+        let session = random_hex(32);
+        let mut s = self.sessions.lock();
+        s.retain(|(_, t)| now.duration_since(*t) < SESSION_TTL);
+        s.push((digest32(&session), now));
+        Some(session)
+    }
+
+    pub fn valid(&self, session: &str) -> bool {
+        let d = digest32(session);
+        let now = Instant::now();
+        self.sessions
+            .lock()
+            .iter()
+            .any(|(s, t)| constant_time_eq(s, &d) && now.duration_since(*t) < SESSION_TTL)
+    }
+
+    /// Ends one session (sign out).
+    pub fn end(&self, session: &str) {
+        let d = digest32(session);
+        self.sessions
+            .lock()
+            .retain(|(s, _)| !constant_time_eq(s, &d));
+    }
+}
+
+impl Default for ConsoleSessions {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(test)]
+mod console_tests {
+    use super::*;
+
+    #[test]
+    fn a_login_code_works_once() {
+        let s = ConsoleSessions::new();
+        let code = s.new_code();
+        let session = s.redeem(&code).expect("first use");
+        assert!(s.valid(&session));
+        assert!(s.redeem(&code).is_none(), "a code is single-use");
+        assert!(s.redeem("0000").is_none());
+        assert!(!s.valid("nope"));
+        s.end(&session);
+        assert!(!s.valid(&session));
+    }
+}

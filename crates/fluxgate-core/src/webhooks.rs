@@ -42,6 +42,7 @@ pub fn event_type(e: &Event) -> &'static str {
         Event::RouteUnavailable { .. } => "route_unavailable",
         Event::ConfigReloaded { .. } => "config_reloaded",
         Event::ConfigInvalid { .. } => "config_invalid",
+        Event::RoutingPaused { .. } => "routing_paused",
         Event::BudgetThreshold { .. } => "budget_threshold",
     }
 }

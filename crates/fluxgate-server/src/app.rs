@@ -1,18 +1,20 @@
 //! The axum application and its shared state.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, patch, post, put};
 use axum::Router;
 use fluxgate_core::formats::Endpoint;
 use fluxgate_core::gateway::Gateway;
-use fluxgate_core::tokens::AdminToken;
+use fluxgate_core::tokens::{AdminToken, ConsoleSessions};
 
 use crate::security::{self, AllowList};
-use crate::{admin, proxy};
+use crate::{admin, console, manage, proxy};
 
 /// What every handler can reach.
 pub struct AppState {
@@ -21,6 +23,25 @@ pub struct AppState {
     pub allow: AllowList,
     /// Set when the server is draining; new proxy requests are refused.
     pub shutting_down: AtomicBool,
+    /// The file the admin API edits (`None`: read-only).
+    pub config_file: Option<PathBuf>,
+    /// One config edit at a time.
+    pub edit_lock: tokio::sync::Mutex<()>,
+    /// The address clients use (the bound one).
+    pub public_addr: SocketAddr,
+    /// Console login codes and sessions.
+    pub sessions: ConsoleSessions,
+}
+
+impl AppState {
+    /// A one-time URL that signs a browser into the console.
+    pub fn login_url(&self) -> String {
+        format!(
+            "http://{}/admin/login?code={}",
+            self.public_addr,
+            self.sessions.new_code()
+        )
+    }
 }
 
 /// Builds the application. Layers, outermost first (each runs before the next is reached):
@@ -33,7 +54,10 @@ pub struct AppState {
 /// 2. Routing. Open routes (no token): `HEAD /`, `GET /`, `GET /healthz`.
 /// 3. The `ClientName` extractor on the proxy routes (before the body is read): a client token in `Authorization: Bearer`,
 ///    `x-api-key` or `x-goog-api-key`, else 401 in the client's dialect.
-///    `security::admin_auth` on `/admin/api/*`: the admin token as a bearer token, else 401.
+///    `security::admin_auth` on `/admin/api/*` and `/metrics`: the admin token as a bearer
+///    token, or a console session cookie (state-changing requests with a cookie must carry
+///    the console's own `Origin`), else 401. `/admin/`, its files and `/admin/login` are open:
+///    they hold no data.
 /// 4. The body limit (`limits.max_body_mb`): larger bodies, chunked ones too, get 413 with
 ///    bounded memory.
 /// 5. Handlers: `proxy` turns the request into an executor call; `admin` reads state.
@@ -74,6 +98,41 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/admin/api/budgets", get(admin::budgets))
         .route("/admin/api/events", get(crate::events::events))
         .route("/admin/api/usage", get(admin::usage))
+        .route("/admin/api/config", get(manage::config))
+        .route("/admin/api/providers", post(manage::add_provider))
+        .route(
+            "/admin/api/providers/{provider}",
+            patch(manage::patch_provider).delete(manage::delete_provider),
+        )
+        .route(
+            "/admin/api/keys/{provider}/{key}",
+            put(manage::set_key).delete(manage::delete_key),
+        )
+        .route(
+            "/admin/api/keys/{provider}/{key}/test",
+            post(manage::test_key),
+        )
+        .route(
+            "/admin/api/keys/{provider}/{key}/disable",
+            post(manage::disable_key),
+        )
+        .route(
+            "/admin/api/keys/{provider}/{key}/enable",
+            post(manage::enable_key),
+        )
+        .route(
+            "/admin/api/routes/{name}",
+            put(manage::put_route).delete(manage::delete_route),
+        )
+        .route(
+            "/admin/api/routes/{name}/preview",
+            post(manage::preview_route),
+        )
+        .route("/admin/api/pause", post(manage::pause))
+        .route("/admin/api/resume", post(manage::resume))
+        .route("/admin/api/setup", post(manage::setup))
+        .route("/admin/api/console/login", post(console::login_url))
+        .route("/admin/api/logout", post(console::logout))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             security::admin_auth,
@@ -81,6 +140,10 @@ pub fn app(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/", get(proxy::root).head(proxy::root))
         .route("/healthz", get(proxy::healthz))
+        .route("/admin", get(console::redirect))
+        .route("/admin/", get(console::index))
+        .route("/admin/login", get(console::login))
+        .route("/admin/{*path}", get(console::asset))
         .merge(proxy_routes)
         .merge(admin_routes)
         .fallback(proxy::not_found)

@@ -5,7 +5,10 @@
 
 pub mod admin;
 pub mod app;
+pub mod console;
 pub mod events;
+pub mod launch;
+pub mod manage;
 pub mod panics;
 pub mod proxy;
 pub mod respond;
@@ -13,4 +16,4 @@ pub mod security;
 pub mod serve;
 
 pub use app::{app, AppState};
-pub use serve::{serve, ServeHandle};
+pub use serve::{serve, serve_with, ServeHandle};

@@ -75,6 +75,14 @@ async fn run(
             Some(1),
         );
     }
+    if state.gateway.paused.load(Ordering::Relaxed) {
+        return error_response(
+            dialect,
+            ErrorCode::Paused,
+            "routing is paused in Fluxgate; resume it from the tray menu or the console (Settings)",
+            None,
+        );
+    }
     let (model, model_span, stream, conversation, tools, max_output) = match path_model {
         Some(p) => (p.model, None, p.stream, None, false, None),
         None => {

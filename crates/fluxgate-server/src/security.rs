@@ -158,16 +158,22 @@ impl FromRequestParts<Arc<AppState>> for ClientName {
 
 /// Layer 3 (admin): the admin token.
 pub async fn admin_auth(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let ok = req
+    let bearer = req
         .headers()
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().strip_prefix("Bearer "))
         .is_some_and(|t| state.admin.verify(t.trim()));
-    if ok {
+    // A console session: the cookie is SameSite=Strict and the guard has already refused a
+    // foreign Origin; a write must also *carry* the console's Origin (browsers send it on
+    // every fetch that is not a GET), so nothing but the console's own pages can write.
+    let session = !bearer
+        && crate::console::session_cookie(req.headers()).is_some_and(|s| state.sessions.valid(s))
+        && (req.method() == axum::http::Method::GET || req.headers().contains_key("origin"));
+    if bearer || session {
         next.run(req).await
     } else {
-        let mut r = (StatusCode::UNAUTHORIZED, axum::Json(serde_json::json!({"error": {"type": "unauthorized", "message": "the admin token is required"}}))).into_response();
+        let mut r = (StatusCode::UNAUTHORIZED, axum::Json(serde_json::json!({"error": {"type": "unauthorized", "message": "the admin token is required (or open the console from the tray menu or with `fluxgate console`)"}}))).into_response();
         r.headers_mut().insert(
             "www-authenticate",
             axum::http::HeaderValue::from_static("Bearer"),

@@ -49,11 +49,27 @@ impl ServeHandle {
     }
 }
 
-/// Serves `gateway` on `listener` until [`ServeHandle::shutdown`].
+/// Serves `gateway` on `listener` until [`ServeHandle::shutdown`]. The admin API edits the
+/// config's own file (none when it came from the environment).
 pub fn serve(
     gateway: Arc<Gateway>,
     listener: TcpListener,
     admin: AdminToken,
+) -> std::io::Result<ServeHandle> {
+    let file = match gateway.config().source.clone() {
+        fluxgate_core::config::ConfigSource::File(p) => Some(p),
+        fluxgate_core::config::ConfigSource::Environment => None,
+    };
+    serve_with(gateway, listener, admin, file)
+}
+
+/// As [`serve`], editing `config_file` (which may not exist yet: the first edit creates it,
+/// keeping providers detected from the environment).
+pub fn serve_with(
+    gateway: Arc<Gateway>,
+    listener: TcpListener,
+    admin: AdminToken,
+    config_file: Option<std::path::PathBuf>,
 ) -> std::io::Result<ServeHandle> {
     let addr = listener.local_addr()?;
     let allow_lan = gateway.config().allow_lan;
@@ -64,6 +80,10 @@ pub fn serve(
         admin,
         allow: AllowList::for_port(addr.port(), allow_lan),
         shutting_down: AtomicBool::new(false),
+        config_file,
+        edit_lock: tokio::sync::Mutex::new(()),
+        public_addr: addr,
+        sessions: fluxgate_core::tokens::ConsoleSessions::new(),
     });
     let (stop, mut stopped) = watch::channel(false);
     let mut stopped_hooks = stop.subscribe();
@@ -74,7 +94,7 @@ pub fn serve(
     let scheduler = gateway.spawn_scheduler(async move {
         let _ = stopped_sched.wait_for(|s| *s).await;
     });
-    if let fluxgate_core::config::ConfigSource::File(path) = gateway.config().source.clone() {
+    if let Some(path) = state.config_file.clone() {
         let mut stopped_watch = stop.subscribe();
         gateway.spawn_config_watch(path, CONFIG_POLL, async move {
             let _ = stopped_watch.wait_for(|s| *s).await;

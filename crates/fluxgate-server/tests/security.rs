@@ -177,6 +177,108 @@ const ROUTES: &[Route] = &[
         body: "",
         admin: true,
     },
+    Route {
+        method: "GET",
+        path: "/admin/api/config",
+        body: "",
+        admin: true,
+    },
+    Route {
+        method: "POST",
+        path: "/admin/api/providers",
+        body: r#"{"name":"newp","kind":"openai"}"#,
+        admin: true,
+    },
+    Route {
+        method: "PATCH",
+        path: "/admin/api/providers/newp",
+        body: r#"{"enabled":false}"#,
+        admin: true,
+    },
+    Route {
+        method: "PUT",
+        path: "/admin/api/keys/oa/o9",
+        body: r#"{"secret":"sk-security-table-0000000000"}"#,
+        admin: true,
+    },
+    Route {
+        method: "POST",
+        path: "/admin/api/keys/oa/o9/test",
+        body: "",
+        admin: true,
+    },
+    Route {
+        method: "POST",
+        path: "/admin/api/keys/oa/o9/disable",
+        body: "",
+        admin: true,
+    },
+    Route {
+        method: "POST",
+        path: "/admin/api/keys/oa/o9/enable",
+        body: "",
+        admin: true,
+    },
+    Route {
+        method: "DELETE",
+        path: "/admin/api/keys/oa/o9",
+        body: "",
+        admin: true,
+    },
+    Route {
+        method: "PUT",
+        path: "/admin/api/routes/table-route",
+        body: r#"{"targets":["oa/gpt-4o"]}"#,
+        admin: true,
+    },
+    Route {
+        method: "POST",
+        path: "/admin/api/routes/table-route/preview",
+        body: r#"{"targets":["oa/gpt-4o","ant/claude-haiku-4-5"]}"#,
+        admin: true,
+    },
+    Route {
+        method: "DELETE",
+        path: "/admin/api/routes/table-route",
+        body: "",
+        admin: true,
+    },
+    Route {
+        method: "DELETE",
+        path: "/admin/api/providers/newp",
+        body: "",
+        admin: true,
+    },
+    Route {
+        method: "POST",
+        path: "/admin/api/pause",
+        body: "",
+        admin: true,
+    },
+    Route {
+        method: "POST",
+        path: "/admin/api/resume",
+        body: "",
+        admin: true,
+    },
+    Route {
+        method: "POST",
+        path: "/admin/api/setup",
+        body: r#"{"client":"claude-code"}"#,
+        admin: true,
+    },
+    Route {
+        method: "POST",
+        path: "/admin/api/console/login",
+        body: "",
+        admin: true,
+    },
+    Route {
+        method: "POST",
+        path: "/admin/api/logout",
+        body: "",
+        admin: true,
+    },
 ];
 
 #[tokio::test]
@@ -301,8 +403,9 @@ async fn host_origin_and_token_checks_on_every_route() {
         );
     }
     assert!(checked > 100);
-    // Only the successful requests reached the upstream.
-    assert_eq!(h.fake.log().len(), 5, "{:#?}", h.fake.log());
+    // Only the successful requests reached the upstream (the five proxy routes and the key
+    // test).
+    assert_eq!(h.fake.log().len(), 6, "{:#?}", h.fake.log());
     for open in ["/healthz", "/"] {
         assert_eq!(
             raw(&addr, "GET", open, &[("host", good_host.clone())], "").await,

@@ -6,6 +6,7 @@
 //! never holds a secret value, only a [`SecretRef`] saying where to find it.
 
 mod detect;
+pub mod edit;
 pub mod raw;
 mod validate;
 
@@ -272,6 +273,7 @@ pub const WEBHOOK_EVENTS: &[&str] = &[
     "config_reloaded",
     "config_invalid",
     "budget_threshold",
+    "routing_paused",
 ];
 
 /// The default for [`Config::header_timeout`].

@@ -41,6 +41,8 @@ pub enum ErrorCode {
     BudgetExceeded,
     /// The router is shutting down.
     ShuttingDown,
+    /// The user paused routing (tray or console); nothing is sent upstream until resumed.
+    Paused,
     NotFound,
     Internal,
 }
@@ -61,6 +63,7 @@ impl ErrorCode {
             ErrorCode::AttemptsExhausted => "attempts_exhausted",
             ErrorCode::StreamInterrupted => "stream_interrupted",
             ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::Paused => "routing_paused",
             ErrorCode::BudgetExceeded => "budget_exceeded",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Internal => "internal_error",
@@ -79,7 +82,8 @@ impl ErrorCode {
             ErrorCode::BudgetExceeded => 402,
             ErrorCode::AllKeysCooling
             | ErrorCode::KeychainUnavailable
-            | ErrorCode::ShuttingDown => 503,
+            | ErrorCode::ShuttingDown
+            | ErrorCode::Paused => 503,
             ErrorCode::UpstreamUnavailable
             | ErrorCode::AttemptsExhausted
             | ErrorCode::StreamInterrupted => 502,
@@ -100,6 +104,7 @@ impl ErrorCode {
             ErrorCode::AllKeysCooling
             | ErrorCode::KeychainUnavailable
             | ErrorCode::ShuttingDown
+            | ErrorCode::Paused
             | ErrorCode::UpstreamUnavailable
             | ErrorCode::AttemptsExhausted => "UNAVAILABLE",
             ErrorCode::UpstreamTimeout => "DEADLINE_EXCEEDED",

@@ -2,6 +2,7 @@
 //! print messages a person can act on and exit non-zero on failure.
 
 mod check;
+mod console;
 mod keys;
 mod serve;
 mod token;
@@ -10,7 +11,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use fluxgate_core::config::{Config, ConfigError};
+use fluxgate_core::config::Config;
 
 /// Fluxgate: one local address for every AI tool, many keys per provider, failover that works.
 #[derive(Parser)]
@@ -32,33 +33,28 @@ pub struct Common {
 }
 
 impl Common {
+    /// As launch options (with no listen override).
+    pub fn options(&self) -> fluxgate_server::launch::Options {
+        fluxgate_server::launch::Options {
+            config: self.config.clone(),
+            data_dir: self.data_dir.clone(),
+            listen: None,
+        }
+    }
+
     pub fn config_path(&self) -> Result<PathBuf, String> {
-        self.config
-            .clone()
-            .or_else(fluxgate_core::paths::default_config_file)
-            .ok_or_else(|| "cannot find a config directory; pass --config FILE".to_string())
+        self.options().config_path()
     }
 
     pub fn data_dir(&self) -> Result<PathBuf, String> {
-        self.data_dir
-            .clone()
-            .or_else(fluxgate_core::paths::default_data_dir)
-            .ok_or_else(|| "cannot find a data directory; pass --data-dir DIR".to_string())
+        self.options().data_dir()
     }
 
     /// The config file when it exists (an explicit `--config` must exist), else the
     /// environment-detected config.
     pub fn load_config(&self) -> Result<Config, String> {
-        let path = self.config_path()?;
-        if self.config.is_some() && !path.exists() {
-            return Err(format!("config file {} does not exist", path.display()));
-        }
-        Config::load_or_detect(&path).map_err(|e| describe_config_error(&e))
+        self.options().load_config()
     }
-}
-
-pub fn describe_config_error(e: &ConfigError) -> String {
-    format!("invalid config: {e}")
 }
 
 #[derive(Subcommand)]
@@ -75,6 +71,8 @@ enum Command {
     /// Manage client tokens (what tools use as their API key for Fluxgate).
     #[command(subcommand)]
     Token(token::TokenCommand),
+    /// Open the console of the running Fluxgate in a browser (a one-time login link).
+    Console(console::ConsoleArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -85,6 +83,7 @@ pub fn main() -> ExitCode {
         Command::Explain(a) => check::run_explain(a),
         Command::Keys(c) => keys::run(c),
         Command::Token(c) => token::run(c),
+        Command::Console(a) => console::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

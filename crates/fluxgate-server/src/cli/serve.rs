@@ -1,12 +1,8 @@
 //! `fluxgate serve`
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use clap::Args;
-use fluxgate_core::gateway::Gateway;
-use fluxgate_core::secrets::{KeychainStore, Secrets};
-use fluxgate_core::tokens::AdminToken;
 
 use super::Common;
 
@@ -25,47 +21,38 @@ pub struct ServeArgs {
 pub fn run(args: ServeArgs) -> Result<(), String> {
     init_logging(args.json_logs);
     fluxgate_server::panics::install_hook();
-    let mut config = args.common.load_config()?;
-    if let Some(l) = args.listen {
-        if !l.ip().is_loopback() && !config.allow_lan {
-            return Err(format!("{l} is not a loopback address; set `allow_lan = true` in the config to expose Fluxgate to the network"));
-        }
-        config.listen = l;
-    }
-    let data_dir = args.common.data_dir()?;
-    if config.uses_keychain() {
-        // Fail early and clearly when keys are meant to come from a keychain this build or
-        // this session cannot reach; requests would otherwise fail one by one.
-        if let Err(e) = KeychainStore::new() {
-            tracing::error!(error = %e, "the OS keychain is unavailable; keys stored there cannot be used");
-        }
-    }
+    let mut options = args.common.options();
+    options.listen = args.listen;
+    // Check the config before starting a runtime: a bad file is reported at once.
+    options.load_config()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the runtime: {e}"))?;
     runtime.block_on(async move {
-        let listen = config.listen;
-        let source = config.source.clone();
+        let signals = Signals::install();
+        let started = options.start().await?;
+        let gateway = started.gateway.clone();
+        let config = gateway.config();
         let providers = config.providers.len();
         let keys: usize = config.providers.iter().map(|p| p.keys.len()).sum();
         let routes = config.routes.len();
-        let gateway = Arc::new(Gateway::open(config, &data_dir, Secrets::system()).map_err(|e| e.to_string())?);
-        let admin = AdminToken::load_or_create(&data_dir).map_err(|e| e.to_string())?;
-        let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| format!("cannot listen on {listen}: {e} (is another Fluxgate running? pass --listen 127.0.0.1:PORT)"))?;
-        let signals = Signals::install();
-        let handle = fluxgate_server::serve(gateway.clone(), listener, admin).map_err(|e| e.to_string())?;
-        let addr = handle.addr;
-        let from = match source {
+        let addr = started.handle.addr;
+        let from = match &config.source {
             fluxgate_core::config::ConfigSource::File(p) => p.display().to_string(),
-            fluxgate_core::config::ConfigSource::Environment => "environment variables (no config file)".to_string(),
+            fluxgate_core::config::ConfigSource::Environment => format!(
+                "environment variables (no config file; console edits create {})",
+                started.config_file.display()
+            ),
         };
+        let data_dir = started.data_dir.clone();
         eprintln!("Fluxgate listening on http://{addr}");
         eprintln!("  config: {from}: {providers} provider(s), {keys} key(s), {routes} route(s)");
         eprintln!("  data:   {}", data_dir.display());
         eprintln!("  admin token (for /admin/api): {}", data_dir.join(fluxgate_core::tokens::ADMIN_TOKEN_FILE).display());
+        eprintln!("  console: run `fluxgate console` for a login link to http://{addr}/admin/");
         if providers == 0 {
-            eprintln!("  no providers yet: write a config file or set OPENAI_API_KEY / ANTHROPIC_API_KEY / ...");
+            eprintln!("  no providers yet: add one in the console, write a config file or set OPENAI_API_KEY / ANTHROPIC_API_KEY / ...");
         }
         if !gateway.tokens.any().unwrap_or(false) {
             eprintln!("  no client tokens yet: run `fluxgate token new NAME` and use the token as your tools' API key");
@@ -74,7 +61,7 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         println!("listening on http://{addr}");
         signals.wait().await;
         eprintln!("shutting down: letting in-flight requests finish (up to 10 s)");
-        handle.shutdown().await;
+        started.handle.shutdown().await;
         Ok::<(), String>(())
     })
 }
@@ -125,7 +112,7 @@ impl Signals {
     }
 }
 
-fn init_logging(json: bool) {
+pub fn init_logging(json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("FLUXGATE_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     use std::io::IsTerminal;

@@ -122,7 +122,14 @@ impl Harness {
         config_text: String,
         token: Option<String>,
     ) -> Harness {
-        let config = Config::from_toml(&config_text, Path::new("test.toml")).expect("test config");
+        // The config lives in the test's own directory: the admin API edits this file.
+        // A restart keeps what the admin API wrote there.
+        let config_path = dir.path().join("config.toml");
+        if !config_path.exists() {
+            std::fs::write(&config_path, &config_text).expect("write the test config");
+        }
+        let text = std::fs::read_to_string(&config_path).expect("read the test config");
+        let config = Config::from_toml(&text, &config_path).expect("test config");
         let gateway = Arc::new(
             Gateway::open(config, dir.path(), Secrets::with_store(store.clone())).expect("gateway"),
         );
@@ -232,6 +239,34 @@ impl Harness {
             .expect("admin post");
         assert_eq!(resp.status(), 200, "POST {path}");
         resp.json().await.expect("admin json")
+    }
+
+    /// The secret the (memory) keychain holds for `account`, if any.
+    pub fn stored_secret(&self, account: &str) -> Option<String> {
+        self.store.get(account).ok().map(|v| v.expose().to_string())
+    }
+
+    /// A request with the admin token and a JSON body (or none); returns status and JSON.
+    pub async fn admin_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut req = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(&self.admin_token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("admin call");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
     }
 
     /// `GET /admin/api/keys` with the admin token.

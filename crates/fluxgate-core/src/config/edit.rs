@@ -1,0 +1,514 @@
+//! Edits of the config file from the console and the tray, with `toml_edit`: comments, order
+//! and formatting of everything not edited are kept. Every edit is validated as a whole
+//! config before it is written; an edit that would make the file invalid is refused and the
+//! file is left as it was. Writes are atomic (a temporary file in the same directory, then a
+//! rename), so the file watcher and a crash never see half a file.
+
+use std::path::{Path, PathBuf};
+
+use toml_edit::{value, Array, DocumentMut, InlineTable, Item, Table, Value};
+
+use super::{Config, ConfigError, ConfigSource, ProviderKind};
+use crate::secrets::SecretRef;
+
+/// Why an edit was refused. Messages say what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum EditError {
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the edit would make the config invalid: {0}")]
+    Rejected(ConfigError),
+    #[error("cannot write {path}: {reason}")]
+    Write { path: String, reason: String },
+    #[error("the config file {path} is not valid TOML ({reason}); fix it by hand first")]
+    Unreadable { path: String, reason: String },
+}
+
+/// A config file opened for editing.
+pub struct ConfigDoc {
+    path: PathBuf,
+    doc: DocumentMut,
+}
+
+fn valid_name(kind: &str, s: &str) -> Result<(), EditError> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if ok {
+        Ok(())
+    } else {
+        Err(EditError::Invalid(format!(
+            "{kind} `{s}` is not a valid name: use 1-64 letters, digits, `-`, `_` or `.`"
+        )))
+    }
+}
+
+impl ConfigDoc {
+    /// Opens `path` for editing. A missing file starts empty; when the running config came
+    /// from environment variables, its providers are written into the new file as `env:`
+    /// references, so creating the file keeps every detected key.
+    pub fn open(path: &Path, running: Option<&Config>) -> Result<ConfigDoc, EditError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(e) => {
+                return Err(EditError::Unreadable {
+                    path: path.display().to_string(),
+                    reason: e.to_string(),
+                })
+            }
+        };
+        let doc: DocumentMut =
+            text.parse()
+                .map_err(|e: toml_edit::TomlError| EditError::Unreadable {
+                    path: path.display().to_string(),
+                    reason: e.message().to_string(),
+                })?;
+        let mut me = ConfigDoc {
+            path: path.to_path_buf(),
+            doc,
+        };
+        if text.trim().is_empty() {
+            if let Some(c) = running.filter(|c| c.source == ConfigSource::Environment) {
+                me.seed_from(c);
+            }
+        }
+        Ok(me)
+    }
+
+    fn seed_from(&mut self, c: &Config) {
+        for p in &c.providers {
+            let mut t = Table::new();
+            t["kind"] = value(p.kind.as_str());
+            t["base_url"] = value(&p.base_url);
+            let mut keys = Array::new();
+            for k in &p.keys {
+                let mut it = InlineTable::new();
+                it.insert("id", k.id.as_str().into());
+                if k.secret != SecretRef::Keychain {
+                    it.insert("secret", k.secret.to_string().into());
+                }
+                keys.push(it);
+            }
+            t["keys"] = value(keys);
+            if !p.models.is_empty() {
+                t["models"] = value(p.models.iter().map(String::as_str).collect::<Array>());
+            }
+            self.providers_mut().insert(&p.name, Item::Table(t));
+        }
+    }
+
+    fn providers_mut(&mut self) -> &mut Table {
+        if !self.doc.contains_key("providers") {
+            let mut t = Table::new();
+            t.set_implicit(true);
+            self.doc.insert("providers", Item::Table(t));
+        }
+        self.doc["providers"]
+            .as_table_mut()
+            .expect("`providers` is a table (checked by validation before any write)")
+    }
+
+    fn provider_mut(&mut self, name: &str) -> Result<&mut dyn toml_edit::TableLike, EditError> {
+        self.doc
+            .get_mut("providers")
+            .and_then(|p| p.get_mut(name))
+            .and_then(|p| p.as_table_like_mut())
+            .ok_or_else(|| EditError::NotFound(format!("no provider `{name}` in the config")))
+    }
+
+    /// Adds a provider (no keys yet).
+    pub fn add_provider(
+        &mut self,
+        name: &str,
+        kind: ProviderKind,
+        base_url: Option<&str>,
+        models: &[String],
+    ) -> Result<(), EditError> {
+        valid_name("provider", name)?;
+        if self
+            .doc
+            .get("providers")
+            .and_then(|p| p.get(name))
+            .is_some()
+        {
+            return Err(EditError::Conflict(format!(
+                "a provider named `{name}` exists already"
+            )));
+        }
+        let mut t = Table::new();
+        t["kind"] = value(kind.as_str());
+        if let Some(b) = base_url.filter(|b| !b.is_empty()) {
+            t["base_url"] = value(b);
+        }
+        t["keys"] = value(Array::new());
+        if !models.is_empty() {
+            t["models"] = value(models.iter().map(String::as_str).collect::<Array>());
+        }
+        self.providers_mut().insert(name, Item::Table(t));
+        Ok(())
+    }
+
+    /// Deletes a provider. Routes that still name it make the edit invalid (validation says
+    /// which).
+    pub fn remove_provider(&mut self, name: &str) -> Result<(), EditError> {
+        self.provider_mut(name)?;
+        if let Some(p) = self
+            .doc
+            .get_mut("providers")
+            .and_then(|p| p.as_table_like_mut())
+        {
+            p.remove(name);
+        }
+        Ok(())
+    }
+
+    pub fn set_provider_enabled(&mut self, name: &str, enabled: bool) -> Result<(), EditError> {
+        let p = self.provider_mut(name)?;
+        if enabled {
+            p.remove("enabled");
+        } else {
+            p.insert("enabled", value(false));
+        }
+        Ok(())
+    }
+
+    /// Where the key `id` of `provider` is, as (is array of tables, index).
+    fn key_index(&mut self, provider: &str, id: &str) -> Result<Option<usize>, EditError> {
+        let p = self.provider_mut(provider)?;
+        let Some(keys) = p.get("keys") else {
+            return Ok(None);
+        };
+        let idx = if let Some(a) = keys.as_array() {
+            a.iter().position(|k| {
+                k.as_inline_table()
+                    .and_then(|t| t.get("id"))
+                    .and_then(|v| v.as_str())
+                    == Some(id)
+            })
+        } else if let Some(a) = keys.as_array_of_tables() {
+            a.iter()
+                .position(|t| t.get("id").and_then(|v| v.as_str()) == Some(id))
+        } else {
+            None
+        };
+        Ok(idx)
+    }
+
+    /// Adds a key whose secret lives in the keychain (or at `secret`, an `env:`/`file:`
+    /// reference). A key that exists already is left alone and `false` is returned.
+    pub fn add_key(
+        &mut self,
+        provider: &str,
+        id: &str,
+        secret: Option<&str>,
+    ) -> Result<bool, EditError> {
+        valid_name("key id", id)?;
+        if self.key_index(provider, id)?.is_some() {
+            return Ok(false);
+        }
+        let p = self.provider_mut(provider)?;
+        if p.get("keys").is_none() {
+            p.insert("keys", value(Array::new()));
+        }
+        let keys = p.get_mut("keys").expect("inserted above");
+        if let Some(a) = keys.as_array_mut() {
+            let mut it = InlineTable::new();
+            it.insert("id", id.into());
+            if let Some(s) = secret {
+                it.insert("secret", s.into());
+            }
+            a.push(it);
+        } else if let Some(a) = keys.as_array_of_tables_mut() {
+            let mut t = Table::new();
+            t["id"] = value(id);
+            if let Some(s) = secret {
+                t["secret"] = value(s);
+            }
+            a.push(t);
+        } else {
+            return Err(EditError::Invalid(format!(
+                "providers.{provider}.keys is neither an array nor an array of tables"
+            )));
+        }
+        Ok(true)
+    }
+
+    pub fn remove_key(&mut self, provider: &str, id: &str) -> Result<(), EditError> {
+        let Some(i) = self.key_index(provider, id)? else {
+            return Err(EditError::NotFound(format!("no key {provider}/{id}")));
+        };
+        let keys = self
+            .provider_mut(provider)?
+            .get_mut("keys")
+            .expect("found above");
+        if let Some(a) = keys.as_array_mut() {
+            a.remove(i);
+        } else if let Some(a) = keys.as_array_of_tables_mut() {
+            a.remove(i);
+        }
+        Ok(())
+    }
+
+    pub fn set_key_enabled(
+        &mut self,
+        provider: &str,
+        id: &str,
+        enabled: bool,
+    ) -> Result<(), EditError> {
+        let Some(i) = self.key_index(provider, id)? else {
+            return Err(EditError::NotFound(format!("no key {provider}/{id}")));
+        };
+        let keys = self
+            .provider_mut(provider)?
+            .get_mut("keys")
+            .expect("found above");
+        if let Some(a) = keys.as_array_mut() {
+            if let Some(Value::InlineTable(t)) = a.get_mut(i) {
+                if enabled {
+                    t.remove("enabled");
+                } else {
+                    t.insert("enabled", false.into());
+                }
+                t.fmt();
+            }
+        } else if let Some(a) = keys.as_array_of_tables_mut() {
+            if let Some(t) = a.get_mut(i) {
+                if enabled {
+                    t.remove("enabled");
+                } else {
+                    t["enabled"] = value(false);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates or replaces a route's targets and strategy (other settings of the route kept).
+    pub fn set_route(
+        &mut self,
+        name: &str,
+        targets: &[String],
+        strategy: Option<&str>,
+    ) -> Result<(), EditError> {
+        if name.is_empty() || name.len() > 128 || name.chars().any(|c| c.is_control()) {
+            return Err(EditError::Invalid(
+                "a route name is 1-128 printable characters".into(),
+            ));
+        }
+        if targets.is_empty() {
+            return Err(EditError::Invalid(format!(
+                "route `{name}` needs at least one target (`provider/model`)"
+            )));
+        }
+        if !self.doc.contains_key("routes") {
+            let mut t = Table::new();
+            t.set_implicit(true);
+            self.doc.insert("routes", Item::Table(t));
+        }
+        let routes = self.doc["routes"]
+            .as_table_like_mut()
+            .ok_or_else(|| EditError::Invalid("`routes` in the config is not a table".into()))?;
+        if routes.get(name).is_none() {
+            routes.insert(name, Item::Table(Table::new()));
+        }
+        let r = routes
+            .get_mut(name)
+            .and_then(|r| r.as_table_like_mut())
+            .ok_or_else(|| EditError::Invalid(format!("routes.{name} is not a table")))?;
+        r.remove("capability");
+        r.insert(
+            "targets",
+            value(targets.iter().map(String::as_str).collect::<Array>()),
+        );
+        match strategy {
+            Some(s) => {
+                r.insert("strategy", value(s));
+            }
+            None => {
+                r.remove("strategy");
+            }
+        }
+        Ok(())
+    }
+
+    pub fn remove_route(&mut self, name: &str) -> Result<(), EditError> {
+        let removed = self
+            .doc
+            .get_mut("routes")
+            .and_then(|r| r.as_table_like_mut())
+            .and_then(|r| r.remove(name));
+        match removed {
+            Some(_) => Ok(()),
+            None => Err(EditError::NotFound(format!("no route `{name}`"))),
+        }
+    }
+
+    /// The edited text.
+    pub fn text(&self) -> String {
+        self.doc.to_string()
+    }
+
+    /// Validates the edited text as a whole config.
+    pub fn validate(&self) -> Result<Config, EditError> {
+        Config::from_toml(&self.text(), &self.path).map_err(EditError::Rejected)
+    }
+
+    /// Validates, then writes the file atomically. Returns the new config to apply.
+    pub fn save(&self) -> Result<Config, EditError> {
+        let config = self.validate()?;
+        let err = |e: std::io::Error| EditError::Write {
+            path: self.path.display().to_string(),
+            reason: e.to_string(),
+        };
+        if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(err)?;
+        }
+        let mut tmp = self.path.clone().into_os_string();
+        tmp.push(".fluxgate-edit");
+        let tmp = PathBuf::from(tmp);
+        std::fs::write(&tmp, self.text()).map_err(err)?;
+        if let Ok(meta) = std::fs::metadata(&self.path) {
+            let _ = std::fs::set_permissions(&tmp, meta.permissions());
+        }
+        std::fs::rename(&tmp, &self.path).map_err(err)?;
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"# My Fluxgate config
+listen = "127.0.0.1:8414"   # the port my tools use
+
+[providers.openai]
+kind = "openai"
+# two keys, the second for the weekend
+keys = [{ id = "work" }, { id = "home", secret = "env:OPENAI_HOME" }]
+
+[[providers.anthropic.keys]]
+id = "main"
+
+[providers.anthropic]
+kind = "anthropic"
+
+[routes.fast]
+targets = ["openai/gpt-4o-mini"] # cheap
+"#;
+
+    fn doc(text: &str) -> (tempfile::TempDir, ConfigDoc) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, text).expect("write");
+        let d = ConfigDoc::open(&path, None).expect("open");
+        (dir, d)
+    }
+
+    #[test]
+    fn edits_keep_comments_order_and_formatting() {
+        let (_d, mut doc) = doc(FILE);
+        assert!(doc.add_key("openai", "spare", None).expect("add"));
+        assert!(!doc.add_key("openai", "spare", None).expect("again"));
+        assert!(doc.add_key("anthropic", "second", None).expect("add"));
+        doc.set_key_enabled("openai", "home", false)
+            .expect("disable");
+        doc.set_route(
+            "fast",
+            &[
+                "openai/gpt-4o-mini".into(),
+                "anthropic/claude-haiku-4-5".into(),
+            ],
+            Some("round-robin"),
+        )
+        .expect("route");
+        let text = doc.text();
+        assert!(
+            text.starts_with(
+                "# My Fluxgate config\nlisten = \"127.0.0.1:8414\"   # the port my tools use\n"
+            ),
+            "{text}"
+        );
+        assert!(text.contains("# two keys, the second for the weekend\nkeys = [{ id = \"work\" }, { id = \"home\", secret = \"env:OPENAI_HOME\", enabled = false }, { id = \"spare\" }]"), "{text}");
+        assert!(
+            text.contains("[[providers.anthropic.keys]]\nid = \"second\""),
+            "{text}"
+        );
+        assert!(text.contains("strategy = \"round-robin\""), "{text}");
+        let c = doc.save().expect("valid and saved");
+        let openai = c.provider("openai").expect("openai");
+        assert_eq!(openai.keys.len(), 3);
+        assert!(!openai.keys[1].enabled);
+        assert_eq!(c.provider("anthropic").expect("a").keys.len(), 2);
+        assert_eq!(std::fs::read_to_string(&doc.path).expect("read"), text);
+    }
+
+    #[test]
+    fn an_edit_that_breaks_the_config_is_refused_and_nothing_is_written() {
+        let (_d, mut doc) = doc(FILE);
+        doc.remove_provider("openai").expect("remove");
+        let err = doc.save().expect_err("the route still names openai");
+        assert!(err.to_string().contains("routes.\"fast\""), "{err}");
+        assert_eq!(std::fs::read_to_string(&doc.path).expect("read"), FILE);
+    }
+
+    #[test]
+    fn providers_and_keys_are_added_to_a_new_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("sub/config.toml");
+        let mut doc = ConfigDoc::open(&path, None).expect("open missing");
+        doc.add_provider(
+            "deepseek",
+            ProviderKind::OpenaiCompatible,
+            Some("https://api.deepseek.com/v1"),
+            &["deepseek-chat".into()],
+        )
+        .expect("add");
+        assert!(matches!(
+            doc.add_provider("deepseek", ProviderKind::Openai, None, &[]),
+            Err(EditError::Conflict(_))
+        ));
+        doc.add_key("deepseek", "a", None).expect("key");
+        let c = doc.save().expect("save");
+        assert_eq!(
+            c.provider("deepseek").expect("p").keys[0].secret,
+            SecretRef::Keychain
+        );
+        assert!(matches!(
+            doc.add_key("deepseek", "bad id!", None),
+            Err(EditError::Invalid(_))
+        ));
+        assert!(matches!(
+            doc.remove_key("deepseek", "nope"),
+            Err(EditError::NotFound(_))
+        ));
+        assert!(matches!(
+            doc.set_provider_enabled("nope", false),
+            Err(EditError::NotFound(_))
+        ));
+    }
+
+    #[test]
+    fn creating_the_file_keeps_providers_detected_from_the_environment() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("config.toml");
+        let running = super::super::detect::from_environment(|name| {
+            (name == "ANTHROPIC_API_KEY").then(|| "sk-ant-test".to_string())
+        });
+        let mut doc = ConfigDoc::open(&path, Some(&running)).expect("open");
+        doc.add_key("anthropic", "desk", None).expect("add");
+        let c = doc.save().expect("save");
+        let keys = &c.provider("anthropic").expect("anthropic").keys;
+        assert_eq!(keys[0].secret, SecretRef::Env("ANTHROPIC_API_KEY".into()));
+        assert_eq!(keys[1].secret, SecretRef::Keychain);
+        assert!(!std::fs::read_to_string(&path)
+            .expect("read")
+            .contains("sk-ant-test"));
+    }
+}

@@ -1,0 +1,371 @@
+//! Which router events become desktop notifications: one per state change that matters,
+//! deduplicated per key and per route, and rate-limited overall so that a storm of failures
+//! gives a handful of notifications and one summary, never one per request.
+//!
+//! Notifications name the provider and key id (and route); they never carry key material
+//! (events hold none).
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use fluxgate_core::events::Event;
+use fluxgate_core::health::{ErrorClass, KeyStatus};
+
+/// A notification to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    pub summary: String,
+    pub body: String,
+    /// Critical notes (a dead key, no key for a route) stay until dismissed where the desktop
+    /// supports it.
+    pub critical: bool,
+}
+
+/// What the user was last told about a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Told {
+    Usable,
+    Cooling,
+    Dead,
+}
+
+/// The policy. Feed it every event with the time it was seen; it answers what to show.
+pub struct NotePolicy {
+    told: HashMap<String, Told>,
+    routes: HashMap<String, Instant>,
+    window_start: Option<Instant>,
+    sent_in_window: u32,
+    suppressed: u32,
+    /// At most this many notifications per `window`; the rest are counted and summarised.
+    pub max_per_window: u32,
+    pub window: Duration,
+    /// A route's "no available key" is repeated at most this often.
+    pub route_repeat: Duration,
+}
+
+impl Default for NotePolicy {
+    fn default() -> Self {
+        Self {
+            told: HashMap::new(),
+            routes: HashMap::new(),
+            window_start: None,
+            sent_in_window: 0,
+            suppressed: 0,
+            max_per_window: 4,
+            window: Duration::from_secs(60),
+            route_repeat: Duration::from_secs(600),
+        }
+    }
+}
+
+fn reason_text(reason: Option<ErrorClass>) -> &'static str {
+    match reason {
+        Some(ErrorClass::AuthFailed) => "the provider rejected the key (authentication failed)",
+        Some(ErrorClass::QuotaExhausted) => "its quota or credit is used up",
+        Some(ErrorClass::RateLimited) => "rate limited",
+        Some(ErrorClass::UpstreamUnavailable) => "the provider failed repeatedly",
+        Some(ErrorClass::RequestInvalid) => "requests were rejected",
+        None => "failures",
+    }
+}
+
+fn in_secs(until_ms: Option<i64>, now_ms: i64) -> String {
+    match until_ms {
+        Some(u) if u > now_ms => {
+            let s = ((u - now_ms) as f64 / 1000.0).ceil() as i64;
+            if s >= 3600 {
+                format!("; retried in {} h {} min", s / 3600, (s % 3600) / 60)
+            } else if s >= 60 {
+                format!("; retried in {} min {} s", s / 60, s % 60)
+            } else {
+                format!("; retried in {s} s")
+            }
+        }
+        _ => String::new(),
+    }
+}
+
+impl NotePolicy {
+    /// The note for `event`, if the user should hear about it now. `now_ms` is the wall
+    /// clock (Unix milliseconds), for countdowns in the text.
+    pub fn on_event(&mut self, event: &Event, now: Instant, now_ms: i64) -> Option<Note> {
+        let note = self.candidate(event, now, now_ms)?;
+        self.admit(note, now)
+    }
+
+    /// A summary of what the rate limit held back, once its window has passed; call it on a
+    /// timer (every few seconds).
+    pub fn flush(&mut self, now: Instant) -> Option<Note> {
+        if self.suppressed == 0 {
+            return None;
+        }
+        let start = self.window_start?;
+        if now.duration_since(start) < self.window {
+            return None;
+        }
+        let n = std::mem::take(&mut self.suppressed);
+        self.window_start = Some(now);
+        self.sent_in_window = 1;
+        Some(Note {
+            summary: format!(
+                "Fluxgate: {n} more key change{}",
+                if n == 1 { "" } else { "s" }
+            ),
+            body: "Open the console from the tray menu to see every key's state.".to_string(),
+            critical: false,
+        })
+    }
+
+    fn admit(&mut self, note: Note, now: Instant) -> Option<Note> {
+        match self.window_start {
+            Some(s) if now.duration_since(s) < self.window => {}
+            _ => {
+                self.window_start = Some(now);
+                self.sent_in_window = 0;
+            }
+        }
+        if self.sent_in_window >= self.max_per_window {
+            self.suppressed += 1;
+            return None;
+        }
+        self.sent_in_window += 1;
+        Some(note)
+    }
+
+    fn candidate(&mut self, event: &Event, now: Instant, now_ms: i64) -> Option<Note> {
+        match event {
+            Event::KeyStateChanged {
+                provider,
+                key_id,
+                to,
+                reason,
+                until_ms,
+                ..
+            } => {
+                let account = format!("{provider}/{key_id}");
+                let told = match to {
+                    KeyStatus::Healthy => Told::Usable,
+                    KeyStatus::Cooling => Told::Cooling,
+                    KeyStatus::Dead => Told::Dead,
+                    // A retest in progress changes nothing the user needs to know; a key the
+                    // user disabled was the user's own doing.
+                    KeyStatus::Probing => return None,
+                    KeyStatus::Disabled => {
+                        self.told.remove(&account);
+                        return None;
+                    }
+                };
+                let before = self.told.insert(account.clone(), told);
+                if before == Some(told) {
+                    return None;
+                }
+                match told {
+                    // "Back" only for a key the user was told had left.
+                    Told::Usable => match before {
+                        Some(Told::Cooling) | Some(Told::Dead) => Some(Note {
+                            summary: format!("{account} is back"),
+                            body: format!("Key {key_id} of {provider} passed its retest and serves requests again."),
+                            critical: false,
+                        }),
+                        _ => None,
+                    },
+                    Told::Cooling => Some(Note {
+                        summary: format!("{account} is cooling down"),
+                        body: format!(
+                            "Key {key_id} of {provider}: {}{}. Other keys serve meanwhile.",
+                            reason_text(*reason),
+                            in_secs(*until_ms, now_ms)
+                        ),
+                        critical: false,
+                    }),
+                    Told::Dead => Some(Note {
+                        summary: format!("{account} is dead"),
+                        body: format!(
+                            "Key {key_id} of {provider}: {}. Replace it in the console, or revive it once fixed.",
+                            reason_text(*reason)
+                        ),
+                        critical: true,
+                    }),
+                }
+            }
+            Event::RouteUnavailable {
+                route,
+                retry_after_secs,
+            } => {
+                if let Some(last) = self.routes.get(route) {
+                    if now.duration_since(*last) < self.route_repeat {
+                        return None;
+                    }
+                }
+                self.routes.insert(route.clone(), now);
+                Some(Note {
+                    summary: format!("No key available for {route}"),
+                    body: format!(
+                        "Requests for {route} are refused; the first key is back in {retry_after_secs} s."
+                    ),
+                    critical: true,
+                })
+            }
+            Event::BudgetThreshold {
+                scope,
+                period,
+                unit,
+                percent,
+                spent,
+                limit,
+            } => {
+                let amount = |v: f64| {
+                    if *unit == "usd" {
+                        format!("${v:.2}")
+                    } else {
+                        format!("{v:.0} tokens")
+                    }
+                };
+                Some(Note {
+                    summary: format!("Budget {percent}% used: {scope}"),
+                    body: format!(
+                        "{} of the {period} {} spent.{}",
+                        amount(*spent),
+                        amount(*limit),
+                        if *percent >= 100 {
+                            " Requests in this scope are refused or go to other targets."
+                        } else {
+                            ""
+                        }
+                    ),
+                    critical: *percent >= 100,
+                })
+            }
+            Event::ConfigInvalid { path, error } => Some(Note {
+                summary: "The edited config is invalid".to_string(),
+                body: format!("{path}: {error}. The running config stays in force."),
+                critical: false,
+            }),
+            Event::ConfigReloaded { .. } | Event::RoutingPaused { .. } => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change(key: &str, from: KeyStatus, to: KeyStatus, reason: Option<ErrorClass>) -> Event {
+        Event::KeyStateChanged {
+            provider: "openai".into(),
+            key_id: key.into(),
+            from,
+            to,
+            reason,
+            until_ms: Some(61_000),
+        }
+    }
+
+    #[test]
+    fn a_cooldown_and_its_end_give_one_note_each() {
+        let mut p = NotePolicy::default();
+        let t = Instant::now();
+        let cool = change(
+            "a",
+            KeyStatus::Healthy,
+            KeyStatus::Cooling,
+            Some(ErrorClass::RateLimited),
+        );
+        let n = p.on_event(&cool, t, 1_000).expect("a note");
+        assert_eq!(n.summary, "openai/a is cooling down");
+        assert!(
+            n.body.contains("rate limited; retried in 1 min 0 s"),
+            "{}",
+            n.body
+        );
+        // The same state again (a second 429 extends the cooldown): nothing new to say.
+        assert_eq!(p.on_event(&cool, t, 2_000), None);
+        // A retest starting is not news.
+        let probe = change("a", KeyStatus::Cooling, KeyStatus::Probing, None);
+        assert_eq!(p.on_event(&probe, t, 3_000), None);
+        let back = change("a", KeyStatus::Probing, KeyStatus::Healthy, None);
+        assert_eq!(
+            p.on_event(&back, t, 4_000).map(|n| n.summary),
+            Some("openai/a is back".to_string())
+        );
+        assert_eq!(p.on_event(&back, t, 5_000), None);
+    }
+
+    #[test]
+    fn a_healthy_key_that_was_never_reported_gets_no_back_note() {
+        let mut p = NotePolicy::default();
+        let e = change("a", KeyStatus::Disabled, KeyStatus::Healthy, None);
+        assert_eq!(p.on_event(&e, Instant::now(), 0), None);
+    }
+
+    #[test]
+    fn a_dead_key_is_critical_and_says_what_to_do() {
+        let mut p = NotePolicy::default();
+        let e = change(
+            "a",
+            KeyStatus::Healthy,
+            KeyStatus::Dead,
+            Some(ErrorClass::AuthFailed),
+        );
+        let n = p.on_event(&e, Instant::now(), 0).expect("note");
+        assert!(n.critical);
+        assert!(n.body.contains("authentication failed"));
+        assert!(n.body.contains("Replace it"));
+    }
+
+    #[test]
+    fn a_storm_is_rate_limited_and_summarised_once() {
+        let mut p = NotePolicy::default();
+        let t = Instant::now();
+        let mut shown = 0;
+        for i in 0..20 {
+            let e = change(
+                &format!("k{i}"),
+                KeyStatus::Healthy,
+                KeyStatus::Cooling,
+                Some(ErrorClass::RateLimited),
+            );
+            if p.on_event(&e, t, 0).is_some() {
+                shown += 1;
+            }
+        }
+        assert_eq!(shown, 4);
+        assert_eq!(
+            p.flush(t + Duration::from_secs(10)),
+            None,
+            "not before the window ends"
+        );
+        let s = p.flush(t + Duration::from_secs(61)).expect("summary");
+        assert_eq!(s.summary, "Fluxgate: 16 more key changes");
+        assert_eq!(p.flush(t + Duration::from_secs(200)), None, "only once");
+    }
+
+    #[test]
+    fn a_route_without_keys_is_repeated_at_most_every_ten_minutes() {
+        let mut p = NotePolicy::default();
+        let t = Instant::now();
+        let e = Event::RouteUnavailable {
+            route: "coding".into(),
+            retry_after_secs: 30,
+        };
+        assert!(p.on_event(&e, t, 0).is_some());
+        assert!(p.on_event(&e, t + Duration::from_secs(60), 0).is_none());
+        assert!(p.on_event(&e, t + Duration::from_secs(601), 0).is_some());
+    }
+
+    #[test]
+    fn budget_notes_name_the_scope_and_amounts() {
+        let mut p = NotePolicy::default();
+        let e = Event::BudgetThreshold {
+            scope: "provider deepseek".into(),
+            period: "daily",
+            unit: "usd",
+            percent: 80,
+            spent: 0.84,
+            limit: 1.0,
+        };
+        let n = p.on_event(&e, Instant::now(), 0).expect("note");
+        assert_eq!(n.summary, "Budget 80% used: provider deepseek");
+        assert_eq!(n.body, "$0.84 of the daily $1.00 spent.");
+    }
+}

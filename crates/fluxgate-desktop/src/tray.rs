@@ -1,0 +1,193 @@
+//! The tray's look and menu, computed from key health. The shell only draws what this says.
+
+use fluxgate_core::health::{KeyHealth, KeyStatus};
+
+/// Which icon the tray shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrayIcon {
+    /// Every enabled key is usable.
+    Healthy,
+    /// Some keys are cooling, probing or dead; at least one is usable.
+    Degraded,
+    /// No key can serve (or there are none).
+    Down,
+    /// Routing is paused by the user.
+    Paused,
+}
+
+impl TrayIcon {
+    pub fn name(self) -> &'static str {
+        match self {
+            TrayIcon::Healthy => "healthy",
+            TrayIcon::Degraded => "degraded",
+            TrayIcon::Down => "down",
+            TrayIcon::Paused => "paused",
+        }
+    }
+}
+
+/// A provider's line in the menu.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProviderItem {
+    pub name: String,
+    pub enabled: bool,
+    /// `openai — 2/3 keys usable`
+    pub label: String,
+}
+
+/// Everything the tray shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrayView {
+    pub icon: TrayIcon,
+    /// The title/tooltip: `Fluxgate: 3/4 keys healthy`.
+    pub title: String,
+    /// The menu's first, disabled line: `3/4 keys healthy · 1 cooling` or `Paused`.
+    pub status: String,
+    pub providers: Vec<ProviderItem>,
+}
+
+/// Computes the view. `providers` are the config's providers in order with their `enabled`.
+pub fn view(keys: &[KeyHealth], providers: &[(String, bool)], paused: bool) -> TrayView {
+    let enabled: Vec<&KeyHealth> = keys
+        .iter()
+        .filter(|k| k.status != KeyStatus::Disabled)
+        .collect();
+    let healthy = enabled
+        .iter()
+        .filter(|k| k.status == KeyStatus::Healthy)
+        .count();
+    let cooling = enabled
+        .iter()
+        .filter(|k| matches!(k.status, KeyStatus::Cooling | KeyStatus::Probing))
+        .count();
+    let dead = enabled
+        .iter()
+        .filter(|k| k.status == KeyStatus::Dead)
+        .count();
+    let total = enabled.len();
+    let icon = if paused {
+        TrayIcon::Paused
+    } else if healthy == 0 {
+        TrayIcon::Down
+    } else if healthy < total {
+        TrayIcon::Degraded
+    } else {
+        TrayIcon::Healthy
+    };
+    let counts = format!("{healthy}/{total} keys healthy");
+    let mut status = counts.clone();
+    if cooling > 0 {
+        status.push_str(&format!(" · {cooling} cooling"));
+    }
+    if dead > 0 {
+        status.push_str(&format!(" · {dead} dead"));
+    }
+    if total == 0 {
+        status = "No keys yet: add one in the console".to_string();
+    }
+    if paused {
+        status = format!("Routing paused · {status}");
+    }
+    let title = if paused {
+        format!("Fluxgate: paused ({counts})")
+    } else {
+        format!("Fluxgate: {counts}")
+    };
+    let providers = providers
+        .iter()
+        .map(|(name, on)| {
+            let mine: Vec<&KeyHealth> = keys.iter().filter(|k| &k.provider == name).collect();
+            let usable = mine
+                .iter()
+                .filter(|k| k.status == KeyStatus::Healthy)
+                .count();
+            ProviderItem {
+                name: name.clone(),
+                enabled: *on,
+                label: if *on {
+                    format!("{name} — {usable}/{} keys usable", mine.len())
+                } else {
+                    format!("{name} — disabled")
+                },
+            }
+        })
+        .collect();
+    TrayView {
+        icon,
+        title,
+        status,
+        providers,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(provider: &str, id: &str, status: KeyStatus) -> KeyHealth {
+        KeyHealth {
+            provider: provider.into(),
+            key_id: id.into(),
+            status,
+            reason: None,
+            last_status: None,
+            last_message: None,
+            until_ms: None,
+            retry_in_secs: None,
+            in_flight: 0,
+            secret_error: None,
+        }
+    }
+
+    #[test]
+    fn the_icon_follows_health() {
+        let p = vec![
+            ("openai".to_string(), true),
+            ("anthropic".to_string(), true),
+        ];
+        let all = [
+            key("openai", "a", KeyStatus::Healthy),
+            key("anthropic", "b", KeyStatus::Healthy),
+        ];
+        let v = view(&all, &p, false);
+        assert_eq!(v.icon, TrayIcon::Healthy);
+        assert_eq!(v.title, "Fluxgate: 2/2 keys healthy");
+        let some = [
+            key("openai", "a", KeyStatus::Cooling),
+            key("anthropic", "b", KeyStatus::Healthy),
+        ];
+        let v = view(&some, &p, false);
+        assert_eq!(v.icon, TrayIcon::Degraded);
+        assert_eq!(v.status, "1/2 keys healthy · 1 cooling");
+        assert_eq!(v.providers[0].label, "openai — 0/1 keys usable");
+        let none = [
+            key("openai", "a", KeyStatus::Cooling),
+            key("anthropic", "b", KeyStatus::Dead),
+        ];
+        let v = view(&none, &p, false);
+        assert_eq!(v.icon, TrayIcon::Down);
+        assert_eq!(v.status, "0/2 keys healthy · 1 cooling · 1 dead");
+        let v = view(&all, &p, true);
+        assert_eq!(v.icon, TrayIcon::Paused);
+        assert_eq!(v.title, "Fluxgate: paused (2/2 keys healthy)");
+    }
+
+    #[test]
+    fn disabled_keys_do_not_count_and_disabled_providers_say_so() {
+        let p = vec![
+            ("openai".to_string(), true),
+            ("anthropic".to_string(), false),
+        ];
+        let keys = [
+            key("openai", "a", KeyStatus::Healthy),
+            key("anthropic", "b", KeyStatus::Disabled),
+        ];
+        let v = view(&keys, &p, false);
+        assert_eq!(v.icon, TrayIcon::Healthy);
+        assert_eq!(v.title, "Fluxgate: 1/1 keys healthy");
+        assert_eq!(v.providers[1].label, "anthropic — disabled");
+        let v = view(&[], &[], false);
+        assert_eq!(v.icon, TrayIcon::Down);
+        assert_eq!(v.status, "No keys yet: add one in the console");
+    }
+}

@@ -1,0 +1,594 @@
+//! The admin API's writes: keys (write-only: set, replace, delete, test, disable, enable),
+//! providers, routes with a live explain preview, pause/resume, client setup, and the
+//! config view the console reads. Config changes go through [`ConfigDoc`] (`toml_edit`:
+//! comments and order kept, validated as a whole before the atomic write) and are applied at
+//! once; the file watcher sees the same text and changes nothing more.
+//!
+//! Secrets travel one way: in a `PUT` body, straight into the keychain. No answer carries
+//! one; a key is shown by id, where its secret lives, and at most its last four characters.
+
+// Handlers return early with a ready `Response` as their error; it is built once per request.
+#![allow(clippy::result_large_err)]
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use fluxgate_core::config::edit::{ConfigDoc, EditError};
+use fluxgate_core::config::{Config, ProviderKind, StrategyKind};
+use fluxgate_core::formats::translate::{main_endpoint, TranslatorRegistry};
+use fluxgate_core::formats::{Dialect, Endpoint};
+use fluxgate_core::health::Retester;
+use fluxgate_core::secrets::{SecretRef, SecretValue};
+use fluxgate_core::setup::{snippet, ClientKind};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::app::AppState;
+
+fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Response {
+    (
+        status,
+        Json(json!({"error": {"type": kind, "message": message.to_string()}})),
+    )
+        .into_response()
+}
+
+fn edit_error(e: EditError) -> Response {
+    match e {
+        EditError::NotFound(_) => error(StatusCode::NOT_FOUND, "not_found", e),
+        EditError::Conflict(_) => error(StatusCode::CONFLICT, "conflict", e),
+        EditError::Invalid(_) | EditError::Rejected(_) => {
+            error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_config", e)
+        }
+        EditError::Unreadable { .. } => error(StatusCode::CONFLICT, "config_unreadable", e),
+        EditError::Write { .. } => error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e),
+    }
+}
+
+fn json_body<T: serde::de::DeserializeOwned>(body: &[u8], shape: &str) -> Result<T, Response> {
+    serde_json::from_slice(body).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            format!("expected {shape}: {e}"),
+        )
+    })
+}
+
+/// Opens the config file, applies `f`, validates, writes and applies the result. Edits are
+/// serialised; the file work runs off the async runtime.
+async fn edit<T: Send + 'static>(
+    s: &Arc<AppState>,
+    f: impl FnOnce(&mut ConfigDoc) -> Result<T, EditError> + Send + 'static,
+) -> Result<T, Response> {
+    let Some(path) = s.config_file.clone() else {
+        return Err(error(
+            StatusCode::CONFLICT,
+            "config_read_only",
+            "this Fluxgate was started without a config file it may edit",
+        ));
+    };
+    let _one_at_a_time = s.edit_lock.lock().await;
+    let running = s.gateway.config();
+    let result = tokio::task::spawn_blocking(move || {
+        let mut doc = ConfigDoc::open(&path, Some(&running))?;
+        let out = f(&mut doc)?;
+        let config = doc.save()?;
+        Ok::<_, EditError>((out, config))
+    })
+    .await
+    .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e))?;
+    let (out, config) = result.map_err(edit_error)?;
+    s.gateway.apply(config);
+    Ok(out)
+}
+
+fn secret_source(r: &SecretRef) -> String {
+    match r {
+        SecretRef::Keychain => "keychain".into(),
+        SecretRef::Env(n) => format!("env:{n}"),
+        SecretRef::File(_) => "file".into(),
+    }
+}
+
+/// `GET /admin/api/config`: providers (keys by id and where their secret lives), routes and
+/// settings, as the console shows them.
+pub async fn config(State(s): State<Arc<AppState>>) -> Response {
+    let c = s.gateway.config();
+    let providers: Vec<Value> = c
+        .providers
+        .iter()
+        .map(|p| {
+            json!({
+                "name": p.name,
+                "kind": p.kind.as_str(),
+                "base_url": p.base_url,
+                "enabled": p.enabled,
+                "models": p.models,
+                "keys": p.keys.iter().map(|k| json!({
+                    "id": k.id,
+                    "secret": secret_source(&k.secret),
+                    "enabled": k.enabled,
+                    "limits": k.limits,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    let routes: Vec<Value> = c
+        .routes
+        .iter()
+        .map(|r| {
+            json!({
+                "name": r.name,
+                "targets": r.targets.iter().map(|t| format!("{}/{}", t.provider, t.model)).collect::<Vec<_>>(),
+                "strategy": r.strategy.as_str(),
+                "capability": r.capability,
+            })
+        })
+        .collect();
+    Json(json!({
+        "config_file": s.config_file.as_ref().map(|p| p.display().to_string()),
+        "editable": s.config_file.is_some(),
+        "from_environment": c.source == fluxgate_core::config::ConfigSource::Environment,
+        "data_dir": s.gateway.data_dir.display().to_string(),
+        "listen": c.listen.to_string(),
+        "base_url": format!("http://{}", s.public_addr),
+        "paused": s.gateway.paused.load(Ordering::Relaxed),
+        "providers": providers,
+        "routes": routes,
+        "strategies": StrategyKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+        "kinds": ProviderKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+        "clients": ClientKind::ALL.iter().map(|k| json!({"id": k.id(), "title": k.title()})).collect::<Vec<_>>(),
+    }))
+    .into_response()
+}
+
+#[derive(Deserialize)]
+struct NewProvider {
+    name: String,
+    kind: String,
+    base_url: Option<String>,
+    #[serde(default)]
+    models: Vec<String>,
+}
+
+/// `POST /admin/api/providers`: adds a provider (keys are added one by one after).
+pub async fn add_provider(State(s): State<Arc<AppState>>, body: bytes::Bytes) -> Response {
+    let req: NewProvider = match json_body(
+        &body,
+        r#"{"name": "...", "kind": "openai|anthropic|gemini|openai-compatible|azure-openai", "base_url"?: "...", "models"?: [...]}"#,
+    ) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let Some(kind) = ProviderKind::ALL
+        .into_iter()
+        .find(|k| k.as_str() == req.kind)
+    else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "kind must be openai, anthropic, gemini, openai-compatible or azure-openai",
+        );
+    };
+    let name = req.name.clone();
+    match edit(&s, move |doc| {
+        doc.add_provider(&req.name, kind, req.base_url.as_deref(), &req.models)
+    })
+    .await
+    {
+        Ok(()) => (StatusCode::CREATED, Json(json!({"provider": name}))).into_response(),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+struct Enabled {
+    enabled: bool,
+}
+
+/// `PATCH /admin/api/providers/{provider}` with `{"enabled": bool}`.
+pub async fn patch_provider(
+    State(s): State<Arc<AppState>>,
+    Path(provider): Path<String>,
+    body: bytes::Bytes,
+) -> Response {
+    let req: Enabled = match json_body(&body, r#"{"enabled": true|false}"#) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let p = provider.clone();
+    match edit(&s, move |doc| doc.set_provider_enabled(&p, req.enabled)).await {
+        Ok(()) => Json(json!({"provider": provider, "enabled": req.enabled})).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// `DELETE /admin/api/providers/{provider}` (its keychain entries stay; delete keys first to
+/// remove them).
+pub async fn delete_provider(
+    State(s): State<Arc<AppState>>,
+    Path(provider): Path<String>,
+) -> Response {
+    let p = provider.clone();
+    match edit(&s, move |doc| doc.remove_provider(&p)).await {
+        Ok(()) => Json(json!({"deleted": provider})).into_response(),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+struct NewSecret {
+    secret: String,
+}
+
+async fn keychain_call<T: Send + 'static>(
+    s: &Arc<AppState>,
+    f: impl FnOnce(
+            &dyn fluxgate_core::secrets::SecretStore,
+        ) -> Result<T, fluxgate_core::secrets::SecretError>
+        + Send
+        + 'static,
+) -> Result<T, Response> {
+    let secrets = s.gateway.executor.secrets().clone();
+    let call = tokio::task::spawn_blocking(move || {
+        let store = secrets.keychain()?;
+        f(store.as_ref())
+    });
+    match tokio::time::timeout(std::time::Duration::from_secs(10), call).await {
+        Ok(Ok(Ok(v))) => Ok(v),
+        Ok(Ok(Err(e))) => Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "keychain_unavailable",
+            e,
+        )),
+        Ok(Err(e)) => Err(error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal_error",
+            e,
+        )),
+        Err(_) => Err(error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "keychain_unavailable",
+            "the OS keychain did not answer within 10 s",
+        )),
+    }
+}
+
+/// `PUT /admin/api/keys/{provider}/{key}` with `{"secret": "..."}`: stores the key in the OS
+/// keychain and adds it to the provider (or replaces the secret of a keychain key). The key
+/// comes back healthy. The answer names the key and its last four characters, nothing more.
+pub async fn set_key(
+    State(s): State<Arc<AppState>>,
+    Path((provider, key)): Path<(String, String)>,
+    body: bytes::Bytes,
+) -> Response {
+    let req: NewSecret = match json_body(&body, r#"{"secret": "the API key"}"#) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let value = SecretValue::new(req.secret.trim());
+    drop(req);
+    if value.expose().is_empty() || value.expose().chars().any(char::is_whitespace) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the key is empty or contains spaces; paste the whole key",
+        );
+    }
+    let config = s.gateway.config();
+    let Some(pc) = config.provider(&provider) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no provider `{provider}`; add the provider first"),
+        );
+    };
+    if let Some(k) = pc.keys.iter().find(|k| k.id == key) {
+        if k.secret != SecretRef::Keychain {
+            return error(
+                StatusCode::CONFLICT,
+                "conflict",
+                format!(
+                    "{provider}/{key} reads its secret from {}; change it there, or delete the key and add it again",
+                    secret_source(&k.secret)
+                ),
+            );
+        }
+    }
+    let account = pc.account(&key);
+    let hint = value.hint();
+    {
+        let account = account.clone();
+        if let Err(r) = keychain_call(&s, move |store| store.set(&account, &value)).await {
+            return r;
+        }
+    }
+    let (p, k) = (provider.clone(), key.clone());
+    let added = match edit(&s, move |doc| doc.add_key(&p, &k, None)).await {
+        Ok(a) => a,
+        Err(r) => {
+            // Nothing stays behind for a key the config refused.
+            if config
+                .provider(&provider)
+                .is_none_or(|pc| pc.keys.iter().all(|k| k.id != key))
+            {
+                let account = account.clone();
+                let _ = keychain_call(&s, move |store| store.delete(&account)).await;
+            }
+            return r;
+        }
+    };
+    s.gateway.executor.secrets().invalidate(&account);
+    s.gateway.health.revive(&account);
+    tracing::info!(key = %account, added, "key stored in the keychain");
+    (
+        if added {
+            StatusCode::CREATED
+        } else {
+            StatusCode::OK
+        },
+        Json(json!({"key": account, "stored_in": "keychain", "hint": hint, "added": added})),
+    )
+        .into_response()
+}
+
+/// `DELETE /admin/api/keys/{provider}/{key}`: removes the key from the config and, when it
+/// lives there, from the keychain.
+pub async fn delete_key(
+    State(s): State<Arc<AppState>>,
+    Path((provider, key)): Path<(String, String)>,
+) -> Response {
+    let config = s.gateway.config();
+    let in_keychain = config
+        .provider(&provider)
+        .and_then(|p| p.keys.iter().find(|k| k.id == key))
+        .is_some_and(|k| k.secret == SecretRef::Keychain);
+    let (p, k) = (provider.clone(), key.clone());
+    if let Err(r) = edit(&s, move |doc| doc.remove_key(&p, &k)).await {
+        return r;
+    }
+    let account = format!("{provider}/{key}");
+    s.gateway.executor.secrets().invalidate(&account);
+    let mut removed_secret = false;
+    if in_keychain {
+        let a = account.clone();
+        match keychain_call(&s, move |store| store.delete(&a)).await {
+            Ok(()) => removed_secret = true,
+            Err(_) => {
+                tracing::warn!(key = %account, "the key left the config but its keychain entry could not be deleted")
+            }
+        }
+    }
+    Json(json!({"deleted": account, "keychain_entry_deleted": removed_secret})).into_response()
+}
+
+async fn set_key_enabled(s: Arc<AppState>, provider: String, key: String, on: bool) -> Response {
+    let (p, k) = (provider.clone(), key.clone());
+    match edit(&s, move |doc| doc.set_key_enabled(&p, &k, on)).await {
+        Ok(()) => Json(json!({"key": format!("{provider}/{key}"), "enabled": on})).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// `POST /admin/api/keys/{provider}/{key}/disable`
+pub async fn disable_key(
+    State(s): State<Arc<AppState>>,
+    Path((provider, key)): Path<(String, String)>,
+) -> Response {
+    set_key_enabled(s, provider, key, false).await
+}
+
+/// `POST /admin/api/keys/{provider}/{key}/enable`
+pub async fn enable_key(
+    State(s): State<Arc<AppState>>,
+    Path((provider, key)): Path<(String, String)>,
+) -> Response {
+    set_key_enabled(s, provider, key, true).await
+}
+
+/// `POST /admin/api/keys/{provider}/{key}/test`: runs the key's retest now (a models list)
+/// and records the outcome in its health, as a scheduled retest would.
+pub async fn test_key(
+    State(s): State<Arc<AppState>>,
+    Path((provider, key)): Path<(String, String)>,
+) -> Response {
+    let account = format!("{provider}/{key}");
+    if s.gateway.health.state(&account).is_none() {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no key {account}"),
+        );
+    }
+    s.gateway.executor.secrets().invalidate(&account);
+    let retester = fluxgate_core::exec::HttpRetester::new(Arc::downgrade(&s.gateway.executor));
+    let started = std::time::Instant::now();
+    let result = retester.retest(account.clone(), None).await;
+    let ms = started.elapsed().as_millis() as u64;
+    match result {
+        Ok(()) => {
+            s.gateway.health.report_success(&account);
+            Json(json!({"key": account, "ok": true, "ms": ms})).into_response()
+        }
+        Err(f) => {
+            s.gateway.health.report_failure(&account, &f);
+            Json(json!({
+                "key": account,
+                "ok": false,
+                "ms": ms,
+                "class": f.class,
+                "status": f.status,
+                "message": f.message,
+            }))
+            .into_response()
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct RouteEdit {
+    targets: Vec<String>,
+    strategy: Option<String>,
+    /// For the preview: the dialect a client would speak (default openai).
+    dialect: Option<String>,
+}
+
+const ROUTE_SHAPE: &str =
+    r#"{"targets": ["provider/model", ...], "strategy"?: "priority|round-robin|..."}"#;
+
+/// `PUT /admin/api/routes/{name}`: creates or replaces a route's targets and strategy.
+pub async fn put_route(
+    State(s): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    body: bytes::Bytes,
+) -> Response {
+    let req: RouteEdit = match json_body(&body, ROUTE_SHAPE) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let n = name.clone();
+    match edit(&s, move |doc| {
+        doc.set_route(&n, &req.targets, req.strategy.as_deref())
+    })
+    .await
+    {
+        Ok(()) => Json(json!({"route": name})).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// `DELETE /admin/api/routes/{name}`
+pub async fn delete_route(State(s): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
+    let n = name.clone();
+    match edit(&s, move |doc| doc.remove_route(&n)).await {
+        Ok(()) => Json(json!({"deleted": name})).into_response(),
+        Err(r) => r,
+    }
+}
+
+/// `POST /admin/api/routes/{name}/preview`: the order a draft of the route would try, with
+/// the running health, budgets and limits, without saving anything. An invalid draft answers
+/// 422 with the validation message (the console shows it as you type).
+pub async fn preview_route(
+    State(s): State<Arc<AppState>>,
+    Path(name): Path<String>,
+    body: bytes::Bytes,
+) -> Response {
+    let req: RouteEdit = match json_body(&body, ROUTE_SHAPE) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let endpoint = match req.dialect.as_deref().map(Dialect::parse) {
+        None => Endpoint::ChatCompletions,
+        Some(Some(d)) => main_endpoint(d),
+        Some(None) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                "dialect must be openai, responses, anthropic or gemini",
+            )
+        }
+    };
+    let path = s
+        .config_file
+        .clone()
+        .unwrap_or_else(|| std::path::PathBuf::from("config.toml"));
+    let running = s.gateway.config();
+    let route_name = name.clone();
+    let draft = tokio::task::spawn_blocking(move || -> Result<Config, EditError> {
+        let mut doc = ConfigDoc::open(&path, Some(&running))?;
+        doc.set_route(&name, &req.targets, req.strategy.as_deref())?;
+        let mut c = doc.validate()?;
+        c.source = running.source.clone();
+        Ok(c)
+    })
+    .await;
+    let config = match draft {
+        Ok(Ok(c)) => c,
+        Ok(Err(e)) => return edit_error(e),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e),
+    };
+    let router =
+        fluxgate_core::routing::Router::new(Arc::new(config), TranslatorRegistry::builtin());
+    let ex = &s.gateway.executor;
+    match ex.plan(&router, endpoint, &route_name, None, None, None) {
+        Ok(plan) => Json(plan.report(endpoint)).into_response(),
+        Err(e) => error(StatusCode::NOT_FOUND, "no_route", e),
+    }
+}
+
+/// `POST /admin/api/pause` and `/resume`: routing on or off (proxy requests get 503
+/// `routing_paused` while paused).
+pub async fn pause(State(s): State<Arc<AppState>>) -> Response {
+    s.gateway.set_paused(true);
+    Json(json!({"paused": true})).into_response()
+}
+
+pub async fn resume(State(s): State<Arc<AppState>>) -> Response {
+    s.gateway.set_paused(false);
+    Json(json!({"paused": false})).into_response()
+}
+
+#[derive(Deserialize)]
+struct SetupReq {
+    client: String,
+    /// Make a new client token for this tool (default true); false shows a placeholder.
+    new_token: Option<bool>,
+}
+
+/// `POST /admin/api/setup` with `{"client": "claude-code|codex|openai-sdk|anthropic-sdk"}`:
+/// makes a client token named after the tool and answers the setup text with it (the token
+/// is shown this once).
+pub async fn setup(State(s): State<Arc<AppState>>, body: bytes::Bytes) -> Response {
+    let req: SetupReq = match json_body(
+        &body,
+        r#"{"client": "claude-code|codex|openai-sdk|anthropic-sdk"}"#,
+    ) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let Some(kind) = ClientKind::parse(&req.client) else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "client must be claude-code, codex, openai-sdk or anthropic-sdk",
+        );
+    };
+    let base = format!("http://{}", s.public_addr);
+    if req.new_token == Some(false) {
+        return Json(
+            json!({"client": kind.id(), "text": snippet(kind, &base, "YOUR_FLUXGATE_TOKEN")}),
+        )
+        .into_response();
+    }
+    let tokens = s.gateway.tokens.clone();
+    let base_name = kind.id().to_string();
+    let made = tokio::task::spawn_blocking(move || {
+        let existing: Vec<String> = tokens
+            .list()
+            .map(|l| l.into_iter().map(|t| t.name).collect())
+            .unwrap_or_default();
+        let mut name = base_name.clone();
+        let mut n = 2;
+        while existing.contains(&name) {
+            name = format!("{base_name}-{n}");
+            n += 1;
+        }
+        tokens.create(&name).map(|t| (name, t))
+    })
+    .await;
+    match made {
+        Ok(Ok((name, token))) => (
+            StatusCode::CREATED,
+            Json(json!({"client": kind.id(), "token_name": name, "text": snippet(kind, &base, &token)})),
+        )
+            .into_response(),
+        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e),
+    }
+}

@@ -1,0 +1,582 @@
+//! The admin API's writes through the real server: keys are write-only (set, replace, test,
+//! disable, enable, delete), providers and routes are edited in the config file with
+//! comments kept, invalid edits are refused with nothing written, pause/resume, client
+//! setup, and the console's one-time login and session cookie.
+
+mod common;
+
+use common::{canary, register_canary, Harness};
+use reqwest::Method;
+use serde_json::json;
+
+const CONFIG: &str = r#"# Fluxgate config for the management tests
+# (this comment must survive every edit)
+
+[providers.oa]
+kind = "openai"
+base_url = "{FAKE}/v1"   # the fake upstream
+keys = [{ id = "o1" }]
+
+[routes.m]
+targets = ["oa/m"]  # one target
+"#;
+
+fn config_text(h: &Harness) -> String {
+    std::fs::read_to_string(h.dir.path().join("config.toml")).expect("config file")
+}
+
+#[tokio::test]
+async fn keys_are_written_into_the_keychain_and_never_come_back() {
+    let h = Harness::start(CONFIG, &["oa/o1"], &[]).await;
+    let secret = canary();
+    h.fake.add_key("o2", &secret);
+
+    // Add a key: into the keychain, the config gets only its id.
+    let (status, body) = h
+        .admin_call(
+            Method::PUT,
+            "/admin/api/keys/oa/o2",
+            Some(json!({"secret": secret})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["stored_in"], "keychain");
+    assert_eq!(body["hint"], format!("…{}", &secret[secret.len() - 4..]));
+    assert_eq!(h.stored_secret("oa/o2").as_deref(), Some(secret.as_str()));
+    let text = config_text(&h);
+    assert!(
+        text.contains(r#"keys = [{ id = "o1" }, { id = "o2" }]"#),
+        "{text}"
+    );
+    assert!(text.starts_with(
+        "# Fluxgate config for the management tests\n# (this comment must survive every edit)\n"
+    ));
+    assert!(
+        text.contains("# the fake upstream") && text.contains("# one target"),
+        "{text}"
+    );
+    assert!(!text.contains(&secret[..12]));
+
+    // It serves at once, and its test passes.
+    let (status, body) = h
+        .admin_call(Method::POST, "/admin/api/keys/oa/o2/test", None)
+        .await;
+    assert_eq!((status, body["ok"].clone()), (200, json!(true)), "{body}");
+    assert!(h.fake.log().iter().any(|a| a.key == "o2"));
+
+    // Replace it: same id, new secret, 200; the old one is gone from the keychain.
+    let newer = canary();
+    h.fake.add_key("o2b", &newer);
+    let (status, body) = h
+        .admin_call(
+            Method::PUT,
+            "/admin/api/keys/oa/o2",
+            Some(json!({"secret": newer})),
+        )
+        .await;
+    assert_eq!(
+        (status, body["added"].clone()),
+        (200, json!(false)),
+        "{body}"
+    );
+    assert_eq!(h.stored_secret("oa/o2").as_deref(), Some(newer.as_str()));
+    let (_, body) = h
+        .admin_call(Method::POST, "/admin/api/keys/oa/o2/test", None)
+        .await;
+    assert_eq!(body["ok"], true, "{body}");
+    assert_eq!(
+        h.fake.log().last().map(|a| a.key.clone()).as_deref(),
+        Some("o2b")
+    );
+
+    // A key the upstream rejects fails its test with the reason, and its health says so.
+    let bad = canary();
+    let (status, _) = h
+        .admin_call(
+            Method::PUT,
+            "/admin/api/keys/oa/o3",
+            Some(json!({"secret": bad})),
+        )
+        .await;
+    assert_eq!(status, 201);
+    let (_, body) = h
+        .admin_call(Method::POST, "/admin/api/keys/oa/o3/test", None)
+        .await;
+    assert_eq!(
+        (body["ok"].clone(), body["class"].clone()),
+        (json!(false), json!("auth_failed")),
+        "{body}"
+    );
+    let keys = h.admin_keys().await;
+    let o3 = keys["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["key_id"] == "o3")
+        .expect("o3")
+        .clone();
+    assert_eq!(o3["status"], "dead", "{o3}");
+
+    // Disable and enable: written to the file, applied at once.
+    let (status, _) = h
+        .admin_call(Method::POST, "/admin/api/keys/oa/o3/disable", None)
+        .await;
+    assert_eq!(status, 200);
+    assert!(
+        config_text(&h).contains(r#"{ id = "o3", enabled = false }"#),
+        "{}",
+        config_text(&h)
+    );
+    let status_of = |keys: &serde_json::Value, id: &str| {
+        keys["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .find(|k| k["key_id"] == id)
+            .map(|k| k["status"].clone())
+    };
+    assert_eq!(
+        status_of(&h.admin_keys().await, "o3"),
+        Some(json!("disabled"))
+    );
+    let (status, _) = h
+        .admin_call(Method::POST, "/admin/api/keys/oa/o3/enable", None)
+        .await;
+    assert_eq!(status, 200);
+    assert!(config_text(&h).contains(r#"{ id = "o3" }"#));
+
+    // Delete: out of the config and out of the keychain.
+    let (status, body) = h
+        .admin_call(Method::DELETE, "/admin/api/keys/oa/o3", None)
+        .await;
+    assert_eq!(
+        (status, body["keychain_entry_deleted"].clone()),
+        (200, json!(true)),
+        "{body}"
+    );
+    assert_eq!(h.stored_secret("oa/o3"), None);
+    assert!(!config_text(&h).contains("o3"));
+    assert_eq!(status_of(&h.admin_keys().await, "o3"), None);
+
+    // Nothing the admin API answers holds a key: config, keys, requests, explain, events.
+    for path in [
+        "/admin/api/config",
+        "/admin/api/keys",
+        "/admin/api/requests",
+        "/admin/api/explain?model=m",
+        "/metrics",
+    ] {
+        let text = h.admin_get(path).await.text().await.expect("text");
+        for k in [&secret, &newer, &bad] {
+            assert!(!text.contains(&k[..12]), "{path} shows a key");
+        }
+    }
+    register_canary(&secret);
+    h.assert_no_canary_leak();
+}
+
+#[tokio::test]
+async fn bad_key_writes_are_refused_with_what_to_do() {
+    let h = Harness::start(
+        &CONFIG.replace(
+            r#"keys = [{ id = "o1" }]"#,
+            r#"keys = [{ id = "o1" }, { id = "e", secret = "env:FLUXGATE_TEST_UNSET_VAR" }]"#,
+        ),
+        &["oa/o1"],
+        &[],
+    )
+    .await;
+    let before = config_text(&h);
+    let cases = [
+        (
+            "/admin/api/keys/nope/k",
+            json!({"secret": "sk-abcdefghijklmnop"}),
+            404,
+            "add the provider first",
+        ),
+        (
+            "/admin/api/keys/oa/e",
+            json!({"secret": "sk-abcdefghijklmnop"}),
+            409,
+            "env:FLUXGATE_TEST_UNSET_VAR",
+        ),
+        (
+            "/admin/api/keys/oa/k",
+            json!({"secret": "  "}),
+            400,
+            "empty",
+        ),
+        (
+            "/admin/api/keys/oa/k",
+            json!({"key": "sk-abcdefghijklmnop"}),
+            400,
+            "expected {\"secret\"",
+        ),
+        (
+            "/admin/api/keys/oa/bad%20id",
+            json!({"secret": "sk-abcdefghijklmnop"}),
+            422,
+            "not a valid name",
+        ),
+    ];
+    for (path, body, want, says) in cases {
+        let (status, answer) = h.admin_call(Method::PUT, path, Some(body)).await;
+        assert_eq!(status, want, "{path}: {answer}");
+        let msg = answer["error"]["message"].as_str().expect("message");
+        assert!(msg.contains(says), "{path}: {msg}");
+        assert!(!msg.contains("sk-abcdefghijklmnop"), "{msg}");
+    }
+    // The refused "bad id" left no secret behind.
+    assert_eq!(h.stored_secret("oa/bad id"), None);
+    assert_eq!(config_text(&h), before);
+}
+
+#[tokio::test]
+async fn routes_and_providers_are_edited_with_a_live_preview_and_invalid_edits_change_nothing() {
+    let h = Harness::start(CONFIG, &["oa/o1"], &[]).await;
+
+    // A draft is explained without being saved.
+    let (status, plan) = h
+        .admin_call(
+            Method::POST,
+            "/admin/api/routes/m/preview",
+            Some(json!({"targets": ["oa/gpt-4o", "oa/gpt-4o-mini"], "strategy": "priority"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{plan}");
+    let models: Vec<_> = plan["candidates"]
+        .as_array()
+        .expect("candidates")
+        .iter()
+        .map(|c| c["model"].clone())
+        .collect();
+    assert_eq!(models, vec![json!("gpt-4o"), json!("gpt-4o-mini")]);
+    assert!(config_text(&h).contains(r#"targets = ["oa/m"]  # one target"#));
+
+    // An invalid draft says why.
+    let (status, err) = h
+        .admin_call(
+            Method::POST,
+            "/admin/api/routes/m/preview",
+            Some(json!({"targets": ["ghost/gpt-4o"]})),
+        )
+        .await;
+    assert_eq!(status, 422, "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .expect("msg")
+            .contains("ghost"),
+        "{err}"
+    );
+
+    // Add a provider and a route over both; the route serves at once.
+    let (status, body) = h
+        .admin_call(Method::POST, "/admin/api/providers", Some(json!({"name": "second", "kind": "openai-compatible", "base_url": format!("{}/v1", h.fake.url()), "models": ["m2"]})))
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let (status, body) = h
+        .admin_call(
+            Method::PUT,
+            "/admin/api/routes/both",
+            Some(json!({"targets": ["oa/m", "second/m2"], "strategy": "round-robin"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let resp = h.chat("both", false).send().await.expect("chat");
+    assert_eq!(resp.status(), 200);
+    let text = config_text(&h);
+    assert!(
+        text.contains("[providers.second]\nkind = \"openai-compatible\""),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "[routes.both]\ntargets = [\"oa/m\", \"second/m2\"]\nstrategy = \"round-robin\""
+        ),
+        "{text}"
+    );
+
+    // Removing a provider a route still names is refused; the file stays as it was.
+    let before = config_text(&h);
+    let (status, err) = h
+        .admin_call(Method::DELETE, "/admin/api/providers/second", None)
+        .await;
+    assert_eq!(status, 422, "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .expect("msg")
+            .contains("both"),
+        "{err}"
+    );
+    assert_eq!(config_text(&h), before);
+
+    // Disabling the provider shows in the config view; deleting the route then the provider works.
+    let (status, _) = h
+        .admin_call(
+            Method::PATCH,
+            "/admin/api/providers/second",
+            Some(json!({"enabled": false})),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let conf = h.admin_json("/admin/api/config").await;
+    assert_eq!(conf["providers"][1]["enabled"], false, "{conf}");
+    assert_eq!(
+        h.admin_call(Method::DELETE, "/admin/api/routes/both", None)
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        h.admin_call(Method::DELETE, "/admin/api/providers/second", None)
+            .await
+            .0,
+        200
+    );
+    assert!(!config_text(&h).contains("second"));
+    assert!(config_text(&h).starts_with("# Fluxgate config for the management tests"));
+
+    // A restart reads the edited file.
+    let h = h.restart().await;
+    let conf = h.admin_json("/admin/api/config").await;
+    assert_eq!(conf["providers"].as_array().expect("providers").len(), 1);
+}
+
+#[tokio::test]
+async fn pause_refuses_requests_in_the_clients_dialect_until_resumed() {
+    let h = Harness::start(CONFIG, &["oa/o1"], &[]).await;
+    let mut events = h.gateway.events.subscribe();
+    let (_, body) = h.admin_call(Method::POST, "/admin/api/pause", None).await;
+    assert_eq!(body["paused"], true);
+    let sent = h.fake.log().len();
+    let r = h.chat("m", false).send().await.expect("chat");
+    assert_eq!(r.status(), 503);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["error"]["type"], "routing_paused", "{body}");
+    let r = h.messages("oa/m", false).send().await.expect("messages");
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(
+        (body["type"].clone(), body["error"]["type"].clone()),
+        (json!("error"), json!("routing_paused"))
+    );
+    assert_eq!(h.fake.log().len(), sent, "nothing is sent while paused");
+    assert_eq!(h.admin_json("/admin/api/config").await["paused"], true);
+    let e = events.recv().await.expect("event");
+    assert!(
+        matches!(
+            e,
+            fluxgate_core::events::Event::RoutingPaused { paused: true }
+        ),
+        "{e:?}"
+    );
+    h.admin_call(Method::POST, "/admin/api/resume", None).await;
+    assert_eq!(h.chat("m", false).send().await.expect("chat").status(), 200);
+}
+
+#[tokio::test]
+async fn client_setup_makes_a_working_token_for_the_tool() {
+    let h = Harness::start(CONFIG, &["oa/o1"], &[]).await;
+    for (client, needle) in [
+        ("claude-code", "ANTHROPIC_BASE_URL="),
+        ("codex", "wire_api = \"responses\""),
+        ("openai-sdk", "OPENAI_BASE_URL="),
+    ] {
+        let (status, body) = h
+            .admin_call(
+                Method::POST,
+                "/admin/api/setup",
+                Some(json!({"client": client})),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let text = body["text"].as_str().expect("text");
+        assert!(text.contains(needle) && text.contains(&h.base), "{text}");
+        let token = text
+            .split(|c: char| c == '=' || c.is_whitespace())
+            .find(|w| w.starts_with("fgk_"))
+            .unwrap_or_else(|| panic!("a token in {text}"));
+        let r = h
+            .http
+            .post(h.url("/v1/chat/completions"))
+            .bearer_auth(token)
+            .json(&json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
+            .send()
+            .await
+            .expect("chat");
+        assert_eq!(r.status(), 200, "the {client} token works");
+    }
+    let names: Vec<_> = h.admin_json("/admin/api/tokens").await["tokens"]
+        .as_array()
+        .expect("tokens")
+        .iter()
+        .map(|t| t["name"].clone())
+        .collect();
+    assert!(
+        names.contains(&json!("claude-code")) && names.contains(&json!("codex")),
+        "{names:?}"
+    );
+    let (status, _) = h
+        .admin_call(
+            Method::POST,
+            "/admin/api/setup",
+            Some(json!({"client": "cursor"})),
+        )
+        .await;
+    assert_eq!(status, 400);
+}
+
+#[tokio::test]
+async fn the_console_signs_in_once_per_link_and_its_cookie_cannot_write_cross_site() {
+    let h = Harness::start(CONFIG, &["oa/o1"], &[]).await;
+    let (status, body) = h
+        .admin_call(Method::POST, "/admin/api/console/login", None)
+        .await;
+    assert_eq!(status, 201);
+    let url = body["url"].as_str().expect("url").to_string();
+    assert!(
+        url.starts_with(&format!("{}/admin/login?code=", h.base)),
+        "{url}"
+    );
+    let no_redirect = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let r = no_redirect.get(&url).send().await.expect("login");
+    assert_eq!(r.status(), 303);
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .expect("cookie")
+        .to_string();
+    assert!(
+        cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=Strict")
+            && cookie.contains("Path=/admin"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().expect("pair").to_string();
+    // The link works once.
+    assert_eq!(
+        no_redirect.get(&url).send().await.expect("again").status(),
+        401
+    );
+
+    let with = |m: Method, path: &str| {
+        no_redirect
+            .request(m, h.url(path))
+            .header("cookie", session.clone())
+    };
+    assert_eq!(
+        with(Method::GET, "/admin/api/keys")
+            .send()
+            .await
+            .expect("keys")
+            .status(),
+        200
+    );
+    // A write with the cookie but no Origin (not from the console's own page) is refused...
+    assert_eq!(
+        with(Method::POST, "/admin/api/pause")
+            .send()
+            .await
+            .expect("pause")
+            .status(),
+        401
+    );
+    // ... a foreign Origin is refused before anything else ...
+    let r = with(Method::POST, "/admin/api/pause")
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .expect("pause");
+    assert_eq!(r.status(), 403);
+    assert!(!h.gateway.paused.load(std::sync::atomic::Ordering::SeqCst));
+    // ... and the console's own Origin works.
+    let r = with(Method::POST, "/admin/api/pause")
+        .header("origin", h.base.clone())
+        .send()
+        .await
+        .expect("pause");
+    assert_eq!(r.status(), 200);
+    assert!(h.gateway.paused.load(std::sync::atomic::Ordering::SeqCst));
+    // A made-up session is nothing.
+    let r = no_redirect
+        .get(h.url("/admin/api/keys"))
+        .header("cookie", "fluxgate_console=00ff")
+        .send()
+        .await
+        .expect("keys");
+    assert_eq!(r.status(), 401);
+    // Signing out ends the session.
+    let r = with(Method::POST, "/admin/api/logout")
+        .header("origin", h.base.clone())
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        with(Method::GET, "/admin/api/keys")
+            .send()
+            .await
+            .expect("keys")
+            .status(),
+        401
+    );
+}
+
+#[tokio::test]
+async fn the_console_page_is_served_with_a_strict_policy() {
+    let h = Harness::start(CONFIG, &["oa/o1"], &[]).await;
+    let r = h.http.get(h.url("/admin/")).send().await.expect("console");
+    let csp = r
+        .headers()
+        .get("content-security-policy")
+        .map(|v| v.to_str().expect("csp").to_string());
+    assert_eq!(
+        r.status(),
+        200,
+        "the console is built into the binary (scripts/test.sh builds ui/ first)"
+    );
+    let csp = csp.expect("a CSP");
+    assert!(
+        csp.contains("script-src 'self'")
+            && csp.contains("frame-ancestors 'none'")
+            && !csp.contains("unsafe"),
+        "{csp}"
+    );
+    let html = r.text().await.expect("html");
+    assert!(html.contains("<title>Fluxgate</title>"));
+    // Every script and stylesheet the page names is served from here with a strict type.
+    for part in html.split('"').filter(|p| p.starts_with("/admin/assets/")) {
+        let r = h.http.get(h.url(part)).send().await.expect("asset");
+        assert_eq!(r.status(), 200, "{part}");
+        let ct = r.headers()["content-type"]
+            .to_str()
+            .expect("type")
+            .to_string();
+        assert!(
+            ct.starts_with("text/javascript") || ct.starts_with("text/css"),
+            "{part}: {ct}"
+        );
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff");
+    }
+    assert_eq!(
+        h.http
+            .get(h.url("/admin/nope.js"))
+            .send()
+            .await
+            .expect("404")
+            .status(),
+        404
+    );
+    let r = h
+        .http
+        .get(h.url("/admin/login?code=bogus"))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(r.status(), 401);
+    assert!(r.text().await.expect("page").contains("fluxgate console"));
+}

@@ -1,0 +1,471 @@
+//! The Fluxgate desktop app: a thin shell over the router. It starts the same server as
+//! `fluxgate serve` in-process, draws the tray from `fluxgate_desktop::tray`, sends the
+//! notifications `fluxgate_desktop::notes` decides on, and shows the console (served by the
+//! router at `/admin/`) in a window. Closing the window destroys its webview (the WebKit
+//! processes exit); the router and the tray run on until Quit, which drains in-flight
+//! requests first.
+
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use clap::Parser;
+use fluxgate_core::events::Event;
+use fluxgate_core::gateway::Gateway;
+use fluxgate_core::setup::{snippet, ClientKind};
+use fluxgate_desktop::tray::{self, TrayIcon};
+use fluxgate_desktop::{NotePolicy, Notifier};
+use fluxgate_server::launch::{Options, Started};
+use tauri::image::Image;
+use tauri::menu::{CheckMenuItem, Menu, MenuItem, PredefinedMenuItem, Submenu};
+use tauri::tray::{TrayIcon as Tray, TrayIconBuilder};
+use tauri::{AppHandle, Manager, RunEvent, WebviewUrl, WebviewWindowBuilder};
+use tauri_plugin_autostart::{MacosLauncher, ManagerExt as _};
+use tauri_plugin_clipboard_manager::ClipboardExt;
+
+/// The window's label and title.
+const WINDOW: &str = "console";
+const TITLE: &str = "Fluxgate";
+
+/// Fluxgate: one local address for every AI tool (desktop app: tray, notifications, console).
+#[derive(Parser, Debug)]
+#[command(name = "fluxgate-app", version)]
+struct Args {
+    /// The config file [default: the platform config dir, e.g. ~/.config/fluxgate/config.toml]
+    #[arg(long, env = "FLUXGATE_CONFIG")]
+    config: Option<PathBuf>,
+    /// The data directory [default: the platform data dir, e.g. ~/.local/share/fluxgate]
+    #[arg(long, env = "FLUXGATE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Address to listen on [default: `listen` from the config, else 127.0.0.1:8414]
+    #[arg(long, env = "FLUXGATE_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// Start in the tray without opening the window (used for start at login).
+    #[arg(long)]
+    hidden: bool,
+}
+
+/// What the menu handlers and the event loop share.
+struct Shell {
+    gateway: Arc<Gateway>,
+    addr: SocketAddr,
+    login_url: Box<dyn Fn() -> String + Send + Sync>,
+    /// Set once Tauri's setup has built the tray.
+    tray: std::sync::OnceLock<Tray>,
+    /// What the tray last showed, to redraw only on change.
+    shown: parking_lot::Mutex<Option<tray::TrayView>>,
+}
+
+fn icon(kind: TrayIcon) -> Image<'static> {
+    let bytes: &'static [u8] = match kind {
+        TrayIcon::Healthy => include_bytes!("../../icons/tray-healthy.png"),
+        TrayIcon::Degraded => include_bytes!("../../icons/tray-degraded.png"),
+        TrayIcon::Down => include_bytes!("../../icons/tray-down.png"),
+        TrayIcon::Paused => include_bytes!("../../icons/tray-paused.png"),
+    };
+    Image::from_bytes(bytes).expect("the tray icons are valid PNGs (icons/, committed)")
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Shell {
+    fn view(&self) -> tray::TrayView {
+        let config = self.gateway.config();
+        let keys = self.gateway.health.list(&config);
+        let providers: Vec<(String, bool)> = config
+            .providers
+            .iter()
+            .map(|p| (p.name.clone(), p.enabled))
+            .collect();
+        let paused = self
+            .gateway
+            .paused
+            .load(std::sync::atomic::Ordering::Relaxed);
+        tray::view(&keys, &providers, paused)
+    }
+
+    fn menu(&self, app: &AppHandle, v: &tray::TrayView) -> tauri::Result<Menu<tauri::Wry>> {
+        let menu = Menu::new(app)?;
+        menu.append(&MenuItem::with_id(
+            app,
+            "status",
+            &v.status,
+            false,
+            None::<&str>,
+        )?)?;
+        menu.append(&PredefinedMenuItem::separator(app)?)?;
+        for p in &v.providers {
+            menu.append(&CheckMenuItem::with_id(
+                app,
+                format!("provider:{}", p.name),
+                &p.label,
+                true,
+                p.enabled,
+                None::<&str>,
+            )?)?;
+        }
+        if !v.providers.is_empty() {
+            menu.append(&PredefinedMenuItem::separator(app)?)?;
+        }
+        let paused = v.icon == TrayIcon::Paused;
+        menu.append(&MenuItem::with_id(
+            app,
+            "pause",
+            if paused {
+                "Resume routing"
+            } else {
+                "Pause routing"
+            },
+            true,
+            None::<&str>,
+        )?)?;
+        menu.append(&MenuItem::with_id(
+            app,
+            "open",
+            "Open console",
+            true,
+            None::<&str>,
+        )?)?;
+        menu.append(&MenuItem::with_id(
+            app,
+            "copy-url",
+            format!("Copy base URL (http://{})", self.addr),
+            true,
+            None::<&str>,
+        )?)?;
+        let setup = Submenu::with_id(app, "setup", "Copy client setup", true)?;
+        for k in ClientKind::ALL {
+            setup.append(&MenuItem::with_id(
+                app,
+                format!("setup:{}", k.id()),
+                k.title(),
+                true,
+                None::<&str>,
+            )?)?;
+        }
+        menu.append(&setup)?;
+        let autostart = app.autolaunch().is_enabled().unwrap_or(false);
+        menu.append(&CheckMenuItem::with_id(
+            app,
+            "autostart",
+            "Start at login",
+            true,
+            autostart,
+            None::<&str>,
+        )?)?;
+        menu.append(&PredefinedMenuItem::separator(app)?)?;
+        menu.append(&MenuItem::with_id(
+            app,
+            "quit",
+            "Quit Fluxgate",
+            true,
+            None::<&str>,
+        )?)?;
+        Ok(menu)
+    }
+
+    /// Redraws the tray when what it shows changed.
+    fn refresh(&self, app: &AppHandle) {
+        let v = self.view();
+        {
+            let mut shown = self.shown.lock();
+            if shown.as_ref() == Some(&v) {
+                return;
+            }
+            *shown = Some(v.clone());
+        }
+        let Some(tray) = self.tray.get() else {
+            return;
+        };
+        let _ = tray.set_icon(Some(icon(v.icon)));
+        let _ = tray.set_tooltip(Some(&v.title));
+        let _ = tray.set_title(Some(&v.title));
+        match self.menu(app, &v) {
+            Ok(m) => {
+                let _ = tray.set_menu(Some(m));
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot rebuild the tray menu"),
+        }
+        tracing::debug!(title = %v.title, icon = v.icon.name(), "tray updated");
+    }
+}
+
+/// Shows the console window, creating it (and its webview) when it was closed.
+fn open_console(app: &AppHandle, shell: &Shell) {
+    if let Some(w) = app.get_webview_window(WINDOW) {
+        let _ = w.unminimize();
+        let _ = w.show();
+        let _ = w.set_focus();
+        return;
+    }
+    let url = (shell.login_url)();
+    let Ok(url) = url.parse() else {
+        tracing::error!("the console URL is not a URL");
+        return;
+    };
+    match WebviewWindowBuilder::new(app, WINDOW, WebviewUrl::External(url))
+        .title(TITLE)
+        .inner_size(1280.0, 800.0)
+        .min_inner_size(720.0, 480.0)
+        .build()
+    {
+        Ok(w) => {
+            let _ = w.set_focus();
+        }
+        Err(e) => tracing::error!(error = %e, "cannot open the console window"),
+    }
+}
+
+fn copy(app: &AppHandle, text: String, what: &str) {
+    match app.clipboard().write_text(text) {
+        Ok(()) => tracing::info!("{what} copied to the clipboard"),
+        Err(e) => tracing::warn!(error = %e, "cannot write to the clipboard"),
+    }
+}
+
+fn on_menu(app: &AppHandle, shell: &Arc<Shell>, id: &str) {
+    tracing::info!(item = id, "tray menu");
+    match id {
+        "open" => open_console(app, shell),
+        "quit" => app.exit(0),
+        "pause" => {
+            let paused = shell
+                .gateway
+                .paused
+                .load(std::sync::atomic::Ordering::Relaxed);
+            shell.gateway.set_paused(!paused);
+            shell.refresh(app);
+        }
+        "copy-url" => copy(app, format!("http://{}", shell.addr), "the base URL"),
+        "autostart" => {
+            let al = app.autolaunch();
+            let on = al.is_enabled().unwrap_or(false);
+            let r = if on { al.disable() } else { al.enable() };
+            if let Err(e) = r {
+                tracing::warn!(error = %e, "cannot change start at login");
+            }
+            *shell.shown.lock() = None;
+            shell.refresh(app);
+        }
+        other => {
+            if let Some(name) = other.strip_prefix("provider:") {
+                toggle_provider(app, shell.clone(), name.to_string());
+            } else if let Some(kind) = other.strip_prefix("setup:").and_then(ClientKind::parse) {
+                copy_setup(app, shell, kind);
+            }
+        }
+    }
+}
+
+/// Enables or disables a provider: written to the config file (comments kept), applied now.
+fn toggle_provider(app: &AppHandle, shell: Arc<Shell>, name: String) {
+    let app = app.clone();
+    std::thread::spawn(move || {
+        let config = shell.gateway.config();
+        let Some(enabled) = config.provider(&name).map(|p| p.enabled) else {
+            return;
+        };
+        let fluxgate_core::config::ConfigSource::File(path) = config.source.clone() else {
+            tracing::warn!("the config came from environment variables; open the console to create a config file first");
+            return;
+        };
+        let result = fluxgate_core::config::edit::ConfigDoc::open(&path, Some(&config)).and_then(
+            |mut doc| {
+                doc.set_provider_enabled(&name, !enabled)?;
+                doc.save()
+            },
+        );
+        match result {
+            Ok(c) => {
+                shell.gateway.apply(c);
+                tracing::info!(provider = %name, enabled = !enabled, "provider toggled from the tray");
+            }
+            Err(e) => tracing::error!(error = %e, "cannot change the provider"),
+        }
+        shell.refresh(&app);
+    });
+}
+
+/// Copies a tool's setup with a new client token named after it.
+fn copy_setup(app: &AppHandle, shell: &Shell, kind: ClientKind) {
+    let tokens = shell.gateway.tokens.clone();
+    let existing: Vec<String> = tokens
+        .list()
+        .map(|l| l.into_iter().map(|t| t.name).collect())
+        .unwrap_or_default();
+    let mut name = kind.id().to_string();
+    let mut n = 2;
+    while existing.contains(&name) {
+        name = format!("{}-{n}", kind.id());
+        n += 1;
+    }
+    match tokens.create(&name) {
+        Ok(token) => copy(
+            app,
+            snippet(kind, &format!("http://{}", shell.addr), &token),
+            "the client setup",
+        ),
+        Err(e) => tracing::error!(error = %e, "cannot make a client token"),
+    }
+}
+
+/// Follows the router's events: notifications (deduplicated, rate-limited) and the tray.
+fn spawn_event_loop(rt: &tokio::runtime::Runtime, app: AppHandle, shell: Arc<Shell>) {
+    let mut events = shell.gateway.events.subscribe();
+    rt.spawn(async move {
+        let notifier = Arc::new(Notifier::new(TITLE));
+        let mut policy = NotePolicy::default();
+        let mut tick = tokio::time::interval(Duration::from_secs(2));
+        loop {
+            let note = tokio::select! {
+                e = events.recv() => match e {
+                    Ok(e) => {
+                        if matches!(e, Event::KeyStateChanged { .. } | Event::ConfigReloaded { .. } | Event::RoutingPaused { .. }) {
+                            shell.refresh(&app);
+                        }
+                        policy.on_event(&e, Instant::now(), now_ms())
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "the tray fell behind the router's events");
+                        shell.refresh(&app);
+                        None
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                },
+                _ = tick.tick() => {
+                    // Cooldowns end without an event until the retest runs; keep the counts true.
+                    shell.refresh(&app);
+                    policy.flush(Instant::now())
+                }
+            };
+            if let Some(note) = note {
+                let n = notifier.clone();
+                tokio::task::spawn_blocking(move || n.show(&note));
+            }
+        }
+    });
+}
+
+fn init_logging() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FLUXGATE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    init_logging();
+    fluxgate_server::panics::install_hook();
+    let options = Options {
+        config: args.config.clone(),
+        data_dir: args.data_dir.clone(),
+        listen: args.listen,
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+
+    // One instance: a second start opens the first one's window and exits (before it binds
+    // the port, so it never reports a confusing "address in use").
+    let builder =
+        tauri::Builder::default().plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
+            if let Some(shell) = app.try_state::<Arc<Shell>>() {
+                open_console(app, &shell);
+            }
+        }));
+    let started: Started = match rt.block_on(options.start()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::from(1);
+        }
+    };
+    let addr = started.handle.addr;
+    let state = started.handle.state.clone();
+    println!("listening on http://{addr}");
+    eprintln!("Fluxgate listening on http://{addr} (tray app)");
+    let shell = Arc::new(Shell {
+        gateway: started.gateway.clone(),
+        addr,
+        login_url: Box::new(move || state.login_url()),
+        tray: std::sync::OnceLock::new(),
+        shown: parking_lot::Mutex::new(None),
+    });
+    let handle = parking_lot::Mutex::new(Some(started.handle));
+    let hidden = args.hidden;
+    let setup_shell = shell.clone();
+    let app = builder
+        .plugin(tauri_plugin_autostart::init(
+            MacosLauncher::LaunchAgent,
+            Some(vec!["--hidden"]),
+        ))
+        .plugin(tauri_plugin_clipboard_manager::init())
+        .manage(shell.clone())
+        .setup(move |app| {
+            let shell = setup_shell;
+            let v = shell.view();
+            let menu = shell.menu(app.handle(), &v)?;
+            let menu_shell = shell.clone();
+            let tray = TrayIconBuilder::with_id("fluxgate")
+                .icon(icon(v.icon))
+                .tooltip(&v.title)
+                .title(&v.title)
+                .menu(&menu)
+                .show_menu_on_left_click(true)
+                .on_menu_event(move |app, event| on_menu(app, &menu_shell, event.id().as_ref()))
+                .build(app)?;
+            let _ = shell.tray.set(tray);
+            *shell.shown.lock() = Some(v);
+            if !hidden {
+                open_console(app.handle(), &shell);
+            }
+            Ok(())
+        })
+        .build(tauri::generate_context!());
+    let app = match app {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: cannot start the desktop shell: {e} (is a display available? `fluxgate serve` runs without one)");
+            let h = handle.lock().take();
+            if let Some(h) = h {
+                rt.block_on(h.shutdown());
+            }
+            return std::process::ExitCode::from(1);
+        }
+    };
+    spawn_event_loop(&rt, app.handle().clone(), shell.clone());
+    app.run(move |_app, event| match event {
+        // The last window closed: keep running in the tray. Quit passes an exit code.
+        RunEvent::ExitRequested {
+            code: None, api, ..
+        } => api.prevent_exit(),
+        RunEvent::Exit => {
+            eprintln!("shutting down: letting in-flight requests finish (up to 10 s)");
+            let h = handle.lock().take();
+            if let Some(h) = h {
+                rt.block_on(h.shutdown());
+            }
+        }
+        _ => {}
+    });
+    std::process::ExitCode::SUCCESS
+}

@@ -1,0 +1,69 @@
+import { describe, expect, it } from "vitest";
+import { bars, compact, countdown, countdownLabel, KeyHealth, overall, parseTargets, percent, rates, reasonText, summarise, usd } from "./format";
+
+const key = (status: KeyHealth["status"]): KeyHealth => ({
+  provider: "openai", key_id: "a", status, reason: null, last_status: null, last_message: null,
+  until_ms: null, retry_in_secs: null, in_flight: 0, secret_error: null,
+});
+
+describe("countdown", () => {
+  it("counts seconds, minutes and hours", () => {
+    expect(countdown(61_000, 0)).toBe("1 min 01 s");
+    expect(countdown(9_001, 0)).toBe("10 s");
+    expect(countdown(7_260_000, 0)).toBe("2 h 01 min");
+    expect(countdown(1_000, 5_000)).toBe("retesting now");
+    expect(countdown(null, 0)).toBe("");
+  });
+  it("labels what it counts to", () => {
+    expect(countdownLabel("cooling")).toBe("back in");
+    expect(countdownLabel("dead")).toBe("next retest in");
+    expect(countdownLabel("healthy")).toBe("");
+  });
+});
+
+describe("summaries", () => {
+  it("counts states and leaves disabled keys out", () => {
+    const s = summarise([key("healthy"), key("cooling"), key("probing"), key("dead"), key("disabled")]);
+    expect(s).toEqual({ total: 4, healthy: 1, cooling: 2, dead: 1, disabled: 1 });
+    expect(overall(s, false)).toBe("degraded");
+    expect(overall(s, true)).toBe("paused");
+    expect(overall(summarise([key("dead")]), false)).toBe("down");
+    expect(overall(summarise([key("healthy")]), false)).toBe("healthy");
+    expect(overall(summarise([]), false)).toBe("down");
+  });
+  it("words reasons", () => {
+    expect(reasonText("rate_limited")).toBe("rate limited");
+    expect(reasonText("something_new")).toBe("something new");
+    expect(reasonText(null)).toBe("");
+  });
+});
+
+describe("numbers", () => {
+  it("formats", () => {
+    expect(compact(999)).toBe("999");
+    expect(compact(1234)).toBe("1.2k");
+    expect(compact(2_500_000)).toBe("2.5M");
+    expect(percent(1, 3)).toBe("33.3%");
+    expect(percent(0, 0)).toBe("–");
+    expect(usd(0.004)).toBe("$0.0040");
+    expect(usd(1.5)).toBe("$1.50");
+    expect(bars([1, 2, 4])).toEqual([25, 50, 100]);
+    expect(bars([0, 0])).toEqual([0, 0]);
+  });
+  it("computes request and error rates over the window", () => {
+    const now = 10 * 60_000;
+    const rows = [
+      { ts_ms: now - 1000, status: 200, error_code: null },
+      { ts_ms: now - 2000, status: 503, error_code: "all_keys_cooling" },
+      { ts_ms: now - 3000, status: 200, error_code: "stream_interrupted" },
+      { ts_ms: now - 6 * 60_000, status: 200, error_code: null },
+    ];
+    const r = rates(rows, now);
+    expect(r.n).toBe(3);
+    expect(r.perMin).toBeCloseTo(0.6);
+    expect(r.errorRate).toBeCloseTo(2 / 3);
+  });
+  it("parses targets by line or comma", () => {
+    expect(parseTargets("a/b\n c/d ,e/f,\n")).toEqual(["a/b", "c/d", "e/f"]);
+  });
+});

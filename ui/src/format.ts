@@ -1,0 +1,136 @@
+// Pure helpers: how states, countdowns and numbers read in the console. Tested with Vitest.
+
+export type KeyStatus = "healthy" | "cooling" | "probing" | "dead" | "disabled";
+
+export interface KeyHealth {
+  provider: string;
+  key_id: string;
+  status: KeyStatus;
+  reason: string | null;
+  last_status: number | null;
+  last_message: string | null;
+  until_ms: number | null;
+  retry_in_secs: number | null;
+  in_flight: number;
+  secret_error: string | null;
+}
+
+const REASONS: Record<string, string> = {
+  auth_failed: "authentication failed",
+  quota_exhausted: "quota used up",
+  rate_limited: "rate limited",
+  upstream_unavailable: "provider failing",
+  request_invalid: "requests rejected",
+};
+
+export function reasonText(reason: string | null): string {
+  if (!reason) return "";
+  return REASONS[reason] ?? reason.replace(/_/g, " ");
+}
+
+/** "back in 1 min 05 s" style countdown to `untilMs`, or "" when it has passed or is unknown. */
+export function countdown(untilMs: number | null, nowMs: number): string {
+  if (untilMs === null) return "";
+  const left = Math.ceil((untilMs - nowMs) / 1000);
+  if (left <= 0) return "retesting now";
+  if (left < 60) return `${left} s`;
+  if (left < 3600) {
+    const m = Math.floor(left / 60);
+    const s = left % 60;
+    return `${m} min ${String(s).padStart(2, "0")} s`;
+  }
+  const h = Math.floor(left / 3600);
+  const m = Math.floor((left % 3600) / 60);
+  return `${h} h ${String(m).padStart(2, "0")} min`;
+}
+
+/** What the countdown counts to, in words, per state. */
+export function countdownLabel(status: KeyStatus): string {
+  switch (status) {
+    case "cooling":
+      return "back in";
+    case "dead":
+    case "probing":
+      return "next retest in";
+    default:
+      return "";
+  }
+}
+
+export interface Summary {
+  total: number;
+  healthy: number;
+  cooling: number;
+  dead: number;
+  disabled: number;
+}
+
+export function summarise(keys: KeyHealth[]): Summary {
+  const s: Summary = { total: 0, healthy: 0, cooling: 0, dead: 0, disabled: 0 };
+  for (const k of keys) {
+    if (k.status === "disabled") {
+      s.disabled++;
+      continue;
+    }
+    s.total++;
+    if (k.status === "healthy") s.healthy++;
+    else if (k.status === "dead") s.dead++;
+    else s.cooling++;
+  }
+  return s;
+}
+
+/** Overall state, as the tray shows it. */
+export function overall(s: Summary, paused: boolean): "healthy" | "degraded" | "down" | "paused" {
+  if (paused) return "paused";
+  if (s.healthy === 0) return "down";
+  return s.healthy < s.total ? "degraded" : "healthy";
+}
+
+export function compact(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(1)}B`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)}M`;
+  if (n >= 1e4) return `${(n / 1e3).toFixed(0)}k`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}k`;
+  return String(n);
+}
+
+export function percent(part: number, whole: number): string {
+  if (whole <= 0) return "–";
+  return `${((100 * part) / whole).toFixed(part === whole || part === 0 ? 0 : 1)}%`;
+}
+
+export function usd(v: number): string {
+  if (v === 0) return "$0";
+  if (v < 0.01) return `$${v.toFixed(4)}`;
+  return `$${v.toFixed(2)}`;
+}
+
+/** Request and error rate per minute over the last `windowMs`, from request-log rows. */
+export function rates(
+  rows: { ts_ms: number; status: number; error_code: string | null }[],
+  nowMs: number,
+  windowMs = 5 * 60_000,
+): { perMin: number; errorRate: number; n: number } {
+  const recent = rows.filter((r) => nowMs - r.ts_ms <= windowMs);
+  const errors = recent.filter((r) => r.status >= 400 || r.error_code !== null).length;
+  return {
+    perMin: recent.length / (windowMs / 60_000),
+    errorRate: recent.length ? errors / recent.length : 0,
+    n: recent.length,
+  };
+}
+
+/** Parses the route editor's target list: one `provider/model` per line or comma. */
+export function parseTargets(text: string): string[] {
+  return text
+    .split(/[\n,]/)
+    .map((t) => t.trim())
+    .filter((t) => t.length > 0);
+}
+
+/** Bar widths (0–100) for a chart of values. */
+export function bars(values: number[]): number[] {
+  const max = Math.max(0, ...values);
+  return values.map((v) => (max > 0 ? Math.round((100 * v) / max) : 0));
+}
