@@ -13,7 +13,7 @@ command -v npm >/dev/null 2>&1 || want+=(nodejs npm)
 if [ "${1:-build}" = test ]; then
   # The desktop test: a virtual display, window lookup, screenshots, a private D-Bus session
   # with mocked notification daemon and tray watcher (Debian's python3-dbusmock).
-  want+=(xvfb xdotool imagemagick python3-dbusmock)
+  want+=(xvfb xdotool xclip imagemagick python3-dbusmock libnotify-bin gir1.2-ayatanaappindicator3-0.1)
   # chromium: the cross-origin browser test (driven by playwright-core from npm).
   want+=(dbus gnome-keyring curl python3 chromium)
 fi

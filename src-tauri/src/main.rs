@@ -1,9 +1,9 @@
 //! The Fluxgate desktop app: a thin shell over the router. It starts the same server as
 //! `fluxgate serve` in-process, draws the tray from `fluxgate_desktop::tray`, sends the
 //! notifications `fluxgate_desktop::notes` decides on, and shows the console (served by the
-//! router at `/admin/`) in a window. Closing the window destroys its webview (the WebKit
-//! processes exit); the router and the tray run on until Quit, which drains in-flight
-//! requests first.
+//! router at `/admin/`) in a window that runs in its own process (`--console-window`), so
+//! closing it frees the webview and every WebKit process; the router and the tray run on
+//! until Quit, which drains in-flight requests first.
 
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
@@ -46,6 +46,9 @@ struct Args {
     /// Start in the tray without opening the window (used for start at login).
     #[arg(long)]
     hidden: bool,
+    /// Internal: run only the console window, for the URL given on stdin.
+    #[arg(long, hide = true)]
+    console_window: bool,
 }
 
 /// What the menu handlers and the event loop share.
@@ -57,6 +60,8 @@ struct Shell {
     tray: std::sync::OnceLock<Tray>,
     /// What the tray last showed, to redraw only on change.
     shown: parking_lot::Mutex<Option<tray::TrayView>>,
+    /// The console window's process and its stdin, while it runs.
+    console: parking_lot::Mutex<Option<(std::process::Child, std::process::ChildStdin)>>,
 }
 
 fn icon(kind: TrayIcon) -> Image<'static> {
@@ -198,29 +203,116 @@ impl Shell {
     }
 }
 
-/// Shows the console window, creating it (and its webview) when it was closed.
-fn open_console(app: &AppHandle, shell: &Shell) {
-    if let Some(w) = app.get_webview_window(WINDOW) {
-        let _ = w.unminimize();
-        let _ = w.show();
-        let _ = w.set_focus();
-        return;
+/// Shows the console window. The window lives in its own process (`--console-window`, the
+/// same binary): closing it ends that process, so WebKit and all its helper processes are
+/// freed, and the tray process never starts a webview (WebKitGTK keeps a network process for
+/// as long as the process that made a webview lives). The one-time login URL is passed on the
+/// child's stdin, never in its arguments; a line `focus` raises an open window.
+fn open_console(_app: &AppHandle, shell: &Shell) {
+    use std::io::Write;
+    let mut slot = shell.console.lock();
+    if let Some((child, stdin)) = slot.as_mut() {
+        if matches!(child.try_wait(), Ok(None)) && writeln!(stdin, "focus").is_ok() {
+            return;
+        }
     }
-    let url = (shell.login_url)();
-    let Ok(url) = url.parse() else {
-        tracing::error!("the console URL is not a URL");
-        return;
+    let exe = match std::env::current_exe() {
+        Ok(e) => e,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot find this program to open the console window");
+            return;
+        }
     };
-    match WebviewWindowBuilder::new(app, WINDOW, WebviewUrl::External(url))
-        .title(TITLE)
-        .inner_size(1280.0, 800.0)
-        .min_inner_size(720.0, 480.0)
-        .build()
-    {
-        Ok(w) => {
-            let _ = w.set_focus();
+    let started = Instant::now();
+    let spawned = std::process::Command::new(exe)
+        .arg("--console-window")
+        .stdin(std::process::Stdio::piped())
+        .spawn();
+    match spawned {
+        Ok(mut child) => {
+            let Some(mut stdin) = child.stdin.take() else {
+                return;
+            };
+            if writeln!(stdin, "{}", (shell.login_url)()).is_err() {
+                tracing::error!("the console window process did not take its URL");
+            }
+            tracing::debug!(
+                ms = started.elapsed().as_millis() as u64,
+                "console window process started"
+            );
+            *slot = Some((child, stdin));
         }
         Err(e) => tracing::error!(error = %e, "cannot open the console window"),
+    }
+}
+
+/// Forgets (and reaps) a console window process that has exited.
+fn reap_console(shell: &Shell) {
+    let mut slot = shell.console.lock();
+    if let Some((child, _)) = slot.as_mut() {
+        if !matches!(child.try_wait(), Ok(None)) {
+            *slot = None;
+        }
+    }
+}
+
+/// Ends the console window's process (at quit).
+fn close_console(shell: &Shell) {
+    if let Some((mut child, stdin)) = shell.console.lock().take() {
+        drop(stdin);
+        let _ = child.kill();
+        let _ = child.wait();
+    }
+}
+
+/// `fluxgate-app --console-window`: only the window, showing the URL read from stdin. It
+/// exits when the window is closed or the tray process goes away (stdin ends).
+fn run_console_window() -> std::process::ExitCode {
+    use std::io::BufRead;
+    let mut lines = std::io::stdin().lock().lines();
+    let url = match lines.next() {
+        Some(Ok(u)) => u,
+        _ => return std::process::ExitCode::from(2),
+    };
+    drop(lines);
+    let result = tauri::Builder::default()
+        .setup(move |app| {
+            let url = url
+                .parse()
+                .map_err(|e| format!("the console URL is not a URL: {e}"))?;
+            WebviewWindowBuilder::new(app, WINDOW, WebviewUrl::External(url))
+                .title(TITLE)
+                .inner_size(1280.0, 800.0)
+                .min_inner_size(720.0, 480.0)
+                .build()?
+                .set_focus()?;
+            let handle = app.handle().clone();
+            std::thread::spawn(move || {
+                for line in std::io::stdin().lock().lines() {
+                    let Ok(line) = line else { break };
+                    if line.trim() == "focus" {
+                        let h = handle.clone();
+                        let _ = handle.run_on_main_thread(move || {
+                            if let Some(w) = h.get_webview_window(WINDOW) {
+                                let _ = w.unminimize();
+                                let _ = w.show();
+                                let _ = w.set_focus();
+                            }
+                        });
+                    }
+                }
+                // The tray process is gone: so is its console.
+                handle.exit(0);
+            });
+            Ok(())
+        })
+        .run(tauri::generate_context!());
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: cannot open the console window: {e}");
+            std::process::ExitCode::from(1)
+        }
     }
 }
 
@@ -318,8 +410,12 @@ fn copy_setup(app: &AppHandle, shell: &Shell, kind: ClientKind) {
 }
 
 /// Follows the router's events: notifications (deduplicated, rate-limited) and the tray.
-fn spawn_event_loop(rt: &tokio::runtime::Runtime, app: AppHandle, shell: Arc<Shell>) {
-    let mut events = shell.gateway.events.subscribe();
+fn spawn_event_loop(
+    rt: &tokio::runtime::Runtime,
+    app: AppHandle,
+    shell: Arc<Shell>,
+    mut events: tokio::sync::broadcast::Receiver<Event>,
+) {
     rt.spawn(async move {
         let notifier = Arc::new(Notifier::new(TITLE));
         let mut policy = NotePolicy::default();
@@ -343,12 +439,17 @@ fn spawn_event_loop(rt: &tokio::runtime::Runtime, app: AppHandle, shell: Arc<She
                 _ = tick.tick() => {
                     // Cooldowns end without an event until the retest runs; keep the counts true.
                     shell.refresh(&app);
+                    reap_console(&shell);
                     policy.flush(Instant::now())
                 }
             };
             if let Some(note) = note {
                 let n = notifier.clone();
-                tokio::task::spawn_blocking(move || n.show(&note));
+                tracing::debug!(summary = %note.summary, "notification");
+                tokio::task::spawn_blocking(move || {
+                    let shown = n.show(&note);
+                    tracing::debug!(shown, "notification sent");
+                });
             }
         }
     });
@@ -366,6 +467,9 @@ fn init_logging() {
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
     init_logging();
+    if args.console_window {
+        return run_console_window();
+    }
     fluxgate_server::panics::install_hook();
     let options = Options {
         config: args.config.clone(),
@@ -399,6 +503,9 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(1);
         }
     };
+    // Subscribed before the address is announced: no key change is missed while the window
+    // and tray are still being set up (they are queued for the event loop).
+    let events = started.gateway.events.subscribe();
     let addr = started.handle.addr;
     let state = started.handle.state.clone();
     println!("listening on http://{addr}");
@@ -409,6 +516,7 @@ fn main() -> std::process::ExitCode {
         login_url: Box::new(move || state.login_url()),
         tray: std::sync::OnceLock::new(),
         shown: parking_lot::Mutex::new(None),
+        console: parking_lot::Mutex::new(None),
     });
     let handle = parking_lot::Mutex::new(Some(started.handle));
     let hidden = args.hidden;
@@ -452,13 +560,15 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(1);
         }
     };
-    spawn_event_loop(&rt, app.handle().clone(), shell.clone());
+    spawn_event_loop(&rt, app.handle().clone(), shell.clone(), events);
+    let exit_shell = shell.clone();
     app.run(move |_app, event| match event {
         // The last window closed: keep running in the tray. Quit passes an exit code.
         RunEvent::ExitRequested {
             code: None, api, ..
         } => api.prevent_exit(),
         RunEvent::Exit => {
+            close_console(&exit_shell);
             eprintln!("shutting down: letting in-flight requests finish (up to 10 s)");
             let h = handle.lock().take();
             if let Some(h) = h {

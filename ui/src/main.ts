@@ -93,6 +93,7 @@ const live = document.getElementById("live") as HTMLElement;
 function showError(e: unknown): void {
   const msg = e instanceof Error ? e.message : String(e);
   banner.hidden = false;
+  banner.className = "";
   clear(banner, h("span", {}, msg), h("button", { type: "button", onclick: () => (banner.hidden = true) }, "Dismiss"));
 }
 
@@ -100,15 +101,16 @@ function notice(msg: string): void {
   banner.hidden = false;
   banner.className = "ok";
   clear(banner, h("span", {}, msg), h("button", { type: "button", onclick: () => (banner.hidden = true) }, "Dismiss"));
+  const shown = banner.firstChild;
+  // Good news fades after a while; errors stay until dismissed.
   setTimeout(() => {
-    banner.className = "";
-  }, 0);
+    if (banner.className === "ok" && banner.firstChild === shown) banner.hidden = true;
+  }, 8000);
 }
 
 async function act(label: string, f: () => Promise<unknown>): Promise<void> {
   try {
     await f();
-    banner.hidden = true;
     await refresh();
   } catch (e) {
     showError(e instanceof ApiError ? `${label}: ${e.message}` : e);

@@ -33,6 +33,8 @@ enum Told {
 pub struct NotePolicy {
     told: HashMap<String, Told>,
     routes: HashMap<String, Instant>,
+    /// When each pool (provider) last had a key note shown.
+    pools: HashMap<String, Instant>,
     window_start: Option<Instant>,
     sent_in_window: u32,
     suppressed: u32,
@@ -41,6 +43,8 @@ pub struct NotePolicy {
     pub window: Duration,
     /// A route's "no available key" is repeated at most this often.
     pub route_repeat: Duration,
+    /// At most one key note per pool (provider) this often; the rest go into the summary.
+    pub pool_repeat: Duration,
 }
 
 impl Default for NotePolicy {
@@ -48,12 +52,14 @@ impl Default for NotePolicy {
         Self {
             told: HashMap::new(),
             routes: HashMap::new(),
+            pools: HashMap::new(),
             window_start: None,
             sent_in_window: 0,
             suppressed: 0,
             max_per_window: 4,
             window: Duration::from_secs(60),
             route_repeat: Duration::from_secs(600),
+            pool_repeat: Duration::from_secs(60),
         }
     }
 }
@@ -159,6 +165,18 @@ impl NotePolicy {
                 if before == Some(told) {
                     return None;
                 }
+                if told == Told::Usable && !matches!(before, Some(Told::Cooling) | Some(Told::Dead))
+                {
+                    return None;
+                }
+                if let Some(last) = self.pools.get(provider) {
+                    if now.duration_since(*last) < self.pool_repeat {
+                        self.suppressed += 1;
+                        self.window_start.get_or_insert(now);
+                        return None;
+                    }
+                }
+                self.pools.insert(provider.clone(), now);
                 match told {
                     // "Back" only for a key the user was told had left.
                     Told::Usable => match before {
@@ -284,11 +302,39 @@ mod tests {
         let probe = change("a", KeyStatus::Cooling, KeyStatus::Probing, None);
         assert_eq!(p.on_event(&probe, t, 3_000), None);
         let back = change("a", KeyStatus::Probing, KeyStatus::Healthy, None);
+        let later = t + Duration::from_secs(61);
         assert_eq!(
-            p.on_event(&back, t, 4_000).map(|n| n.summary),
+            p.on_event(&back, later, 4_000).map(|n| n.summary),
             Some("openai/a is back".to_string())
         );
-        assert_eq!(p.on_event(&back, t, 5_000), None);
+        assert_eq!(p.on_event(&back, later, 5_000), None);
+    }
+
+    #[test]
+    fn one_note_per_pool_per_minute() {
+        let mut p = NotePolicy::default();
+        let t = Instant::now();
+        let cool = |k: &str| {
+            change(
+                k,
+                KeyStatus::Healthy,
+                KeyStatus::Cooling,
+                Some(ErrorClass::RateLimited),
+            )
+        };
+        assert!(p.on_event(&cool("a"), t, 0).is_some());
+        assert!(p
+            .on_event(&cool("b"), t + Duration::from_secs(10), 0)
+            .is_none());
+        let back = change("a", KeyStatus::Cooling, KeyStatus::Healthy, None);
+        assert!(p.on_event(&back, t + Duration::from_secs(20), 0).is_none());
+        assert_eq!(
+            p.flush(t + Duration::from_secs(61)).map(|n| n.summary),
+            Some("Fluxgate: 2 more key changes".to_string())
+        );
+        assert!(p
+            .on_event(&cool("c"), t + Duration::from_secs(70), 0)
+            .is_some());
     }
 
     #[test]
@@ -318,13 +364,16 @@ mod tests {
         let mut p = NotePolicy::default();
         let t = Instant::now();
         let mut shown = 0;
+        // 20 keys over 10 pools: one note per pool per minute, four a minute in all.
         for i in 0..20 {
-            let e = change(
-                &format!("k{i}"),
-                KeyStatus::Healthy,
-                KeyStatus::Cooling,
-                Some(ErrorClass::RateLimited),
-            );
+            let e = Event::KeyStateChanged {
+                provider: format!("p{}", i % 10),
+                key_id: format!("k{i}"),
+                from: KeyStatus::Healthy,
+                to: KeyStatus::Cooling,
+                reason: Some(ErrorClass::RateLimited),
+                until_ms: None,
+            };
             if p.on_event(&e, t, 0).is_some() {
                 shown += 1;
             }

@@ -21,6 +21,15 @@ use crate::security::AllowList;
 
 /// How long in-flight requests may run on after shutdown begins.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// The drain time: [`DRAIN_TIMEOUT`], or `FLUXGATE_DRAIN_SECS` (tests).
+fn drain_timeout() -> Duration {
+    std::env::var("FLUXGATE_DRAIN_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(DRAIN_TIMEOUT)
+}
+
 /// How often the config file is checked for edits.
 pub const CONFIG_POLL: Duration = Duration::from_secs(1);
 /// At most this many request headers ...
@@ -101,6 +110,8 @@ pub fn serve_with(
         });
     }
     let router = app(state.clone());
+    let cutter = gateway.executor.clone();
+    let drain = drain_timeout();
     let task = tokio::spawn(async move {
         let graceful = GracefulShutdown::new();
         let mut builder = hyper::server::conn::http1::Builder::new();
@@ -133,14 +144,16 @@ pub fn serve_with(
             });
         }
         drop(listener);
-        if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
-            .await
-            .is_err()
-        {
+        let drained = graceful.shutdown();
+        tokio::pin!(drained);
+        if tokio::time::timeout(drain, &mut drained).await.is_err() {
             tracing::warn!(
-                "some requests were still running after {} s; closing them",
-                DRAIN_TIMEOUT.as_secs()
+                "some requests were still running after {} s; ending their streams with an error event",
+                drain.as_secs()
             );
+            cutter.cut_streams();
+            // Long enough for the error events to reach the clients.
+            let _ = tokio::time::timeout(Duration::from_secs(2), drained).await;
         }
     });
     Ok(ServeHandle {

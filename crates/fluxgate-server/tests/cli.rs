@@ -274,3 +274,102 @@ fn sigterm_right_after_start_is_a_clean_shutdown() {
         assert!(status.success(), "exit after an early SIGTERM: {status:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quit_drains_streams_and_ends_the_rest_with_an_error_event() {
+    // RELIABILITY.md 25: a stream that finishes within the drain time finishes; one that
+    // outlasts it ends with a typed in-band error (never a success terminator); the process
+    // flushes its records and exits 0.
+    use fluxgate_testkit::{FakeUpstream, Fault};
+    let fake = FakeUpstream::start().await;
+    let (quick, slow) = (common::canary(), common::canary());
+    fake.add_key("quick", &quick);
+    fake.add_key("slow", &slow);
+    // Every event 400 ms apart: the quick answer takes a couple of seconds, inside the drain.
+    fake.set_chunk_delay(std::time::Duration::from_millis(400));
+    fake.always(
+        "slow",
+        Fault::StallAfter {
+            events: 2,
+            ms: 60_000,
+        },
+    );
+    let dir = common::tempdir();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[providers.q]\nkind = \"openai\"\nbase_url = \"{url}/v1\"\nkeys = [{{ id = \"quick\", secret = \"env:FG_QUICK\" }}]\n\
+             [providers.s]\nkind = \"openai\"\nbase_url = \"{url}/v1\"\nkeys = [{{ id = \"slow\", secret = \"env:FG_SLOW\" }}]\n",
+            url = fake.url()
+        ),
+    )
+    .expect("config");
+    let data = dir.path().join("data");
+    let mut p = common::RouterProcess::start(
+        dir.path(),
+        &config,
+        &data,
+        &[
+            ("FG_QUICK", &quick),
+            ("FG_SLOW", &slow),
+            ("FLUXGATE_DRAIN_SECS", "3"),
+        ],
+        None,
+    );
+    let token = common::RouterProcess::cli(dir.path(), &data, &["token", "new", "drain"]);
+    let token = token
+        .lines()
+        .find(|l| l.starts_with("fgk_"))
+        .unwrap_or(&token)
+        .trim()
+        .to_string();
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
+    let stream = |model: &'static str| {
+        let (client, base, token) = (client.clone(), p.base.clone(), token.clone());
+        tokio::spawn(async move {
+            let r = client
+                .post(format!("{base}/v1/chat/completions"))
+                .bearer_auth(token)
+                .json(&serde_json::json!({"model": model, "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+                .send()
+                .await
+                .expect("send");
+            common::body_text(r).await
+        })
+    };
+    let finishing = stream("q/gpt-4o");
+    let outlasting = stream("s/gpt-4o");
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let started = std::time::Instant::now();
+    assert!(Command::new("kill")
+        .args(["-TERM", &p.child.id().to_string()])
+        .status()
+        .expect("kill")
+        .success());
+    let finished = finishing.await.expect("quick stream");
+    assert!(finished.trim_end().ends_with("data: [DONE]"), "{finished}");
+    let cut = outlasting.await.expect("slow stream");
+    assert!(cut.contains("shutting_down"), "{cut}");
+    assert!(!cut.contains("[DONE]"), "{cut}");
+    let status = p.child.wait().expect("wait");
+    let took = started.elapsed();
+    assert!(status.success(), "{status:?}");
+    assert!(took < std::time::Duration::from_secs(8), "{took:?}");
+    // Both requests were recorded before exit.
+    let db = rusqlite::Connection::open(data.join("fluxgate.db")).expect("db");
+    let codes: Vec<Option<String>> = db
+        .prepare("SELECT error_code FROM requests ORDER BY id")
+        .expect("sql")
+        .query_map([], |r| r.get(0))
+        .expect("rows")
+        .collect::<Result<_, _>>()
+        .expect("codes");
+    assert!(
+        codes.contains(&None) && codes.contains(&Some("shutting_down".to_string())),
+        "{codes:?}"
+    );
+}

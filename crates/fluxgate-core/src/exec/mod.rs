@@ -132,6 +132,8 @@ pub struct Executor {
     signals: Arc<Signals>,
     /// Spending per scope (budgets), shared with the request log that settles it.
     ledger: Option<Arc<Ledger>>,
+    /// Set at the end of a shutdown's drain: streams still running end with an error event.
+    cut: tokio::sync::watch::Sender<bool>,
 }
 
 /// Builds the outbound HTTP client (see [`client`]).
@@ -208,7 +210,14 @@ impl Executor {
             budget: RetryBudget::default(),
             events,
             responses: None,
+            cut: tokio::sync::watch::channel(false).0,
         }
+    }
+
+    /// Ends every stream still running with a typed `shutting_down` error event in its
+    /// client's dialect (never a success terminator). Called when a shutdown's drain time is up.
+    pub fn cut_streams(&self) {
+        self.cut.send_replace(true);
     }
 
     /// Keeps emulated Responses conversations in `store`, so `previous_response_id` works on
@@ -747,6 +756,7 @@ impl Executor {
                 request_started,
                 prices: cand.info.as_ref().and_then(|i| i.prices),
                 reservation: reservation.take(),
+                cut: self.cut.subscribe(),
             };
             return stream::commit(resp, up_headers, ctx).await;
         }

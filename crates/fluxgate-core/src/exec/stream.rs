@@ -53,6 +53,8 @@ pub(super) struct StreamContext {
     /// The request's budget reservation, released when the stream has been recorded.
     pub reservation: Option<crate::budgets::Reservation>,
     pub request_started: Instant,
+    /// Becomes true when the server's drain time is up.
+    pub cut: tokio::sync::watch::Receiver<bool>,
 }
 
 /// Turns upstream events into client bytes: unchanged, or through a translator.
@@ -224,6 +226,8 @@ enum End {
     Complete,
     ClientClosed,
     Broken(ErrorCode, Failure),
+    /// Fluxgate is shutting down and the drain time is up.
+    Cut,
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -237,6 +241,7 @@ async fn pump(
     committed_at: Instant,
     mut upstream_ended: bool,
 ) {
+    let mut cut = ctx.cut.clone();
     let end = loop {
         if upstream_ended {
             break if seen.terminated {
@@ -258,6 +263,7 @@ async fn pump(
         let next = tokio::select! {
             biased;
             _ = tx.closed() => break End::ClientClosed,
+            _ = cut.wait_for(|c| *c) => break End::Cut,
             next = tokio::time::timeout(wait, body.next()) => next,
         };
         let events: Vec<SseEvent> = match next {
@@ -351,6 +357,17 @@ async fn pump(
         End::ClientClosed => {
             record.error_code = Some("client_closed".to_string());
             tracing::info!(request_id = %record.request_id, "client closed the stream; upstream request cancelled");
+        }
+        End::Cut => {
+            tracing::warn!(request_id = %record.request_id, "shutting down: ending a stream that outlasted the drain with an error event");
+            let ev = stream_error_event(
+                ctx.client_dialect,
+                ErrorCode::ShuttingDown,
+                "Fluxgate is shutting down and this answer did not finish in time; it is incomplete",
+                output.next_sequence(&seen),
+            );
+            let _ = tx.send(ev).await;
+            record.error_code = Some(ErrorCode::ShuttingDown.as_str().to_string());
         }
         End::Broken(code, failure) => {
             tracing::warn!(request_id = %record.request_id, provider = %ctx.provider, key = %ctx.key_id, detail = %failure.message, "stream broke after commit; ending it with an error event");
