@@ -488,14 +488,28 @@ fn main() -> std::process::ExitCode {
         }
     };
 
-    // One instance: a second start opens the first one's window and exits (before it binds
-    // the port, so it never reports a confusing "address in use").
-    let builder =
-        tauri::Builder::default().plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
+    // One instance: the shell is built first, so a second start finds the first one (over
+    // D-Bus), asks it to open its window and exits, before it would bind the port and fail
+    // with a confusing "address in use".
+    let app = tauri::Builder::default()
+        .plugin(tauri_plugin_single_instance::init(|app, _argv, _cwd| {
             if let Some(shell) = app.try_state::<Arc<Shell>>() {
                 open_console(app, &shell);
             }
-        }));
+        }))
+        .plugin(tauri_plugin_autostart::init(
+            MacosLauncher::LaunchAgent,
+            Some(vec!["--hidden"]),
+        ))
+        .plugin(tauri_plugin_clipboard_manager::init())
+        .build(tauri::generate_context!());
+    let app = match app {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("error: cannot start the desktop shell: {e} (is a display available? `fluxgate serve` runs without one)");
+            return std::process::ExitCode::from(1);
+        }
+    };
     let started: Started = match rt.block_on(options.start()) {
         Ok(s) => s,
         Err(e) => {
@@ -519,47 +533,32 @@ fn main() -> std::process::ExitCode {
         console: parking_lot::Mutex::new(None),
     });
     let handle = parking_lot::Mutex::new(Some(started.handle));
-    let hidden = args.hidden;
-    let setup_shell = shell.clone();
-    let app = builder
-        .plugin(tauri_plugin_autostart::init(
-            MacosLauncher::LaunchAgent,
-            Some(vec!["--hidden"]),
-        ))
-        .plugin(tauri_plugin_clipboard_manager::init())
-        .manage(shell.clone())
-        .setup(move |app| {
-            let shell = setup_shell;
-            let v = shell.view();
-            let menu = shell.menu(app.handle(), &v)?;
-            let menu_shell = shell.clone();
-            let tray = TrayIconBuilder::with_id("fluxgate")
-                .icon(icon(v.icon))
-                .tooltip(&v.title)
-                .title(&v.title)
-                .menu(&menu)
-                .show_menu_on_left_click(true)
-                .on_menu_event(move |app, event| on_menu(app, &menu_shell, event.id().as_ref()))
-                .build(app)?;
-            let _ = shell.tray.set(tray);
-            *shell.shown.lock() = Some(v);
-            if !hidden {
-                open_console(app.handle(), &shell);
-            }
-            Ok(())
-        })
-        .build(tauri::generate_context!());
-    let app = match app {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("error: cannot start the desktop shell: {e} (is a display available? `fluxgate serve` runs without one)");
-            let h = handle.lock().take();
-            if let Some(h) = h {
-                rt.block_on(h.shutdown());
-            }
-            return std::process::ExitCode::from(1);
+    app.manage(shell.clone());
+    let tray = (|| -> tauri::Result<Tray> {
+        let v = shell.view();
+        let menu = shell.menu(app.handle(), &v)?;
+        let menu_shell = shell.clone();
+        let tray = TrayIconBuilder::with_id("fluxgate")
+            .icon(icon(v.icon))
+            .tooltip(&v.title)
+            .title(&v.title)
+            .menu(&menu)
+            .show_menu_on_left_click(true)
+            .on_menu_event(move |app, event| on_menu(app, &menu_shell, event.id().as_ref()))
+            .build(&app)?;
+        *shell.shown.lock() = Some(v);
+        Ok(tray)
+    })();
+    match tray {
+        Ok(t) => {
+            let _ = shell.tray.set(t);
         }
-    };
+        // No tray host (some desktops): the window and notifications still work.
+        Err(e) => tracing::error!(error = %e, "cannot show the tray icon; use the console window"),
+    }
+    if !args.hidden {
+        open_console(app.handle(), &shell);
+    }
     spawn_event_loop(&rt, app.handle().clone(), shell.clone(), events);
     let exit_shell = shell.clone();
     app.run(move |_app, event| match event {

@@ -48,6 +48,7 @@ class App:
             'targets = ["oa/gpt-4o"]\n'
         )
         env = dict(desk.env, FG_KEY_A=keys["ka"], FG_KEY_B=keys["kb"], FLUXGATE_LOG="info,fluxgate_app=debug")
+        self.env = env
         self.err = open(self.dir / "app.err", "w")
         self.proc = subprocess.Popen([str(APP), "--config", str(self.config), "--data-dir", str(self.dir / "data"),
                                       "--listen", "127.0.0.1:0"], env=env, stdout=subprocess.PIPE,
@@ -168,8 +169,17 @@ def test_window_tray_menu_and_one_notification_per_cooldown(desktop):
         desktop.wait_for(lambda: not app.webkit(), 15, "the WebKit processes to exit")
         assert app.proc.poll() is None, app.log()
         assert app.chat()[0] == 200
-        desktop.click(item, "Open console")
+        # One instance: a second start opens the first one's window and exits.
+        second = subprocess.run([str(APP), "--config", str(app.config), "--data-dir", str(app.dir / "data"),
+                                 "--listen", "127.0.0.1:0"], env=app.env, capture_output=True, text=True, timeout=30)
+        assert second.returncode == 0, second.stderr[-2000:]
+        assert "listening on" not in second.stdout, second.stdout
         desktop.wait_for(lambda: desktop.windows("^Fluxgate$"), 10, "the window to reopen")
+        # "Open console" with the window open raises it; it does not make a second one.
+        desktop.click(item, "Open console")
+        time.sleep(1.5)
+        assert len(desktop.windows("^Fluxgate$")) == 1
+        desktop.screenshot(SHOTS / "desktop-window-reopened.png")
 
         # Quit drains: a request in flight (the upstream answers after 2.5 s) completes, then
         # the process exits 0.

@@ -67,3 +67,16 @@ describe("numbers", () => {
     expect(parseTargets("a/b\n c/d ,e/f,\n")).toEqual(["a/b", "c/d", "e/f"]);
   });
 });
+
+import { budgetUse, scopeText } from "./format";
+
+describe("budgets", () => {
+  it("reads the tightest limit", () => {
+    const u = budgetUse({ usd: 0.84, tokens: 9000, limit_usd: 1, limit_tokens: 10000, resets_in_secs: 10 });
+    expect(u?.ratio).toBeCloseTo(0.9);
+    expect(u?.text).toBe("$0.84 of $1.00, 9.0k of 10k tokens");
+    expect(budgetUse({ usd: 1, tokens: 1, limit_usd: null, limit_tokens: null, resets_in_secs: 1 })).toBeNull();
+    expect(scopeText({ kind: "provider", name: "deepseek" })).toBe("provider deepseek");
+    expect(scopeText({ kind: "all" })).toBe("all traffic");
+  });
+});

@@ -134,3 +134,30 @@ export function bars(values: number[]): number[] {
   const max = Math.max(0, ...values);
   return values.map((v) => (max > 0 ? Math.round((100 * v) / max) : 0));
 }
+
+export interface BudgetPeriod {
+  usd: number;
+  tokens: number;
+  limit_usd: number | null;
+  limit_tokens: number | null;
+  resets_in_secs: number;
+}
+
+/** The budget scope as words: `provider deepseek`, `all traffic`. */
+export function scopeText(scope: { kind: string; name?: string }): string {
+  return scope.kind === "all" ? "all traffic" : `${scope.kind} ${scope.name ?? ""}`.trim();
+}
+
+/** The used share (0–1) of a period's tightest limit, and a line saying it, or null without limits. */
+export function budgetUse(p: BudgetPeriod): { ratio: number; text: string } | null {
+  const parts: { ratio: number; text: string }[] = [];
+  if (p.limit_usd !== null && p.limit_usd > 0) {
+    parts.push({ ratio: p.usd / p.limit_usd, text: `${usd(p.usd)} of ${usd(p.limit_usd)}` });
+  }
+  if (p.limit_tokens !== null && p.limit_tokens > 0) {
+    parts.push({ ratio: p.tokens / p.limit_tokens, text: `${compact(p.tokens)} of ${compact(p.limit_tokens)} tokens` });
+  }
+  if (parts.length === 0) return null;
+  const ratio = Math.max(...parts.map((x) => x.ratio));
+  return { ratio, text: parts.map((x) => x.text).join(", ") };
+}

@@ -6,6 +6,9 @@ import "./style.css";
 import { ApiError, del, get, patch, post, put, seg } from "./api";
 import { clear, h } from "./dom";
 import {
+  BudgetPeriod,
+  budgetUse,
+  scopeText,
   bars,
   compact,
   countdown,
@@ -516,14 +519,43 @@ function chart(title: string, rows: UsageRow[], label: (r: UsageRow) => string):
   );
 }
 
+interface BudgetRow {
+  scope: { kind: string; name?: string };
+  daily: BudgetPeriod;
+  monthly: BudgetPeriod;
+}
+
+function budgetsSection(list: BudgetRow[]): HTMLElement | null {
+  if (list.length === 0) return null;
+  const cell = (p: BudgetPeriod) => {
+    const u = budgetUse(p);
+    if (!u) return h("td", { class: "muted" }, "no limit");
+    const b = bar(u.ratio >= 1 ? "over" : u.ratio >= 0.8 ? "warn" : "req", Math.min(100, Math.round(u.ratio * 100)));
+    return h("td", {}, b, ` ${u.text}`);
+  };
+  return h(
+    "section",
+    { class: "chart" },
+    h("h2", {}, "Budgets"),
+    h(
+      "table",
+      {},
+      h("thead", {}, h("tr", {}, ["Scope", "Today (UTC)", "This month"].map((t) => h("th", { scope: "col" }, t)))),
+      h("tbody", {}, list.map((b) => h("tr", {}, h("th", { scope: "row" }, scopeText(b.scope)), cell(b.daily), cell(b.monthly)))),
+    ),
+  );
+}
+
 async function requestsView(): Promise<HTMLElement[]> {
-  const [usage, reqs] = await Promise.all([
+  const [usage, reqs, budgets] = await Promise.all([
     get<{ usage: { by_route: UsageRow[]; by_provider: UsageRow[]; by_key: UsageRow[] } }>("usage?hours=24"),
     get<{ requests: RequestRow[] }>("requests?limit=200"),
+    get<{ budgets: BudgetRow[] }>("budgets"),
   ]);
   state.requests = reqs.requests;
   return [
     h("h1", {}, "Requests & usage (last 24 h)"),
+    budgetsSection(budgets.budgets) ?? h("span", {}),
     chart("By route", usage.usage.by_route, (r) => r.route ?? "(direct provider/model)"),
     chart("By provider", usage.usage.by_provider, (r) => r.provider ?? "(none served)"),
     chart("By key", usage.usage.by_key, (r) => (r.provider ? `${r.provider}/${r.key_id}` : "(none served)")),
