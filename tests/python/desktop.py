@@ -7,6 +7,7 @@ import ctypes
 import ctypes.util
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 import time
@@ -52,7 +53,10 @@ class Desktop:
                 raise RuntimeError("Xvfb did not start")
             time.sleep(0.05)
         conf = Path(self.tmp) / "bus.conf"
-        conf.write_text(BUS_CONFIG.format(tmp=self.tmp))
+        # Sockets go under /tmp: a checkout's deep TMPDIR could pass the 108-byte limit of a
+        # Unix socket path.
+        self.run_dir = tempfile.mkdtemp(prefix="fg-", dir="/tmp")
+        conf.write_text(BUS_CONFIG.format(tmp=self.run_dir))
         bus = subprocess.Popen(["dbus-daemon", f"--config-file={conf}", "--nofork", "--print-address=1"],
                                stdout=subprocess.PIPE, text=True)
         self.procs.append(bus)
@@ -61,7 +65,7 @@ class Desktop:
         home.mkdir()
         self.env = dict(os.environ, DISPLAY=self.display, DBUS_SESSION_BUS_ADDRESS=self.bus, HOME=str(home),
                         XDG_CONFIG_HOME=str(home / ".config"), XDG_DATA_HOME=str(home / ".local/share"),
-                        XDG_CACHE_HOME=str(home / ".cache"), XDG_RUNTIME_DIR=self.tmp, NO_AT_BRIDGE="1",
+                        XDG_CACHE_HOME=str(home / ".cache"), XDG_RUNTIME_DIR=self.run_dir, NO_AT_BRIDGE="1",
                         GTK_A11Y="none", WEBKIT_DISABLE_COMPOSITING_MODE="1")
         self.env.pop("WAYLAND_DISPLAY", None)
 
@@ -225,6 +229,7 @@ class Desktop:
                 p.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 p.kill()
+        shutil.rmtree(self.run_dir, ignore_errors=True)
 
 
 def pss_tree_kib(pid: int) -> int:

@@ -22,11 +22,12 @@ def test_add_keys_watch_a_cooldown_and_edit_a_route_in_the_console():
     home = tmp / "home"
     home.mkdir()
     conf = tmp / "bus.conf"
-    conf.write_text(BUS_CONFIG.format(tmp=tmp))
+    run_dir = Path(tempfile.mkdtemp(prefix="fg-", dir="/tmp"))  # short socket paths
+    conf.write_text(BUS_CONFIG.format(tmp=run_dir))
     bus = subprocess.Popen(["dbus-daemon", f"--config-file={conf}", "--nofork", "--print-address=1"],
                            stdout=subprocess.PIPE, text=True)
     env = dict(os.environ, DBUS_SESSION_BUS_ADDRESS=bus.stdout.readline().strip(), HOME=str(home),
-               XDG_DATA_HOME=str(home / ".local/share"), XDG_RUNTIME_DIR=str(tmp))
+               XDG_DATA_HOME=str(home / ".local/share"), XDG_RUNTIME_DIR=str(run_dir))
     env.pop("DISPLAY", None)
     keyring = subprocess.run(["gnome-keyring-daemon", "--unlock", "--components=secrets"], input="test-pass",
                              env=env, capture_output=True, text=True, timeout=20)
