@@ -55,11 +55,13 @@ struct Args {
 struct Shell {
     gateway: Arc<Gateway>,
     addr: SocketAddr,
-    login_url: Box<dyn Fn() -> String + Send + Sync>,
     /// Set once Tauri's setup has built the tray.
     tray: std::sync::OnceLock<Tray>,
     /// What the tray last showed, to redraw only on change.
     shown: parking_lot::Mutex<Option<tray::TrayView>>,
+    /// The server's state: its config file (the tray edits it, serialised with the admin
+    /// API's edits by the same lock) and the console login codes.
+    state: Arc<fluxgate_server::AppState>,
     /// The console window's process and its stdin, while it runs.
     console: parking_lot::Mutex<Option<(std::process::Child, std::process::ChildStdin)>>,
 }
@@ -233,7 +235,7 @@ fn open_console(_app: &AppHandle, shell: &Shell) {
             let Some(mut stdin) = child.stdin.take() else {
                 return;
             };
-            if writeln!(stdin, "{}", (shell.login_url)()).is_err() {
+            if writeln!(stdin, "{}", shell.state.login_url()).is_err() {
                 tracing::error!("the console window process did not take its URL");
             }
             tracing::debug!(
@@ -365,18 +367,17 @@ fn toggle_provider(app: &AppHandle, shell: Arc<Shell>, name: String) {
         let Some(enabled) = config.provider(&name).map(|p| p.enabled) else {
             return;
         };
-        let fluxgate_core::config::ConfigSource::File(path) = config.source.clone() else {
-            tracing::warn!("the config came from environment variables; open the console to create a config file first");
+        let Some(path) = shell.state.config_file.clone() else {
             return;
         };
-        let result = fluxgate_core::config::edit::ConfigDoc::open(&path, Some(&config)).and_then(
-            |mut doc| {
-                doc.set_provider_enabled(&name, !enabled)?;
-                doc.save()
-            },
-        );
+        // Serialised with the admin API's edits.
+        let _one_at_a_time = shell.state.edit_lock.blocking_lock();
+        let result =
+            fluxgate_core::config::edit::ConfigDoc::edit_file(&path, Some(&config), |doc| {
+                doc.set_provider_enabled(&name, !enabled)
+            });
         match result {
-            Ok(c) => {
+            Ok(((), c)) => {
                 shell.gateway.apply(c);
                 tracing::info!(provider = %name, enabled = !enabled, "provider toggled from the tray");
             }
@@ -388,19 +389,8 @@ fn toggle_provider(app: &AppHandle, shell: Arc<Shell>, name: String) {
 
 /// Copies a tool's setup with a new client token named after it.
 fn copy_setup(app: &AppHandle, shell: &Shell, kind: ClientKind) {
-    let tokens = shell.gateway.tokens.clone();
-    let existing: Vec<String> = tokens
-        .list()
-        .map(|l| l.into_iter().map(|t| t.name).collect())
-        .unwrap_or_default();
-    let mut name = kind.id().to_string();
-    let mut n = 2;
-    while existing.contains(&name) {
-        name = format!("{}-{n}", kind.id());
-        n += 1;
-    }
-    match tokens.create(&name) {
-        Ok(token) => copy(
+    match shell.gateway.tokens.create_numbered(kind.id()) {
+        Ok((_, token)) => copy(
             app,
             snippet(kind, &format!("http://{}", shell.addr), &token),
             "the client setup",
@@ -527,10 +517,10 @@ fn main() -> std::process::ExitCode {
     let shell = Arc::new(Shell {
         gateway: started.gateway.clone(),
         addr,
-        login_url: Box::new(move || state.login_url()),
         tray: std::sync::OnceLock::new(),
         shown: parking_lot::Mutex::new(None),
         console: parking_lot::Mutex::new(None),
+        state: state.clone(),
     });
     let handle = parking_lot::Mutex::new(Some(started.handle));
     app.manage(shell.clone());

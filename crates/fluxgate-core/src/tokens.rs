@@ -109,6 +109,19 @@ impl ClientTokens {
         Ok(format!("{CLIENT_PREFIX}{id}_{secret}"))
     }
 
+    /// Makes a token named `base`, or `base-2`, `base-3`, ... when taken (client setup makes
+    /// one per tool). Returns (name, token).
+    pub fn create_numbered(&self, base: &str) -> Result<(String, String), TokenError> {
+        let taken: Vec<String> = self.list()?.into_iter().map(|t| t.name).collect();
+        let mut name = base.to_string();
+        let mut n = 2;
+        while taken.contains(&name) {
+            name = format!("{base}-{n}");
+            n += 1;
+        }
+        self.create(&name).map(|t| (name, t))
+    }
+
     pub fn list(&self) -> Result<Vec<TokenInfo>, TokenError> {
         Ok(self
             .store

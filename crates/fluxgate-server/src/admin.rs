@@ -28,18 +28,19 @@ pub async fn revive(
 ) -> Response {
     let account = format!("{provider}/{key}");
     if s.gateway.health.state(&account).is_none() {
-        return (
+        return error(
             StatusCode::NOT_FOUND,
-            Json(json!({"error": {"type": "not_found", "message": format!("no key {account}")}})),
-        )
-            .into_response();
+            "not_found",
+            format!("no key {account}"),
+        );
     }
     s.gateway.executor.secrets().invalidate(&account);
     s.gateway.health.revive(&account);
     Json(json!({"revived": account})).into_response()
 }
 
-fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Response {
+/// A typed admin API error: `{"error": {"type", "message"}}`.
+pub(crate) fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Response {
     (
         status,
         Json(json!({"error": {"type": kind, "message": message.to_string()}})),
@@ -141,12 +142,9 @@ pub struct ExplainQuery {
 }
 
 pub async fn explain(State(s): State<Arc<AppState>>, Query(q): Query<ExplainQuery>) -> Response {
-    let endpoint = match q.dialect.as_deref().map(Dialect::parse) {
-        None => Endpoint::ChatCompletions,
-        Some(Some(d)) => main_endpoint(d),
-        Some(None) => {
-            return (StatusCode::BAD_REQUEST, Json(json!({"error": {"type": "invalid_request", "message": "dialect must be openai, responses, anthropic or gemini"}}))).into_response()
-        }
+    let endpoint = match endpoint_for(q.dialect.as_deref()) {
+        Ok(e) => e,
+        Err(r) => return r,
     };
     let ex = &s.gateway.executor;
     match ex.plan(&ex.router(), endpoint, &q.model, None, None, None) {
@@ -172,11 +170,20 @@ pub struct ExplainBody {
 }
 
 fn bad_request(message: &str) -> Response {
-    (
-        StatusCode::BAD_REQUEST,
-        Json(json!({"error": {"type": "invalid_request", "message": message}})),
-    )
-        .into_response()
+    error(StatusCode::BAD_REQUEST, "invalid_request", message)
+}
+
+/// The endpoint a client of `dialect` speaks (default: Chat Completions), for explain and
+/// previews.
+#[allow(clippy::result_large_err)] // a ready answer, built once on a bad request
+pub(crate) fn endpoint_for(dialect: Option<&str>) -> Result<Endpoint, Response> {
+    match dialect.map(Dialect::parse) {
+        None => Ok(Endpoint::ChatCompletions),
+        Some(Some(d)) => Ok(main_endpoint(d)),
+        Some(None) => Err(bad_request(
+            "dialect must be openai, responses, anthropic or gemini",
+        )),
+    }
 }
 
 /// `POST /admin/api/explain`: the plan for a whole request: capabilities it needs, its
@@ -188,10 +195,9 @@ pub async fn explain_request(
     let Ok(Json(b)) = body else {
         return bad_request("expected {\"request\": {...the request body...}, \"dialect\": \"openai|responses|anthropic|gemini\", \"model\"?: \"...\", \"client\"?: \"...\"}");
     };
-    let endpoint = match b.dialect.as_deref().map(Dialect::parse) {
-        None => Endpoint::ChatCompletions,
-        Some(Some(d)) => main_endpoint(d),
-        Some(None) => return bad_request("dialect must be openai, responses, anthropic or gemini"),
+    let endpoint = match endpoint_for(b.dialect.as_deref()) {
+        Ok(e) => e,
+        Err(r) => return r,
     };
     let raw = Bytes::from(b.request.to_string());
     let head = match fluxgate_core::formats::body::read_head(&raw) {

@@ -19,23 +19,15 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use fluxgate_core::config::edit::{ConfigDoc, EditError};
 use fluxgate_core::config::{Config, ProviderKind, StrategyKind};
-use fluxgate_core::formats::translate::{main_endpoint, TranslatorRegistry};
-use fluxgate_core::formats::{Dialect, Endpoint};
+use fluxgate_core::formats::translate::TranslatorRegistry;
 use fluxgate_core::health::Retester;
 use fluxgate_core::secrets::{SecretRef, SecretValue};
 use fluxgate_core::setup::{snippet, ClientKind};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::admin::error;
 use crate::app::AppState;
-
-fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Response {
-    (
-        status,
-        Json(json!({"error": {"type": kind, "message": message.to_string()}})),
-    )
-        .into_response()
-}
 
 fn edit_error(e: EditError) -> Response {
     match e {
@@ -74,14 +66,10 @@ async fn edit<T: Send + 'static>(
     };
     let _one_at_a_time = s.edit_lock.lock().await;
     let running = s.gateway.config();
-    let result = tokio::task::spawn_blocking(move || {
-        let mut doc = ConfigDoc::open(&path, Some(&running))?;
-        let out = f(&mut doc)?;
-        let config = doc.save()?;
-        Ok::<_, EditError>((out, config))
-    })
-    .await
-    .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e))?;
+    let result =
+        tokio::task::spawn_blocking(move || ConfigDoc::edit_file(&path, Some(&running), f))
+            .await
+            .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e))?;
     let (out, config) = result.map_err(edit_error)?;
     s.gateway.apply(config);
     Ok(out)
@@ -483,25 +471,18 @@ pub async fn preview_route(
         Ok(r) => r,
         Err(r) => return r,
     };
-    let endpoint = match req.dialect.as_deref().map(Dialect::parse) {
-        None => Endpoint::ChatCompletions,
-        Some(Some(d)) => main_endpoint(d),
-        Some(None) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
-                "dialect must be openai, responses, anthropic or gemini",
-            )
-        }
+    let endpoint = match crate::admin::endpoint_for(req.dialect.as_deref()) {
+        Ok(e) => e,
+        Err(r) => return r,
     };
-    let path = s
-        .config_file
-        .clone()
-        .unwrap_or_else(|| std::path::PathBuf::from("config.toml"));
+    let path = s.config_file.clone();
     let running = s.gateway.config();
     let route_name = name.clone();
     let draft = tokio::task::spawn_blocking(move || -> Result<Config, EditError> {
-        let mut doc = ConfigDoc::open(&path, Some(&running))?;
+        let mut doc = match &path {
+            Some(p) => ConfigDoc::open(p, Some(&running))?,
+            None => ConfigDoc::detached(&running),
+        };
         doc.set_route(&name, &req.targets, req.strategy.as_deref())?;
         let mut c = doc.validate()?;
         c.source = running.source.clone();
@@ -567,21 +548,7 @@ pub async fn setup(State(s): State<Arc<AppState>>, body: bytes::Bytes) -> Respon
         .into_response();
     }
     let tokens = s.gateway.tokens.clone();
-    let base_name = kind.id().to_string();
-    let made = tokio::task::spawn_blocking(move || {
-        let existing: Vec<String> = tokens
-            .list()
-            .map(|l| l.into_iter().map(|t| t.name).collect())
-            .unwrap_or_default();
-        let mut name = base_name.clone();
-        let mut n = 2;
-        while existing.contains(&name) {
-            name = format!("{base_name}-{n}");
-            n += 1;
-        }
-        tokens.create(&name).map(|t| (name, t))
-    })
-    .await;
+    let made = tokio::task::spawn_blocking(move || tokens.create_numbered(kind.id())).await;
     match made {
         Ok(Ok((name, token))) => (
             StatusCode::CREATED,

@@ -178,7 +178,8 @@ impl ConfigDoc {
         Ok(())
     }
 
-    /// Where the key `id` of `provider` is, as (is array of tables, index).
+    /// The index of key `id` in the provider's `keys` (an array of inline tables or an array
+    /// of tables), if it is there.
     fn key_index(&mut self, provider: &str, id: &str) -> Result<Option<usize>, EditError> {
         let p = self.provider_mut(provider)?;
         let Some(keys) = p.get("keys") else {
@@ -239,14 +240,20 @@ impl ConfigDoc {
         Ok(true)
     }
 
-    pub fn remove_key(&mut self, provider: &str, id: &str) -> Result<(), EditError> {
+    /// The provider's `keys` list and the index of key `id` in it (NotFound when absent).
+    fn key_slot(&mut self, provider: &str, id: &str) -> Result<(&mut Item, usize), EditError> {
         let Some(i) = self.key_index(provider, id)? else {
             return Err(EditError::NotFound(format!("no key {provider}/{id}")));
         };
         let keys = self
             .provider_mut(provider)?
             .get_mut("keys")
-            .expect("found above");
+            .expect("key_index found the list");
+        Ok((keys, i))
+    }
+
+    pub fn remove_key(&mut self, provider: &str, id: &str) -> Result<(), EditError> {
+        let (keys, i) = self.key_slot(provider, id)?;
         if let Some(a) = keys.as_array_mut() {
             a.remove(i);
         } else if let Some(a) = keys.as_array_of_tables_mut() {
@@ -261,30 +268,25 @@ impl ConfigDoc {
         id: &str,
         enabled: bool,
     ) -> Result<(), EditError> {
-        let Some(i) = self.key_index(provider, id)? else {
-            return Err(EditError::NotFound(format!("no key {provider}/{id}")));
+        let (keys, i) = self.key_slot(provider, id)?;
+        // An inline `{ id = ... }` in an array, or a `[[providers.x.keys]]` table.
+        let key: Option<&mut dyn toml_edit::TableLike> = match keys.as_array_mut() {
+            Some(a) => a
+                .get_mut(i)
+                .and_then(Value::as_inline_table_mut)
+                .map(|t| t as &mut dyn toml_edit::TableLike),
+            None => keys
+                .as_array_of_tables_mut()
+                .and_then(|a| a.get_mut(i))
+                .map(|t| t as &mut dyn toml_edit::TableLike),
         };
-        let keys = self
-            .provider_mut(provider)?
-            .get_mut("keys")
-            .expect("found above");
-        if let Some(a) = keys.as_array_mut() {
-            if let Some(Value::InlineTable(t)) = a.get_mut(i) {
-                if enabled {
-                    t.remove("enabled");
-                } else {
-                    t.insert("enabled", false.into());
-                }
-                t.fmt();
+        if let Some(t) = key {
+            if enabled {
+                t.remove("enabled");
+            } else {
+                t.insert("enabled", value(false));
             }
-        } else if let Some(a) = keys.as_array_of_tables_mut() {
-            if let Some(t) = a.get_mut(i) {
-                if enabled {
-                    t.remove("enabled");
-                } else {
-                    t["enabled"] = value(false);
-                }
-            }
+            t.fmt();
         }
         Ok(())
     }
@@ -347,6 +349,31 @@ impl ConfigDoc {
             Some(_) => Ok(()),
             None => Err(EditError::NotFound(format!("no route `{name}`"))),
         }
+    }
+
+    /// Opens `path`, applies `f`, validates and writes the result; returns `f`'s value and
+    /// the new config to apply. The one way the console and the tray change the file.
+    pub fn edit_file<T>(
+        path: &Path,
+        running: Option<&Config>,
+        f: impl FnOnce(&mut ConfigDoc) -> Result<T, EditError>,
+    ) -> Result<(T, Config), EditError> {
+        let mut doc = ConfigDoc::open(path, running)?;
+        let out = f(&mut doc)?;
+        Ok((out, doc.save()?))
+    }
+
+    /// A draft with no file behind it: the running config's providers (when it came from the
+    /// environment) and nothing else. For previews when there is no config file.
+    pub fn detached(running: &Config) -> ConfigDoc {
+        let mut me = ConfigDoc {
+            path: PathBuf::from("config.toml"),
+            doc: DocumentMut::new(),
+        };
+        if running.source == ConfigSource::Environment {
+            me.seed_from(running);
+        }
+        me
     }
 
     /// The edited text.

@@ -1,0 +1,108 @@
+// Dashboard: every provider's keys with state, reason, last status and a live countdown.
+
+import { post, seg } from "../api";
+import { h } from "../dom";
+import { countdown, countdownLabel, KeyHealth, overall, percent, rates, reasonText, summarise } from "../format";
+import { state, showError, notice, act, refresh, badge } from "../shell";
+
+export function keyRow(k: KeyHealth, actions: boolean): HTMLElement {
+  const label = countdownLabel(k.status);
+  return h(
+    "tr",
+    { "data-key": `${k.provider}/${k.key_id}` },
+    h("td", {}, h("code", {}, k.key_id)),
+    h("td", {}, badge(k.status)),
+    h("td", {}, reasonText(k.reason) || (k.secret_error ? "secret unreadable" : "")),
+    h("td", {}, k.last_status ?? ""),
+    h(
+      "td",
+      { class: "countdown" },
+      label && k.until_ms !== null
+        ? h("span", { "data-until": k.until_ms, "data-label": label }, `${label} ${countdown(k.until_ms, Date.now())}`)
+        : "",
+    ),
+    h("td", { class: "msg" }, k.secret_error ?? k.last_message ?? ""),
+    actions
+      ? h(
+          "td",
+          { class: "actions" },
+          h("button", { type: "button", onclick: () => testKey(k.provider, k.key_id) }, "Test"),
+          k.status !== "healthy" && k.status !== "disabled"
+            ? h(
+                "button",
+                { type: "button", onclick: () => act("Revive", () => post(`keys/${seg(k.provider)}/${seg(k.key_id)}/revive`)) },
+                "Revive",
+              )
+            : null,
+        )
+      : null,
+  );
+}
+
+export function keyTable(keys: KeyHealth[], actions: boolean): HTMLElement {
+  return h(
+    "table",
+    { class: "keys" },
+    h(
+      "thead",
+      {},
+      h("tr", {}, ["Key", "State", "Reason", "Last status", "Recovery", "Last message", actions ? "" : null].filter((x) => x !== null).map((t) => h("th", { scope: "col" }, t as string))),
+    ),
+    h("tbody", {}, keys.map((k) => keyRow(k, actions))),
+  );
+}
+
+export function dashboard(): HTMLElement[] {
+  const conf = state.conf;
+  const s = summarise(state.keys);
+  const o = overall(s, conf?.paused ?? false);
+  const r = rates(state.requests, Date.now());
+  const out: HTMLElement[] = [
+    h("h1", {}, "Dashboard"),
+    h(
+      "section",
+      { class: `summary ${o}`, "aria-label": "Summary" },
+      h("div", { class: "stat" }, h("b", { id: "healthy-count" }, `${s.healthy}/${s.total}`), " keys healthy"),
+      h("div", { class: "stat" }, h("b", {}, s.cooling), " cooling"),
+      h("div", { class: "stat" }, h("b", {}, s.dead), " dead"),
+      h("div", { class: "stat" }, h("b", { id: "req-rate" }, r.perMin.toFixed(1)), " requests/min"),
+      h("div", { class: "stat" }, h("b", { id: "err-rate" }, percent(Math.round(r.errorRate * r.n), r.n)), " errors (5 min)"),
+      conf?.paused ? h("div", { class: "stat paused" }, "Routing is paused") : null,
+    ),
+  ];
+  if (!conf || conf.providers.length === 0) {
+    out.push(
+      h(
+        "section",
+        { class: "empty" },
+        h("h2", {}, "No providers yet"),
+        h("p", {}, "Add a provider and a key under ", h("a", { href: "#keys" }, "Providers & keys"), ", then point a tool at Fluxgate from ", h("a", { href: "#setup" }, "Client setup"), "."),
+      ),
+    );
+    return out;
+  }
+  for (const p of conf.providers) {
+    const keys = state.keys.filter((k) => k.provider === p.name);
+    out.push(
+      h(
+        "section",
+        { class: "provider", "data-provider": p.name },
+        h("h2", {}, p.name, " ", h("small", {}, p.kind), p.enabled ? null : h("span", { class: "badge disabled" }, "provider disabled")),
+        keys.length ? keyTable(keys, true) : h("p", { class: "empty" }, "No keys. Add one under ", h("a", { href: "#keys" }, "Providers & keys"), "."),
+      ),
+    );
+  }
+  return out;
+}
+
+export async function testKey(provider: string, key: string): Promise<void> {
+  try {
+    const r = await post<{ ok: boolean; ms: number; status?: number; message?: string }>(`keys/${seg(provider)}/${seg(key)}/test`);
+    if (r.ok) notice(`${provider}/${key} works (${r.ms} ms).`);
+    else showError(`${provider}/${key} failed its test${r.status ? ` (HTTP ${r.status})` : ""}: ${r.message ?? ""}`);
+    await refresh();
+  } catch (e) {
+    showError(e);
+  }
+}
+
