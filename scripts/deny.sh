@@ -5,6 +5,7 @@
 # CI among them) cannot reach: then the advisory check is reported as not run, plainly.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 cargo deny --offline --locked check bans licenses sources
 if timeout 60 cargo deny fetch db >/dev/null 2>&1; then
   cargo deny --offline --locked check advisories

@@ -3,6 +3,9 @@
 # Usage: scripts/deps.sh build|test
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Tools that `cargo install` puts in CARGO_HOME (cargo-deny, cargo-fuzz) are found there even
+# when CARGO_HOME is not ~/.cargo or its bin is not on PATH yet.
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 
 need_apt=()
 want=(build-essential pkg-config libdbus-1-dev)
@@ -33,22 +36,20 @@ if ! command -v cargo >/dev/null 2>&1; then
   exit 1
 fi
 
-# The console (ui/): TypeScript + Vite, pinned in ui/package-lock.json, built into ui/dist,
-# which the router embeds at compile time.
+# The console (ui/): TypeScript + Vite, pinned in ui/package-lock.json (complete: every
+# platform's optional rollup build is listed), built into ui/dist, which the router embeds at
+# compile time. `npm ci` installs exactly the lock and never rewrites it.
 if [ ! -d ui/node_modules/vite ] || [ ui/package-lock.json -nt ui/node_modules/.package-lock.json ]; then
-  echo "installing the console's build tools (npm)"
-  # `npm install`, not `npm ci`: the lock pins every version, but this registry mirror holds
-  # only Linux builds of rollup's per-platform packages, so the lock cannot list the others
-  # and `npm ci` refuses it. The lock is not changed (checked in CI by git diff).
-  (cd ui && npm install --no-audit --no-fund --loglevel=error)
+  echo "installing the console's build tools (npm ci)"
+  (cd ui && npm ci --no-audit --no-fund --loglevel=error)
 fi
 (cd ui && npm run --silent build >/dev/null)
 
 if [ "${1:-build}" = test ]; then
-  if ! python3 -c 'import openai, anthropic, pytest, prometheus_client' >/dev/null 2>&1; then
-    echo "installing Python test packages"
-    python3 -m pip install --quiet -r tests/python/requirements.txt
-  fi
+  # Exactly the pinned versions (a machine with other versions installed is brought in line);
+  # a second run only checks them (about a second).
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+    -r tests/python/requirements.txt
 fi
 
 if [ "${1:-build}" = test ]; then
@@ -70,8 +71,14 @@ if [ "${1:-build}" = test ]; then
   tests/cli/node_modules/.bin/codex --version >/dev/null
 fi
 
-if [ "${1:-build}" = test ] && ! cargo deny --version >/dev/null 2>&1; then
-  # Supply-chain checks (deny.toml); built from crates.io, about 4 minutes on 2 cores.
-  echo "installing cargo-deny (crates.io)"
-  cargo install --locked --quiet cargo-deny@0.20.2
+if [ "${1:-build}" = test ]; then
+  # cargo-deny checks every crate of Cargo.lock, those of other platforms too, offline; a
+  # machine that has built only for Linux (or nothing) lacks them in its registry.
+  echo "fetching every crate in Cargo.lock (cargo fetch --locked)"
+  cargo fetch --locked --quiet
+  if ! cargo deny --version >/dev/null 2>&1; then
+    # Supply-chain checks (deny.toml); built from crates.io, about 4 minutes on 2 cores.
+    echo "installing cargo-deny (crates.io)"
+    cargo install --locked --quiet cargo-deny@0.20.2
+  fi
 fi

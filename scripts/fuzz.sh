@@ -6,11 +6,12 @@
 # Usage: scripts/fuzz.sh [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 secs=${1:-10}
 
 if ! command -v cargo-fuzz >/dev/null 2>&1; then
   echo "installing cargo-fuzz (crates.io)"
-  cargo install cargo-fuzz --locked --quiet
+  cargo install --locked --quiet cargo-fuzz@0.13.2
 fi
 # libFuzzer needs nightly compiler flags: use a nightly toolchain when there is one, else
 # unlock them on stable. No sanitizer: the Rust code forbids `unsafe`, so AddressSanitizer
@@ -23,6 +24,14 @@ else
   export RUSTC_BOOTSTRAP=1
 fi
 
+# `cargo fuzz build` has no --locked: check the fuzz crate's own lock first, so the build never
+# rewrites fuzz/Cargo.lock (it must change in a commit, not in a test run).
+if ! cargo fetch --locked --quiet --manifest-path fuzz/Cargo.toml; then
+  echo "fuzz: fuzz/Cargo.lock is out of date with the crates it builds; run" >&2
+  echo "  cargo fetch --manifest-path fuzz/Cargo.toml" >&2
+  echo "and commit fuzz/Cargo.lock" >&2
+  exit 1
+fi
 cargo "${tc[@]}" fuzz build --sanitizer none
 corpus=$(mktemp -d)
 trap 'rm -rf "$corpus"' EXIT

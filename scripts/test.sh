@@ -7,6 +7,7 @@
 # Installs what is missing first.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 scripts/deps.sh test
 scripts/deny.sh
 cargo build --locked --workspace --bins
