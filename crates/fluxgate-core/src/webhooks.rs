@@ -157,7 +157,7 @@ pub async fn deliver(client: &HttpClient, i: usize, w: &Webhook, body: Bytes, ki
                 retry
             }
             Ok(Err(e)) => {
-                tracing::warn!(webhook = i, event = kind, attempt, error = %crate::health::scrub(&e.detail, None), "webhook delivery failed");
+                tracing::warn!(webhook = i, event = kind, attempt, error = %crate::health::scrub(&e.detail), "webhook delivery failed");
                 true
             }
             Err(_) => {

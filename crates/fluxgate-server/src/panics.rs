@@ -29,7 +29,7 @@ pub fn install_hook() {
             .location()
             .map(|l| format!("{}:{}", l.file(), l.line()))
             .unwrap_or_default();
-        tracing::error!(%location, detail = %scrub(&payload, None), "panic (a bug; please report it)");
+        tracing::error!(%location, detail = %scrub(&payload), "panic (a bug; please report it)");
     }));
 }
 

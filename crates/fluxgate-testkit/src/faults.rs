@@ -46,6 +46,9 @@ pub enum Fault {
     InBandErrorAfter { events: u32 },
     /// A redirect to `location`.
     Redirect { location: String },
+    /// 200 whose body (or, for a stream, the event after `events` events) is the vendor's
+    /// in-band error saying `message`.
+    InBandSaying { events: u32, message: String },
 }
 
 impl Fault {
@@ -62,6 +65,30 @@ impl Fault {
             Fault::TruncateAfter { events } => format!("truncate_after_{events}"),
             Fault::InBandErrorAfter { events } => format!("in_band_error_after_{events}"),
             Fault::Redirect { .. } => "redirect".into(),
+            Fault::InBandSaying { events, .. } => format!("in_band_saying_after_{events}"),
+        }
+    }
+
+    /// A hostile upstream: `{KEY}` in a scripted body, header or message becomes the key the
+    /// request carried (so tests can check it never travels further).
+    pub(crate) fn echoing(self, key: Option<&str>) -> Fault {
+        let Some(key) = key else { return self };
+        let fill = |s: String| s.replace("{KEY}", key);
+        match self {
+            Fault::Status {
+                status,
+                headers,
+                body,
+            } => Fault::Status {
+                status,
+                headers: headers.into_iter().map(|(k, v)| (k, fill(v))).collect(),
+                body: fill(body),
+            },
+            Fault::InBandSaying { events, message } => Fault::InBandSaying {
+                events,
+                message: fill(message),
+            },
+            other => other,
         }
     }
 
@@ -220,6 +247,18 @@ pub(crate) async fn respond(ctx: Ctx, fault: Fault) -> Response {
         Fault::InBandError | Fault::InBandErrorAfter { .. } => {
             finish(&ctx);
             json_response(200, ctx.wire.in_band_error().to_string(), &HashMap::new())
+        }
+        Fault::InBandSaying { events, message } if ctx.stream => {
+            let mut all = ctx.wire.stream_events(&text, &ctx.model);
+            all.truncate(events as usize);
+            all.push(ctx.wire.in_band_frame_saying(Some(&message)));
+            let n = all.len() as u32;
+            stream_response(ctx, all, n, Tail::Whole)
+        }
+        Fault::InBandSaying { message, .. } => {
+            finish(&ctx);
+            let body = ctx.wire.in_band_error_saying(Some(&message)).to_string();
+            json_response(200, body, &HashMap::new())
         }
         Fault::Ok if ctx.stream => {
             let events = ctx.wire.stream_events(&text, &ctx.model);

@@ -358,7 +358,7 @@ async fn handle_with(
         .map(str::to_string);
     let id = state.next_id.fetch_add(1, Ordering::SeqCst);
     let fault = match &label {
-        Some(l) => state.next_fault(l),
+        Some(l) => state.next_fault(l).echoing(key.as_deref()),
         None => Fault::Status {
             status: 401,
             headers: HashMap::new(),

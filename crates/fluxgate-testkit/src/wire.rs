@@ -47,20 +47,31 @@ impl Wire {
 
     /// The error event a vendor puts in a 200 stream.
     pub fn in_band_error(self) -> Value {
+        self.in_band_error_saying(None)
+    }
+
+    /// [`Wire::in_band_error`] with its message replaced by `message`.
+    pub fn in_band_error_saying(self, message: Option<&str>) -> Value {
+        let m = |default: &str| message.unwrap_or(default).to_string();
         if self == Wire::Gemini {
-            json!({"error":{"code":503,"message":"The model is overloaded. Please try again later.","status":"UNAVAILABLE"}})
+            json!({"error":{"code":503,"message":m("The model is overloaded. Please try again later."),"status":"UNAVAILABLE"}})
         } else if self.is_anthropic() {
-            json!({"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}})
+            json!({"type":"error","error":{"type":"overloaded_error","message":m("Overloaded")}})
         } else if self == Wire::Responses {
-            json!({"type":"error","code":"server_error","message":"The server had an error","sequence_number":0})
+            json!({"type":"error","code":"server_error","message":m("The server had an error"),"sequence_number":0})
         } else {
-            json!({"error":{"message":"The server had an error while processing your request","type":"server_error"}})
+            json!({"error":{"message":m("The server had an error while processing your request"),"type":"server_error"}})
         }
     }
 
     /// The in-band error as one SSE frame.
     pub fn in_band_frame(self) -> String {
-        let ev = self.in_band_error();
+        self.in_band_frame_saying(None)
+    }
+
+    /// [`Wire::in_band_frame`] with its message replaced by `message`.
+    pub fn in_band_frame_saying(self, message: Option<&str>) -> String {
+        let ev = self.in_band_error_saying(message);
         if self == Wire::Chat || self == Wire::Gemini {
             format!("data: {ev}\n\n")
         } else {

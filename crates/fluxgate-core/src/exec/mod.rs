@@ -462,7 +462,7 @@ impl Executor {
                         return Ok(resp);
                     }
                     Attempt::Failed(mut f) => {
-                        f.message = health::scrub(&f.message, Some(secret.expose()));
+                        redact_failure(&mut f, &secret);
                         tracing::info!(request_id = %req.request_id, provider = %cand.provider, key = %cand.key_id, class = f.class.as_str(), status = f.status, detail = %f.message, "attempt failed; failing over");
                         if f.class == ErrorClass::AuthFailed {
                             // The key may have been replaced in the keychain since it was cached.
@@ -482,17 +482,20 @@ impl Executor {
                         timed_out |= matches!(f.kind, FailureKind::Timeout(_));
                         last = Some(f);
                     }
-                    Attempt::Rejected(err, None) => {
+                    Attempt::Rejected(mut err, None) => {
+                        err.message = secret.redactor().text(&err.message).into_owned();
                         // Fluxgate's own translation refused the request for this candidate (a
                         // forced built-in tool, an OpenAI-only `previous_response_id`, ...);
                         // a candidate of another dialect may still serve it.
                         tracing::info!(request_id = %req.request_id, provider = %cand.provider, detail = %err.message, "this candidate cannot take the request; trying the next");
                         rejection.get_or_insert(err);
                     }
-                    Attempt::Rejected(err, failure) => {
+                    Attempt::Rejected(mut err, failure) => {
+                        err.message = secret.redactor().text(&err.message).into_owned();
                         outcome.record.error_class =
                             Some(ErrorClass::RequestInvalid.as_str().to_string());
-                        if let Some(f) = failure {
+                        if let Some(mut f) = failure {
+                            redact_failure(&mut f, &secret);
                             self.health.report_failure(&cand.account, &f);
                             let more_targets = plan
                                 .candidates
@@ -713,13 +716,17 @@ impl Executor {
             Ok(Err(e)) => return Attempt::Failed(transport_failure(&e)),
             Ok(Ok(r)) => r,
         };
+        // Everything the upstream sends back is cleaned of the key before it is read, kept,
+        // logged or answered: its headers here, its bodies and stream events as they arrive.
+        let redactor = secret.redactor();
         let status = resp.status().as_u16();
-        let up_headers = resp.headers().clone();
+        let up_headers = headers::redact(resp.headers(), redactor);
         self.signals
             .observe_headers(&cand.account, &up_headers, Instant::now());
         if status >= 300 {
             let body = read_limited(resp, MAX_ERROR_BYTES, timeouts.idle, deadline)
                 .await
+                .map(|b| redactor.owned(b))
                 .unwrap_or_default();
             let f = health::classify_status(status, &up_headers, &body, SystemTime::now());
             if f.class == ErrorClass::RequestInvalid {
@@ -757,11 +764,12 @@ impl Executor {
                 prices: cand.info.as_ref().and_then(|i| i.prices),
                 reservation: reservation.take(),
                 cut: self.cut.subscribe(),
+                secret: secret.clone(),
             };
             return stream::commit(resp, up_headers, ctx).await;
         }
         let body = match read_limited(resp, MAX_RESPONSE_BYTES, timeouts.idle, deadline).await {
-            Ok(b) => b,
+            Ok(b) => redactor.owned(b),
             Err(f) => return Attempt::Failed(f),
         };
         if body.iter().all(|b| b.is_ascii_whitespace()) {
@@ -787,6 +795,8 @@ impl Executor {
             Codec::Passthrough => body,
             Codec::Translated(t) => match t.response(&body, &hints.unwrap_or_default()) {
                 Ok(b) => {
+                    // Translation decodes escapes the raw scan could not see through.
+                    let b = redactor.owned(b);
                     if let Some((items, store)) = keep {
                         if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&b) {
                             keep_response(&store, items, &v);
@@ -853,9 +863,16 @@ fn passthrough_body(req: &ProxyRequest, model: &str) -> Result<Bytes, String> {
     }
 }
 
+/// Blanks the key out of a failure's message (text decoded from the upstream's answer).
+pub fn redact_failure(f: &mut Failure, secret: &crate::secrets::SecretValue) {
+    if let std::borrow::Cow::Owned(m) = secret.redactor().text(&f.message) {
+        f.message = m;
+    }
+}
+
 /// Classifies a transport error without its URL.
 pub fn transport_failure(e: &TransportError) -> Failure {
-    let detail = health::scrub(&e.detail, None);
+    let detail = health::scrub(&e.detail);
     if e.connect && e.timed_out {
         Failure::transport(
             FailureKind::Timeout(TimeoutPhase::Connect),
@@ -886,7 +903,7 @@ pub fn body_failure(e: &hyper::Error) -> Failure {
         FailureKind::Reset,
         format!(
             "the connection to the upstream failed: {}",
-            health::scrub(&detail, None)
+            health::scrub(&detail)
         ),
     )
 }

@@ -94,16 +94,18 @@ impl Retester for HttpRetester {
                 Ok(Ok(r)) => r,
             };
             let status = resp.status().as_u16();
-            let up_headers = resp.headers().clone();
+            let redactor = secret.redactor();
+            let up_headers = super::headers::redact(resp.headers(), redactor);
             let deadline = tokio::time::Instant::now() + RETEST_TIMEOUT;
             let body = read_limited(resp, 256 * 1024, RETEST_TIMEOUT, deadline)
                 .await
+                .map(|b| redactor.owned(b))
                 .unwrap_or_default();
             if (200..300).contains(&status) {
                 return Ok(());
             }
             let mut f = health::classify_status(status, &up_headers, &body, SystemTime::now());
-            f.message = health::scrub(&f.message, Some(secret.expose()));
+            super::redact_failure(&mut f, &secret);
             Err(f)
         })
     }

@@ -27,6 +27,7 @@ use crate::formats::sse::{SseEvent, SseParser};
 use crate::formats::translate::{ClientHints, Codec, StreamTranslator};
 use crate::formats::Dialect;
 use crate::health::{self, Failure, FailureKind, HealthRegistry, TimeoutPhase};
+use crate::secrets::{Redactor, SecretValue};
 use crate::store::{RequestLog, RequestRecord, Store};
 
 /// Held bytes past which a stream commits even without a content event.
@@ -55,6 +56,23 @@ pub(super) struct StreamContext {
     pub request_started: Instant,
     /// Becomes true when the server's drain time is up.
     pub cut: tokio::sync::watch::Receiver<bool>,
+    /// The key this attempt sent: every event is cleaned of it before it is read.
+    pub secret: SecretValue,
+}
+
+/// The upstream's events with the key blanked out of them (see [`Redactor`]); an event that
+/// held it is parsed again from its cleaned bytes.
+fn redact_events(events: Vec<SseEvent>, redactor: &Redactor) -> Vec<SseEvent> {
+    if !events.iter().any(|e| redactor.finds(&e.raw)) {
+        return events;
+    }
+    events
+        .into_iter()
+        .filter_map(|e| match redactor.bytes(&e.raw) {
+            std::borrow::Cow::Borrowed(_) => Some(e),
+            std::borrow::Cow::Owned(clean) => SseEvent::parse(Bytes::from(clean)),
+        })
+        .collect()
 }
 
 /// Turns upstream events into client bytes: unchanged, or through a translator.
@@ -72,7 +90,14 @@ impl Output {
         }
     }
 
-    fn push(&mut self, ev: &SseEvent, out: &mut BytesMut) -> Result<(), String> {
+    /// Appends what the client gets for `ev` (already cleaned of the key) to `out`. A
+    /// translator decodes JSON, so its output is cleaned once more.
+    fn push(
+        &mut self,
+        ev: &SseEvent,
+        out: &mut BytesMut,
+        redactor: &Redactor,
+    ) -> Result<(), String> {
         match self {
             Output::Passthrough => {
                 out.extend_from_slice(&ev.raw);
@@ -80,7 +105,7 @@ impl Output {
             }
             Output::Translated(t) => {
                 for b in t.event(ev).map_err(|e| e.to_string())? {
-                    out.extend_from_slice(&b);
+                    out.extend_from_slice(&redactor.bytes(&b));
                 }
                 Ok(())
             }
@@ -106,9 +131,14 @@ impl Seen {
     }
 }
 
-fn in_band_failure(v: &serde_json::Value) -> Failure {
-    health::classify_in_band(v, &HeaderMap::new(), SystemTime::now())
-        .unwrap_or_else(|| Failure::transport(FailureKind::InBand, "an in-band error event"))
+fn in_band_failure(v: &serde_json::Value, redactor: &Redactor) -> Failure {
+    let mut f = health::classify_in_band(v, &HeaderMap::new(), SystemTime::now())
+        .unwrap_or_else(|| Failure::transport(FailureKind::InBand, "an in-band error event"));
+    // The message was decoded from JSON: escapes the byte scan could not see through are gone.
+    if let std::borrow::Cow::Owned(m) = redactor.text(&f.message) {
+        f.message = m;
+    }
+    f
 }
 
 /// Waits for the first content event; returns the committed stream or a failure.
@@ -129,6 +159,7 @@ pub(super) async fn commit(
         sequence_number: None,
         terminated: false,
     };
+    let redactor = ctx.secret.redactor();
     let commit_by = (Instant::now() + ctx.timeouts.first_byte).min(ctx.deadline);
     let mut committed = false;
     let mut ended = false;
@@ -163,11 +194,12 @@ pub(super) async fn commit(
                 }
             },
         };
+        let events = redact_events(events, redactor);
         for ev in &events {
             let ins = inspect(ctx.upstream_dialect, ev, false);
             seen.note(ins.usage, ins.sequence_number);
             match ins.kind {
-                EventKind::Error(v) => return Attempt::Failed(in_band_failure(&v)),
+                EventKind::Error(v) => return Attempt::Failed(in_band_failure(&v, redactor)),
                 EventKind::Preamble => {}
                 EventKind::Content => committed = true,
                 EventKind::Terminator => {
@@ -175,7 +207,7 @@ pub(super) async fn commit(
                     seen.terminated = true;
                 }
             }
-            if let Err(e) = output.push(ev, &mut held) {
+            if let Err(e) = output.push(ev, &mut held, redactor) {
                 return Attempt::Failed(Failure::transport(FailureKind::Empty, e));
             }
         }
@@ -242,6 +274,7 @@ async fn pump(
     mut upstream_ended: bool,
 ) {
     let mut cut = ctx.cut.clone();
+    let redactor = ctx.secret.redactor();
     let end = loop {
         if upstream_ended {
             break if seen.terminated {
@@ -301,6 +334,7 @@ async fn pump(
                 }
             },
         };
+        let events = redact_events(events, redactor);
         let mut out = BytesMut::new();
         let mut broken = None;
         for ev in &events {
@@ -310,14 +344,14 @@ async fn pump(
                 EventKind::Error(v) => {
                     broken = Some(End::Broken(
                         ErrorCode::StreamInterrupted,
-                        in_band_failure(&v),
+                        in_band_failure(&v, redactor),
                     ));
                     break;
                 }
                 EventKind::Terminator => seen.terminated = true,
                 EventKind::Preamble | EventKind::Content => {}
             }
-            if let Err(e) = output.push(ev, &mut out) {
+            if let Err(e) = output.push(ev, &mut out, redactor) {
                 broken = Some(End::Broken(
                     ErrorCode::StreamInterrupted,
                     Failure::transport(FailureKind::Empty, e),

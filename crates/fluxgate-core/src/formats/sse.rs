@@ -129,6 +129,14 @@ impl SseParser {
     }
 }
 
+impl SseEvent {
+    /// The event `raw` holds (one complete event with its blank line); `None` for a comment
+    /// or an event with no data.
+    pub fn parse(raw: Bytes) -> Option<SseEvent> {
+        parse_event(raw)
+    }
+}
+
 fn parse_event(raw: Bytes) -> Option<SseEvent> {
     let text = String::from_utf8_lossy(&raw);
     let mut event = None;

@@ -242,7 +242,7 @@ pub fn classify_status(status: u16, headers: &HeaderMap, body: &[u8], now: Syste
         class,
         kind,
         status: Some(status),
-        message: scrub(&message, None),
+        message: scrub(&message),
         retry_hint,
     }
 }
@@ -275,7 +275,7 @@ pub fn classify_in_band(
         class,
         kind: FailureKind::InBand,
         status: Some(200),
-        message: scrub(&message, None),
+        message: scrub(&message),
         retry_hint: hints::retry_hint(headers, now),
     })
 }
@@ -291,19 +291,42 @@ pub fn empty_response(what: &str) -> Failure {
     }
 }
 
-/// Shortens an upstream message and blanks anything that looks like a credential.
-pub fn scrub(text: &str, secret: Option<&str>) -> String {
+/// Where a word ends for [`scrub`]: whitespace, quotes, brackets and the punctuation that
+/// usually surrounds a value in a message (`key=…`, `(…)`, `<…>`).
+fn word_break(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '"' | '\''
+                | '`'
+                | ','
+                | ';'
+                | ':'
+                | '='
+                | '('
+                | ')'
+                | '['
+                | ']'
+                | '<'
+                | '>'
+                | '{'
+                | '}'
+        )
+}
+
+/// Shortens an upstream message and blanks any word that looks like a credential (long
+/// letters-and-digits tokens, `sk-…`, `AIza…`), bare or wrapped in quotes or brackets.
+///
+/// This is the heuristic for text no known secret can be checked against (panics, webhook
+/// errors). Text an upstream sent in answer to a request is first cleaned with the actual
+/// key's [`crate::secrets::Redactor`], which catches the key in any form.
+pub fn scrub(text: &str) -> String {
     let mut out = String::with_capacity(text.len().min(300));
-    for (i, word) in text
-        .split_inclusive(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | ',' | ':' | '='))
-        .enumerate()
-    {
+    for (i, word) in text.split_inclusive(word_break).enumerate() {
         if i > 80 {
             break;
         }
-        let core = word.trim_end_matches(|c: char| {
-            c.is_whitespace() || matches!(c, '"' | '\'' | ',' | ':' | '=')
-        });
+        let core = word.trim_end_matches(word_break);
         let looks_secret = core.len() >= 20
             && core
                 .chars()
@@ -318,10 +341,6 @@ pub fn scrub(text: &str, secret: Option<&str>) -> String {
         } else {
             out.push_str(word);
         }
-    }
-    if let Some(s) = secret.filter(|s| s.len() >= 8) {
-        out = out.replace(s, "***");
-        out = out.replace(&s[..s.len().min(12)], "***");
     }
     if out.chars().count() > 300 {
         out = out.chars().take(300).collect::<String>() + "…";

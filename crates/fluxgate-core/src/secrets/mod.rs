@@ -9,6 +9,7 @@
 
 mod keychain;
 mod memory;
+mod redact;
 
 use std::collections::HashMap;
 use std::fmt;
@@ -19,27 +20,51 @@ use parking_lot::Mutex;
 
 pub use keychain::KeychainStore;
 pub use memory::MemoryStore;
+pub use redact::Redactor;
 
 /// The keychain service name under which every Fluxgate key is stored.
 pub const KEYCHAIN_SERVICE: &str = "fluxgate";
 
 /// A secret string. It never prints its value.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SecretValue(String);
+#[derive(Clone)]
+pub struct SecretValue(Arc<SecretInner>);
+
+struct SecretInner {
+    value: String,
+    /// Built on first use and kept with the cached value: what blanks this secret out of text
+    /// an upstream sends back.
+    redactor: std::sync::OnceLock<Redactor>,
+}
+
+impl PartialEq for SecretValue {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.value == other.0.value
+    }
+}
+
+impl Eq for SecretValue {}
 
 impl SecretValue {
     pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
+        Self(Arc::new(SecretInner {
+            value: value.into(),
+            redactor: std::sync::OnceLock::new(),
+        }))
     }
 
     /// The raw value, for building the outbound auth header and nothing else.
     pub fn expose(&self) -> &str {
-        &self.0
+        &self.0.value
+    }
+
+    /// What blanks this secret out of text (see [`Redactor`]).
+    pub fn redactor(&self) -> &Redactor {
+        self.0.redactor.get_or_init(|| Redactor::new(&self.0.value))
     }
 
     /// A label safe to show: the last four characters at most.
     pub fn hint(&self) -> String {
-        let chars: Vec<char> = self.0.chars().collect();
+        let chars: Vec<char> = self.0.value.chars().collect();
         if chars.len() < 12 {
             return "…".to_string();
         }

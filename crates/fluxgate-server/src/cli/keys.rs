@@ -5,7 +5,7 @@ use std::time::Instant;
 
 use clap::Subcommand;
 use fluxgate_core::config::ProviderConfig;
-use fluxgate_core::exec::{http_client, transport_failure};
+use fluxgate_core::exec::{headers, http_client, redact_failure, transport_failure};
 use fluxgate_core::health::{self, KeyStatus};
 use fluxgate_core::providers;
 use fluxgate_core::secrets::{
@@ -224,22 +224,24 @@ fn test(common: &Common, only: Option<&str>) -> Result<(), String> {
                 }
                 Ok(Ok(resp)) => {
                     let status = resp.status().as_u16();
-                    let headers = resp.headers().clone();
-                    let body = read_all(resp).await;
+                    let redactor = secret.redactor();
+                    let headers = headers::redact(resp.headers(), redactor);
+                    let body = redactor.bytes(&read_all(resp).await).into_owned();
                     if (200..300).contains(&status) {
                         println!("{account:<28} ok    HTTP {status} in {ms} ms");
                     } else {
                         failed += 1;
-                        let f = health::classify_status(
+                        let mut f = health::classify_status(
                             status,
                             &headers,
                             &body,
                             std::time::SystemTime::now(),
                         );
+                        redact_failure(&mut f, &secret);
                         println!(
                             "{account:<28} FAIL  HTTP {status} {}: {}",
                             f.class.as_str(),
-                            health::scrub(&f.message, Some(secret.expose()))
+                            f.message
                         );
                     }
                 }

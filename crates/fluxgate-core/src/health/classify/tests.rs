@@ -196,16 +196,29 @@ fn every_class_round_trips_and_only_invalid_requests_stay_put() {
 
 #[test]
 fn scrub_blanks_credentials() {
-    let s = scrub(
-        "Incorrect API key provided: sk-proj-abcdefghijklmnop1234. You can find",
-        None,
-    );
+    let s = scrub("Incorrect API key provided: sk-proj-abcdefghijklmnop1234. You can find");
     assert!(!s.contains("abcdefghijkl"), "{s}");
     assert!(s.contains("Incorrect API key provided"));
-    let s = scrub("key=AIzaSyD-1234567890abcdefghijklmnopqrstu bad", None);
+    let s = scrub("key=AIzaSyD-1234567890abcdefghijklmnopqrstu bad");
     assert!(!s.contains("AIzaSyD"), "{s}");
-    let s = scrub("echo mysecretvalue here", Some("mysecretvalue"));
-    assert!(!s.contains("mysecretval"), "{s}");
-    assert_eq!(scrub("plain words stay", None), "plain words stay");
-    assert!(scrub(&"word ".repeat(200), None).chars().count() <= 401);
+    assert_eq!(scrub("plain words stay"), "plain words stay");
+    assert!(scrub(&"word ".repeat(200)).chars().count() <= 401);
+}
+
+#[test]
+fn scrub_blanks_key_shaped_words_wrapped_in_brackets_or_quotes() {
+    let key = "sk-canary-3f9a2c71d04e4b8e9c5a7f10b2d6e8a4";
+    for (open, close) in [
+        ("(", ")"),
+        ("[", "]"),
+        ("<", ">"),
+        ("{", "}"),
+        ("\"", "\""),
+        ("'", "'"),
+        ("`", "`"),
+        ("", ";"),
+    ] {
+        let s = scrub(&format!("bad key {open}{key}{close} here"));
+        assert_eq!(s, format!("bad key {open}***{close} here"));
+    }
 }
