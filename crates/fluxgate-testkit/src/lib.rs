@@ -376,6 +376,7 @@ async fn handle_with(
         "accept-encoding",
         "x-forwarded-host",
         "origin",
+        "x-http-method-override",
     ] {
         if let Some(v) = headers.get(h).and_then(|v| v.to_str().ok()) {
             kept.insert(h.to_string(), v.to_string());

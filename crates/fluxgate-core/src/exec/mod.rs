@@ -681,20 +681,18 @@ impl Executor {
         let url = match cand
             .upstream
             .attempt_url(cand.upstream_endpoint, &cand.model, req.stream)
-        {
-            None => cand.url.clone(),
-            Some(u) => match u.parse::<http::Uri>() {
-                Ok(u) => u,
-                Err(e) => {
-                    return Attempt::Rejected(
-                        ProxyError::new(
-                            ErrorCode::InvalidRequest,
-                            format!("`{}` does not fit in an upstream URL: {e}", cand.model),
-                        ),
-                        None,
-                    )
-                }
-            },
+            .map_err(|e| e.to_string())
+            .and_then(|u| match u {
+                None => Ok(cand.url.clone()),
+                Some(u) => u.parse::<http::Uri>().map_err(|e| e.to_string()),
+            }) {
+            Ok(u) => u,
+            Err(e) => {
+                return Attempt::Rejected(
+                    ProxyError::new(ErrorCode::InvalidRequest, format!("`{}`: {e}", cand.model)),
+                    None,
+                )
+            }
         };
         let mut headers = req.headers.clone();
         cand.upstream.authorize(&mut headers, secret);

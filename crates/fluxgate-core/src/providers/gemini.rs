@@ -4,7 +4,7 @@
 
 use http::HeaderMap;
 
-use super::{set_secret_header, Provider};
+use super::{path_segment, set_secret_header, BadModelName, Provider};
 use crate::config::ProviderKind;
 use crate::formats::translate::Vendor;
 use crate::formats::Endpoint;
@@ -33,16 +33,21 @@ impl Provider for Gemini {
         self.models_url()
     }
 
-    fn attempt_url(&self, _endpoint: Endpoint, model: &str, stream: bool) -> Option<String> {
-        let model = model.strip_prefix("models/").unwrap_or(model);
-        Some(if stream {
+    fn attempt_url(
+        &self,
+        _endpoint: Endpoint,
+        model: &str,
+        stream: bool,
+    ) -> Result<Option<String>, BadModelName> {
+        let model = path_segment(model.strip_prefix("models/").unwrap_or(model))?;
+        Ok(Some(if stream {
             format!(
                 "{}/v1beta/models/{model}:streamGenerateContent?alt=sse",
                 self.base_url
             )
         } else {
             format!("{}/v1beta/models/{model}:generateContent", self.base_url)
-        })
+        }))
     }
 
     fn vendor(&self) -> Vendor {

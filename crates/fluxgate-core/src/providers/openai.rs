@@ -5,7 +5,9 @@
 
 use http::{HeaderMap, Method};
 
-use super::{one_token_completion, set_secret_header, Provider, RetestRequest};
+use super::{
+    one_token_completion, path_segment, set_secret_header, BadModelName, Provider, RetestRequest,
+};
 use crate::config::ProviderKind;
 use crate::formats::translate::Vendor;
 use crate::formats::Endpoint;
@@ -87,13 +89,21 @@ impl Provider for OpenAi {
         format!("{}{}", self.base_url, endpoint.path())
     }
 
-    fn attempt_url(&self, endpoint: Endpoint, model: &str, _stream: bool) -> Option<String> {
-        let version = self.quirks.api_version.as_deref()?;
-        Some(format!(
-            "{}/openai/deployments/{model}{}?api-version={version}",
+    fn attempt_url(
+        &self,
+        endpoint: Endpoint,
+        model: &str,
+        _stream: bool,
+    ) -> Result<Option<String>, BadModelName> {
+        let Some(version) = self.quirks.api_version.as_deref() else {
+            return Ok(None);
+        };
+        Ok(Some(format!(
+            "{}/openai/deployments/{}{}?api-version={version}",
             self.base_url,
+            path_segment(model)?,
             endpoint.path()
-        ))
+        )))
     }
 
     fn vendor(&self) -> Vendor {
@@ -121,11 +131,22 @@ impl Provider for OpenAi {
 
     fn retest(&self, reason: Option<ErrorClass>, model: Option<&str>) -> RetestRequest {
         match (reason, model) {
-            (Some(ErrorClass::QuotaExhausted), Some(model)) => one_token_completion(
-                self.attempt_url(Endpoint::ChatCompletions, model, false)
-                    .unwrap_or_else(|| self.url(Endpoint::ChatCompletions)),
+            (Some(ErrorClass::QuotaExhausted), Some(model)) => match self.attempt_url(
+                Endpoint::ChatCompletions,
                 model,
-            ),
+                false,
+            ) {
+                Ok(url) => one_token_completion(
+                    url.unwrap_or_else(|| self.url(Endpoint::ChatCompletions)),
+                    model,
+                ),
+                // A deployment name that cannot be a path: the models list proves the key.
+                Err(_) => RetestRequest {
+                    method: Method::GET,
+                    url: self.models_url(),
+                    body: None,
+                },
+            },
             _ => RetestRequest {
                 method: Method::GET,
                 url: self.models_url(),
