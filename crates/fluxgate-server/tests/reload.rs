@@ -19,6 +19,7 @@ fn config_text(fake: &str, routes: &str) -> String {
 
 #[tokio::test]
 async fn config_edits_apply_live_and_bad_edits_are_refused() {
+    common::init_logging();
     std::env::set_var(
         "FLUXGATE_RELOAD_TEST_KEY",
         "sk-canary-reload-0123456789abcdef",
@@ -99,6 +100,39 @@ async fn config_edits_apply_live_and_bad_edits_are_refused() {
     };
     assert!(error.contains("routes.\"new\".targets[0]"), "{error}");
     assert_eq!(ask("new").await.expect("send").status(), 200);
+
+    // A key pasted into the wrong place (RELIABILITY.md 29): reported where it is, never with
+    // the key, on the event bus (and so the SSE stream, webhooks and notifications) and in the
+    // log.
+    let pasted = common::canary();
+    for (i, wrong) in [
+        format!("[providers.oa]\nkind = \"openai\"\nkeys = [\"{pasted}\"]\n"),
+        format!("[providers.oa]\nkind = \"openai\"\nkeys = [{pasted}]\n"),
+        format!("[providers.oa]\nkind = \"openai\"\n{pasted} = true\n"),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        std::fs::write(&path, &wrong).expect("write");
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let error = loop {
+            match tokio::time::timeout(Duration::from_millis(200), events.recv()).await {
+                Ok(Ok(Event::ConfigInvalid { error, .. })) => break error,
+                _ => assert!(
+                    Instant::now() < deadline,
+                    "no ConfigInvalid event for case {i}"
+                ),
+            }
+        };
+        assert!(!error.contains(&pasted[..12]), "case {i}: {error}");
+        assert!(
+            error.contains("providers") || error.contains("line"),
+            "case {i}: {error}"
+        );
+    }
+    let log = std::fs::read_to_string(common::log_file()).unwrap_or_default();
+    assert!(log.contains("config"), "the log saw the invalid edits");
+    assert!(!log.contains(&pasted[..12]), "the log holds the pasted key");
     let _ = stop_tx.send(());
     handle.shutdown().await;
 }

@@ -285,6 +285,11 @@ pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(10);
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8414";
 
 /// A config error, naming the key path it concerns when there is one.
+///
+/// Messages quote the file's structure (key paths, field names, line and column), never its
+/// values: a key pasted into the wrong place must not travel on to the log, the event stream,
+/// webhooks and notifications. Values serde or TOML would quote are left out, and any word
+/// that looks like a key is blanked ([`crate::secrets::blank_secret_words`]).
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum ConfigError {
     #[error("cannot read {path}: {reason}")]
@@ -298,8 +303,27 @@ pub enum ConfigError {
 impl ConfigError {
     pub(crate) fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError::Invalid {
-            key: key.into(),
-            message: message.into(),
+            key: crate::secrets::blank_secret_words(&key.into()),
+            message: crate::secrets::blank_secret_words(&message.into()),
+        }
+    }
+
+    /// A TOML syntax error at its line and column, with the parser's description but not the
+    /// source line it would quote.
+    fn syntax(origin: &Path, text: &str, e: &toml::de::Error) -> Self {
+        let at = e.span().map(|span| {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!(" at line {line}, column {column}")
+        });
+        ConfigError::Syntax {
+            path: origin.display().to_string(),
+            message: format!(
+                "{}{}",
+                crate::secrets::blank_secret_words(e.message().trim()),
+                at.unwrap_or_default()
+            ),
         }
     }
 }
@@ -307,10 +331,8 @@ impl ConfigError {
 impl Config {
     /// Parses and validates config text. `origin` only labels errors.
     pub fn from_toml(text: &str, origin: &Path) -> Result<Config, ConfigError> {
-        let value: toml::Value = toml::from_str(text).map_err(|e| ConfigError::Syntax {
-            path: origin.display().to_string(),
-            message: e.to_string().trim().to_string(),
-        })?;
+        let value: toml::Value =
+            toml::from_str(text).map_err(|e| ConfigError::syntax(origin, text, &e))?;
         let raw: raw::RawConfig = serde_path_to_error::deserialize(value).map_err(|e| {
             let key = e.path().to_string();
             let inner = e.into_inner().to_string();

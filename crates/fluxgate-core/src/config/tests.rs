@@ -165,3 +165,63 @@ fn environment_detection_pools_numbered_variables() {
     );
     assert!(!c.uses_keychain());
 }
+
+/// RELIABILITY.md 29: a key pasted anywhere it does not belong is refused with the place it is
+/// at and what to do, never with the key itself (the message reaches the log, the event
+/// stream, webhooks and notifications).
+#[test]
+fn errors_quote_structure_never_a_pasted_key() {
+    // A key with nothing key-shaped about it but its place, and a typical one.
+    for key in [
+        "sk-canary-3f9a2c71d04e4b8e9c5a7f10b2d6e8a4",
+        "plainwordsecret",
+    ] {
+        let cases = [
+            format!("[providers.o]\nkind = \"openai\"\nkeys = [\"{key}\"]\n"),
+            format!(
+                "[providers.o]\nkind = \"openai\"\nkeys = [{{ id = \"a\", secret = \"{key}\" }}]\n"
+            ),
+            format!("[providers.o]\nkind = \"openai\"\napi_key = \"{key}\"\n"),
+            format!("[providers.o]\nkind = \"{key}\"\n"),
+            format!("[providers.o]\nkind = \"openai\"\nbase_url = \"{key}\"\n"),
+            format!("[providers.o]\nkind = \"openai\"\n{key} = 1\n"),
+            format!("listen = \"{key}\"\n"),
+            format!("[providers.o]\nkind = \"openai\"\nkeys = [{key}]\n"),
+            format!("[providers.o]\nkind = \"openai\"\nkeys = [\"{key}\n"),
+            format!("[providers.o]\nkind = \"openai\"\nkeys = [{{ id = \"{key}\" }}]\n"),
+            format!("[routes.r]\ntargets = [\"{key}\"]\n"),
+            format!("[providers.{key}x]\nkind = \"openai\"\n"),
+        ];
+        for text in &cases {
+            let long = key.len() >= 20;
+            let err = match load(text) {
+                Err(e) => e.to_string(),
+                // An ordinary word is a fine key id or provider name.
+                Ok(_) if !long => continue,
+                Ok(_) => panic!("a key-shaped name was accepted: {text}"),
+            };
+            if long {
+                assert!(!err.contains(&key[..12]), "{text}\n=> {err}");
+            } else {
+                // A short, ordinary-looking word cannot be told from a name; it must at least
+                // never appear where a value was quoted by serde or by the TOML source line.
+                assert!(
+                    !err.contains(&format!("\"{key}\"")) && !err.contains(&format!("{key}\"]")),
+                    "{text}\n=> {err}"
+                );
+            }
+            assert!(!err.trim().is_empty());
+        }
+    }
+    // The error still says where and what.
+    let err = load("[providers.o]\nkind = \"openai\"\nkeys = [\"sk-canary-3f9a2c71d04e4b8e9c5a7f10b2d6e8a4\"]\n")
+        .expect_err("invalid")
+        .to_string();
+    assert!(err.contains("providers.o.keys"), "{err}");
+    let err = load(
+        "[providers.o]\nkind = \"openai\"\nkeys = [sk-canary-3f9a2c71d04e4b8e9c5a7f10b2d6e8a4]\n",
+    )
+    .expect_err("invalid")
+    .to_string();
+    assert!(err.contains("line 3"), "{err}");
+}

@@ -33,7 +33,29 @@ pub(super) fn explain_serde_error(key: &str, message: &str) -> ConfigError {
             );
         }
     }
-    ConfigError::invalid(key, message.to_string())
+    ConfigError::invalid(key, without_values(message))
+}
+
+/// serde's message without the value it quotes: `invalid type: string "…", expected …`
+/// becomes `invalid type: a string, expected …` (the value may be a key pasted in the wrong
+/// place; the key path says where it is).
+fn without_values(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(i) = rest.find("string \"") {
+        out.push_str(&rest[..i]);
+        out.push_str("a string");
+        let after = &rest[i + "string \"".len()..];
+        // The value ends at the last quote before the next `, expected` (a value may hold
+        // quotes of its own), else at the next quote.
+        let end = after
+            .find("\", expected")
+            .or_else(|| after.find('"'))
+            .unwrap_or(after.len());
+        rest = after.get(end + 1..).unwrap_or("");
+    }
+    out.push_str(rest);
+    out
 }
 
 fn valid_name(s: &str) -> bool {
@@ -91,10 +113,11 @@ pub(super) fn validate(raw: RawConfig, source: ConfigSource) -> Result<Config, C
     let mut seen = HashSet::new();
     for (name, p) in raw.providers.0 {
         let key = format!("providers.{name}");
-        if !valid_name(&name) {
+        if !valid_name(&name) || crate::secrets::looks_like_secret(&name) {
             return Err(ConfigError::invalid(
                 key,
-                "provider names use letters, digits, `-`, `_` and `.` only",
+                "provider names are short labels of letters, digits, `-`, `_` and `.` \
+                 (this one looks like an API key: store keys with `fluxgate keys set`)",
             ));
         }
         if !seen.insert(name.clone()) {
@@ -303,6 +326,14 @@ fn key_config(provider: &str, key: &str, k: RawKey) -> Result<KeyConfig, ConfigE
         return Err(ConfigError::invalid(
             format!("{key}.id"),
             "key ids use letters, digits, `-`, `_` and `.` only",
+        ));
+    }
+    if crate::secrets::looks_like_secret(&k.id) {
+        return Err(ConfigError::invalid(
+            format!("{key}.id"),
+            "this looks like an API key, but an id is only a label (it is shown in the console \
+             and logs): use a short name such as `work`, and store the key with \
+             `fluxgate keys set PROVIDER/ID`",
         ));
     }
     let secret = match k.secret.as_deref() {

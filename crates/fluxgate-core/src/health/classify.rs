@@ -291,29 +291,6 @@ pub fn empty_response(what: &str) -> Failure {
     }
 }
 
-/// Where a word ends for [`scrub`]: whitespace, quotes, brackets and the punctuation that
-/// usually surrounds a value in a message (`key=…`, `(…)`, `<…>`).
-fn word_break(c: char) -> bool {
-    c.is_whitespace()
-        || matches!(
-            c,
-            '"' | '\''
-                | '`'
-                | ','
-                | ';'
-                | ':'
-                | '='
-                | '('
-                | ')'
-                | '['
-                | ']'
-                | '<'
-                | '>'
-                | '{'
-                | '}'
-        )
-}
-
 /// Shortens an upstream message and blanks any word that looks like a credential (long
 /// letters-and-digits tokens, `sk-…`, `AIza…`), bare or wrapped in quotes or brackets.
 ///
@@ -321,27 +298,7 @@ fn word_break(c: char) -> bool {
 /// errors). Text an upstream sent in answer to a request is first cleaned with the actual
 /// key's [`crate::secrets::Redactor`], which catches the key in any form.
 pub fn scrub(text: &str) -> String {
-    let mut out = String::with_capacity(text.len().min(300));
-    for (i, word) in text.split_inclusive(word_break).enumerate() {
-        if i > 80 {
-            break;
-        }
-        let core = word.trim_end_matches(word_break);
-        let looks_secret = core.len() >= 20
-            && core
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            && core.chars().any(|c| c.is_ascii_digit())
-            && core.chars().any(|c| c.is_ascii_alphabetic())
-            || core.starts_with("sk-")
-            || core.starts_with("AIza");
-        if looks_secret {
-            out.push_str("***");
-            out.push_str(&word[core.len()..]);
-        } else {
-            out.push_str(word);
-        }
-    }
+    let mut out = crate::secrets::blank_secret_words(text);
     if out.chars().count() > 300 {
         out = out.chars().take(300).collect::<String>() + "…";
     }

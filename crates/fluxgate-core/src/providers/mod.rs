@@ -166,8 +166,14 @@ mod tests {
 
     #[test]
     fn a_model_is_one_path_segment_or_refused() {
-        assert_eq!(path_segment("gemini-2.5-pro").as_deref(), Ok("gemini-2.5-pro"));
-        assert_eq!(path_segment("my_deploy.v2~x").as_deref(), Ok("my_deploy.v2~x"));
+        assert_eq!(
+            path_segment("gemini-2.5-pro").as_deref(),
+            Ok("gemini-2.5-pro")
+        );
+        assert_eq!(
+            path_segment("my_deploy.v2~x").as_deref(),
+            Ok("my_deploy.v2~x")
+        );
         for (model, encoded) in [
             ("../../v1/files", "..%2F..%2Fv1%2Ffiles"),
             ("m?key=x", "m%3Fkey%3Dx"),
@@ -195,8 +201,12 @@ mod tests {
                     .into()
             ))
         );
-        assert!(g.attempt_url(Endpoint::GenerateContent, "..", false).is_err());
-        assert!(g.attempt_url(Endpoint::GenerateContent, "models/..", false).is_err());
+        assert!(g
+            .attempt_url(Endpoint::GenerateContent, "..", false)
+            .is_err());
+        assert!(g
+            .attempt_url(Endpoint::GenerateContent, "models/..", false)
+            .is_err());
         let a = OpenAi::new("https://a.example".into(), Quirks::azure(None));
         assert_eq!(
             a.attempt_url(Endpoint::ChatCompletions, "prod/../../x", false),
@@ -204,9 +214,14 @@ mod tests {
                 "https://a.example/openai/deployments/prod%2F..%2F..%2Fx/chat/completions?api-version=2024-10-21".into()
             ))
         );
-        assert!(a.attempt_url(Endpoint::ChatCompletions, "..", false).is_err());
+        assert!(a
+            .attempt_url(Endpoint::ChatCompletions, "..", false)
+            .is_err());
         let o = OpenAi::new("https://o.example/v1".into(), Quirks::openai());
-        assert_eq!(o.attempt_url(Endpoint::ChatCompletions, "..", false), Ok(None));
+        assert_eq!(
+            o.attempt_url(Endpoint::ChatCompletions, "..", false),
+            Ok(None)
+        );
     }
 }
 

@@ -131,22 +131,20 @@ impl Provider for OpenAi {
 
     fn retest(&self, reason: Option<ErrorClass>, model: Option<&str>) -> RetestRequest {
         match (reason, model) {
-            (Some(ErrorClass::QuotaExhausted), Some(model)) => match self.attempt_url(
-                Endpoint::ChatCompletions,
-                model,
-                false,
-            ) {
-                Ok(url) => one_token_completion(
-                    url.unwrap_or_else(|| self.url(Endpoint::ChatCompletions)),
-                    model,
-                ),
-                // A deployment name that cannot be a path: the models list proves the key.
-                Err(_) => RetestRequest {
-                    method: Method::GET,
-                    url: self.models_url(),
-                    body: None,
-                },
-            },
+            (Some(ErrorClass::QuotaExhausted), Some(model)) => {
+                match self.attempt_url(Endpoint::ChatCompletions, model, false) {
+                    Ok(url) => one_token_completion(
+                        url.unwrap_or_else(|| self.url(Endpoint::ChatCompletions)),
+                        model,
+                    ),
+                    // A deployment name that cannot be a path: the models list proves the key.
+                    Err(_) => RetestRequest {
+                        method: Method::GET,
+                        url: self.models_url(),
+                        body: None,
+                    },
+                }
+            }
             _ => RetestRequest {
                 method: Method::GET,
                 url: self.models_url(),

@@ -20,7 +20,7 @@ use parking_lot::Mutex;
 
 pub use keychain::KeychainStore;
 pub use memory::MemoryStore;
-pub use redact::Redactor;
+pub use redact::{blank_secret_words, looks_like_secret, Redactor};
 
 /// The keychain service name under which every Fluxgate key is stored.
 pub const KEYCHAIN_SERVICE: &str = "fluxgate";

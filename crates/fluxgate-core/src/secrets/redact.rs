@@ -140,6 +140,58 @@ impl Redactor {
     }
 }
 
+/// Where a word ends for [`blank_secret_words`]: whitespace, quotes, brackets and the
+/// punctuation that usually surrounds a value in a message (`key=…`, `(…)`, `<…>`).
+fn word_break(c: char) -> bool {
+    c.is_whitespace()
+        || matches!(
+            c,
+            '"' | '\''
+                | '`'
+                | ','
+                | ';'
+                | ':'
+                | '='
+                | '('
+                | ')'
+                | '['
+                | ']'
+                | '<'
+                | '>'
+                | '{'
+                | '}'
+        )
+}
+
+/// Whether a word looks like a credential: `sk-…`, `AIza…`, or 20+ letters, digits, `-`, `_`
+/// and `.` mixing letters and digits.
+pub fn looks_like_secret(word: &str) -> bool {
+    word.starts_with("sk-")
+        || word.starts_with("AIza")
+        || word.len() >= 20
+            && word
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+            && word.chars().any(|c| c.is_ascii_digit())
+            && word.chars().any(|c| c.is_ascii_alphabetic())
+}
+
+/// `text` with every word that [`looks_like_secret`] replaced by `***`, bare or wrapped in
+/// quotes or brackets. The heuristic for text no known secret can be checked against.
+pub fn blank_secret_words(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for word in text.split_inclusive(word_break) {
+        let core = word.trim_end_matches(word_break);
+        if looks_like_secret(core) {
+            out.push_str("***");
+            out.push_str(&word[core.len()..]);
+        } else {
+            out.push_str(word);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,7 +21,7 @@ pub fn log_file() -> PathBuf {
     std::env::temp_dir().join(format!("fluxgate-test-log-{}.txt", std::process::id()))
 }
 
-fn init_logging() {
+pub fn init_logging() {
     LOG_INIT.call_once(|| {
         let path = log_file();
         if let Ok(file) = std::fs::File::create(&path) {
