@@ -10,6 +10,7 @@ pub mod catalogue;
 pub mod config;
 pub mod events;
 pub mod exec;
+pub mod files;
 pub mod formats;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -196,20 +196,8 @@ impl AdminToken {
         if !path.exists() {
             std::fs::create_dir_all(data_dir).map_err(|e| err(e.to_string()))?;
             let token = format!("{ADMIN_PREFIX}{}", random_hex(32));
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
-            }
-            match opts.open(&path) {
-                Ok(mut f) => {
-                    use std::io::Write;
-                    f.write_all(token.as_bytes())
-                        .map_err(|e| err(e.to_string()))?;
-                    f.sync_all().map_err(|e| err(e.to_string()))?;
-                }
+            match crate::files::create_private(&path, token.as_bytes()) {
+                Ok(()) => {}
                 // Another process made it first: read theirs.
                 Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(err(e.to_string())),

@@ -396,14 +396,8 @@ impl ConfigDoc {
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(err)?;
         }
-        let mut tmp = self.path.clone().into_os_string();
-        tmp.push(".fluxgate-edit");
-        let tmp = PathBuf::from(tmp);
-        std::fs::write(&tmp, self.text()).map_err(err)?;
-        if let Ok(meta) = std::fs::metadata(&self.path) {
-            let _ = std::fs::set_permissions(&tmp, meta.permissions());
-        }
-        std::fs::rename(&tmp, &self.path).map_err(err)?;
+        let target = crate::files::resolve_link(&self.path);
+        crate::files::replace_atomically(&target, self.text().as_bytes()).map_err(err)?;
         Ok(config)
     }
 }
@@ -436,6 +430,24 @@ targets = ["openai/gpt-4o-mini"] # cheap
         std::fs::write(&path, text).expect("write");
         let d = ConfigDoc::open(&path, None).expect("open");
         (dir, d)
+    }
+
+    /// RELIABILITY.md 27: a link planted at the temporary name the save used to use (or any
+    /// other) cannot redirect the write or the chmod.
+    #[cfg(unix)]
+    #[test]
+    fn a_save_never_writes_through_a_planted_link() {
+        let (dir, mut doc) = doc(FILE);
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "mine").expect("write");
+        std::os::unix::fs::symlink(&victim, dir.path().join("config.toml.fluxgate-edit"))
+            .expect("symlink");
+        assert!(doc.add_key("openai", "spare", None).expect("add"));
+        doc.save().expect("saved");
+        assert_eq!(std::fs::read_to_string(&victim).expect("read"), "mine");
+        assert!(std::fs::read_to_string(dir.path().join("config.toml"))
+            .expect("read")
+            .contains("spare"));
     }
 
     #[test]
