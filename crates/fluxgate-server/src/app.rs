@@ -59,7 +59,10 @@ impl AppState {
 ///    the console's own `Origin`), else 401. `/admin/`, its files and `/admin/login` are open:
 ///    they hold no data.
 /// 4. The body limit (`limits.max_body_mb`): larger bodies, chunked ones too, get 413 with
-///    bounded memory.
+///    bounded memory. Every body must also arrive within `limits.body_timeout` of its
+///    headers (`deadline::TimedBody`, wrapped around each request in `serve`): else 408
+///    `request_timeout`. Admin API bodies are read whole by `deadline::admin_body` after the
+///    token check (2 MiB at most), so their handlers' extractors never wait on a client.
 /// 5. Handlers: `proxy` turns the request into an executor call; `admin` reads state.
 pub fn app(state: Arc<AppState>) -> Router {
     let max_body = state.gateway.config().max_body_bytes;
@@ -133,6 +136,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/admin/api/setup", post(manage::setup))
         .route("/admin/api/console/login", post(console::login_url))
         .route("/admin/api/logout", post(console::logout))
+        .route_layer(middleware::from_fn(crate::deadline::admin_body))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             security::admin_auth,

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod app;
 pub mod console;
+pub mod deadline;
 pub mod events;
 pub mod launch;
 pub mod manage;

@@ -58,6 +58,17 @@ async fn run(
                 None,
             );
         }
+        Err(rej) if crate::deadline::timed_out(&rej) => {
+            return error_response(
+                dialect,
+                ErrorCode::RequestTimeout,
+                &format!(
+                    "the request body did not arrive within {} s (`limits.body_timeout`)",
+                    state.gateway.config().body_timeout.as_secs()
+                ),
+                None,
+            )
+        }
         Err(rej) => {
             return error_response(
                 dialect,

@@ -15,6 +15,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+use tower::ServiceExt;
 
 use crate::app::{app, AppState};
 use crate::security::AllowList;
@@ -84,6 +85,7 @@ pub fn serve_with(
     let allow_lan = gateway.config().allow_lan;
     // Read once: a new header timeout, like a new listen address, needs a restart.
     let header_timeout = gateway.config().header_timeout;
+    let body_timeout = gateway.config().body_timeout;
     let state = Arc::new(AppState {
         gateway: gateway.clone(),
         admin,
@@ -134,7 +136,11 @@ pub fn serve_with(
                 }
             };
             let _ = stream.set_nodelay(true);
-            let svc = TowerToHyperService::new(router.clone());
+            let svc = TowerToHyperService::new(router.clone().map_request(
+                move |req: http::Request<hyper::body::Incoming>| {
+                    req.map(|b| crate::deadline::TimedBody::wrap(b, body_timeout))
+                },
+            ));
             let conn = builder.serve_connection(TokioIo::new(stream), svc);
             let conn = graceful.watch(conn);
             tokio::spawn(async move {

@@ -16,6 +16,7 @@ const CONFIG: &str = r#"
 [limits]
 max_body_mb = 1
 header_timeout = 1
+body_timeout = 1
 
 [timeouts]
 connect = 1
@@ -270,4 +271,55 @@ async fn each_timeout_layer_answers_with_its_typed_error_on_time() {
         took >= Duration::from_millis(2900) && took < Duration::from_secs(4),
         "total deadline of 3 s answered after {took:?}"
     );
+}
+
+/// A body trickled a byte every 200 ms (each within the header timeout, far from the size
+/// limit) is cut off at `limits.body_timeout` with a typed 408, on the proxy and the admin API,
+/// and nothing goes upstream.
+#[tokio::test]
+async fn a_trickled_body_is_cut_off_at_the_body_timeout() {
+    let h = Harness::start(CONFIG, &["ant/a1"], &[]).await;
+    for (path, auth) in [
+        ("/v1/messages", format!("x-api-key: {}", h.token)),
+        (
+            "/admin/api/routes/x/preview",
+            format!("authorization: Bearer {}", h.admin_token),
+        ),
+    ] {
+        let mut s = TcpStream::connect(addr(&h)).await.expect("connect");
+        let head = format!(
+            "POST {path} HTTP/1.1\r\nhost: {}\r\n{auth}\r\ncontent-type: application/json\r\ncontent-length: 1000\r\n\r\n{{",
+            addr(&h)
+        );
+        s.write_all(head.as_bytes()).await.expect("write");
+        let started = Instant::now();
+        let trickle = async {
+            loop {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                if s.write_all(b" ").await.is_err() {
+                    break;
+                }
+                let mut b = [0u8; 1];
+                if let Ok(Ok(n)) =
+                    tokio::time::timeout(Duration::from_millis(1), s.peek(&mut b)).await
+                {
+                    if n > 0 {
+                        break;
+                    }
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(4), trickle).await;
+        let took = started.elapsed();
+        let (text, _) = until_closed(&mut s, Duration::from_secs(2)).await;
+        assert!(text.starts_with("HTTP/1.1 408"), "{path}: {text}");
+        if path == "/v1/messages" {
+            assert!(text.contains("request_timeout"), "{text}");
+        }
+        assert!(
+            took < Duration::from_millis(2500),
+            "{path}: answered after {took:?}"
+        );
+    }
+    assert!(h.fake.log().is_empty());
 }

@@ -114,6 +114,7 @@ pub fn from_environment(lookup: impl Fn(&str) -> Option<String>) -> Config {
         timeouts: Timeouts::default(),
         max_body_bytes: 32 * 1024 * 1024,
         header_timeout: super::DEFAULT_HEADER_TIMEOUT,
+        body_timeout: super::DEFAULT_BODY_TIMEOUT,
         max_attempts: 4,
         max_wait: super::DEFAULT_MAX_WAIT,
         providers,

@@ -243,6 +243,10 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// A connection must send its request headers within this time, else it is closed.
     pub header_timeout: Duration,
+    /// A request's whole body must arrive within this time after its headers, else the
+    /// request is answered `408 request_timeout` (a body trickled a byte at a time would
+    /// otherwise hold a connection and a buffer forever).
+    pub body_timeout: Duration,
     pub max_attempts: u32,
     /// When every key of a route is cooling and the first comes back within this time, a
     /// request waits for it (before its first byte, so the client sees only latency) instead
@@ -278,6 +282,9 @@ pub const WEBHOOK_EVENTS: &[&str] = &[
 
 /// The default for [`Config::header_timeout`].
 pub const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The default for [`Config::body_timeout`].
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The default for [`Config::max_wait`].
 pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(10);

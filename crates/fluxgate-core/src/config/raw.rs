@@ -117,6 +117,8 @@ pub struct RawLimits {
     pub max_body_mb: Option<u64>,
     /// Seconds a client has to send its request headers (slowloris).
     pub header_timeout: Option<f64>,
+    /// Seconds a client has to send its whole request body (a trickled body is cut off).
+    pub body_timeout: Option<f64>,
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -104,6 +104,11 @@ pub(super) fn validate(raw: RawConfig, source: ConfigSource) -> Result<Config, C
         raw.limits.header_timeout,
         super::DEFAULT_HEADER_TIMEOUT,
     )?;
+    let body_timeout = seconds(
+        "limits.body_timeout",
+        raw.limits.body_timeout,
+        super::DEFAULT_BODY_TIMEOUT,
+    )?;
     let max_wait = match raw.retry.max_wait {
         Some(0.0) => Duration::ZERO,
         other => seconds("retry.max_wait", other, super::DEFAULT_MAX_WAIT)?,
@@ -153,6 +158,7 @@ pub(super) fn validate(raw: RawConfig, source: ConfigSource) -> Result<Config, C
         timeouts,
         max_body_bytes: (max_body_mb as usize) * 1024 * 1024,
         header_timeout,
+        body_timeout,
         max_attempts,
         max_wait,
         providers,

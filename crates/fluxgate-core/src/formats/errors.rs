@@ -25,6 +25,8 @@ pub enum ErrorCode {
     /// An upstream rejected the request as invalid (its own message is kept).
     RequestInvalid,
     PayloadTooLarge,
+    /// The request body did not arrive within `limits.body_timeout`.
+    RequestTimeout,
     /// Every candidate key is out of rotation; `Retry-After` says until when.
     AllKeysCooling,
     /// Keys could not be read from the OS keychain (locked or missing).
@@ -56,6 +58,7 @@ impl ErrorCode {
             ErrorCode::InvalidRequest => "invalid_request",
             ErrorCode::RequestInvalid => "request_invalid",
             ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::AllKeysCooling => "all_keys_cooling",
             ErrorCode::KeychainUnavailable => "keychain_unavailable",
             ErrorCode::UpstreamUnavailable => "upstream_unavailable",
@@ -77,6 +80,7 @@ impl ErrorCode {
             ErrorCode::NoRoute | ErrorCode::NotFound => 404,
             ErrorCode::InvalidRequest | ErrorCode::RequestInvalid => 400,
             ErrorCode::PayloadTooLarge => 413,
+            ErrorCode::RequestTimeout => 408,
             // Payment Required: SDKs do not retry it (a 429 would be retried for nothing until
             // the period resets).
             ErrorCode::BudgetExceeded => 402,
@@ -107,7 +111,7 @@ impl ErrorCode {
             | ErrorCode::Paused
             | ErrorCode::UpstreamUnavailable
             | ErrorCode::AttemptsExhausted => "UNAVAILABLE",
-            ErrorCode::UpstreamTimeout => "DEADLINE_EXCEEDED",
+            ErrorCode::UpstreamTimeout | ErrorCode::RequestTimeout => "DEADLINE_EXCEEDED",
             ErrorCode::StreamInterrupted => "ABORTED",
             ErrorCode::BudgetExceeded => "RESOURCE_EXHAUSTED",
             ErrorCode::Internal => "INTERNAL",
