@@ -446,12 +446,7 @@ fn spawn_event_loop(
 }
 
 fn init_logging() {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FLUXGATE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
+    fluxgate_server::logging::init(false);
 }
 
 fn main() -> std::process::ExitCode {

@@ -9,6 +9,7 @@ pub mod console;
 pub mod deadline;
 pub mod events;
 pub mod launch;
+pub mod logging;
 pub mod manage;
 pub mod panics;
 pub mod proxy;

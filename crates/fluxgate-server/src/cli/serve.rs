@@ -19,7 +19,7 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> Result<(), String> {
-    init_logging(args.json_logs);
+    fluxgate_server::logging::init(args.json_logs);
     fluxgate_server::panics::install_hook();
     let mut options = args.common.options();
     options.listen = args.listen;
@@ -109,20 +109,5 @@ impl Signals {
         {
             let _ = tokio::signal::ctrl_c().await;
         }
-    }
-}
-
-pub fn init_logging(json: bool) {
-    let filter = tracing_subscriber::EnvFilter::try_from_env("FLUXGATE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    use std::io::IsTerminal;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal());
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
     }
 }
