@@ -17,6 +17,7 @@ pub mod fuzzing;
 pub mod gateway;
 pub mod health;
 pub mod metrics;
+pub mod net;
 pub mod paths;
 pub mod providers;
 pub mod routing;

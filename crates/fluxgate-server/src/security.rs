@@ -91,14 +91,31 @@ pub async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next)
         )
             .into_response();
     }
+    let path = req.uri().path().to_string();
+    // One Host and at most one Origin: with two, which one a check reads and which one a
+    // later layer trusts could differ.
+    if req.headers().get_all("host").iter().count() > 1
+        || req.headers().get_all("origin").iter().count() > 1
+    {
+        tracing::warn!(path = %path, "refused a request with a repeated Host or Origin header");
+        return forbidden(
+            &path,
+            "a request may carry one Host header and at most one Origin",
+        );
+    }
     let host = req
         .headers()
         .get("host")
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
         .or_else(|| req.uri().authority().map(|a| a.to_string()));
-    let path = req.uri().path().to_string();
-    if !state.allow.host_ok(host.as_deref()) {
+    // An absolute-form target (`POST http://other/... HTTP/1.1`, as sent to a forward proxy)
+    // names a host of its own, which must pass the same check.
+    let target_ok = req
+        .uri()
+        .authority()
+        .is_none_or(|a| state.allow.host_ok(Some(a.as_str())));
+    if !state.allow.host_ok(host.as_deref()) || !target_ok {
         tracing::warn!(path = %path, "refused a request for a foreign Host (DNS rebinding guard)");
         return forbidden(
             &path,

@@ -60,6 +60,7 @@ fn without_values(message: &str) -> String {
 
 fn valid_name(s: &str) -> bool {
     !s.is_empty()
+        && s.chars().any(|c| c != '.')
         && s.len() <= 64
         && s.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
@@ -256,21 +257,22 @@ fn provider(name: &str, p: RawProvider) -> Result<ProviderConfig, ConfigError> {
             format!("`{base_url}` is not a URL: {e}"),
         )
     })?;
+    let host = url.host_str().unwrap_or("");
+    let literal = host
+        .trim_matches(['[', ']'])
+        .parse::<std::net::IpAddr>()
+        .ok();
+    if host.is_empty() || literal.is_some_and(crate::net::forbidden_ip) {
+        return Err(ConfigError::invalid(
+            format!("{key}.base_url"),
+            "the host must be a name or a routable address: link-local (cloud metadata), \
+             unspecified and multicast addresses are refused",
+        ));
+    }
     match url.scheme() {
         "https" => {}
         "http" => {
-            let host = url.host_str().unwrap_or("");
-            let loopback = host == "localhost"
-                || host
-                    .parse::<std::net::IpAddr>()
-                    .map(|ip| ip.is_loopback())
-                    .unwrap_or(false)
-                || host
-                    .trim_matches(['[', ']'])
-                    .parse::<std::net::Ipv6Addr>()
-                    .map(|ip| ip.is_loopback())
-                    .unwrap_or(false);
-            if !loopback && !p.insecure_http {
+            if !crate::net::is_loopback_host(host) && !p.insecure_http {
                 return Err(ConfigError::invalid(
                     format!("{key}.base_url"),
                     "plain http to a non-loopback host would send API keys unencrypted; use https, \
@@ -285,10 +287,14 @@ fn provider(name: &str, p: RawProvider) -> Result<ProviderConfig, ConfigError> {
             ))
         }
     }
-    if url.query().is_some() || !url.username().is_empty() || url.password().is_some() {
+    if url.query().is_some()
+        || url.fragment().is_some()
+        || !url.username().is_empty()
+        || url.password().is_some()
+    {
         return Err(ConfigError::invalid(
             format!("{key}.base_url"),
-            "must not contain credentials or a query string; keys belong under `keys`",
+            "must not contain credentials, a query string or a fragment; keys belong under `keys`",
         ));
     }
     let mut keys = Vec::new();

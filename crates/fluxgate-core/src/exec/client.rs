@@ -1,7 +1,8 @@
 //! The outbound HTTP client: hyper's pooled client with rustls (webpki roots), HTTP/1.1 and
 //! HTTP/2. It follows no redirects (a redirect would carry the key to another host), reads no
-//! proxy settings from the environment, and sets a connect timeout. Response bodies are read
-//! as a stream of data chunks.
+//! proxy settings from the environment, and sets a connect timeout. Names are resolved by
+//! [`crate::net::CheckedResolver`] (no link-local, unspecified or multicast address, loopback
+//! only for `localhost`). Response bodies are read as a stream of data chunks.
 
 use std::pin::Pin;
 use std::time::Duration;
@@ -17,6 +18,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::config::Timeouts;
+use crate::net::CheckedResolver;
 
 /// A response body as data chunks.
 pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, hyper::Error>> + Send>>;
@@ -34,12 +36,12 @@ pub struct TransportError {
 
 #[derive(Clone)]
 pub struct HttpClient {
-    inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    inner: Client<HttpsConnector<HttpConnector<CheckedResolver>>, Full<Bytes>>,
 }
 
 impl HttpClient {
     pub fn new(timeouts: &Timeouts) -> Self {
-        let mut http = HttpConnector::new();
+        let mut http = HttpConnector::new_with_resolver(CheckedResolver);
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(timeouts.connect));
