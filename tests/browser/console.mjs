@@ -142,6 +142,7 @@ try {
   // The page's storage and DOM hold no key.
   out.dom = await page.content();
   out.storage = await page.evaluate(() => JSON.stringify({ ...localStorage }) + JSON.stringify({ ...sessionStorage }));
+  out.final_url = page.url();
   out.cookies = (await context.cookies()).map((c) => ({ name: c.name, httpOnly: c.httpOnly, sameSite: c.sameSite }));
 } catch (e) {
   out.failure = String(e && e.stack ? e.stack : e);

@@ -47,13 +47,25 @@ def test_add_keys_watch_a_cooldown_and_edit_a_route_in_the_console():
         token = json.loads(subprocess.run(
             ["curl", "-s", "-X", "POST", "-H", f"authorization: Bearer {admin}", "-H", "content-type: application/json",
              "-d", '{"name":"e2e"}', base + "/admin/api/tokens"], capture_output=True, text=True).stdout)["token"]
-        # The CLI hands out the one-time login link.
+        # The CLI hands out the one-time login link (`--no-open` prints it) ...
         login = subprocess.run([str(FLUXGATE), "console", "--no-open", "--data-dir", str(data), "--config",
-                                str(config), "--listen", base.removeprefix("http://")],
-                               env=env, capture_output=True, text=True, timeout=20)
+                                str(config)], env=env, capture_output=True, text=True, timeout=20)
         assert login.returncode == 0, login.stderr
-        link = login.stdout.strip()
-        assert link.startswith(base + "/admin/login?code="), link
+        assert login.stdout.strip().startswith(base + "/admin/login?code="), login.stdout
+        # ... or gives the browser an owner-only page that forwards to it, so the code is in no
+        # process's arguments; the browser below signs in through that page, as a user's would.
+        opener = tmp / "bin"
+        opener.mkdir()
+        (opener / "xdg-open").write_text(f"#!/bin/sh\nprintf '%s\\n' \"$@\" > {tmp}/opened\n")
+        (opener / "xdg-open").chmod(0o755)
+        opened = subprocess.run([str(FLUXGATE), "console", "--data-dir", str(data), "--config", str(config)],
+                                env=dict(env, PATH=f"{opener}:{env['PATH']}"), capture_output=True, text=True,
+                                timeout=20)
+        assert opened.returncode == 0, opened.stderr
+        page = (tmp / "opened").read_text().strip()
+        assert "code=" not in page and page.startswith(str(data)), page
+        assert oct(os.stat(page).st_mode & 0o777) == "0o600"
+        link = "file://" + page
         SHOTS.mkdir(parents=True, exist_ok=True)
         run = subprocess.run(["node", "console.mjs"], cwd=BROWSER, capture_output=True, text=True, timeout=180,
                              env=dict(env, E2E_BASE=base, E2E_LOGIN=link, E2E_FAKE=fake.url, E2E_TOKEN=token,
@@ -84,7 +96,11 @@ def test_add_keys_watch_a_cooldown_and_edit_a_route_in_the_console():
         assert out["countdown_1"].startswith("back in 1 min"), out["countdown_1"]
         assert out["countdown_1"] != out["countdown_2"], (out["countdown_1"], out["countdown_2"])
         assert out["healthy_count"] == "1/2"
-        assert all("#" in u or u.endswith("/admin/") for u in out["navigations"]), out["navigations"]
+        assert all("#" in u or u.endswith("/admin/") or u.startswith("file://") for u in out["navigations"]), \
+            out["navigations"]
+        # The session's secret sits in the console's own storage, not in the address bar.
+        assert '"fluxgate.session"' in out["storage"], out["storage"]
+        assert "fluxgate-session=" not in out["final_url"], out["final_url"]
 
         # The route preview followed the edit; an invalid draft said why; the save landed.
         assert "gpt-4o" in out["preview_before"][0]
@@ -101,7 +117,8 @@ def test_add_keys_watch_a_cooldown_and_edit_a_route_in_the_console():
         for k in keys.values():
             for where in ("dom", "storage", "keys_page_text", "usage_text"):
                 assert k[:12] not in out[where], where
-        for f in [config, tmp / "serve.err", *data.iterdir(), *(home / ".local/share/keyrings").glob("*")]:
+        files = [p for p in data.rglob("*") if p.is_file()]
+        for f in [config, tmp / "serve.err", *files, *(home / ".local/share/keyrings").glob("*")]:
             content = f.read_bytes()
             for k in keys.values():
                 assert k[:12].encode() not in content, f

@@ -1,5 +1,8 @@
-// The admin API, as the console uses it. The session cookie (set by /admin/login) does the
-// authentication; every error becomes an ApiError with the server's own message.
+// The admin API, as the console uses it. The session is the cookie set by /admin/login plus
+// its secret in x-fluxgate-session (session.ts); every error becomes an ApiError with the
+// server's own message.
+
+import { sessionHeaders } from "./session";
 
 export class ApiError extends Error {
   constructor(
@@ -17,7 +20,7 @@ export async function api<T = unknown>(method: string, path: string, body?: unkn
     resp = await fetch(`/admin/api/${path}`, {
       method,
       credentials: "same-origin",
-      headers: body === undefined ? {} : { "content-type": "application/json" },
+      headers: body === undefined ? sessionHeaders() : { ...sessionHeaders(), "content-type": "application/json" },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch {

@@ -1,6 +1,7 @@
 // The Fluxgate console: dashboard, providers and keys, routes with a live explain preview,
 // requests and usage, client setup, settings. Hash navigation (#dashboard, #keys, ...);
-// live key health from /admin/api/events (SSE).
+// live key health from /admin/api/events (SSE, read with fetch so the session header goes
+// along).
 
 import "./style.css";
 import { ApiError, get } from "./api";
@@ -12,6 +13,10 @@ import { providersView } from "./views/keys";
 import { routesView } from "./views/routes";
 import { requestsView } from "./views/usage";
 import { setupView, settingsView } from "./views/setup";
+import { adoptFromLocation, sessionHeaders } from "./session";
+import { SseEvent, stream } from "./sse";
+
+adoptFromLocation();
 
 const VIEWS: [string, string][] = [
   ["dashboard", "Dashboard"],
@@ -82,31 +87,50 @@ function tick(): void {
   }
 }
 
-function connect(): void {
-  const es = new EventSource("/admin/api/events");
-  es.addEventListener("snapshot", (e) => {
-    const d = JSON.parse((e as MessageEvent).data) as { keys: KeyHealth[] };
-    state.keys = d.keys;
-    live.textContent = "live";
-    live.className = "live on";
-    if (current() === "dashboard") render();
-  });
-  const onChange = () => {
-    if (current() === "dashboard" || current() === "keys") {
-      refresh().catch(showError);
-    } else {
-      get<{ keys: KeyHealth[] }>("keys").then((k) => (state.keys = k.keys)).catch(() => undefined);
+function onLiveEvent(e: SseEvent): void {
+  switch (e.event) {
+    case "snapshot": {
+      const d = JSON.parse(e.data) as { keys: KeyHealth[] };
+      state.keys = d.keys;
+      live.textContent = "live";
+      live.className = "live on";
+      if (current() === "dashboard") render();
+      break;
     }
-  };
-  for (const t of ["key_state_changed", "config_reloaded", "routing_paused"]) es.addEventListener(t, onChange);
-  es.addEventListener("config_invalid", (e) => {
-    const d = JSON.parse((e as MessageEvent).data) as { error: string };
-    showError(`The config file was edited but is invalid; the running config stays: ${d.error}`);
-  });
-  es.onerror = () => {
-    live.textContent = "reconnecting…";
+    case "key_state_changed":
+    case "config_reloaded":
+    case "routing_paused":
+      if (current() === "dashboard" || current() === "keys") {
+        refresh().catch(showError);
+      } else {
+        get<{ keys: KeyHealth[] }>("keys").then((k) => (state.keys = k.keys)).catch(() => undefined);
+      }
+      break;
+    case "config_invalid": {
+      const d = JSON.parse(e.data) as { error: string };
+      showError(`The config file was edited but is invalid; the running config stays: ${d.error}`);
+      break;
+    }
+  }
+}
+
+/** Follows the event stream, reconnecting (1 s, growing to 10 s) whenever it ends. */
+async function connect(): Promise<void> {
+  let wait = 1000;
+  for (;;) {
+    const status = await stream("/admin/api/events", sessionHeaders(), (e) => {
+      wait = 1000;
+      onLiveEvent(e);
+    });
+    live.textContent = status === 401 ? "signed out" : "reconnecting…";
     live.className = "live off";
-  };
+    if (status === 401) {
+      render();
+      return;
+    }
+    await new Promise((r) => setTimeout(r, wait));
+    wait = Math.min(wait * 2, 10_000);
+  }
 }
 
 async function pollRates(): Promise<void> {

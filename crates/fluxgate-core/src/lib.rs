@@ -21,6 +21,7 @@ pub mod net;
 pub mod paths;
 pub mod providers;
 pub mod routing;
+pub mod runtime;
 pub mod secrets;
 pub mod setup;
 pub mod store;

@@ -37,7 +37,7 @@ pub enum TokenError {
     AdminFile { path: String, reason: String },
 }
 
-fn random_hex(bytes: usize) -> String {
+pub(crate) fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::rng().fill(&mut buf[..]);
     hex::encode(buf)
@@ -291,12 +291,30 @@ mod tests {
 }
 
 /// Console logins: one-time login codes (valid [`LOGIN_CODE_TTL`], usable once) that a
-/// browser exchanges for a session cookie. Codes and sessions live in memory only and are
-/// kept as SHA-256 digests; a restart signs every console out (open it again from the tray or
-/// with `fluxgate console`).
+/// browser exchanges for a session. Codes and sessions live in memory only and are kept as
+/// SHA-256 digests; a restart signs every console out (open it again from the tray or with
+/// `fluxgate console`).
+///
+/// A session is two values, both required on every request: an id in an `HttpOnly` cookie,
+/// and a secret the console's script keeps in its origin's storage and sends as the
+/// [`SESSION_HEADER`] header. Browsers send cookies to every port of 127.0.0.1, so any local
+/// listener the browser visits receives the cookie; it never receives the header, which only
+/// the console's own origin (this scheme, host and port) can read and send.
 pub struct ConsoleSessions {
     codes: parking_lot::Mutex<Vec<([u8; 32], Instant)>>,
-    sessions: parking_lot::Mutex<Vec<([u8; 32], Instant)>>,
+    sessions: parking_lot::Mutex<Vec<Session>>,
+}
+
+struct Session {
+    id: [u8; 32],
+    secret: [u8; 32],
+    started: Instant,
+}
+
+/// A new console session: the cookie's value and the script's secret.
+pub struct NewSession {
+    pub id: String,
+    pub secret: String,
 }
 
 /// How long a login code may wait before it is used.
@@ -305,6 +323,8 @@ pub const LOGIN_CODE_TTL: Duration = Duration::from_secs(120);
 pub const SESSION_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// The console's session cookie.
 pub const SESSION_COOKIE: &str = "fluxgate_console";
+/// The header that carries the session's secret.
+pub const SESSION_HEADER: &str = "x-fluxgate-session";
 
 fn digest32(s: &str) -> [u8; 32] {
     Sha256::digest(s.as_bytes()).into()
@@ -328,9 +348,9 @@ impl ConsoleSessions {
         code
     }
 
-    /// Exchanges a login code for a session id; `None` when the code is unknown, used or
+    /// Exchanges a login code for a session; `None` when the code is unknown, used or
     /// expired.
-    pub fn redeem(&self, code: &str) -> Option<String> {
+    pub fn redeem(&self, code: &str) -> Option<NewSession> {
         let d = digest32(code);
         let now = Instant::now();
         let mut codes = self.codes.lock();
@@ -339,28 +359,37 @@ impl ConsoleSessions {
         })?;
         codes.remove(i);
         drop(codes);
-        let session = random_hex(32);
+        let new = NewSession {
+            id: random_hex(32),
+            secret: random_hex(32),
+        };
         let mut s = self.sessions.lock();
-        s.retain(|(_, t)| now.duration_since(*t) < SESSION_TTL);
-        s.push((digest32(&session), now));
-        Some(session)
+        s.retain(|x| now.duration_since(x.started) < SESSION_TTL);
+        s.push(Session {
+            id: digest32(&new.id),
+            secret: digest32(&new.secret),
+            started: now,
+        });
+        Some(new)
     }
 
-    pub fn valid(&self, session: &str) -> bool {
-        let d = digest32(session);
+    /// Whether the cookie's `id` and the header's `secret` belong to one live session.
+    pub fn valid(&self, id: &str, secret: &str) -> bool {
+        let (id, secret) = (digest32(id), digest32(secret));
         let now = Instant::now();
-        self.sessions
-            .lock()
-            .iter()
-            .any(|(s, t)| constant_time_eq(s, &d) && now.duration_since(*t) < SESSION_TTL)
+        self.sessions.lock().iter().any(|s| {
+            constant_time_eq(&s.id, &id)
+                & constant_time_eq(&s.secret, &secret)
+                & (now.duration_since(s.started) < SESSION_TTL)
+        })
     }
 
-    /// Ends one session (sign out).
-    pub fn end(&self, session: &str) {
-        let d = digest32(session);
+    /// Ends one session (sign out), named by its cookie.
+    pub fn end(&self, id: &str) {
+        let d = digest32(id);
         self.sessions
             .lock()
-            .retain(|(s, _)| !constant_time_eq(s, &d));
+            .retain(|s| !constant_time_eq(&s.id, &d));
     }
 }
 
@@ -379,11 +408,22 @@ mod console_tests {
         let s = ConsoleSessions::new();
         let code = s.new_code();
         let session = s.redeem(&code).expect("first use");
-        assert!(s.valid(&session));
+        assert!(s.valid(&session.id, &session.secret));
         assert!(s.redeem(&code).is_none(), "a code is single-use");
         assert!(s.redeem("0000").is_none());
-        assert!(!s.valid("nope"));
-        s.end(&session);
-        assert!(!s.valid(&session));
+        s.end(&session.id);
+        assert!(!s.valid(&session.id, &session.secret));
+    }
+
+    #[test]
+    fn a_session_needs_its_cookie_and_its_secret_together() {
+        let s = ConsoleSessions::new();
+        let a = s.redeem(&s.new_code()).expect("a");
+        let b = s.redeem(&s.new_code()).expect("b");
+        assert!(s.valid(&a.id, &a.secret) && s.valid(&b.id, &b.secret));
+        assert!(!s.valid(&a.id, ""), "the cookie alone");
+        assert!(!s.valid("", &a.secret), "the secret alone");
+        assert!(!s.valid(&a.id, &b.secret), "another session's secret");
+        assert!(!s.valid(&a.id, &a.id));
     }
 }

@@ -31,6 +31,10 @@ pub struct AppState {
     pub public_addr: SocketAddr,
     /// Console login codes and sessions.
     pub sessions: ConsoleSessions,
+    /// What proves this server to the CLI (`DATA_DIR/runtime.json`).
+    pub identity: fluxgate_core::runtime::ServerIdentity,
+    /// Where `runtime.json` is written.
+    pub data_dir: PathBuf,
 }
 
 impl AppState {
@@ -51,12 +55,13 @@ impl AppState {
 /// 1. `security::guard` — header count and size limits (431), then the `Host` must be this server's loopback address and port, and an
 ///    `Origin` (or `Sec-Fetch-Site: cross-site`) must be the console's own; otherwise 403
 ///    before any routing or body read. Applies to every route, open ones included.
-/// 2. Routing. Open routes (no token): `HEAD /`, `GET /`, `GET /healthz`.
+/// 2. Routing. Open routes (no token): `HEAD /`, `GET /`, `GET /healthz`, the console's pages
+///    and `/admin/login`, and `POST /admin/api/hello` (the CLI's challenge; it reveals nothing).
 /// 3. The `ClientName` extractor on the proxy routes (before the body is read): a client token in `Authorization: Bearer`,
 ///    `x-api-key` or `x-goog-api-key`, else 401 in the client's dialect.
 ///    `security::admin_auth` on `/admin/api/*` and `/metrics`: the admin token as a bearer
-///    token, or a console session cookie (state-changing requests with a cookie must carry
-///    the console's own `Origin`), else 401. `/admin/`, its files and `/admin/login` are open:
+///    token, or a console session — its cookie *and* its secret in `x-fluxgate-session`
+///    (state-changing requests must also carry the console's own `Origin`) — else 401. `/admin/`, its files and `/admin/login` are open:
 ///    they hold no data.
 /// 4. The body limit (`limits.max_body_mb`): larger bodies, chunked ones too, get 413 with
 ///    bounded memory. Every body must also arrive within `limits.body_timeout` of its
@@ -147,6 +152,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/admin", get(console::redirect))
         .route("/admin/", get(console::index))
         .route("/admin/login", get(console::login))
+        .route("/admin/api/hello", post(console::hello))
         .route("/admin/{*path}", get(console::asset))
         .merge(proxy_routes)
         .merge(admin_routes)

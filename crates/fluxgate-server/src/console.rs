@@ -1,8 +1,11 @@
 //! The console at `/admin/`: the embedded `ui/dist` files with a strict Content-Security-
 //! Policy, and the one-time login that turns a code from `fluxgate console` (or the desktop
-//! app) into a session cookie (`HttpOnly`, `SameSite=Strict`, path `/admin`). The files hold
-//! no data; everything the console shows comes from the admin API, which needs the admin token
-//! or that session.
+//! app) into a session: an id in a cookie (`HttpOnly`, `SameSite=Strict`, path `/admin`) and a
+//! secret handed to the page in the redirect's fragment (`/admin/#fluxgate-session=…`, never
+//! sent to any server), which the console's script keeps in its origin's storage and sends as
+//! `x-fluxgate-session`. The files hold no data; everything the console shows comes from the
+//! admin API, which needs the admin token or both halves of a session. `POST /admin/api/hello`
+//! answers the CLI's challenge (see `fluxgate_core::runtime`).
 
 use std::sync::Arc;
 
@@ -10,7 +13,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use fluxgate_core::tokens::{SESSION_COOKIE, SESSION_TTL};
+use fluxgate_core::tokens::{SESSION_COOKIE, SESSION_HEADER, SESSION_TTL};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -121,15 +124,28 @@ pub async fn login(State(s): State<Arc<AppState>>, Query(q): Query<LoginQuery>) 
         );
     };
     let cookie = format!(
-        "{SESSION_COOKIE}={session}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={}",
+        "{SESSION_COOKIE}={}; Path=/admin; HttpOnly; SameSite=Strict; Max-Age={}",
+        session.id,
         SESSION_TTL.as_secs()
     );
-    let mut r = (StatusCode::SEE_OTHER, [(header::LOCATION, "/admin/")]).into_response();
+    // The secret rides in the fragment: the browser keeps it for the page and sends it to no
+    // server, and `Referrer-Policy: no-referrer` keeps the URL out of any referrer.
+    let location = format!("/admin/#fluxgate-session={}", session.secret);
+    let mut r = (StatusCode::SEE_OTHER, [(header::LOCATION, location)]).into_response();
     if let Ok(v) = HeaderValue::from_str(&cookie) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }
     page_headers(&mut r, "no-store");
     r
+}
+
+/// Whether the request carries both halves of a live console session.
+pub fn has_session(state: &AppState, headers: &HeaderMap) -> bool {
+    let secret = headers
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    session_cookie(headers).is_some_and(|id| state.sessions.valid(id, secret))
 }
 
 /// The console session presented in the request's cookies, if any.
@@ -166,4 +182,22 @@ pub async fn login_url(State(s): State<Arc<AppState>>) -> Response {
         Json(json!({"url": s.login_url(), "expires_in_secs": fluxgate_core::tokens::LOGIN_CODE_TTL.as_secs()})),
     )
         .into_response()
+}
+
+#[derive(Deserialize)]
+pub struct Hello {
+    challenge: String,
+}
+
+/// `POST /admin/api/hello` (open): proves to the CLI that this is the server whose
+/// `runtime.json` it read, before it sends the admin token.
+pub async fn hello(State(s): State<Arc<AppState>>, Json(h): Json<Hello>) -> Response {
+    if h.challenge.len() < 32 || h.challenge.len() > 128 {
+        return crate::admin::error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "the challenge must be 32 to 128 characters",
+        );
+    }
+    Json(json!({"proof": s.identity.prove(&h.challenge)})).into_response()
 }

@@ -57,6 +57,11 @@ impl AllowList {
         {
             return false;
         }
+        self.origin_header_ok(headers)
+    }
+
+    /// The `Origin` check alone: absent, or this server's own.
+    pub fn origin_header_ok(&self, headers: &HeaderMap) -> bool {
         match headers.get("origin") {
             None => true,
             Some(o) => o
@@ -122,7 +127,20 @@ pub async fn guard(State(state): State<Arc<AppState>>, req: Request, next: Next)
             "this Fluxgate only answers requests addressed to its own loopback address and port",
         );
     }
-    if !state.allow.origin_ok(req.headers()) {
+    // The console's pages hold no data and may be reached by a top-level navigation from
+    // anywhere (a login link opened from a file, a bookmark); `Sec-Fetch-Site` alone does not
+    // refuse them. A foreign Origin still does, and the admin API keeps every check.
+    let page = matches!(
+        *req.method(),
+        axum::http::Method::GET | axum::http::Method::HEAD
+    ) && (path == "/admin" || path.starts_with("/admin/"))
+        && !path.starts_with("/admin/api/");
+    let origin_ok = if page {
+        state.allow.origin_header_ok(req.headers())
+    } else {
+        state.allow.origin_ok(req.headers())
+    };
+    if !origin_ok {
         tracing::warn!(path = %path, "refused a cross-origin request");
         return forbidden(&path, "cross-origin requests are not allowed");
     }
@@ -181,11 +199,12 @@ pub async fn admin_auth(State(state): State<Arc<AppState>>, req: Request, next: 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().strip_prefix("Bearer "))
         .is_some_and(|t| state.admin.verify(t.trim()));
-    // A console session: the cookie is SameSite=Strict and the guard has already refused a
-    // foreign Origin; a write must also *carry* the console's Origin (browsers send it on
-    // every fetch that is not a GET), so nothing but the console's own pages can write.
+    // A console session: the cookie (which any local port the browser visits receives) and
+    // the session's secret header (which only the console's own origin holds), together. The
+    // guard has already refused a foreign Origin; a write must also *carry* the console's
+    // Origin (browsers send it on every fetch that is not a GET).
     let session = !bearer
-        && crate::console::session_cookie(req.headers()).is_some_and(|s| state.sessions.valid(s))
+        && crate::console::has_session(&state, req.headers())
         && (req.method() == axum::http::Method::GET || req.headers().contains_key("origin"));
     if bearer || session {
         next.run(req).await

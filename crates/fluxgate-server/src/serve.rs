@@ -52,6 +52,7 @@ impl ServeHandle {
     /// and writes queued records.
     pub async fn shutdown(self) {
         self.state.shutting_down.store(true, Ordering::SeqCst);
+        self.state.identity.withdraw(&self.state.data_dir);
         let _ = self.stop.send(true);
         let _ = self.task.await;
         let _ = self.scheduler.await;
@@ -86,6 +87,15 @@ pub fn serve_with(
     // Read once: a new header timeout, like a new listen address, needs a restart.
     let header_timeout = gateway.config().header_timeout;
     let body_timeout = gateway.config().body_timeout;
+    let data_dir = admin
+        .path()
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_default();
+    let identity = fluxgate_core::runtime::ServerIdentity::new();
+    if let Err(e) = identity.announce(&data_dir, addr) {
+        tracing::warn!(error = %e, "cannot write runtime.json; `fluxgate console` will not find this server");
+    }
     let state = Arc::new(AppState {
         gateway: gateway.clone(),
         admin,
@@ -95,6 +105,8 @@ pub fn serve_with(
         edit_lock: tokio::sync::Mutex::new(()),
         public_addr: addr,
         sessions: fluxgate_core::tokens::ConsoleSessions::new(),
+        identity,
+        data_dir,
     });
     let (stop, mut stopped) = watch::channel(false);
     let mut stopped_hooks = stop.subscribe();

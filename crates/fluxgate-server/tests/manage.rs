@@ -457,6 +457,20 @@ async fn the_console_signs_in_once_per_link_and_its_cookie_cannot_write_cross_si
         "{cookie}"
     );
     let session = cookie.split(';').next().expect("pair").to_string();
+    // The session's secret comes in the redirect's fragment, for the page's script only.
+    let location = r.headers()["location"]
+        .to_str()
+        .expect("location")
+        .to_string();
+    let secret = location
+        .strip_prefix("/admin/#fluxgate-session=")
+        .expect("the secret in the fragment")
+        .to_string();
+    assert_eq!(secret.len(), 64, "{location}");
+    assert!(
+        !cookie.contains(&secret),
+        "the cookie must not carry the secret"
+    );
     // The link works once.
     assert_eq!(
         no_redirect.get(&url).send().await.expect("again").status(),
@@ -467,7 +481,56 @@ async fn the_console_signs_in_once_per_link_and_its_cookie_cannot_write_cross_si
         no_redirect
             .request(m, h.url(path))
             .header("cookie", session.clone())
+            .header("x-fluxgate-session", secret.clone())
     };
+    // RELIABILITY.md 28: the cookie alone is what any local port the browser visits receives.
+    // Replayed from a non-browser client, with the console's own Origin forged, it is nothing.
+    for (m, path) in [
+        (Method::GET, "/admin/api/keys"),
+        (Method::GET, "/admin/api/config"),
+        (Method::POST, "/admin/api/pause"),
+        (Method::POST, "/admin/api/console/login"),
+    ] {
+        let r = no_redirect
+            .request(m.clone(), h.url(path))
+            .header("cookie", session.clone())
+            .header("origin", h.base.clone())
+            .send()
+            .await
+            .expect("replay");
+        assert_eq!(r.status(), 401, "{m} {path} with the stolen cookie alone");
+        let r = no_redirect
+            .request(m.clone(), h.url(path))
+            .header("x-fluxgate-session", secret.clone())
+            .header("origin", h.base.clone())
+            .send()
+            .await
+            .expect("replay");
+        assert_eq!(r.status(), 401, "{m} {path} with the secret but no cookie");
+    }
+    assert!(!h.gateway.paused.load(std::sync::atomic::Ordering::SeqCst));
+    // Another session's secret does not fit this cookie.
+    let (_, other) = h
+        .admin_call(Method::POST, "/admin/api/console/login", None)
+        .await;
+    let r = no_redirect
+        .get(other["url"].as_str().expect("url"))
+        .send()
+        .await
+        .expect("login");
+    let other_secret = r.headers()["location"]
+        .to_str()
+        .expect("location")
+        .trim_start_matches("/admin/#fluxgate-session=")
+        .to_string();
+    let r = no_redirect
+        .get(h.url("/admin/api/keys"))
+        .header("cookie", session.clone())
+        .header("x-fluxgate-session", other_secret)
+        .send()
+        .await
+        .expect("keys");
+    assert_eq!(r.status(), 401, "a secret from another session");
     assert_eq!(
         with(Method::GET, "/admin/api/keys")
             .send()

@@ -661,3 +661,86 @@ async fn no_request_can_choose_the_upstream_path_query_or_method() {
         );
     }
 }
+
+/// The open routes keep the Host and Origin checks: the CLI's challenge endpoint and the
+/// console's login page answer only this server's own address, and the challenge endpoint a
+/// foreign Origin never.
+#[tokio::test]
+async fn open_routes_keep_the_host_and_origin_checks() {
+    let h = Harness::start(CONFIG, &["oa/o1"], &[]).await;
+    let addr = h.base.trim_start_matches("http://").to_string();
+    let body = format!(r#"{{"challenge":"{}"}}"#, "ab".repeat(16));
+    let ct = ("content-type", "application/json".to_string());
+    let own = ("host", addr.clone());
+    assert_eq!(
+        raw(
+            &addr,
+            "POST",
+            "/admin/api/hello",
+            &[own.clone(), ct.clone()],
+            &body
+        )
+        .await,
+        200
+    );
+    for host in ["evil.example", "127.0.0.1.nip.io", "localhost:1"] {
+        let hh = ("host", host.to_string());
+        assert_eq!(
+            raw(
+                &addr,
+                "POST",
+                "/admin/api/hello",
+                &[hh.clone(), ct.clone()],
+                &body
+            )
+            .await,
+            403
+        );
+        assert_eq!(
+            raw(&addr, "GET", "/admin/login?code=00", &[hh], "").await,
+            403
+        );
+    }
+    for origin in ["null", "https://evil.example", "http://localhost:3000"] {
+        let o = ("origin", origin.to_string());
+        let code = raw(
+            &addr,
+            "POST",
+            "/admin/api/hello",
+            &[own.clone(), ct.clone(), o],
+            &body,
+        )
+        .await;
+        assert_eq!(code, 403, "{origin}");
+    }
+    // A cross-site navigation to the console's pages is fine (they hold no data) ...
+    let xs = ("sec-fetch-site", "cross-site".to_string());
+    assert_eq!(
+        raw(
+            &addr,
+            "GET",
+            "/admin/login?code=00",
+            &[own.clone(), xs.clone()],
+            ""
+        )
+        .await,
+        401
+    );
+    // ... to the admin API it is not.
+    let bearer = ("authorization", format!("Bearer {}", h.admin_token));
+    assert_eq!(
+        raw(
+            &addr,
+            "GET",
+            "/admin/api/keys",
+            &[own.clone(), bearer.clone()],
+            ""
+        )
+        .await,
+        200
+    );
+    assert_eq!(
+        raw(&addr, "GET", "/admin/api/keys", &[own, bearer, xs], "").await,
+        403
+    );
+}

@@ -3,6 +3,7 @@
 import { post } from "../api";
 import { h } from "../dom";
 import { state, showError, notice, act, copy } from "../shell";
+import { forget } from "../session";
 
 export function setupView(): HTMLElement[] {
   const conf = state.conf;
@@ -81,7 +82,7 @@ export function settingsView(): HTMLElement[] {
       "section",
       {},
       h("h2", {}, "Session"),
-      h("button", { type: "button", onclick: () => act("Sign out", () => post("logout")).then(() => location.reload()) }, "Sign out of this console"),
+      h("button", { type: "button", onclick: () => act("Sign out", () => post("logout")).then(() => { forget(); location.reload(); }) }, "Sign out of this console"),
     ),
   ];
 }

@@ -4,6 +4,7 @@
 mod check;
 mod console;
 mod keys;
+mod remote;
 mod serve;
 mod token;
 
