@@ -37,13 +37,13 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 # The console (ui/): TypeScript + Vite, pinned in ui/package-lock.json (complete: every
-# platform's optional rollup build is listed), built into ui/dist, which the router embeds at
-# compile time. `npm ci` installs exactly the lock and never rewrites it.
+# platform's optional rollup build is listed). The router's build script builds it and embeds
+# it at compile time; installing the tools here keeps that step quiet. `npm ci` installs
+# exactly the lock and never rewrites it.
 if [ ! -d ui/node_modules/vite ] || [ ui/package-lock.json -nt ui/node_modules/.package-lock.json ]; then
   echo "installing the console's build tools (npm ci)"
   (cd ui && npm ci --no-audit --no-fund --loglevel=error)
 fi
-(cd ui && npm run --silent build >/dev/null)
 
 if [ "${1:-build}" = test ]; then
   # Exactly the pinned versions (a machine with other versions installed is brought in line);

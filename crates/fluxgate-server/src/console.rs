@@ -1,4 +1,4 @@
-//! The console at `/admin/`: the embedded `ui/dist` files with a strict Content-Security-
+//! The console at `/admin/`: the embedded `ui/` build (see `build.rs`) with a strict Content-Security-
 //! Policy, and the one-time login that turns a code from `fluxgate console` (or the desktop
 //! app) into a session: an id in a cookie (`HttpOnly`, `SameSite=Strict`, path `/admin`) and a
 //! secret handed to the page in the redirect's fragment (`/admin/#fluxgate-session=…`, never
@@ -61,14 +61,8 @@ fn html(status: StatusCode, title: &str, body: &str) -> Response {
 }
 
 fn file(path: &str) -> Response {
+    // build.rs refuses to make a binary without the console, so the table is never empty.
     let Some((_, bytes)) = CONSOLE_FILES.iter().find(|(p, _)| *p == path) else {
-        if CONSOLE_FILES.is_empty() {
-            return html(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "The console is not built into this binary",
-                "Build it with <code>npm --prefix ui ci &amp;&amp; npm --prefix ui run build</code>, then rebuild Fluxgate (<code>scripts/run.sh</code> does both). The admin API works without it.",
-            );
-        }
         return html(
             StatusCode::NOT_FOUND,
             "Not found",
