@@ -160,6 +160,14 @@ pub fn build(config: &ProviderConfig) -> Arc<dyn Provider> {
     }
 }
 
+/// Inserts a header value marked sensitive, so it never appears in debug output.
+pub(crate) fn set_secret_header(headers: &mut HeaderMap, name: &'static str, value: &str) {
+    if let Ok(mut v) = http::HeaderValue::from_str(value) {
+        v.set_sensitive(true);
+        headers.insert(name, v);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -222,13 +230,5 @@ mod tests {
             o.attempt_url(Endpoint::ChatCompletions, "..", false),
             Ok(None)
         );
-    }
-}
-
-/// Inserts a header value marked sensitive, so it never appears in debug output.
-pub(crate) fn set_secret_header(headers: &mut HeaderMap, name: &'static str, value: &str) {
-    if let Ok(mut v) = http::HeaderValue::from_str(value) {
-        v.set_sensitive(true);
-        headers.insert(name, v);
     }
 }
