@@ -18,7 +18,7 @@ if [ "${1:-build}" = test ]; then
   # with mocked notification daemon and tray watcher (Debian's python3-dbusmock).
   want+=(xvfb xdotool xclip imagemagick python3-dbusmock libnotify-bin gir1.2-ayatanaappindicator3-0.1)
   # chromium: the cross-origin browser test (driven by playwright-core from npm).
-  want+=(dbus gnome-keyring curl python3 chromium)
+  want+=(dbus gnome-keyring libsecret-tools curl python3 chromium)
 fi
 for p in "${want[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || need_apt+=("$p")
