@@ -148,6 +148,19 @@ impl Shell {
             true,
             None::<&str>,
         )?)?;
+        // One click points a tool at Fluxgate (its own config files, a token made for it); the
+        // same use case as `fluxgate setup` and the console's Client setup page.
+        let tools = Submenu::with_id(app, "setup-tool", "Set up a tool", true)?;
+        for k in ClientKind::WRITABLE {
+            tools.append(&MenuItem::with_id(
+                app,
+                format!("setup-tool:{}", k.id()),
+                format!("Set up {}", k.title()),
+                true,
+                None::<&str>,
+            )?)?;
+        }
+        menu.append(&tools)?;
         let setup = Submenu::with_id(app, "setup", "Copy client setup", true)?;
         for k in ClientKind::ALL {
             setup.append(&MenuItem::with_id(
@@ -354,6 +367,11 @@ fn on_menu(app: &AppHandle, shell: &Arc<Shell>, id: &str) {
                 toggle_provider(app, shell.clone(), name.to_string());
             } else if let Some(kind) = other.strip_prefix("setup:").and_then(ClientKind::parse) {
                 copy_setup(app, shell, kind);
+            } else if let Some(kind) = other
+                .strip_prefix("setup-tool:")
+                .and_then(ClientKind::parse)
+            {
+                set_up_tool(shell.clone(), kind);
             }
         }
     }
@@ -384,6 +402,61 @@ fn toggle_provider(app: &AppHandle, shell: Arc<Shell>, name: String) {
             Err(e) => tracing::error!(error = %e, "cannot change the provider"),
         }
         shell.refresh(&app);
+    });
+}
+
+/// Writes a tool's own config so it uses this Fluxgate, and says how it went in a notification.
+fn set_up_tool(shell: Arc<Shell>, kind: ClientKind) {
+    std::thread::spawn(move || {
+        let note = match fluxgate_core::setup::tools::Homes::from_env(|k| std::env::var(k).ok())
+            .ok_or_else(|| "HOME is not set".to_string())
+            .and_then(|homes| {
+                let models: Vec<String> = shell
+                    .gateway
+                    .config()
+                    .routes
+                    .iter()
+                    .filter(|r| !r.name.ends_with('*'))
+                    .map(|r| r.name.clone())
+                    .collect();
+                fluxgate_core::setup::tools::set_up(
+                    kind,
+                    &homes,
+                    &shell.state.data_dir,
+                    &shell.gateway.tokens,
+                    &format!("http://{}", shell.addr),
+                    &models,
+                    false,
+                )
+                .map_err(|e| e.to_string())
+            }) {
+            Ok(out) if !out.plan.changes() => fluxgate_desktop::Note {
+                summary: format!("{} already uses Fluxgate", kind.title()),
+                body: "Nothing to change.".into(),
+                critical: false,
+            },
+            Ok(out) => fluxgate_desktop::Note {
+                summary: format!("{} now uses Fluxgate", kind.title()),
+                body: format!(
+                    "Wrote {}. `fluxgate setup --undo {}` restores the originals.{}",
+                    out.written
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    kind.id(),
+                    kind.note().map(|n| format!(" {n}")).unwrap_or_default()
+                ),
+                critical: false,
+            },
+            Err(e) => fluxgate_desktop::Note {
+                summary: format!("Could not set up {}", kind.title()),
+                body: e,
+                critical: true,
+            },
+        };
+        tracing::info!(tool = kind.id(), summary = %note.summary, "tool setup from the tray");
+        Notifier::new(TITLE).show(&note);
     });
 }
 

@@ -103,6 +103,8 @@ class Fluxgate:
         lines.append('[routes."gpt-5*"]\ntargets = ["ant/claude-upstream"]\n')
         lines.append('[routes."via-gemini"]\ntargets = ["gem/gemini-2.5-pro"]\n')
         lines.append('[routes."via-chat"]\ntargets = ["ds/deepseek-chat"]\n')
+        # Gemini CLI asks for gemini-* models: to an Anthropic key.
+        lines.append('[routes."gemini-*"]\ntargets = ["ant/claude-upstream"]\n')
         self.config.write_text("\n".join(lines))
         out = subprocess.run([str(FLUXGATE), "token", "new", "pytest", "--data-dir", str(self.data)], capture_output=True, text=True, env=self.env, check=True)
         self.token = out.stdout.strip()

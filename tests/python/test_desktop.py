@@ -105,6 +105,7 @@ def test_window_tray_menu_and_one_notification_per_cooldown(desktop):
         healthy_icon = props.get("IconName")
         menu = desktop.menu(item)
         for label in ["2/2 keys healthy", "Pause routing", "Open console", f"Copy base URL ({app.url})",
+                      "Set up a tool", "Set up Claude Code", "Set up Codex CLI", "Set up Gemini CLI", "Set up opencode",
                       "Copy client setup", "Start at login", "Quit Fluxgate"]:
             assert label in menu, f"{label!r} not in {list(menu)}"
         provider = [label for label in menu if label.startswith("oa")]
@@ -139,6 +140,17 @@ def test_window_tray_menu_and_one_notification_per_cooldown(desktop):
         desktop.wait_for(lambda: "oa — 2/2 keys usable" in desktop.menu(item), 10, "the provider to come back")
         assert "enabled = false" not in app.config.read_text()
         assert app.chat()[0] == 200
+
+        # "Set up Codex CLI" writes Codex's own config (a token made for it) and says so.
+        codex = Path(desktop.env["HOME"]) / ".codex" / "config.toml"
+        notes_before = len(desktop.notifications())
+        desktop.click(item, "Set up Codex CLI")
+        desktop.wait_for(lambda: codex.exists() and 'model_provider = "fluxgate"' in codex.read_text(), 15,
+                         "Codex's config to be written")
+        assert f'base_url = "{app.url}/v1"' in codex.read_text() and oct(codex.stat().st_mode & 0o777) == "0o600"
+        setup_notes = desktop.wait_for(lambda: desktop.notifications()[notes_before:] or None, 10, "the setup note")
+        assert setup_notes[0][1] == "Codex CLI now uses Fluxgate", setup_notes
+        assert "fgk_" not in setup_notes[0][2]
 
         # A rate limit on key a: the next request fails over to b, the tray counts 1/2, and the
         # cooldown gives exactly one notification, however many requests follow.

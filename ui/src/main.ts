@@ -63,7 +63,7 @@ async function render(): Promise<void> {
         nodes = await requestsView();
         break;
       case "setup":
-        nodes = setupView();
+        nodes = await setupView();
         break;
       case "settings":
         nodes = settingsView();

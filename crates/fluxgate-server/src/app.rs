@@ -14,7 +14,7 @@ use fluxgate_core::gateway::Gateway;
 use fluxgate_core::tokens::{AdminToken, ConsoleSessions};
 
 use crate::security::{self, AllowList};
-use crate::{admin, console, manage, proxy};
+use crate::{admin, console, manage, proxy, tool_setup};
 
 /// What every handler can reach.
 pub struct AppState {
@@ -139,6 +139,9 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/admin/api/pause", post(manage::pause))
         .route("/admin/api/resume", post(manage::resume))
         .route("/admin/api/setup", post(manage::setup))
+        .route("/admin/api/setup/tools", get(tool_setup::list))
+        .route("/admin/api/setup/tools/{tool}", post(tool_setup::apply))
+        .route("/admin/api/setup/tools/{tool}/undo", post(tool_setup::undo))
         .route("/admin/api/console/login", post(console::login_url))
         .route("/admin/api/logout", post(console::logout))
         .route_layer(middleware::from_fn(crate::deadline::admin_body))

@@ -16,6 +16,7 @@ pub mod proxy;
 pub mod respond;
 pub mod security;
 pub mod serve;
+pub mod tool_setup;
 
 pub use app::{app, AppState};
 pub use serve::{serve, serve_with, ServeHandle};

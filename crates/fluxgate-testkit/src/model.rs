@@ -4,7 +4,8 @@
 //! - The last turn is a tool result: answer `tool said: <result>`.
 //! - The last user text holds `[[call:NAME {json args}]]`: call tool NAME with those args.
 //! - The last user text holds `[[shell:COMMAND]]`: call whichever shell tool the request
-//!   offers (Claude Code's `Bash`, Codex's `shell` / `shell_command` / `exec_command`) with
+//!   offers (Claude Code's `Bash`, Codex's `shell` / `shell_command` / `exec_command`, Gemini
+//!   CLI's `run_shell_command`, opencode's `bash`) with
 //!   COMMAND in the shape that tool takes.
 //! - The last user text holds `[[say:WORDS]]`: answer WORDS (one stream event per word).
 //! - Otherwise: `ok from LABEL`.
@@ -180,6 +181,10 @@ pub fn answer(wire: Wire, body: &Value, label: &str) -> Answer {
             ("exec_command", json!({"cmd": cmd}))
         } else if pick("shell") {
             ("shell", json!({"command": ["bash", "-lc", cmd]}))
+        } else if pick("run_shell_command") {
+            ("run_shell_command", json!({"command": cmd}))
+        } else if pick("bash") {
+            ("bash", json!({"command": cmd, "description": "Run the command"}))
         } else {
             return Answer::Text(format!("no shell tool among {names:?}"));
         };

@@ -6,6 +6,7 @@ mod console;
 mod keys;
 mod remote;
 mod serve;
+mod setup;
 mod token;
 
 use std::path::PathBuf;
@@ -74,6 +75,9 @@ enum Command {
     Token(token::TokenCommand),
     /// Open the console of the running Fluxgate in a browser (a one-time login link).
     Console(console::ConsoleArgs),
+    /// Point a tool (claude-code, codex, gemini-cli, opencode) at Fluxgate by writing its own
+    /// config files; --dry-run shows the diff, --undo restores the originals.
+    Setup(setup::SetupArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -85,6 +89,7 @@ pub fn main() -> ExitCode {
         Command::Keys(c) => keys::run(c),
         Command::Token(c) => token::run(c),
         Command::Console(a) => console::run(a),
+        Command::Setup(a) => setup::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
