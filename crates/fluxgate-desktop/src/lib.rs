@@ -1,7 +1,9 @@
 //! The desktop shell's logic without a GUI toolkit, so it is tested like the rest of the
 //! router: the tray's icon, title and menu lines from key health ([`tray`]), which events
-//! become notifications ([`notes`]), and sending them over D-Bus ([`Notifier`]).
+//! become notifications ([`notes`]), sending them over D-Bus ([`Notifier`]), and whether the
+//! session has a tray host and a notification daemon at all ([`hosts`]).
 
+pub mod hosts;
 pub mod notes;
 pub mod tray;
 

@@ -17,12 +17,17 @@ async fn call(
     path: &str,
     body: Option<serde_json::Value>,
 ) -> (u16, serde_json::Value) {
-    let mut req = http.request(method, format!("{base}{path}")).bearer_auth(admin);
+    let mut req = http
+        .request(method, format!("{base}{path}"))
+        .bearer_auth(admin);
     if let Some(b) = body {
         req = req.json(&b);
     }
     let resp = req.send().await.expect("admin api");
-    (resp.status().as_u16(), resp.json().await.unwrap_or_default())
+    (
+        resp.status().as_u16(),
+        resp.json().await.unwrap_or_default(),
+    )
 }
 
 #[tokio::test]
@@ -38,52 +43,176 @@ async fn the_console_sets_a_tool_up_previews_and_undoes_it() {
     std::fs::write(&config, "").expect("config");
     let router = RouterProcess::start(&home, &config, &data, &[], None);
     let admin = router.admin_token();
-    let http = reqwest::Client::builder().no_proxy().build().expect("client");
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .expect("client");
     let b = router.base.clone();
     use reqwest::Method;
 
-    let (status, list) = call(&http, &b, &admin, Method::GET, "/admin/api/setup/tools", None).await;
+    let (status, list) = call(
+        &http,
+        &b,
+        &admin,
+        Method::GET,
+        "/admin/api/setup/tools",
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{list}");
-    let ids: Vec<&str> = list["tools"].as_array().expect("tools").iter().filter_map(|t| t["id"].as_str()).collect();
+    let ids: Vec<&str> = list["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .filter_map(|t| t["id"].as_str())
+        .collect();
     assert_eq!(ids, ["claude-code", "codex", "gemini-cli", "opencode"]);
-    assert!(list["tools"].as_array().expect("tools").iter().all(|t| t["configured"] == false));
+    assert!(list["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .all(|t| t["configured"] == false));
 
-    let (status, preview) = call(&http, &b, &admin, Method::POST, "/admin/api/setup/tools/codex", Some(serde_json::json!({"dry_run": true}))).await;
+    let (status, preview) = call(
+        &http,
+        &b,
+        &admin,
+        Method::POST,
+        "/admin/api/setup/tools/codex",
+        Some(serde_json::json!({"dry_run": true})),
+    )
+    .await;
     assert_eq!(status, 200, "{preview}");
     let diff = preview["diff"].as_str().expect("diff");
-    assert!(diff.contains("+model_provider = \"fluxgate\"") && diff.contains(&format!("+base_url = \"{b}/v1\"")), "{diff}");
+    assert!(
+        diff.contains("+model_provider = \"fluxgate\"")
+            && diff.contains(&format!("+base_url = \"{b}/v1\"")),
+        "{diff}"
+    );
     assert!(preview["token_name"].is_null());
-    assert_eq!(std::fs::read_to_string(&codex).expect("read"), original, "a preview writes nothing");
+    assert_eq!(
+        std::fs::read_to_string(&codex).expect("read"),
+        original,
+        "a preview writes nothing"
+    );
     let (_, tokens) = call(&http, &b, &admin, Method::GET, "/admin/api/tokens", None).await;
-    assert_eq!(tokens["tokens"].as_array().map(Vec::len), Some(0), "{tokens}");
+    assert_eq!(
+        tokens["tokens"].as_array().map(Vec::len),
+        Some(0),
+        "{tokens}"
+    );
 
-    let (status, done) = call(&http, &b, &admin, Method::POST, "/admin/api/setup/tools/codex", None).await;
+    let (status, done) = call(
+        &http,
+        &b,
+        &admin,
+        Method::POST,
+        "/admin/api/setup/tools/codex",
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{done}");
     assert_eq!(done["token_name"], "codex");
     let text = std::fs::read_to_string(&codex).expect("read");
-    assert!(text.starts_with("# mine\nmodel = \"gpt-5-codex\"\n") && text.contains("experimental_bearer_token = \"fgk_"), "{text}");
-    assert!(!done.to_string().contains("fgk_") || done["diff"].as_str().is_some_and(|d| d.contains("fgk_…")), "the answer never holds the whole token: {done}");
-    assert_eq!(std::fs::metadata(&codex).expect("meta").permissions().mode() & 0o777, 0o600);
-    let (_, list) = call(&http, &b, &admin, Method::GET, "/admin/api/setup/tools", None).await;
-    let codex_row = list["tools"].as_array().expect("tools").iter().find(|t| t["id"] == "codex").cloned().expect("codex");
+    assert!(
+        text.starts_with("# mine\nmodel = \"gpt-5-codex\"\n")
+            && text.contains("experimental_bearer_token = \"fgk_"),
+        "{text}"
+    );
+    assert!(
+        !done.to_string().contains("fgk_")
+            || done["diff"].as_str().is_some_and(|d| d.contains("fgk_…")),
+        "the answer never holds the whole token: {done}"
+    );
+    assert_eq!(
+        std::fs::metadata(&codex)
+            .expect("meta")
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+    let (_, list) = call(
+        &http,
+        &b,
+        &admin,
+        Method::GET,
+        "/admin/api/setup/tools",
+        None,
+    )
+    .await;
+    let codex_row = list["tools"]
+        .as_array()
+        .expect("tools")
+        .iter()
+        .find(|t| t["id"] == "codex")
+        .cloned()
+        .expect("codex");
     assert_eq!(codex_row["configured"], true, "{codex_row}");
     assert_eq!(codex_row["undo"], true);
 
-    let (status, undone) = call(&http, &b, &admin, Method::POST, "/admin/api/setup/tools/codex/undo", None).await;
+    let (status, undone) = call(
+        &http,
+        &b,
+        &admin,
+        Method::POST,
+        "/admin/api/setup/tools/codex/undo",
+        None,
+    )
+    .await;
     assert_eq!(status, 200, "{undone}");
     assert_eq!(std::fs::read_to_string(&codex).expect("read"), original);
     let (_, tokens) = call(&http, &b, &admin, Method::GET, "/admin/api/tokens", None).await;
-    assert_eq!(tokens["tokens"].as_array().map(Vec::len), Some(0), "the token was revoked: {tokens}");
-    let (status, again) = call(&http, &b, &admin, Method::POST, "/admin/api/setup/tools/codex/undo", None).await;
-    assert_eq!((status, again["error"]["type"].as_str()), (404, Some("nothing_to_undo")));
+    assert_eq!(
+        tokens["tokens"].as_array().map(Vec::len),
+        Some(0),
+        "the token was revoked: {tokens}"
+    );
+    let (status, again) = call(
+        &http,
+        &b,
+        &admin,
+        Method::POST,
+        "/admin/api/setup/tools/codex/undo",
+        None,
+    )
+    .await;
+    assert_eq!(
+        (status, again["error"]["type"].as_str()),
+        (404, Some("nothing_to_undo"))
+    );
 
     let claude = home.join(".claude/settings.json");
     std::fs::create_dir_all(claude.parent().expect("dir")).expect("dir");
     std::fs::write(&claude, "{\n  \"env\": {\n").expect("write");
-    let (status, bad) = call(&http, &b, &admin, Method::POST, "/admin/api/setup/tools/claude-code", None).await;
+    let (status, bad) = call(
+        &http,
+        &b,
+        &admin,
+        Method::POST,
+        "/admin/api/setup/tools/claude-code",
+        None,
+    )
+    .await;
     assert_eq!(status, 422, "{bad}");
-    assert!(bad["error"]["message"].as_str().is_some_and(|m| m.contains("line 3")), "{bad}");
-    assert_eq!(std::fs::read_to_string(&claude).expect("read"), "{\n  \"env\": {\n");
-    let (status, _) = call(&http, &b, &admin, Method::POST, "/admin/api/setup/tools/cursor", None).await;
+    assert!(
+        bad["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("line 3")),
+        "{bad}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&claude).expect("read"),
+        "{\n  \"env\": {\n"
+    );
+    let (status, _) = call(
+        &http,
+        &b,
+        &admin,
+        Method::POST,
+        "/admin/api/setup/tools/cursor",
+        None,
+    )
+    .await;
     assert_eq!(status, 404);
 }

@@ -184,7 +184,10 @@ pub fn answer(wire: Wire, body: &Value, label: &str) -> Answer {
         } else if pick("run_shell_command") {
             ("run_shell_command", json!({"command": cmd}))
         } else if pick("bash") {
-            ("bash", json!({"command": cmd, "description": "Run the command"}))
+            (
+                "bash",
+                json!({"command": cmd, "description": "Run the command"}),
+            )
         } else {
             return Answer::Text(format!("no shell tool among {names:?}"));
         };

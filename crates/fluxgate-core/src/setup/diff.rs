@@ -106,7 +106,9 @@ mod tests {
             "--- /dev/null\n+++ n.json (new file)\n@@ -0,0 +1,2 @@\n+{\n+}\n"
         );
         let before: String = (0..20).map(|i| format!("{i}\n")).collect();
-        let after = before.replace("2\n", "two\n").replace("17\n", "seventeen\n");
+        let after = before
+            .replace("2\n", "two\n")
+            .replace("17\n", "seventeen\n");
         let d = unified("f", Some(&before), &after);
         assert_eq!(d.matches("@@ ").count(), 2, "{d}");
         assert_eq!(unified("f", Some("same\n"), "same\n"), "--- f\n+++ f\n");

@@ -113,7 +113,9 @@ impl<'a> Scanner<'a> {
                 self.skip()?;
                 if self.b.get(self.at) == Some(&b']') {
                     self.at += 1;
-                    return Ok(Node::Other { span: start..self.at });
+                    return Ok(Node::Other {
+                        span: start..self.at,
+                    });
                 }
                 loop {
                     self.value()?;
@@ -134,11 +136,15 @@ impl<'a> Scanner<'a> {
                         _ => return Err(self.error(self.at, "expected `,` or `]` in a list")),
                     }
                 }
-                Ok(Node::Other { span: start..self.at })
+                Ok(Node::Other {
+                    span: start..self.at,
+                })
             }
             Some(b'"') => {
                 self.string()?;
-                Ok(Node::Other { span: start..self.at })
+                Ok(Node::Other {
+                    span: start..self.at,
+                })
             }
             Some(_) => {
                 while self.at < self.b.len()
@@ -149,9 +155,12 @@ impl<'a> Scanner<'a> {
                 }
                 let word = &self.text[start..self.at];
                 let ok = matches!(word, "true" | "false" | "null")
-                    || (!word.is_empty() && serde_json::from_str::<serde_json::Number>(word).is_ok());
+                    || (!word.is_empty()
+                        && serde_json::from_str::<serde_json::Number>(word).is_ok());
                 if ok {
-                    Ok(Node::Other { span: start..self.at })
+                    Ok(Node::Other {
+                        span: start..self.at,
+                    })
                 } else {
                     Err(self.error(start, "expected a value"))
                 }
@@ -296,7 +305,10 @@ impl Doc {
                 b: self.text.as_bytes(),
                 at,
             };
-            return Err(s.error(at, format!("`{}` is not an object", path[..depth].join("."))));
+            return Err(s.error(
+                at,
+                format!("`{}` is not an object", path[..depth].join(".")),
+            ));
         };
         // Build the missing part as nested objects, innermost value last.
         let mut v = value.clone();
@@ -412,8 +424,11 @@ mod tests {
     fn setting_keeps_every_other_byte() {
         let text = "{\n    // my settings\n    \"theme\": \"dark\",\n    \"env\": {\n        \"FOO\": \"1\" /* keep */\n    },\n    \"zz\": [1, 2,],\n}\n";
         let mut d = Doc::parse(text).expect("jsonc");
-        d.set(&["env", "ANTHROPIC_BASE_URL"], &json!("http://127.0.0.1:8414"))
-            .expect("set");
+        d.set(
+            &["env", "ANTHROPIC_BASE_URL"],
+            &json!("http://127.0.0.1:8414"),
+        )
+        .expect("set");
         d.set(&["theme"], &json!("light")).expect("replace");
         assert_eq!(
             d.text(),
@@ -425,8 +440,11 @@ mod tests {
     #[test]
     fn missing_objects_are_created_with_the_file_s_indentation() {
         let mut d = Doc::parse("{\n  \"a\": 1\n}\n").expect("json");
-        d.set(&["provider", "fluxgate", "options"], &json!({"baseURL": "u", "apiKey": "k"}))
-            .expect("set");
+        d.set(
+            &["provider", "fluxgate", "options"],
+            &json!({"baseURL": "u", "apiKey": "k"}),
+        )
+        .expect("set");
         assert_eq!(
             d.text(),
             "{\n  \"a\": 1,\n  \"provider\": {\n    \"fluxgate\": {\n      \"options\": {\n        \"baseURL\": \"u\",\n        \"apiKey\": \"k\"\n      }\n    }\n  }\n}\n"
@@ -434,7 +452,10 @@ mod tests {
         let mut e = Doc::parse("").expect("empty");
         e.set(&["env", "X"], &json!("y")).expect("set");
         assert_eq!(e.text(), "{\n  \"env\": {\n    \"X\": \"y\"\n  }\n}\n");
-        assert_eq!(serde_json::from_str::<serde_json::Value>(e.text()).expect("valid"), json!({"env": {"X": "y"}}));
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(e.text()).expect("valid"),
+            json!({"env": {"X": "y"}})
+        );
     }
 
     #[test]

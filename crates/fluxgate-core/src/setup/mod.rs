@@ -131,8 +131,9 @@ mod tests {
     #[test]
     fn each_tool_gets_its_own_base_url_convention() {
         let b = "http://127.0.0.1:8414/";
-        assert!(snippet(ClientKind::ClaudeCode, b, "fg-1")
-            .contains("ANTHROPIC_BASE_URL=http://127.0.0.1:8414\nexport ANTHROPIC_AUTH_TOKEN=fg-1\n"));
+        assert!(snippet(ClientKind::ClaudeCode, b, "fg-1").contains(
+            "ANTHROPIC_BASE_URL=http://127.0.0.1:8414\nexport ANTHROPIC_AUTH_TOKEN=fg-1\n"
+        ));
         assert!(snippet(ClientKind::GeminiCli, b, "fg-1")
             .contains("GOOGLE_GEMINI_BASE_URL=http://127.0.0.1:8414\nGEMINI_API_KEY=fg-1\n"));
         assert!(snippet(ClientKind::Codex, b, "fg-1")

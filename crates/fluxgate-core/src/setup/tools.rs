@@ -88,7 +88,11 @@ pub fn set_up(
     };
     let plan = plan(kind, homes, base, &token, models)?;
     let diff = plan.diff(&token);
-    let written = if dry_run { Vec::new() } else { apply(&plan, data_dir)? };
+    let written = if dry_run {
+        Vec::new()
+    } else {
+        apply(&plan, data_dir)?
+    };
     Ok(Outcome {
         plan,
         diff,
@@ -310,10 +314,12 @@ pub fn current(kind: ClientKind, homes: &Homes) -> Result<Current, SetupError> {
         ClientKind::Codex => {
             let text = read(&paths[0])?;
             let d = toml_doc(&paths[0], text.as_deref())?;
-            let p = d
-                .get("model_providers")
-                .and_then(|m| m.get("fluxgate"));
-            let field = |k: &str| p.and_then(|p| p.get(k)).and_then(|v| v.as_str()).map(str::to_string);
+            let p = d.get("model_providers").and_then(|m| m.get("fluxgate"));
+            let field = |k: &str| {
+                p.and_then(|p| p.get(k))
+                    .and_then(|v| v.as_str())
+                    .map(str::to_string)
+            };
             Current {
                 base_url: field("base_url").map(|b| b.trim_end_matches("/v1").to_string()),
                 token: field("experimental_bearer_token"),
@@ -377,9 +383,13 @@ pub fn plan(
                 t.set_implicit(true);
                 d["model_providers"] = toml_edit::Item::Table(t);
             }
-            let providers = d["model_providers"]
-                .as_table_like_mut()
-                .ok_or_else(|| malformed(&paths[0], "Codex config", "`model_providers` is not a table"))?;
+            let providers = d["model_providers"].as_table_like_mut().ok_or_else(|| {
+                malformed(
+                    &paths[0],
+                    "Codex config",
+                    "`model_providers` is not a table",
+                )
+            })?;
             if providers.get("fluxgate").is_none() {
                 providers.insert("fluxgate", toml_edit::Item::Table(toml_edit::Table::new()));
             }
@@ -387,7 +397,11 @@ pub fn plan(
                 .get_mut("fluxgate")
                 .and_then(|p| p.as_table_like_mut())
                 .ok_or_else(|| {
-                    malformed(&paths[0], "Codex config", "`model_providers.fluxgate` is not a table")
+                    malformed(
+                        &paths[0],
+                        "Codex config",
+                        "`model_providers.fluxgate` is not a table",
+                    )
                 })?;
             p.insert("name", toml_edit::value("Fluxgate"));
             p.insert("base_url", toml_edit::value(format!("{base}/v1")));
@@ -401,12 +415,19 @@ pub fn plan(
         }
         ClientKind::GeminiCli => {
             let env_before = read(&paths[0])?;
-            let env = dotenv_set(env_before.as_deref().unwrap_or(""), "GOOGLE_GEMINI_BASE_URL", base);
+            let env = dotenv_set(
+                env_before.as_deref().unwrap_or(""),
+                "GOOGLE_GEMINI_BASE_URL",
+                base,
+            );
             let env = dotenv_set(&env, "GEMINI_API_KEY", token);
             let before = read(&paths[1])?;
             let mut d = json_doc(&paths[1], before.as_deref())?;
-            d.set(&["security", "auth", "selectedType"], &"gemini-api-key".into())
-                .map_err(|e| malformed(&paths[1], "JSON", e))?;
+            d.set(
+                &["security", "auth", "selectedType"],
+                &"gemini-api-key".into(),
+            )
+            .map_err(|e| malformed(&paths[1], "JSON", e))?;
             out.push(FileChange {
                 path: paths[0].clone(),
                 before: env_before,
@@ -429,13 +450,19 @@ pub fn plan(
                 if before.is_none() {
                     d.set(&["$schema"], &"https://opencode.ai/config.json".into())?;
                 }
-                d.set(&["provider", "fluxgate", "npm"], &"@ai-sdk/openai-compatible".into())?;
+                d.set(
+                    &["provider", "fluxgate", "npm"],
+                    &"@ai-sdk/openai-compatible".into(),
+                )?;
                 d.set(&["provider", "fluxgate", "name"], &"Fluxgate".into())?;
                 d.set(
                     &["provider", "fluxgate", "options"],
                     &serde_json::json!({ "baseURL": format!("{base}/v1"), "apiKey": token }),
                 )?;
-                d.set(&["provider", "fluxgate", "models"], &serde_json::Value::Object(listed))?;
+                d.set(
+                    &["provider", "fluxgate", "models"],
+                    &serde_json::Value::Object(listed),
+                )?;
                 Ok(())
             };
             edit(&mut d).map_err(|e| malformed(&paths[0], "JSON", e))?;
@@ -486,7 +513,9 @@ fn mode_of(path: &Path) -> Option<u32> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::metadata(path).ok().map(|m| m.permissions().mode() & 0o777)
+        std::fs::metadata(path)
+            .ok()
+            .map(|m| m.permissions().mode() & 0o777)
     }
     #[cfg(not(unix))]
     {
@@ -521,19 +550,22 @@ pub fn apply(plan: &Plan, data_dir: &Path) -> Result<Vec<PathBuf>, SetupError> {
                 mode: mode_of(&f.path),
             });
         }
-        let text = serde_json::to_vec_pretty(&Manifest { files: kept }).map_err(|e| SetupError::Io {
-            what: "record",
-            path: manifest_path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        crate::files::replace_atomically(&manifest_path, &text).map_err(io("record", &manifest_path))?;
+        let text =
+            serde_json::to_vec_pretty(&Manifest { files: kept }).map_err(|e| SetupError::Io {
+                what: "record",
+                path: manifest_path.display().to_string(),
+                reason: e.to_string(),
+            })?;
+        crate::files::replace_atomically(&manifest_path, &text)
+            .map_err(io("record", &manifest_path))?;
     }
     let mut written = Vec::new();
     for f in plan.files.iter().filter(|f| f.changes()) {
         if let Some(parent) = f.path.parent() {
             std::fs::create_dir_all(parent).map_err(io("create", parent))?;
         }
-        crate::files::replace_atomically(&f.path, f.after.as_bytes()).map_err(io("write", &f.path))?;
+        crate::files::replace_atomically(&f.path, f.after.as_bytes())
+            .map_err(io("write", &f.path))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -573,7 +605,8 @@ pub fn undo(kind: ClientKind, data_dir: &Path) -> Result<Vec<PathBuf>, SetupErro
             Some(name) => {
                 let p = dir.join(name);
                 let original = std::fs::read(&p).map_err(io("read", &p))?;
-                crate::files::replace_atomically(&k.path, &original).map_err(io("restore", &k.path))?;
+                crate::files::replace_atomically(&k.path, &original)
+                    .map_err(io("restore", &k.path))?;
                 #[cfg(unix)]
                 if let Some(mode) = k.mode {
                     use std::os::unix::fs::PermissionsExt;

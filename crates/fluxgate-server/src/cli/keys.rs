@@ -166,13 +166,90 @@ async fn read_all(resp: http::Response<hyper::body::Incoming>) -> bytes::Bytes {
     buf.freeze()
 }
 
+/// How one key's cheapest authenticated call went: the status and time, or what failed
+/// (never the key; the upstream's answer is cleaned of it).
+pub(super) struct KeyProbe {
+    pub account: String,
+    pub result: Result<(u16, u128), ProbeError>,
+}
+
+/// Why a key could not be used.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum ProbeError {
+    #[error("{0}")]
+    Secret(SecretError),
+    #[error("HTTP {status} {}: {message}", class.as_str())]
+    Rejected {
+        status: u16,
+        class: health::ErrorClass,
+        message: String,
+    },
+    #[error("{0}")]
+    Unreachable(String),
+}
+
+/// Tries `key` of `p` with a models list (the cheapest authenticated call), 30 s at most.
+pub(super) async fn probe_key(
+    client: &fluxgate_core::exec::client::HttpClient,
+    secrets: &Secrets,
+    p: &ProviderConfig,
+    key: &fluxgate_core::config::KeyConfig,
+) -> KeyProbe {
+    let account = p.account(&key.id);
+    let secret = match secrets.resolve(&account, &key.secret) {
+        Ok(s) => s,
+        Err(e) => {
+            return KeyProbe {
+                account,
+                result: Err(ProbeError::Secret(e)),
+            }
+        }
+    };
+    let upstream = providers::build(p);
+    let mut headers = http::HeaderMap::new();
+    upstream.authorize(&mut headers, &secret);
+    let started = Instant::now();
+    let Ok(uri) = upstream.models_url().parse::<http::Uri>() else {
+        return KeyProbe {
+            account,
+            result: Err(ProbeError::Unreachable(
+                "the provider's URL is not valid".into(),
+            )),
+        };
+    };
+    let send = client.send(http::Method::GET, uri, headers, bytes::Bytes::new());
+    let result = match tokio::time::timeout(std::time::Duration::from_secs(30), send).await {
+        Err(_) => Err(ProbeError::Unreachable("no answer within 30 s".into())),
+        Ok(Err(e)) => Err(ProbeError::Unreachable(transport_failure(&e).message)),
+        Ok(Ok(resp)) => {
+            let status = resp.status().as_u16();
+            let redactor = secret.redactor();
+            let headers = headers::redact(resp.headers(), redactor);
+            let body = redactor.bytes(&read_all(resp).await).into_owned();
+            if (200..300).contains(&status) {
+                Ok((status, started.elapsed().as_millis()))
+            } else {
+                let mut f =
+                    health::classify_status(status, &headers, &body, std::time::SystemTime::now());
+                redact_failure(&mut f, &secret);
+                Err(ProbeError::Rejected {
+                    status,
+                    class: f.class,
+                    message: f.message,
+                })
+            }
+        }
+    };
+    KeyProbe { account, result }
+}
+
 fn test(common: &Common, only: Option<&str>) -> Result<(), String> {
     let config = common.load_config()?;
-    let targets: Vec<(&ProviderConfig, String)> = config
+    let targets: Vec<(&ProviderConfig, &fluxgate_core::config::KeyConfig)> = config
         .providers
         .iter()
-        .flat_map(|p| p.keys.iter().map(move |k| (p, k.id.clone())))
-        .filter(|(p, id)| only.is_none_or(|o| o == p.account(id)))
+        .flat_map(|p| p.keys.iter().map(move |k| (p, k)))
+        .filter(|(p, k)| only.is_none_or(|o| o == p.account(&k.id)))
         .collect();
     if targets.is_empty() {
         return Err(match only {
@@ -188,62 +265,15 @@ fn test(common: &Common, only: Option<&str>) -> Result<(), String> {
     let client = http_client(&config.timeouts);
     let mut failed = 0;
     runtime.block_on(async {
-        for (p, id) in &targets {
-            let account = p.account(id);
-            let Some(k) = p.keys.iter().find(|k| &k.id == id) else {
-                continue;
-            };
-            let secret = match secrets.resolve(&account, &k.secret) {
-                Ok(s) => s,
+        for (p, k) in &targets {
+            let probe = probe_key(&client, &secrets, p, k).await;
+            match probe.result {
+                Ok((status, ms)) => {
+                    println!("{:<28} ok    HTTP {status} in {ms} ms", probe.account)
+                }
                 Err(e) => {
                     failed += 1;
-                    println!("{account:<28} FAIL  {e}");
-                    continue;
-                }
-            };
-            let upstream = providers::build(p);
-            let mut headers = http::HeaderMap::new();
-            upstream.authorize(&mut headers, &secret);
-            let started = Instant::now();
-            let Ok(uri) = upstream.models_url().parse::<http::Uri>() else {
-                failed += 1;
-                println!("{account:<28} FAIL  the provider's URL is not valid");
-                continue;
-            };
-            let send = client.send(http::Method::GET, uri, headers, bytes::Bytes::new());
-            let result = tokio::time::timeout(std::time::Duration::from_secs(30), send).await;
-            let ms = started.elapsed().as_millis();
-            match result {
-                Err(_) => {
-                    failed += 1;
-                    println!("{account:<28} FAIL  no answer within 30 s");
-                }
-                Ok(Err(e)) => {
-                    failed += 1;
-                    println!("{account:<28} FAIL  {}", transport_failure(&e).message);
-                }
-                Ok(Ok(resp)) => {
-                    let status = resp.status().as_u16();
-                    let redactor = secret.redactor();
-                    let headers = headers::redact(resp.headers(), redactor);
-                    let body = redactor.bytes(&read_all(resp).await).into_owned();
-                    if (200..300).contains(&status) {
-                        println!("{account:<28} ok    HTTP {status} in {ms} ms");
-                    } else {
-                        failed += 1;
-                        let mut f = health::classify_status(
-                            status,
-                            &headers,
-                            &body,
-                            std::time::SystemTime::now(),
-                        );
-                        redact_failure(&mut f, &secret);
-                        println!(
-                            "{account:<28} FAIL  HTTP {status} {}: {}",
-                            f.class.as_str(),
-                            f.message
-                        );
-                    }
+                    println!("{:<28} FAIL  {e}", probe.account);
                 }
             }
         }

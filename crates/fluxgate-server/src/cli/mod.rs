@@ -3,6 +3,7 @@
 
 mod check;
 mod console;
+mod doctor;
 mod keys;
 mod remote;
 mod serve;
@@ -78,6 +79,9 @@ enum Command {
     /// Point a tool (claude-code, codex, gemini-cli, opencode) at Fluxgate by writing its own
     /// config files; --dry-run shows the diff, --undo restores the originals.
     Setup(setup::SetupArgs),
+    /// Check the whole chain (config, keychain, keys, the running server, set-up tools, tray and
+    /// notifications) and say what to fix; --json for scripts. Exits 1 when something is broken.
+    Doctor(doctor::DoctorArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -90,6 +94,7 @@ pub fn main() -> ExitCode {
         Command::Token(c) => token::run(c),
         Command::Console(a) => console::run(a),
         Command::Setup(a) => setup::run(a),
+        Command::Doctor(a) => doctor::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -30,7 +30,10 @@ fn tool(id: &str) -> Result<ClientKind, String> {
         .filter(|k| ClientKind::WRITABLE.contains(k))
         .ok_or_else(|| {
             let ids: Vec<&str> = ClientKind::WRITABLE.iter().map(|k| k.id()).collect();
-            format!("unknown tool `{id}`; `fluxgate setup` writes the config of: {}", ids.join(", "))
+            format!(
+                "unknown tool `{id}`; `fluxgate setup` writes the config of: {}",
+                ids.join(", ")
+            )
         })
 }
 
@@ -54,7 +57,11 @@ pub fn run(args: SetupArgs) -> Result<(), String> {
         for p in &done {
             println!("restored {}", p.display());
         }
-        println!("{} is set up as it was before `fluxgate setup {}`.", kind.title(), kind.id());
+        println!(
+            "{} is set up as it was before `fluxgate setup {}`.",
+            kind.title(),
+            kind.id()
+        );
         return Ok(());
     }
     let base = base_url(&args.common)?;

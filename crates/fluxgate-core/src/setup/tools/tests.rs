@@ -1,8 +1,10 @@
 use super::*;
 
 const BASE: &str = "http://127.0.0.1:8414";
-const TOKEN: &str = "fgk_0123456789ab_00000000000000000000000000000000000000000000000000000000deadbeef";
-const TOKEN2: &str = "fgk_ba9876543210_11111111111111111111111111111111111111111111111111111111cafef00d";
+const TOKEN: &str =
+    "fgk_0123456789ab_00000000000000000000000000000000000000000000000000000000deadbeef";
+const TOKEN2: &str =
+    "fgk_ba9876543210_11111111111111111111111111111111111111111111111111111111cafef00d";
 
 fn homes(dir: &Path) -> Homes {
     Homes {
@@ -75,7 +77,10 @@ fn every_tool_is_set_up_kept_intact_idempotent_and_undone_byte_for_byte() {
         let p = plan(kind, &h, BASE, TOKEN, &["m".into(), "claude-*".into()]).expect("plan");
         assert!(p.changes(), "{kind:?}");
         let diff = p.diff(TOKEN);
-        assert!(!diff.contains(TOKEN) && diff.contains("fgk_…beef"), "{kind:?}: {diff}");
+        assert!(
+            !diff.contains(TOKEN) && diff.contains("fgk_…beef"),
+            "{kind:?}: {diff}"
+        );
         apply(&p, &data).expect("apply");
         let now = current(kind, &h).expect("read");
         assert_eq!(now.base_url.as_deref(), Some(BASE), "{kind:?}");
@@ -84,16 +89,35 @@ fn every_tool_is_set_up_kept_intact_idempotent_and_undone_byte_for_byte() {
             assert_eq!(mode(&f.path), 0o600, "{kind:?} {}", f.path.display());
             let text = std::fs::read_to_string(&f.path).expect("read");
             // Everything of the user's that is not the setup's own is still there.
-            for keep in ["opus", "DISABLE_TELEMETRY", "Bash(ls)", "# my codex", "# the default", "profiles.fast",
-                "model_providers.other", "GEMINI_MODEL", "# mine", "GitHub", "// jsonc", "tokyonight", "ollama"] {
+            for keep in [
+                "opus",
+                "DISABLE_TELEMETRY",
+                "Bash(ls)",
+                "# my codex",
+                "# the default",
+                "profiles.fast",
+                "model_providers.other",
+                "GEMINI_MODEL",
+                "# mine",
+                "GitHub",
+                "// jsonc",
+                "tokyonight",
+                "ollama",
+            ] {
                 let was = f.before.as_deref().unwrap_or("").contains(keep);
-                assert!(!was || text.contains(keep), "{kind:?}: lost {keep:?} in\n{text}");
+                assert!(
+                    !was || text.contains(keep),
+                    "{kind:?}: lost {keep:?} in\n{text}"
+                );
             }
         }
         match kind {
             ClientKind::ClaudeCode => {
                 let text = std::fs::read_to_string(&p.files[0].path).expect("read");
-                assert!(!text.contains("sk-ant-mine"), "a key of the user's would win over the token: {text}");
+                assert!(
+                    !text.contains("sk-ant-mine"),
+                    "a key of the user's would win over the token: {text}"
+                );
                 let v: serde_json::Value = serde_json::from_str(&text).expect("still JSON");
                 assert_eq!(v["env"]["ANTHROPIC_AUTH_TOKEN"], TOKEN);
             }
@@ -101,12 +125,21 @@ fn every_tool_is_set_up_kept_intact_idempotent_and_undone_byte_for_byte() {
                 let text = std::fs::read_to_string(&p.files[0].path).expect("read");
                 let v: toml::Value = toml::from_str(&text).expect("still TOML");
                 assert_eq!(v["model_provider"].as_str(), Some("fluxgate"));
-                assert_eq!(v["model_providers"]["fluxgate"]["wire_api"].as_str(), Some("responses"));
-                assert_eq!(v["model_providers"]["fluxgate"]["base_url"].as_str(), Some("http://127.0.0.1:8414/v1"));
+                assert_eq!(
+                    v["model_providers"]["fluxgate"]["wire_api"].as_str(),
+                    Some("responses")
+                );
+                assert_eq!(
+                    v["model_providers"]["fluxgate"]["base_url"].as_str(),
+                    Some("http://127.0.0.1:8414/v1")
+                );
             }
             ClientKind::GeminiCli => {
                 let env = std::fs::read_to_string(&p.files[0].path).expect("read");
-                assert!(env.contains("GEMINI_API_KEY=fgk_") && !env.contains("AIza-mine"), "{env}");
+                assert!(
+                    env.contains("GEMINI_API_KEY=fgk_") && !env.contains("AIza-mine"),
+                    "{env}"
+                );
                 let s = std::fs::read_to_string(&p.files[1].path).expect("read");
                 assert!(s.contains("\"selectedType\": \"gemini-api-key\""), "{s}");
             }
@@ -119,15 +152,25 @@ fn every_tool_is_set_up_kept_intact_idempotent_and_undone_byte_for_byte() {
         // With a new token (the old one was revoked): written, and undo still goes back to the
         // files as they were before the first setup.
         apply(&plan(kind, &h, BASE, TOKEN2, &[]).expect("plan"), &data).expect("apply");
-        assert_eq!(current(kind, &h).expect("read").token.as_deref(), Some(TOKEN2));
+        assert_eq!(
+            current(kind, &h).expect("read").token.as_deref(),
+            Some(TOKEN2)
+        );
 
         let undone = undo(kind, &data).expect("undo");
         assert_eq!(undone.len(), p.files.len());
         for (path, text) in &originals {
-            assert_eq!(&std::fs::read_to_string(path).expect("restored"), text, "{kind:?}");
+            assert_eq!(
+                &std::fs::read_to_string(path).expect("restored"),
+                text,
+                "{kind:?}"
+            );
             assert_eq!(mode(path), 0o644, "{kind:?}");
         }
-        assert!(matches!(undo(kind, &data), Err(SetupError::NothingToUndo(..))));
+        assert!(matches!(
+            undo(kind, &data),
+            Err(SetupError::NothingToUndo(..))
+        ));
     }
 }
 
@@ -147,7 +190,11 @@ fn files_the_setup_created_are_removed_by_undo() {
         }
         undo(kind, &data).expect("undo");
         for f in &p.files {
-            assert!(!f.path.exists(), "{kind:?}: {} left behind", f.path.display());
+            assert!(
+                !f.path.exists(),
+                "{kind:?}: {} left behind",
+                f.path.display()
+            );
         }
         assert!(!has_backup(kind, &data));
     }
@@ -156,10 +203,30 @@ fn files_the_setup_created_are_removed_by_undo() {
 #[test]
 fn a_malformed_file_is_refused_with_its_line_and_left_untouched() {
     for (kind, rel, text, line) in [
-        (ClientKind::ClaudeCode, ".claude/settings.json", "{\n  \"env\": {\n    \"A\": 1,\n  \"B\"\n}\n", "line 5"),
-        (ClientKind::Codex, ".codex/config.toml", "model = \"x\"\n[model_providers\nname = 1\n", "line 2"),
-        (ClientKind::GeminiCli, ".gemini/settings.json", "{\"ui\": }", "line 1"),
-        (ClientKind::Opencode, ".config/opencode/opencode.json", "[]", "line 1"),
+        (
+            ClientKind::ClaudeCode,
+            ".claude/settings.json",
+            "{\n  \"env\": {\n    \"A\": 1,\n  \"B\"\n}\n",
+            "line 5",
+        ),
+        (
+            ClientKind::Codex,
+            ".codex/config.toml",
+            "model = \"x\"\n[model_providers\nname = 1\n",
+            "line 2",
+        ),
+        (
+            ClientKind::GeminiCli,
+            ".gemini/settings.json",
+            "{\"ui\": }",
+            "line 1",
+        ),
+        (
+            ClientKind::Opencode,
+            ".config/opencode/opencode.json",
+            "[]",
+            "line 1",
+        ),
     ] {
         let dir = tempfile::tempdir().expect("dir");
         let h = homes(dir.path());
@@ -167,7 +234,10 @@ fn a_malformed_file_is_refused_with_its_line_and_left_untouched() {
         write(&path, text, 0o644);
         let err = plan(kind, &h, BASE, TOKEN, &[]).expect_err("malformed");
         let msg = err.to_string();
-        assert!(msg.contains(&path.display().to_string()) && msg.contains(line), "{kind:?}: {msg}");
+        assert!(
+            msg.contains(&path.display().to_string()) && msg.contains(line),
+            "{kind:?}: {msg}"
+        );
         assert!(msg.contains("Nothing was changed"), "{msg}");
         assert_eq!(std::fs::read_to_string(&path).expect("read"), text);
         assert!(!has_backup(kind, &dir.path().join("data")));
@@ -182,11 +252,17 @@ fn homes_follow_the_environment() {
         _ => None,
     };
     let h = Homes::from_env(env).expect("home");
-    assert_eq!(files(ClientKind::Codex, &h).expect("files"), [PathBuf::from("/srv/codex/config.toml")]);
+    assert_eq!(
+        files(ClientKind::Codex, &h).expect("files"),
+        [PathBuf::from("/srv/codex/config.toml")]
+    );
     assert_eq!(
         files(ClientKind::Opencode, &h).expect("files"),
         [PathBuf::from("/home/u/.config/opencode/opencode.json")]
     );
-    assert!(matches!(files(ClientKind::OpenaiSdk, &h), Err(SetupError::NotWritable(_))));
+    assert!(matches!(
+        files(ClientKind::OpenaiSdk, &h),
+        Err(SetupError::NotWritable(_))
+    ));
     assert!(Homes::from_env(|_| None).is_none());
 }
