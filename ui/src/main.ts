@@ -13,6 +13,7 @@ import { providersView } from "./views/keys";
 import { routesView } from "./views/routes";
 import { requestsView } from "./views/usage";
 import { setupView, settingsView } from "./views/setup";
+import { InitState, welcomeView } from "./views/welcome";
 import { adoptFromLocation, sessionHeaders } from "./session";
 import { SseEvent, stream } from "./sse";
 
@@ -44,6 +45,8 @@ function renderNav(): void {
 }
 
 let rendering = 0;
+/** The welcome page is on screen (see render). */
+let welcoming = false;
 
 async function render(): Promise<void> {
   renderNav();
@@ -68,8 +71,16 @@ async function render(): Promise<void> {
       case "settings":
         nodes = settingsView();
         break;
-      default:
-        nodes = dashboard();
+      default: {
+        // The first run (no config file, no key): the welcome page instead of an empty
+        // dashboard. It stays, whatever live events arrive, until the user leaves it.
+        if (welcoming) return;
+        const c = state.conf;
+        const noKeys = c !== null && c.from_environment && c.providers.every((p) => p.keys.length === 0);
+        const init = noKeys ? await get<InitState>("init") : null;
+        welcoming = init?.welcome === true;
+        nodes = init?.welcome ? await welcomeView(init) : dashboard();
+      }
     }
     if (mine === rendering) clear(main, nodes);
   } catch (e) {
@@ -149,7 +160,13 @@ async function pollRates(): Promise<void> {
   }
 }
 
+document.addEventListener("fluxgate:welcome-done", () => {
+  welcoming = false;
+  render();
+});
+
 window.addEventListener("hashchange", () => {
+  welcoming = false;
   render();
   main.focus();
 });

@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 
 use crate::store::{Store, StoreError, TokenRow};
 
-const CLIENT_PREFIX: &str = "fgk_";
+pub const CLIENT_PREFIX: &str = "fgk_";
 const ADMIN_PREFIX: &str = "fga_";
 pub const ADMIN_TOKEN_FILE: &str = "admin-token";
 /// How long a verified token is trusted before the database is asked again (revocations made

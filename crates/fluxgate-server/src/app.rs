@@ -140,6 +140,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/admin/api/resume", post(manage::resume))
         .route("/admin/api/setup", post(manage::setup))
         .route("/admin/api/setup/tools", get(tool_setup::list))
+        .route(
+            "/admin/api/init",
+            get(tool_setup::found).post(tool_setup::adopt),
+        )
         .route("/admin/api/setup/tools/{tool}", post(tool_setup::apply))
         .route("/admin/api/setup/tools/{tool}/undo", post(tool_setup::undo))
         .route("/admin/api/console/login", post(console::login_url))

@@ -56,7 +56,7 @@ pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
 
 /// Opens the config file, applies `f`, validates, writes and applies the result. Edits are
 /// serialised; the file work runs off the async runtime.
-async fn edit<T: Send + 'static>(
+pub(crate) async fn edit<T: Send + 'static>(
     s: &Arc<AppState>,
     f: impl FnOnce(&mut ConfigDoc) -> Result<T, EditError> + Send + 'static,
 ) -> Result<T, Response> {

@@ -1,7 +1,9 @@
 //! `/admin/api/setup/tools`: the console's one-click setup of a tool's own config files, the
 //! same use case as `fluxgate setup` and the tray menu (`fluxgate_core::setup::tools`): list the
 //! tools with whether they already use this Fluxgate, preview a setup as a diff, apply it, undo
-//! it. The files are the server user's (`HOME`, `CODEX_HOME`, `XDG_CONFIG_HOME`).
+//! it. `/admin/api/init`: the welcome page's keys found on this machine and their adoption into
+//! the keychain and the config (`fluxgate_core::setup::first_run`, as `fluxgate init`). The
+//! files are the server user's (`HOME`, `CODEX_HOME`, `XDG_CONFIG_HOME`).
 
 use std::sync::Arc;
 
@@ -17,25 +19,25 @@ use serde_json::json;
 use crate::admin::error;
 use crate::app::AppState;
 
-fn homes() -> Result<Homes, Response> {
+fn homes() -> Result<Homes, Box<Response>> {
     Homes::from_env(|k| std::env::var(k).ok()).ok_or_else(|| {
-        error(
+        Box::new(error(
             StatusCode::CONFLICT,
             "no_home",
             "this Fluxgate runs without HOME, so it cannot find the tools' config files",
-        )
+        ))
     })
 }
 
-fn tool(id: &str) -> Result<ClientKind, Response> {
+fn tool(id: &str) -> Result<ClientKind, Box<Response>> {
     ClientKind::parse(id)
         .filter(|k| ClientKind::WRITABLE.contains(k))
         .ok_or_else(|| {
-            error(
+            Box::new(error(
                 StatusCode::NOT_FOUND,
                 "not_found",
                 format!("no tool `{id}` to set up (claude-code, codex, gemini-cli, opencode)"),
-            )
+            ))
         })
 }
 
@@ -59,7 +61,7 @@ fn base(s: &AppState) -> String {
 pub async fn list(State(s): State<Arc<AppState>>) -> Response {
     let homes = match homes() {
         Ok(h) => h,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let base = base(&s);
     let tokens = s.gateway.tokens.clone();
@@ -106,7 +108,7 @@ pub async fn apply(
 ) -> Response {
     let kind = match tool(&id) {
         Ok(k) => k,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let req: Apply = if body.is_empty() {
         Apply::default()
@@ -118,7 +120,7 @@ pub async fn apply(
     };
     let homes = match homes() {
         Ok(h) => h,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let base = base(&s);
     let tokens = s.gateway.tokens.clone();
@@ -155,11 +157,11 @@ pub async fn apply(
 pub async fn undo(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Response {
     let kind = match tool(&id) {
         Ok(k) => k,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let homes = match homes() {
         Ok(h) => h,
-        Err(r) => return r,
+        Err(r) => return *r,
     };
     let tokens = s.gateway.tokens.clone();
     let data = s.data_dir.clone();
@@ -167,5 +169,110 @@ pub async fn undo(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Res
         Ok(Ok(restored)) => Json(json!({"tool": kind.id(), "restored": restored})).into_response(),
         Ok(Err(e)) => setup_error(e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e),
+    }
+}
+
+/// Whether the console should open on its welcome page: no config file yet and no key.
+fn welcome(s: &AppState) -> bool {
+    let c = s.gateway.config();
+    c.source == fluxgate_core::config::ConfigSource::Environment
+        && c.providers.iter().all(|p| p.keys.is_empty())
+}
+
+/// `GET /admin/api/init`: the keys on this machine (provider, last four characters, where
+/// each was found; never a key) and the tools found, for the console's welcome page.
+pub async fn found(State(s): State<Arc<AppState>>) -> Response {
+    let homes = match homes() {
+        Ok(h) => h,
+        Err(r) => return *r,
+    };
+    let welcome = welcome(&s);
+    let listed = tokio::task::spawn_blocking(move || {
+        let found = fluxgate_core::setup::first_run::discover(|k| std::env::var(k).ok(), &homes);
+        let tools = fluxgate_core::setup::first_run::installed_tools(
+            &homes,
+            std::env::var("PATH").ok().as_deref(),
+        );
+        (found, tools)
+    })
+    .await;
+    match listed {
+        Ok((found, tools)) => Json(json!({
+            "welcome": welcome,
+            "found": found.iter().map(|f| json!({
+                "id": f.id,
+                "provider": f.provider,
+                "key_id": f.key_id,
+                "hint": f.hint(),
+                "source": f.source,
+            })).collect::<Vec<_>>(),
+            "tools": tools.iter().map(|k| k.id()).collect::<Vec<_>>(),
+        }))
+        .into_response(),
+        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e),
+    }
+}
+
+#[derive(Deserialize)]
+struct Adopt {
+    ids: Vec<String>,
+}
+
+/// `POST /admin/api/init` with `{"ids": [...]}`: stores the picked keys in the OS keychain and
+/// adds them (with their providers) to the config file, which is created if needed.
+pub async fn adopt(State(s): State<Arc<AppState>>, body: bytes::Bytes) -> Response {
+    let req: Adopt =
+        match crate::manage::json_body(&body, r#"{"ids": ["env:OPENAI_API_KEY", ...]}"#) {
+            Ok(r) => r,
+            Err(r) => return r,
+        };
+    let homes = match homes() {
+        Ok(h) => h,
+        Err(r) => return *r,
+    };
+    let found = fluxgate_core::setup::first_run::discover(|k| std::env::var(k).ok(), &homes);
+    let unknown: Vec<&String> = req
+        .ids
+        .iter()
+        .filter(|id| !found.iter().any(|f| &f.id == *id))
+        .collect();
+    if !unknown.is_empty() {
+        return error(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("no key found at {unknown:?} any more; reload the page"),
+        );
+    }
+    let picked: Vec<_> = found
+        .into_iter()
+        .filter(|f| req.ids.contains(&f.id))
+        .collect();
+    if picked.is_empty() {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            "pick at least one key",
+        );
+    }
+    let store = match s.gateway.executor.secrets().keychain() {
+        Ok(k) => k,
+        Err(e) => {
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "keychain_unavailable",
+                format!("{e}; nothing was stored"),
+            )
+        }
+    };
+    let kept = crate::manage::edit(&s, move |doc| {
+        fluxgate_core::setup::first_run::adopt(&picked, store.as_ref(), doc).map_err(|e| match e {
+            fluxgate_core::setup::first_run::AdoptError::Config(c) => c,
+            other => fluxgate_core::config::edit::EditError::Invalid(other.to_string()),
+        })
+    })
+    .await;
+    match kept {
+        Ok(accounts) => (StatusCode::CREATED, Json(json!({"stored": accounts}))).into_response(),
+        Err(r) => r,
     }
 }

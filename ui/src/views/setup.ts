@@ -5,7 +5,7 @@ import { h } from "../dom";
 import { state, showError, notice, act, copy } from "../shell";
 import { forget } from "../session";
 
-interface ToolRow {
+export interface ToolRow {
   id: string;
   title: string;
   files: string[];
@@ -23,7 +23,7 @@ interface SetupResult {
 }
 
 /** One tool whose own config files Fluxgate writes: status, preview (a diff), set up, undo. */
-function toolSection(t: ToolRow): HTMLElement {
+export function toolSection(t: ToolRow): HTMLElement {
   const out = h("pre", { class: "diff", "data-tool": t.id, hidden: true, tabindex: 0 }, "") as HTMLElement;
   const msg = h("p", { class: "form-msg", role: "status", "aria-live": "polite" }, "") as HTMLElement;
   const badge = h("span", { class: "badge" }, "") as HTMLElement;

@@ -67,6 +67,29 @@ const KNOWN: &[(&str, ProviderKind, &str, &str, &[&str])] = &[
     ),
 ];
 
+/// A provider Fluxgate knows by its usual environment variable.
+#[derive(Debug, Clone, Copy)]
+pub struct KnownProvider {
+    pub name: &'static str,
+    pub kind: ProviderKind,
+    pub base_url: &'static str,
+    pub variable: &'static str,
+    pub models: &'static [&'static str],
+}
+
+/// Every provider detected from the environment, in order.
+pub fn known_providers() -> impl Iterator<Item = KnownProvider> {
+    KNOWN
+        .iter()
+        .map(|(name, kind, base_url, variable, models)| KnownProvider {
+            name,
+            kind: *kind,
+            base_url,
+            variable,
+            models,
+        })
+}
+
 /// Builds a config from environment variables read through `lookup`.
 pub fn from_environment(lookup: impl Fn(&str) -> Option<String>) -> Config {
     let present = |name: &str| lookup(name).is_some_and(|v| !v.trim().is_empty());

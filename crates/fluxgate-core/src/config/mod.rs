@@ -19,7 +19,7 @@ use serde::Serialize;
 use crate::catalogue::{Caps, Catalogue};
 use crate::secrets::SecretRef;
 
-pub use detect::from_environment;
+pub use detect::{from_environment, known_providers, KnownProvider};
 
 /// What kind of API an upstream speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

@@ -4,6 +4,7 @@
 //! they live here once.
 
 mod diff;
+pub mod first_run;
 pub mod jsonc;
 pub mod tools;
 

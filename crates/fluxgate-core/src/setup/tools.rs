@@ -201,14 +201,16 @@ impl Plan {
         self.files.iter().any(FileChange::changes)
     }
 
-    /// A unified diff of every changed file, with `token` shown as its last four characters.
+    /// A unified diff of every changed file, with `token` shown as its last four characters
+    /// and anything else that looks like a key (the user's own, being replaced) blanked.
     pub fn diff(&self, token: &str) -> String {
         let mask = |s: &str| {
-            if token.len() > 8 {
+            let s = if token.len() > 8 {
                 s.replace(token, &format!("fgk_…{}", &token[token.len() - 4..]))
             } else {
                 s.to_string()
-            }
+            };
+            crate::secrets::blank_secret_words(&s)
         };
         let mut out = String::new();
         for f in self.files.iter().filter(|f| f.changes()) {

@@ -4,6 +4,7 @@
 mod check;
 mod console;
 mod doctor;
+mod init;
 mod keys;
 mod remote;
 mod serve;
@@ -82,6 +83,9 @@ enum Command {
     /// Check the whole chain (config, keychain, keys, the running server, set-up tools, tray and
     /// notifications) and say what to fix; --json for scripts. Exits 1 when something is broken.
     Doctor(doctor::DoctorArgs),
+    /// The first run: find the keys already on this machine, store the ones you pick in the
+    /// OS keychain, write the config, and offer to set up the tools found.
+    Init(init::InitArgs),
 }
 
 pub fn main() -> ExitCode {
@@ -95,6 +99,7 @@ pub fn main() -> ExitCode {
         Command::Console(a) => console::run(a),
         Command::Setup(a) => setup::run(a),
         Command::Doctor(a) => doctor::run(a),
+        Command::Init(a) => init::run(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
