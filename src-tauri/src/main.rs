@@ -411,14 +411,7 @@ fn set_up_tool(shell: Arc<Shell>, kind: ClientKind) {
         let note = match fluxgate_core::setup::tools::Homes::from_env(|k| std::env::var(k).ok())
             .ok_or_else(|| "HOME is not set".to_string())
             .and_then(|homes| {
-                let models: Vec<String> = shell
-                    .gateway
-                    .config()
-                    .routes
-                    .iter()
-                    .filter(|r| !r.name.ends_with('*'))
-                    .map(|r| r.name.clone())
-                    .collect();
+                let models: Vec<String> = shell.gateway.config().route_names();
                 fluxgate_core::setup::tools::set_up(
                     kind,
                     &homes,

@@ -125,14 +125,7 @@ pub async fn apply(
     let base = base(&s);
     let tokens = s.gateway.tokens.clone();
     let data = s.data_dir.clone();
-    let models: Vec<String> = s
-        .gateway
-        .config()
-        .routes
-        .iter()
-        .filter(|r| !r.name.ends_with('*'))
-        .map(|r| r.name.clone())
-        .collect();
+    let models: Vec<String> = s.gateway.config().route_names();
     let done = tokio::task::spawn_blocking(move || {
         tools::set_up(kind, &homes, &data, &tokens, &base, &models, req.dry_run)
     })

@@ -385,6 +385,15 @@ impl Config {
             .map(|(r, _)| r)
     }
 
+    /// The routes a tool can name as a model (pattern routes such as `claude-*` are not names).
+    pub fn route_names(&self) -> Vec<String> {
+        self.routes
+            .iter()
+            .filter(|r| !r.name.ends_with('*'))
+            .map(|r| r.name.clone())
+            .collect()
+    }
+
     /// Whether any key reads its secret from the keychain.
     pub fn uses_keychain(&self) -> bool {
         self.providers

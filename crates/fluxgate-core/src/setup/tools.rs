@@ -347,6 +347,22 @@ pub fn current(kind: ClientKind, homes: &Homes) -> Result<Current, SetupError> {
     })
 }
 
+/// Reads the JSON(C) file at `path` (absent: an empty object), applies `f` (told whether the
+/// file is new) and returns the change.
+fn edit_json(
+    path: &Path,
+    f: impl FnOnce(&mut jsonc::Doc, bool) -> Result<(), jsonc::JsoncError>,
+) -> Result<FileChange, SetupError> {
+    let before = read(path)?;
+    let mut d = json_doc(path, before.as_deref())?;
+    f(&mut d, before.is_none()).map_err(|e| malformed(path, "JSON", e))?;
+    Ok(FileChange {
+        path: path.to_path_buf(),
+        before,
+        after: d.text().to_string(),
+    })
+}
+
 /// What `kind`'s files become to use Fluxgate at `base` (`http://127.0.0.1:8414`) with
 /// `token`; `models` are the route names offered to tools that list models (opencode).
 pub fn plan(
@@ -360,22 +376,12 @@ pub fn plan(
     let paths = files(kind, homes)?;
     let mut out = Vec::new();
     match kind {
-        ClientKind::ClaudeCode => {
-            let before = read(&paths[0])?;
-            let mut d = json_doc(&paths[0], before.as_deref())?;
-            let edit = |d: &mut jsonc::Doc| -> Result<(), jsonc::JsoncError> {
-                d.set(&["env", "ANTHROPIC_BASE_URL"], &base.into())?;
-                d.set(&["env", "ANTHROPIC_AUTH_TOKEN"], &token.into())?;
-                d.remove(&["env", "ANTHROPIC_API_KEY"])?;
-                Ok(())
-            };
-            edit(&mut d).map_err(|e| malformed(&paths[0], "JSON", e))?;
-            out.push(FileChange {
-                path: paths[0].clone(),
-                before,
-                after: d.text().to_string(),
-            });
-        }
+        ClientKind::ClaudeCode => out.push(edit_json(&paths[0], |d, _| {
+            d.set(&["env", "ANTHROPIC_BASE_URL"], &base.into())?;
+            d.set(&["env", "ANTHROPIC_AUTH_TOKEN"], &token.into())?;
+            d.remove(&["env", "ANTHROPIC_API_KEY"])?;
+            Ok(())
+        })?),
         ClientKind::Codex => {
             let before = read(&paths[0])?;
             let mut d = toml_doc(&paths[0], before.as_deref())?;
@@ -423,33 +429,25 @@ pub fn plan(
                 base,
             );
             let env = dotenv_set(&env, "GEMINI_API_KEY", token);
-            let before = read(&paths[1])?;
-            let mut d = json_doc(&paths[1], before.as_deref())?;
-            d.set(
-                &["security", "auth", "selectedType"],
-                &"gemini-api-key".into(),
-            )
-            .map_err(|e| malformed(&paths[1], "JSON", e))?;
             out.push(FileChange {
                 path: paths[0].clone(),
                 before: env_before,
                 after: env,
             });
-            out.push(FileChange {
-                path: paths[1].clone(),
-                before,
-                after: d.text().to_string(),
-            });
+            out.push(edit_json(&paths[1], |d, _| {
+                d.set(
+                    &["security", "auth", "selectedType"],
+                    &"gemini-api-key".into(),
+                )
+            })?);
         }
         ClientKind::Opencode => {
-            let before = read(&paths[0])?;
-            let mut d = json_doc(&paths[0], before.as_deref())?;
-            let mut listed = serde_json::Map::new();
-            for m in models {
-                listed.insert(m.clone(), serde_json::json!({ "name": m }));
-            }
-            let edit = |d: &mut jsonc::Doc| -> Result<(), jsonc::JsoncError> {
-                if before.is_none() {
+            let listed: serde_json::Map<String, serde_json::Value> = models
+                .iter()
+                .map(|m| (m.clone(), serde_json::json!({ "name": m })))
+                .collect();
+            out.push(edit_json(&paths[0], |d, new| {
+                if new {
                     d.set(&["$schema"], &"https://opencode.ai/config.json".into())?;
                 }
                 d.set(
@@ -464,15 +462,8 @@ pub fn plan(
                 d.set(
                     &["provider", "fluxgate", "models"],
                     &serde_json::Value::Object(listed),
-                )?;
-                Ok(())
-            };
-            edit(&mut d).map_err(|e| malformed(&paths[0], "JSON", e))?;
-            out.push(FileChange {
-                path: paths[0].clone(),
-                before,
-                after: d.text().to_string(),
-            });
+                )
+            })?);
         }
         ClientKind::OpenaiSdk | ClientKind::AnthropicSdk => {
             return Err(SetupError::NotWritable(kind.title()))

@@ -134,13 +134,7 @@ pub fn run(args: InitArgs) -> Result<(), String> {
     let routes: Vec<String> = args
         .common
         .load_config()
-        .map(|c| {
-            c.routes
-                .iter()
-                .filter(|r| !r.name.ends_with('*'))
-                .map(|r| r.name.clone())
-                .collect()
-        })
+        .map(|c| c.route_names())
         .unwrap_or_default();
     for kind in tools_found {
         let preview = tools::set_up(kind, &homes, &data, &tokens, &base, &routes, true)

@@ -68,13 +68,7 @@ pub fn run(args: SetupArgs) -> Result<(), String> {
     let models: Vec<String> = args
         .common
         .load_config()
-        .map(|c| {
-            c.routes
-                .iter()
-                .filter(|r| !r.name.ends_with('*'))
-                .map(|r| r.name.clone())
-                .collect()
-        })
+        .map(|c| c.route_names())
         .unwrap_or_default();
     let out = tools::set_up(kind, &homes, &dir, &tokens, &base, &models, args.dry_run)
         .map_err(|e| e.to_string())?;
