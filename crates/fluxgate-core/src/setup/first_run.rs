@@ -136,13 +136,7 @@ pub fn discover(env: impl Fn(&str) -> Option<String>, homes: &Homes) -> Vec<Foun
             ("GEMINI_API_KEY", "gemini-cli"),
             ("GOOGLE_API_KEY", "gemini-cli-google"),
         ] {
-            let value = text.lines().rev().find_map(|l| {
-                let l = l.trim_start();
-                let l = l.strip_prefix("export ").unwrap_or(l);
-                let (k, v) = l.split_once('=')?;
-                (k.trim() == var).then(|| v.trim().trim_matches(['"', '\'']).to_string())
-            });
-            if let Some(v) = value {
+            if let Some(v) = super::tools::dotenv_get(&text, var) {
                 push(
                     "gemini",
                     name.into(),

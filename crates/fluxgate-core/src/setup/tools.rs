@@ -272,7 +272,7 @@ fn toml_doc(path: &Path, text: Option<&str>) -> Result<toml_edit::DocumentMut, S
 }
 
 /// `KEY=value` lines of a dotenv file: (key, value) per line that sets one.
-fn dotenv_get(text: &str, key: &str) -> Option<String> {
+pub(super) fn dotenv_get(text: &str, key: &str) -> Option<String> {
     text.lines().rev().find_map(|l| {
         let l = l.trim_start();
         let l = l.strip_prefix("export ").unwrap_or(l);
