@@ -53,12 +53,13 @@ if [ "${1:-build}" = test ]; then
 fi
 
 if [ "${1:-build}" = test ]; then
-  # The Claude Code and Codex CLIs, pinned in tests/cli/package-lock.json. npm may skip
-  # Claude Code's postinstall script (it fetches the native binary from the npm registry), so
-  # it is run explicitly.
+  # The Claude Code, Codex, Gemini and opencode CLIs, pinned in tests/cli/package-lock.json.
+  # npm may skip Claude Code's postinstall script (it fetches the native binary from the npm
+  # registry), so it is run explicitly.
   if [ ! -x tests/cli/node_modules/.bin/claude ] || [ ! -x tests/cli/node_modules/.bin/codex ] \
+    || [ ! -x tests/cli/node_modules/.bin/gemini ] \
     || [ tests/cli/package-lock.json -nt tests/cli/node_modules/.package-lock.json ]; then
-    echo "installing the Claude Code and Codex CLIs (npm)"
+    echo "installing the Claude Code, Codex, Gemini and opencode CLIs (npm ci)"
     (cd tests/cli && npm ci --no-audit --no-fund --loglevel=error)
   fi
   (cd tests/cli/node_modules/@anthropic-ai/claude-code && node install.cjs >/dev/null)
@@ -69,6 +70,8 @@ if [ "${1:-build}" = test ]; then
   fi
   tests/cli/node_modules/.bin/claude --version >/dev/null
   tests/cli/node_modules/.bin/codex --version >/dev/null
+  tests/cli/node_modules/.bin/gemini --version >/dev/null
+  tests/cli/node_modules/opencode-linux-x64-baseline/bin/opencode --version >/dev/null
 fi
 
 if [ "${1:-build}" = test ]; then

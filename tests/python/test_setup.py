@@ -15,6 +15,8 @@ import pytest
 from conftest import FLUXGATE
 
 CLI = Path(__file__).resolve().parents[1] / "cli" / "node_modules" / ".bin"
+# opencode's Linux x64 build itself (see tests/cli/package.json).
+OPENCODE = CLI.parent / "opencode-linux-x64-baseline" / "bin" / "opencode"
 # The answer holds "fluxgate-setup-42" only if the shell really ran the command (and no tool
 # refuses it as a command substitution).
 MARK = "printf fluxgate-setup-%s 42"
@@ -41,7 +43,7 @@ TOOLS = {
     "opencode": (
         {".config/opencode/opencode.json": '{\n  // my opencode settings\n  "$schema": "https://opencode.ai/config.json",\n'
                                            '  "autoupdate": false,\n  "permission": {"bash": "allow"}\n}\n'},
-        [str(CLI / "opencode"), "run", "-m", "fluxgate/via-chat", f"Please run this: [[shell:{MARK}]]"],
+        [str(OPENCODE), "run", "-m", "fluxgate/via-chat", f"Please run this: [[shell:{MARK}]]"],
     ),
 }
 
