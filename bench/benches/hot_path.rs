@@ -12,6 +12,7 @@ use fluxgate_core::formats::sse::SseParser;
 use fluxgate_core::formats::translate::{ClientHints, Pair, Target, Translator, Vendor};
 use fluxgate_core::formats::Dialect;
 use fluxgate_core::health::classify_status;
+use fluxgate_core::secrets::SecretValue;
 
 fn request_body() -> Vec<u8> {
     let messages: Vec<serde_json::Value> = (0..20).map(|i| serde_json::json!({"role": if i % 2 == 0 {"user"} else {"assistant"}, "content": "x".repeat(400)})).collect();
@@ -172,6 +173,35 @@ fn benches(c: &mut Criterion) {
             }
             n
         })
+    });
+    // The same with the key's Redactor run over every event as the pump does (issue 14):
+    // the cost of never passing an echoed key on.
+    let secret = SecretValue::new("sk-canary-3f9a2c71d04e4b8e9c5a7f10b2d6e8a4");
+    let redactor = secret.redactor();
+    g.bench_function("parse_inspect_and_redact_1000_events", |b| {
+        b.iter(|| {
+            let mut p = SseParser::new();
+            let mut n = 0;
+            for chunk in stream.chunks(1500) {
+                for ev in p.feed(chunk).unwrap_or_default() {
+                    if redactor.finds(&ev.raw) {
+                        n += 1000;
+                    }
+                    let _ = inspect(Dialect::Anthropic, &ev, true);
+                    n += 1;
+                }
+            }
+            n
+        })
+    });
+    g.finish();
+    let mut g = c.benchmark_group("redact");
+    g.throughput(Throughput::Bytes(body.len() as u64));
+    g.bench_function("finds_in_8kb_body_without_the_key", |b| {
+        b.iter(|| redactor.finds(&body))
+    });
+    g.bench_function("build_a_redactor", |b| {
+        b.iter(|| fluxgate_core::secrets::Redactor::new(secret.expose()))
     });
     g.finish();
 

@@ -13,7 +13,7 @@
 
 use std::borrow::Cow;
 
-use aho_corasick::{AhoCorasick, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickKind, MatchKind};
 
 /// The shortest run of a secret that is blanked (the whole secret when it is shorter).
 pub const MIN_RUN: usize = 12;
@@ -54,8 +54,11 @@ impl Redactor {
         let finder = if windows.is_empty() {
             None
         } else {
+            // A contiguous NFA builds in microseconds (a DFA takes ~150 µs for a key's 40
+            // windows) and, behind the SIMD prefilter, searches as fast for text without the key.
             AhoCorasick::builder()
                 .match_kind(MatchKind::LeftmostFirst)
+                .kind(Some(AhoCorasickKind::ContiguousNFA))
                 .build(&windows)
                 .ok()
         };
