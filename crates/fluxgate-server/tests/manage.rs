@@ -394,7 +394,7 @@ async fn client_setup_makes_a_working_token_for_the_tool() {
         let text = body["text"].as_str().expect("text");
         assert!(text.contains(needle) && text.contains(&h.base), "{text}");
         let token = text
-            .split(|c: char| c == '=' || c.is_whitespace())
+            .split(|c: char| c == '=' || c == '"' || c.is_whitespace())
             .find(|w| w.starts_with("fgk_"))
             .unwrap_or_else(|| panic!("a token in {text}"));
         let r = h
