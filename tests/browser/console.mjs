@@ -119,11 +119,16 @@ try {
   out.usage_text = await page.textContent("main");
   await page.screenshot({ path: `${shots}/console-usage.png` });
 
-  // Client setup for Claude Code, with a token made for it.
+  // Client setup: the tools Fluxgate configures in one click are listed with a preview; an SDK
+  // gets its setup text with a token made for it.
   await page.click("nav a[href='#setup']");
-  await page.click("section:has(h2:text('Claude Code')) button:text('Make a token and show the setup')");
-  await page.waitForFunction(() => document.querySelector("pre[data-client='claude-code']")?.textContent?.includes("ANTHROPIC_BASE_URL"));
-  out.setup_text = await page.textContent("pre[data-client='claude-code']");
+  await page.waitForSelector("section.tool[data-tool='claude-code']");
+  await page.click("section.tool[data-tool='claude-code'] button.preview");
+  await page.waitForSelector("pre.diff[data-tool='claude-code']:not([hidden])");
+  out.claude_preview = await page.textContent("pre.diff[data-tool='claude-code']");
+  await page.click("section:has(h3:text('Anthropic SDK')) button:text('Make a token and show the setup')");
+  await page.waitForFunction(() => document.querySelector("pre[data-client='anthropic-sdk']")?.textContent?.includes("ANTHROPIC_BASE_URL"));
+  out.setup_text = await page.textContent("pre[data-client='anthropic-sdk']");
   await page.screenshot({ path: `${shots}/console-setup.png` });
 
   // Keyboard: the skip link is the first stop, and it lands on the content.

@@ -74,6 +74,7 @@ def test_add_keys_watch_a_cooldown_and_edit_a_route_in_the_console():
         out = json.loads(run.stdout.strip().splitlines()[-1])
         assert "failure" not in out, f"{out.get('failure')}\nsteps: {out['steps']}\nconsole: {out['console']}"
         assert out["errors"] == [], out["errors"]
+        assert not any("not a valid regular expression" in m for m in out["console"]), out["console"]
         assert out["steps"][-1] == "done", out["steps"]
 
         # Keys: stored, the field cleared, the page says where they went (and no more than
@@ -111,6 +112,8 @@ def test_add_keys_watch_a_cooldown_and_edit_a_route_in_the_console():
 
         assert out["request_rows"] >= 1
         assert "ANTHROPIC_BASE_URL=" + base in out["setup_text"], out["setup_text"]
+        assert '"ANTHROPIC_BASE_URL": "' + base + '"' in out["claude_preview"], out["claude_preview"]
+        assert not (home / ".claude" / "settings.json").exists(), "a preview writes nothing"
         assert out["first_tab_stop"] == "Skip to content"
         assert out["after_skip"] == "main"
         assert out["cookies"] == [{"name": "fluxgate_console", "httpOnly": True, "sameSite": "Strict"}], out["cookies"]

@@ -15,7 +15,7 @@ export function providersView(): HTMLElement[] {
   }
   for (const p of conf.providers) {
     const health = new Map(state.keys.filter((k) => k.provider === p.name).map((k) => [k.key_id, k]));
-    const idInput = h("input", { name: "id", required: true, pattern: "[A-Za-z0-9._-]{1,64}", placeholder: "work", "aria-label": `New key id for ${p.name}` }) as HTMLInputElement;
+    const idInput = h("input", { name: "id", required: true, pattern: "[A-Za-z0-9._\\-]{1,64}", placeholder: "work", "aria-label": `New key id for ${p.name}` }) as HTMLInputElement;
     const secretInput = h("input", { name: "secret", type: "password", required: true, autocomplete: "off", placeholder: "paste the API key", "aria-label": `API key for ${p.name}` }) as HTMLInputElement;
     const form = h(
       "form",

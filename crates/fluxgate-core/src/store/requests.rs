@@ -247,8 +247,10 @@ impl RequestLog {
         }
     }
 
-    /// The most recent records, newest first.
+    /// The most recent records, newest first, including those still queued for the writer: a
+    /// request answered before the read is in it.
     pub fn recent(&self, limit: usize) -> Result<Vec<RequestRecord>, StoreError> {
+        self.flush();
         self.store.with(|c| {
             let mut stmt = c.prepare(
                 "SELECT ts_ms, request_id, client, endpoint, model, route, provider, key_id, attempts, status, error_class, error_code, latency_ms, ttfb_ms, tokens_in, tokens_out, stream, upstream_model, tokens_cached, cost_usd
