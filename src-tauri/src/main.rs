@@ -417,6 +417,13 @@ fn set_up_tool(shell: Arc<Shell>, kind: ClientKind) {
                     &homes,
                     &shell.state.data_dir,
                     &shell.gateway.tokens,
+                    shell
+                        .gateway
+                        .executor
+                        .secrets()
+                        .keychain()
+                        .as_deref()
+                        .map_err(|e| e.to_string()),
                     &format!("http://{}", shell.addr),
                     &models,
                     false,

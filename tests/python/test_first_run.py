@@ -158,4 +158,7 @@ def test_the_console_opens_on_a_welcome_page_and_keeps_the_picked_key():
         if serve:
             serve.terminate()
             serve.wait(timeout=15)
+        # The key the user had in Codex's file is theirs, not something Fluxgate wrote: remove
+        # the fixture so the suite-wide canary scan reads only Fluxgate's own files.
+        auth.unlink(missing_ok=True)
         s.close()

@@ -46,6 +46,7 @@ fn setup_error(e: SetupError) -> Response {
         SetupError::Malformed { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "tool_config_invalid"),
         SetupError::NothingToUndo(..) => (StatusCode::NOT_FOUND, "nothing_to_undo"),
         SetupError::NotWritable(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+        SetupError::NoSafeBackup { .. } => (StatusCode::SERVICE_UNAVAILABLE, "keychain_unavailable"),
         SetupError::Io { .. } | SetupError::Token(_) => {
             (StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
         }
@@ -126,8 +127,20 @@ pub async fn apply(
     let tokens = s.gateway.tokens.clone();
     let data = s.data_dir.clone();
     let models: Vec<String> = s.gateway.config().route_names();
+    let secrets = s.gateway.executor.secrets().clone();
     let done = tokio::task::spawn_blocking(move || {
-        tools::set_up(kind, &homes, &data, &tokens, &base, &models, req.dry_run)
+        let keychain = secrets.keychain();
+        let keychain = keychain.as_deref().map_err(|e| e.to_string());
+        tools::set_up(
+            kind,
+            &homes,
+            &data,
+            &tokens,
+            keychain,
+            &base,
+            &models,
+            req.dry_run,
+        )
     })
     .await;
     match done {
@@ -158,7 +171,13 @@ pub async fn undo(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Res
     };
     let tokens = s.gateway.tokens.clone();
     let data = s.data_dir.clone();
-    match tokio::task::spawn_blocking(move || tools::revert(kind, &homes, &data, &tokens)).await {
+    let secrets = s.gateway.executor.secrets().clone();
+    let undone = tokio::task::spawn_blocking(move || {
+        let keychain = secrets.keychain();
+        let keychain = keychain.as_deref().map_err(|e| e.to_string());
+        tools::revert(kind, &homes, &data, &tokens, keychain)
+    });
+    match undone.await {
         Ok(Ok(restored)) => Json(json!({"tool": kind.id(), "restored": restored})).into_response(),
         Ok(Err(e)) => setup_error(e),
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e),

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::jsonc;
 use super::ClientKind;
+use crate::secrets::SecretStore;
 
 /// Why a setup could not be planned, written or undone.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -41,6 +42,8 @@ pub enum SetupError {
     NothingToUndo(&'static str, &'static str),
     #[error("cannot make a client token: {0}")]
     Token(String),
+    #[error("{path} holds what looks like an API key; Fluxgate keeps the original of such a file only in the OS keychain, which is not available here ({reason}). Nothing was changed")]
+    NoSafeBackup { path: String, reason: String },
 }
 
 /// What [`set_up`] did (or, for a dry run, would do).
@@ -59,11 +62,13 @@ pub struct Outcome {
 /// Points `kind` at Fluxgate at `base`: reuses the token its files hold when it still works
 /// for this Fluxgate, else makes one named after the tool; shows the change as a diff; writes
 /// it unless `dry_run`. The use case behind `fluxgate setup`, the console and the tray.
+#[allow(clippy::too_many_arguments)]
 pub fn set_up(
     kind: ClientKind,
     homes: &Homes,
     data_dir: &Path,
     tokens: &crate::tokens::ClientTokens,
+    keychain: Result<&dyn SecretStore, String>,
     base: &str,
     models: &[String],
     dry_run: bool,
@@ -91,7 +96,7 @@ pub fn set_up(
     let written = if dry_run {
         Vec::new()
     } else {
-        apply(&plan, data_dir)?
+        apply(&plan, data_dir, keychain)?
     };
     Ok(Outcome {
         plan,
@@ -108,9 +113,10 @@ pub fn revert(
     homes: &Homes,
     data_dir: &Path,
     tokens: &crate::tokens::ClientTokens,
+    keychain: Result<&dyn SecretStore, String>,
 ) -> Result<Vec<PathBuf>, SetupError> {
     let held = current(kind, homes).ok().and_then(|c| c.token);
-    let done = undo(kind, data_dir)?;
+    let done = undo(kind, data_dir, keychain)?;
     if let Some(name) = held.as_deref().and_then(|t| tokens.verify(t)) {
         if let Err(e) = tokens.revoke(&name) {
             tracing::warn!(token = %name, error = %e, "cannot revoke the token the setup made");
@@ -481,8 +487,12 @@ struct Manifest {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Kept {
     path: PathBuf,
-    /// The file in the backup directory holding the original; `None`: there was no file.
+    /// Where the original is: a file in the backup directory, or (`in_keychain`) a keychain
+    /// account; `None`: there was no file.
     backup: Option<String>,
+    /// The original held something key-shaped, so it was kept in the keychain, not on disk.
+    #[serde(default)]
+    in_keychain: bool,
     /// The original's permission bits.
     mode: Option<u32>,
 }
@@ -517,29 +527,56 @@ fn mode_of(path: &Path) -> Option<u32> {
     }
 }
 
-/// Writes `plan`'s files (owner-only: they hold a token), keeping the originals in
-/// `DATA_DIR/setup/<tool>/` first. Only the first setup's originals are kept, so `undo` always
-/// returns to the files as they were before Fluxgate touched them. Returns the files written.
-pub fn apply(plan: &Plan, data_dir: &Path) -> Result<Vec<PathBuf>, SetupError> {
+/// Writes `plan`'s files (owner-only: they hold a token), keeping the originals first: in
+/// `DATA_DIR/setup/<tool>/`, or, for an original that holds something key-shaped (a user's own
+/// API key in their tool's settings), in `keychain` — Fluxgate never writes a key to a file.
+/// Only the first setup's originals are kept, so `undo` always returns to the files as they
+/// were before Fluxgate touched them. Returns the files written.
+pub fn apply(
+    plan: &Plan,
+    data_dir: &Path,
+    keychain: Result<&dyn SecretStore, String>,
+) -> Result<Vec<PathBuf>, SetupError> {
     let dir = backup_dir(data_dir, plan.kind);
     let manifest_path = dir.join("manifest.json");
     if !manifest_path.exists() {
+        // Refuse before anything is kept when a key-shaped original has nowhere safe to go.
+        if let (Some(f), Err(reason)) = (
+            plan.files.iter().find(|f| holds_key(f.before.as_deref())),
+            &keychain,
+        ) {
+            return Err(SetupError::NoSafeBackup {
+                path: f.path.display().to_string(),
+                reason: reason.clone(),
+            });
+        }
         private_dir(&dir)?;
         let mut kept = Vec::new();
         for (i, f) in plan.files.iter().enumerate() {
-            let backup = match &f.before {
-                Some(text) => {
+            let (backup, in_keychain) = match (&f.before, &keychain) {
+                (Some(text), Ok(store)) if holds_key(Some(text)) => {
+                    let account = format!("setup-backup/{}/{i}", plan.kind.id());
+                    store
+                        .set(&account, &crate::secrets::SecretValue::new(text.clone()))
+                        .map_err(|e| SetupError::NoSafeBackup {
+                            path: f.path.display().to_string(),
+                            reason: e.to_string(),
+                        })?;
+                    (Some(account), true)
+                }
+                (Some(text), _) => {
                     let name = format!("{i}.orig");
                     let p = dir.join(&name);
                     let _ = std::fs::remove_file(&p);
                     crate::files::create_private(&p, text.as_bytes()).map_err(io("back up", &p))?;
-                    Some(name)
+                    (Some(name), false)
                 }
-                None => None,
+                (None, _) => (None, false),
             };
             kept.push(Kept {
                 path: f.path.clone(),
                 backup,
+                in_keychain,
                 mode: mode_of(&f.path),
             });
         }
@@ -570,6 +607,11 @@ pub fn apply(plan: &Plan, data_dir: &Path) -> Result<Vec<PathBuf>, SetupError> {
     Ok(written)
 }
 
+/// Whether a file's text holds something that looks like a key.
+fn holds_key(text: Option<&str>) -> bool {
+    text.is_some_and(|t| crate::secrets::blank_secret_words(t) != t)
+}
+
 /// Whether `fluxgate setup` has changed `kind`'s files (a backup is kept).
 pub fn has_backup(kind: ClientKind, data_dir: &Path) -> bool {
     backup_dir(data_dir, kind).join("manifest.json").exists()
@@ -577,7 +619,11 @@ pub fn has_backup(kind: ClientKind, data_dir: &Path) -> bool {
 
 /// Puts back `kind`'s original files byte for byte (with their modes), removes the files the
 /// setup created, and drops the backup. Returns the files restored or removed.
-pub fn undo(kind: ClientKind, data_dir: &Path) -> Result<Vec<PathBuf>, SetupError> {
+pub fn undo(
+    kind: ClientKind,
+    data_dir: &Path,
+    keychain: Result<&dyn SecretStore, String>,
+) -> Result<Vec<PathBuf>, SetupError> {
     let dir = backup_dir(data_dir, kind);
     let manifest_path = dir.join("manifest.json");
     let text = match std::fs::read(&manifest_path) {
@@ -596,8 +642,23 @@ pub fn undo(kind: ClientKind, data_dir: &Path) -> Result<Vec<PathBuf>, SetupErro
     for k in &manifest.files {
         match &k.backup {
             Some(name) => {
-                let p = dir.join(name);
-                let original = std::fs::read(&p).map_err(io("read", &p))?;
+                let original = if k.in_keychain {
+                    let store = keychain
+                        .as_ref()
+                        .map_err(|reason| SetupError::NoSafeBackup {
+                            path: k.path.display().to_string(),
+                            reason: reason.clone(),
+                        })?;
+                    let v = store.get(name).map_err(|e| SetupError::Io {
+                        what: "read the backup of",
+                        path: k.path.display().to_string(),
+                        reason: e.to_string(),
+                    })?;
+                    v.expose().as_bytes().to_vec()
+                } else {
+                    let p = dir.join(name);
+                    std::fs::read(&p).map_err(io("read", &p))?
+                };
                 crate::files::replace_atomically(&k.path, &original)
                     .map_err(io("restore", &k.path))?;
                 #[cfg(unix)]
@@ -614,6 +675,13 @@ pub fn undo(kind: ClientKind, data_dir: &Path) -> Result<Vec<PathBuf>, SetupErro
             },
         }
         done.push(k.path.clone());
+    }
+    if let Ok(store) = &keychain {
+        for k in manifest.files.iter().filter(|k| k.in_keychain) {
+            if let Some(account) = &k.backup {
+                let _ = store.delete(account);
+            }
+        }
     }
     std::fs::remove_dir_all(&dir).map_err(io("remove", &dir))?;
     Ok(done)

@@ -131,14 +131,25 @@ pub fn run(args: InitArgs) -> Result<(), String> {
     }
     let base = super::setup::base_url(&args.common)?;
     let tokens = ClientTokens::new(Store::open(&data).map_err(|e| e.to_string())?);
+    let keychain = fluxgate_core::secrets::Secrets::system().keychain();
+    let keychain = || keychain.as_deref().map_err(|e| e.to_string());
     let routes: Vec<String> = args
         .common
         .load_config()
         .map(|c| c.route_names())
         .unwrap_or_default();
     for kind in tools_found {
-        let preview = tools::set_up(kind, &homes, &data, &tokens, &base, &routes, true)
-            .map_err(|e| e.to_string())?;
+        let preview = tools::set_up(
+            kind,
+            &homes,
+            &data,
+            &tokens,
+            keychain(),
+            &base,
+            &routes,
+            true,
+        )
+        .map_err(|e| e.to_string())?;
         if !preview.plan.changes() {
             println!("{} already uses this Fluxgate.", kind.title());
             continue;
@@ -157,8 +168,17 @@ pub fn run(args: InitArgs) -> Result<(), String> {
             );
             continue;
         }
-        let done = tools::set_up(kind, &homes, &data, &tokens, &base, &routes, false)
-            .map_err(|e| e.to_string())?;
+        let done = tools::set_up(
+            kind,
+            &homes,
+            &data,
+            &tokens,
+            keychain(),
+            &base,
+            &routes,
+            false,
+        )
+        .map_err(|e| e.to_string())?;
         for p in &done.written {
             println!("wrote {}", p.display());
         }

@@ -52,8 +52,12 @@ pub fn run(args: SetupArgs) -> Result<(), String> {
         .ok_or("HOME is not set; cannot find the tool's config files")?;
     let dir = args.common.data_dir()?;
     let tokens = ClientTokens::new(Store::open(&dir).map_err(|e| e.to_string())?);
+    // Where the original of a file holding a key is kept (never on disk).
+    let keychain = fluxgate_core::secrets::Secrets::system().keychain();
+    let keychain = || keychain.as_deref().map_err(|e| e.to_string());
     if args.undo {
-        let done = tools::revert(kind, &homes, &dir, &tokens).map_err(|e| e.to_string())?;
+        let done =
+            tools::revert(kind, &homes, &dir, &tokens, keychain()).map_err(|e| e.to_string())?;
         for p in &done {
             println!("restored {}", p.display());
         }
@@ -70,8 +74,17 @@ pub fn run(args: SetupArgs) -> Result<(), String> {
         .load_config()
         .map(|c| c.route_names())
         .unwrap_or_default();
-    let out = tools::set_up(kind, &homes, &dir, &tokens, &base, &models, args.dry_run)
-        .map_err(|e| e.to_string())?;
+    let out = tools::set_up(
+        kind,
+        &homes,
+        &dir,
+        &tokens,
+        keychain(),
+        &base,
+        &models,
+        args.dry_run,
+    )
+    .map_err(|e| e.to_string())?;
     if !out.plan.changes() {
         println!(
             "{} already uses this Fluxgate ({base}) with a working token; nothing to change.",

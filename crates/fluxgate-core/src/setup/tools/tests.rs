@@ -68,6 +68,7 @@ fn every_tool_is_set_up_kept_intact_idempotent_and_undone_byte_for_byte() {
         let dir = tempfile::tempdir().expect("dir");
         let h = homes(dir.path());
         let data = dir.path().join("data");
+        let keychain = crate::secrets::MemoryStore::default();
         let originals = existing(kind, &h);
         for (p, t) in &originals {
             write(p, t, 0o644);
@@ -81,7 +82,7 @@ fn every_tool_is_set_up_kept_intact_idempotent_and_undone_byte_for_byte() {
             !diff.contains(TOKEN) && diff.contains("fgk_…beef"),
             "{kind:?}: {diff}"
         );
-        apply(&p, &data).expect("apply");
+        apply(&p, &data, Ok(&keychain)).expect("apply");
         let now = current(kind, &h).expect("read");
         assert_eq!(now.base_url.as_deref(), Some(BASE), "{kind:?}");
         assert_eq!(now.token.as_deref(), Some(TOKEN), "{kind:?}");
@@ -151,13 +152,18 @@ fn every_tool_is_set_up_kept_intact_idempotent_and_undone_byte_for_byte() {
         assert!(!again.changes(), "{kind:?}: {}", again.diff(TOKEN));
         // With a new token (the old one was revoked): written, and undo still goes back to the
         // files as they were before the first setup.
-        apply(&plan(kind, &h, BASE, TOKEN2, &[]).expect("plan"), &data).expect("apply");
+        apply(
+            &plan(kind, &h, BASE, TOKEN2, &[]).expect("plan"),
+            &data,
+            Ok(&keychain),
+        )
+        .expect("apply");
         assert_eq!(
             current(kind, &h).expect("read").token.as_deref(),
             Some(TOKEN2)
         );
 
-        let undone = undo(kind, &data).expect("undo");
+        let undone = undo(kind, &data, Ok(&keychain)).expect("undo");
         assert_eq!(undone.len(), p.files.len());
         for (path, text) in &originals {
             assert_eq!(
@@ -168,7 +174,7 @@ fn every_tool_is_set_up_kept_intact_idempotent_and_undone_byte_for_byte() {
             assert_eq!(mode(path), 0o644, "{kind:?}");
         }
         assert!(matches!(
-            undo(kind, &data),
+            undo(kind, &data, Ok(&keychain)),
             Err(SetupError::NothingToUndo(..))
         ));
     }
@@ -180,15 +186,16 @@ fn files_the_setup_created_are_removed_by_undo() {
         let dir = tempfile::tempdir().expect("dir");
         let h = homes(dir.path());
         let data = dir.path().join("data");
+        let keychain = crate::secrets::MemoryStore::default();
         let p = plan(kind, &h, BASE, TOKEN, &["m".into()]).expect("plan");
         assert!(p.files.iter().all(|f| f.before.is_none()));
         assert!(p.diff(TOKEN).contains("(new file)"));
-        apply(&p, &data).expect("apply");
+        apply(&p, &data, Ok(&keychain)).expect("apply");
         assert!(has_backup(kind, &data));
         for f in &p.files {
             assert!(f.path.exists());
         }
-        undo(kind, &data).expect("undo");
+        undo(kind, &data, Ok(&keychain)).expect("undo");
         for f in &p.files {
             assert!(
                 !f.path.exists(),
@@ -265,4 +272,62 @@ fn homes_follow_the_environment() {
         Err(SetupError::NotWritable(_))
     ));
     assert!(Homes::from_env(|_| None).is_none());
+}
+
+/// An original holding the user's own key is backed up in the keychain, never on disk; with no
+/// keychain, the setup is refused and nothing changes.
+#[test]
+fn an_original_holding_a_key_is_kept_only_in_the_keychain() {
+    let dir = tempfile::tempdir().expect("dir");
+    let h = homes(dir.path());
+    let data = dir.path().join("data");
+    let path = h.home.join(".claude/settings.json");
+    let original =
+        "{\n  \"env\": {\"ANTHROPIC_API_KEY\": \"sk-ant-canary-0123456789abcdefghij\"}\n}\n";
+    write(&path, original, 0o600);
+    let p = plan(ClientKind::ClaudeCode, &h, BASE, TOKEN, &[]).expect("plan");
+    let refused = apply(&p, &data, Err("no Secret Service".into())).expect_err("no keychain");
+    assert!(
+        matches!(refused, SetupError::NoSafeBackup { .. }),
+        "{refused}"
+    );
+    assert_eq!(std::fs::read_to_string(&path).expect("read"), original);
+    assert!(!has_backup(ClientKind::ClaudeCode, &data));
+
+    let keychain = crate::secrets::MemoryStore::default();
+    apply(&p, &data, Ok(&keychain)).expect("apply");
+    let mut on_disk = Vec::new();
+    for e in walk(&data) {
+        on_disk.push(std::fs::read_to_string(&e).unwrap_or_default());
+    }
+    assert!(
+        on_disk.iter().all(|t| !t.contains("sk-ant-canary")),
+        "{on_disk:?}"
+    );
+    assert_eq!(
+        keychain
+            .get("setup-backup/claude-code/0")
+            .expect("kept")
+            .expose(),
+        original
+    );
+    undo(ClientKind::ClaudeCode, &data, Ok(&keychain)).expect("undo");
+    assert_eq!(std::fs::read_to_string(&path).expect("restored"), original);
+    assert!(
+        keychain.get("setup-backup/claude-code/0").is_err(),
+        "the backup is dropped"
+    );
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
 }
