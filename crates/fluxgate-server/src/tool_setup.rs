@@ -46,7 +46,9 @@ fn setup_error(e: SetupError) -> Response {
         SetupError::Malformed { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "tool_config_invalid"),
         SetupError::NothingToUndo(..) => (StatusCode::NOT_FOUND, "nothing_to_undo"),
         SetupError::NotWritable(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
-        SetupError::NoSafeBackup { .. } => (StatusCode::SERVICE_UNAVAILABLE, "keychain_unavailable"),
+        SetupError::NoSafeBackup { .. } => {
+            (StatusCode::SERVICE_UNAVAILABLE, "keychain_unavailable")
+        }
         SetupError::Io { .. } | SetupError::Token(_) => {
             (StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
         }
