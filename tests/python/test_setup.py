@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import FLUXGATE
+from test_clis import base_env
 
 CLI = Path(__file__).resolve().parents[1] / "cli" / "node_modules" / ".bin"
 # opencode's Linux x64 build itself (see tests/cli/package.json).
@@ -50,23 +51,16 @@ TOOLS = {
 
 def tool_env(home: Path) -> dict:
     """The tools' environment: no base URL, no key — only what keeps them offline and quiet."""
-    return {
-        "PATH": os.environ["PATH"],
-        "HOME": str(home),
-        "TERM": "dumb",
-        "NO_COLOR": "1",
-        "DISABLE_TELEMETRY": "1",
-        "DISABLE_AUTOUPDATER": "1",
-        "DISABLE_ERROR_REPORTING": "1",
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "GEMINI_CLI_NO_RELAUNCH": "true",
-        "OPENCODE_DISABLE_AUTOUPDATE": "1",
-        "OPENCODE_DISABLE_MODELS_FETCH": "1",
-        "OPENCODE_DISABLE_SHARE": "1",
-        "OPENCODE_DISABLE_LSP_DOWNLOAD": "1",
-        "OPENCODE_DISABLE_DEFAULT_PLUGINS": "1",
-        "NO_PROXY": "127.0.0.1,localhost",
-    }
+    return dict(
+        base_env(home),
+        NO_COLOR="1",
+        GEMINI_CLI_NO_RELAUNCH="true",
+        OPENCODE_DISABLE_AUTOUPDATE="1",
+        OPENCODE_DISABLE_MODELS_FETCH="1",
+        OPENCODE_DISABLE_SHARE="1",
+        OPENCODE_DISABLE_LSP_DOWNLOAD="1",
+        OPENCODE_DISABLE_DEFAULT_PLUGINS="1",
+    )
 
 
 def setup(fg, home: Path, *args) -> subprocess.CompletedProcess:

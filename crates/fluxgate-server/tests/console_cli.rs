@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
-use common::RouterProcess;
+use common::BareRouter;
 
 /// A PATH directory with an `xdg-open` that records its arguments and the file it was given.
 fn fake_opener(dir: &Path) -> std::path::PathBuf {
@@ -53,12 +53,7 @@ fn console(home: &Path, data: &Path, path: &Path, extra: &[&str]) -> std::proces
 #[test]
 fn the_login_code_never_appears_in_a_process_s_arguments() {
     let dir = common::tempdir();
-    let home = dir.path().join("home");
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&home).expect("home");
-    let config = dir.path().join("config.toml");
-    std::fs::write(&config, "").expect("config");
-    let router = RouterProcess::start(&home, &config, &data, &[], None);
+    let BareRouter { home, data, router } = BareRouter::start(dir.path());
     let bin = fake_opener(dir.path());
 
     let out = console(&home, &data, &bin, &[]);
@@ -122,12 +117,11 @@ fn the_login_code_never_appears_in_a_process_s_arguments() {
 #[test]
 fn the_cli_never_gives_the_admin_token_to_a_stranger() {
     let dir = common::tempdir();
-    let home = dir.path().join("home");
-    let data = dir.path().join("data");
-    std::fs::create_dir_all(&home).expect("home");
-    let config = dir.path().join("config.toml");
-    std::fs::write(&config, "").expect("config");
-    let mut router = RouterProcess::start(&home, &config, &data, &[], None);
+    let BareRouter {
+        home,
+        data,
+        mut router,
+    } = BareRouter::start(dir.path());
     let admin = router.admin_token();
     let addr = router.base.trim_start_matches("http://").to_string();
     // Fluxgate crashes: its runtime.json stays behind, and another program takes the port.

@@ -115,14 +115,7 @@ fn assert_clean(what: &str, text: &str, key: &str) {
 #[tokio::test]
 async fn an_echoed_key_never_leaves_the_attempt() {
     let h = Harness::start(CONFIG, &["oa/oa", "an/an", "ge/ge", "az/az"], &[]).await;
-    let events = h
-        .http
-        .get(h.url("/admin/api/events"))
-        .bearer_auth(&h.admin_token)
-        .send()
-        .await
-        .expect("events");
-    let mut events = events.bytes_stream();
+    let mut events = Box::pin(h.admin_events().await);
 
     // (status, stream) cases; 200 means an in-band error (after `after` events when streaming).
     let statuses: [u16; 7] = [400, 404, 422, 401, 402, 429, 500];
@@ -238,14 +231,7 @@ async fn an_echoed_key_never_leaves_the_attempt() {
     );
     let resp = h.chat("to-oa", false).send().await.expect("send");
     assert_eq!(resp.status(), 503);
-    let snapshot = h
-        .http
-        .get(h.url("/admin/api/events"))
-        .bearer_auth(&h.admin_token)
-        .send()
-        .await
-        .expect("events");
-    let mut snapshot = snapshot.bytes_stream();
+    let mut snapshot = Box::pin(h.admin_events().await);
     let mut first = String::new();
     while !first.contains("\n\n") {
         match tokio::time::timeout(Duration::from_secs(5), snapshot.next()).await {

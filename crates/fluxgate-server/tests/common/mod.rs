@@ -241,6 +241,13 @@ impl Harness {
         resp.json().await.expect("admin json")
     }
 
+    /// `GET /admin/api/events` with the admin token, as a byte stream (a snapshot first).
+    pub async fn admin_events(
+        &self,
+    ) -> impl futures_util::Stream<Item = reqwest::Result<bytes::Bytes>> {
+        self.admin_get("/admin/api/events").await.bytes_stream()
+    }
+
     /// The secret the (memory) keychain holds for `account`, if any.
     pub fn stored_secret(&self, account: &str) -> Option<String> {
         self.store.get(account).ok().map(|v| v.expose().to_string())
@@ -337,6 +344,25 @@ impl Drop for RouterProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A home, a data directory and an empty config under `dir`, and the real binary serving them.
+pub struct BareRouter {
+    pub home: PathBuf,
+    pub data: PathBuf,
+    pub router: RouterProcess,
+}
+
+impl BareRouter {
+    pub fn start(dir: &Path) -> BareRouter {
+        let home = dir.join("home");
+        let data = dir.join("data");
+        std::fs::create_dir_all(&home).expect("home");
+        let config = dir.join("config.toml");
+        std::fs::write(&config, "").expect("config");
+        let router = RouterProcess::start(&home, &config, &data, &[], None);
+        BareRouter { home, data, router }
     }
 }
 
