@@ -414,6 +414,19 @@ impl Ledger {
         })
     }
 
+    /// Everything reserved by requests in flight, over every scope and period (zero when no
+    /// request is running: a reservation is released on every exit).
+    pub fn held(&self) -> Spend {
+        let inner = self.inner.lock();
+        inner
+            .reserved
+            .values()
+            .fold(Spend::default(), |a, r| Spend {
+                usd: a.usd + r.usd,
+                tokens: a.tokens + r.tokens,
+            })
+    }
+
     /// Every budget with what its scope has used today and this month.
     pub fn report(&self) -> Vec<serde_json::Value> {
         let budgets = self.budgets.read().clone();

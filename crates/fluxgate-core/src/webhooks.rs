@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use crate::config::{Config, Timeouts, Webhook};
 use crate::events::{Event, EventBus};
 use crate::exec::client::HttpClient;
+use crate::exec::upstream::Outbound;
 
 /// Events waiting for delivery, at most.
 pub const QUEUE: usize = 256;
@@ -137,13 +138,18 @@ pub async fn deliver(client: &HttpClient, i: usize, w: &Webhook, body: Bytes, ki
     for attempt in 1..=ATTEMPTS {
         let sent = tokio::time::timeout(
             TRY_TIMEOUT,
-            client.send(Method::POST, w.url.clone(), headers.clone(), body.clone()),
+            client.request(Outbound {
+                method: Method::POST,
+                url: w.url.clone(),
+                headers: headers.clone(),
+                body: body.clone(),
+            }),
         )
         .await;
         let retry = match sent {
             Ok(Ok(resp)) => {
-                let status = resp.status().as_u16();
-                if resp.status().is_success() {
+                let status = resp.status;
+                if (200..300).contains(&status) {
                     return true;
                 }
                 let retry = status == 408 || status == 429 || status >= 500;

@@ -2,14 +2,16 @@
 //! HTTP/2. It follows no redirects (a redirect would carry the key to another host), reads no
 //! proxy settings from the environment, and sets a connect timeout. Names are resolved by
 //! [`crate::net::CheckedResolver`] (no link-local, unspecified or multicast address, loopback
-//! only for `localhost`). Response bodies are read as a stream of data chunks.
+//! only for `localhost`). Response bodies are read as a stream of data chunks. It is the real
+//! [`Upstream`].
 
+use std::future::Future;
 use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_util::Stream;
-use http::{HeaderMap, Method, Request, Response, Uri};
+use futures_util::StreamExt;
+use http::Request;
 use http_body_util::{BodyDataStream, Full};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
@@ -20,19 +22,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use crate::config::Timeouts;
 use crate::net::CheckedResolver;
 
-/// A response body as data chunks.
-pub type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, hyper::Error>> + Send>>;
-
-/// Why a request got no response.
-#[derive(Debug)]
-pub struct TransportError {
-    /// The connection could not be made (refused, DNS, TLS, connect timeout).
-    pub connect: bool,
-    /// The cause was a timeout (the connect timeout, for a connection error).
-    pub timed_out: bool,
-    /// The innermost cause, without any URL.
-    pub detail: String,
-}
+pub use super::upstream::{BodyError, BodyStream, Inbound, Outbound, TransportError, Upstream};
 
 #[derive(Clone)]
 pub struct HttpClient {
@@ -60,23 +50,15 @@ impl HttpClient {
     }
 
     /// Sends a request; resolves when the response head has arrived.
-    pub async fn send(
-        &self,
-        method: Method,
-        uri: Uri,
-        headers: HeaderMap,
-        body: Bytes,
-    ) -> Result<Response<Incoming>, TransportError> {
-        let mut req = Request::new(Full::new(body));
-        *req.method_mut() = method;
-        *req.uri_mut() = uri;
-        *req.headers_mut() = headers;
-        self.inner.request(req).await.map_err(|e| {
-            let mut detail = e.to_string();
+    pub async fn request(&self, out: Outbound) -> Result<Inbound, TransportError> {
+        let mut req = Request::new(Full::new(out.body));
+        *req.method_mut() = out.method;
+        *req.uri_mut() = out.url;
+        *req.headers_mut() = out.headers;
+        let resp = self.inner.request(req).await.map_err(|e| {
             let mut timed_out = false;
             let mut src: Option<&dyn std::error::Error> = std::error::Error::source(&e);
             while let Some(s) = src {
-                detail = s.to_string();
                 timed_out |= s
                     .downcast_ref::<std::io::Error>()
                     .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut);
@@ -85,13 +67,43 @@ impl HttpClient {
             TransportError {
                 connect: e.is_connect(),
                 timed_out,
-                detail,
+                detail: innermost(&e),
             }
+        })?;
+        let (parts, body) = resp.into_parts();
+        Ok(Inbound {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body: body_stream(body),
         })
     }
 }
 
-/// The body of a response as a stream of data chunks (trailers are dropped).
-pub fn body_stream(resp: Response<Incoming>) -> BodyStream {
-    Box::pin(BodyDataStream::new(resp.into_body()))
+impl Upstream for HttpClient {
+    fn send(
+        &self,
+        req: Outbound,
+    ) -> Pin<Box<dyn Future<Output = Result<Inbound, TransportError>> + Send + '_>> {
+        Box::pin(self.request(req))
+    }
+}
+
+/// The innermost cause of an error (hyper's outer messages say only "client error").
+fn innermost(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut detail = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        detail = s.to_string();
+        src = s.source();
+    }
+    detail
+}
+
+/// A response body as a stream of data chunks (trailers are dropped).
+fn body_stream(body: Incoming) -> BodyStream {
+    Box::pin(BodyDataStream::new(body).map(|r| {
+        r.map_err(|e| BodyError {
+            detail: innermost(&e),
+        })
+    }))
 }

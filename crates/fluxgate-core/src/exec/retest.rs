@@ -4,12 +4,14 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Weak;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use http::HeaderMap;
 
-use super::{read_limited, transport_failure, Executor};
-use crate::health::{self, ErrorClass, Failure, FailureKind, Retester, TimeoutPhase};
+use super::probe::probe;
+use super::upstream::Outbound;
+use super::Executor;
+use crate::health::{transport, ErrorClass, Failure, Retester};
 
 const RETEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -52,13 +54,7 @@ impl Retester for HttpRetester {
             let secret = exec
                 .secrets()
                 .resolve(&account, &key.secret)
-                .map_err(|e| Failure {
-                    class: reason.unwrap_or(ErrorClass::UpstreamUnavailable),
-                    kind: FailureKind::Connect,
-                    status: None,
-                    message: format!("the key could not be read for its retest: {e}"),
-                    retry_hint: None,
-                })?;
+                .map_err(|e| transport::unreadable_key(reason, e))?;
             let model = config
                 .routes
                 .iter()
@@ -80,33 +76,15 @@ impl Retester for HttpRetester {
                 Err(_) => return Ok(()),
             };
             tracing::debug!(provider = provider_name, key = key_id, "retesting key");
-            let send = exec
-                .client()
-                .send(req.method, uri, headers, req.body.unwrap_or_default());
-            let resp = match tokio::time::timeout(RETEST_TIMEOUT, send).await {
-                Err(_) => {
-                    return Err(Failure::transport(
-                        FailureKind::Timeout(TimeoutPhase::FirstByte),
-                        "the retest timed out",
-                    ))
-                }
-                Ok(Err(e)) => return Err(transport_failure(&e)),
-                Ok(Ok(r)) => r,
+            let out = Outbound {
+                method: req.method,
+                url: uri,
+                headers,
+                body: req.body.unwrap_or_default(),
             };
-            let status = resp.status().as_u16();
-            let redactor = secret.redactor();
-            let up_headers = super::headers::redact(resp.headers(), redactor);
-            let deadline = tokio::time::Instant::now() + RETEST_TIMEOUT;
-            let body = read_limited(resp, 256 * 1024, RETEST_TIMEOUT, deadline)
+            probe(exec.upstream(), out, &secret, RETEST_TIMEOUT)
                 .await
-                .map(|b| redactor.owned(b))
-                .unwrap_or_default();
-            if (200..300).contains(&status) {
-                return Ok(());
-            }
-            let mut f = health::classify_status(status, &up_headers, &body, SystemTime::now());
-            super::redact_failure(&mut f, &secret);
-            Err(f)
+                .map(|_| ())
         })
     }
 }

@@ -18,17 +18,19 @@ use http::{HeaderMap, HeaderValue};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::client::{body_stream, BodyStream};
-use super::{body_failure, headers, Attempt, ProxyResponse};
+use super::attempt::Attempt;
+use super::request::Outcome;
+use super::upstream::BodyStream;
+use super::{headers, ProxyResponse};
 use crate::config::Timeouts;
 use crate::formats::errors::{stream_error_event, ErrorCode};
 use crate::formats::inspect::{inspect, EventKind, Usage};
 use crate::formats::sse::{SseEvent, SseParser};
 use crate::formats::translate::{ClientHints, Codec, StreamTranslator};
 use crate::formats::Dialect;
-use crate::health::{self, Failure, FailureKind, HealthRegistry, TimeoutPhase};
+use crate::health::{self, transport, Failure, FailureKind, HealthRegistry, TimeoutPhase};
 use crate::secrets::{Redactor, SecretValue};
-use crate::store::{RequestLog, RequestRecord, Store};
+use crate::store::{RequestLog, Store};
 
 /// Held bytes past which a stream commits even without a content event.
 pub const COMMIT_MAX_BYTES: usize = 256 * 1024;
@@ -48,12 +50,12 @@ pub(super) struct StreamContext {
     pub deadline: Instant,
     pub health: Arc<HealthRegistry>,
     pub log: RequestLog,
-    pub record: RequestRecord,
+    /// The request's record so far; finished when the stream ends.
+    pub outcome: Outcome,
     /// The model's prices, to cost the stream's usage.
     pub prices: Option<crate::catalogue::Prices>,
     /// The request's budget reservation, released when the stream has been recorded.
     pub reservation: Option<crate::budgets::Reservation>,
-    pub request_started: Instant,
     /// Becomes true when the server's drain time is up.
     pub cut: tokio::sync::watch::Receiver<bool>,
     /// The key this attempt sent: every event is cleaned of it before it is read.
@@ -143,11 +145,11 @@ fn in_band_failure(v: &serde_json::Value, redactor: &Redactor) -> Failure {
 
 /// Waits for the first content event; returns the committed stream or a failure.
 pub(super) async fn commit(
-    resp: http::Response<hyper::body::Incoming>,
+    mut body: BodyStream,
     up_headers: HeaderMap,
-    ctx: StreamContext,
+    mut ctx: StreamContext,
+    reservation: impl FnOnce() -> Option<crate::budgets::Reservation>,
 ) -> Attempt {
-    let mut body: BodyStream = body_stream(resp);
     let mut parser = SseParser::new();
     let mut output = match &ctx.codec {
         Codec::Passthrough => Output::Passthrough,
@@ -177,21 +179,16 @@ pub(super) async fn commit(
                 } else {
                     TimeoutPhase::FirstByte
                 };
-                return Attempt::Failed(Failure::transport(
-                    FailureKind::Timeout(phase),
-                    "the stream produced no content in time",
-                ));
+                return Attempt::Failed(transport::no_content(phase));
             }
-            Ok(Some(Err(e))) => return Attempt::Failed(body_failure(&e)),
+            Ok(Some(Err(e))) => return Attempt::Failed(transport::body_broken(&e)),
             Ok(None) => {
                 ended = true;
                 parser.finish().into_iter().collect()
             }
             Ok(Some(Ok(chunk))) => match parser.feed(&chunk) {
                 Ok(evs) => evs,
-                Err(e) => {
-                    return Attempt::Failed(Failure::transport(FailureKind::Empty, e.to_string()))
-                }
+                Err(e) => return Attempt::Failed(transport::unreadable(e)),
             },
         };
         let events = redact_events(events, redactor);
@@ -208,19 +205,21 @@ pub(super) async fn commit(
                 }
             }
             if let Err(e) = output.push(ev, &mut held, redactor) {
-                return Attempt::Failed(Failure::transport(FailureKind::Empty, e));
+                return Attempt::Failed(transport::unreadable(e));
             }
         }
         if held.len() + parser.pending() > COMMIT_MAX_BYTES {
             committed = true;
         }
         if ended && !committed {
-            return Attempt::Failed(health::empty_response(
+            return Attempt::Failed(transport::empty_response(
                 "a stream that ended before any content",
             ));
         }
     }
 
+    // Committed: the stream holds the request's reservation until it is recorded.
+    ctx.reservation = reservation();
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     // The channel is empty, so the first send cannot fail for lack of room.
     let _ = tx.try_send(held.freeze());
@@ -319,7 +318,9 @@ async fn pump(
                 let _ = e;
                 break End::Complete;
             }
-            Ok(Some(Err(e))) => break End::Broken(ErrorCode::StreamInterrupted, body_failure(&e)),
+            Ok(Some(Err(e))) => {
+                break End::Broken(ErrorCode::StreamInterrupted, transport::body_broken(&e))
+            }
             Ok(None) => {
                 upstream_ended = true;
                 parser.finish().into_iter().collect()
@@ -327,10 +328,7 @@ async fn pump(
             Ok(Some(Ok(chunk))) => match parser.feed(&chunk) {
                 Ok(evs) => evs,
                 Err(e) => {
-                    break End::Broken(
-                        ErrorCode::StreamInterrupted,
-                        Failure::transport(FailureKind::Empty, e.to_string()),
-                    )
+                    break End::Broken(ErrorCode::StreamInterrupted, transport::unreadable(e))
                 }
             },
         };
@@ -354,7 +352,7 @@ async fn pump(
             if let Err(e) = output.push(ev, &mut out, redactor) {
                 broken = Some(End::Broken(
                     ErrorCode::StreamInterrupted,
-                    Failure::transport(FailureKind::Empty, e),
+                    transport::unreadable(e),
                 ));
                 break;
             }
@@ -368,29 +366,30 @@ async fn pump(
     };
     // Dropping the upstream body closes the upstream connection (cancelling it if unfinished).
     drop(body);
-    let mut record = ctx.record;
+    let mut outcome = ctx.outcome;
+    let record = &mut outcome.record;
     record.error_class = None;
     record.ttfb_ms = Some(
         committed_at
-            .saturating_duration_since(ctx.request_started)
+            .saturating_duration_since(outcome.started)
             .as_millis() as u64,
     );
     record.tokens_in = seen.usage.input_tokens;
     record.tokens_out = seen.usage.output_tokens;
     record.tokens_cached = seen.usage.cached_tokens;
     record.cost_usd = super::admit::cost_of(&seen.usage, ctx.prices);
-    record.status = 200;
-    match end {
+    let code = match end {
         End::Complete => {
             if let (Some((items, store)), Output::Translated(t)) = (ctx.keep, &output) {
                 if let Some(resp) = t.final_response() {
-                    super::keep_response(&store, items, resp);
+                    super::conversation::keep_response(&store, items, resp);
                 }
             }
+            None
         }
         End::ClientClosed => {
-            record.error_code = Some("client_closed".to_string());
             tracing::info!(request_id = %record.request_id, "client closed the stream; upstream request cancelled");
+            Some(ErrorCode::ClientClosed)
         }
         End::Cut => {
             tracing::warn!(request_id = %record.request_id, "shutting down: ending a stream that outlasted the drain with an error event");
@@ -401,7 +400,7 @@ async fn pump(
                 output.next_sequence(&seen),
             );
             let _ = tx.send(ev).await;
-            record.error_code = Some(ErrorCode::ShuttingDown.as_str().to_string());
+            Some(ErrorCode::ShuttingDown)
         }
         End::Broken(code, failure) => {
             tracing::warn!(request_id = %record.request_id, provider = %ctx.provider, key = %ctx.key_id, detail = %failure.message, "stream broke after commit; ending it with an error event");
@@ -417,11 +416,10 @@ async fn pump(
             );
             let _ = tx.send(ev).await;
             record.error_class = Some(failure.class.as_str().to_string());
-            record.error_code = Some(code.as_str().to_string());
+            Some(code)
         }
-    }
-    record.latency_ms = ctx.request_started.elapsed().as_millis() as u64;
-    ctx.log.record(record);
+    };
+    outcome.finish(&ctx.log, 200, code);
     // The spend is settled now; the estimate no longer needs holding.
     drop(ctx.reservation);
 }

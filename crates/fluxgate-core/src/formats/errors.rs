@@ -47,6 +47,9 @@ pub enum ErrorCode {
     Paused,
     NotFound,
     Internal,
+    /// The client went away before its answer ended. Never sent (nobody is listening); it is
+    /// how such a request is recorded.
+    ClientClosed,
 }
 
 impl ErrorCode {
@@ -70,6 +73,7 @@ impl ErrorCode {
             ErrorCode::BudgetExceeded => "budget_exceeded",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Internal => "internal_error",
+            ErrorCode::ClientClosed => "client_closed",
         }
     }
 
@@ -93,6 +97,8 @@ impl ErrorCode {
             | ErrorCode::StreamInterrupted => 502,
             ErrorCode::UpstreamTimeout => 504,
             ErrorCode::Internal => 500,
+            // nginx's "client closed request".
+            ErrorCode::ClientClosed => 499,
         }
     }
 
@@ -115,6 +121,7 @@ impl ErrorCode {
             ErrorCode::StreamInterrupted => "ABORTED",
             ErrorCode::BudgetExceeded => "RESOURCE_EXHAUSTED",
             ErrorCode::Internal => "INTERNAL",
+            ErrorCode::ClientClosed => "CANCELLED",
         }
     }
 }

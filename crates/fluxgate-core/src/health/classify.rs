@@ -280,17 +280,6 @@ pub fn classify_in_band(
     })
 }
 
-/// A 200 whose body is empty, HTML or otherwise not what the dialect promises.
-pub fn empty_response(what: &str) -> Failure {
-    Failure {
-        class: ErrorClass::UpstreamUnavailable,
-        kind: FailureKind::Empty,
-        status: Some(200),
-        message: format!("the upstream answered 200 with {what}"),
-        retry_hint: None,
-    }
-}
-
 /// Shortens an upstream message and blanks any word that looks like a credential (long
 /// letters-and-digits tokens, `sk-…`, `AIza…`), bare or wrapped in quotes or brackets.
 ///

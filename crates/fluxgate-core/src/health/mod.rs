@@ -9,6 +9,7 @@ mod classify;
 pub mod hints;
 mod retest;
 mod state;
+pub mod transport;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -21,11 +22,11 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 pub use classify::{
-    classify_in_band, classify_status, empty_response, scrub, ErrorClass, Failure, FailureKind,
-    TimeoutPhase,
+    classify_in_band, classify_status, scrub, ErrorClass, Failure, FailureKind, TimeoutPhase,
 };
 pub use retest::{run_scheduler, Retester};
 pub use state::{KeyState, KeyStatus, Policy};
+pub use transport::{empty_response, BodyError, TransportError};
 
 use crate::config::Config;
 use crate::events::{Event, EventBus};

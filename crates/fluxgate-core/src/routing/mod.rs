@@ -6,6 +6,7 @@
 //! `o1`/`o3`/`o4*`, `gemini-*`), every provider of the matching kind as a fallback chain.
 //! Planning reads key health but never changes it.
 
+pub mod filters;
 mod needs;
 mod plan;
 mod signals;
@@ -28,7 +29,7 @@ use crate::catalogue::ModelInfo;
 use crate::config::{Config, KeyLimits, ProviderKind, StrategyKind, Target};
 use crate::formats::translate::{Codec, TranslatorRegistry};
 use crate::formats::Endpoint;
-use crate::health::{ErrorClass, HealthRegistry, KeyStatus};
+use crate::health::HealthRegistry;
 use crate::providers::{self, Provider};
 
 /// One way to serve a request: a target's model on one key.
@@ -317,77 +318,45 @@ impl Router {
         let mut candidates = Vec::new();
         let mut skipped = Vec::new();
         // Keys cooling only because their upstream failed: (time to recovery, index in
-        // `skipped`, candidate).
+        // `skipped`, candidate), for degraded mode.
         let mut held: Vec<(Duration, usize, Candidate)> = Vec::new();
         for (ti, t) in targets.iter().enumerate() {
-            let Some(pc) = self.config.provider(&t.provider) else {
+            let (Some(pc), Some(upstream)) = (
+                self.config.provider(&t.provider),
+                self.providers.get(&t.provider),
+            ) else {
                 continue;
             };
-            let Some(upstream) = self.providers.get(&t.provider).cloned() else {
-                continue;
-            };
-            let skip_all = |reason: SkipReason, skipped: &mut Vec<Skipped>| {
-                skipped.push(Skipped {
-                    provider: t.provider.clone(),
-                    key_id: None,
-                    model: t.model.clone(),
-                    reason,
-                });
-            };
-            if !pc.enabled {
-                skip_all(SkipReason::ProviderDisabled, &mut skipped);
-                continue;
-            }
-            if pc.keys.is_empty() {
-                skip_all(SkipReason::NoKeys, &mut skipped);
-                continue;
-            }
-            // The endpoint this upstream would serve, and its URL (parsed once per config).
-            let served = upstream.upstream_endpoint(endpoint).and_then(|ep| {
-                self.urls
-                    .get(t.provider.as_str())?
-                    .iter()
-                    .find(|(e, _)| *e == ep)
-                    .map(|(_, u)| (ep, u.clone()))
-            });
-            let Some((up_ep, url)) = served else {
-                skip_all(
-                    SkipReason::NoEndpoint {
-                        kind: pc.kind.as_str().into(),
-                        endpoint,
-                    },
-                    &mut skipped,
-                );
-                continue;
-            };
-            let Some(codec) = self.translators.codec(endpoint, up_ep) else {
-                skip_all(
-                    SkipReason::NoTranslator {
-                        from: endpoint,
-                        to: up_ep,
-                    },
-                    &mut skipped,
-                );
-                continue;
+            let skip = |key_id: Option<&str>, reason| Skipped {
+                provider: t.provider.clone(),
+                key_id: key_id.map(str::to_string),
+                model: t.model.clone(),
+                reason,
             };
             let info = self.model_info(&t.provider, &t.model);
-            if let (Some(needs), Some(i)) = (ask.needs, info.as_deref()) {
-                let missing = needs.missing(i.capabilities);
-                if !missing.is_empty() {
-                    skip_all(SkipReason::MissingCapability { missing }, &mut skipped);
+            let passed = filters::provider_enabled(pc)
+                .and_then(|()| filters::has_keys(pc))
+                .and_then(|()| {
+                    filters::served_endpoint(
+                        pc,
+                        upstream.as_ref(),
+                        self.urls.get(t.provider.as_str()),
+                        endpoint,
+                    )
+                })
+                .and_then(|(up_ep, url)| {
+                    let codec = filters::translator(&self.translators, endpoint, up_ep)?;
+                    filters::capabilities(ask.needs, info.as_deref())?;
+                    filters::context_window(ask.needs, info.as_deref())?;
+                    Ok((up_ep, url, codec))
+                });
+            let (up_ep, url, codec) = match passed {
+                Ok(v) => v,
+                Err(reason) => {
+                    skipped.push(skip(None, reason));
                     continue;
                 }
-                if let Some(estimated_tokens) = needs.exceeds(i.context_window) {
-                    skip_all(
-                        SkipReason::ContextTooSmall {
-                            estimated_tokens,
-                            context_window: i.context_window,
-                        },
-                        &mut skipped,
-                    );
-                    continue;
-                }
-            }
+            };
             let est_cost = ask.needs.and_then(|n| n.cost(info.as_deref()));
             let est_tokens = ask.needs.map_or(0, |n| n.tokens(info.as_deref()));
             let budget_scopes = live.ledger.filter(|l| l.has_budgets()).map(|_| {
@@ -401,10 +370,10 @@ impl Router {
             });
             for (ki, k) in pc.keys.iter().enumerate() {
                 let account = pc.account(&k.id);
-                let candidate = |account: String| Candidate {
+                let candidate = || Candidate {
                     provider: t.provider.clone(),
                     key_id: k.id.clone(),
-                    account,
+                    account: account.clone(),
                     model: t.model.clone(),
                     target_index: ti,
                     key_index: ki,
@@ -419,62 +388,37 @@ impl Router {
                     limits: k.limits,
                     note: None,
                 };
-                let skip = |reason| Skipped {
-                    provider: t.provider.clone(),
-                    key_id: Some(k.id.clone()),
-                    model: t.model.clone(),
-                    reason,
-                };
-                if !k.enabled {
-                    skipped.push(skip(SkipReason::KeyDisabled));
-                    continue;
-                }
-                // Budgets before health: a spent budget lasts until its period ends, so a
-                // cooling key over budget is reported (and refused) as over budget, not as
-                // worth waiting for.
-                if let (Some(ledger), Some((scopes, need))) = (live.ledger, &budget_scopes) {
-                    let mut scopes = scopes.clone();
-                    scopes.push(format!("key:{account}"));
-                    if let Err(e) = ledger.check(&scopes, *need) {
-                        skipped.push(skip(SkipReason::OverBudget(e)));
-                        continue;
+                let passed = filters::key_enabled(k)
+                    .and_then(|()| {
+                        filters::within_budget(live.ledger, budget_scopes.as_ref(), &account)
+                    })
+                    .map_err(|reason| filters::Unusable {
+                        reason,
+                        degraded_candidate: None,
+                    })
+                    .and_then(|()| filters::usable(health, &account, now))
+                    .and_then(|()| {
+                        filters::within_local_limits(
+                            live.signals,
+                            &account,
+                            &k.limits,
+                            est_tokens,
+                            now,
+                        )
+                        .map_err(|reason| filters::Unusable {
+                            reason,
+                            degraded_candidate: None,
+                        })
+                    });
+                match passed {
+                    Ok(()) => candidates.push(candidate()),
+                    Err(out) => {
+                        if let Some(back) = out.degraded_candidate {
+                            held.push((back, skipped.len(), candidate()));
+                        }
+                        skipped.push(skip(Some(&k.id), out.reason));
                     }
                 }
-                if !health.usable(&account, now) {
-                    let st = health.state(&account).unwrap_or_default();
-                    if st.status == KeyStatus::Disabled {
-                        skipped.push(skip(SkipReason::KeyDisabled));
-                        continue;
-                    }
-                    let back = st
-                        .back_at()
-                        .map_or(Duration::ZERO, |b| b.saturating_duration_since(now));
-                    if st.status == KeyStatus::Cooling
-                        && st.reason == Some(ErrorClass::UpstreamUnavailable)
-                    {
-                        // Held back for degraded mode (see `Plan::degraded`).
-                        held.push((back, skipped.len(), candidate(account)));
-                    }
-                    skipped.push(skip(SkipReason::Unavailable {
-                        status: st.status,
-                        reason: st.reason,
-                        back_in_secs: back.as_secs_f64().ceil() as u64,
-                    }));
-                    continue;
-                }
-                if let Err(hit) = live.signals.check(&account, &k.limits, est_tokens, now) {
-                    skipped.push(skip(SkipReason::LocalLimit {
-                        limit: hit.limit,
-                        value: hit.value,
-                        back_in_secs: hit
-                            .fits_at
-                            .saturating_duration_since(now)
-                            .as_secs_f64()
-                            .ceil() as u64,
-                    }));
-                    continue;
-                }
-                candidates.push(candidate(account));
             }
         }
         let counter = self
@@ -502,19 +446,8 @@ impl Router {
             }
             strategy::pin_conversation(&mut candidates, c);
         }
-        let degraded = candidates.is_empty() && !held.is_empty();
-        if degraded {
-            // Every usable key is gone and some are out only for upstream failures: try those
-            // anyway, the soonest back first, rather than refuse every request while a flaky
-            // upstream may well answer (a rate limit or a dead key is never overridden).
-            held.sort_by_key(|(back, _, _)| *back);
-            let mut promoted: Vec<usize> = held.iter().map(|(_, i, _)| *i).collect();
-            promoted.sort_unstable();
-            for i in promoted.into_iter().rev() {
-                skipped.remove(i);
-            }
-            candidates = held.into_iter().map(|(_, _, c)| c).collect();
-        }
+        let degraded = filters::degrade(&mut candidates, &mut skipped, held);
+        let budget_fallback = self.config.route(&route).is_none_or(|r| r.budget_fallback);
         Ok(Plan {
             route,
             resolution,
@@ -522,6 +455,7 @@ impl Router {
             candidates,
             skipped,
             degraded,
+            budget_fallback,
         })
     }
 }

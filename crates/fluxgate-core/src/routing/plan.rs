@@ -134,6 +134,9 @@ pub struct Plan {
     /// failures (5xx, timeouts, resets), tried anyway, the soonest back first. Keys out for a
     /// rate limit, quota or auth are never among them.
     pub degraded: bool,
+    /// The route's `budget_fallback`: when false, a candidate over budget refuses the request
+    /// instead of falling back to the next (true for a request that matched no route).
+    pub budget_fallback: bool,
 }
 
 impl Plan {
@@ -215,6 +218,19 @@ impl Plan {
             SkipReason::OverBudget(e) => Some(e),
             _ => None,
         })
+    }
+
+    /// The budget that refuses the request before anything is sent: any budget that kept a
+    /// candidate out when the route has no `budget_fallback`, else budgets when they kept
+    /// every candidate out and nothing else did.
+    pub fn refused_before_sending(&self) -> Option<&Exceeded> {
+        if !self.budget_fallback {
+            self.over_budget()
+        } else if self.candidates.is_empty() {
+            self.budget_refusal()
+        } else {
+            None
+        }
     }
 
     /// The first budget that kept a candidate out, when budgets are all that stand in the

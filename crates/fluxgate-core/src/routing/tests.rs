@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use super::*;
 use crate::catalogue::Capability;
 use crate::events::EventBus;
-use crate::health::{Failure, FailureKind, NoPersistence, Policy};
+use crate::health::{ErrorClass, Failure, FailureKind, NoPersistence, Policy};
 
 const CONFIG: &str = r#"
 [providers.ant]

@@ -5,7 +5,9 @@ use std::time::Instant;
 
 use clap::Subcommand;
 use fluxgate_core::config::ProviderConfig;
-use fluxgate_core::exec::{headers, http_client, redact_failure, transport_failure};
+use fluxgate_core::exec::http_client;
+use fluxgate_core::exec::probe::probe;
+use fluxgate_core::exec::upstream::Outbound;
 use fluxgate_core::health::{self, KeyStatus};
 use fluxgate_core::providers;
 use fluxgate_core::secrets::{
@@ -153,19 +155,6 @@ fn stored_health(common: &Common) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn read_all(resp: http::Response<hyper::body::Incoming>) -> bytes::Bytes {
-    use futures_util::StreamExt;
-    let mut stream = fluxgate_core::exec::client::body_stream(resp);
-    let mut buf = bytes::BytesMut::new();
-    while let Some(Ok(chunk)) = stream.next().await {
-        if buf.len() > 256 * 1024 {
-            break;
-        }
-        buf.extend_from_slice(&chunk);
-    }
-    buf.freeze()
-}
-
 /// How one key's cheapest authenticated call went: the status and time, or what failed
 /// (never the key; the upstream's answer is cleaned of it).
 pub(super) struct KeyProbe {
@@ -217,28 +206,22 @@ pub(super) async fn probe_key(
             )),
         };
     };
-    let send = client.send(http::Method::GET, uri, headers, bytes::Bytes::new());
-    let result = match tokio::time::timeout(std::time::Duration::from_secs(30), send).await {
-        Err(_) => Err(ProbeError::Unreachable("no answer within 30 s".into())),
-        Ok(Err(e)) => Err(ProbeError::Unreachable(transport_failure(&e).message)),
-        Ok(Ok(resp)) => {
-            let status = resp.status().as_u16();
-            let redactor = secret.redactor();
-            let headers = headers::redact(resp.headers(), redactor);
-            let body = redactor.bytes(&read_all(resp).await).into_owned();
-            if (200..300).contains(&status) {
-                Ok((status, started.elapsed().as_millis()))
-            } else {
-                let mut f =
-                    health::classify_status(status, &headers, &body, std::time::SystemTime::now());
-                redact_failure(&mut f, &secret);
-                Err(ProbeError::Rejected {
-                    status,
-                    class: f.class,
-                    message: f.message,
-                })
-            }
-        }
+    let out = Outbound {
+        method: http::Method::GET,
+        url: uri,
+        headers,
+        body: bytes::Bytes::new(),
+    };
+    let result = match probe(client, out, &secret, std::time::Duration::from_secs(30)).await {
+        Ok(status) => Ok((status, started.elapsed().as_millis())),
+        Err(f) => Err(match f.status {
+            Some(status) => ProbeError::Rejected {
+                status,
+                class: f.class,
+                message: f.message,
+            },
+            None => ProbeError::Unreachable(f.message),
+        }),
     };
     KeyProbe { account, result }
 }

@@ -1,0 +1,46 @@
+//! One authenticated call with a key outside any client request: a retest of a key out of
+//! rotation ([`super::HttpRetester`]) and `fluxgate keys test`. Both send through an
+//! [`Upstream`], read at most [`MAX_PROBE_BYTES`] of the answer cleaned of the key, and
+//! classify it in `health`, so a key fails a probe for the same reasons it fails a request.
+
+use std::time::{Duration, SystemTime};
+
+use tokio::time::Instant;
+
+use super::attempt::read_limited;
+use super::headers;
+use super::upstream::{Outbound, Upstream};
+use crate::health::{self, transport, Failure};
+use crate::secrets::SecretValue;
+
+/// How much of a probe's answer is read.
+pub const MAX_PROBE_BYTES: usize = 256 * 1024;
+
+/// Sends `out` (the key already in its headers) and waits at most `timeout` in all; the
+/// status of a 2xx answer, or the classified failure (its message cleaned of the key).
+pub async fn probe(
+    upstream: &dyn Upstream,
+    out: Outbound,
+    secret: &SecretValue,
+    timeout: Duration,
+) -> Result<u16, Failure> {
+    let deadline = Instant::now() + timeout;
+    let inbound = match tokio::time::timeout(timeout, upstream.send(out)).await {
+        Err(_) => return Err(transport::no_response(timeout)),
+        Ok(Err(e)) => return Err(transport::transport(&e)),
+        Ok(Ok(r)) => r,
+    };
+    if (200..300).contains(&inbound.status) {
+        return Ok(inbound.status);
+    }
+    let redactor = secret.redactor();
+    let up_headers = headers::redact(&inbound.headers, redactor);
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    let body = read_limited(inbound.body, MAX_PROBE_BYTES, remaining, deadline)
+        .await
+        .map(|b| redactor.owned(b))
+        .unwrap_or_default();
+    let mut f = health::classify_status(inbound.status, &up_headers, &body, SystemTime::now());
+    super::redact_failure(&mut f, secret);
+    Err(f)
+}
