@@ -95,7 +95,7 @@ fn plan_benches(c: &mut Criterion) {
         b.iter(|| {
             let needs = Needs::new(Endpoint::ChatCompletions, body.clone(), false, Some(1024));
             router
-                .plan_request(
+                .plan(
                     &Ask {
                         endpoint: Endpoint::ChatCompletions,
                         model: "plain",
@@ -125,7 +125,7 @@ fn plan_benches(c: &mut Criterion) {
                     Needs::new(Endpoint::ChatCompletions, body.clone(), false, Some(1024))
                 });
                 router
-                    .plan_request(
+                    .plan(
                         &Ask {
                             endpoint: Endpoint::ChatCompletions,
                             model: route,

@@ -3,7 +3,7 @@
 //! it is sent when its estimated cost would break a `[[budgets]]` limit.
 //!
 //! Spend is settled from each request's record (its reported usage at the catalogue's prices)
-//! in [`crate::store::RequestLog::record`]; the record writer also adds it to the `spend` table
+//! in [`crate::recorder::Recorder::record`]; the record writer also adds it to the `spend` table
 //! in the same transaction as the record, so the totals survive a restart (and a crash loses
 //! at most the records not yet written, about 25 ms). Requests in flight hold a
 //! [`Reservation`] of their estimated cost, so concurrent requests cannot together overshoot
@@ -15,9 +15,12 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
 
+use crate::clock::now_ms;
 use crate::config::{Budget, BudgetScope};
 use crate::events::{Event, EventBus};
-use crate::store::{RequestRecord, Store, StoreError};
+use crate::record::{civil_from_days, days_from_civil, RequestRecord};
+pub use crate::record::{periods, record_scopes, scope_keys as scopes, Spend};
+use crate::store::{Store, StoreError};
 
 /// The fractions of a limit at which an event is published.
 pub const THRESHOLDS: [u8; 2] = [80, 100];
@@ -33,70 +36,6 @@ impl BudgetScope {
             BudgetScope::Client(c) => format!("client:{c}"),
         }
     }
-}
-
-/// The scope keys a request belongs to.
-pub fn scopes(
-    provider: Option<&str>,
-    key_id: Option<&str>,
-    route: Option<&str>,
-    client: Option<&str>,
-) -> Vec<String> {
-    let mut out = vec!["all".to_string()];
-    if let Some(p) = provider {
-        out.push(format!("provider:{p}"));
-        if let Some(k) = key_id {
-            out.push(format!("key:{p}/{k}"));
-        }
-    }
-    if let Some(r) = route {
-        out.push(format!("route:{r}"));
-    }
-    if let Some(c) = client {
-        out.push(format!("client:{c}"));
-    }
-    out
-}
-
-/// The scope keys of a finished request.
-pub fn record_scopes(r: &RequestRecord) -> Vec<String> {
-    scopes(
-        r.provider.as_deref(),
-        r.key_id.as_deref(),
-        r.route.as_deref(),
-        r.client.as_deref(),
-    )
-}
-
-/// Days since 1970-01-01 to a (year, month, day) date in the proleptic Gregorian calendar.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
-}
-
-/// (year, month, day) to days since 1970-01-01.
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = i64::from((m + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The day and month period keys (`d2026-11-22`, `m2026-11`) of a Unix time in milliseconds.
-pub fn periods(ts_ms: i64) -> [String; 2] {
-    let (y, m, d) = civil_from_days(ts_ms.div_euclid(86_400_000));
-    [format!("d{y:04}-{m:02}-{d:02}"), format!("m{y:04}-{m:02}")]
 }
 
 /// Seconds from `ts_ms` until the period ends (next UTC midnight, or the first of next month).
@@ -129,13 +68,6 @@ impl Period {
             Period::Monthly => "monthly",
         }
     }
-}
-
-/// An amount of spending.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct Spend {
-    pub usd: f64,
-    pub tokens: u64,
 }
 
 /// A limit a request would break.
@@ -217,13 +149,6 @@ impl Drop for Reservation {
             }
         }
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 impl Ledger {

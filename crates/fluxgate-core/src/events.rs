@@ -5,7 +5,7 @@
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use crate::health::{ErrorClass, KeyStatus};
+use crate::vocab::{ErrorClass, KeyStatus};
 
 /// Something that happened inside the router that other parts may want to show or record.
 #[derive(Debug, Clone, Serialize)]

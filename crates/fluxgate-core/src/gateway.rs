@@ -11,9 +11,10 @@ use crate::events::{Event, EventBus};
 use crate::exec::{Executor, HttpRetester};
 use crate::formats::translate::TranslatorRegistry;
 use crate::health::{run_scheduler, HealthRegistry, Policy};
+use crate::recorder::Recorder;
 use crate::routing::Router;
 use crate::secrets::Secrets;
-use crate::store::{RequestLog, Store, StoreError};
+use crate::store::{Store, StoreError};
 use crate::tokens::ClientTokens;
 
 /// A running router's shared parts.
@@ -24,7 +25,7 @@ pub struct Gateway {
     pub executor: Arc<Executor>,
     pub tokens: Arc<ClientTokens>,
     pub events: EventBus,
-    pub log: RequestLog,
+    pub log: Recorder,
     /// Routing paused by the user (tray or console): proxy requests get 503
     /// `routing_paused` and nothing is sent upstream. Not persisted: a restart resumes.
     pub paused: std::sync::atomic::AtomicBool,
@@ -47,7 +48,7 @@ impl Gateway {
             events.clone(),
             &config.budgets,
         )?);
-        let log = RequestLog::start(&store).with_ledger(ledger);
+        let log = Recorder::start(&store).with_ledger(ledger);
         let executor = Arc::new(
             Executor::new(
                 router,

@@ -7,6 +7,7 @@
 
 pub mod budgets;
 pub mod catalogue;
+pub mod clock;
 pub mod config;
 pub mod events;
 pub mod exec;
@@ -20,12 +21,15 @@ pub mod metrics;
 pub mod net;
 pub mod paths;
 pub mod providers;
+pub mod record;
+pub mod recorder;
 pub mod routing;
 pub mod runtime;
 pub mod secrets;
 pub mod setup;
 pub mod store;
 pub mod tokens;
+pub mod vocab;
 pub mod webhooks;
 
 pub use config::Config;

@@ -1,6 +1,6 @@
 //! Counters and histograms for `/metrics` (Prometheus text format 0.0.4).
 //!
-//! Every finished request passes through [`crate::store::RequestLog::record`], which hands its
+//! Every finished request passes through [`crate::recorder::Recorder::record`], which hands its
 //! record to [`Metrics::observe`]: one short mutex hold per request, no I/O. Key states are not
 //! counted here but read from health when the page is rendered, so they are never stale.
 
@@ -10,7 +10,7 @@ use std::fmt::Write;
 use parking_lot::Mutex;
 
 use crate::health::KeyHealth;
-use crate::store::RequestRecord;
+use crate::record::RequestRecord;
 
 /// Histogram bucket upper bounds, in seconds.
 const BUCKETS: [f64; 14] = [
@@ -36,7 +36,7 @@ impl Histogram {
 }
 
 /// `(endpoint, route, provider, status, error code)`.
-type RequestKey = (String, String, String, u16, String);
+type RequestKey = (String, String, String, u16, &'static str);
 
 #[derive(Default)]
 struct Inner {
@@ -44,7 +44,7 @@ struct Inner {
     /// Per route: upstream attempts, and attempts beyond the first (failovers).
     attempts: BTreeMap<String, (u64, u64)>,
     /// Per route, provider, key: the error class of the last failed attempt of a request.
-    errors: BTreeMap<(String, String), u64>,
+    errors: BTreeMap<(String, &'static str), u64>,
     /// Per (route, provider, direction): tokens.
     tokens: BTreeMap<(String, String, &'static str), u64>,
     latency: BTreeMap<String, Histogram>,
@@ -74,14 +74,14 @@ impl Metrics {
                 route.clone(),
                 provider.clone(),
                 r.status,
-                or_none(&r.error_code),
+                r.error_code.map_or("", |c| c.as_str()),
             ))
             .or_default() += 1;
         let a = m.attempts.entry(route.clone()).or_default();
         a.0 += r.attempts as u64;
         a.1 += r.attempts.saturating_sub(1) as u64;
-        if let Some(class) = &r.error_class {
-            *m.errors.entry((route.clone(), class.clone())).or_default() += 1;
+        if let Some(class) = r.error_class {
+            *m.errors.entry((route.clone(), class.as_str())).or_default() += 1;
         }
         if let Some(usd) = r.cost_usd {
             *m.spend
@@ -297,7 +297,7 @@ mod tests {
             key_id: Some("k".into()),
             attempts,
             status,
-            error_class: (attempts > 1).then(|| "upstream_unavailable".to_string()),
+            error_class: (attempts > 1).then_some(crate::vocab::ErrorClass::UpstreamUnavailable),
             error_code: None,
             latency_ms,
             ttfb_ms: Some(latency_ms / 2),

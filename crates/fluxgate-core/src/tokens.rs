@@ -92,10 +92,7 @@ impl ClientTokens {
         let id = random_hex(6);
         let secret = random_hex(32);
         let salt: [u8; 16] = rand::rng().random();
-        let created_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
+        let created_ms = crate::clock::now_ms();
         let row = TokenRow {
             name: name.to_string(),
             token_id: id.clone(),

@@ -20,6 +20,7 @@ use http::{HeaderMap, HeaderValue, Method};
 use tokio::sync::{broadcast, mpsc};
 use tokio::time::Instant;
 
+use crate::clock::now_ms;
 use crate::config::{Config, Timeouts, Webhook};
 use crate::events::{Event, EventBus};
 use crate::exec::client::HttpClient;
@@ -179,10 +180,4 @@ pub async fn deliver(client: &HttpClient, i: usize, w: &Webhook, body: Bytes, ki
     }
     tracing::warn!(webhook = i, event = kind, "webhook gave up on an event");
     false
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
 }

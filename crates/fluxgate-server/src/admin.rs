@@ -28,34 +28,21 @@ pub async fn revive(
 ) -> Response {
     let account = format!("{provider}/{key}");
     if s.gateway.health.state(&account).is_none() {
-        return error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no key {account}"),
-        );
+        return error(AdminError::NotFound, format!("no key {account}"));
     }
     s.gateway.executor.secrets().invalidate(&account);
     s.gateway.health.revive(&account);
     Json(json!({"revived": account})).into_response()
 }
 
-/// A typed admin API error: `{"error": {"type", "message"}}`.
-pub(crate) fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Response {
-    (
-        status,
-        Json(json!({"error": {"type": kind, "message": message.to_string()}})),
-    )
-        .into_response()
-}
+pub(crate) use crate::admin_error::{error, AdminError};
 
 fn token_error(e: TokenError) -> Response {
     match e {
-        TokenError::InvalidName => error(StatusCode::BAD_REQUEST, "invalid_request", e),
-        TokenError::NameTaken(_) => error(StatusCode::CONFLICT, "conflict", e),
-        TokenError::NotFound(_) => error(StatusCode::NOT_FOUND, "not_found", e),
-        TokenError::Store(_) | TokenError::AdminFile { .. } => {
-            error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e)
-        }
+        TokenError::InvalidName => error(AdminError::InvalidRequest, e),
+        TokenError::NameTaken(_) => error(AdminError::Conflict, e),
+        TokenError::NotFound(_) => error(AdminError::NotFound, e),
+        TokenError::Store(_) | TokenError::AdminFile { .. } => error(AdminError::Internal, e),
     }
 }
 
@@ -77,8 +64,7 @@ pub async fn create_token(State(s): State<Arc<AppState>>, body: Bytes) -> Respon
         Ok(r) => r,
         Err(e) => {
             return error(
-                StatusCode::BAD_REQUEST,
-                "invalid_request",
+                AdminError::InvalidRequest,
                 format!("expected {{\"name\": \"...\"}}: {e}"),
             )
         }
@@ -127,11 +113,7 @@ pub struct Limit {
 pub async fn requests(State(s): State<Arc<AppState>>, Query(q): Query<Limit>) -> Response {
     match s.gateway.log.recent(q.limit.unwrap_or(100).min(1000)) {
         Ok(rows) => Json(json!({"requests": rows})).into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({"error": {"type": "internal_error", "message": e.to_string()}})),
-        )
-            .into_response(),
+        Err(e) => error(AdminError::Internal, e),
     }
 }
 
@@ -149,11 +131,7 @@ pub async fn explain(State(s): State<Arc<AppState>>, Query(q): Query<ExplainQuer
     let ex = &s.gateway.executor;
     match ex.plan(&ex.router(), endpoint, &q.model, None, None, None) {
         Ok(plan) => Json(plan.report(endpoint)).into_response(),
-        Err(e) => (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": {"type": "no_route", "message": e.to_string()}})),
-        )
-            .into_response(),
+        Err(e) => error(AdminError::NoRoute, e),
     }
 }
 
@@ -170,7 +148,7 @@ pub struct ExplainBody {
 }
 
 fn bad_request(message: &str) -> Response {
-    error(StatusCode::BAD_REQUEST, "invalid_request", message)
+    error(AdminError::InvalidRequest, message)
 }
 
 /// The endpoint a client of `dialect` speaks (default: Chat Completions), for explain and
@@ -233,11 +211,7 @@ pub async fn explain_request(
             }
             Json(report).into_response()
         }
-        Err(e) => (
-            StatusCode::NOT_FOUND,
-            Json(json!({"error": {"type": "no_route", "message": e.to_string()}})),
-        )
-            .into_response(),
+        Err(e) => error(AdminError::NoRoute, e),
     }
 }
 
@@ -264,10 +238,6 @@ pub async fn usage(State(s): State<Arc<AppState>>, Query(q): Query<UsageQuery>) 
     s.gateway.flush();
     match s.gateway.store.usage_since(hours) {
         Ok(rows) => Json(json!({"hours": hours, "usage": rows})).into_response(),
-        Err(e) => (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            Json(json!({"error": {"type": "internal_error", "message": e.to_string()}})),
-        )
-            .into_response(),
+        Err(e) => error(AdminError::Internal, e),
     }
 }

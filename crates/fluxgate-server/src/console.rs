@@ -188,8 +188,7 @@ pub struct Hello {
 pub async fn hello(State(s): State<Arc<AppState>>, Json(h): Json<Hello>) -> Response {
     if h.challenge.len() < 32 || h.challenge.len() > 128 {
         return crate::admin::error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
+            crate::admin::AdminError::InvalidRequest,
             "the challenge must be 32 to 128 characters",
         );
     }

@@ -91,7 +91,6 @@ pub async fn admin_body(
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
-    use axum::response::IntoResponse;
     let (parts, body) = req.into_parts();
     match axum::body::to_bytes(body, MAX_ADMIN_BODY).await {
         Ok(bytes) => {
@@ -99,33 +98,23 @@ pub async fn admin_body(
                 .await
         }
         Err(e) => {
-            let (status, kind, message) = if timed_out(&e) {
-                (
-                    http::StatusCode::REQUEST_TIMEOUT,
-                    "request_timeout",
-                    e.to_string(),
-                )
+            use crate::admin_error::{error, AdminError};
+            if timed_out(&e) {
+                error(AdminError::RequestTimeout, e)
             } else if caused_by::<http_body_util::LengthLimitError>(&e) {
-                (
-                    http::StatusCode::PAYLOAD_TOO_LARGE,
-                    "payload_too_large",
+                error(
+                    AdminError::PayloadTooLarge,
                     format!(
                         "admin API bodies are limited to {} MiB",
                         MAX_ADMIN_BODY >> 20
                     ),
                 )
             } else {
-                (
-                    http::StatusCode::BAD_REQUEST,
-                    "invalid_request",
+                error(
+                    AdminError::InvalidRequest,
                     format!("cannot read the request body: {e}"),
                 )
-            };
-            (
-                status,
-                axum::Json(serde_json::json!({"error": {"type": kind, "message": message}})),
-            )
-                .into_response()
+            }
         }
     }
 }

@@ -42,10 +42,7 @@ fn snapshot(s: &AppState) -> Bytes {
         .ledger()
         .map(|l| l.report())
         .unwrap_or_default();
-    let ts_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0);
+    let ts_ms = fluxgate_core::clock::now_ms() as u64;
     frame(
         "snapshot",
         &json!({

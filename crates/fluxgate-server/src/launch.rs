@@ -8,7 +8,8 @@ use std::sync::Arc;
 use fluxgate_core::config::{Config, ConfigError};
 use fluxgate_core::gateway::Gateway;
 use fluxgate_core::secrets::{KeychainStore, Secrets};
-use fluxgate_core::tokens::AdminToken;
+use fluxgate_core::store::StoreError;
+use fluxgate_core::tokens::{AdminToken, TokenError};
 
 use crate::serve::{serve_with, ServeHandle};
 
@@ -29,36 +30,64 @@ pub struct Started {
     pub data_dir: PathBuf,
 }
 
-pub fn describe_config_error(e: &ConfigError) -> String {
-    format!("invalid config: {e}")
+/// Why Fluxgate could not start; each says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error("cannot find a config directory; pass --config FILE")]
+    NoConfigDir,
+    #[error("cannot find a data directory; pass --data-dir DIR")]
+    NoDataDir,
+    #[error("config file {} does not exist", .0.display())]
+    ConfigMissing(PathBuf),
+    #[error("invalid config: {0}")]
+    Config(#[from] ConfigError),
+    #[error("{0} is not a loopback address; set `allow_lan = true` in the config to expose Fluxgate to the network")]
+    NotLoopback(SocketAddr),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    AdminToken(#[from] TokenError),
+    #[error("cannot listen on {addr}: {source} (is another Fluxgate running? pass --listen 127.0.0.1:PORT)")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot serve: {0}")]
+    Serve(std::io::Error),
+}
+
+impl From<LaunchError> for String {
+    fn from(e: LaunchError) -> String {
+        e.to_string()
+    }
 }
 
 impl Options {
-    pub fn config_path(&self) -> Result<PathBuf, String> {
+    pub fn config_path(&self) -> Result<PathBuf, LaunchError> {
         self.config
             .clone()
             .or_else(fluxgate_core::paths::default_config_file)
-            .ok_or_else(|| "cannot find a config directory; pass --config FILE".to_string())
+            .ok_or(LaunchError::NoConfigDir)
     }
 
-    pub fn data_dir(&self) -> Result<PathBuf, String> {
+    pub fn data_dir(&self) -> Result<PathBuf, LaunchError> {
         self.data_dir
             .clone()
             .or_else(fluxgate_core::paths::default_data_dir)
-            .ok_or_else(|| "cannot find a data directory; pass --data-dir DIR".to_string())
+            .ok_or(LaunchError::NoDataDir)
     }
 
     /// The config file when it exists (an explicit `--config` must exist), else the
     /// environment-detected config; `listen` applied and checked.
-    pub fn load_config(&self) -> Result<Config, String> {
+    pub fn load_config(&self) -> Result<Config, LaunchError> {
         let path = self.config_path()?;
         if self.config.is_some() && !path.exists() {
-            return Err(format!("config file {} does not exist", path.display()));
+            return Err(LaunchError::ConfigMissing(path));
         }
-        let mut config = Config::load_or_detect(&path).map_err(|e| describe_config_error(&e))?;
+        let mut config = Config::load_or_detect(&path)?;
         if let Some(l) = self.listen {
             if !l.ip().is_loopback() && !config.allow_lan {
-                return Err(format!("{l} is not a loopback address; set `allow_lan = true` in the config to expose Fluxgate to the network"));
+                return Err(LaunchError::NotLoopback(l));
             }
             config.listen = l;
         }
@@ -66,7 +95,7 @@ impl Options {
     }
 
     /// Opens the store, binds the port and starts serving (on the current tokio runtime).
-    pub async fn start(&self) -> Result<Started, String> {
+    pub async fn start(&self) -> Result<Started, LaunchError> {
         let config = self.load_config()?;
         let data_dir = self.data_dir()?;
         let config_file = self.config_path()?;
@@ -78,20 +107,58 @@ impl Options {
             }
         }
         let listen = config.listen;
-        let gateway = Arc::new(
-            Gateway::open(config, &data_dir, Secrets::system()).map_err(|e| e.to_string())?,
-        );
-        let admin = AdminToken::load_or_create(&data_dir).map_err(|e| e.to_string())?;
-        let listener = tokio::net::TcpListener::bind(listen).await.map_err(|e| {
-            format!("cannot listen on {listen}: {e} (is another Fluxgate running? pass --listen 127.0.0.1:PORT)")
-        })?;
+        let gateway = Arc::new(Gateway::open(config, &data_dir, Secrets::system())?);
+        let admin = AdminToken::load_or_create(&data_dir)?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|source| LaunchError::Bind {
+                addr: listen,
+                source,
+            })?;
         let handle = serve_with(gateway.clone(), listener, admin, Some(config_file.clone()))
-            .map_err(|e| e.to_string())?;
+            .map_err(LaunchError::Serve)?;
         Ok(Started {
             handle,
             gateway,
             config_file,
             data_dir,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn start_up_errors_are_typed_and_say_what_to_do() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let missing = Options {
+            config: Some(dir.path().join("nope.toml")),
+            ..Options::default()
+        };
+        let e = missing.load_config().expect_err("missing");
+        assert!(matches!(e, LaunchError::ConfigMissing(_)));
+        assert!(e.to_string().contains("does not exist"));
+
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:9\"\n").expect("write");
+        let lan = Options {
+            config: Some(file.clone()),
+            listen: Some("192.0.2.1:8414".parse().expect("addr")),
+            ..Options::default()
+        };
+        let e = lan.load_config().expect_err("not loopback");
+        assert!(matches!(e, LaunchError::NotLoopback(_)));
+        assert!(e.to_string().contains("allow_lan = true"));
+
+        std::fs::write(&file, "listen = [").expect("write");
+        let bad = Options {
+            config: Some(file),
+            ..Options::default()
+        };
+        let e = bad.load_config().expect_err("invalid");
+        assert!(matches!(e, LaunchError::Config(_)));
+        assert!(e.to_string().starts_with("invalid config: "));
     }
 }

@@ -4,6 +4,7 @@
 //! dialect.
 
 pub mod admin;
+pub mod admin_error;
 pub mod app;
 pub mod console;
 pub mod deadline;

@@ -26,18 +26,16 @@ use fluxgate_core::setup::{snippet, ClientKind};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::admin::error;
+use crate::admin::{error, AdminError};
 use crate::app::AppState;
 
 fn edit_error(e: EditError) -> Response {
     match e {
-        EditError::NotFound(_) => error(StatusCode::NOT_FOUND, "not_found", e),
-        EditError::Conflict(_) => error(StatusCode::CONFLICT, "conflict", e),
-        EditError::Invalid(_) | EditError::Rejected(_) => {
-            error(StatusCode::UNPROCESSABLE_ENTITY, "invalid_config", e)
-        }
-        EditError::Unreadable { .. } => error(StatusCode::CONFLICT, "config_unreadable", e),
-        EditError::Write { .. } => error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e),
+        EditError::NotFound(_) => error(AdminError::NotFound, e),
+        EditError::Conflict(_) => error(AdminError::Conflict, e),
+        EditError::Invalid(_) | EditError::Rejected(_) => error(AdminError::InvalidConfig, e),
+        EditError::Unreadable { .. } => error(AdminError::ConfigUnreadable, e),
+        EditError::Write { .. } => error(AdminError::Internal, e),
     }
 }
 
@@ -45,13 +43,8 @@ pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
     body: &[u8],
     shape: &str,
 ) -> Result<T, Response> {
-    serde_json::from_slice(body).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            format!("expected {shape}: {e}"),
-        )
-    })
+    serde_json::from_slice(body)
+        .map_err(|e| error(AdminError::InvalidRequest, format!("expected {shape}: {e}")))
 }
 
 /// Opens the config file, applies `f`, validates, writes and applies the result. Edits are
@@ -62,8 +55,7 @@ pub(crate) async fn edit<T: Send + 'static>(
 ) -> Result<T, Response> {
     let Some(path) = s.config_file.clone() else {
         return Err(error(
-            StatusCode::CONFLICT,
-            "config_read_only",
+            AdminError::ConfigReadOnly,
             "this Fluxgate was started without a config file it may edit",
         ));
     };
@@ -72,7 +64,7 @@ pub(crate) async fn edit<T: Send + 'static>(
     let result =
         tokio::task::spawn_blocking(move || ConfigDoc::edit_file(&path, Some(&running), f))
             .await
-            .map_err(|e| error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e))?;
+            .map_err(|e| error(AdminError::Internal, e))?;
     let (out, config) = result.map_err(edit_error)?;
     s.gateway.apply(config);
     Ok(out)
@@ -161,8 +153,7 @@ pub async fn add_provider(State(s): State<Arc<AppState>>, body: bytes::Bytes) ->
         .find(|k| k.as_str() == req.kind)
     else {
         return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
+            AdminError::InvalidRequest,
             "kind must be openai, anthropic, gemini, openai-compatible or azure-openai",
         );
     };
@@ -232,19 +223,10 @@ async fn keychain_call<T: Send + 'static>(
     });
     match tokio::time::timeout(std::time::Duration::from_secs(10), call).await {
         Ok(Ok(Ok(v))) => Ok(v),
-        Ok(Ok(Err(e))) => Err(error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "keychain_unavailable",
-            e,
-        )),
-        Ok(Err(e)) => Err(error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "internal_error",
-            e,
-        )),
+        Ok(Ok(Err(e))) => Err(error(AdminError::KeychainUnavailable, e)),
+        Ok(Err(e)) => Err(error(AdminError::Internal, e)),
         Err(_) => Err(error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "keychain_unavailable",
+            AdminError::KeychainUnavailable,
             "the OS keychain did not answer within 10 s",
         )),
     }
@@ -266,24 +248,21 @@ pub async fn set_key(
     drop(req);
     if value.expose().is_empty() || value.expose().chars().any(char::is_whitespace) {
         return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
+            AdminError::InvalidRequest,
             "the key is empty or contains spaces; paste the whole key",
         );
     }
     let config = s.gateway.config();
     let Some(pc) = config.provider(&provider) else {
         return error(
-            StatusCode::NOT_FOUND,
-            "not_found",
+            AdminError::NotFound,
             format!("no provider `{provider}`; add the provider first"),
         );
     };
     if let Some(k) = pc.keys.iter().find(|k| k.id == key) {
         if k.secret != SecretRef::Keychain {
             return error(
-                StatusCode::CONFLICT,
-                "conflict",
+                AdminError::Conflict,
                 format!(
                     "{provider}/{key} reads its secret from {}; change it there, or delete the key and add it again",
                     secret_source(&k.secret)
@@ -390,11 +369,7 @@ pub async fn test_key(
 ) -> Response {
     let account = format!("{provider}/{key}");
     if s.gateway.health.state(&account).is_none() {
-        return error(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("no key {account}"),
-        );
+        return error(AdminError::NotFound, format!("no key {account}"));
     }
     s.gateway.executor.secrets().invalidate(&account);
     let retester = fluxgate_core::exec::HttpRetester::new(Arc::downgrade(&s.gateway.executor));
@@ -495,14 +470,14 @@ pub async fn preview_route(
     let config = match draft {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => return edit_error(e),
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e),
+        Err(e) => return error(AdminError::Internal, e),
     };
     let router =
         fluxgate_core::routing::Router::new(Arc::new(config), TranslatorRegistry::builtin());
     let ex = &s.gateway.executor;
     match ex.plan(&router, endpoint, &route_name, None, None, None) {
         Ok(plan) => Json(plan.report(endpoint)).into_response(),
-        Err(e) => error(StatusCode::NOT_FOUND, "no_route", e),
+        Err(e) => error(AdminError::NoRoute, e),
     }
 }
 
@@ -538,8 +513,7 @@ pub async fn setup(State(s): State<Arc<AppState>>, body: bytes::Bytes) -> Respon
     };
     let Some(kind) = ClientKind::parse(&req.client) else {
         return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
+            AdminError::InvalidRequest,
             "client must be claude-code, codex, openai-sdk or anthropic-sdk",
         );
     };
@@ -558,7 +532,7 @@ pub async fn setup(State(s): State<Arc<AppState>>, body: bytes::Bytes) -> Respon
             Json(json!({"client": kind.id(), "token_name": name, "text": snippet(kind, &base, &token)})),
         )
             .into_response(),
-        Ok(Err(e)) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e),
+        Ok(Err(e)) => error(AdminError::Internal, e),
+        Err(e) => error(AdminError::Internal, e),
     }
 }

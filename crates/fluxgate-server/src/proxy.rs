@@ -26,10 +26,7 @@ static REQUEST_SEQ: AtomicU64 = AtomicU64::new(1);
 
 fn request_id() -> String {
     let n = REQUEST_SEQ.fetch_add(1, Ordering::Relaxed);
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
+    let t = fluxgate_core::clock::now_ms();
     format!("fg-{t:x}-{n}")
 }
 

@@ -209,7 +209,10 @@ pub async fn admin_auth(State(state): State<Arc<AppState>>, req: Request, next: 
     if bearer || session {
         next.run(req).await
     } else {
-        let mut r = (StatusCode::UNAUTHORIZED, axum::Json(serde_json::json!({"error": {"type": "unauthorized", "message": "the admin token is required (or open the console from the tray menu or with `fluxgate console`)"}}))).into_response();
+        let mut r = crate::admin_error::error(
+            crate::admin_error::AdminError::Unauthorized,
+            "the admin token is required (or open the console from the tray menu or with `fluxgate console`)",
+        );
         r.headers_mut().insert(
             "www-authenticate",
             axum::http::HeaderValue::from_static("Bearer"),

@@ -16,14 +16,13 @@ use fluxgate_core::setup::ClientKind;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::admin::error;
+use crate::admin::{error, AdminError};
 use crate::app::AppState;
 
 fn homes() -> Result<Homes, Box<Response>> {
     Homes::from_env(|k| std::env::var(k).ok()).ok_or_else(|| {
         Box::new(error(
-            StatusCode::CONFLICT,
-            "no_home",
+            AdminError::NoHome,
             "this Fluxgate runs without HOME, so it cannot find the tools' config files",
         ))
     })
@@ -34,26 +33,21 @@ fn tool(id: &str) -> Result<ClientKind, Box<Response>> {
         .filter(|k| ClientKind::WRITABLE.contains(k))
         .ok_or_else(|| {
             Box::new(error(
-                StatusCode::NOT_FOUND,
-                "not_found",
+                AdminError::NotFound,
                 format!("no tool `{id}` to set up (claude-code, codex, gemini-cli, opencode)"),
             ))
         })
 }
 
 fn setup_error(e: SetupError) -> Response {
-    let (status, kind) = match &e {
-        SetupError::Malformed { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "tool_config_invalid"),
-        SetupError::NothingToUndo(..) => (StatusCode::NOT_FOUND, "nothing_to_undo"),
-        SetupError::NotWritable(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
-        SetupError::NoSafeBackup { .. } => {
-            (StatusCode::SERVICE_UNAVAILABLE, "keychain_unavailable")
-        }
-        SetupError::Io { .. } | SetupError::Token(_) => {
-            (StatusCode::INTERNAL_SERVER_ERROR, "internal_error")
-        }
+    let kind = match &e {
+        SetupError::Malformed { .. } => AdminError::ToolConfigInvalid,
+        SetupError::NothingToUndo(..) => AdminError::NothingToUndo,
+        SetupError::NotWritable(_) => AdminError::InvalidRequest,
+        SetupError::NoSafeBackup { .. } => AdminError::KeychainUnavailable,
+        SetupError::Io { .. } | SetupError::Token(_) => AdminError::Internal,
     };
-    error(status, kind, e)
+    error(kind, e)
 }
 
 fn base(s: &AppState) -> String {
@@ -93,7 +87,7 @@ pub async fn list(State(s): State<Arc<AppState>>) -> Response {
     .await;
     match listed {
         Ok(t) => Json(json!({"tools": t})).into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e),
+        Err(e) => error(AdminError::Internal, e),
     }
 }
 
@@ -157,7 +151,7 @@ pub async fn apply(
         }))
         .into_response(),
         Ok(Err(e)) => setup_error(e),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e),
+        Err(e) => error(AdminError::Internal, e),
     }
 }
 
@@ -182,7 +176,7 @@ pub async fn undo(State(s): State<Arc<AppState>>, Path(id): Path<String>) -> Res
     match undone.await {
         Ok(Ok(restored)) => Json(json!({"tool": kind.id(), "restored": restored})).into_response(),
         Ok(Err(e)) => setup_error(e),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e),
+        Err(e) => error(AdminError::Internal, e),
     }
 }
 
@@ -223,7 +217,7 @@ pub async fn found(State(s): State<Arc<AppState>>) -> Response {
             "tools": tools.iter().map(|k| k.id()).collect::<Vec<_>>(),
         }))
         .into_response(),
-        Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal_error", e),
+        Err(e) => error(AdminError::Internal, e),
     }
 }
 
@@ -252,8 +246,7 @@ pub async fn adopt(State(s): State<Arc<AppState>>, body: bytes::Bytes) -> Respon
         .collect();
     if !unknown.is_empty() {
         return error(
-            StatusCode::NOT_FOUND,
-            "not_found",
+            AdminError::NotFound,
             format!("no key found at {unknown:?} any more; reload the page"),
         );
     }
@@ -262,18 +255,13 @@ pub async fn adopt(State(s): State<Arc<AppState>>, body: bytes::Bytes) -> Respon
         .filter(|f| req.ids.contains(&f.id))
         .collect();
     if picked.is_empty() {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "invalid_request",
-            "pick at least one key",
-        );
+        return error(AdminError::InvalidRequest, "pick at least one key");
     }
     let store = match s.gateway.executor.secrets().keychain() {
         Ok(k) => k,
         Err(e) => {
             return error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "keychain_unavailable",
+                AdminError::KeychainUnavailable,
                 format!("{e}; nothing was stored"),
             )
         }

@@ -338,7 +338,10 @@ async fn requests_are_recorded_without_bodies_or_secrets() {
     assert_eq!(chat.key_id.as_deref(), Some("limited"));
     assert_eq!(chat.attempts, 2);
     assert_eq!(chat.status, 200);
-    assert_eq!(chat.error_class.as_deref(), Some("auth_failed"));
+    assert_eq!(
+        chat.error_class,
+        Some(fluxgate_core::vocab::ErrorClass::AuthFailed)
+    );
     assert_eq!((chat.tokens_in, chat.tokens_out), (Some(11), Some(7)));
     assert!(chat.ttfb_ms.is_some());
     assert_eq!(chat.client.as_deref(), Some("tests"));

@@ -165,9 +165,15 @@ pub struct ProviderConfig {
 }
 
 impl ProviderConfig {
-    /// The keychain account of one of this provider's keys.
+    /// One of this provider's keys.
+    pub fn key_ref(&self, key_id: &str) -> crate::vocab::KeyRef {
+        crate::vocab::KeyRef::new(&self.name, key_id)
+    }
+
+    /// The account (`provider/key_id`) of one of this provider's keys in health, the keychain
+    /// and budgets.
     pub fn account(&self, key_id: &str) -> String {
-        format!("{}/{}", self.name, key_id)
+        self.key_ref(key_id).account()
     }
 }
 

@@ -7,8 +7,8 @@ use tokio::time::Instant;
 
 use super::Executor;
 use crate::budgets::{Exceeded, Reservation, Spend};
+use crate::record::RequestRecord;
 use crate::routing::{Candidate, LimitHit};
-use crate::store::RequestRecord;
 
 /// Why a candidate cannot be sent now.
 pub(super) enum Refused {

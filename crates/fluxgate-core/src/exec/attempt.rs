@@ -4,7 +4,7 @@
 //! content, classified by `health`). Each step's failure is a value the executor's request
 //! state takes in; nothing here decides whether to fail over.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -191,7 +191,7 @@ impl Executor {
             .await
             .map(|b| redactor.owned(b))
             .unwrap_or_default();
-            let f = health::classify_status(status, &up_headers, &body, SystemTime::now());
+            let f = health::classify_status(status, &up_headers, &body, crate::clock::wall());
             if f.class == ErrorClass::RequestInvalid {
                 let mut err = ProxyError::new(ErrorCode::RequestInvalid, f.message.clone());
                 if matches!(cand.codec, Codec::Passthrough) {
@@ -250,7 +250,7 @@ impl Executor {
             ));
         };
         if let Some(err) = &check.error {
-            if let Some(f) = health::classify_in_band(err, &up_headers, SystemTime::now()) {
+            if let Some(f) = health::classify_in_band(err, &up_headers, crate::clock::wall()) {
                 return Attempt::Failed(f);
             }
         }

@@ -57,9 +57,10 @@ use crate::events::EventBus;
 use crate::formats::errors::ErrorCode;
 use crate::formats::{Dialect, Endpoint};
 use crate::health::{ErrorClass, Failure, FailureKind, HealthRegistry};
+use crate::recorder::Recorder;
 use crate::routing::{Ask, Candidate, Live, Needs, Plan, Router, Signals};
 use crate::secrets::{SecretValue, Secrets};
-use crate::store::{RequestLog, Store};
+use crate::store::Store;
 use admit::apply_usage;
 use attempt::{Attempt, AttemptContext};
 use client::HttpClient;
@@ -135,7 +136,7 @@ pub struct Executor {
     secrets: Arc<Secrets>,
     /// Where every attempt, retest and probe is sent.
     upstream: Arc<dyn Upstream>,
-    log: RequestLog,
+    log: Recorder,
     budget: RetryBudget,
     events: EventBus,
     /// Where emulated Responses conversations are kept (`previous_response_id`).
@@ -169,7 +170,7 @@ impl Executor {
         router: Arc<Router>,
         health: Arc<HealthRegistry>,
         secrets: Arc<Secrets>,
-        log: RequestLog,
+        log: Recorder,
         events: EventBus,
     ) -> Self {
         let upstream = Arc::new(http_client(&router.config().timeouts));
@@ -237,7 +238,7 @@ impl Executor {
         self.upstream.as_ref()
     }
 
-    pub fn log(&self) -> &RequestLog {
+    pub fn log(&self) -> &Recorder {
         &self.log
     }
 
@@ -259,7 +260,7 @@ impl Executor {
         needs: Option<&Needs>,
         client: Option<&str>,
     ) -> Result<Plan, crate::routing::RouteError> {
-        router.plan_request(
+        router.plan(
             &Ask {
                 endpoint,
                 model,

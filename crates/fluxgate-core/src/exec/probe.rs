@@ -3,7 +3,7 @@
 //! [`Upstream`], read at most [`MAX_PROBE_BYTES`] of the answer cleaned of the key, and
 //! classify it in `health`, so a key fails a probe for the same reasons it fails a request.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use tokio::time::Instant;
 
@@ -40,7 +40,7 @@ pub async fn probe(
         .await
         .map(|b| redactor.owned(b))
         .unwrap_or_default();
-    let mut f = health::classify_status(inbound.status, &up_headers, &body, SystemTime::now());
+    let mut f = health::classify_status(inbound.status, &up_headers, &body, crate::clock::wall());
     super::redact_failure(&mut f, secret);
     Err(f)
 }

@@ -5,24 +5,19 @@
 //! pump when a committed stream ends.
 
 use std::collections::HashSet;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use tokio::time::Instant;
+pub(super) use crate::clock::now_ms;
+use crate::clock::Instant;
 
 use super::{ProxyError, ProxyRequest, ProxyResponse};
 use crate::budgets::{Exceeded, Reservation};
 use crate::formats::errors::ErrorCode;
 use crate::health::{ErrorClass, Failure, FailureKind};
+use crate::record::RequestRecord;
+use crate::recorder::Recorder;
 use crate::routing::Candidate;
 use crate::secrets::SecretError;
-use crate::store::{RequestLog, RequestRecord};
-
-pub(super) fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 /// A request's record while it runs, and when it started.
 #[derive(Clone)]
@@ -49,10 +44,10 @@ impl Outcome {
 
     /// Writes the record: the status the client saw, the error it was told, the time taken.
     /// The only place a request is recorded.
-    pub fn finish(mut self, log: &RequestLog, status: u16, code: Option<ErrorCode>) {
+    pub fn finish(mut self, log: &Recorder, status: u16, code: Option<ErrorCode>) {
         self.record.status = status;
         if let Some(c) = code {
-            self.record.error_code = Some(c.as_str().to_string());
+            self.record.error_code = Some(c);
         }
         self.record.latency_ms = self.started.elapsed().as_millis() as u64;
         log.record(self.record);
@@ -161,7 +156,7 @@ impl RequestState {
     /// The attempt failed before anything reached the client: fail over.
     pub fn failed(&mut self, f: Failure) {
         self.reserved = None;
-        self.outcome.record.error_class = Some(f.class.as_str().to_string());
+        self.outcome.record.error_class = Some(f.class);
         self.timed_out |= matches!(f.kind, FailureKind::Timeout(_));
         self.last = Some(f);
     }
@@ -183,7 +178,7 @@ impl RequestState {
         more_targets: bool,
     ) -> Option<ProxyError> {
         self.reserved = None;
-        self.outcome.record.error_class = Some(ErrorClass::RequestInvalid.as_str().to_string());
+        self.outcome.record.error_class = Some(ErrorClass::RequestInvalid);
         if let Some(f) = failure.filter(|f| f.status == Some(404) && more_targets) {
             self.dead_targets.insert(target);
             self.last = Some(f);
@@ -227,13 +222,13 @@ impl RequestState {
             return None;
         }
         let err = self.rejection.take()?;
-        self.outcome.record.error_class = Some(ErrorClass::RequestInvalid.as_str().to_string());
+        self.outcome.record.error_class = Some(ErrorClass::RequestInvalid);
         Some(err)
     }
 
     /// Records the request (unless a committed stream records itself), then releases what it
     /// reserved: the spend is settled by the record first, so the budget never shows neither.
-    pub fn finish(mut self, log: &RequestLog, exit: Exit) -> Result<ProxyResponse, ProxyError> {
+    pub fn finish(mut self, log: &Recorder, exit: Exit) -> Result<ProxyResponse, ProxyError> {
         let reserved = self.reserved.take();
         let result = match exit {
             Exit::Streaming(resp) => return Ok(resp),

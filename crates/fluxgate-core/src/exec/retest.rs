@@ -12,6 +12,7 @@ use super::probe::probe;
 use super::upstream::Outbound;
 use super::Executor;
 use crate::health::{transport, ErrorClass, Failure, Retester};
+use crate::vocab::KeyRef;
 
 const RETEST_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -39,9 +40,10 @@ impl Retester for HttpRetester {
             };
             let router = exec.router();
             let config = router.config().clone();
-            let Some((provider_name, key_id)) = account.split_once('/') else {
+            let Some(key_ref) = KeyRef::parse(&account) else {
                 return Ok(());
             };
+            let (provider_name, key_id) = (key_ref.provider.as_str(), key_ref.key_id.as_str());
             let (Some(pc), Some(upstream)) = (
                 config.provider(provider_name),
                 router.provider(provider_name),

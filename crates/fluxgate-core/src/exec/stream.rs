@@ -10,7 +10,6 @@
 //! success terminator. If the client goes away, the upstream request is dropped at once.
 
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
@@ -29,8 +28,9 @@ use crate::formats::sse::{SseEvent, SseParser};
 use crate::formats::translate::{ClientHints, Codec, StreamTranslator};
 use crate::formats::Dialect;
 use crate::health::{self, transport, Failure, FailureKind, HealthRegistry, TimeoutPhase};
+use crate::recorder::Recorder;
 use crate::secrets::{Redactor, SecretValue};
-use crate::store::{RequestLog, Store};
+use crate::store::Store;
 
 /// Held bytes past which a stream commits even without a content event.
 pub const COMMIT_MAX_BYTES: usize = 256 * 1024;
@@ -49,7 +49,7 @@ pub(super) struct StreamContext {
     pub timeouts: Timeouts,
     pub deadline: Instant,
     pub health: Arc<HealthRegistry>,
-    pub log: RequestLog,
+    pub log: Recorder,
     /// The request's record so far; finished when the stream ends.
     pub outcome: Outcome,
     /// The model's prices, to cost the stream's usage.
@@ -134,7 +134,7 @@ impl Seen {
 }
 
 fn in_band_failure(v: &serde_json::Value, redactor: &Redactor) -> Failure {
-    let mut f = health::classify_in_band(v, &HeaderMap::new(), SystemTime::now())
+    let mut f = health::classify_in_band(v, &HeaderMap::new(), crate::clock::wall())
         .unwrap_or_else(|| Failure::transport(FailureKind::InBand, "an in-band error event"));
     // The message was decoded from JSON: escapes the byte scan could not see through are gone.
     if let std::borrow::Cow::Owned(m) = redactor.text(&f.message) {
@@ -415,7 +415,7 @@ async fn pump(
                 output.next_sequence(&seen),
             );
             let _ = tx.send(ev).await;
-            record.error_class = Some(failure.class.as_str().to_string());
+            record.error_class = Some(failure.class);
             Some(code)
         }
     };

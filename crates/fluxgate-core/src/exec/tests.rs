@@ -189,7 +189,7 @@ fn harness(config: &str) -> Harness {
     }
     let store = Store::memory().expect("store");
     let ledger = Arc::new(Ledger::load(&store, events.clone(), &config.budgets).expect("ledger"));
-    let log = RequestLog::start(&store).with_ledger(ledger.clone());
+    let log = Recorder::start(&store).with_ledger(ledger.clone());
     let router = Arc::new(Router::new(Arc::new(config), TranslatorRegistry::builtin()));
     let script = Arc::new(Script::default());
     let exec = Executor::new(
@@ -273,14 +273,14 @@ impl Harness {
     }
 
     /// Every record written so far, oldest first.
-    fn records(&self) -> Vec<crate::store::RequestRecord> {
+    fn records(&self) -> Vec<crate::record::RequestRecord> {
         let mut r = self.exec.log().recent(100).expect("records");
         r.reverse();
         r
     }
 
     /// The one record of a one-request test.
-    fn record(&self) -> crate::store::RequestRecord {
+    fn record(&self) -> crate::record::RequestRecord {
         let mut r = self.records();
         assert_eq!(r.len(), 1, "recorded exactly once: {r:?}");
         r.remove(0)
@@ -364,7 +364,7 @@ async fn request_invalid_never_fails_over() {
     assert_eq!(h.script.calls(), ["a"]);
     let rec = h.record();
     assert_eq!(rec.status, 400);
-    assert_eq!(rec.error_class.as_deref(), Some("request_invalid"));
+    assert_eq!(rec.error_class, Some(ErrorClass::RequestInvalid));
     h.assert_nothing_reserved();
 }
 
@@ -435,8 +435,8 @@ async fn every_key_out_answers_all_keys_cooling_with_retry_after() {
     assert_eq!(h.status("p/a"), KeyStatus::Cooling);
     let rec = h.record();
     assert_eq!(
-        (rec.status, rec.error_code.as_deref()),
-        (503, Some("all_keys_cooling"))
+        (rec.status, rec.error_code),
+        (503, Some(ErrorCode::AllKeysCooling))
     );
 }
 
@@ -551,7 +551,7 @@ async fn a_stream_breaking_after_commit_ends_with_an_error_event() {
     assert!(!text.contains("[DONE]"), "{text}");
     assert_eq!(h.script.calls(), ["a"], "no failover after commit");
     let rec = h.record();
-    assert_eq!(rec.error_code.as_deref(), Some("stream_interrupted"));
+    assert_eq!(rec.error_code, Some(ErrorCode::StreamInterrupted));
     h.assert_nothing_reserved();
 }
 
@@ -608,7 +608,7 @@ async fn budget_reservations_are_released_on_every_exit() {
     let closed = h
         .records()
         .into_iter()
-        .filter(|r| r.error_code.as_deref() == Some("client_closed"))
+        .filter(|r| r.error_code == Some(ErrorCode::ClientClosed))
         .count();
     assert_eq!(closed, 1);
 }

@@ -15,49 +15,9 @@
 use std::time::{Duration, SystemTime};
 
 use http::HeaderMap;
-use serde::{Deserialize, Serialize};
 
 use super::hints;
-
-/// What kind of failure, as far as health and failover are concerned.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorClass {
-    AuthFailed,
-    QuotaExhausted,
-    RateLimited,
-    UpstreamUnavailable,
-    RequestInvalid,
-}
-
-impl ErrorClass {
-    pub const ALL: [ErrorClass; 5] = [
-        ErrorClass::AuthFailed,
-        ErrorClass::QuotaExhausted,
-        ErrorClass::RateLimited,
-        ErrorClass::UpstreamUnavailable,
-        ErrorClass::RequestInvalid,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorClass::AuthFailed => "auth_failed",
-            ErrorClass::QuotaExhausted => "quota_exhausted",
-            ErrorClass::RateLimited => "rate_limited",
-            ErrorClass::UpstreamUnavailable => "upstream_unavailable",
-            ErrorClass::RequestInvalid => "request_invalid",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<ErrorClass> {
-        ErrorClass::ALL.into_iter().find(|c| c.as_str() == s)
-    }
-
-    /// Whether trying another candidate for the same request may help.
-    pub fn fails_over(self) -> bool {
-        !matches!(self, ErrorClass::RequestInvalid)
-    }
-}
+pub use crate::vocab::ErrorClass;
 
 /// How the failure showed itself; decides the client-facing code when nothing else is left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

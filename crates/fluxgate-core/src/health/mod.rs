@@ -14,7 +14,7 @@ pub mod transport;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use parking_lot::{Mutex, RwLock};
 use serde::Serialize;
@@ -96,7 +96,7 @@ struct WallClock {
 impl WallClock {
     fn now() -> Self {
         WallClock {
-            wall: SystemTime::now(),
+            wall: crate::clock::wall(),
             instant: Instant::now(),
         }
     }
@@ -106,9 +106,7 @@ impl WallClock {
         } else {
             self.wall - (self.instant - at)
         };
-        wall.duration_since(UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0)
+        crate::clock::unix_ms(wall)
     }
     fn instant_at_ms(self, ms: i64) -> Instant {
         let now_ms = self.to_ms(self.instant);

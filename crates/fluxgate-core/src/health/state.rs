@@ -17,45 +17,11 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use tokio::time::Instant;
 
-use super::classify::{ErrorClass, Failure};
-
-/// The visible state of a key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum KeyStatus {
-    Healthy,
-    Cooling,
-    Probing,
-    Dead,
-    Disabled,
-}
-
-impl KeyStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            KeyStatus::Healthy => "healthy",
-            KeyStatus::Cooling => "cooling",
-            KeyStatus::Probing => "probing",
-            KeyStatus::Dead => "dead",
-            KeyStatus::Disabled => "disabled",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<KeyStatus> {
-        [
-            KeyStatus::Healthy,
-            KeyStatus::Cooling,
-            KeyStatus::Probing,
-            KeyStatus::Dead,
-            KeyStatus::Disabled,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
-    }
-}
+use super::classify::Failure;
+use crate::vocab::ErrorClass;
+pub use crate::vocab::KeyStatus;
 
 /// The numbers that shape cooldowns. Defaults follow DESIGN.md §3.
 #[derive(Debug, Clone, PartialEq)]

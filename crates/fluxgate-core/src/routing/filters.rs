@@ -424,7 +424,7 @@ keys = [{ id = "k" }, { id = "j" }]
         let router = Router::new(c, TranslatorRegistry::builtin());
         let h = health(router.config());
         let plan = router
-            .plan_request(
+            .plan(
                 &super::super::Ask {
                     endpoint: Endpoint::ChatCompletions,
                     model: "on/gpt-4o",

@@ -100,7 +100,7 @@ type ModelCache = HashMap<
 pub struct Ask<'a> {
     pub endpoint: Endpoint,
     pub model: &'a str,
-    /// Session affinity (see [`Router::plan_for`]).
+    /// Session affinity (see [`Router::plan`]).
     pub conversation: Option<u64>,
     /// What the request needs; `None` plans without capability, context or cost checks.
     pub needs: Option<&'a Needs>,
@@ -261,57 +261,15 @@ impl Router {
         Err(RouteError::NoRoute(model.to_string()))
     }
 
-    /// Orders every candidate that may serve `model` on `endpoint` at `now`.
-    pub fn plan(
-        &self,
-        endpoint: Endpoint,
-        model: &str,
-        health: &HealthRegistry,
-        now: Instant,
-    ) -> Result<Plan, RouteError> {
-        self.plan_for(endpoint, model, health, now, None)
-    }
-
-    /// [`Router::plan`] for one conversation: with a conversation key and a spreading strategy
-    /// (all but `priority`), each target's keys are ordered by rendezvous hashing on it (after
-    /// the strategy), so every turn of a conversation goes to the same key while it is usable,
-    /// keeping the provider's prompt cache warm; when that key is out, the turn goes to the
-    /// next key in the same stable order. Strategies that weigh targets against each other
-    /// choose the target; the conversation is pinned to a key within it.
-    pub fn plan_for(
-        &self,
-        endpoint: Endpoint,
-        model: &str,
-        health: &HealthRegistry,
-        now: Instant,
-        conversation: Option<u64>,
-    ) -> Result<Plan, RouteError> {
-        let signals = Signals::default();
-        self.plan_request(
-            &Ask {
-                endpoint,
-                model,
-                conversation,
-                needs: None,
-                client: None,
-            },
-            &Live {
-                health,
-                signals: &signals,
-                ledger: None,
-            },
-            now,
-        )
-    }
-
-    /// Orders every candidate that may serve a request at `now`, and says why the others
-    /// cannot: health, capability, context window, local rate limits and budgets.
-    pub fn plan_request(
-        &self,
-        ask: &Ask<'_>,
-        live: &Live<'_>,
-        now: Instant,
-    ) -> Result<Plan, RouteError> {
+    /// The one planning entry point: orders every candidate that may serve a request at
+    /// `now`, and says why the others cannot (the filters of [`filters`], in order: provider
+    /// and key switches, endpoint, translator, capability, context window, budgets, health,
+    /// local rate limits). With a conversation key and a spreading strategy (all but
+    /// `priority`), each target's keys are ordered by rendezvous hashing on it (after the
+    /// strategy), so every turn of a conversation goes to the same key while it is usable,
+    /// keeping the provider's prompt cache warm; strategies that weigh targets against each
+    /// other choose the target and the conversation is pinned to a key within it.
+    pub fn plan(&self, ask: &Ask<'_>, live: &Live<'_>, now: Instant) -> Result<Plan, RouteError> {
         let (endpoint, model, health, conversation) =
             (ask.endpoint, ask.model, live.health, ask.conversation);
         let (route, resolution, targets, strategy) = self.resolve(model)?;

@@ -6,7 +6,7 @@
 //! state outlives config reloads (it is keyed by account, `provider/key_id`).
 
 use std::collections::{HashMap, VecDeque};
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use http::HeaderMap;
 use parking_lot::Mutex;
@@ -181,7 +181,7 @@ impl Signals {
                     let r = num(&format!("anthropic-ratelimit-{what}-remaining"))?;
                     let reset = text(&format!("anthropic-ratelimit-{what}-reset"))
                         .and_then(parse_rfc3339)
-                        .and_then(|at| at.duration_since(SystemTime::now()).ok())
+                        .and_then(|at| at.duration_since(crate::clock::wall()).ok())
                         .map(|d| now + d);
                     (num(&format!("anthropic-ratelimit-{what}-limit")), r, reset)
                 };

@@ -46,6 +46,62 @@ strategy = "least-in-flight"
 targets = ["ant/claude-x", "oa/gpt-4o", "gem/gemini-2.0-flash"]
 "#;
 
+/// Plans without needs, signals or budgets (what most tests here look at).
+trait PlanSimple {
+    fn plan_simple(
+        &self,
+        endpoint: Endpoint,
+        model: &str,
+        health: &HealthRegistry,
+        now: Instant,
+    ) -> Result<Plan, RouteError>;
+    fn plan_conv(
+        &self,
+        endpoint: Endpoint,
+        model: &str,
+        health: &HealthRegistry,
+        now: Instant,
+        conversation: Option<u64>,
+    ) -> Result<Plan, RouteError>;
+}
+
+impl PlanSimple for Router {
+    fn plan_simple(
+        &self,
+        endpoint: Endpoint,
+        model: &str,
+        health: &HealthRegistry,
+        now: Instant,
+    ) -> Result<Plan, RouteError> {
+        self.plan_conv(endpoint, model, health, now, None)
+    }
+
+    fn plan_conv(
+        &self,
+        endpoint: Endpoint,
+        model: &str,
+        health: &HealthRegistry,
+        now: Instant,
+        conversation: Option<u64>,
+    ) -> Result<Plan, RouteError> {
+        self.plan(
+            &Ask {
+                endpoint,
+                model,
+                conversation,
+                needs: None,
+                client: None,
+            },
+            &Live {
+                health,
+                signals: &Signals::default(),
+                ledger: None,
+            },
+            now,
+        )
+    }
+}
+
 fn setup() -> (Router, HealthRegistry) {
     let config = Arc::new(Config::from_toml(CONFIG, Path::new("t.toml")).expect("config"));
     let health = HealthRegistry::new(Policy::default(), EventBus::new(), Arc::new(NoPersistence));
@@ -92,7 +148,7 @@ fn resolution_order() {
 fn targets_form_a_fallback_chain() {
     let (r, h) = setup();
     let p = r
-        .plan(Endpoint::ChatCompletions, "chain", &h, Instant::now())
+        .plan_simple(Endpoint::ChatCompletions, "chain", &h, Instant::now())
         .expect("plan");
     assert_eq!(order(&p), ["oa/o1", "ds/d1"]);
     assert_eq!(p.skipped.len(), 1);
@@ -105,7 +161,7 @@ fn round_robin_rotates_keys_within_a_target() {
     let firsts: Vec<String> = (0..6)
         .map(|_| {
             order(
-                &r.plan(Endpoint::Messages, "rr", &h, Instant::now())
+                &r.plan_simple(Endpoint::Messages, "rr", &h, Instant::now())
                     .expect("plan"),
             )[0]
             .clone()
@@ -118,7 +174,7 @@ fn round_robin_rotates_keys_within_a_target() {
     // The openai target serves /v1/messages through the Messages -> Chat translator, after
     // the anthropic keys.
     let p = r
-        .plan(Endpoint::Messages, "rr", &h, Instant::now())
+        .plan_simple(Endpoint::Messages, "rr", &h, Instant::now())
         .expect("plan");
     let last = p.candidates.last().expect("candidates");
     assert_eq!(last.account, "oa/o1");
@@ -127,7 +183,7 @@ fn round_robin_rotates_keys_within_a_target() {
     // Without translators it would be skipped, with the reason.
     let bare = Router::new(r.config().clone(), TranslatorRegistry::default());
     let p = bare
-        .plan(Endpoint::Messages, "rr", &h, Instant::now())
+        .plan_simple(Endpoint::Messages, "rr", &h, Instant::now())
         .expect("plan");
     assert!(p
         .skipped
@@ -141,7 +197,7 @@ fn weighted_prefers_heavy_keys() {
     let mut heavy_first = 0;
     for _ in 0..400 {
         let p = r
-            .plan(Endpoint::Messages, "w", &h, Instant::now())
+            .plan_simple(Endpoint::Messages, "w", &h, Instant::now())
             .expect("plan");
         assert_eq!(p.candidates.len(), 3, "every key stays as a fallback");
         if p.candidates[0].key_id == "a3" {
@@ -159,7 +215,7 @@ fn least_in_flight_prefers_idle_keys() {
     let _g2 = h.begin("ant/a1");
     let _g3 = h.begin("ant/a2");
     let p = r
-        .plan(Endpoint::Messages, "lif", &h, Instant::now())
+        .plan_simple(Endpoint::Messages, "lif", &h, Instant::now())
         .expect("plan");
     assert_eq!(order(&p), ["ant/a3", "ant/a2", "ant/a1"]);
 }
@@ -176,13 +232,13 @@ fn cooling_keys_are_skipped_with_their_return_time() {
     };
     h.report_failure("ant/a1", &f);
     let p = r
-        .plan(Endpoint::Messages, "mixed", &h, Instant::now())
+        .plan_simple(Endpoint::Messages, "mixed", &h, Instant::now())
         .expect("plan");
     assert_eq!(order(&p), ["ant/a2", "ant/a3", "oa/o1", "gem/g1"]);
     assert_eq!(p.earliest_back_in(), Some(30));
     // Gemini serves no embeddings endpoint at all.
     let p = r
-        .plan(Endpoint::Embeddings, "mixed", &h, Instant::now())
+        .plan_simple(Endpoint::Embeddings, "mixed", &h, Instant::now())
         .expect("plan");
     let gem = p
         .skipped
@@ -297,7 +353,7 @@ fn plan_with(
     now: Instant,
 ) -> Plan {
     router
-        .plan_request(
+        .plan(
             &Ask {
                 endpoint: Endpoint::ChatCompletions,
                 model,
@@ -661,7 +717,7 @@ fn a_cooling_key_over_budget_counts_as_over_budget_not_as_worth_waiting_for() {
         r#"{"model":"lat","messages":[{"role":"user","content":"hi"}]}"#,
     );
     let plan = router
-        .plan_request(
+        .plan(
             &Ask {
                 endpoint: Endpoint::ChatCompletions,
                 model: "lat",

@@ -3,14 +3,8 @@
 use rusqlite::params;
 
 use super::Store;
+use crate::clock::now_ms;
 use crate::health::{ErrorClass, HealthBackend, KeyStatus, PersistedState};
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
 
 impl HealthBackend for Store {
     fn load_all(&self) -> Vec<PersistedState> {

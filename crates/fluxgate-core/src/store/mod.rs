@@ -21,7 +21,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use rusqlite::Connection;
 
-pub use requests::{RequestLog, RequestRecord};
+pub use requests::RecordWriter;
 pub use responses::RETENTION_MS as RESPONSE_RETENTION_MS;
 pub use tokens::TokenRow;
 
@@ -109,7 +109,7 @@ impl Store {
     pub fn spend_in(
         &self,
         periods: &[&str],
-    ) -> Result<Vec<(String, String, crate::budgets::Spend)>, StoreError> {
+    ) -> Result<Vec<(String, String, crate::record::Spend)>, StoreError> {
         self.with(|c| {
             let mut stmt =
                 c.prepare("SELECT period, scope, usd, tokens FROM spend WHERE period = ?1")?;
@@ -119,7 +119,7 @@ impl Store {
                     Ok((
                         r.get::<_, String>(0)?,
                         r.get::<_, String>(1)?,
-                        crate::budgets::Spend {
+                        crate::record::Spend {
                             usd: r.get(2)?,
                             tokens: r.get::<_, i64>(3)?.max(0) as u64,
                         },
@@ -137,11 +137,7 @@ impl Store {
     /// route, by provider and by key. `cache_hit_rate` is cached input over all input tokens
     /// of the requests that reported usage.
     pub fn usage_since(&self, hours: u32) -> Result<serde_json::Value, StoreError> {
-        let since = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0)
-            - i64::from(hours) * 3_600_000;
+        let since = crate::clock::now_ms() - i64::from(hours) * 3_600_000;
         self.with(|c| {
             let first = first_row_since(c, since - MAX_RECORD_LAG_MS)?;
             let mut out = serde_json::Map::new();

@@ -1,44 +1,15 @@
 //! The `requests` table: one row per proxied request, written in batches by a background
-//! thread. Never a body, never a secret.
+//! thread ([`RecordWriter`]), with each batch's spend added to the `spend` table in the same
+//! transaction. Never a body, never a secret.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use super::{Store, StoreError};
+use crate::record::{periods, record_scopes, RequestRecord};
+use crate::vocab::{ErrorClass, ErrorCode};
 use parking_lot::{Condvar, Mutex};
 use rusqlite::{params, Connection};
-use serde::Serialize;
-
-use super::{Store, StoreError};
-
-/// What is recorded about one request.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct RequestRecord {
-    pub ts_ms: i64,
-    pub request_id: String,
-    /// The client token's name.
-    pub client: Option<String>,
-    pub endpoint: String,
-    pub model: Option<String>,
-    pub route: Option<String>,
-    pub provider: Option<String>,
-    pub key_id: Option<String>,
-    pub attempts: u32,
-    /// The status the client saw (200 for a stream that later broke; see `error_code`).
-    pub status: u16,
-    pub error_class: Option<String>,
-    pub error_code: Option<String>,
-    pub latency_ms: u64,
-    pub ttfb_ms: Option<u64>,
-    pub tokens_in: Option<u64>,
-    pub tokens_out: Option<u64>,
-    pub stream: bool,
-    /// The model the upstream was asked for (the client's `model` may be a route name).
-    pub upstream_model: Option<String>,
-    /// Input tokens read from the provider's prompt cache (part of `tokens_in`).
-    pub tokens_cached: Option<u64>,
-    /// The cost at the catalogue's prices, when the model's prices are known.
-    pub cost_usd: Option<f64>,
-}
 
 const QUEUE: usize = 16_384;
 const BATCH: usize = 512;
@@ -48,7 +19,7 @@ const BATCH: usize = 512;
 struct Queue {
     pending: Mutex<Pending>,
     wake: Condvar,
-    /// Held while a batch is between the queue and its commit, so [`RequestLog::flush`]
+    /// Held while a batch is between the queue and its commit, so [`RecordWriter::flush`]
     /// returns only when every record queued before it is in SQLite.
     writing: Mutex<()>,
 }
@@ -61,12 +32,10 @@ struct Pending {
 
 /// A handle for recording requests without waiting on disk.
 #[derive(Clone)]
-pub struct RequestLog {
+pub struct RecordWriter {
     queue: Arc<Queue>,
-    metrics: Arc<crate::metrics::Metrics>,
     thread: Arc<Mutex<Option<JoinHandle<()>>>>,
     store: Store,
-    ledger: Option<Arc<crate::budgets::Ledger>>,
 }
 
 fn insert(c: &Connection, batch: &[RequestRecord]) -> rusqlite::Result<()> {
@@ -88,8 +57,8 @@ fn insert(c: &Connection, batch: &[RequestRecord]) -> rusqlite::Result<()> {
                 r.key_id,
                 r.attempts,
                 r.status,
-                r.error_class,
-                r.error_code,
+                r.error_class.map(|c| c.as_str()),
+                r.error_code.map(|c| c.as_str()),
                 r.latency_ms as i64,
                 r.ttfb_ms.map(|v| v as i64),
                 r.tokens_in.map(|v| v as i64),
@@ -109,8 +78,8 @@ fn insert(c: &Connection, batch: &[RequestRecord]) -> rusqlite::Result<()> {
             if tokens == 0 && usd == 0.0 {
                 continue;
             }
-            for period in crate::budgets::periods(r.ts_ms) {
-                for scope in crate::budgets::record_scopes(r) {
+            for period in periods(r.ts_ms) {
+                for scope in record_scopes(r) {
                     let e = sums.entry((period.clone(), scope)).or_default();
                     e.0 += usd;
                     e.1 += tokens;
@@ -160,9 +129,9 @@ fn run_writer(queue: &Queue, write: impl Fn(&[RequestRecord]) -> Result<(), Stri
     }
 }
 
-impl RequestLog {
+impl RecordWriter {
     /// Starts the writer thread.
-    pub fn start(store: &Store) -> RequestLog {
+    pub fn start(store: &Store) -> RecordWriter {
         let queue = Arc::new(Queue::default());
         let writer_queue = queue.clone();
         let writer_store = store.clone();
@@ -180,32 +149,16 @@ impl RequestLog {
                 }),
             })
             .ok();
-        RequestLog {
+        RecordWriter {
             queue,
-            metrics: Arc::default(),
             thread: Arc::new(Mutex::new(thread)),
             store: store.clone(),
-            ledger: None,
         }
-    }
-
-    /// Settles every record's spend in `ledger` (budgets).
-    pub fn with_ledger(mut self, ledger: Arc<crate::budgets::Ledger>) -> Self {
-        self.ledger = Some(ledger);
-        self
-    }
-
-    pub fn ledger(&self) -> Option<&Arc<crate::budgets::Ledger>> {
-        self.ledger.as_ref()
     }
 
     /// Queues a record. When the queue is full the record is dropped with a warning rather
     /// than slowing the request down.
-    pub fn record(&self, r: RequestRecord) {
-        self.metrics.observe(&r);
-        if let Some(l) = &self.ledger {
-            l.settle(&r);
-        }
+    pub fn push(&self, r: RequestRecord) {
         let mut p = self.queue.pending.lock();
         if p.closed {
             return;
@@ -219,11 +172,6 @@ impl RequestLog {
         if p.records.len() == BATCH {
             self.queue.wake.notify_one();
         }
-    }
-
-    /// The counters every record feeds (`/metrics`).
-    pub fn metrics(&self) -> &crate::metrics::Metrics {
-        &self.metrics
     }
 
     /// Writes everything queued so far, on the caller's thread; returns once the batch the
@@ -268,8 +216,12 @@ impl RequestLog {
                     key_id: r.get(7)?,
                     attempts: r.get(8)?,
                     status: r.get(9)?,
-                    error_class: r.get(10)?,
-                    error_code: r.get(11)?,
+                    error_class: r
+                        .get::<_, Option<String>>(10)?
+                        .and_then(|c| ErrorClass::parse(&c)),
+                    error_code: r
+                        .get::<_, Option<String>>(11)?
+                        .and_then(|c| ErrorCode::parse(&c)),
                     latency_ms: r.get::<_, i64>(12)? as u64,
                     ttfb_ms: r.get::<_, Option<i64>>(13)?.map(|v| v as u64),
                     tokens_in: r.get::<_, Option<i64>>(14)?.map(|v| v as u64),

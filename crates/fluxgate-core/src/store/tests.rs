@@ -1,5 +1,7 @@
 use super::*;
 use crate::health::{ErrorClass, HealthBackend, KeyStatus, PersistedState};
+use crate::record::RequestRecord;
+use crate::recorder::Recorder;
 
 #[test]
 fn migrations_are_idempotent_and_refuse_newer_schemas() {
@@ -73,7 +75,7 @@ fn health_round_trips() {
 fn request_log_batches_and_flushes() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = Store::open(dir.path()).expect("open");
-    let log = RequestLog::start(&s);
+    let log = Recorder::start(&s);
     for i in 0..1000 {
         log.record(RequestRecord {
             request_id: format!("r{i}"),
@@ -123,7 +125,7 @@ fn tokens_table() {
 fn usage_counts_only_the_window_and_finds_its_start_without_a_scan() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = Store::open(dir.path()).expect("open");
-    let log = RequestLog::start(&s);
+    let log = Recorder::start(&s);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

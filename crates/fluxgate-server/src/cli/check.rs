@@ -250,7 +250,7 @@ pub fn run_explain(args: ExplainArgs) -> Result<(), String> {
         let router = Router::new(config.clone(), TranslatorRegistry::builtin());
         let signals = Signals::default();
         let plan = router
-            .plan_request(
+            .plan(
                 &Ask {
                     endpoint,
                     model: &args.model,

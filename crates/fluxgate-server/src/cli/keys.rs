@@ -13,6 +13,7 @@ use fluxgate_core::providers;
 use fluxgate_core::secrets::{
     KeychainStore, SecretError, SecretRef, SecretStore, SecretValue, Secrets,
 };
+use fluxgate_core::vocab::KeyRef;
 
 use super::Common;
 
@@ -44,10 +45,8 @@ pub enum KeysCommand {
     },
 }
 
-fn split(key: &str) -> Result<(&str, &str), String> {
-    key.split_once('/')
-        .filter(|(p, k)| !p.is_empty() && !k.is_empty())
-        .ok_or_else(|| format!("`{key}` must be PROVIDER/KEY_ID"))
+fn split(key: &str) -> Result<KeyRef, String> {
+    KeyRef::parse(key).ok_or_else(|| format!("`{key}` must be PROVIDER/KEY_ID"))
 }
 
 fn keychain() -> Result<KeychainStore, String> {
@@ -75,16 +74,22 @@ fn read_secret(account: &str) -> Result<SecretValue, String> {
 pub fn run(cmd: KeysCommand) -> Result<(), String> {
     match cmd {
         KeysCommand::Set { key, common } => {
-            let (provider, id) = split(&key)?;
+            let KeyRef {
+                provider,
+                key_id: id,
+            } = split(&key)?;
             let config = common.load_config().ok();
             let secret = read_secret(&key)?;
             keychain()?.set(&key, &secret).map_err(|e| e.to_string())?;
             println!("stored {key} in the OS keychain ({})", secret.hint());
-            let known = config.as_ref().and_then(|c| c.provider(provider)).map(|p| {
-                p.keys
-                    .iter()
-                    .any(|k| k.id == id && k.secret == SecretRef::Keychain)
-            });
+            let known = config
+                .as_ref()
+                .and_then(|c| c.provider(&provider))
+                .map(|p| {
+                    p.keys
+                        .iter()
+                        .any(|k| k.id == id && k.secret == SecretRef::Keychain)
+                });
             if known != Some(true) {
                 eprintln!("note: the config has no keychain key `{id}` under [providers.{provider}]; add `{{ id = \"{id}\" }}` to its `keys` to use it");
             }

@@ -47,17 +47,17 @@ impl Common {
     }
 
     pub fn config_path(&self) -> Result<PathBuf, String> {
-        self.options().config_path()
+        Ok(self.options().config_path()?)
     }
 
     pub fn data_dir(&self) -> Result<PathBuf, String> {
-        self.options().data_dir()
+        Ok(self.options().data_dir()?)
     }
 
     /// The config file when it exists (an explicit `--config` must exist), else the
     /// environment-detected config.
     pub fn load_config(&self) -> Result<Config, String> {
-        self.options().load_config()
+        Ok(self.options().load_config()?)
     }
 }
 

@@ -1,0 +1,111 @@
+//! A finished request as every part that learns of it sees it: the [`RequestRecord`], the
+//! [`Spend`] it settles and the periods and scopes that spend counts towards. A leaf over
+//! [`crate::vocab`]: the store writes records, metrics count them and budgets settle them
+//! without importing each other (the [`crate::recorder`] hands each record to all three).
+
+use serde::Serialize;
+
+use crate::vocab::{ErrorClass, ErrorCode};
+
+/// What is recorded about one request.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct RequestRecord {
+    pub ts_ms: i64,
+    pub request_id: String,
+    /// The client token's name.
+    pub client: Option<String>,
+    pub endpoint: String,
+    pub model: Option<String>,
+    pub route: Option<String>,
+    pub provider: Option<String>,
+    pub key_id: Option<String>,
+    pub attempts: u32,
+    /// The status the client saw (200 for a stream that later broke; see `error_code`).
+    pub status: u16,
+    /// The class of the last upstream failure, when one failed.
+    pub error_class: Option<ErrorClass>,
+    /// The error the client was told (or how its stream ended), when not a plain answer.
+    pub error_code: Option<ErrorCode>,
+    pub latency_ms: u64,
+    pub ttfb_ms: Option<u64>,
+    pub tokens_in: Option<u64>,
+    pub tokens_out: Option<u64>,
+    pub stream: bool,
+    /// The model the upstream was asked for (the client's `model` may be a route name).
+    pub upstream_model: Option<String>,
+    /// Input tokens read from the provider's prompt cache (part of `tokens_in`).
+    pub tokens_cached: Option<u64>,
+    /// The cost at the catalogue's prices, when the model's prices are known.
+    pub cost_usd: Option<f64>,
+}
+
+/// An amount of spending.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct Spend {
+    pub usd: f64,
+    pub tokens: u64,
+}
+
+/// The scope keys a request belongs to.
+pub fn scope_keys(
+    provider: Option<&str>,
+    key_id: Option<&str>,
+    route: Option<&str>,
+    client: Option<&str>,
+) -> Vec<String> {
+    let mut out = vec!["all".to_string()];
+    if let Some(p) = provider {
+        out.push(format!("provider:{p}"));
+        if let Some(k) = key_id {
+            out.push(format!("key:{p}/{k}"));
+        }
+    }
+    if let Some(r) = route {
+        out.push(format!("route:{r}"));
+    }
+    if let Some(c) = client {
+        out.push(format!("client:{c}"));
+    }
+    out
+}
+
+/// The scope keys of a finished request.
+pub fn record_scopes(r: &RequestRecord) -> Vec<String> {
+    scope_keys(
+        r.provider.as_deref(),
+        r.key_id.as_deref(),
+        r.route.as_deref(),
+        r.client.as_deref(),
+    )
+}
+
+/// Days since 1970-01-01 to a (year, month, day) date in the proleptic Gregorian calendar.
+pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
+}
+
+/// (year, month, day) to days since 1970-01-01.
+pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from((m + 9) % 12);
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The day and month period keys (`d2026-11-22`, `m2026-11`) of a Unix time in milliseconds.
+pub fn periods(ts_ms: i64) -> [String; 2] {
+    let (y, m, d) = civil_from_days(ts_ms.div_euclid(86_400_000));
+    [format!("d{y:04}-{m:02}-{d:02}"), format!("m{y:04}-{m:02}")]
+}

@@ -1,0 +1,71 @@
+//! Where a finished request goes: the [`Recorder`] hands each [`RequestRecord`] to the
+//! metrics behind `/metrics`, to the budget ledger that settles its spend, and to the store's
+//! writer, in that order, with no I/O on the caller's thread. It is the one place records pass,
+//! so the three can never disagree about which requests happened.
+
+use std::sync::Arc;
+
+use crate::budgets::Ledger;
+use crate::metrics::Metrics;
+use crate::record::RequestRecord;
+use crate::store::{RecordWriter, Store, StoreError};
+
+/// Fans finished requests out to metrics, the ledger and the store.
+#[derive(Clone)]
+pub struct Recorder {
+    writer: RecordWriter,
+    metrics: Arc<Metrics>,
+    ledger: Option<Arc<Ledger>>,
+}
+
+impl Recorder {
+    /// Starts the store's writer thread.
+    pub fn start(store: &Store) -> Recorder {
+        Recorder {
+            writer: RecordWriter::start(store),
+            metrics: Arc::default(),
+            ledger: None,
+        }
+    }
+
+    /// Settles every record's spend in `ledger` (budgets).
+    pub fn with_ledger(mut self, ledger: Arc<Ledger>) -> Self {
+        self.ledger = Some(ledger);
+        self
+    }
+
+    pub fn ledger(&self) -> Option<&Arc<Ledger>> {
+        self.ledger.as_ref()
+    }
+
+    /// Counts, settles and queues one finished request. When the writer's queue is full the
+    /// row is dropped with a warning rather than slowing the request down (it is still
+    /// counted and settled).
+    pub fn record(&self, r: RequestRecord) {
+        self.metrics.observe(&r);
+        if let Some(l) = &self.ledger {
+            l.settle(&r);
+        }
+        self.writer.push(r);
+    }
+
+    /// The counters every record feeds (`/metrics`).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Writes everything queued so far (see [`RecordWriter::flush`]).
+    pub fn flush(&self) {
+        self.writer.flush();
+    }
+
+    /// Writes everything queued and stops the writer; later records are ignored.
+    pub fn close(&self) {
+        self.writer.close();
+    }
+
+    /// The most recent records, newest first, including those still queued.
+    pub fn recent(&self, limit: usize) -> Result<Vec<RequestRecord>, StoreError> {
+        self.writer.recent(limit)
+    }
+}
