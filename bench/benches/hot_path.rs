@@ -58,7 +58,7 @@ daily_usd = 1000
 /// Planning one request over 3 targets × 6 keys: the old path (priority, no request needs)
 /// against the load-aware strategies with needs, local limits and budgets.
 fn plan_benches(c: &mut Criterion) {
-    use fluxgate_core::budgets::Ledger;
+    use fluxgate_core::budgets::{BudgetLedger, Ledger};
     use fluxgate_core::config::Config;
     use fluxgate_core::events::EventBus;
     use fluxgate_core::formats::translate::TranslatorRegistry;
@@ -106,6 +106,7 @@ fn plan_benches(c: &mut Criterion) {
                     &Live {
                         health: &health,
                         signals: &signals,
+                        windows: &signals,
                         ledger: None,
                     },
                     now,
@@ -136,6 +137,7 @@ fn plan_benches(c: &mut Criterion) {
                         &Live {
                             health: &health,
                             signals: &signals,
+                            windows: &signals,
                             ledger: with_needs.then_some(&ledger),
                         },
                         now,

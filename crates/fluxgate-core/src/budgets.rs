@@ -124,7 +124,8 @@ struct Inner {
 /// Every scope's spending, shared by the executor (check, reserve) and the request log
 /// (settle).
 pub struct Ledger {
-    inner: Mutex<Inner>,
+    /// Shared with the reservations, which give their amount back when dropped.
+    inner: Arc<Mutex<Inner>>,
     /// The current day index and its period keys, so a check formats no dates.
     current: Mutex<(i64, [String; 2])>,
     budgets: RwLock<Arc<Vec<(String, Budget)>>>,
@@ -132,22 +133,197 @@ pub struct Ledger {
 }
 
 /// A request's reserved estimate; released when dropped (its real spend arrives with its
-/// record).
+/// record). Whatever the ledger, releasing is the reservation's own job, so no exit can forget
+/// it.
 pub struct Reservation {
-    ledger: Arc<Ledger>,
-    entries: Vec<(String, String)>,
-    amount: Spend,
+    release: Option<Box<dyn FnOnce() + Send + Sync>>,
+}
+
+impl Reservation {
+    /// A reservation that runs `release` when dropped.
+    pub fn new(release: impl FnOnce() + Send + Sync + 'static) -> Self {
+        Reservation {
+            release: Some(Box::new(release)),
+        }
+    }
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        let mut inner = self.ledger.inner.lock();
-        for e in &self.entries {
-            if let Some(r) = inner.reserved.get_mut(e) {
-                r.usd = (r.usd - self.amount.usd).max(0.0);
-                r.tokens = r.tokens.saturating_sub(self.amount.tokens);
+        if let Some(release) = self.release.take() {
+            release();
+        }
+    }
+}
+
+/// Spending per scope and the budgets over it. In-process: [`Ledger`].
+///
+/// A shared implementation must make [`BudgetLedger::reserve`] atomic across replicas (the
+/// check and the hold in one step: a Lua script, `SELECT … FOR UPDATE` or an advisory lock),
+/// so two replicas cannot both take the last dollar and a budget is overspent by at most one
+/// request's estimate; [`BudgetLedger::check`] (planning, explain) may read a view a second
+/// stale, since `reserve` decides. Settled spend must be durable (it is also in each record).
+/// When the engine is unreachable, `reserve` fails closed (refuses) or open as the config says,
+/// default closed.
+pub trait BudgetLedger: Send + Sync {
+    /// Applies the config's budgets (on start and every reload).
+    fn set_budgets(&self, budgets: &[Budget]);
+    fn has_budgets(&self) -> bool;
+    /// Adds a finished request's spend to its scopes (and announces crossed thresholds).
+    fn settle(&self, r: &RequestRecord);
+    /// Whether a request in `scopes` with estimated `need` fits every budget that covers it.
+    fn check(&self, scopes: &[String], need: Spend) -> Result<(), Exceeded>;
+    /// [`BudgetLedger::check`] and, in the same step, holds `need` against the scopes until
+    /// the reservation drops: two requests checked at once cannot both take the last room.
+    fn reserve(&self, scopes: &[String], need: Spend) -> Result<Reservation, Exceeded>;
+    /// Everything held by requests in flight (zero when none runs).
+    fn held(&self) -> Spend;
+    /// Every budget with what its scope has used today and this month.
+    fn report(&self) -> Vec<serde_json::Value>;
+    /// `fluxgate_budget_used_ratio` for `/metrics`.
+    fn render_metrics(&self) -> String;
+}
+
+impl BudgetLedger for Ledger {
+    /// Applies the config's budgets (on start and every reload).
+    fn set_budgets(&self, budgets: &[Budget]) {
+        let list = budgets.iter().map(|b| (b.scope.key(), b.clone())).collect();
+        *self.budgets.write() = Arc::new(list);
+    }
+
+    fn has_budgets(&self) -> bool {
+        !self.budgets.read().is_empty()
+    }
+
+    /// Adds a finished request's spend to its scopes and announces crossed thresholds.
+    fn settle(&self, r: &RequestRecord) {
+        let tokens = r.tokens_in.unwrap_or(0) + r.tokens_out.unwrap_or(0);
+        let usd = r.cost_usd.unwrap_or(0.0);
+        if tokens == 0 && usd == 0.0 {
+            return;
+        }
+        {
+            let mut inner = self.inner.lock();
+            for period in periods(r.ts_ms) {
+                for scope in record_scopes(r) {
+                    let e = inner.spent.entry((period.clone(), scope)).or_default();
+                    e.usd += usd;
+                    e.tokens += tokens;
+                }
             }
         }
+        if self.has_budgets() {
+            self.announce(r.ts_ms, false);
+        }
+    }
+
+    /// Whether a request in `scopes` with estimated `need` fits every budget that covers it.
+    fn check(&self, scopes: &[String], need: Spend) -> Result<(), Exceeded> {
+        let budgets = self.budgets.read().clone();
+        if !budgets.iter().any(|(s, _)| scopes.contains(s)) {
+            return Ok(());
+        }
+        let now = now_ms();
+        let periods = self.periods_now(now);
+        let mut inner = self.inner.lock();
+        match Self::first_exceeded(&mut inner, &budgets, scopes, need, now, &periods) {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// [`Ledger::check`] and, in the same step, holds `need` against the scopes until the
+    /// reservation drops: two requests checked at once cannot both take the last room.
+    fn reserve(&self, scopes: &[String], need: Spend) -> Result<Reservation, Exceeded> {
+        let budgets = self.budgets.read().clone();
+        let now = now_ms();
+        let periods = self.periods_now(now);
+        let mut inner = self.inner.lock();
+        if let Some(e) = Self::first_exceeded(&mut inner, &budgets, scopes, need, now, &periods) {
+            return Err(e);
+        }
+        let mut entries = Vec::with_capacity(2 * scopes.len());
+        for period in &periods {
+            for s in scopes {
+                let k = (period.clone(), s.clone());
+                let r = inner.reserved.entry(k.clone()).or_default();
+                r.usd += need.usd;
+                r.tokens += need.tokens;
+                entries.push(k);
+            }
+        }
+        let inner = self.inner.clone();
+        Ok(Reservation::new(move || {
+            let mut inner = inner.lock();
+            for e in &entries {
+                if let Some(r) = inner.reserved.get_mut(e) {
+                    r.usd = (r.usd - need.usd).max(0.0);
+                    r.tokens = r.tokens.saturating_sub(need.tokens);
+                }
+            }
+        }))
+    }
+
+    /// Everything reserved by requests in flight, over every scope and period (zero when no
+    /// request is running: a reservation is released on every exit).
+    fn held(&self) -> Spend {
+        let inner = self.inner.lock();
+        inner
+            .reserved
+            .values()
+            .fold(Spend::default(), |a, r| Spend {
+                usd: a.usd + r.usd,
+                tokens: a.tokens + r.tokens,
+            })
+    }
+
+    /// Every budget with what its scope has used today and this month.
+    fn report(&self) -> Vec<serde_json::Value> {
+        let budgets = self.budgets.read().clone();
+        let now = now_ms();
+        let [day, month] = self.periods_now(now);
+        let inner = self.inner.lock();
+        budgets
+            .iter()
+            .map(|(scope, b)| {
+                let (d, m) = (inner.spent_in(&day, scope), inner.spent_in(&month, scope));
+                serde_json::json!({
+                    "scope": b.scope,
+                    "daily": {"usd": d.usd, "tokens": d.tokens, "limit_usd": b.daily_usd, "limit_tokens": b.daily_tokens, "resets_in_secs": seconds_to_reset(now, Period::Daily)},
+                    "monthly": {"usd": m.usd, "tokens": m.tokens, "limit_usd": b.monthly_usd, "limit_tokens": b.monthly_tokens, "resets_in_secs": seconds_to_reset(now, Period::Monthly)},
+                })
+            })
+            .collect()
+    }
+
+    /// `fluxgate_budget_used_ratio` for `/metrics`: spent over limit per budget, period and
+    /// unit.
+    fn render_metrics(&self) -> String {
+        use std::fmt::Write;
+        let budgets = self.budgets.read().clone();
+        if budgets.is_empty() {
+            return String::new();
+        }
+        let periods = self.periods_now(now_ms());
+        let inner = self.inner.lock();
+        let mut out = String::from(
+            "# HELP fluxgate_budget_used_ratio Spent over limit for each budget, period and unit (1 = exhausted).\n# TYPE fluxgate_budget_used_ratio gauge\n",
+        );
+        for (scope, b) in budgets.iter() {
+            for (period, unit, limit) in limits(b) {
+                let used = inner
+                    .spent_in(&periods[period as usize], scope)
+                    .amount(unit);
+                let _ = writeln!(
+                    out,
+                    "fluxgate_budget_used_ratio{{scope=\"{}\",period=\"{}\",unit=\"{unit}\"}} {}",
+                    scope.replace('\\', "\\\\").replace('"', "\\\""),
+                    period.as_str(),
+                    used / limit
+                );
+            }
+        }
+        out
     }
 }
 
@@ -155,7 +331,7 @@ impl Ledger {
     /// An empty ledger (nothing spent yet, no budgets).
     pub fn new(events: EventBus) -> Ledger {
         Ledger {
-            inner: Mutex::new(Inner::default()),
+            inner: Arc::new(Mutex::new(Inner::default())),
             current: Mutex::new((i64::MIN, [String::new(), String::new()])),
             budgets: RwLock::new(Arc::new(Vec::new())),
             events,
@@ -179,38 +355,6 @@ impl Ledger {
         ledger.set_budgets(budgets);
         ledger.announce(now, true);
         Ok(ledger)
-    }
-
-    /// Applies the config's budgets (on start and every reload).
-    pub fn set_budgets(&self, budgets: &[Budget]) {
-        let list = budgets.iter().map(|b| (b.scope.key(), b.clone())).collect();
-        *self.budgets.write() = Arc::new(list);
-    }
-
-    pub fn has_budgets(&self) -> bool {
-        !self.budgets.read().is_empty()
-    }
-
-    /// Adds a finished request's spend to its scopes and announces crossed thresholds.
-    pub fn settle(&self, r: &RequestRecord) {
-        let tokens = r.tokens_in.unwrap_or(0) + r.tokens_out.unwrap_or(0);
-        let usd = r.cost_usd.unwrap_or(0.0);
-        if tokens == 0 && usd == 0.0 {
-            return;
-        }
-        {
-            let mut inner = self.inner.lock();
-            for period in periods(r.ts_ms) {
-                for scope in record_scopes(r) {
-                    let e = inner.spent.entry((period.clone(), scope)).or_default();
-                    e.usd += usd;
-                    e.tokens += tokens;
-                }
-            }
-        }
-        if self.has_budgets() {
-            self.announce(r.ts_ms, false);
-        }
     }
 
     /// Publishes a [`Event::BudgetThreshold`] for every limit newly at 80% or 100%.
@@ -291,114 +435,6 @@ impl Ledger {
             }
         }
         None
-    }
-
-    /// Whether a request in `scopes` with estimated `need` fits every budget that covers it.
-    pub fn check(&self, scopes: &[String], need: Spend) -> Result<(), Exceeded> {
-        let budgets = self.budgets.read().clone();
-        if !budgets.iter().any(|(s, _)| scopes.contains(s)) {
-            return Ok(());
-        }
-        let now = now_ms();
-        let periods = self.periods_now(now);
-        let mut inner = self.inner.lock();
-        match Self::first_exceeded(&mut inner, &budgets, scopes, need, now, &periods) {
-            Some(e) => Err(e),
-            None => Ok(()),
-        }
-    }
-
-    /// [`Ledger::check`] and, in the same step, holds `need` against the scopes until the
-    /// reservation drops: two requests checked at once cannot both take the last room.
-    pub fn reserve(
-        self: &Arc<Self>,
-        scopes: &[String],
-        need: Spend,
-    ) -> Result<Reservation, Exceeded> {
-        let budgets = self.budgets.read().clone();
-        let now = now_ms();
-        let periods = self.periods_now(now);
-        let mut inner = self.inner.lock();
-        if let Some(e) = Self::first_exceeded(&mut inner, &budgets, scopes, need, now, &periods) {
-            return Err(e);
-        }
-        let mut entries = Vec::with_capacity(2 * scopes.len());
-        for period in &periods {
-            for s in scopes {
-                let k = (period.clone(), s.clone());
-                let r = inner.reserved.entry(k.clone()).or_default();
-                r.usd += need.usd;
-                r.tokens += need.tokens;
-                entries.push(k);
-            }
-        }
-        Ok(Reservation {
-            ledger: self.clone(),
-            entries,
-            amount: need,
-        })
-    }
-
-    /// Everything reserved by requests in flight, over every scope and period (zero when no
-    /// request is running: a reservation is released on every exit).
-    pub fn held(&self) -> Spend {
-        let inner = self.inner.lock();
-        inner
-            .reserved
-            .values()
-            .fold(Spend::default(), |a, r| Spend {
-                usd: a.usd + r.usd,
-                tokens: a.tokens + r.tokens,
-            })
-    }
-
-    /// Every budget with what its scope has used today and this month.
-    pub fn report(&self) -> Vec<serde_json::Value> {
-        let budgets = self.budgets.read().clone();
-        let now = now_ms();
-        let [day, month] = self.periods_now(now);
-        let inner = self.inner.lock();
-        budgets
-            .iter()
-            .map(|(scope, b)| {
-                let (d, m) = (inner.spent_in(&day, scope), inner.spent_in(&month, scope));
-                serde_json::json!({
-                    "scope": b.scope,
-                    "daily": {"usd": d.usd, "tokens": d.tokens, "limit_usd": b.daily_usd, "limit_tokens": b.daily_tokens, "resets_in_secs": seconds_to_reset(now, Period::Daily)},
-                    "monthly": {"usd": m.usd, "tokens": m.tokens, "limit_usd": b.monthly_usd, "limit_tokens": b.monthly_tokens, "resets_in_secs": seconds_to_reset(now, Period::Monthly)},
-                })
-            })
-            .collect()
-    }
-
-    /// `fluxgate_budget_used_ratio` for `/metrics`: spent over limit per budget, period and
-    /// unit.
-    pub fn render_metrics(&self) -> String {
-        use std::fmt::Write;
-        let budgets = self.budgets.read().clone();
-        if budgets.is_empty() {
-            return String::new();
-        }
-        let periods = self.periods_now(now_ms());
-        let inner = self.inner.lock();
-        let mut out = String::from(
-            "# HELP fluxgate_budget_used_ratio Spent over limit for each budget, period and unit (1 = exhausted).\n# TYPE fluxgate_budget_used_ratio gauge\n",
-        );
-        for (scope, b) in budgets.iter() {
-            for (period, unit, limit) in limits(b) {
-                let used = inner
-                    .spent_in(&periods[period as usize], scope)
-                    .amount(unit);
-                let _ = writeln!(
-                    out,
-                    "fluxgate_budget_used_ratio{{scope=\"{}\",period=\"{}\",unit=\"{unit}\"}} {}",
-                    scope.replace('\\', "\\\\").replace('"', "\\\""),
-                    period.as_str(),
-                    used / limit
-                );
-            }
-        }
-        out
     }
 }
 

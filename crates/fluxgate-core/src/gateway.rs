@@ -57,9 +57,9 @@ impl Gateway {
                 log.clone(),
                 events.clone(),
             )
-            .with_response_store(store.clone()),
+            .with_response_store(Arc::new(store.clone())),
         );
-        let tokens = Arc::new(ClientTokens::new(store.clone()));
+        let tokens = Arc::new(ClientTokens::new(Arc::new(store.clone())));
         Ok(Gateway {
             data_dir: data_dir.to_path_buf(),
             store,

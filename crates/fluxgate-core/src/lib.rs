@@ -26,6 +26,7 @@ pub mod recorder;
 pub mod routing;
 pub mod runtime;
 pub mod secrets;
+pub mod sessions;
 pub mod setup;
 pub mod store;
 pub mod tokens;

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use crate::budgets::Ledger;
+use crate::budgets::BudgetLedger;
 use crate::metrics::Metrics;
 use crate::record::RequestRecord;
 use crate::store::{RecordWriter, Store, StoreError};
@@ -15,7 +15,7 @@ use crate::store::{RecordWriter, Store, StoreError};
 pub struct Recorder {
     writer: RecordWriter,
     metrics: Arc<Metrics>,
-    ledger: Option<Arc<Ledger>>,
+    ledger: Option<Arc<dyn BudgetLedger>>,
 }
 
 impl Recorder {
@@ -29,12 +29,12 @@ impl Recorder {
     }
 
     /// Settles every record's spend in `ledger` (budgets).
-    pub fn with_ledger(mut self, ledger: Arc<Ledger>) -> Self {
+    pub fn with_ledger(mut self, ledger: Arc<dyn BudgetLedger>) -> Self {
         self.ledger = Some(ledger);
         self
     }
 
-    pub fn ledger(&self) -> Option<&Arc<Ledger>> {
+    pub fn ledger(&self) -> Option<&Arc<dyn BudgetLedger>> {
         self.ledger.as_ref()
     }
 

@@ -11,7 +11,8 @@ use axum::routing::{delete, get, patch, post, put};
 use axum::Router;
 use fluxgate_core::formats::Endpoint;
 use fluxgate_core::gateway::Gateway;
-use fluxgate_core::tokens::{AdminToken, ConsoleSessions};
+use fluxgate_core::sessions::SessionStore;
+use fluxgate_core::tokens::AdminToken;
 
 use crate::security::{self, AllowList};
 use crate::{admin, console, manage, proxy, tool_setup};
@@ -30,7 +31,7 @@ pub struct AppState {
     /// The address clients use (the bound one).
     pub public_addr: SocketAddr,
     /// Console login codes and sessions.
-    pub sessions: ConsoleSessions,
+    pub sessions: Box<dyn SessionStore>,
     /// What proves this server to the CLI (`DATA_DIR/runtime.json`).
     pub identity: fluxgate_core::runtime::ServerIdentity,
     /// Where `runtime.json` is written.

@@ -13,7 +13,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use fluxgate_core::tokens::{SESSION_COOKIE, SESSION_HEADER, SESSION_TTL};
+use fluxgate_core::sessions::{SESSION_COOKIE, SESSION_HEADER, SESSION_TTL};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -173,7 +173,7 @@ pub async fn logout(State(s): State<Arc<AppState>>, headers: HeaderMap) -> Respo
 pub async fn login_url(State(s): State<Arc<AppState>>) -> Response {
     (
         StatusCode::CREATED,
-        Json(json!({"url": s.login_url(), "expires_in_secs": fluxgate_core::tokens::LOGIN_CODE_TTL.as_secs()})),
+        Json(json!({"url": s.login_url(), "expires_in_secs": fluxgate_core::sessions::LOGIN_CODE_TTL.as_secs()})),
     )
         .into_response()
 }

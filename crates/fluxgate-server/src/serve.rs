@@ -104,7 +104,7 @@ pub fn serve_with(
         config_file,
         edit_lock: tokio::sync::Mutex::new(()),
         public_addr: addr,
-        sessions: fluxgate_core::tokens::ConsoleSessions::new(),
+        sessions: Box::new(fluxgate_core::sessions::ConsoleSessions::new()),
         identity,
         data_dir,
     });

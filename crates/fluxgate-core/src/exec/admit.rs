@@ -39,7 +39,7 @@ impl Executor {
             };
             reservation = Some(ledger.reserve(&scopes, need).map_err(Refused::Budget)?);
         }
-        self.signals
+        self.windows
             .acquire(&cand.account, &cand.limits, cand.est_tokens, Instant::now())
             .map_err(Refused::Limit)?;
         Ok(reservation)

@@ -4,6 +4,7 @@
 //! content, classified by `health`). Each step's failure is a value the executor's request
 //! state takes in; nothing here decides whether to fail over.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,7 +24,7 @@ use crate::formats::Endpoint;
 use crate::health::{self, transport, ErrorClass, Failure, TimeoutPhase};
 use crate::routing::Candidate;
 use crate::secrets::SecretValue;
-use crate::store::Store;
+use crate::store::Conversations;
 
 /// The largest non-streaming upstream response accepted.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024 * 1024;
@@ -55,7 +56,7 @@ pub(super) struct Prepared {
     /// What the client asked for that the upstream's answer must be shaped back into.
     pub hints: ClientHints,
     /// For an emulated Responses conversation: the input items to keep with the answer.
-    pub keep: Option<(Vec<serde_json::Value>, Store)>,
+    pub keep: Option<(Vec<serde_json::Value>, Arc<dyn Conversations>)>,
 }
 
 impl Executor {
@@ -170,7 +171,7 @@ impl Executor {
         secret: &SecretValue,
         inbound: Inbound,
         hints: ClientHints,
-        keep: Option<(Vec<serde_json::Value>, Store)>,
+        keep: Option<(Vec<serde_json::Value>, Arc<dyn Conversations>)>,
         ctx: AttemptContext<'_>,
         reservation: impl FnOnce() -> Option<Reservation>,
     ) -> Attempt {
@@ -262,7 +263,7 @@ impl Executor {
                     let b = redactor.owned(b);
                     if let Some((items, store)) = keep {
                         if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&b) {
-                            super::conversation::keep_response(&store, items, &v);
+                            super::conversation::keep_response(store.as_ref(), items, &v);
                         }
                     }
                     b

@@ -10,7 +10,7 @@ use super::{Executor, ProxyError, ProxyRequest, ProxyResponse};
 use crate::formats::body::read_head;
 use crate::formats::errors::ErrorCode;
 use crate::formats::translate::{estimate, responses};
-use crate::store::Store;
+use crate::store::Conversations;
 
 impl Executor {
     /// Replaces an emulated `previous_response_id` with the stored conversation (for every
@@ -65,7 +65,7 @@ pub(super) fn local_count(req: &ProxyRequest) -> Result<ProxyResponse, ProxyErro
 
 /// Stores an emulated response's conversation (its input items, then its output).
 pub(crate) fn keep_response(
-    store: &Store,
+    store: &dyn Conversations,
     mut items: Vec<serde_json::Value>,
     response: &serde_json::Value,
 ) {

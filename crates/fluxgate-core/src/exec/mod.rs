@@ -51,16 +51,18 @@ pub use budget::RetryBudget;
 pub use retest::HttpRetester;
 pub use upstream::Upstream;
 
-use crate::budgets::Ledger;
+use crate::budgets::BudgetLedger;
 use crate::config::Timeouts;
 use crate::events::EventBus;
 use crate::formats::errors::ErrorCode;
 use crate::formats::{Dialect, Endpoint};
 use crate::health::{ErrorClass, Failure, FailureKind, HealthRegistry};
 use crate::recorder::Recorder;
-use crate::routing::{Ask, Candidate, Live, Needs, Plan, Router, Signals};
+use crate::routing::{
+    Ask, Candidate, Live, LoadSignals, Needs, Plan, RateWindows, Router, Signals,
+};
 use crate::secrets::{SecretValue, Secrets};
-use crate::store::Store;
+use crate::store::Conversations;
 use admit::apply_usage;
 use attempt::{Attempt, AttemptContext};
 use client::HttpClient;
@@ -140,12 +142,14 @@ pub struct Executor {
     budget: RetryBudget,
     events: EventBus,
     /// Where emulated Responses conversations are kept (`previous_response_id`).
-    responses: Option<Store>,
+    responses: Option<Arc<dyn Conversations>>,
     /// Latency and rate-limit state learned from traffic (least-latency, quota-aware, local
     /// `rpm`/`tpm`/`rpd`).
-    signals: Arc<Signals>,
+    signals: Arc<dyn LoadSignals>,
+    /// The local `rpm`/`tpm`/`rpd` windows.
+    windows: Arc<dyn RateWindows>,
     /// Spending per scope (budgets), shared with the request log that settles it.
-    ledger: Option<Arc<Ledger>>,
+    ledger: Option<Arc<dyn BudgetLedger>>,
     /// Set at the end of a shutdown's drain: streams still running end with an error event.
     cut: tokio::sync::watch::Sender<bool>,
 }
@@ -175,8 +179,10 @@ impl Executor {
     ) -> Self {
         let upstream = Arc::new(http_client(&router.config().timeouts));
         let ledger = log.ledger().cloned();
+        let signals = Arc::new(Signals::default());
         Executor {
-            signals: Arc::default(),
+            signals: signals.clone(),
+            windows: signals,
             ledger,
             router: RwLock::new(router),
             health,
@@ -211,7 +217,7 @@ impl Executor {
 
     /// Keeps emulated Responses conversations in `store`, so `previous_response_id` works on
     /// upstreams without a Responses API.
-    pub fn with_response_store(mut self, store: Store) -> Self {
+    pub fn with_response_store(mut self, store: Arc<dyn Conversations>) -> Self {
         self.responses = Some(store);
         self
     }
@@ -242,11 +248,15 @@ impl Executor {
         &self.log
     }
 
-    pub fn signals(&self) -> &Arc<Signals> {
-        &self.signals
+    pub fn signals(&self) -> &dyn LoadSignals {
+        self.signals.as_ref()
     }
 
-    pub fn ledger(&self) -> Option<&Arc<Ledger>> {
+    pub fn windows(&self) -> &dyn RateWindows {
+        self.windows.as_ref()
+    }
+
+    pub fn ledger(&self) -> Option<&Arc<dyn BudgetLedger>> {
         self.ledger.as_ref()
     }
 
@@ -270,7 +280,8 @@ impl Executor {
             },
             &Live {
                 health: &self.health,
-                signals: &self.signals,
+                signals: self.signals.as_ref(),
+                windows: self.windows.as_ref(),
                 ledger: self.ledger.as_deref(),
             },
             Instant::now(),
@@ -523,7 +534,7 @@ impl Executor {
         record.ttfb_ms = Some(started.elapsed().as_millis() as u64);
         apply_usage(record, usage, cand);
         if let (Some(i), Some(o)) = (usage.input_tokens, usage.output_tokens) {
-            self.signals
+            self.windows
                 .settle_tokens(&cand.account, cand.est_tokens, i + o, now);
         }
         Exit::Answer(resp)

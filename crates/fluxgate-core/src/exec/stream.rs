@@ -30,7 +30,7 @@ use crate::formats::Dialect;
 use crate::health::{self, transport, Failure, FailureKind, HealthRegistry, TimeoutPhase};
 use crate::recorder::Recorder;
 use crate::secrets::{Redactor, SecretValue};
-use crate::store::Store;
+use crate::store::Conversations;
 
 /// Held bytes past which a stream commits even without a content event.
 pub const COMMIT_MAX_BYTES: usize = 256 * 1024;
@@ -41,7 +41,7 @@ pub(super) struct StreamContext {
     pub codec: Codec,
     pub hints: ClientHints,
     /// For an emulated Responses stream: the input items to store with the final response.
-    pub keep: Option<(Vec<serde_json::Value>, Store)>,
+    pub keep: Option<(Vec<serde_json::Value>, Arc<dyn Conversations>)>,
     pub account: String,
     pub provider: String,
     pub key_id: String,
@@ -382,7 +382,7 @@ async fn pump(
         End::Complete => {
             if let (Some((items, store)), Output::Translated(t)) = (ctx.keep, &output) {
                 if let Some(resp) = t.final_response() {
-                    super::conversation::keep_response(&store, items, resp);
+                    super::conversation::keep_response(store.as_ref(), items, resp);
                 }
             }
             None

@@ -187,7 +187,7 @@ fn harness(config: &str) -> Harness {
             }
         }
     }
-    let store = Store::memory().expect("store");
+    let store = crate::store::Store::memory().expect("store");
     let ledger = Arc::new(Ledger::load(&store, events.clone(), &config.budgets).expect("ledger"));
     let log = Recorder::start(&store).with_ledger(ledger.clone());
     let router = Arc::new(Router::new(Arc::new(config), TranslatorRegistry::builtin()));
@@ -200,7 +200,7 @@ fn harness(config: &str) -> Harness {
         events,
     )
     .with_upstream(script.clone())
-    .with_response_store(store);
+    .with_response_store(Arc::new(store));
     Harness {
         exec,
         script,

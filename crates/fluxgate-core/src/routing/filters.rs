@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::{Candidate, Needs, SkipReason, Skipped};
-use crate::budgets::{Ledger, Spend};
+use crate::budgets::{BudgetLedger, Spend};
 use crate::catalogue::ModelInfo;
 use crate::config::{KeyConfig, KeyLimits, ProviderConfig};
 use crate::formats::translate::{Codec, TranslatorRegistry};
@@ -113,7 +113,7 @@ pub fn key_enabled(k: &KeyConfig) -> Result<(), SkipReason> {
 
 /// Sending `need` on this key would break no budget over `scopes` and the key's own.
 pub fn within_budget(
-    ledger: Option<&Ledger>,
+    ledger: Option<&dyn BudgetLedger>,
     scopes: Option<&(Vec<String>, Spend)>,
     account: &str,
 ) -> Result<(), SkipReason> {
@@ -163,13 +163,13 @@ pub fn usable(health: &HealthRegistry, account: &str, now: Instant) -> Result<()
 
 /// The key has room under its local `rpm` / `tpm` / `rpd` for `tokens` more.
 pub fn within_local_limits(
-    signals: &super::Signals,
+    windows: &dyn super::RateWindows,
     account: &str,
     limits: &KeyLimits,
     tokens: u64,
     now: Instant,
 ) -> Result<(), SkipReason> {
-    signals
+    windows
         .check(account, limits, tokens, now)
         .map_err(|hit| SkipReason::LocalLimit {
             limit: hit.limit,
@@ -212,7 +212,7 @@ mod tests {
     use crate::config::Config;
     use crate::events::EventBus;
     use crate::health::{Failure, FailureKind, NoPersistence, Policy};
-    use crate::routing::{Router, Signals};
+    use crate::routing::{RateWindows, Router, Signals};
 
     const CONFIG: &str = r#"
 [providers.on]
@@ -352,7 +352,7 @@ keys = [{ id = "k" }, { id = "j" }]
             Path::new("t.toml"),
         )
         .expect("config");
-        let ledger = Ledger::new(EventBus::new());
+        let ledger = crate::budgets::Ledger::new(EventBus::new());
         ledger.set_budgets(&c.budgets);
         let scopes = (
             crate::budgets::scopes(Some("on"), None, None, None),
@@ -435,6 +435,7 @@ keys = [{ id = "k" }, { id = "j" }]
                 &super::super::Live {
                     health: &h,
                     signals: &Signals::default(),
+                    windows: &Signals::default(),
                     ledger: None,
                 },
                 Instant::now(),

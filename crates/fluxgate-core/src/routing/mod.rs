@@ -21,10 +21,10 @@ use tokio::time::Instant;
 
 pub use needs::{Needs, DEFAULT_OUTPUT_TOKENS};
 pub use plan::{Plan, Resolution, SkipReason, Skipped};
-pub use signals::{LimitHit, Signals, TAU};
+pub use signals::{LimitHit, LoadSignals, RateWindows, Signals, TAU};
 pub use strategy::{for_kind, Strategy, StrategyContext};
 
-use crate::budgets::{Ledger, Spend};
+use crate::budgets::{BudgetLedger, Spend};
 use crate::catalogue::ModelInfo;
 use crate::config::{Config, KeyLimits, ProviderKind, StrategyKind, Target};
 use crate::formats::translate::{Codec, TranslatorRegistry};
@@ -111,8 +111,9 @@ pub struct Ask<'a> {
 /// The live state planning reads.
 pub struct Live<'a> {
     pub health: &'a HealthRegistry,
-    pub signals: &'a Signals,
-    pub ledger: Option<&'a Ledger>,
+    pub signals: &'a dyn LoadSignals,
+    pub windows: &'a dyn RateWindows,
+    pub ledger: Option<&'a dyn BudgetLedger>,
 }
 
 impl Router {
@@ -357,7 +358,7 @@ impl Router {
                     .and_then(|()| filters::usable(health, &account, now))
                     .and_then(|()| {
                         filters::within_local_limits(
-                            live.signals,
+                            live.windows,
                             &account,
                             &k.limits,
                             est_tokens,

@@ -131,16 +131,63 @@ pub struct LimitHit {
     pub fits_at: Instant,
 }
 
-/// The signals of every key.
+/// What load-aware strategies learn from traffic per key: time to first token per model and
+/// the upstream's own rate-limit counters. In-process: [`Signals`].
+///
+/// A shared implementation may be stale by seconds (these only order candidates; a wrong
+/// order costs latency, never correctness), need not be atomic, and when unreachable should
+/// answer from the replica's own observations rather than fail.
+pub trait LoadSignals: Send + Sync {
+    /// Records one attempt's time to first token (a failed attempt records how long it took
+    /// to fail, so a key that times out looks slow).
+    fn observe_latency(&self, account: &str, model: &str, ttft: Duration, now: Instant);
+    /// The key's current latency estimate for a model in milliseconds (`None`: never seen).
+    fn latency_ms(&self, account: &str, model: &str, now: Instant) -> Option<f64>;
+    /// Reads the upstream's rate-limit headers of one answer.
+    fn observe_headers(&self, account: &str, headers: &HeaderMap, now: Instant);
+    /// The smallest fraction left of any limit known for the key (upstream headers and local
+    /// limits); `None` when nothing is known.
+    fn quota_left(&self, account: &str, limits: &KeyLimits, now: Instant) -> Option<f64>;
+}
+
+/// The local `rpm` / `tpm` / `rpd` windows per key. In-process: [`Signals`].
+///
+/// A shared implementation must make [`RateWindows::acquire`] atomic across replicas (check and
+/// take in one step, as a Lua script or a row lock would), so the fleet admits exactly the
+/// limit; [`RateWindows::check`] (planning) may read a view stale by up to a second, since
+/// `acquire` decides. When the shared engine is unreachable it falls back to per-replica
+/// windows (admitting up to the limit per replica) and says so, rather than refusing traffic.
+pub trait RateWindows: Send + Sync {
+    /// Whether a request of `tokens` fits the key's local limits now, without taking it.
+    fn check(
+        &self,
+        account: &str,
+        limits: &KeyLimits,
+        tokens: u64,
+        now: Instant,
+    ) -> Result<(), LimitHit>;
+    /// Takes room for one request of `tokens` (estimated) under the key's local limits.
+    fn acquire(
+        &self,
+        account: &str,
+        limits: &KeyLimits,
+        tokens: u64,
+        now: Instant,
+    ) -> Result<(), LimitHit>;
+    /// Corrects the token window once the real usage is known.
+    fn settle_tokens(&self, account: &str, estimated: u64, actual: u64, now: Instant);
+}
+
+/// The signals and windows of every key, in this process.
 #[derive(Default)]
 pub struct Signals {
     keys: Mutex<HashMap<String, KeySignals>>,
 }
 
-impl Signals {
+impl LoadSignals for Signals {
     /// Records one attempt's time to first token (a failed attempt records how long it took
     /// to fail, so a key that times out looks slow).
-    pub fn observe_latency(&self, account: &str, model: &str, ttft: Duration, now: Instant) {
+    fn observe_latency(&self, account: &str, model: &str, ttft: Duration, now: Instant) {
         let ms = ttft.as_secs_f64() * 1000.0;
         let mut keys = self.keys.lock();
         let k = keys.entry(account.to_string()).or_default();
@@ -154,7 +201,7 @@ impl Signals {
     }
 
     /// The key's current latency estimate for a model in milliseconds (`None`: never seen).
-    pub fn latency_ms(&self, account: &str, model: &str, now: Instant) -> Option<f64> {
+    fn latency_ms(&self, account: &str, model: &str, now: Instant) -> Option<f64> {
         let keys = self.keys.lock();
         Some(keys.get(account)?.latency.get(model)?.decayed(now))
     }
@@ -162,7 +209,7 @@ impl Signals {
     /// Reads the upstream's rate-limit headers (OpenAI `x-ratelimit-{limit,remaining,reset}-
     /// {requests,tokens}`, Anthropic `anthropic-ratelimit-{requests,tokens}-{limit,remaining,
     /// reset}`).
-    pub fn observe_headers(&self, account: &str, headers: &HeaderMap, now: Instant) {
+    fn observe_headers(&self, account: &str, headers: &HeaderMap, now: Instant) {
         let num = |name: &str| {
             headers
                 .get(name)
@@ -208,7 +255,7 @@ impl Signals {
 
     /// The smallest fraction left of any limit known for the key (upstream headers and local
     /// limits); `None` when nothing is known.
-    pub fn quota_left(&self, account: &str, limits: &KeyLimits, now: Instant) -> Option<f64> {
+    fn quota_left(&self, account: &str, limits: &KeyLimits, now: Instant) -> Option<f64> {
         let mut keys = self.keys.lock();
         let k = keys.get_mut(account)?;
         let mut left: Option<f64> = None;
@@ -228,23 +275,9 @@ impl Signals {
         take(limits.rpd.map(|l| frac(k.day_requests.sum, l.into())));
         left
     }
+}
 
-    /// Whether a request of `tokens` fits the key's local limits now, without taking it.
-    pub fn check(
-        &self,
-        account: &str,
-        limits: &KeyLimits,
-        tokens: u64,
-        now: Instant,
-    ) -> Result<(), LimitHit> {
-        if !limits.any() {
-            return Ok(());
-        }
-        let mut keys = self.keys.lock();
-        let k = keys.entry(account.to_string()).or_default();
-        Self::fits(k, limits, tokens, now)
-    }
-
+impl Signals {
     fn fits(
         k: &mut KeySignals,
         limits: &KeyLimits,
@@ -286,9 +319,27 @@ impl Signals {
         }
         Ok(())
     }
+}
+
+impl RateWindows for Signals {
+    /// Whether a request of `tokens` fits the key's local limits now, without taking it.
+    fn check(
+        &self,
+        account: &str,
+        limits: &KeyLimits,
+        tokens: u64,
+        now: Instant,
+    ) -> Result<(), LimitHit> {
+        if !limits.any() {
+            return Ok(());
+        }
+        let mut keys = self.keys.lock();
+        let k = keys.entry(account.to_string()).or_default();
+        Self::fits(k, limits, tokens, now)
+    }
 
     /// Takes room for one request of `tokens` (estimated) under the key's local limits.
-    pub fn acquire(
+    fn acquire(
         &self,
         account: &str,
         limits: &KeyLimits,
@@ -308,7 +359,7 @@ impl Signals {
     }
 
     /// Corrects the token window once the real usage is known.
-    pub fn settle_tokens(&self, account: &str, estimated: u64, actual: u64, now: Instant) {
+    fn settle_tokens(&self, account: &str, estimated: u64, actual: u64, now: Instant) {
         let mut keys = self.keys.lock();
         if let Some(k) = keys.get_mut(account) {
             if !k.minute_tokens.entries.is_empty() {

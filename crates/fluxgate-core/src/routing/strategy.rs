@@ -12,7 +12,7 @@ use rand::Rng;
 
 use tokio::time::Instant;
 
-use super::{Candidate, Signals};
+use super::{Candidate, LoadSignals};
 use crate::config::StrategyKind;
 
 /// What a strategy may consult besides the candidates.
@@ -22,7 +22,7 @@ pub struct StrategyContext<'a> {
     /// Attempts currently in flight per key account.
     pub in_flight: &'a dyn Fn(&str) -> u32,
     /// Latency and quota learned from traffic.
-    pub signals: &'a Signals,
+    pub signals: &'a dyn LoadSignals,
     pub now: Instant,
 }
 

@@ -1,3 +1,4 @@
+use crate::budgets::{BudgetLedger, Ledger};
 use std::path::Path;
 
 use std::collections::HashMap;
@@ -95,6 +96,7 @@ impl PlanSimple for Router {
             &Live {
                 health,
                 signals: &Signals::default(),
+                windows: &Signals::default(),
                 ledger: None,
             },
             now,
@@ -347,7 +349,7 @@ fn plan_with(
     router: &Router,
     health: &HealthRegistry,
     signals: &Signals,
-    ledger: Option<&Ledger>,
+    ledger: Option<&dyn BudgetLedger>,
     model: &str,
     n: Option<&Needs>,
     now: Instant,
@@ -364,6 +366,7 @@ fn plan_with(
             &Live {
                 health,
                 signals,
+                windows: signals,
                 ledger,
             },
             now,
@@ -728,6 +731,7 @@ fn a_cooling_key_over_budget_counts_as_over_budget_not_as_worth_waiting_for() {
             &Live {
                 health: &health,
                 signals: &signals,
+                windows: &signals,
                 ledger: Some(&ledger),
             },
             Instant::now(),

@@ -22,8 +22,9 @@ use parking_lot::Mutex;
 use rusqlite::Connection;
 
 pub use requests::RecordWriter;
+pub use responses::Conversations;
 pub use responses::RETENTION_MS as RESPONSE_RETENTION_MS;
-pub use tokens::TokenRow;
+pub use tokens::{TokenRow, TokenRows};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

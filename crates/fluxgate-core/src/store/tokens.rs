@@ -13,9 +13,25 @@ pub struct TokenRow {
     pub created_ms: i64,
 }
 
-impl Store {
+/// Where client tokens (their salted hashes) are kept. In-process: [`Store`] (SQLite).
+///
+/// A shared implementation must make `insert_token` atomic on the name (two replicas cannot
+/// create the same name) and make a revocation visible to `token_by_id` on every replica
+/// within a second ([`crate::tokens::ClientTokens`] caches a positive check for at most 10 s;
+/// a shared engine must shorten that or publish revocations). When it is unreachable, tokens
+/// already cached keep working until their cache entry ends; new ones are refused.
+pub trait TokenRows: Send + Sync {
     /// Adds a token; `false` when the name is taken.
-    pub fn insert_token(&self, row: &TokenRow) -> Result<bool, StoreError> {
+    fn insert_token(&self, row: &TokenRow) -> Result<bool, StoreError>;
+    /// Every token, oldest first.
+    fn tokens(&self) -> Result<Vec<TokenRow>, StoreError>;
+    fn token_by_id(&self, token_id: &str) -> Result<Option<TokenRow>, StoreError>;
+    /// Removes a token; `false` when there was none of that name.
+    fn revoke_token(&self, name: &str) -> Result<bool, StoreError>;
+}
+
+impl TokenRows for Store {
+    fn insert_token(&self, row: &TokenRow) -> Result<bool, StoreError> {
         self.with(|c| {
             let n = c.execute(
                 "INSERT OR IGNORE INTO client_tokens (name, token_id, salt, hash, created_ms) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -25,7 +41,7 @@ impl Store {
         })
     }
 
-    pub fn tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
+    fn tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
         self.with(|c| {
             let mut stmt = c.prepare("SELECT name, token_id, salt, hash, created_ms FROM client_tokens ORDER BY created_ms, name")?;
             let rows = stmt.query_map([], |r| {
@@ -35,7 +51,7 @@ impl Store {
         })
     }
 
-    pub fn token_by_id(&self, token_id: &str) -> Result<Option<TokenRow>, StoreError> {
+    fn token_by_id(&self, token_id: &str) -> Result<Option<TokenRow>, StoreError> {
         self.with(|c| {
             c.query_row("SELECT name, token_id, salt, hash, created_ms FROM client_tokens WHERE token_id = ?1", params![token_id], |r| {
                 Ok(TokenRow { name: r.get(0)?, token_id: r.get(1)?, salt: r.get(2)?, hash: r.get(3)?, created_ms: r.get(4)? })
@@ -44,8 +60,7 @@ impl Store {
         })
     }
 
-    /// Removes a token; `false` when there was none of that name.
-    pub fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
+    fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
         self.with(|c| {
             Ok(c.execute("DELETE FROM client_tokens WHERE name = ?1", params![name])? == 1)
         })

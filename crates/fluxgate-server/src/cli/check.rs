@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use clap::Args;
-use fluxgate_core::budgets::Ledger;
+use fluxgate_core::budgets::{BudgetLedger, Ledger};
 use fluxgate_core::config::{Config, ConfigSource, StrategyKind};
 use fluxgate_core::events::EventBus;
 use fluxgate_core::formats::body::read_head;
@@ -261,6 +261,7 @@ pub fn run_explain(args: ExplainArgs) -> Result<(), String> {
                 &Live {
                     health: &health,
                     signals: &signals,
+                    windows: &signals,
                     ledger: Some(&ledger),
                 },
                 tokio::time::Instant::now(),

@@ -313,7 +313,7 @@ fn tool_checks(common: &Common, base: &str, out: &mut Vec<Check>) {
         .data_dir()
         .ok()
         .and_then(|d| Store::open(&d).ok())
-        .map(ClientTokens::new);
+        .map(ClientTokens::in_store);
     for kind in ClientKind::WRITABLE {
         let name = format!("tool {}", kind.id());
         match tools::current(kind, &homes) {

@@ -130,7 +130,7 @@ pub fn run(args: InitArgs) -> Result<(), String> {
         return Ok(());
     }
     let base = super::setup::base_url(&args.common)?;
-    let tokens = ClientTokens::new(Store::open(&data).map_err(|e| e.to_string())?);
+    let tokens = ClientTokens::in_store(Store::open(&data).map_err(|e| e.to_string())?);
     let keychain = fluxgate_core::secrets::Secrets::system().keychain();
     let keychain = || keychain.as_deref().map_err(|e| e.to_string());
     let routes: Vec<String> = args

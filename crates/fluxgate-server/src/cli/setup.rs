@@ -51,7 +51,7 @@ pub fn run(args: SetupArgs) -> Result<(), String> {
     let homes = Homes::from_env(|k| std::env::var(k).ok())
         .ok_or("HOME is not set; cannot find the tool's config files")?;
     let dir = args.common.data_dir()?;
-    let tokens = ClientTokens::new(Store::open(&dir).map_err(|e| e.to_string())?);
+    let tokens = ClientTokens::in_store(Store::open(&dir).map_err(|e| e.to_string())?);
     // Where the original of a file holding a key is kept (never on disk).
     let keychain = fluxgate_core::secrets::Secrets::system().keychain();
     let keychain = || keychain.as_deref().map_err(|e| e.to_string());

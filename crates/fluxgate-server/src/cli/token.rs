@@ -29,7 +29,7 @@ pub enum TokenCommand {
 
 fn tokens(common: &Common) -> Result<ClientTokens, String> {
     let dir = common.data_dir()?;
-    Ok(ClientTokens::new(
+    Ok(ClientTokens::in_store(
         Store::open(&dir).map_err(|e| e.to_string())?,
     ))
 }
