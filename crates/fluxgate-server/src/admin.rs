@@ -16,7 +16,7 @@ use fluxgate_core::tokens::TokenError;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 pub async fn keys(State(s): State<Arc<AppState>>) -> Response {
     Json(json!({"keys": s.gateway.health.list(&s.gateway.config())})).into_response()
@@ -26,13 +26,11 @@ pub async fn revive(
     State(s): State<Arc<AppState>>,
     Path((provider, key)): Path<(String, String)>,
 ) -> Response {
-    let account = format!("{provider}/{key}");
-    if s.gateway.health.state(&account).is_none() {
-        return error(AdminError::NotFound, format!("no key {account}"));
+    let key = fluxgate_core::vocab::KeyRef::new(provider, key);
+    match s.gateway.revive_key(&key) {
+        Ok(()) => Json(json!({"revived": key.account()})).into_response(),
+        Err(e) => error(AdminError::NotFound, e),
     }
-    s.gateway.executor.secrets().invalidate(&account);
-    s.gateway.health.revive(&account);
-    Json(json!({"revived": account})).into_response()
 }
 
 pub(crate) use crate::admin_error::{error, AdminError};

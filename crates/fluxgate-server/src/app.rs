@@ -1,8 +1,5 @@
-//! The axum application and its shared state.
+//! The axum application: its layers and routes (the state every handler reaches is in `state.rs`).
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
@@ -10,44 +7,10 @@ use axum::middleware;
 use axum::routing::{delete, get, patch, post, put};
 use axum::Router;
 use fluxgate_core::formats::Endpoint;
-use fluxgate_core::gateway::Gateway;
-use fluxgate_core::sessions::SessionStore;
-use fluxgate_core::tokens::AdminToken;
 
-use crate::security::{self, AllowList};
+use crate::security;
+use crate::state::AppState;
 use crate::{admin, console, manage, proxy, tool_setup};
-
-/// What every handler can reach.
-pub struct AppState {
-    pub gateway: Arc<Gateway>,
-    pub admin: AdminToken,
-    pub allow: AllowList,
-    /// Set when the server is draining; new proxy requests are refused.
-    pub shutting_down: AtomicBool,
-    /// The file the admin API edits (`None`: read-only).
-    pub config_file: Option<PathBuf>,
-    /// One config edit at a time.
-    pub edit_lock: tokio::sync::Mutex<()>,
-    /// The address clients use (the bound one).
-    pub public_addr: SocketAddr,
-    /// Console login codes and sessions.
-    pub sessions: Box<dyn SessionStore>,
-    /// What proves this server to the CLI (`DATA_DIR/runtime.json`).
-    pub identity: fluxgate_core::runtime::ServerIdentity,
-    /// Where `runtime.json` is written.
-    pub data_dir: PathBuf,
-}
-
-impl AppState {
-    /// A one-time URL that signs a browser into the console.
-    pub fn login_url(&self) -> String {
-        format!(
-            "http://{}/admin/login?code={}",
-            self.public_addr,
-            self.sessions.new_code()
-        )
-    }
-}
 
 /// Builds the application. Layers, outermost first (each runs before the next is reached):
 ///

@@ -17,7 +17,7 @@ use fluxgate_core::sessions::{SESSION_COOKIE, SESSION_HEADER, SESSION_TTL};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 include!(concat!(env!("OUT_DIR"), "/console_files.rs"));
 

@@ -23,7 +23,7 @@ use fluxgate_core::events::Event;
 use serde_json::json;
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::app::AppState;
+use crate::state::AppState;
 
 /// How often a keep-alive comment is sent.
 pub const KEEP_ALIVE: Duration = Duration::from_secs(15);

@@ -17,7 +17,9 @@ pub mod proxy;
 pub mod respond;
 pub mod security;
 pub mod serve;
+pub mod state;
 pub mod tool_setup;
 
-pub use app::{app, AppState};
+pub use app::app;
 pub use serve::{serve, serve_with, ServeHandle};
+pub use state::AppState;

@@ -20,14 +20,15 @@ use axum::Json;
 use fluxgate_core::config::edit::{ConfigDoc, EditError};
 use fluxgate_core::config::{Config, ProviderKind, StrategyKind};
 use fluxgate_core::formats::translate::TranslatorRegistry;
-use fluxgate_core::health::Retester;
+use fluxgate_core::gateway::EditConfigError;
 use fluxgate_core::secrets::{SecretRef, SecretValue};
 use fluxgate_core::setup::{snippet, ClientKind};
+use fluxgate_core::vocab::KeyRef;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::admin::{error, AdminError};
-use crate::app::AppState;
+use crate::state::AppState;
 
 fn edit_error(e: EditError) -> Response {
     match e {
@@ -47,27 +48,21 @@ pub(crate) fn json_body<T: serde::de::DeserializeOwned>(
         .map_err(|e| error(AdminError::InvalidRequest, format!("expected {shape}: {e}")))
 }
 
-/// Opens the config file, applies `f`, validates, writes and applies the result. Edits are
-/// serialised; the file work runs off the async runtime.
+/// Edits the config through [`Gateway::edit_config`](fluxgate_core::gateway::Gateway), with
+/// its refusals as admin API errors.
 pub(crate) async fn edit<T: Send + 'static>(
     s: &Arc<AppState>,
     f: impl FnOnce(&mut ConfigDoc) -> Result<T, EditError> + Send + 'static,
 ) -> Result<T, Response> {
-    let Some(path) = s.config_file.clone() else {
-        return Err(error(
-            AdminError::ConfigReadOnly,
-            "this Fluxgate was started without a config file it may edit",
-        ));
-    };
-    let _one_at_a_time = s.edit_lock.lock().await;
-    let running = s.gateway.config();
-    let result =
-        tokio::task::spawn_blocking(move || ConfigDoc::edit_file(&path, Some(&running), f))
-            .await
-            .map_err(|e| error(AdminError::Internal, e))?;
-    let (out, config) = result.map_err(edit_error)?;
-    s.gateway.apply(config);
-    Ok(out)
+    s.gateway.edit_config(f).await.map_err(edit_config_error)
+}
+
+fn edit_config_error(e: EditConfigError) -> Response {
+    match e {
+        EditConfigError::ReadOnly => error(AdminError::ConfigReadOnly, e),
+        EditConfigError::Edit(e) => edit_error(e),
+        EditConfigError::Interrupted(_) => error(AdminError::Internal, e),
+    }
 }
 
 fn secret_source(r: &SecretRef) -> String {
@@ -114,8 +109,8 @@ pub async fn config(State(s): State<Arc<AppState>>) -> Response {
         })
         .collect();
     Json(json!({
-        "config_file": s.config_file.as_ref().map(|p| p.display().to_string()),
-        "editable": s.config_file.is_some(),
+        "config_file": s.gateway.config_file().map(|p| p.display().to_string()),
+        "editable": s.gateway.config_file().is_some(),
         "from_environment": c.source == fluxgate_core::config::ConfigSource::Environment,
         "data_dir": s.gateway.data_dir.display().to_string(),
         "listen": c.listen.to_string(),
@@ -338,10 +333,10 @@ pub async fn delete_key(
 }
 
 async fn set_key_enabled(s: Arc<AppState>, provider: String, key: String, on: bool) -> Response {
-    let (p, k) = (provider.clone(), key.clone());
-    match edit(&s, move |doc| doc.set_key_enabled(&p, &k, on)).await {
-        Ok(()) => Json(json!({"key": format!("{provider}/{key}"), "enabled": on})).into_response(),
-        Err(r) => r,
+    let key = KeyRef::new(provider, key);
+    match s.gateway.set_key_enabled(&key, on).await {
+        Ok(()) => Json(json!({"key": key.account(), "enabled": on})).into_response(),
+        Err(e) => edit_config_error(e),
     }
 }
 
@@ -367,32 +362,9 @@ pub async fn test_key(
     State(s): State<Arc<AppState>>,
     Path((provider, key)): Path<(String, String)>,
 ) -> Response {
-    let account = format!("{provider}/{key}");
-    if s.gateway.health.state(&account).is_none() {
-        return error(AdminError::NotFound, format!("no key {account}"));
-    }
-    s.gateway.executor.secrets().invalidate(&account);
-    let retester = fluxgate_core::exec::HttpRetester::new(Arc::downgrade(&s.gateway.executor));
-    let started = std::time::Instant::now();
-    let result = retester.retest(account.clone(), None).await;
-    let ms = started.elapsed().as_millis() as u64;
-    match result {
-        Ok(()) => {
-            s.gateway.health.report_success(&account);
-            Json(json!({"key": account, "ok": true, "ms": ms})).into_response()
-        }
-        Err(f) => {
-            s.gateway.health.report_failure(&account, &f);
-            Json(json!({
-                "key": account,
-                "ok": false,
-                "ms": ms,
-                "class": f.class,
-                "status": f.status,
-                "message": f.message,
-            }))
-            .into_response()
-        }
+    match s.gateway.test_key(&KeyRef::new(provider, key)).await {
+        Ok(t) => Json(t).into_response(),
+        Err(e) => error(AdminError::NotFound, e),
     }
 }
 
@@ -453,7 +425,7 @@ pub async fn preview_route(
         Ok(e) => e,
         Err(r) => return r,
     };
-    let path = s.config_file.clone();
+    let path = s.gateway.config_file().map(std::path::Path::to_path_buf);
     let running = s.gateway.config();
     let route_name = name.clone();
     let draft = tokio::task::spawn_blocking(move || -> Result<Config, EditError> {

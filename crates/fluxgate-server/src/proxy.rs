@@ -18,9 +18,9 @@ use fluxgate_core::formats::translate::estimate;
 use fluxgate_core::formats::{Dialect, Endpoint};
 use serde_json::json;
 
-use crate::app::AppState;
 use crate::respond::{error_response, proxy_error, proxy_response};
 use crate::security::ClientName;
+use crate::state::AppState;
 
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(1);
 

@@ -15,8 +15,8 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use fluxgate_core::formats::errors::ErrorCode;
 
-use crate::app::AppState;
 use crate::respond::{dialect_for_path, error_response};
+use crate::state::AppState;
 
 /// The hosts and origins this server answers to.
 #[derive(Debug, Clone)]

@@ -17,8 +17,9 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tower::ServiceExt;
 
-use crate::app::{app, AppState};
+use crate::app::app;
 use crate::security::AllowList;
+use crate::state::AppState;
 
 /// How long in-flight requests may run on after shutdown begins.
 pub const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
@@ -101,8 +102,6 @@ pub fn serve_with(
         admin,
         allow: AllowList::for_port(addr.port(), allow_lan),
         shutting_down: AtomicBool::new(false),
-        config_file,
-        edit_lock: tokio::sync::Mutex::new(()),
         public_addr: addr,
         sessions: Box::new(fluxgate_core::sessions::ConsoleSessions::new()),
         identity,
@@ -117,7 +116,8 @@ pub fn serve_with(
     let scheduler = gateway.spawn_scheduler(async move {
         let _ = stopped_sched.wait_for(|s| *s).await;
     });
-    if let Some(path) = state.config_file.clone() {
+    if let Some(path) = config_file {
+        gateway.set_config_file(path.clone());
         let mut stopped_watch = stop.subscribe();
         gateway.spawn_config_watch(path, CONFIG_POLL, async move {
             let _ = stopped_watch.wait_for(|s| *s).await;

@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::admin::{error, AdminError};
-use crate::app::AppState;
+use crate::state::AppState;
 
 fn homes() -> Result<Homes, Box<Response>> {
     Homes::from_env(|k| std::env::var(k).ok()).ok_or_else(|| {

@@ -1,6 +1,13 @@
-//! Assembles the router from a config and a data directory: store, health (restored from
-//! SQLite), router, executor, tokens and the retest scheduler. The server and the desktop
-//! shell both start Fluxgate through this one function, so they cannot drift apart.
+//! The composition root. [`Gateway::open`] assembles the router from a config and a data
+//! directory: store, health (restored from SQLite), router, executor, tokens and the retest
+//! scheduler; the server and the desktop shell both start Fluxgate through it, so they cannot
+//! drift apart. The gateway also owns the use cases the admin API, the tray and the CLI share
+//! (`use_cases.rs`: edit the config, test / revive / enable / disable a key, switch a provider,
+//! pause), so each is written once.
+
+mod use_cases;
+
+pub use use_cases::{EditConfigError, KeyTest, NoSuchKey};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,6 +36,10 @@ pub struct Gateway {
     /// Routing paused by the user (tray or console): proxy requests get 503
     /// `routing_paused` and nothing is sent upstream. Not persisted: a restart resumes.
     pub paused: std::sync::atomic::AtomicBool,
+    /// The config file edits are written to (it may not exist yet); unset: read-only.
+    config_file: std::sync::OnceLock<PathBuf>,
+    /// One config edit at a time, whoever asks (admin API, tray).
+    edit_lock: tokio::sync::Mutex<()>,
 }
 
 impl Gateway {
@@ -69,6 +80,8 @@ impl Gateway {
             events,
             log,
             paused: std::sync::atomic::AtomicBool::new(false),
+            config_file: std::sync::OnceLock::new(),
+            edit_lock: tokio::sync::Mutex::new(()),
         })
     }
 
