@@ -10,9 +10,13 @@ cd "$(dirname "$0")/.."
 export PATH="${CARGO_HOME:-$HOME/.cargo}/bin:$PATH"
 scripts/deps.sh test
 scripts/deny.sh
+# Every doc comment's links resolve (private items included: they are most of the docs).
+RUSTDOCFLAGS="-D warnings -A rustdoc::private_intra_doc_links" \
+  cargo doc --locked --workspace --exclude fluxgate-app --no-deps --document-private-items --quiet
 cargo build --locked --workspace --bins
-# The console's unit tests (Vitest).
-(cd ui && npx --no-install vitest run)
+# The console's linter and formatter check (ESLint with typescript-eslint, Prettier), then its
+# unit tests (Vitest).
+(cd ui && npx --no-install eslint . && npx --no-install prettier --check . && npx --no-install vitest run)
 
 # The secrets canary (RELIABILITY.md 7): every fake key the tests make is recorded in
 # $FLUXGATE_CANARY_DIR; temporary directories are kept under $TMPDIR, binaries log at TRACE,

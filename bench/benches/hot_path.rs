@@ -2,6 +2,7 @@
 //! head, rewriting the model, parsing and inspecting stream events, classifying failures) and
 //! on the translated paths (request translation, response translation, streaming translators
 //! in events per second).
+#![allow(clippy::expect_used, clippy::print_stdout, clippy::print_stderr)] // test code: a failed assumption fails the test, and a test may report what it measured
 
 use std::time::SystemTime;
 

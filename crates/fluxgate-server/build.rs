@@ -6,6 +6,7 @@
 //! runs `npm ci` (when `ui/node_modules` is missing) and `npm run build` into `OUT_DIR`, and
 //! fails with a message saying what to install when `npm` is not there.
 //! `FLUXGATE_CONSOLE_DIST=DIR` embeds an already built console instead (no Node needed).
+#![allow(clippy::expect_used, clippy::print_stderr)] // a build script: cargo shows its output and its panics
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -4,7 +4,7 @@
 //! router at `/admin/`) in a window that runs in its own process (`--console-window`), so
 //! closing it frees the webview and every WebKit process; the router and the tray run on
 //! until Quit, which drains in-flight requests first.
-
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a command-line program: printing is its interface
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
 use std::net::SocketAddr;
@@ -128,7 +128,7 @@ fn main() -> std::process::ExitCode {
         let menu = shell.menu(app.handle(), &v)?;
         let menu_shell = shell.clone();
         let tray = TrayIconBuilder::with_id("fluxgate")
-            .icon(icon(v.icon))
+            .icon(icon(v.icon)?)
             .tooltip(&v.title)
             .title(&v.title)
             .menu(&menu)

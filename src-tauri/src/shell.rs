@@ -27,14 +27,15 @@ pub(crate) struct Shell {
     pub(crate) console: parking_lot::Mutex<Option<(std::process::Child, std::process::ChildStdin)>>,
 }
 
-pub(crate) fn icon(kind: TrayIcon) -> Image<'static> {
+/// The tray icon for a state (PNGs in `icons/`, drawn by `scripts/make_icons.py`).
+pub(crate) fn icon(kind: TrayIcon) -> tauri::Result<Image<'static>> {
     let bytes: &'static [u8] = match kind {
         TrayIcon::Healthy => include_bytes!("../../icons/tray-healthy.png"),
         TrayIcon::Degraded => include_bytes!("../../icons/tray-degraded.png"),
         TrayIcon::Down => include_bytes!("../../icons/tray-down.png"),
         TrayIcon::Paused => include_bytes!("../../icons/tray-paused.png"),
     };
-    Image::from_bytes(bytes).expect("the tray icons are valid PNGs (icons/, committed)")
+    Image::from_bytes(bytes)
 }
 
 impl Shell {
@@ -163,7 +164,12 @@ impl Shell {
         let Some(tray) = self.tray.get() else {
             return;
         };
-        let _ = tray.set_icon(Some(icon(v.icon)));
+        match icon(v.icon) {
+            Ok(i) => {
+                let _ = tray.set_icon(Some(i));
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot draw the tray icon"),
+        }
         let _ = tray.set_tooltip(Some(&v.title));
         let _ = tray.set_title(Some(&v.title));
         match self.menu(app, &v) {
@@ -173,5 +179,23 @@ impl Shell {
             Err(e) => tracing::warn!(error = %e, "cannot rebuild the tray menu"),
         }
         tracing::debug!(title = %v.title, icon = v.icon.name(), "tray updated");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_tray_icon_decodes() {
+        for kind in [
+            TrayIcon::Healthy,
+            TrayIcon::Degraded,
+            TrayIcon::Down,
+            TrayIcon::Paused,
+        ] {
+            let i = icon(kind).expect("a valid PNG");
+            assert!(i.width() > 0 && i.height() > 0, "{kind:?}");
+        }
     }
 }

@@ -20,7 +20,8 @@ export async function api<T = unknown>(method: string, path: string, body?: unkn
     resp = await fetch(`/admin/api/${path}`, {
       method,
       credentials: "same-origin",
-      headers: body === undefined ? sessionHeaders() : { ...sessionHeaders(), "content-type": "application/json" },
+      headers:
+        body === undefined ? sessionHeaders() : { ...sessionHeaders(), "content-type": "application/json" },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch {

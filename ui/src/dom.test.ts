@@ -9,7 +9,11 @@ describe("h", () => {
   });
   it("sets attributes and listeners, skips false and undefined", () => {
     let clicked = 0;
-    const b = h("button", { type: "button", disabled: false, title: undefined, onclick: () => clicked++ }, "Go");
+    const b = h(
+      "button",
+      { type: "button", disabled: false, title: undefined, onclick: () => clicked++ },
+      "Go",
+    );
     expect(b.hasAttribute("disabled")).toBe(false);
     expect(b.hasAttribute("title")).toBe(false);
     b.click();

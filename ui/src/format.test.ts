@@ -1,9 +1,30 @@
 import { describe, expect, it } from "vitest";
-import { bars, compact, countdown, countdownLabel, KeyHealth, overall, parseTargets, percent, rates, reasonText, summarise, usd } from "./format";
+import {
+  bars,
+  compact,
+  countdown,
+  countdownLabel,
+  KeyHealth,
+  overall,
+  parseTargets,
+  percent,
+  rates,
+  reasonText,
+  summarise,
+  usd,
+} from "./format";
 
 const key = (status: KeyHealth["status"]): KeyHealth => ({
-  provider: "openai", key_id: "a", status, reason: null, last_status: null, last_message: null,
-  until_ms: null, retry_in_secs: null, in_flight: 0, secret_error: null,
+  provider: "openai",
+  key_id: "a",
+  status,
+  reason: null,
+  last_status: null,
+  last_message: null,
+  until_ms: null,
+  retry_in_secs: null,
+  in_flight: 0,
+  secret_error: null,
 });
 
 describe("countdown", () => {
@@ -75,7 +96,9 @@ describe("budgets", () => {
     const u = budgetUse({ usd: 0.84, tokens: 9000, limit_usd: 1, limit_tokens: 10000, resets_in_secs: 10 });
     expect(u?.ratio).toBeCloseTo(0.9);
     expect(u?.text).toBe("$0.84 of $1.00, 9.0k of 10k tokens");
-    expect(budgetUse({ usd: 1, tokens: 1, limit_usd: null, limit_tokens: null, resets_in_secs: 1 })).toBeNull();
+    expect(
+      budgetUse({ usd: 1, tokens: 1, limit_usd: null, limit_tokens: null, resets_in_secs: 1 }),
+    ).toBeNull();
     expect(scopeText({ kind: "provider", name: "deepseek" })).toBe("provider deepseek");
     expect(scopeText({ kind: "all" })).toBe("all traffic");
   });

@@ -1,19 +1,9 @@
 // Pure helpers: how states, countdowns and numbers read in the console. Tested with Vitest.
 
-export type KeyStatus = "healthy" | "cooling" | "probing" | "dead" | "disabled";
-
-export interface KeyHealth {
-  provider: string;
-  key_id: string;
-  status: KeyStatus;
-  reason: string | null;
-  last_status: number | null;
-  last_message: string | null;
-  until_ms: number | null;
-  retry_in_secs: number | null;
-  in_flight: number;
-  secret_error: string | null;
-}
+// The admin API's shapes come from the Rust types (src/generated/api.ts, checked by a Rust
+// test), so the console cannot drift from what the server sends.
+import type { KeyHealth, KeyStatus } from "./generated/api";
+export type { KeyHealth, KeyStatus };
 
 const REASONS: Record<string, string> = {
   auth_failed: "authentication failed",
@@ -155,7 +145,10 @@ export function budgetUse(p: BudgetPeriod): { ratio: number; text: string } | nu
     parts.push({ ratio: p.usd / p.limit_usd, text: `${usd(p.usd)} of ${usd(p.limit_usd)}` });
   }
   if (p.limit_tokens !== null && p.limit_tokens > 0) {
-    parts.push({ ratio: p.tokens / p.limit_tokens, text: `${compact(p.tokens)} of ${compact(p.limit_tokens)} tokens` });
+    parts.push({
+      ratio: p.tokens / p.limit_tokens,
+      text: `${compact(p.tokens)} of ${compact(p.limit_tokens)} tokens`,
+    });
   }
   if (parts.length === 0) return null;
   const ratio = Math.max(...parts.map((x) => x.ratio));

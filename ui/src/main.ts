@@ -3,6 +3,7 @@
 // live key health from /admin/api/events (SSE, read with fetch so the session header goes
 // along).
 
+import type { Event, EventName } from "./generated/api";
 import "./style.css";
 import { ApiError, get } from "./api";
 import { clear, h } from "./dom";
@@ -85,7 +86,21 @@ async function render(): Promise<void> {
     if (mine === rendering) clear(main, nodes);
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) {
-      clear(main, h("section", { class: "empty" }, h("h1", {}, "Sign in"), h("p", {}, "Open the console from the Fluxgate tray menu, or run ", h("code", {}, "fluxgate console"), " for a one-time login link.")));
+      clear(
+        main,
+        h(
+          "section",
+          { class: "empty" },
+          h("h1", {}, "Sign in"),
+          h(
+            "p",
+            {},
+            "Open the console from the Fluxgate tray menu, or run ",
+            h("code", {}, "fluxgate console"),
+            " for a one-time login link.",
+          ),
+        ),
+      );
     } else showError(e);
   }
 }
@@ -98,14 +113,17 @@ function tick(): void {
   }
 }
 
+/** The names the event stream sends: the router's events (generated from Rust) and the snapshot. */
+type LiveEventName = EventName | "snapshot";
+
 function onLiveEvent(e: SseEvent): void {
-  switch (e.event) {
+  switch (e.event as LiveEventName) {
     case "snapshot": {
       const d = JSON.parse(e.data) as { keys: KeyHealth[] };
       state.keys = d.keys;
       live.textContent = "live";
       live.className = "live on";
-      if (current() === "dashboard") render();
+      if (current() === "dashboard") void render();
       break;
     }
     case "key_state_changed":
@@ -114,11 +132,13 @@ function onLiveEvent(e: SseEvent): void {
       if (current() === "dashboard" || current() === "keys") {
         refresh().catch(showError);
       } else {
-        get<{ keys: KeyHealth[] }>("keys").then((k) => (state.keys = k.keys)).catch(() => undefined);
+        get<{ keys: KeyHealth[] }>("keys")
+          .then((k) => (state.keys = k.keys))
+          .catch(() => undefined);
       }
       break;
     case "config_invalid": {
-      const d = JSON.parse(e.data) as { error: string };
+      const d = JSON.parse(e.data) as Extract<Event, { type: "config_invalid" }>;
       showError(`The config file was edited but is invalid; the running config stays: ${d.error}`);
       break;
     }
@@ -136,7 +156,7 @@ async function connect(): Promise<void> {
     live.textContent = status === 401 ? "signed out" : "reconnecting…";
     live.className = "live off";
     if (status === 401) {
-      render();
+      void render();
       return;
     }
     await new Promise((r) => setTimeout(r, wait));
@@ -162,12 +182,12 @@ async function pollRates(): Promise<void> {
 
 document.addEventListener("fluxgate:welcome-done", () => {
   welcoming = false;
-  render();
+  void render();
 });
 
 window.addEventListener("hashchange", () => {
   welcoming = false;
-  render();
+  void render();
   main.focus();
 });
 
@@ -178,17 +198,16 @@ async function start(): Promise<void> {
     await refresh();
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) {
-      render();
+      void render();
       return;
     }
     showError(e);
     return;
   }
-  connect();
-  pollRates();
+  void connect();
+  void pollRates();
   setInterval(tick, 1000);
   setInterval(pollRates, 10_000);
 }
 
-start();
-
+void start();

@@ -12,7 +12,9 @@ const PREFIX = "#fluxgate-session=";
 export function takeFromHash(hash: string): { secret: string | null; hash: string } {
   if (!hash.startsWith(PREFIX)) return { secret: null, hash };
   const secret = hash.slice(PREFIX.length);
-  return /^[0-9a-f]{16,128}$/.test(secret) ? { secret, hash: "#dashboard" } : { secret: null, hash: "#dashboard" };
+  return /^[0-9a-f]{16,128}$/.test(secret)
+    ? { secret, hash: "#dashboard" }
+    : { secret: null, hash: "#dashboard" };
 }
 
 /** Called once at start: moves a secret from the URL into storage and out of the address bar. */

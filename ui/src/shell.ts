@@ -4,6 +4,7 @@
 import { ApiError, get } from "./api";
 import { clear, h } from "./dom";
 import { KeyHealth } from "./format";
+import type { RequestRecord } from "./generated/api";
 
 export interface KeyConf {
   id: string;
@@ -38,22 +39,8 @@ export interface Conf {
   kinds: string[];
   clients: { id: string; title: string }[];
 }
-export interface RequestRow {
-  ts_ms: number;
-  request_id: string;
-  client: string | null;
-  endpoint: string;
-  model: string | null;
-  route: string | null;
-  provider: string | null;
-  key_id: string | null;
-  attempts: number;
-  status: number;
-  error_code: string | null;
-  latency_ms: number;
-  tokens_in: number | null;
-  tokens_out: number | null;
-}
+/** One request as `/admin/api/requests` lists it. */
+export type RequestRow = RequestRecord;
 
 export const state = {
   keys: [] as KeyHealth[],
@@ -75,13 +62,21 @@ export function showError(e: unknown): void {
   const msg = e instanceof Error ? e.message : String(e);
   banner.hidden = false;
   banner.className = "";
-  clear(banner, h("span", {}, msg), h("button", { type: "button", onclick: () => (banner.hidden = true) }, "Dismiss"));
+  clear(
+    banner,
+    h("span", {}, msg),
+    h("button", { type: "button", onclick: () => (banner.hidden = true) }, "Dismiss"),
+  );
 }
 
 export function notice(msg: string): void {
   banner.hidden = false;
   banner.className = "ok";
-  clear(banner, h("span", {}, msg), h("button", { type: "button", onclick: () => (banner.hidden = true) }, "Dismiss"));
+  clear(
+    banner,
+    h("span", {}, msg),
+    h("button", { type: "button", onclick: () => (banner.hidden = true) }, "Dismiss"),
+  );
   const shown = banner.firstChild;
   // Good news fades after a while; errors stay until dismissed.
   setTimeout(() => {
@@ -99,10 +94,7 @@ export async function act(label: string, f: () => Promise<unknown>): Promise<voi
 }
 
 export async function refresh(): Promise<void> {
-  const [keys, conf] = await Promise.all([
-    get<{ keys: KeyHealth[] }>("keys"),
-    get<Conf>("config"),
-  ]);
+  const [keys, conf] = await Promise.all([get<{ keys: KeyHealth[] }>("keys"), get<Conf>("config")]);
   state.keys = keys.keys;
   state.conf = conf;
   rerender();
@@ -127,4 +119,3 @@ export function bar(kind: string, width: number): HTMLElement {
   el.style.width = `${width}%`;
   return el;
 }
-

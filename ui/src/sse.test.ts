@@ -4,7 +4,9 @@ import { takeFromHash } from "./session";
 
 describe("splitEvents", () => {
   it("yields complete events and keeps the rest for the next chunk", () => {
-    const a = splitEvents('event: snapshot\ndata: {"keys":[]}\n\n: keep-alive\n\nevent: key_state_changed\ndata: {"a"');
+    const a = splitEvents(
+      'event: snapshot\ndata: {"keys":[]}\n\n: keep-alive\n\nevent: key_state_changed\ndata: {"a"',
+    );
     expect(a.events).toEqual([{ event: "snapshot", data: '{"keys":[]}' }]);
     const b = splitEvents(a.rest + ":1}\n\n");
     expect(b.events).toEqual([{ event: "key_state_changed", data: '{"a":1}' }]);

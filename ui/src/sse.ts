@@ -40,7 +40,11 @@ export async function stream(
 ): Promise<number> {
   let resp: Response;
   try {
-    resp = await fetch(url, { headers: { accept: "text/event-stream", ...headers }, credentials: "same-origin", cache: "no-store" });
+    resp = await fetch(url, {
+      headers: { accept: "text/event-stream", ...headers },
+      credentials: "same-origin",
+      cache: "no-store",
+    });
   } catch {
     return 0;
   }

@@ -1,5 +1,6 @@
 //! A zero-logic TCP relay: the floor any proxy pays on this machine.
 //! Usage: relay LISTEN_ADDR UPSTREAM_ADDR
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a command-line program: printing is its interface
 
 use std::io::Write;
 

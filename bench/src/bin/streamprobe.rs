@@ -1,6 +1,7 @@
 //! Measures a streaming endpoint: time to the first content chunk and the largest gap between
 //! chunks, over N sequential requests. Prints one JSON line.
-//! Usage: streamprobe URL TOKEN N [MODEL]
+//! Usage: `streamprobe URL TOKEN N [MODEL]`
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a command-line program: printing is its interface
 
 use std::time::Instant;
 

@@ -9,6 +9,7 @@ use crate::vocab::{ErrorClass, KeyStatus};
 
 /// Something that happened inside the router that other parts may want to show or record.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Event {
     /// A key moved between health states.
@@ -19,11 +20,13 @@ pub enum Event {
         to: KeyStatus,
         reason: Option<ErrorClass>,
         /// Unix milliseconds at which the key is expected back, when known.
+        #[cfg_attr(test, ts(type = "number | null"))]
         until_ms: Option<i64>,
     },
     /// A request asked for a route and found no candidate that could serve it.
     RouteUnavailable {
         route: String,
+        #[cfg_attr(test, ts(type = "number"))]
         retry_after_secs: u64,
     },
     /// The config file changed and the new config is in force.

@@ -30,6 +30,8 @@ pub mod sessions;
 pub mod setup;
 pub mod store;
 pub mod tokens;
+#[cfg(test)]
+mod typescript;
 pub mod vocab;
 pub mod webhooks;
 

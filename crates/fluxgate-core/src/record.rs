@@ -8,8 +8,10 @@ use serde::Serialize;
 use crate::vocab::{ErrorClass, ErrorCode};
 
 /// What is recorded about one request.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct RequestRecord {
+    #[cfg_attr(test, ts(type = "number"))]
     pub ts_ms: i64,
     pub request_id: String,
     /// The client token's name.
@@ -26,14 +28,19 @@ pub struct RequestRecord {
     pub error_class: Option<ErrorClass>,
     /// The error the client was told (or how its stream ended), when not a plain answer.
     pub error_code: Option<ErrorCode>,
+    #[cfg_attr(test, ts(type = "number"))]
     pub latency_ms: u64,
+    #[cfg_attr(test, ts(type = "number | null"))]
     pub ttfb_ms: Option<u64>,
+    #[cfg_attr(test, ts(type = "number | null"))]
     pub tokens_in: Option<u64>,
+    #[cfg_attr(test, ts(type = "number | null"))]
     pub tokens_out: Option<u64>,
     pub stream: bool,
     /// The model the upstream was asked for (the client's `model` may be a route name).
     pub upstream_model: Option<String>,
     /// Input tokens read from the provider's prompt cache (part of `tokens_in`).
+    #[cfg_attr(test, ts(type = "number | null"))]
     pub tokens_cached: Option<u64>,
     /// The cost at the catalogue's prices, when the model's prices are known.
     pub cost_usd: Option<f64>,

@@ -7,6 +7,7 @@
 use serde::{Deserialize, Serialize};
 
 /// What kind of failure, as far as health and failover are concerned.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorClass {
@@ -47,6 +48,7 @@ impl ErrorClass {
 }
 
 /// The visible state of a key.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum KeyStatus {
@@ -82,6 +84,7 @@ impl KeyStatus {
 }
 
 /// Every error code a client can receive from Fluxgate itself.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
@@ -115,8 +118,10 @@ pub enum ErrorCode {
     /// The router is shutting down.
     ShuttingDown,
     /// The user paused routing (tray or console); nothing is sent upstream until resumed.
+    #[serde(rename = "routing_paused")]
     Paused,
     NotFound,
+    #[serde(rename = "internal_error")]
     Internal,
     /// The client went away before its answer ended. Never sent (nobody is listening); it is
     /// how such a request is recorded.
@@ -286,6 +291,13 @@ mod tests {
         }
         for c in ErrorCode::ALL {
             assert_eq!(ErrorCode::parse(c.as_str()), Some(c));
+            assert_eq!(serde_json::json!(c), c.as_str(), "serialised as its word");
+        }
+        for c in ErrorClass::ALL {
+            assert_eq!(serde_json::json!(c), c.as_str());
+        }
+        for s in KeyStatus::ALL {
+            assert_eq!(serde_json::json!(s), s.as_str());
         }
         assert_eq!(ErrorCode::parse("nope"), None);
     }

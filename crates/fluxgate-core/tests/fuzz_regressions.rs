@@ -1,6 +1,7 @@
 //! Replays every input kept under `fuzz/regressions/<target>/` (crashes found by `cargo fuzz`,
 //! and seeds) through the same entry points the fuzz targets use, on stable Rust, so a fixed
 //! crash stays fixed.
+#![allow(clippy::expect_used, clippy::print_stdout, clippy::print_stderr)] // test code: a failed assumption fails the test, and a test may report what it measured
 
 use std::path::Path;
 

@@ -3,6 +3,7 @@
 //! its native notification backend, never the in-memory mock keyring. Read with `cargo
 //! metadata --filter-platform` (offline: the crates of every platform are in Cargo.lock and
 //! fetched by `scripts/deps.sh test`).
+#![allow(clippy::expect_used, clippy::print_stdout, clippy::print_stderr)] // test code: a failed assumption fails the test, and a test may report what it measured
 
 use std::collections::BTreeMap;
 use std::process::Command;

@@ -151,7 +151,7 @@ fn bad_request(message: &str) -> Response {
 
 /// The endpoint a client of `dialect` speaks (default: Chat Completions), for explain and
 /// previews.
-#[allow(clippy::result_large_err)] // a ready answer, built once on a bad request
+#[expect(clippy::result_large_err)] // a ready answer, built once on a bad request
 pub(crate) fn endpoint_for(dialect: Option<&str>) -> Result<Endpoint, Response> {
     match dialect.map(Dialect::parse) {
         None => Ok(Endpoint::ChatCompletions),

@@ -1,4 +1,5 @@
 //! `fluxgate`: the headless router and its command line.
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a command-line program: printing is its interface
 
 mod cli;
 

@@ -166,7 +166,7 @@ pub fn presented_token(headers: &HeaderMap) -> Option<&str> {
     None
 }
 
-/// The client token's name, put into request extensions by [`client_auth`].
+/// The client token's name: the proxy routes' extractor, which refuses a request without a valid token.
 #[derive(Debug, Clone)]
 pub struct ClientName(pub String);
 

@@ -10,6 +10,7 @@
 //! `chaos_soak` (in the default test run) sends 1,500 requests; `chaos_soak_full` (ignored;
 //! `cargo test --release -p fluxgate-server --test chaos -- --ignored --nocapture`) sends
 //! 10,000 and prints the report that BENCHMARKS.md quotes. `CHAOS_SEED` picks the seed.
+#![allow(clippy::expect_used, clippy::print_stdout, clippy::print_stderr)] // test code: a failed assumption fails the test, and a test may report what it measured
 
 mod common;
 

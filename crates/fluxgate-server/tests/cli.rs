@@ -1,4 +1,5 @@
 //! The `fluxgate` binary's offline commands: check, explain, token.
+#![allow(clippy::expect_used, clippy::print_stdout, clippy::print_stderr)] // test code: a failed assumption fails the test, and a test may report what it measured
 
 mod common;
 

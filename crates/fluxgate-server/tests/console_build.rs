@@ -2,6 +2,7 @@
 //! embeds it, and stops the build with a message saying what to install when npm is missing,
 //! rather than producing a router whose `/admin/` is empty. These run the compiled build
 //! script directly, as cargo does, with a chosen `PATH` and `OUT_DIR`.
+#![allow(clippy::expect_used, clippy::print_stdout, clippy::print_stderr)] // test code: a failed assumption fails the test, and a test may report what it measured
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! appears in a process's arguments (the browser opener gets an owner-only file that forwards
 //! to the link), and the CLI authenticates the server before it sends the admin token: a
 //! stranger holding the port after a crash learns nothing and no URL of its is opened.
+#![allow(clippy::expect_used, clippy::print_stdout, clippy::print_stderr)] // test code: a failed assumption fails the test, and a test may report what it measured
 
 mod common;
 

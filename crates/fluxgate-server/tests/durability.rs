@@ -2,6 +2,7 @@
 //! moments while it takes admin writes (client tokens created and revoked, keys revived) and
 //! proxy traffic. Every write it acknowledged with 2xx must be there after the restart, and
 //! SQLite's `PRAGMA integrity_check` must say `ok` every time.
+#![allow(clippy::expect_used, clippy::print_stdout, clippy::print_stderr)] // test code: a failed assumption fails the test, and a test may report what it measured
 
 mod common;
 

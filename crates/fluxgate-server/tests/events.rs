@@ -1,5 +1,6 @@
 //! `GET /admin/api/events`: a snapshot first, then the router's events as they happen, no key
 //! material in any of it, and the stream ends when the server drains.
+#![allow(clippy::expect_used, clippy::print_stdout, clippy::print_stderr)] // test code: a failed assumption fails the test, and a test may report what it measured
 
 mod common;
 

@@ -4,6 +4,7 @@
 //! (or 12 characters of it) must reach none of: the client's answer, `/admin/api/keys`, the
 //! event stream, `/admin/api/requests`, `/metrics`, the SQLite files (`-wal` included) or the
 //! log (RELIABILITY.md 26).
+#![allow(clippy::expect_used, clippy::print_stdout, clippy::print_stderr)] // test code: a failed assumption fails the test, and a test may report what it measured
 
 mod common;
 

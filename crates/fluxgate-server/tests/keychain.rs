@@ -1,6 +1,7 @@
 //! The real OS keychain: gnome-keyring's Secret Service on a private D-Bus session, driven
 //! through the `fluxgate` binary. Skipped only outside CI when the tools are missing; in CI
 //! (`CI=true`) a missing tool fails the test.
+#![allow(clippy::expect_used, clippy::print_stdout, clippy::print_stderr)] // test code: a failed assumption fails the test, and a test may report what it measured
 
 mod common;
 

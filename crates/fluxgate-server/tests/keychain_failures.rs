@@ -2,6 +2,7 @@
 //! (gnome-keyring running, not unlocked), a session bus with no Secret Service at all, and no
 //! session bus. Each must show in health (`/admin/api/keys` → `secret_error`) and answer the
 //! request with a typed `503 keychain_unavailable` within 3 s, sending nothing upstream.
+#![allow(clippy::expect_used, clippy::print_stdout, clippy::print_stderr)] // test code: a failed assumption fails the test, and a test may report what it measured
 
 mod common;
 

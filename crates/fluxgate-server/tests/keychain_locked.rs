@@ -1,5 +1,6 @@
 //! When the keychain cannot be read, requests get a typed 503 and the key's health shows why,
 //! without any plaintext fallback and without waiting on the keychain.
+#![allow(clippy::expect_used, clippy::print_stdout, clippy::print_stderr)] // test code: a failed assumption fails the test, and a test may report what it measured
 
 mod common;
 

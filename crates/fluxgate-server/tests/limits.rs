@@ -2,6 +2,7 @@
 //! 1 GiB chunked body cut off at the limit with bounded memory, and a stalled upstream at each
 //! timeout layer (connect, first byte, idle, total) answered with the typed error within a
 //! second of its deadline.
+#![allow(clippy::expect_used, clippy::print_stdout, clippy::print_stderr)] // test code: a failed assumption fails the test, and a test may report what it measured
 
 mod common;
 

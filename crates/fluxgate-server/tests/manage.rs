@@ -2,6 +2,7 @@
 //! disable, enable, delete), providers and routes are edited in the config file with
 //! comments kept, invalid edits are refused with nothing written, pause/resume, client
 //! setup, and the console's one-time login and session cookie.
+#![allow(clippy::expect_used, clippy::print_stdout, clippy::print_stderr)] // test code: a failed assumption fails the test, and a test may report what it measured
 
 mod common;
 

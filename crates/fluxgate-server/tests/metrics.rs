@@ -1,5 +1,6 @@
 //! `/metrics` agrees with what happened: requests by status and error, attempts and failovers,
 //! tokens, latency histograms, and every key's current state.
+#![allow(clippy::expect_used, clippy::print_stdout, clippy::print_stderr)] // test code: a failed assumption fails the test, and a test may report what it measured
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Panic paths (RELIABILITY.md 7): a handler that panics with a key in its message answers a
 //! typed 500 through the server's own middleware, and the panic hook logs it with the key
 //! blanked (the log is the canary-checked trace log every test binary writes).
+#![allow(clippy::expect_used, clippy::print_stdout, clippy::print_stderr)] // test code: a failed assumption fails the test, and a test may report what it measured
 
 mod common;
 

@@ -1,4 +1,5 @@
 //! The proxy end to end, in process: real sockets, the real server, a fake upstream.
+#![allow(clippy::expect_used, clippy::print_stdout, clippy::print_stderr)] // test code: a failed assumption fails the test, and a test may report what it measured
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Editing the config file takes effect without a restart; an invalid edit is reported and the
 //! running config stays.
+#![allow(clippy::expect_used, clippy::print_stdout, clippy::print_stderr)] // test code: a failed assumption fails the test, and a test may report what it measured
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Host, Origin and token checks on every route, and request limits, over raw sockets so every
 //! header is exactly what an attacker would send.
+#![allow(clippy::expect_used, clippy::print_stdout, clippy::print_stderr)] // test code: a failed assumption fails the test, and a test may report what it measured
 
 mod common;
 

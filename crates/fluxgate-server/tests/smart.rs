@@ -3,6 +3,7 @@
 //! client budgets refused before sending, local rate limits, cache-hit rates, and `explain`,
 //! `/metrics`, `/admin/api/budgets`, `/admin/api/usage` and `/v1/models` agreeing with what
 //! happened.
+#![allow(clippy::expect_used, clippy::print_stdout, clippy::print_stderr)] // test code: a failed assumption fails the test, and a test may report what it measured
 
 mod common;
 

@@ -2,6 +2,7 @@
 //! home of its own: list, preview (a diff, nothing written, no token), apply (the tool's file
 //! written owner-only, a token named after the tool), undo (the original back, byte for byte),
 //! and a malformed file refused with its line.
+#![allow(clippy::expect_used, clippy::print_stdout, clippy::print_stderr)] // test code: a failed assumption fails the test, and a test may report what it measured
 
 mod common;
 

@@ -1,6 +1,7 @@
 //! Every client dialect through Fluxgate to upstreams of every other dialect, over real HTTP:
 //! text, tool calls, streams, failover across dialects, breaks after commit, error shapes,
 //! count_tokens, Gemini and Azure URLs.
+#![allow(clippy::expect_used, clippy::print_stdout, clippy::print_stderr)] // test code: a failed assumption fails the test, and a test may report what it measured
 
 mod common;
 

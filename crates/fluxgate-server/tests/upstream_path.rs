@@ -1,6 +1,7 @@
 //! A client chooses a model name, not an upstream path, query or method (RELIABILITY.md 29):
 //! Gemini's and Azure's URLs take the model as exactly one encoded path segment, dot-segments
 //! are refused before anything is sent, and method-override headers stay behind.
+#![allow(clippy::expect_used, clippy::print_stdout, clippy::print_stderr)] // test code: a failed assumption fails the test, and a test may report what it measured
 
 mod common;
 

@@ -1,5 +1,6 @@
 //! Webhooks: health events reach the configured URL as JSON, retried when the receiver fails,
 //! `route_unavailable` at most once a minute per route, filtered by type, never with a key.
+#![allow(clippy::expect_used, clippy::print_stdout, clippy::print_stderr)] // test code: a failed assumption fails the test, and a test may report what it measured
 
 mod common;
 

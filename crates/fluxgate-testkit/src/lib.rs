@@ -8,6 +8,7 @@
 //! answer text names the key's label (`ok from LABEL`), never the key.
 //!
 //! A control API (`/_fake/...`) lets out-of-process tests (the Python SDK suite) script it.
+#![allow(clippy::expect_used)] // a test-support crate: a fake upstream that cannot bind should fail the test at once
 
 pub mod chaos;
 mod faults;

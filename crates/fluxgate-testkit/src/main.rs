@@ -1,5 +1,6 @@
 //! `fluxgate-fake`: the testkit's fake upstream as a process, for tests written in other
 //! languages. Prints `listening on http://ADDR` once ready; script it via `/_fake/...`.
+#![allow(clippy::print_stdout, clippy::print_stderr)] // a command-line program: printing is its interface
 
 use std::io::Write;
 

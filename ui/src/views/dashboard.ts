@@ -2,7 +2,16 @@
 
 import { post, seg } from "../api";
 import { h } from "../dom";
-import { countdown, countdownLabel, KeyHealth, overall, percent, rates, reasonText, summarise } from "../format";
+import {
+  countdown,
+  countdownLabel,
+  KeyHealth,
+  overall,
+  percent,
+  rates,
+  reasonText,
+  summarise,
+} from "../format";
 import { state, showError, notice, act, refresh, badge } from "../shell";
 
 export function keyRow(k: KeyHealth, actions: boolean): HTMLElement {
@@ -18,7 +27,11 @@ export function keyRow(k: KeyHealth, actions: boolean): HTMLElement {
       "td",
       { class: "countdown" },
       label && k.until_ms !== null
-        ? h("span", { "data-until": k.until_ms, "data-label": label }, `${label} ${countdown(k.until_ms, Date.now())}`)
+        ? h(
+            "span",
+            { "data-until": k.until_ms, "data-label": label },
+            `${label} ${countdown(k.until_ms, Date.now())}`,
+          )
         : "",
     ),
     h("td", { class: "msg" }, k.secret_error ?? k.last_message ?? ""),
@@ -30,7 +43,10 @@ export function keyRow(k: KeyHealth, actions: boolean): HTMLElement {
           k.status !== "healthy" && k.status !== "disabled"
             ? h(
                 "button",
-                { type: "button", onclick: () => act("Revive", () => post(`keys/${seg(k.provider)}/${seg(k.key_id)}/revive`)) },
+                {
+                  type: "button",
+                  onclick: () => act("Revive", () => post(`keys/${seg(k.provider)}/${seg(k.key_id)}/revive`)),
+                },
                 "Revive",
               )
             : null,
@@ -46,9 +62,19 @@ export function keyTable(keys: KeyHealth[], actions: boolean): HTMLElement {
     h(
       "thead",
       {},
-      h("tr", {}, ["Key", "State", "Reason", "Last status", "Recovery", "Last message", actions ? "" : null].filter((x) => x !== null).map((t) => h("th", { scope: "col" }, t as string))),
+      h(
+        "tr",
+        {},
+        ["Key", "State", "Reason", "Last status", "Recovery", "Last message", actions ? "" : null]
+          .filter((x) => x !== null)
+          .map((t) => h("th", { scope: "col" }, t)),
+      ),
     ),
-    h("tbody", {}, keys.map((k) => keyRow(k, actions))),
+    h(
+      "tbody",
+      {},
+      keys.map((k) => keyRow(k, actions)),
+    ),
   );
 }
 
@@ -62,11 +88,21 @@ export function dashboard(): HTMLElement[] {
     h(
       "section",
       { class: `summary ${o}`, "aria-label": "Summary" },
-      h("div", { class: "stat" }, h("b", { id: "healthy-count" }, `${s.healthy}/${s.total}`), " keys healthy"),
+      h(
+        "div",
+        { class: "stat" },
+        h("b", { id: "healthy-count" }, `${s.healthy}/${s.total}`),
+        " keys healthy",
+      ),
       h("div", { class: "stat" }, h("b", {}, s.cooling), " cooling"),
       h("div", { class: "stat" }, h("b", {}, s.dead), " dead"),
       h("div", { class: "stat" }, h("b", { id: "req-rate" }, r.perMin.toFixed(1)), " requests/min"),
-      h("div", { class: "stat" }, h("b", { id: "err-rate" }, percent(Math.round(r.errorRate * r.n), r.n)), " errors (5 min)"),
+      h(
+        "div",
+        { class: "stat" },
+        h("b", { id: "err-rate" }, percent(Math.round(r.errorRate * r.n), r.n)),
+        " errors (5 min)",
+      ),
       conf?.paused ? h("div", { class: "stat paused" }, "Routing is paused") : null,
     ),
   ];
@@ -76,7 +112,15 @@ export function dashboard(): HTMLElement[] {
         "section",
         { class: "empty" },
         h("h2", {}, "No providers yet"),
-        h("p", {}, "Add a provider and a key under ", h("a", { href: "#keys" }, "Providers & keys"), ", then point a tool at Fluxgate from ", h("a", { href: "#setup" }, "Client setup"), "."),
+        h(
+          "p",
+          {},
+          "Add a provider and a key under ",
+          h("a", { href: "#keys" }, "Providers & keys"),
+          ", then point a tool at Fluxgate from ",
+          h("a", { href: "#setup" }, "Client setup"),
+          ".",
+        ),
       ),
     );
     return out;
@@ -87,8 +131,23 @@ export function dashboard(): HTMLElement[] {
       h(
         "section",
         { class: "provider", "data-provider": p.name },
-        h("h2", {}, p.name, " ", h("small", {}, p.kind), p.enabled ? null : h("span", { class: "badge disabled" }, "provider disabled")),
-        keys.length ? keyTable(keys, true) : h("p", { class: "empty" }, "No keys. Add one under ", h("a", { href: "#keys" }, "Providers & keys"), "."),
+        h(
+          "h2",
+          {},
+          p.name,
+          " ",
+          h("small", {}, p.kind),
+          p.enabled ? null : h("span", { class: "badge disabled" }, "provider disabled"),
+        ),
+        keys.length
+          ? keyTable(keys, true)
+          : h(
+              "p",
+              { class: "empty" },
+              "No keys. Add one under ",
+              h("a", { href: "#keys" }, "Providers & keys"),
+              ".",
+            ),
       ),
     );
   }
@@ -97,12 +156,16 @@ export function dashboard(): HTMLElement[] {
 
 export async function testKey(provider: string, key: string): Promise<void> {
   try {
-    const r = await post<{ ok: boolean; ms: number; status?: number; message?: string }>(`keys/${seg(provider)}/${seg(key)}/test`);
+    const r = await post<{ ok: boolean; ms: number; status?: number; message?: string }>(
+      `keys/${seg(provider)}/${seg(key)}/test`,
+    );
     if (r.ok) notice(`${provider}/${key} works (${r.ms} ms).`);
-    else showError(`${provider}/${key} failed its test${r.status ? ` (HTTP ${r.status})` : ""}: ${r.message ?? ""}`);
+    else
+      showError(
+        `${provider}/${key} failed its test${r.status ? ` (HTTP ${r.status})` : ""}: ${r.message ?? ""}`,
+      );
     await refresh();
   } catch (e) {
     showError(e);
   }
 }
-

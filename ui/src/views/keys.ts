@@ -11,12 +11,27 @@ export function providersView(): HTMLElement[] {
   if (!conf) return [h("p", {}, "Loading…")];
   const out: HTMLElement[] = [h("h1", {}, "Providers & keys")];
   if (!conf.editable) {
-    out.push(h("p", { class: "warn" }, "This Fluxgate has no config file it may edit; changes here are refused."));
+    out.push(
+      h("p", { class: "warn" }, "This Fluxgate has no config file it may edit; changes here are refused."),
+    );
   }
   for (const p of conf.providers) {
     const health = new Map(state.keys.filter((k) => k.provider === p.name).map((k) => [k.key_id, k]));
-    const idInput = h("input", { name: "id", required: true, pattern: "[A-Za-z0-9._\\-]{1,64}", placeholder: "work", "aria-label": `New key id for ${p.name}` }) as HTMLInputElement;
-    const secretInput = h("input", { name: "secret", type: "password", required: true, autocomplete: "off", placeholder: "paste the API key", "aria-label": `API key for ${p.name}` }) as HTMLInputElement;
+    const idInput = h("input", {
+      name: "id",
+      required: true,
+      pattern: "[A-Za-z0-9._\\-]{1,64}",
+      placeholder: "work",
+      "aria-label": `New key id for ${p.name}`,
+    }) as HTMLInputElement;
+    const secretInput = h("input", {
+      name: "secret",
+      type: "password",
+      required: true,
+      autocomplete: "off",
+      placeholder: "paste the API key",
+      "aria-label": `API key for ${p.name}`,
+    }) as HTMLInputElement;
     const form = h(
       "form",
       {
@@ -26,7 +41,7 @@ export function providersView(): HTMLElement[] {
           const id = idInput.value.trim();
           const secret = secretInput.value;
           secretInput.value = "";
-          act("Add key", async () => {
+          void act("Add key", async () => {
             const r = await put<{ key: string; hint: string }>(`keys/${seg(p.name)}/${seg(id)}`, { secret });
             notice(`${r.key} is stored in the OS keychain (${r.hint}).`);
           });
@@ -52,7 +67,10 @@ export function providersView(): HTMLElement[] {
             h("input", {
               type: "checkbox",
               checked: p.enabled,
-              onchange: (e: Event) => act("Provider", () => patch(`providers/${seg(p.name)}`, { enabled: (e.target as HTMLInputElement).checked })),
+              onchange: (e: Event) =>
+                act("Provider", () =>
+                  patch(`providers/${seg(p.name)}`, { enabled: (e.target as HTMLInputElement).checked }),
+                ),
             }),
             " enabled",
           ),
@@ -61,7 +79,15 @@ export function providersView(): HTMLElement[] {
           ? h(
               "table",
               { class: "keys" },
-              h("thead", {}, h("tr", {}, ["Key", "Secret", "State", "", ""].map((t) => h("th", { scope: "col" }, t)))),
+              h(
+                "thead",
+                {},
+                h(
+                  "tr",
+                  {},
+                  ["Key", "Secret", "State", "", ""].map((t) => h("th", { scope: "col" }, t)),
+                ),
+              ),
               h(
                 "tbody",
                 {},
@@ -73,23 +99,60 @@ export function providersView(): HTMLElement[] {
                     h("td", {}, h("code", {}, k.id)),
                     h("td", {}, k.secret),
                     h("td", {}, badge(st?.status ?? (k.enabled ? "healthy" : "disabled"))),
-                    h("td", {}, st?.until_ms ? h("span", { "data-until": st.until_ms, "data-label": countdownLabel(st.status) }, "") : ""),
+                    h(
+                      "td",
+                      {},
+                      st?.until_ms
+                        ? h(
+                            "span",
+                            { "data-until": st.until_ms, "data-label": countdownLabel(st.status) },
+                            "",
+                          )
+                        : "",
+                    ),
                     h(
                       "td",
                       { class: "actions" },
                       h("button", { type: "button", onclick: () => testKey(p.name, k.id) }, "Test"),
-                      h("button", { type: "button", onclick: () => act("Revive", () => post(`keys/${seg(p.name)}/${seg(k.id)}/revive`)) }, "Revive"),
+                      h(
+                        "button",
+                        {
+                          type: "button",
+                          onclick: () => act("Revive", () => post(`keys/${seg(p.name)}/${seg(k.id)}/revive`)),
+                        },
+                        "Revive",
+                      ),
                       k.enabled
-                        ? h("button", { type: "button", onclick: () => act("Disable", () => post(`keys/${seg(p.name)}/${seg(k.id)}/disable`)) }, "Disable")
-                        : h("button", { type: "button", onclick: () => act("Enable", () => post(`keys/${seg(p.name)}/${seg(k.id)}/enable`)) }, "Enable"),
+                        ? h(
+                            "button",
+                            {
+                              type: "button",
+                              onclick: () =>
+                                act("Disable", () => post(`keys/${seg(p.name)}/${seg(k.id)}/disable`)),
+                            },
+                            "Disable",
+                          )
+                        : h(
+                            "button",
+                            {
+                              type: "button",
+                              onclick: () =>
+                                act("Enable", () => post(`keys/${seg(p.name)}/${seg(k.id)}/enable`)),
+                            },
+                            "Enable",
+                          ),
                       h(
                         "button",
                         {
                           type: "button",
                           class: "danger",
                           onclick: () => {
-                            if (confirm(`Delete ${p.name}/${k.id} from the config${k.secret === "keychain" ? " and the keychain" : ""}?`)) {
-                              act("Delete", () => del(`keys/${seg(p.name)}/${seg(k.id)}`));
+                            if (
+                              confirm(
+                                `Delete ${p.name}/${k.id} from the config${k.secret === "keychain" ? " and the keychain" : ""}?`,
+                              )
+                            ) {
+                              void act("Delete", () => del(`keys/${seg(p.name)}/${seg(k.id)}`));
                             }
                           },
                         },
@@ -105,10 +168,27 @@ export function providersView(): HTMLElement[] {
       ),
     );
   }
-  const name = h("input", { name: "name", required: true, placeholder: "deepseek", "aria-label": "Provider name" }) as HTMLInputElement;
-  const kind = h("select", { name: "kind", "aria-label": "Provider kind" }, conf.kinds.map((k) => h("option", { value: k }, k))) as HTMLSelectElement;
-  const base = h("input", { name: "base_url", placeholder: "base URL (empty: the vendor's)", "aria-label": "Base URL" }) as HTMLInputElement;
-  const models = h("input", { name: "models", placeholder: "models, comma-separated (optional)", "aria-label": "Models" }) as HTMLInputElement;
+  const name = h("input", {
+    name: "name",
+    required: true,
+    placeholder: "deepseek",
+    "aria-label": "Provider name",
+  }) as HTMLInputElement;
+  const kind = h(
+    "select",
+    { name: "kind", "aria-label": "Provider kind" },
+    conf.kinds.map((k) => h("option", { value: k }, k)),
+  ) as HTMLSelectElement;
+  const base = h("input", {
+    name: "base_url",
+    placeholder: "base URL (empty: the vendor's)",
+    "aria-label": "Base URL",
+  }) as HTMLInputElement;
+  const models = h("input", {
+    name: "models",
+    placeholder: "models, comma-separated (optional)",
+    "aria-label": "Models",
+  }) as HTMLInputElement;
   out.push(
     h(
       "section",
@@ -120,8 +200,13 @@ export function providersView(): HTMLElement[] {
           class: "add-provider",
           onsubmit: (e: Event) => {
             e.preventDefault();
-            act("Add provider", () =>
-              post("providers", { name: name.value.trim(), kind: kind.value, base_url: base.value.trim() || undefined, models: parseTargets(models.value) }),
+            void act("Add provider", () =>
+              post("providers", {
+                name: name.value.trim(),
+                kind: kind.value,
+                base_url: base.value.trim() || undefined,
+                models: parseTargets(models.value),
+              }),
             );
           },
         },
@@ -135,4 +220,3 @@ export function providersView(): HTMLElement[] {
   );
   return out;
 }
-

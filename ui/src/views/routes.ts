@@ -18,19 +18,66 @@ export function planList(plan: PlanReport): HTMLElement {
     "div",
     { class: "plan" },
     cands.length
-      ? h("ol", { class: "order" }, cands.map((c) => h("li", {}, h("code", {}, `${c.provider}/${c.key_id}`), ` → ${c.model}`, c.why ? h("small", {}, ` (${c.why})`) : null)))
+      ? h(
+          "ol",
+          { class: "order" },
+          cands.map((c) =>
+            h(
+              "li",
+              {},
+              h("code", {}, `${c.provider}/${c.key_id}`),
+              ` → ${c.model}`,
+              c.why ? h("small", {}, ` (${c.why})`) : null,
+            ),
+          ),
+        )
       : h("p", { class: "warn" }, "No candidate could serve this route now."),
     skipped.length
-      ? h("ul", { class: "skipped" }, skipped.map((s) => h("li", {}, h("code", {}, `${s.provider}${s.key_id ? "/" + s.key_id : ""}`), ` skipped: ${s.why}`)))
+      ? h(
+          "ul",
+          { class: "skipped" },
+          skipped.map((s) =>
+            h(
+              "li",
+              {},
+              h("code", {}, `${s.provider}${s.key_id ? "/" + s.key_id : ""}`),
+              ` skipped: ${s.why}`,
+            ),
+          ),
+        )
       : null,
   );
 }
 
 export function routeEditor(r: RouteConf | null, conf: Conf): HTMLElement {
-  const nameIn = h("input", { name: "route", required: true, value: r?.name ?? "", placeholder: "claude-sonnet-4-5", "aria-label": "Route name (the model name clients ask for)", readonly: r !== null }) as HTMLInputElement;
-  const targets = h("textarea", { name: "targets", rows: 3, "aria-label": "Targets, one provider/model per line", placeholder: "anthropic/claude-sonnet-4-5\nopenai/gpt-4o" }, (r?.targets ?? []).join("\n")) as HTMLTextAreaElement;
-  const strategy = h("select", { name: "strategy", "aria-label": "Strategy" }, conf.strategies.map((s) => h("option", { value: s, selected: s === (r?.strategy ?? "priority") }, s))) as HTMLSelectElement;
-  const preview = h("div", { class: "preview", "aria-live": "polite" }, h("p", { class: "muted" }, "Edit the targets to see the order Fluxgate would try."));
+  const nameIn = h("input", {
+    name: "route",
+    required: true,
+    value: r?.name ?? "",
+    placeholder: "claude-sonnet-4-5",
+    "aria-label": "Route name (the model name clients ask for)",
+    readonly: r !== null,
+  }) as HTMLInputElement;
+  const targets = h(
+    "textarea",
+    {
+      name: "targets",
+      rows: 3,
+      "aria-label": "Targets, one provider/model per line",
+      placeholder: "anthropic/claude-sonnet-4-5\nopenai/gpt-4o",
+    },
+    (r?.targets ?? []).join("\n"),
+  ) as HTMLTextAreaElement;
+  const strategy = h(
+    "select",
+    { name: "strategy", "aria-label": "Strategy" },
+    conf.strategies.map((s) => h("option", { value: s, selected: s === (r?.strategy ?? "priority") }, s)),
+  ) as HTMLSelectElement;
+  const preview = h(
+    "div",
+    { class: "preview", "aria-live": "polite" },
+    h("p", { class: "muted" }, "Edit the targets to see the order Fluxgate would try."),
+  );
   let timer: ReturnType<typeof setTimeout> | undefined;
   let seq = 0;
   const update = () => {
@@ -41,10 +88,15 @@ export function routeEditor(r: RouteConf | null, conf: Conf): HTMLElement {
       if (!name || list.length === 0) return;
       const mine = ++seq;
       try {
-        const plan = await post<PlanReport>(`routes/${seg(name)}/preview`, { targets: list, strategy: strategy.value });
-        if (mine === seq) clear(preview, h("h3", {}, "Explain: the order for the next request"), planList(plan));
+        const plan = await post<PlanReport>(`routes/${seg(name)}/preview`, {
+          targets: list,
+          strategy: strategy.value,
+        });
+        if (mine === seq)
+          clear(preview, h("h3", {}, "Explain: the order for the next request"), planList(plan));
       } catch (e) {
-        if (mine === seq) clear(preview, h("p", { class: "error" }, e instanceof Error ? e.message : String(e)));
+        if (mine === seq)
+          clear(preview, h("p", { class: "error" }, e instanceof Error ? e.message : String(e)));
       }
     }, 250);
   };
@@ -59,14 +111,35 @@ export function routeEditor(r: RouteConf | null, conf: Conf): HTMLElement {
       "data-route": r?.name ?? "",
       onsubmit: (e: Event) => {
         e.preventDefault();
-        act("Save route", async () => {
-          await put(`routes/${seg(nameIn.value.trim())}`, { targets: parseTargets(targets.value), strategy: strategy.value });
+        void act("Save route", async () => {
+          await put(`routes/${seg(nameIn.value.trim())}`, {
+            targets: parseTargets(targets.value),
+            strategy: strategy.value,
+          });
           notice(`Route ${nameIn.value.trim()} saved to the config file.`);
         });
       },
     },
-    h("div", { class: "fields" }, nameIn, targets, strategy, h("button", { type: "submit" }, r ? "Save" : "Create route"),
-      r ? h("button", { type: "button", class: "danger", onclick: () => confirm(`Delete route ${r.name}?`) && act("Delete route", () => del(`routes/${seg(r.name)}`)) }, "Delete") : null),
+    h(
+      "div",
+      { class: "fields" },
+      nameIn,
+      targets,
+      strategy,
+      h("button", { type: "submit" }, r ? "Save" : "Create route"),
+      r
+        ? h(
+            "button",
+            {
+              type: "button",
+              class: "danger",
+              onclick: () =>
+                confirm(`Delete route ${r.name}?`) && act("Delete route", () => del(`routes/${seg(r.name)}`)),
+            },
+            "Delete",
+          )
+        : null,
+    ),
     preview,
   );
 }
@@ -75,12 +148,30 @@ export function routesView(): HTMLElement[] {
   const conf = state.conf;
   if (!conf) return [h("p", {}, "Loading…")];
   const out: HTMLElement[] = [h("h1", {}, "Routes")];
-  out.push(h("p", { class: "muted" }, "A route is a model name your tools ask for; Fluxgate tries its targets in the order shown. A model named provider/model works without a route."));
+  out.push(
+    h(
+      "p",
+      { class: "muted" },
+      "A route is a model name your tools ask for; Fluxgate tries its targets in the order shown. A model named provider/model works without a route.",
+    ),
+  );
   if (conf.routes.length === 0) out.push(h("p", { class: "empty" }, "No routes yet."));
   for (const r of conf.routes) {
-    out.push(h("section", { class: "route" }, h("h2", {}, r.name, " ", h("small", {}, r.capability ? `capability: ${r.capability.join(", ")}` : r.strategy)), routeEditor(r, conf)));
+    out.push(
+      h(
+        "section",
+        { class: "route" },
+        h(
+          "h2",
+          {},
+          r.name,
+          " ",
+          h("small", {}, r.capability ? `capability: ${r.capability.join(", ")}` : r.strategy),
+        ),
+        routeEditor(r, conf),
+      ),
+    );
   }
   out.push(h("section", {}, h("h2", {}, "New route"), routeEditor(null, conf)));
   return out;
 }
-

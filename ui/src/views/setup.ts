@@ -24,9 +24,9 @@ interface SetupResult {
 
 /** One tool whose own config files Fluxgate writes: status, preview (a diff), set up, undo. */
 export function toolSection(t: ToolRow): HTMLElement {
-  const out = h("pre", { class: "diff", "data-tool": t.id, hidden: true, tabindex: 0 }, "") as HTMLElement;
-  const msg = h("p", { class: "form-msg", role: "status", "aria-live": "polite" }, "") as HTMLElement;
-  const badge = h("span", { class: "badge" }, "") as HTMLElement;
+  const out = h("pre", { class: "diff", "data-tool": t.id, hidden: true, tabindex: 0 }, "");
+  const msg = h("p", { class: "form-msg", role: "status", "aria-live": "polite" }, "");
+  const badge = h("span", { class: "badge" }, "");
   const undoBtn = h("button", { type: "button", class: "undo" }, "Undo") as HTMLButtonElement;
   const status = (configured: boolean, undo: boolean) => {
     badge.textContent = configured ? "uses Fluxgate" : "not set up";
@@ -47,7 +47,9 @@ export function toolSection(t: ToolRow): HTMLElement {
       if (!r.changes) say(`${t.title} already uses this Fluxgate; nothing to change.`);
       else if (dryRun) say("This is what would change; nothing was written and no token was made.");
       else {
-        say(`${t.title} now uses Fluxgate${r.token_name ? ` with the new client token “${r.token_name}”` : ""}. Wrote ${r.written.join(", ")}; the originals are kept for Undo.${r.note ? " " + r.note : ""}`);
+        say(
+          `${t.title} now uses Fluxgate${r.token_name ? ` with the new client token “${r.token_name}”` : ""}. Wrote ${r.written.join(", ")}; the originals are kept for Undo.${r.note ? " " + r.note : ""}`,
+        );
         status(true, true);
       }
     } catch (e) {
@@ -68,7 +70,13 @@ export function toolSection(t: ToolRow): HTMLElement {
     "section",
     { class: "tool", "data-tool": t.id },
     h("h2", {}, t.title, " ", badge),
-    h("p", { class: "muted" }, "Writes ", ...t.files.flatMap((f, i) => [i ? ", " : "", h("code", {}, f)]), " (everything else in them is kept; the originals are backed up)."),
+    h(
+      "p",
+      { class: "muted" },
+      "Writes ",
+      ...t.files.flatMap((f, i) => [i ? ", " : "", h("code", {}, f)]),
+      " (everything else in them is kept; the originals are backed up).",
+    ),
     t.problem ? h("p", { class: "form-msg error" }, t.problem) : h("span", {}),
     h("button", { type: "button", class: "preview", onclick: () => run(true) }, "Preview the change"),
     " ",
@@ -86,15 +94,32 @@ export async function setupView(): Promise<HTMLElement[]> {
   const tools = await get<{ tools: ToolRow[] }>("setup/tools");
   const out: HTMLElement[] = [
     h("h1", {}, "Client setup"),
-    h("p", {}, "Base URL: ", h("code", { id: "base-url" }, conf.base_url), " ", h("button", { type: "button", onclick: () => copy(conf.base_url) }, "Copy")),
-    h("p", { class: "muted" }, "One click points a tool at Fluxgate by editing its own config, with a client token made for it. The same is ", h("code", {}, "fluxgate setup TOOL"), " in a terminal."),
+    h(
+      "p",
+      {},
+      "Base URL: ",
+      h("code", { id: "base-url" }, conf.base_url),
+      " ",
+      h("button", { type: "button", onclick: () => copy(conf.base_url) }, "Copy"),
+    ),
+    h(
+      "p",
+      { class: "muted" },
+      "One click points a tool at Fluxgate by editing its own config, with a client token made for it. The same is ",
+      h("code", {}, "fluxgate setup TOOL"),
+      " in a terminal.",
+    ),
     ...tools.tools.map(toolSection),
     h("h2", {}, "Other tools and SDKs"),
   ];
   const writable = new Set(tools.tools.map((t) => t.id));
   for (const c of conf.clients.filter((c) => !writable.has(c.id))) {
-    const text = h("pre", { class: "snippet", "data-client": c.id, tabindex: 0 }, "") as HTMLElement;
-    const copyBtn = h("button", { type: "button", disabled: true, onclick: () => copy(text.textContent ?? "") }, "Copy") as HTMLButtonElement;
+    const text = h("pre", { class: "snippet", "data-client": c.id, tabindex: 0 }, "");
+    const copyBtn = h(
+      "button",
+      { type: "button", disabled: true, onclick: () => copy(text.textContent ?? "") },
+      "Copy",
+    ) as HTMLButtonElement;
     out.push(
       h(
         "section",
@@ -135,10 +160,24 @@ export function settingsView(): HTMLElement[] {
       "section",
       {},
       h("h2", {}, "Routing"),
-      h("p", {}, conf.paused ? "Routing is paused: tools get 503 routing_paused and nothing is sent upstream." : "Routing is on."),
+      h(
+        "p",
+        {},
+        conf.paused
+          ? "Routing is paused: tools get 503 routing_paused and nothing is sent upstream."
+          : "Routing is on.",
+      ),
       conf.paused
-        ? h("button", { type: "button", id: "resume", onclick: () => act("Resume", () => post("resume")) }, "Resume routing")
-        : h("button", { type: "button", id: "pause", onclick: () => act("Pause", () => post("pause")) }, "Pause routing"),
+        ? h(
+            "button",
+            { type: "button", id: "resume", onclick: () => act("Resume", () => post("resume")) },
+            "Resume routing",
+          )
+        : h(
+            "button",
+            { type: "button", id: "pause", onclick: () => act("Pause", () => post("pause")) },
+            "Pause routing",
+          ),
     ),
     h(
       "section",
@@ -150,20 +189,45 @@ export function settingsView(): HTMLElement[] {
         h("dt", {}, "Listening on"),
         h("dd", {}, h("code", {}, conf.listen)),
         h("dt", {}, "Config file"),
-        h("dd", {}, h("code", {}, conf.config_file ?? "none"), conf.from_environment ? " (not written yet: providers come from environment variables; the first change here creates it)" : ""),
+        h(
+          "dd",
+          {},
+          h("code", {}, conf.config_file ?? "none"),
+          conf.from_environment
+            ? " (not written yet: providers come from environment variables; the first change here creates it)"
+            : "",
+        ),
         h("dt", {}, "Data directory"),
         h("dd", {}, h("code", {}, conf.data_dir)),
         h("dt", {}, "Keys"),
-        h("dd", {}, "in the OS keychain (service “fluxgate”), or where the config's env:/file: references say"),
+        h(
+          "dd",
+          {},
+          "in the OS keychain (service “fluxgate”), or where the config's env:/file: references say",
+        ),
       ),
-      h("p", { class: "muted" }, "Edits made here are written to the config file with its comments kept; edits made to the file by hand are picked up within a second."),
+      h(
+        "p",
+        { class: "muted" },
+        "Edits made here are written to the config file with its comments kept; edits made to the file by hand are picked up within a second.",
+      ),
     ),
     h(
       "section",
       {},
       h("h2", {}, "Session"),
-      h("button", { type: "button", onclick: () => act("Sign out", () => post("logout")).then(() => { forget(); location.reload(); }) }, "Sign out of this console"),
+      h(
+        "button",
+        {
+          type: "button",
+          onclick: () =>
+            act("Sign out", () => post("logout")).then(() => {
+              forget();
+              location.reload();
+            }),
+        },
+        "Sign out of this console",
+      ),
     ),
   ];
 }
-

@@ -18,7 +18,8 @@ export interface UsageRow {
 }
 
 export function chart(title: string, rows: UsageRow[], label: (r: UsageRow) => string): HTMLElement {
-  if (rows.length === 0) return h("section", {}, h("h2", {}, title), h("p", { class: "empty" }, "No requests in this period."));
+  if (rows.length === 0)
+    return h("section", {}, h("h2", {}, title), h("p", { class: "empty" }, "No requests in this period."));
   const widths = bars(rows.map((r) => r.tokens_in + r.tokens_out));
   const reqWidths = bars(rows.map((r) => r.requests));
   return h(
@@ -28,7 +29,17 @@ export function chart(title: string, rows: UsageRow[], label: (r: UsageRow) => s
     h(
       "table",
       {},
-      h("thead", {}, h("tr", {}, ["", "Requests", "Tokens (in + out)", "Errors", "Cache hits", "Spend"].map((t) => h("th", { scope: "col" }, t)))),
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          ["", "Requests", "Tokens (in + out)", "Errors", "Cache hits", "Spend"].map((t) =>
+            h("th", { scope: "col" }, t),
+          ),
+        ),
+      ),
       h(
         "tbody",
         {},
@@ -60,7 +71,10 @@ export function budgetsSection(list: BudgetRow[]): HTMLElement | null {
   const cell = (p: BudgetPeriod) => {
     const u = budgetUse(p);
     if (!u) return h("td", { class: "muted" }, "no limit");
-    const b = bar(u.ratio >= 1 ? "over" : u.ratio >= 0.8 ? "warn" : "req", Math.min(100, Math.round(u.ratio * 100)));
+    const b = bar(
+      u.ratio >= 1 ? "over" : u.ratio >= 0.8 ? "warn" : "req",
+      Math.min(100, Math.round(u.ratio * 100)),
+    );
     return h("td", {}, b, ` ${u.text}`);
   };
   return h(
@@ -70,8 +84,22 @@ export function budgetsSection(list: BudgetRow[]): HTMLElement | null {
     h(
       "table",
       {},
-      h("thead", {}, h("tr", {}, ["Scope", "Today (UTC)", "This month"].map((t) => h("th", { scope: "col" }, t)))),
-      h("tbody", {}, list.map((b) => h("tr", {}, h("th", { scope: "row" }, scopeText(b.scope)), cell(b.daily), cell(b.monthly)))),
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          ["Scope", "Today (UTC)", "This month"].map((t) => h("th", { scope: "col" }, t)),
+        ),
+      ),
+      h(
+        "tbody",
+        {},
+        list.map((b) =>
+          h("tr", {}, h("th", { scope: "row" }, scopeText(b.scope)), cell(b.daily), cell(b.monthly)),
+        ),
+      ),
     ),
   );
 }
@@ -98,7 +126,17 @@ export async function requestsView(): Promise<HTMLElement[]> {
         : h(
             "table",
             { class: "requests" },
-            h("thead", {}, h("tr", {}, ["Time", "Client", "Model", "Served by", "Status", "Attempts", "Latency", "Tokens"].map((t) => h("th", { scope: "col" }, t)))),
+            h(
+              "thead",
+              {},
+              h(
+                "tr",
+                {},
+                ["Time", "Client", "Model", "Served by", "Status", "Attempts", "Latency", "Tokens"].map((t) =>
+                  h("th", { scope: "col" }, t),
+                ),
+              ),
+            ),
             h(
               "tbody",
               {},

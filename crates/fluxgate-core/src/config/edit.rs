@@ -75,13 +75,13 @@ impl ConfigDoc {
         };
         if text.trim().is_empty() {
             if let Some(c) = running.filter(|c| c.source == ConfigSource::Environment) {
-                me.seed_from(c);
+                me.seed_from(c)?;
             }
         }
         Ok(me)
     }
 
-    fn seed_from(&mut self, c: &Config) {
+    fn seed_from(&mut self, c: &Config) -> Result<(), EditError> {
         for p in &c.providers {
             let mut t = Table::new();
             t["kind"] = value(p.kind.as_str());
@@ -99,19 +99,20 @@ impl ConfigDoc {
             if !p.models.is_empty() {
                 t["models"] = value(p.models.iter().map(String::as_str).collect::<Array>());
             }
-            self.providers_mut().insert(&p.name, Item::Table(t));
+            self.providers_mut()?.insert(&p.name, Item::Table(t));
         }
+        Ok(())
     }
 
-    fn providers_mut(&mut self) -> &mut Table {
+    fn providers_mut(&mut self) -> Result<&mut Table, EditError> {
         if !self.doc.contains_key("providers") {
             let mut t = Table::new();
             t.set_implicit(true);
             self.doc.insert("providers", Item::Table(t));
         }
-        self.doc["providers"]
-            .as_table_mut()
-            .expect("`providers` is a table (checked by validation before any write)")
+        self.doc["providers"].as_table_mut().ok_or_else(|| {
+            EditError::Invalid("`providers` in the config file is not a table".into())
+        })
     }
 
     fn provider_mut(&mut self, name: &str) -> Result<&mut dyn toml_edit::TableLike, EditError> {
@@ -150,7 +151,7 @@ impl ConfigDoc {
         if !models.is_empty() {
             t["models"] = value(models.iter().map(String::as_str).collect::<Array>());
         }
-        self.providers_mut().insert(name, Item::Table(t));
+        self.providers_mut()?.insert(name, Item::Table(t));
         Ok(())
     }
 
@@ -217,7 +218,11 @@ impl ConfigDoc {
         if p.get("keys").is_none() {
             p.insert("keys", value(Array::new()));
         }
-        let keys = p.get_mut("keys").expect("inserted above");
+        let Some(keys) = p.get_mut("keys") else {
+            return Err(EditError::Invalid(format!(
+                "providers.{provider}.keys is missing"
+            )));
+        };
         if let Some(a) = keys.as_array_mut() {
             let mut it = InlineTable::new();
             it.insert("id", id.into());
@@ -248,7 +253,7 @@ impl ConfigDoc {
         let keys = self
             .provider_mut(provider)?
             .get_mut("keys")
-            .expect("key_index found the list");
+            .ok_or_else(|| EditError::NotFound(format!("no key {provider}/{id}")))?;
         Ok((keys, i))
     }
 
@@ -371,7 +376,10 @@ impl ConfigDoc {
             doc: DocumentMut::new(),
         };
         if running.source == ConfigSource::Environment {
-            me.seed_from(running);
+            // A new document has no `providers` of another type, so this cannot fail.
+            if let Err(e) = me.seed_from(running) {
+                tracing::warn!(error = %e, "cannot seed the draft from the environment");
+            }
         }
         me
     }

@@ -1,5 +1,5 @@
 //! One attempt at one candidate, in three steps: **prepare** (the body in the upstream's
-//! dialect, its URL, the key in its headers; no I/O), **send** (through the [`Upstream`], up
+//! dialect, its URL, the key in its headers; no I/O), **send** (through the [`Upstream`](super::Upstream), up
 //! to the first-byte deadline) and **interpret** (the status, the body or the stream's first
 //! content, classified by `health`). Each step's failure is a value the executor's request
 //! state takes in; nothing here decides whether to fail over.
@@ -163,7 +163,7 @@ impl Executor {
 
     /// Reads and classifies the answer: an error status, a stream committed at its first
     /// content (see [`stream`]), or a complete body checked and translated back.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(clippy::too_many_arguments)]
     pub(super) async fn interpret(
         &self,
         req: &ProxyRequest,

@@ -395,7 +395,7 @@ impl Executor {
     }
 
     /// One round over the plan's candidates, in order.
-    #[allow(clippy::too_many_arguments)]
+    #[expect(clippy::too_many_arguments)]
     async fn round(
         &self,
         router: &Router,

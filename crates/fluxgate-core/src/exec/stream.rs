@@ -261,7 +261,7 @@ enum End {
     Cut,
 }
 
-#[allow(clippy::too_many_arguments)]
+#[expect(clippy::too_many_arguments)]
 async fn pump(
     mut body: BodyStream,
     mut parser: SseParser,

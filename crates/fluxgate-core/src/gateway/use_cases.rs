@@ -30,16 +30,21 @@ pub struct NoSuchKey(pub KeyRef);
 
 /// How a key's test went.
 #[derive(Debug, Clone, serde::Serialize)]
+#[cfg_attr(test, derive(ts_rs::TS))]
 pub struct KeyTest {
     pub key: String,
     pub ok: bool,
+    #[cfg_attr(test, ts(type = "number"))]
     pub ms: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub class: Option<ErrorClass>,
     /// On a failure: the upstream's status, `null` when it gave none.
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub status: Option<Option<u16>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(test, ts(optional))]
     pub message: Option<String>,
 }
 

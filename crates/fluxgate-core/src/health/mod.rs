@@ -62,6 +62,7 @@ impl HealthBackend for NoPersistence {
 }
 
 /// A key's health as the API, the CLI and the UI show it.
+#[cfg_attr(test, derive(ts_rs::TS))]
 #[derive(Debug, Clone, Serialize)]
 pub struct KeyHealth {
     pub provider: String,
@@ -71,7 +72,9 @@ pub struct KeyHealth {
     pub last_status: Option<u16>,
     pub last_message: Option<String>,
     /// Unix milliseconds when the key comes back or is retested.
+    #[cfg_attr(test, ts(type = "number | null"))]
     pub until_ms: Option<i64>,
+    #[cfg_attr(test, ts(type = "number | null"))]
     pub retry_in_secs: Option<u64>,
     pub in_flight: u32,
     /// Why the key's secret could not be read, when it could not.

@@ -62,7 +62,7 @@ pub struct Outcome {
 /// Points `kind` at Fluxgate at `base`: reuses the token its files hold when it still works
 /// for this Fluxgate, else makes one named after the tool; shows the change as a diff; writes
 /// it unless `dry_run`. The use case behind `fluxgate setup`, the console and the tray.
-#[allow(clippy::too_many_arguments)]
+#[expect(clippy::too_many_arguments)]
 pub fn set_up(
     kind: ClientKind,
     homes: &Homes,
