@@ -10,7 +10,8 @@
 //! The executor does not decide what a failure means (`health` does) nor which candidates
 //! exist (`routing` does). Its parts:
 //!
-//! - this file: the request's loop over rounds and candidates ([`Executor::execute`]);
+//! - this file: the request's loop over rounds ([`Executor::execute`]); `round.rs`: one round
+//!   over the candidates and what each attempt's outcome does;
 //! - [`request`]: the request as a value (attempts, last failure, reservation, record) and its
 //!   named transitions; the one place a request is recorded;
 //! - [`attempt`]: one attempt as prepare → send → interpret;
@@ -32,6 +33,7 @@ pub mod probe;
 mod refusal;
 mod request;
 mod retest;
+mod round;
 mod rounds;
 mod stream;
 #[cfg(test)]
@@ -56,17 +58,14 @@ use crate::config::Timeouts;
 use crate::events::EventBus;
 use crate::formats::errors::ErrorCode;
 use crate::formats::{Dialect, Endpoint};
-use crate::health::{ErrorClass, Failure, FailureKind, HealthRegistry};
+use crate::health::{Failure, HealthRegistry};
 use crate::recorder::Recorder;
-use crate::routing::{
-    Ask, Candidate, Live, LoadSignals, Needs, Plan, RateWindows, Router, Signals,
-};
+use crate::routing::{Ask, Live, LoadSignals, Needs, Plan, RateWindows, Router, Signals};
 use crate::secrets::{SecretValue, Secrets};
 use crate::store::Conversations;
-use admit::apply_usage;
-use attempt::{Attempt, AttemptContext};
 use client::HttpClient;
 use request::{AfterRound, Exit, RequestState};
+use round::RoundEnd;
 pub use rounds::conversation_key;
 use rounds::RETRY_PAUSE;
 
@@ -157,16 +156,6 @@ pub struct Executor {
 /// Builds the outbound HTTP client (see [`client`]).
 pub fn http_client(timeouts: &Timeouts) -> HttpClient {
     HttpClient::new(timeouts)
-}
-
-/// How a round over the plan's candidates ended.
-enum RoundEnd {
-    /// Every candidate was tried or passed over.
-    Done,
-    /// The attempt limit, the deadline or the retry budget ended it early.
-    Stopped,
-    /// The request is over.
-    Exit(Exit),
 }
 
 impl Executor {
@@ -392,182 +381,6 @@ impl Executor {
             self.publish_route_unavailable(&plan, err.retry_after_secs.unwrap_or(1));
         }
         Exit::Refused(err)
-    }
-
-    /// One round over the plan's candidates, in order.
-    #[expect(clippy::too_many_arguments)]
-    async fn round(
-        &self,
-        router: &Router,
-        req: &ProxyRequest,
-        plan: &Plan,
-        state: &mut RequestState,
-        timeouts: &Timeouts,
-        deadline: Instant,
-        max_attempts: u32,
-    ) -> RoundEnd {
-        for cand in &plan.candidates {
-            if state.attempts >= max_attempts || Instant::now() >= deadline {
-                return RoundEnd::Stopped;
-            }
-            if !state.may_try(cand)
-                || (!plan.degraded && !self.health.usable(&cand.account, Instant::now()))
-            {
-                continue;
-            }
-            if state.attempts >= 1 && !self.budget.withdraw() {
-                tracing::warn!(request_id = %req.request_id, "global retry budget spent; not failing over");
-                return RoundEnd::Stopped;
-            }
-            let Some(secret) = self.key_secret(router, cand, state) else {
-                continue;
-            };
-            // Budgets and local limits again, now that this candidate is next: requests
-            // planned at the same time may have taken the room since.
-            let reservation = match self.admit(cand, &plan.route, req.client.as_deref()) {
-                Ok(r) => r,
-                Err(admit::Refused::Budget(e)) if !plan.budget_fallback => {
-                    return RoundEnd::Exit(Exit::Refused(Self::budget_error(&e)));
-                }
-                Err(admit::Refused::Budget(e)) => {
-                    tracing::info!(request_id = %req.request_id, provider = %cand.provider, key = %cand.key_id, detail = %e, "over budget; skipping the candidate");
-                    state.over_budget(e);
-                    continue;
-                }
-                Err(admit::Refused::Limit(hit)) => {
-                    tracing::info!(request_id = %req.request_id, provider = %cand.provider, key = %cand.key_id, limit = hit.limit, "key at its local limit; skipping it");
-                    continue;
-                }
-            };
-            let number = state.begin_attempt(cand, reservation);
-            let _in_flight = self.health.begin(&cand.account);
-            let started = Instant::now();
-            let ctx = AttemptContext {
-                timeouts,
-                deadline,
-                number,
-                outcome: state.outcome.clone(),
-            };
-            // Boxed so the (large) attempt state is not copied through every layer that moves
-            // the request future.
-            let result =
-                Box::pin(self.attempt(req, cand, &secret, ctx, || state.hand_over_reservation()))
-                    .await;
-            match result {
-                Attempt::Done(resp, usage) => {
-                    return RoundEnd::Exit(self.succeeded(cand, state, resp, &usage, started));
-                }
-                Attempt::Failed(f) => self.attempt_failed(req, cand, &secret, state, f, started),
-                Attempt::Rejected(mut err, None) => {
-                    err.message = secret.redactor().text(&err.message).into_owned();
-                    // Fluxgate's own translation refused the request for this candidate (a
-                    // forced built-in tool, an OpenAI-only `previous_response_id`, ...); a
-                    // candidate of another dialect may still serve it.
-                    tracing::info!(request_id = %req.request_id, provider = %cand.provider, detail = %err.message, "this candidate cannot take the request; trying the next");
-                    state.refused_by_translation(err);
-                }
-                Attempt::Rejected(mut err, Some(mut f)) => {
-                    err.message = secret.redactor().text(&err.message).into_owned();
-                    redact_failure(&mut f, &secret);
-                    self.health.report_failure(&cand.account, &f);
-                    let more_targets = plan
-                        .candidates
-                        .iter()
-                        .any(|c| c.target_index > cand.target_index);
-                    if let Some(err) =
-                        state.rejected_by_upstream(err, Some(f), cand.target_index, more_targets)
-                    {
-                        return RoundEnd::Exit(Exit::Refused(err));
-                    }
-                }
-            }
-        }
-        RoundEnd::Done
-    }
-
-    /// The candidate's secret; `None` (noted on the key's health and the request) when it
-    /// cannot be read.
-    fn key_secret(
-        &self,
-        router: &Router,
-        cand: &Candidate,
-        state: &mut RequestState,
-    ) -> Option<SecretValue> {
-        let key = router
-            .config()
-            .provider(&cand.provider)
-            .and_then(|p| p.keys.iter().find(|k| k.id == cand.key_id))?;
-        match self.secrets.resolve(&cand.account, &key.secret) {
-            Ok(s) => {
-                self.health.set_secret_error(&cand.account, None);
-                Some(s)
-            }
-            Err(e) => {
-                tracing::warn!(provider = %cand.provider, key = %cand.key_id, error = %e, "cannot read the key's secret; skipping it");
-                self.health
-                    .set_secret_error(&cand.account, Some(e.to_string()));
-                state.key_unreadable(e);
-                None
-            }
-        }
-    }
-
-    /// An attempt served the request: health and signals learn it, a complete answer's
-    /// usage goes on the record (a stream's when it ends).
-    fn succeeded(
-        &self,
-        cand: &Candidate,
-        state: &mut RequestState,
-        resp: ProxyResponse,
-        usage: &crate::formats::inspect::Usage,
-        started: Instant,
-    ) -> Exit {
-        self.health.report_success(&cand.account);
-        let now = Instant::now();
-        // Time to first token: the whole answer, or a stream's commit.
-        self.signals
-            .observe_latency(&cand.account, &cand.model, started.elapsed(), now);
-        if !matches!(resp, ProxyResponse::Complete { .. }) {
-            return Exit::Streaming(resp);
-        }
-        let record = &mut state.outcome.record;
-        record.ttfb_ms = Some(started.elapsed().as_millis() as u64);
-        apply_usage(record, usage, cand);
-        if let (Some(i), Some(o)) = (usage.input_tokens, usage.output_tokens) {
-            self.windows
-                .settle_tokens(&cand.account, cand.est_tokens, i + o, now);
-        }
-        Exit::Answer(resp)
-    }
-
-    /// An attempt failed before anything reached the client: health learns it, the request
-    /// fails over.
-    fn attempt_failed(
-        &self,
-        req: &ProxyRequest,
-        cand: &Candidate,
-        secret: &SecretValue,
-        state: &mut RequestState,
-        mut f: Failure,
-        started: Instant,
-    ) {
-        redact_failure(&mut f, secret);
-        tracing::info!(request_id = %req.request_id, provider = %cand.provider, key = %cand.key_id, class = f.class.as_str(), status = f.status, detail = %f.message, "attempt failed; failing over");
-        if f.class == ErrorClass::AuthFailed {
-            // The key may have been replaced in the keychain since it was cached.
-            self.secrets.invalidate(&cand.account);
-        }
-        self.health.report_failure(&cand.account, &f);
-        if matches!(f.kind, FailureKind::Timeout(_)) {
-            // A key that times out is slow, whatever its past samples say.
-            self.signals.observe_latency(
-                &cand.account,
-                &cand.model,
-                started.elapsed(),
-                Instant::now(),
-            );
-        }
-        state.failed(f);
     }
 }
 
