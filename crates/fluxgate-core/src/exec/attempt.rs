@@ -241,14 +241,9 @@ impl Executor {
             Ok(b) => redactor.owned(b),
             Err(f) => return Attempt::Failed(f),
         };
-        let check = check_body(upstream_dialect, &body);
-        if let Some(f) = transport::unusable_body(&body, check.is_ok()) {
-            return Attempt::Failed(f);
-        }
-        let Ok(check) = check else {
-            return Attempt::Failed(transport::empty_response(
-                "a body that is not a JSON object",
-            ));
+        let check = match check_body(upstream_dialect, &body) {
+            Ok(c) if !transport::is_blank(&body) => c,
+            _ => return Attempt::Failed(transport::unusable_body(&body)),
         };
         if let Some(err) = &check.error {
             if let Some(f) = health::classify_in_band(err, &up_headers, crate::clock::wall()) {

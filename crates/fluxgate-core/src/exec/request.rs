@@ -173,15 +173,15 @@ impl RequestState {
     pub fn rejected_by_upstream(
         &mut self,
         err: ProxyError,
-        failure: Option<Failure>,
+        failure: Failure,
         target: usize,
         more_targets: bool,
     ) -> Option<ProxyError> {
         self.reserved = None;
         self.outcome.record.error_class = Some(ErrorClass::RequestInvalid);
-        if let Some(f) = failure.filter(|f| f.status == Some(404) && more_targets) {
+        if failure.status == Some(404) && more_targets {
             self.dead_targets.insert(target);
-            self.last = Some(f);
+            self.last = Some(failure);
             return None;
         }
         Some(err)
@@ -345,19 +345,15 @@ mod tests {
                 Some(404),
             )
         };
-        assert!(s
-            .rejected_by_upstream(err(), Some(f404()), 0, true)
-            .is_none());
+        assert!(s.rejected_by_upstream(err(), f404(), 0, true).is_none());
         assert!(s.dead_targets.contains(&0));
-        assert!(s
-            .rejected_by_upstream(err(), Some(f404()), 1, false)
-            .is_some());
+        assert!(s.rejected_by_upstream(err(), f404(), 1, false).is_some());
         let f400 = failure(
             ErrorClass::RequestInvalid,
             FailureKind::Status(400),
             Some(400),
         );
-        assert!(s.rejected_by_upstream(err(), Some(f400), 2, true).is_some());
+        assert!(s.rejected_by_upstream(err(), f400, 2, true).is_some());
     }
 
     #[test]

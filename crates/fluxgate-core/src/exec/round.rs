@@ -107,7 +107,7 @@ impl Executor {
                         .iter()
                         .any(|c| c.target_index > cand.target_index);
                     if let Some(err) =
-                        state.rejected_by_upstream(err, Some(f), cand.target_index, more_targets)
+                        state.rejected_by_upstream(err, f, cand.target_index, more_targets)
                     {
                         return RoundEnd::Exit(Exit::Refused(err));
                     }

@@ -278,6 +278,30 @@ impl LoadSignals for Signals {
 }
 
 impl Signals {
+    /// Whether `tokens` more fit the key's local limits; with `take`, takes the room too (in
+    /// the same lock, so two requests cannot both take the last room).
+    fn admit(
+        &self,
+        account: &str,
+        limits: &KeyLimits,
+        tokens: u64,
+        now: Instant,
+        take: bool,
+    ) -> Result<(), LimitHit> {
+        if !limits.any() {
+            return Ok(());
+        }
+        let mut keys = self.keys.lock();
+        let k = keys.entry(account.to_string()).or_default();
+        Self::fits(k, limits, tokens, now)?;
+        if take {
+            k.minute_requests.add(1, now);
+            k.day_requests.add(1, now);
+            k.minute_tokens.add(tokens as i64, now);
+        }
+        Ok(())
+    }
+
     fn fits(
         k: &mut KeySignals,
         limits: &KeyLimits,
@@ -330,12 +354,7 @@ impl RateWindows for Signals {
         tokens: u64,
         now: Instant,
     ) -> Result<(), LimitHit> {
-        if !limits.any() {
-            return Ok(());
-        }
-        let mut keys = self.keys.lock();
-        let k = keys.entry(account.to_string()).or_default();
-        Self::fits(k, limits, tokens, now)
+        self.admit(account, limits, tokens, now, false)
     }
 
     /// Takes room for one request of `tokens` (estimated) under the key's local limits.
@@ -346,16 +365,7 @@ impl RateWindows for Signals {
         tokens: u64,
         now: Instant,
     ) -> Result<(), LimitHit> {
-        if !limits.any() {
-            return Ok(());
-        }
-        let mut keys = self.keys.lock();
-        let k = keys.entry(account.to_string()).or_default();
-        Self::fits(k, limits, tokens, now)?;
-        k.minute_requests.add(1, now);
-        k.day_requests.add(1, now);
-        k.minute_tokens.add(tokens as i64, now);
-        Ok(())
+        self.admit(account, limits, tokens, now, true)
     }
 
     /// Corrects the token window once the real usage is known.

@@ -48,25 +48,7 @@ targets = ["ant/claude-x", "oa/gpt-4o", "gem/gemini-2.0-flash"]
 "#;
 
 /// Plans without needs, signals or budgets (what most tests here look at).
-trait PlanSimple {
-    fn plan_simple(
-        &self,
-        endpoint: Endpoint,
-        model: &str,
-        health: &HealthRegistry,
-        now: Instant,
-    ) -> Result<Plan, RouteError>;
-    fn plan_conv(
-        &self,
-        endpoint: Endpoint,
-        model: &str,
-        health: &HealthRegistry,
-        now: Instant,
-        conversation: Option<u64>,
-    ) -> Result<Plan, RouteError>;
-}
-
-impl PlanSimple for Router {
+impl Router {
     fn plan_simple(
         &self,
         endpoint: Endpoint,

@@ -253,25 +253,16 @@ async fn a_stream_breaking_after_commit_ends_with_an_error_event() {
     h.assert_nothing_reserved();
 }
 
-const BUDGETED: &str = r#"
-[[budgets]]
-route = "r"
-daily_tokens = 1000000
-
-[providers.p]
-kind = "openai-compatible"
-base_url = "https://p.test/v1"
-keys = [{ id = "a" }, { id = "b" }]
-
-[routes.r]
-targets = ["p/m"]
-"#;
+/// [`TWO_KEYS`] with a budget over the route.
+fn budgeted() -> String {
+    format!("[[budgets]]\nroute = \"r\"\ndaily_tokens = 1000000\n{TWO_KEYS}")
+}
 
 // Rule: a request's budget reservation is released on every exit: an answer, a failure, a
 // refusal, a stream that completes, breaks or loses its client.
 #[tokio::test(start_paused = true)]
 async fn budget_reservations_are_released_on_every_exit() {
-    let h = harness(BUDGETED);
+    let h = harness(&budgeted());
     h.run(chat(false)).await.expect("answer");
     h.assert_nothing_reserved();
 
