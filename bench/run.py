@@ -7,6 +7,8 @@ Prints a Markdown report (paste into BENCHMARKS.md) and writes target/bench/resu
 
 Usage: python3 bench/run.py [--seconds 8]     (needs `oha` on PATH: cargo install oha)
        python3 bench/run.py --translation     (same-dialect vs translated paths through Fluxgate)
+       python3 bench/run.py --baseline PATH   (also an older `fluxgate` binary, in the same run)
+       python3 bench/run.py --team            (also Fluxgates in team mode on a local redis-server)
 """
 
 import argparse
@@ -61,11 +63,48 @@ def oha(url, token, conc, seconds, body=BODY):
     return {"rps": j["summary"]["requestsPerSec"], "p50_ms": pct["p50"] * 1000, "p99_ms": pct["p99"] * 1000, "ok": ok, "total": total}
 
 
+def team_targets(cfg, work, env, procs, targets):
+    """Starts a redis-server (CPU 1, with the load generator) and two Fluxgates in team mode on
+    CPU 0: `team` (its key has no local limit: no Redis round trip per request) and `team+rpm`
+    (a limit too high to bite: one script call per request). Returns each one's Redis pid."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    redis = subprocess.Popen(["taskset", "-c", "1", "redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                              "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    procs.append(redis)
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.1).close()
+            break
+        except OSError:
+            time.sleep(0.02)
+    base = cfg.read_text()
+    side = {}
+    for name, limit in (("team", ""), ("team+rpm", ", rpm = 1000000000")):
+        # The first key line is the `fast` provider's: the limit goes there.
+        plain = 'keys = [{ id = "k", secret = "env:BENCH_KEY" }]'
+        text = f'[state]\nredis = "redis://127.0.0.1:{port}"\n' + base.replace(
+            plain, f'keys = [{{ id = "k", secret = "env:BENCH_KEY"{limit} }}]', 1)
+        tcfg = work / f"{name}.toml"
+        tcfg.write_text(text)
+        tdata = work / f"data-{name}"
+        tok = subprocess.run([str(REL / "fluxgate"), "token", "new", "bench", "--data-dir", str(tdata)], capture_output=True, text=True, check=True, env=env).stdout.strip()
+        p, url, _ = start(["taskset", "-c", "0", str(REL / "fluxgate"), "serve", "--config", str(tcfg), "--data-dir", str(tdata), "--listen", "127.0.0.1:0"], env)
+        procs.append(p)
+        targets[name] = (url, tok, p.pid)
+        side[name] = redis.pid
+    return side
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--repeat", type=int, default=3, help="runs per cell; the report shows medians")
     ap.add_argument("--translation", action="store_true", help="compare same-dialect and translated paths")
+    ap.add_argument("--baseline", type=Path, help="an older fluxgate binary measured as 'before' in the same run")
+    ap.add_argument("--team", action="store_true", help="also Fluxgate with [state] redis: keys without and with a local limit")
     a = ap.parse_args()
     if not shutil.which("oha"):
         sys.exit("oha is not on PATH: cargo install oha")
@@ -100,24 +139,43 @@ def main():
             fg.wait()
         fg, fg_url, t = start(["taskset", "-c", "0", str(REL / "fluxgate"), "serve", "--config", str(cfg), "--data-dir", str(data), "--listen", "127.0.0.1:0"], env)
         procs.append(fg)
+        targets = {"direct": (fake_url, key, None), "relay": (relay_url, key, relay.pid)}
+        if a.baseline:
+            # The older binary gets its own data directory: its store may predate today's schema.
+            old_data = work / "data-before"
+            old_token = subprocess.run([str(a.baseline), "token", "new", "bench", "--data-dir", str(old_data)], capture_output=True, text=True, check=True, env=env).stdout.strip()
+            old, old_url, _ = start(["taskset", "-c", "0", str(a.baseline), "serve", "--config", str(cfg), "--data-dir", str(old_data), "--listen", "127.0.0.1:0"], env)
+            procs.append(old)
+            targets["before"] = (old_url, old_token, old.pid)
+        targets["fluxgate"] = (fg_url, token, fg.pid)
+        side = {}
+        if a.team:
+            side = team_targets(cfg, work, env, procs, targets)
         time.sleep(1.0)
         if a.translation:
             translation(fg, fg_url, token, a)
             return
         idle_rss = mem_kb(fg.pid, "VmRSS")
         results = {"startup_ms_median": sorted(starts)[2] * 1000, "idle_rss_kb": idle_rss, "load": {}, "stream": {}}
-        targets = {"direct": (fake_url, key, None), "relay": (relay_url, key, relay.pid), "fluxgate": (fg_url, token, fg.pid)}
         # Warm up connection pools and caches.
         for name, (url, tok, _) in targets.items():
             oha(url + "/v1/chat/completions", tok, 4, 1)
         runs = {}
-        for _ in range(a.repeat):
+        for rep in range(a.repeat):
+            # Every other run goes through the targets in reverse, so none is always measured
+            # first or last (this machine drifts within a run).
+            order = list(targets.items())
+            if rep % 2:
+                order.reverse()
             for conc in (1, 16, 64):
-                for name, (url, tok, pid) in targets.items():
+                for name, (url, tok, pid) in order:
                     before = cpu_seconds(pid) if pid else 0
+                    side_before = cpu_seconds(side[name]) if name in side else 0
                     r = oha(url + "/v1/chat/completions", tok, conc, a.seconds)
                     if pid:
                         r["cpu_us_per_req"] = (cpu_seconds(pid) - before) / max(r["ok"], 1) * 1e6
+                    if name in side:
+                        r["redis_cpu_us_per_req"] = (cpu_seconds(side[name]) - side_before) / max(r["ok"], 1) * 1e6
                     runs.setdefault((str(conc), name), []).append(r)
         for (conc, name), rs in runs.items():
             med = {k: sorted(x[k] for x in rs)[len(rs) // 2] for k in rs[0] if k not in ("ok", "total")}
@@ -126,7 +184,11 @@ def main():
             results["load"].setdefault(conc, {})[name] = med
         results["peak_rss_kb"] = mem_kb(fg.pid, "VmHWM")
         probe = str(REL / "streamprobe")
-        for name, url, tok, model in (("direct", slow_url, key, None), ("relay", srelay_url, key, None), ("fluxgate", fg_url, token, "slowbench")):
+        streams = [("direct", slow_url, key, None), ("relay", srelay_url, key, None)]
+        if a.baseline:
+            streams.append(("before", targets["before"][0], targets["before"][1], "slowbench"))
+        streams.append(("fluxgate", fg_url, token, "slowbench"))
+        for name, url, tok, model in streams:
             body_model = model or "bench"
             out = subprocess.run(["taskset", "-c", "1", probe, url + "/v1/chat/completions", tok, "40", body_model], capture_output=True, text=True, check=True)
             results["stream"][name] = json.loads(out.stdout)
@@ -176,11 +238,12 @@ def print_report(r, seconds):
     print("|---|---|---|---|---|---|---|---|---|")
     for conc, row in r["load"].items():
         d = row["direct"]
-        for name in ("direct", "relay", "fluxgate"):
-            x = row[name]
+        for name, x in row.items():
             added50 = "" if name == "direct" else f"{x['p50_ms'] - d['p50_ms']:.3f}"
             added99 = "" if name == "direct" else f"{x['p99_ms'] - d['p99_ms']:.3f}"
             cpu = f"{x['cpu_us_per_req']:.1f}" if "cpu_us_per_req" in x else ""
+            if "redis_cpu_us_per_req" in x:
+                cpu += f" (+{x['redis_cpu_us_per_req']:.1f} Redis)"
             print(f"| {conc} | {name} | {x['rps']:.0f} | {x['p50_ms']:.3f} | {x['p99_ms']:.3f} | {added50} | {added99} | {cpu} | {x['total'] - x['ok']} |")
     print("\nStreaming (fake sends 9 chunks 20 ms apart), 40 sequential requests\n")
     print("| target | TTFT p50 ms | TTFT p99 ms | largest inter-chunk gap, median ms | largest gap, max ms |")
