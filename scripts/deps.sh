@@ -19,6 +19,8 @@ if [ "${1:-build}" = test ]; then
   want+=(xvfb xdotool xclip imagemagick python3-dbusmock libnotify-bin gir1.2-ayatanaappindicator3-0.1)
   # chromium: the cross-origin browser test (driven by playwright-core from npm).
   want+=(dbus gnome-keyring libsecret-tools curl python3 chromium)
+  # Team mode's tests start their own Redis on a loopback port (the service is not used).
+  want+=(redis-server)
 fi
 for p in "${want[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || need_apt+=("$p")

@@ -29,6 +29,7 @@ pub mod secrets;
 pub mod sessions;
 pub mod setup;
 pub mod store;
+pub mod team;
 pub mod tokens;
 #[cfg(test)]
 mod typescript;

@@ -98,6 +98,11 @@ pub async fn metrics(State(s): State<Arc<AppState>>) -> Response {
                 .log
                 .ledger()
                 .map(|l| l.render_metrics())
+                .unwrap_or_default()
+            + &s.gateway
+                .team
+                .as_ref()
+                .map(|t| t.render_metrics())
                 .unwrap_or_default(),
     )
         .into_response()

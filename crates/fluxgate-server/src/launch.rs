@@ -6,9 +6,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use fluxgate_core::config::{Config, ConfigError};
-use fluxgate_core::gateway::Gateway;
+use fluxgate_core::gateway::{Gateway, OpenError};
 use fluxgate_core::secrets::{KeychainStore, Secrets};
 use fluxgate_core::store::StoreError;
+use fluxgate_core::team::TeamError;
 use fluxgate_core::tokens::{AdminToken, TokenError};
 
 use crate::serve::{serve_with, ServeHandle};
@@ -46,6 +47,8 @@ pub enum LaunchError {
     #[error("{0}")]
     Store(#[from] StoreError),
     #[error("{0}")]
+    Shared(#[from] TeamError),
+    #[error("{0}")]
     AdminToken(#[from] TokenError),
     #[error("cannot listen on {addr}: {source} (is another Fluxgate running? pass --listen 127.0.0.1:PORT)")]
     Bind {
@@ -54,6 +57,15 @@ pub enum LaunchError {
     },
     #[error("cannot serve: {0}")]
     Serve(std::io::Error),
+}
+
+impl From<OpenError> for LaunchError {
+    fn from(e: OpenError) -> LaunchError {
+        match e {
+            OpenError::Store(e) => LaunchError::Store(e),
+            OpenError::Team(e) => LaunchError::Shared(e),
+        }
+    }
 }
 
 impl From<LaunchError> for String {
@@ -107,7 +119,7 @@ impl Options {
             }
         }
         let listen = config.listen;
-        let gateway = Arc::new(Gateway::open(config, &data_dir, Secrets::system())?);
+        let gateway = Arc::new(Gateway::connect(config, &data_dir, Secrets::system()).await?);
         let admin = AdminToken::load_or_create(&data_dir)?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await

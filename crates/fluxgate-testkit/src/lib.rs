@@ -13,6 +13,7 @@
 pub mod chaos;
 mod faults;
 pub mod model;
+pub mod servers;
 mod wire;
 
 use std::collections::{HashMap, VecDeque};

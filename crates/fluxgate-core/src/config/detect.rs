@@ -145,6 +145,7 @@ pub fn from_environment(lookup: impl Fn(&str) -> Option<String>) -> Config {
         webhooks: Vec::new(),
         catalogue: Default::default(),
         budgets: Vec::new(),
+        shared: Default::default(),
         source: ConfigSource::Environment,
     }
 }

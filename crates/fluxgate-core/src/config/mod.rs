@@ -265,7 +265,36 @@ pub struct Config {
     /// The built-in model table with the config's `[models]` overrides.
     pub catalogue: Catalogue,
     pub budgets: Vec<Budget>,
+    /// Engines shared with other Fluxgates (`[state]`); none by default.
+    pub shared: SharedEngines,
     pub source: ConfigSource,
+}
+
+/// The engines a fleet of Fluxgates shares (`[state]`). Empty: everything stays in this
+/// process, as on a single workstation.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SharedEngines {
+    pub redis: Option<RedisTarget>,
+}
+
+/// A Redis server for shared health and limits. The URL never holds a password: that is a
+/// secret reference, resolved by each replica from its own environment, file or keychain.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisTarget {
+    /// `redis://host:port/db` or `rediss://host:port/db`, as written.
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Option<SecretRef>,
+}
+
+impl RedisTarget {
+    /// The keychain account a `redis_password = "keychain"` is stored under.
+    pub const KEYCHAIN_ACCOUNT: &'static str = "state/redis";
+
+    /// Whether the connection is encrypted (`rediss://`).
+    pub fn tls(&self) -> bool {
+        self.url.starts_with("rediss://")
+    }
 }
 
 /// A webhook: health (and, later, budget) events are POSTed to `url` as JSON.

@@ -64,6 +64,21 @@ pub struct RawConfig {
     pub models: Ordered<RawModel>,
     #[serde(default)]
     pub budgets: Vec<RawBudget>,
+    /// `[state]`: where a fleet of Fluxgates shares health and limits (team mode).
+    #[serde(default)]
+    pub state: RawState,
+}
+
+/// `[state]`: shared engines. Absent: everything stays in this process (the default).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawState {
+    /// `redis://host:port/db` or `rediss://…` (TLS), without a password.
+    pub redis: Option<String>,
+    /// A secret reference (`env:NAME`, `file:PATH`, `keychain`) for Redis's password.
+    pub redis_password: Option<String>,
+    /// A Redis ACL user name (the password above is then that user's).
+    pub redis_username: Option<String>,
 }
 
 /// `[models."id"]`: prices in USD per million tokens.

@@ -231,3 +231,58 @@ fn errors_quote_structure_never_a_pasted_key() {
     .to_string();
     assert!(err.contains("line 3"), "{err}");
 }
+
+#[test]
+fn state_names_a_redis_without_credentials_in_its_url() {
+    // Absent: single-instance, nothing shared.
+    let c = load("").expect("valid");
+    assert_eq!(c.shared, crate::config::SharedEngines::default());
+
+    let c = load(
+        "[state]\nredis = \"rediss://cache.internal:6380/2\"\nredis_username = \"fluxgate\"\nredis_password = \"env:FLUXGATE_REDIS_PASSWORD\"\n",
+    )
+    .expect("valid");
+    let r = c.shared.redis.expect("redis");
+    assert_eq!(r.url, "rediss://cache.internal:6380/2");
+    assert!(r.tls());
+    assert_eq!(r.username.as_deref(), Some("fluxgate"));
+    assert_eq!(
+        r.password,
+        Some(SecretRef::Env("FLUXGATE_REDIS_PASSWORD".into()))
+    );
+
+    let cases = [
+        // A password in the URL, or pasted as the reference, is refused without quoting it.
+        (
+            "redis = \"redis://:hunter2-secret@host:6379\"",
+            "state.redis",
+            "hunter2",
+        ),
+        (
+            "redis = \"redis://u:hunter2-secret@host\"",
+            "state.redis",
+            "hunter2",
+        ),
+        (
+            "redis = \"redis://host\"\nredis_password = \"hunter2-secret\"",
+            "state.redis_password",
+            "hunter2",
+        ),
+        ("redis = \"http://host:6379\"", "state.redis", "\u{0}"),
+        ("redis = \"redis://host:6379/db\"", "state.redis", "\u{0}"),
+        ("redis = \"redis://host?timeout=1\"", "state.redis", "\u{0}"),
+        (
+            "redis_password = \"env:X\"",
+            "state.redis_password",
+            "\u{0}",
+        ),
+        ("reddis = \"redis://host\"", "reddis", "\u{0}"),
+    ];
+    for (body, key, never) in cases {
+        let err = load(&format!("[state]\n{body}\n"))
+            .expect_err(body)
+            .to_string();
+        assert!(err.contains(key), "{body} => {err}");
+        assert!(!err.contains(never), "{body} => {err}");
+    }
+}

@@ -153,6 +153,8 @@ pub(super) fn validate(raw: RawConfig, source: ConfigSource) -> Result<Config, C
         webhooks.push(webhook(i, w)?);
     }
 
+    let shared = shared_engines(raw.state)?;
+
     Ok(Config {
         listen,
         allow_lan: raw.allow_lan,
@@ -167,7 +169,72 @@ pub(super) fn validate(raw: RawConfig, source: ConfigSource) -> Result<Config, C
         webhooks,
         catalogue,
         budgets,
+        shared,
         source,
+    })
+}
+
+/// `[state]`: a Redis URL without credentials in it, and its password as a secret reference.
+fn shared_engines(raw: super::raw::RawState) -> Result<super::SharedEngines, ConfigError> {
+    let Some(url) = raw.redis else {
+        if raw.redis_password.is_some() || raw.redis_username.is_some() {
+            return Err(ConfigError::invalid(
+                "state.redis_password",
+                "is set but `state.redis` is not; add `redis = \"redis://host:6379\"`",
+            ));
+        }
+        return Ok(super::SharedEngines::default());
+    };
+    let example = "for example \"redis://127.0.0.1:6379/0\" (or \"rediss://…\" for TLS)";
+    let rest = url
+        .strip_prefix("redis://")
+        .or_else(|| url.strip_prefix("rediss://"))
+        .ok_or_else(|| {
+            ConfigError::invalid("state.redis", format!("must be a redis:// URL, {example}"))
+        })?;
+    let (authority, path) = rest.split_once('/').unwrap_or((rest, ""));
+    if authority.contains('@') {
+        return Err(ConfigError::invalid(
+            "state.redis",
+            "must not hold credentials: write the user as `redis_username = \"NAME\"` and the \
+             password as `redis_password = \"env:VARIABLE\"` (or `\"file:/path\"`, `\"keychain\"`)",
+        ));
+    }
+    let host_ok = !authority.is_empty()
+        && authority
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_:[]".contains(c));
+    let db_ok = path.is_empty() || path.parse::<u16>().is_ok();
+    if !host_ok || !db_ok || url.contains('?') {
+        return Err(ConfigError::invalid(
+            "state.redis",
+            format!("`{url}` is not a Redis URL of host, port and database number, {example}"),
+        ));
+    }
+    let password = match raw.redis_password.as_deref() {
+        None => None,
+        Some(text) => Some(parse_secret_ref(text).ok_or_else(|| {
+            ConfigError::invalid(
+                "state.redis_password",
+                "must be a reference, not the password itself: `\"env:VARIABLE\"`, \
+                 `\"file:/path\"` or `\"keychain\"`",
+            )
+        })?),
+    };
+    if let Some(u) = &raw.redis_username {
+        if !valid_name(u) {
+            return Err(ConfigError::invalid(
+                "state.redis_username",
+                "use letters, digits, `-`, `_` and `.` only",
+            ));
+        }
+    }
+    Ok(super::SharedEngines {
+        redis: Some(super::RedisTarget {
+            url,
+            username: raw.redis_username,
+            password,
+        }),
     })
 }
 

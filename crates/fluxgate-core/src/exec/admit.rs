@@ -19,7 +19,7 @@ pub(super) enum Refused {
 impl Executor {
     /// Reserves the candidate's estimated cost against every budget covering it and takes room
     /// under its key's local limits; `Ok(None)` when no budget applies.
-    pub(super) fn admit(
+    pub(super) async fn admit(
         &self,
         cand: &Candidate,
         route: &str,
@@ -39,9 +39,12 @@ impl Executor {
             };
             reservation = Some(ledger.reserve(&scopes, need).map_err(Refused::Budget)?);
         }
-        self.windows
-            .acquire(&cand.account, &cand.limits, cand.est_tokens, Instant::now())
-            .map_err(Refused::Limit)?;
+        if cand.limits.any() {
+            self.windows
+                .acquire(&cand.account, &cand.limits, cand.est_tokens, Instant::now())
+                .await
+                .map_err(Refused::Limit)?;
+        }
         Ok(reservation)
     }
 }

@@ -204,6 +204,13 @@ impl Executor {
         self.cut.send_replace(true);
     }
 
+    /// Takes room under keys' local limits in `windows` (a fleet's shared windows) instead of
+    /// this process's own.
+    pub fn with_windows(mut self, windows: Arc<dyn RateWindows>) -> Self {
+        self.windows = windows;
+        self
+    }
+
     /// Keeps emulated Responses conversations in `store`, so `previous_response_id` works on
     /// upstreams without a Responses API.
     pub fn with_response_store(mut self, store: Arc<dyn Conversations>) -> Self {

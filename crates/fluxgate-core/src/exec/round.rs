@@ -56,7 +56,7 @@ impl Executor {
             };
             // Budgets and local limits again, now that this candidate is next: requests
             // planned at the same time may have taken the room since.
-            let reservation = match self.admit(cand, &plan.route, req.client.as_deref()) {
+            let reservation = match self.admit(cand, &plan.route, req.client.as_deref()).await {
                 Ok(r) => r,
                 Err(admit::Refused::Budget(e)) if !plan.budget_fallback => {
                     return RoundEnd::Exit(Exit::Refused(Self::budget_error(&e)));

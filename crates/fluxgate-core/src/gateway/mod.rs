@@ -22,7 +22,17 @@ use crate::recorder::Recorder;
 use crate::routing::Router;
 use crate::secrets::Secrets;
 use crate::store::{Store, StoreError};
+use crate::team::{Team, TeamError};
 use crate::tokens::ClientTokens;
+
+/// Why a gateway could not open: its store, or the fleet's shared state.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Team(#[from] TeamError),
+}
 
 /// A running router's shared parts.
 pub struct Gateway {
@@ -33,6 +43,8 @@ pub struct Gateway {
     pub tokens: Arc<ClientTokens>,
     pub events: EventBus,
     pub log: Recorder,
+    /// The fleet's shared state, when `[state]` names an engine (team mode).
+    pub team: Option<Team>,
     /// Routing paused by the user (tray or console): proxy requests get 503
     /// `routing_paused` and nothing is sent upstream. Not persisted: a restart resumes.
     pub paused: std::sync::atomic::AtomicBool,
@@ -43,13 +55,40 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// A gateway on this machine's state alone (`[state]` is not consulted: tests, tools).
     pub fn open(config: Config, data_dir: &Path, secrets: Secrets) -> Result<Gateway, StoreError> {
         let store = Store::open(data_dir)?;
+        Self::assemble(config, data_dir, store, secrets, None)
+    }
+
+    /// A gateway that joins the fleet's shared state when the config's `[state]` names an
+    /// engine; an engine configured but unreachable is an error, not a silent solo start.
+    pub async fn connect(
+        config: Config,
+        data_dir: &Path,
+        secrets: Secrets,
+    ) -> Result<Gateway, OpenError> {
+        let store = Store::open(data_dir)?;
+        let team = Team::connect(&config.shared, &secrets, Arc::new(store.clone())).await?;
+        Ok(Self::assemble(config, data_dir, store, secrets, team)?)
+    }
+
+    fn assemble(
+        config: Config,
+        data_dir: &Path,
+        store: Store,
+        secrets: Secrets,
+        team: Option<Team>,
+    ) -> Result<Gateway, StoreError> {
         let events = EventBus::new();
+        let backend: Arc<dyn crate::health::HealthBackend> = match &team {
+            Some(t) => t.health.clone(),
+            None => Arc::new(store.clone()),
+        };
         let health = Arc::new(HealthRegistry::new(
             Policy::default(),
             events.clone(),
-            Arc::new(store.clone()),
+            backend,
         ));
         health.sync(&config);
         let config = Arc::new(config);
@@ -60,25 +99,27 @@ impl Gateway {
             &config.budgets,
         )?);
         let log = Recorder::start(&store).with_ledger(ledger);
-        let executor = Arc::new(
-            Executor::new(
-                router,
-                health.clone(),
-                Arc::new(secrets),
-                log.clone(),
-                events.clone(),
-            )
-            .with_response_store(Arc::new(store.clone())),
-        );
+        let mut executor = Executor::new(
+            router,
+            health.clone(),
+            Arc::new(secrets),
+            log.clone(),
+            events.clone(),
+        )
+        .with_response_store(Arc::new(store.clone()));
+        if let Some(t) = &team {
+            executor = executor.with_windows(t.windows.clone());
+        }
         let tokens = Arc::new(ClientTokens::new(Arc::new(store.clone())));
         Ok(Gateway {
             data_dir: data_dir.to_path_buf(),
             store,
             health,
-            executor,
+            executor: Arc::new(executor),
             tokens,
             events,
             log,
+            team,
             paused: std::sync::atomic::AtomicBool::new(false),
             config_file: std::sync::OnceLock::new(),
             edit_lock: tokio::sync::Mutex::new(()),
@@ -94,6 +135,12 @@ impl Gateway {
         &self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> tokio::task::JoinHandle<()> {
+        use futures_util::FutureExt;
+        let shutdown = shutdown.shared();
+        if let Some(t) = &self.team {
+            t.health
+                .spawn(Arc::downgrade(&self.health), shutdown.clone());
+        }
         let retester = Arc::new(HttpRetester::new(Arc::downgrade(&self.executor)));
         tokio::spawn(run_scheduler(self.health.clone(), retester, shutdown))
     }

@@ -49,7 +49,16 @@ pub struct PersistedState {
 pub trait HealthBackend: Send + Sync {
     fn load_all(&self) -> Vec<PersistedState>;
     fn save(&self, state: PersistedState);
+    /// Whether this instance should run the key's due retest. A shared backend answers `true`
+    /// to one replica of the fleet at a time (the others learn the result from the shared
+    /// state); in-process there is nobody to share with.
+    fn claim_retest(&self, _account: &str) -> BoxFuture<bool> {
+        Box::pin(std::future::ready(true))
+    }
 }
+
+/// A boxed future, for the async methods of object-safe traits.
+pub type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
 
 /// A backend that keeps nothing (tests, `fluxgate explain` without a data dir).
 pub struct NoPersistence;
@@ -307,6 +316,37 @@ impl HealthRegistry {
         self.changed.notified().await;
     }
 
+    /// Applies a state another replica saved to the shared backend: the local state becomes
+    /// it (events and notifications included) without being saved again. A key switched off in
+    /// this replica's config stays off, and another replica's `disabled` (its own config) is
+    /// not copied.
+    pub fn apply_remote(&self, p: &PersistedState) {
+        let Some(e) = self.entry(&p.account) else {
+            return;
+        };
+        if p.status == KeyStatus::Disabled {
+            return;
+        }
+        let clock = WallClock::now();
+        let (before, after) = {
+            let mut st = e.state.lock();
+            if st.status == KeyStatus::Disabled {
+                return;
+            }
+            let before = st.clone();
+            *st = restore(p, clock);
+            (before, st.clone())
+        };
+        if before.status != after.status {
+            self.announce(&e, &before, &after, p.until_ms);
+        }
+    }
+
+    /// Asks the backend whether this instance runs the key's due retest.
+    pub(crate) fn claim_retest(&self, account: &str) -> BoxFuture<bool> {
+        self.backend.claim_retest(account)
+    }
+
     fn update(&self, account: &str, f: impl FnOnce(&mut KeyState, Instant)) {
         let Some(e) = self.entry(account) else { return };
         let now = Instant::now();
@@ -336,17 +376,22 @@ impl HealthRegistry {
             step: after.step,
         });
         if before.status != after.status {
-            tracing::info!(provider = %e.provider, key = %e.key_id, from = before.status.as_str(), to = after.status.as_str(), reason = after.reason.map(|r| r.as_str()), "key state changed");
-            self.events.publish(Event::KeyStateChanged {
-                provider: e.provider.clone(),
-                key_id: e.key_id.clone(),
-                from: before.status,
-                to: after.status,
-                reason: after.reason,
-                until_ms,
-            });
-            self.changed.notify_one();
+            self.announce(e, before, after, until_ms);
         }
+    }
+
+    /// Logs and publishes a change of status (from this replica or another).
+    fn announce(&self, e: &KeyEntry, before: &KeyState, after: &KeyState, until_ms: Option<i64>) {
+        tracing::info!(provider = %e.provider, key = %e.key_id, from = before.status.as_str(), to = after.status.as_str(), reason = after.reason.map(|r| r.as_str()), "key state changed");
+        self.events.publish(Event::KeyStateChanged {
+            provider: e.provider.clone(),
+            key_id: e.key_id.clone(),
+            from: before.status,
+            to: after.status,
+            reason: after.reason,
+            until_ms,
+        });
+        self.changed.notify_one();
     }
 
     /// Every key's health, in config order of providers then keys.

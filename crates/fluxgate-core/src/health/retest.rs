@@ -22,6 +22,9 @@ pub trait Retester: Send + Sync + 'static {
     ) -> Pin<Box<dyn Future<Output = Result<(), Failure>> + Send>>;
 }
 
+/// How long a replica that lost the claim on a retest waits before it looks at the key again.
+const CLAIM_RECHECK: Duration = Duration::from_secs(5);
+
 /// Runs until `shutdown` resolves.
 pub async fn run_scheduler(
     registry: Arc<HealthRegistry>,
@@ -41,10 +44,16 @@ pub async fn run_scheduler(
             let retester = retester.clone();
             let running = running.clone();
             tokio::spawn(async move {
-                let result = retester.retest(account.clone(), reason).await;
-                match result {
-                    Ok(()) => registry.report_success(&account),
-                    Err(f) => registry.report_failure(&account, &f),
+                if registry.claim_retest(&account).await {
+                    let result = retester.retest(account.clone(), reason).await;
+                    match result {
+                        Ok(()) => registry.report_success(&account),
+                        Err(f) => registry.report_failure(&account, &f),
+                    }
+                } else {
+                    // Another replica runs this retest; its result arrives through the shared
+                    // state. Look again once its claim could have lapsed.
+                    tokio::time::sleep(CLAIM_RECHECK).await;
                 }
                 running.lock().remove(&account);
                 registry.changed.notify_one();

@@ -212,7 +212,7 @@ mod tests {
     use crate::config::Config;
     use crate::events::EventBus;
     use crate::health::{Failure, FailureKind, NoPersistence, Policy};
-    use crate::routing::{RateWindows, Router, Signals};
+    use crate::routing::{Router, Signals};
 
     const CONFIG: &str = r#"
 [providers.on]
@@ -407,7 +407,7 @@ keys = [{ id = "k" }, { id = "j" }]
             within_local_limits(&signals, "gem/g", &limits, 10, now),
             Ok(())
         );
-        signals.acquire("gem/g", &limits, 10, now).expect("room");
+        signals.take("gem/g", &limits, 10, now).expect("room");
         assert!(matches!(
             within_local_limits(&signals, "gem/g", &limits, 10, now),
             Err(SkipReason::LocalLimit {

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 
 pub use needs::{Needs, DEFAULT_OUTPUT_TOKENS};
 pub use plan::{Plan, Resolution, SkipReason, Skipped};
-pub use signals::{LimitHit, LoadSignals, RateWindows, Signals, TAU};
+pub use signals::{BoxFuture, LimitHit, LoadSignals, RateWindows, Signals, TAU};
 pub use strategy::{for_kind, Strategy, StrategyContext};
 
 use crate::budgets::{BudgetLedger, Spend};

@@ -166,14 +166,15 @@ pub trait RateWindows: Send + Sync {
         tokens: u64,
         now: Instant,
     ) -> Result<(), LimitHit>;
-    /// Takes room for one request of `tokens` (estimated) under the key's local limits.
-    fn acquire(
-        &self,
-        account: &str,
-        limits: &KeyLimits,
+    /// Takes room for one request of `tokens` (estimated) under the key's local limits. Async,
+    /// because a shared implementation asks its engine; only called for keys with limits.
+    fn acquire<'a>(
+        &'a self,
+        account: &'a str,
+        limits: &'a KeyLimits,
         tokens: u64,
         now: Instant,
-    ) -> Result<(), LimitHit>;
+    ) -> BoxFuture<'a, Result<(), LimitHit>>;
     /// Corrects the token window once the real usage is known.
     fn settle_tokens(&self, account: &str, estimated: u64, actual: u64, now: Instant);
 }
@@ -277,7 +278,21 @@ impl LoadSignals for Signals {
     }
 }
 
+/// A boxed future borrowing its receiver, for the async methods of object-safe traits.
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+
 impl Signals {
+    /// [`RateWindows::acquire`] without the future: checks and takes room in one lock.
+    pub fn take(
+        &self,
+        account: &str,
+        limits: &KeyLimits,
+        tokens: u64,
+        now: Instant,
+    ) -> Result<(), LimitHit> {
+        self.admit(account, limits, tokens, now, true)
+    }
+
     /// Whether `tokens` more fit the key's local limits; with `take`, takes the room too (in
     /// the same lock, so two requests cannot both take the last room).
     fn admit(
@@ -358,14 +373,14 @@ impl RateWindows for Signals {
     }
 
     /// Takes room for one request of `tokens` (estimated) under the key's local limits.
-    fn acquire(
-        &self,
-        account: &str,
-        limits: &KeyLimits,
+    fn acquire<'a>(
+        &'a self,
+        account: &'a str,
+        limits: &'a KeyLimits,
         tokens: u64,
         now: Instant,
-    ) -> Result<(), LimitHit> {
-        self.admit(account, limits, tokens, now, true)
+    ) -> BoxFuture<'a, Result<(), LimitHit>> {
+        Box::pin(std::future::ready(self.take(account, limits, tokens, now)))
     }
 
     /// Corrects the token window once the real usage is known.
@@ -426,15 +441,15 @@ mod tests {
             rpd: None,
         };
         let t0 = Instant::now();
-        s.acquire("k", &limits, 100, t0).expect("a value");
-        s.acquire("k", &limits, 100, t0 + Duration::from_secs(1))
+        s.take("k", &limits, 100, t0).expect("a value");
+        s.take("k", &limits, 100, t0 + Duration::from_secs(1))
             .expect("a value");
         let hit = s
-            .acquire("k", &limits, 100, t0 + Duration::from_secs(2))
+            .take("k", &limits, 100, t0 + Duration::from_secs(2))
             .expect_err("an error");
         assert_eq!(hit.limit, "rpm");
         assert_eq!(hit.fits_at, t0 + Duration::from_secs(60));
-        s.acquire("k", &limits, 100, t0 + Duration::from_secs(60))
+        s.take("k", &limits, 100, t0 + Duration::from_secs(60))
             .expect("a value");
         // Tokens: at t0+61 only the request of t0+60 (100 tokens) is in the window.
         s.check("k", &limits, 900, t0 + Duration::from_secs(61))

@@ -623,8 +623,8 @@ fn local_limits_and_budgets_keep_a_key_out_with_the_reason() {
     let (router, health, signals) = smart();
     let now = Instant::now();
     let limits = router.config().provider("ds").expect("a value").keys[0].limits;
-    signals.acquire("ds/d1", &limits, 10, now).expect("a value");
-    signals.acquire("ds/d1", &limits, 10, now).expect("a value");
+    signals.take("ds/d1", &limits, 10, now).expect("a value");
+    signals.take("ds/d1", &limits, 10, now).expect("a value");
     let n = needs(
         Endpoint::ChatCompletions,
         r#"{"model":"coding","messages":[{"role":"user","content":"hi"}]}"#,

@@ -41,8 +41,45 @@ pub struct ExplainArgs {
     common: Common,
 }
 
+/// What is shared with other Fluxgates and where, per kind of state (`[state]`).
+pub fn shared_lines(config: &Config) -> Vec<String> {
+    let local = "this machine (in-process; SQLite in the data directory)";
+    let (health, limits) = match &config.shared.redis {
+        Some(r) => {
+            let tls = if r.tls() { "TLS" } else { "no TLS" };
+            let shared = format!("shared in Redis at {} ({tls})", r.url);
+            (shared.clone(), shared)
+        }
+        None => (local.to_string(), local.to_string()),
+    };
+    vec![
+        format!("{:<40} {health}", "key health, retests"),
+        format!("{:<40} {limits}", "key rpm / tpm / rpd windows"),
+        format!(
+            "{:<40} {local}",
+            "budgets, request records, tokens, sessions"
+        ),
+    ]
+}
+
 fn warnings(config: &Config) -> Vec<String> {
     let mut w = Vec::new();
+    if let Some(r) = &config.shared.redis {
+        let host = r
+            .url
+            .split("://")
+            .nth(1)
+            .unwrap_or_default()
+            .split(['/', ':'])
+            .next()
+            .unwrap_or_default();
+        let loopback = matches!(host, "localhost" | "127.0.0.1" | "[::1]");
+        if !r.tls() && !loopback {
+            w.push(format!(
+                "state.redis: {host} is reached without TLS; use rediss:// for an engine on another machine"
+            ));
+        }
+    }
     for p in &config.providers {
         if p.keys.is_empty() {
             w.push(format!("providers.{}: no keys", p.name));
@@ -186,6 +223,10 @@ pub fn run_check(args: CheckArgs) -> Result<(), String> {
             }
             println!("  {:<24} {}", b.scope.to_string(), limits.join(", "));
         }
+    }
+    println!("\nstate:");
+    for line in shared_lines(&config) {
+        println!("  {line}");
     }
     println!("\nother model names: `provider/model`; a model listed by exactly one provider; claude-* -> anthropic providers; gpt-*, o1/o3/o4* -> openai providers");
     let w = warnings(&config);

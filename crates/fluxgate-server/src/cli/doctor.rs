@@ -167,6 +167,36 @@ fn keychain_check(config: &Config, out: &mut Vec<Check>) {
     }
 }
 
+/// Team mode: whether the shared engine answers from here (with this machine's credentials).
+async fn shared_check(config: &Config, out: &mut Vec<Check>) {
+    let Some(target) = &config.shared.redis else {
+        out.push(check(
+            "shared state",
+            Status::Skipped,
+            "none configured: health and limits are this machine's own",
+            None,
+        ));
+        return;
+    };
+    match fluxgate_core::team::Engine::connect(target, &Secrets::system()).await {
+        Ok(_) => out.push(check(
+            "shared state",
+            Status::Ok,
+            format!(
+                "Redis at {} answers; key health and limits are shared with the fleet",
+                target.url
+            ),
+            None,
+        )),
+        Err(e) => out.push(check(
+            "shared state",
+            Status::Fail,
+            e.to_string(),
+            Some("`fluxgate serve` refuses to start until Redis answers; start it, or remove `[state]` from the config".into()),
+        )),
+    }
+}
+
 async fn key_checks(config: &Config, offline: bool, out: &mut Vec<Check>) {
     let secrets = Secrets::system();
     let client = fluxgate_core::exec::http_client(&config.timeouts);
@@ -403,6 +433,7 @@ pub fn run(args: DoctorArgs) -> Result<(), String> {
         let config = config_check(&args.common, &mut out);
         if let Some(c) = &config {
             keychain_check(c, &mut out);
+            shared_check(c, &mut out).await;
             key_checks(c, args.offline, &mut out).await;
         }
         let base = server_check(&args.common, args.listen, config.as_ref(), &mut out).await;

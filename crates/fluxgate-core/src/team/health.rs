@@ -1,0 +1,334 @@
+//! Key health shared through Redis. The `fluxgate:health` hash holds every key's last state
+//! (the truth); each save is also published on `fluxgate:health:changed`, and every replica
+//! applies the others' messages to its in-process registry. One task per replica writes, reads
+//! and re-syncs, so its writes leave in order and a re-sync never overtakes a pending write.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use parking_lot::Mutex;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use super::engine::{Engine, TeamError};
+use crate::health::PersistedState;
+use crate::health::{BoxFuture, ErrorClass, HealthBackend, HealthRegistry, KeyStatus};
+
+const HASH: &str = "fluxgate:health";
+const CHANNEL: &str = "fluxgate:health:changed";
+const CLAIM_PREFIX: &str = "fluxgate:retest:";
+/// How long a replica holds a key's retest; another replica takes over after it lapses.
+const CLAIM_TTL: Duration = Duration::from_secs(60);
+/// How long the task waits before it tries Redis again after a failure.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// A claim is this replica's when the key is free or already held by it (a replica keeps
+/// running the retests of a key it started on).
+const CLAIM: &str = r"
+local holder = redis.call('GET', KEYS[1])
+if holder == false or holder == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+";
+
+static CLAIM_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(CLAIM));
+
+/// A key's state as Redis holds it: ids, statuses and counters; never a secret.
+#[derive(Debug, Serialize, Deserialize)]
+struct Wire {
+    account: String,
+    status: String,
+    reason: Option<String>,
+    last_status: Option<u16>,
+    last_message: Option<String>,
+    until_ms: Option<i64>,
+    consecutive_failures: u32,
+    ladder: Option<String>,
+    step: u32,
+}
+
+/// A published change: who made it and the new state.
+#[derive(Debug, Serialize, Deserialize)]
+struct Message {
+    origin: String,
+    state: Wire,
+}
+
+fn encode(p: &PersistedState) -> Wire {
+    Wire {
+        account: p.account.clone(),
+        status: p.status.as_str().to_string(),
+        reason: p.reason.map(|r| r.as_str().to_string()),
+        last_status: p.last_status,
+        last_message: p.last_message.clone(),
+        until_ms: p.until_ms,
+        consecutive_failures: p.consecutive_failures,
+        ladder: p.ladder.map(|r| r.as_str().to_string()),
+        step: p.step,
+    }
+}
+
+fn decode(w: Wire) -> Option<PersistedState> {
+    Some(PersistedState {
+        account: w.account,
+        status: KeyStatus::parse(&w.status)?,
+        reason: w.reason.as_deref().and_then(ErrorClass::parse),
+        last_status: w.last_status,
+        last_message: w.last_message,
+        until_ms: w.until_ms,
+        consecutive_failures: w.consecutive_failures,
+        ladder: w.ladder.as_deref().and_then(ErrorClass::parse),
+        step: w.step,
+    })
+}
+
+/// The [`HealthBackend`] of a replica in a fleet: the local store keeps a copy (a restart
+/// without Redis starts from it), Redis is the truth.
+pub struct SharedHealth {
+    engine: Engine,
+    local: Arc<dyn HealthBackend>,
+    /// The fleet's states as last read or written here.
+    view: Mutex<HashMap<String, PersistedState>>,
+    outbox: mpsc::UnboundedSender<PersistedState>,
+    inbox: Mutex<Option<mpsc::UnboundedReceiver<PersistedState>>>,
+}
+
+impl SharedHealth {
+    /// Reads the fleet's states, so the registry's first sync starts from them.
+    pub async fn open(
+        engine: &Engine,
+        local: Arc<dyn HealthBackend>,
+    ) -> Result<Arc<SharedHealth>, TeamError> {
+        let (outbox, inbox) = mpsc::unbounded_channel();
+        let me = SharedHealth {
+            engine: engine.clone(),
+            local,
+            view: Mutex::new(HashMap::new()),
+            outbox,
+            inbox: Mutex::new(Some(inbox)),
+        };
+        let states = me.read_all().await.map_err(|e| TeamError::Unreachable {
+            url: engine.url().to_string(),
+            reason: e.to_string(),
+        })?;
+        me.view
+            .lock()
+            .extend(states.into_iter().map(|s| (s.account.clone(), s)));
+        Ok(Arc::new(me))
+    }
+
+    async fn read_all(&self) -> redis::RedisResult<Vec<PersistedState>> {
+        let mut con = self.engine.slow();
+        let all: HashMap<String, String> = redis::cmd("HGETALL")
+            .arg(HASH)
+            .query_async(&mut con)
+            .await?;
+        Ok(all
+            .into_values()
+            .filter_map(|text| serde_json::from_str::<Wire>(&text).ok().and_then(decode))
+            .collect())
+    }
+
+    /// Starts the task that writes this replica's changes, applies the fleet's, and re-syncs
+    /// after an outage. It runs until `shutdown` resolves (once per backend).
+    pub fn spawn(
+        self: &Arc<Self>,
+        registry: Weak<HealthRegistry>,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let inbox = self.inbox.lock().take()?;
+        let me = self.clone();
+        Some(tokio::spawn(async move {
+            tokio::select! {
+                _ = shutdown => {}
+                _ = me.run(registry, inbox) => {}
+            }
+        }))
+    }
+
+    async fn run(
+        &self,
+        registry: Weak<HealthRegistry>,
+        mut inbox: mpsc::UnboundedReceiver<PersistedState>,
+    ) {
+        let mut pending: HashMap<String, PersistedState> = HashMap::new();
+        let mut first = true;
+        loop {
+            if !first {
+                // Collect what changed here while Redis was away, then try again.
+                let wait = tokio::time::sleep(RETRY);
+                tokio::pin!(wait);
+                loop {
+                    tokio::select! {
+                        _ = &mut wait => break,
+                        s = inbox.recv() => match s {
+                            Some(s) => { pending.insert(s.account.clone(), s); }
+                            None => return,
+                        },
+                    }
+                }
+            }
+            first = false;
+            let mut pubsub = match self.engine.client().get_async_pubsub().await {
+                Ok(p) => p,
+                Err(e) => {
+                    self.engine.status().failed("health", &e);
+                    continue;
+                }
+            };
+            if let Err(e) = pubsub.subscribe(CHANNEL).await {
+                self.engine.status().failed("health", &e);
+                continue;
+            }
+            // Subscribed: nothing published from now on is missed. Write what is pending,
+            // then read the truth back (it may have moved while this replica was away).
+            if let Err(e) = self.flush(&mut pending).await {
+                self.engine.status().failed("health", &e);
+                continue;
+            }
+            match self.read_all().await {
+                Ok(states) => {
+                    for s in states {
+                        self.apply(&registry, s);
+                    }
+                }
+                Err(e) => {
+                    self.engine.status().failed("health", &e);
+                    continue;
+                }
+            }
+            self.engine.status().answered();
+            let mut messages = pubsub.into_on_message();
+            loop {
+                tokio::select! {
+                    s = inbox.recv() => {
+                        let Some(s) = s else { return };
+                        pending.insert(s.account.clone(), s);
+                        while let Ok(s) = inbox.try_recv() {
+                            pending.insert(s.account.clone(), s);
+                        }
+                        if let Err(e) = self.flush(&mut pending).await {
+                            self.engine.status().failed("health", &e);
+                            break;
+                        }
+                    }
+                    m = messages.next() => {
+                        let Some(m) = m else {
+                            self.engine.status().failed("health", &"the subscription ended");
+                            break;
+                        };
+                        let Ok(text) = m.get_payload::<String>() else { continue };
+                        let Ok(msg) = serde_json::from_str::<Message>(&text) else { continue };
+                        if msg.origin != self.engine.replica() {
+                            if let Some(s) = decode(msg.state) {
+                                self.apply(&registry, s);
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Writes and announces the pending states in one transaction; they stay pending if it
+    /// fails.
+    async fn flush(&self, pending: &mut HashMap<String, PersistedState>) -> redis::RedisResult<()> {
+        if pending.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for s in pending.values() {
+            let wire = encode(s);
+            let state = serde_json::to_string(&wire).unwrap_or_default();
+            let message = serde_json::to_string(&Message {
+                origin: self.engine.replica().to_string(),
+                state: wire,
+            })
+            .unwrap_or_default();
+            pipe.cmd("HSET")
+                .arg(HASH)
+                .arg(&s.account)
+                .arg(state)
+                .ignore();
+            pipe.cmd("PUBLISH").arg(CHANNEL).arg(message).ignore();
+        }
+        let mut con = self.engine.slow();
+        pipe.query_async::<()>(&mut con).await?;
+        pending.clear();
+        Ok(())
+    }
+
+    /// Takes another replica's state: into the view, the local copy and the registry.
+    fn apply(&self, registry: &Weak<HealthRegistry>, s: PersistedState) {
+        {
+            let mut view = self.view.lock();
+            if view.get(&s.account) == Some(&s) {
+                return;
+            }
+            view.insert(s.account.clone(), s.clone());
+        }
+        self.local.save(s.clone());
+        if let Some(r) = registry.upgrade() {
+            r.apply_remote(&s);
+        }
+    }
+}
+
+impl HealthBackend for SharedHealth {
+    /// The local copy with the fleet's states over it.
+    fn load_all(&self) -> Vec<PersistedState> {
+        let mut all: HashMap<String, PersistedState> = self
+            .local
+            .load_all()
+            .into_iter()
+            .map(|s| (s.account.clone(), s))
+            .collect();
+        for (k, s) in self.view.lock().iter() {
+            all.insert(k.clone(), s.clone());
+        }
+        all.into_values().collect()
+    }
+
+    fn save(&self, state: PersistedState) {
+        self.local.save(state.clone());
+        // `disabled` is this replica's config, not the key's health: not shared.
+        if state.status == KeyStatus::Disabled {
+            return;
+        }
+        self.view
+            .lock()
+            .insert(state.account.clone(), state.clone());
+        let _ = self.outbox.send(state);
+    }
+
+    fn claim_retest(&self, account: &str) -> BoxFuture<bool> {
+        let engine = self.engine.clone();
+        let key = format!("{CLAIM_PREFIX}{account}");
+        Box::pin(async move {
+            let mut con = engine.slow();
+            let claimed: redis::RedisResult<i64> = CLAIM_SCRIPT
+                .key(key)
+                .arg(engine.replica())
+                .arg(CLAIM_TTL.as_millis() as u64)
+                .invoke_async(&mut con)
+                .await;
+            match claimed {
+                Ok(n) => {
+                    engine.status().answered();
+                    n == 1
+                }
+                Err(e) => {
+                    // Alone, this replica retests its keys itself.
+                    engine.status().failed("retest claims", &e);
+                    true
+                }
+            }
+        })
+    }
+}

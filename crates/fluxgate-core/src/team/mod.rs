@@ -1,0 +1,69 @@
+//! Team mode: several Fluxgates share one key pool. With `[state] redis` set, key health and
+//! the local `rpm`/`tpm`/`rpd` windows live in Redis:
+//!
+//! - [`SharedHealth`] is the [`crate::health::HealthBackend`]: every transition is written to
+//!   the `fluxgate:health` hash (the truth) and announced on the `fluxgate:health:changed`
+//!   channel, which every replica applies to its in-process registry (so the request path reads
+//!   a local view, never the network). Retests are claimed per key, so one replica runs each.
+//! - [`SharedWindows`] is the [`crate::routing::RateWindows`]: `acquire` checks and takes room
+//!   in one Lua script, so the fleet admits exactly the limit; planning reads a local view.
+//!
+//! When Redis cannot be reached, each replica falls back to its own in-process state, says so
+//! once in the log and in `/metrics` (`fluxgate_shared_state_up`), and re-joins the fleet's state
+//! when Redis answers again (it writes what changed meanwhile, then reads everything back).
+//! Secrets never go to Redis: only key ids, states and counters do.
+
+mod engine;
+mod health;
+mod windows;
+
+pub use engine::{Engine, EngineStatus, TeamError};
+pub use health::SharedHealth;
+pub use windows::SharedWindows;
+
+use std::sync::Arc;
+
+use crate::config::SharedEngines;
+use crate::health::HealthBackend;
+use crate::secrets::Secrets;
+
+/// A replica's connection to the fleet's shared state, and the backends built on it.
+#[derive(Clone)]
+pub struct Team {
+    pub engine: Engine,
+    pub health: Arc<SharedHealth>,
+    pub windows: Arc<SharedWindows>,
+}
+
+impl Team {
+    /// Connects to the configured engines (`None` when none is configured). An engine that
+    /// cannot be reached now is an error: a replica that silently started alone would admit
+    /// the whole limit again and retest keys the fleet already knows are out.
+    pub async fn connect(
+        engines: &SharedEngines,
+        secrets: &Secrets,
+        local: Arc<dyn HealthBackend>,
+    ) -> Result<Option<Team>, TeamError> {
+        let Some(target) = &engines.redis else {
+            return Ok(None);
+        };
+        let engine = Engine::connect(target, secrets).await?;
+        let health = SharedHealth::open(&engine, local).await?;
+        let windows = Arc::new(SharedWindows::new(engine.clone()));
+        Ok(Some(Team {
+            engine,
+            health,
+            windows,
+        }))
+    }
+
+    /// `fluxgate_shared_state_up` for `/metrics`.
+    pub fn render_metrics(&self) -> String {
+        format!(
+            "# HELP fluxgate_shared_state_up Whether the shared state engine answers (0: this replica runs on its own state).\n\
+             # TYPE fluxgate_shared_state_up gauge\n\
+             fluxgate_shared_state_up{{engine=\"redis\"}} {}\n",
+            u8::from(self.engine.status().is_up())
+        )
+    }
+}

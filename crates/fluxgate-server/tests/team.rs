@@ -1,0 +1,361 @@
+//! Team mode end to end: real `fluxgate serve` processes sharing one key pool through a real
+//! `redis-server` (started by the test on a loopback port), in front of the fake upstream.
+#![allow(clippy::expect_used, clippy::print_stdout, clippy::print_stderr)] // test code: a failed assumption fails the test, and a test may report what it measured
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use fluxgate_testkit::servers::RedisServer;
+use fluxgate_testkit::{FakeUpstream, Fault};
+
+/// One replica: its own data directory, client token and admin token; the config and the
+/// keys (from the environment) are the fleet's.
+struct Replica {
+    child: Child,
+    base: String,
+    token: String,
+    admin: String,
+    _dir: tempfile::TempDir,
+}
+
+fn fluxgate() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_fluxgate"));
+    c.env_remove("FLUXGATE_CONFIG")
+        .env_remove("FLUXGATE_DATA_DIR")
+        .env("RUST_LOG", "info");
+    c
+}
+
+fn replica(config: &str, keys: &HashMap<&str, String>) -> Replica {
+    let dir = common::tempdir();
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(&cfg, config).expect("write config");
+    let data = dir.path().join("data");
+    let out = fluxgate()
+        .args(["token", "new", "team", "--data-dir"])
+        .arg(&data)
+        .env("HOME", dir.path())
+        .output()
+        .expect("token new");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let mut cmd = fluxgate();
+    cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&cfg)
+        .arg("--data-dir")
+        .arg(&data)
+        .env("HOME", dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    for (name, value) in keys {
+        cmd.env(name, value);
+    }
+    let mut child = cmd.spawn().expect("serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("serve exited before it listened")
+            .expect("read");
+        if let Some(addr) = line.strip_prefix("listening on ") {
+            break addr.trim().to_string();
+        }
+    };
+    // Keep draining stdout so the replica never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    let admin = std::fs::read_to_string(data.join("admin-token"))
+        .expect("admin token")
+        .trim()
+        .to_string();
+    Replica {
+        child,
+        base,
+        token,
+        admin,
+        _dir: dir,
+    }
+}
+
+impl Drop for Replica {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(20))
+        .build()
+        .expect("client")
+}
+
+async fn chat(r: &Replica, stream: bool) -> reqwest::Response {
+    http()
+        .post(format!("{}/v1/chat/completions", r.base))
+        .bearer_auth(&r.token)
+        .json(&serde_json::json!({
+            "model": "m",
+            "stream": stream,
+            "messages": [{"role": "user", "content": "hi"}],
+        }))
+        .send()
+        .await
+        .expect("send")
+}
+
+async fn metrics(r: &Replica) -> String {
+    http()
+        .get(format!("{}/metrics", r.base))
+        .bearer_auth(&r.admin)
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text")
+}
+
+/// The fake with keys `k1` and `k2`, and the fleet's config and key environment.
+async fn fleet_setup(
+    redis: &RedisServer,
+    limits: &str,
+) -> (FakeUpstream, String, HashMap<&'static str, String>) {
+    let fake = FakeUpstream::start().await;
+    let mut keys = HashMap::new();
+    for (label, var) in [("k1", "TEAM_E2E_K1"), ("k2", "TEAM_E2E_K2")] {
+        let key = common::canary();
+        fake.add_key(label, &key);
+        keys.insert(var, key);
+    }
+    let config = format!(
+        "[state]\nredis = \"{}\"\n\n[providers.fake]\nkind = \"openai-compatible\"\nbase_url = \"{}/v1\"\n\
+         keys = [{{ id = \"k1\", secret = \"env:TEAM_E2E_K1\"{limits} }}, {{ id = \"k2\", secret = \"env:TEAM_E2E_K2\"{limits} }}]\n\n\
+         [routes.m]\ntargets = [\"fake/m\"]\n",
+        redis.url(),
+        fake.url()
+    );
+    (fake, config, keys)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_rate_limited_behind_one_replica_is_avoided_by_the_other() {
+    let redis = RedisServer::start();
+    let (fake, config, keys) = fleet_setup(&redis, "").await;
+    fake.always(
+        "k1",
+        Fault::Status {
+            status: 429,
+            headers: HashMap::from([("retry-after".to_string(), "60".to_string())]),
+            body: r#"{"error":{"message":"Rate limit reached","type":"rate_limit_error"}}"#.into(),
+        },
+    );
+    let a = replica(&config, &keys);
+    let b = replica(&config, &keys);
+
+    // Replica A meets the 429 (and fails over to k2 within the request).
+    for _ in 0..2 {
+        assert_eq!(chat(&a, false).await.status(), 200);
+    }
+    let hit = fake.count("k1");
+    assert_eq!(hit, 1, "A sent to k1 again inside its Retry-After");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // Replica B has never sent anything, yet it never sends to k1 either.
+    for _ in 0..10 {
+        assert_eq!(chat(&b, false).await.status(), 200);
+    }
+    assert_eq!(
+        fake.count("k1"),
+        hit,
+        "B sent to a key the fleet knows is cooling"
+    );
+    assert_eq!(fake.count("k2"), 12);
+    // B shows why, like A.
+    let keys_view: serde_json::Value = http()
+        .get(format!("{}/admin/api/keys", b.base))
+        .bearer_auth(&b.admin)
+        .send()
+        .await
+        .expect("keys")
+        .json()
+        .await
+        .expect("json");
+    let text = keys_view.to_string();
+    assert!(text.contains("rate_limited"), "{text}");
+    assert!(metrics(&b)
+        .await
+        .contains("fluxgate_shared_state_up{engine=\"redis\"} 1"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_limit_admits_exactly_its_rpm_across_replicas() {
+    let redis = RedisServer::start();
+    let (fake, config, keys) = fleet_setup(&redis, ", rpm = 3").await;
+    let a = replica(&config, &keys);
+    let b = replica(&config, &keys);
+    // Two keys of 3 a minute: six requests fit, whichever replica takes them.
+    let mut ok = 0;
+    for i in 0..10 {
+        let r = if i % 2 == 0 { &a } else { &b };
+        if chat(r, false).await.status() == 200 {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 6);
+    assert_eq!(fake.count("k1") + fake.count("k2"), 6);
+    assert_eq!(fake.count("k1"), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_to_start_when_redis_cannot_be_reached() {
+    let mut redis = RedisServer::start();
+    let (_fake, config, keys) = fleet_setup(&redis, "").await;
+    redis.stop();
+    let dir = common::tempdir();
+    let cfg = dir.path().join("config.toml");
+    std::fs::write(&cfg, &config).expect("write");
+    let out = fluxgate()
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&cfg)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("HOME", dir.path())
+        .envs(keys.iter().map(|(k, v)| (k.to_string(), v.clone())))
+        .output()
+        .expect("serve");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot reach Redis at")
+            && err.contains(&redis.url())
+            && err.contains("Start it"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_keep_serving_without_redis_and_rejoin_when_it_returns() {
+    let mut redis = RedisServer::start();
+    let (fake, config, keys) = fleet_setup(&redis, "").await;
+    let a = replica(&config, &keys);
+    let b = replica(&config, &keys);
+    assert_eq!(chat(&a, false).await.status(), 200);
+
+    redis.stop();
+    for _ in 0..10 {
+        assert_eq!(chat(&a, false).await.status(), 200);
+        assert_eq!(chat(&b, true).await.status(), 200);
+    }
+    let mut down = false;
+    for _ in 0..50 {
+        if metrics(&b)
+            .await
+            .contains("fluxgate_shared_state_up{engine=\"redis\"} 0")
+        {
+            down = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(down, "/metrics does not show that Redis is gone");
+
+    // While Redis is away a key goes out on A; when Redis is back, B learns it.
+    fake.always(
+        "k1",
+        Fault::Status {
+            status: 429,
+            headers: HashMap::from([("retry-after".to_string(), "60".to_string())]),
+            body: String::new(),
+        },
+    );
+    for _ in 0..2 {
+        assert_eq!(chat(&a, false).await.status(), 200);
+    }
+    redis.start_again();
+    let mut joined = false;
+    for _ in 0..80 {
+        if metrics(&b)
+            .await
+            .contains("fluxgate_shared_state_up{engine=\"redis\"} 1")
+            && metrics(&a)
+                .await
+                .contains("fluxgate_shared_state_up{engine=\"redis\"} 1")
+        {
+            joined = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(joined, "the replicas do not re-join Redis");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = fake.count("k1");
+    for _ in 0..6 {
+        assert_eq!(chat(&b, false).await.status(), 200);
+    }
+    assert_eq!(
+        fake.count("k1"),
+        before,
+        "B did not learn A's cooldown after Redis returned"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_killed_mid_stream_leaves_the_others_unaffected() {
+    let redis = RedisServer::start();
+    let (fake, config, keys) = fleet_setup(&redis, "").await;
+    fake.set_chunk_delay(Duration::from_millis(100));
+    let mut a = replica(&config, &keys);
+    let b = replica(&config, &keys);
+    let streaming = tokio::spawn({
+        let base = a.base.clone();
+        let token = a.token.clone();
+        async move {
+            let r = http()
+                .post(format!("{base}/v1/chat/completions"))
+                .bearer_auth(token)
+                .json(&serde_json::json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]}))
+                .send()
+                .await;
+            match r {
+                Ok(r) => r.text().await.is_ok(),
+                Err(_) => false,
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    a.child.kill().expect("kill -9");
+    let _ = a.child.wait();
+    assert!(
+        !streaming.await.expect("task"),
+        "the killed replica's stream completed"
+    );
+    fake.set_chunk_delay(Duration::ZERO);
+    for _ in 0..10 {
+        let r = chat(&b, true).await;
+        assert_eq!(r.status(), 200);
+        let body = r.text().await.expect("body");
+        assert!(body.contains("[DONE]"), "{body}");
+    }
+    // Nothing the killed replica left in Redis holds B's keys out.
+    let health: serde_json::Value = http()
+        .get(format!("{}/admin/api/keys", b.base))
+        .bearer_auth(&b.admin)
+        .send()
+        .await
+        .expect("keys")
+        .json()
+        .await
+        .expect("json");
+    assert!(!health.to_string().contains("cooling"), "{health}");
+}
