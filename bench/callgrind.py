@@ -4,7 +4,9 @@ does, unlike seconds): each binary serves a run of N1 and a run of N2 requests (
 under `valgrind --tool=callgrind`; instructions per request = (total N2 - total N1) / (N2 - N1),
 so start-up and shutdown cancel out.
 
-Usage: python3 bench/callgrind.py [--n1 3000 --n2 6000] BINARY [BINARY ...]
+Usage: python3 bench/callgrind.py [--n1 3000 --n2 6000] [--redis URL [--rpm N]] BINARY [BINARY ...]
+       (--redis: team mode on that Redis; --rpm: the key gets a local limit, so each request
+       takes room through Redis)
        (builds the release fake first; needs valgrind and oha on PATH)
 """
 
@@ -34,11 +36,13 @@ def wait_line(p, prefix):
             raise RuntimeError("process exited before it listened")
 
 
-def total_instructions(binary, n, fake_url, work):
+def total_instructions(binary, n, fake_url, work, redis=None, rpm=None):
     cfg = work / "config.toml"
+    state = f'[state]\nredis = "{redis}"\n' if redis else ""
+    limit = f", rpm = {rpm}" if rpm else ""
     cfg.write_text(
-        f'[providers.fast]\nkind = "openai-compatible"\nbase_url = "{fake_url}/v1"\n'
-        f'keys = [{{ id = "k", secret = "env:BENCH_KEY" }}]\n[routes.bench]\ntargets = ["fast/bench-upstream"]\n')
+        f'{state}[providers.fast]\nkind = "openai-compatible"\nbase_url = "{fake_url}/v1"\n'
+        f'keys = [{{ id = "k", secret = "env:BENCH_KEY"{limit} }}]\n[routes.bench]\ntargets = ["fast/bench-upstream"]\n')
     env = dict(os.environ, BENCH_KEY=KEY)
     data = Path(tempfile.mkdtemp(dir=work))
     token = subprocess.run([binary, "token", "new", "bench", "--data-dir", str(data)], capture_output=True,
@@ -64,6 +68,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n1", type=int, default=3000)
     ap.add_argument("--n2", type=int, default=6000)
+    ap.add_argument("--redis", help="team mode: [state] redis = URL")
+    ap.add_argument("--rpm", type=int, help="a local limit on the key (with --redis: a script call per request)")
     ap.add_argument("binaries", nargs="+")
     a = ap.parse_args()
     for tool in ("valgrind", "oha"):
@@ -77,8 +83,8 @@ def main():
         fake_url = wait_line(fake, "listening on ")
         print("| binary | instructions / request |\n|---|---|")
         for b in a.binaries:
-            t1 = total_instructions(b, a.n1, fake_url, work)
-            t2 = total_instructions(b, a.n2, fake_url, work)
+            t1 = total_instructions(b, a.n1, fake_url, work, a.redis, a.rpm)
+            t2 = total_instructions(b, a.n2, fake_url, work, a.redis, a.rpm)
             print(f"| {b} | {(t2 - t1) / (a.n2 - a.n1) / 1000:.1f}k |", flush=True)
     finally:
         fake.terminate()

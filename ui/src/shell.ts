@@ -33,6 +33,8 @@ export interface Conf {
   listen: string;
   base_url: string;
   paused: boolean;
+  /** Team mode: the Redis this replica shares health and limits through, and whether it answers. */
+  shared: { redis: string | null; up: boolean | null };
   providers: ProviderConf[];
   routes: RouteConf[];
   strategies: string[];

@@ -116,6 +116,10 @@ pub async fn config(State(s): State<Arc<AppState>>) -> Response {
         "listen": c.listen.to_string(),
         "base_url": format!("http://{}", s.public_addr),
         "paused": s.gateway.paused.load(Ordering::Relaxed),
+        "shared": {
+            "redis": c.shared.redis.as_ref().map(|r| r.url.clone()),
+            "up": s.gateway.team.as_ref().map(|t| t.engine.status().is_up()),
+        },
         "providers": providers,
         "routes": routes,
         "strategies": StrategyKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>(),

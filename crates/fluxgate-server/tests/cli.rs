@@ -374,3 +374,39 @@ async fn quit_drains_streams_and_ends_the_rest_with_an_error_event() {
         "{codes:?}"
     );
 }
+
+#[test]
+fn check_says_what_is_shared_with_other_replicas_and_where() {
+    let dir = common::tempdir();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(&cfg, GOOD).expect("write");
+    let (ok, out, err) = fluxgate(
+        &["check", "--config", cfg.to_str().expect("utf8")],
+        dir.path(),
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("key health, retests") && out.contains("this machine (in-process"),
+        "{out}"
+    );
+    assert!(!out.contains("Redis"), "{out}");
+
+    let team = format!(
+        "[state]\nredis = \"redis://cache.example:6379/0\"\nredis_password = \"env:FLUXGATE_TEST_UNSET_VAR\"\n{GOOD}"
+    );
+    std::fs::write(&cfg, team).expect("write");
+    let (ok, out, err) = fluxgate(
+        &["check", "--config", cfg.to_str().expect("utf8")],
+        dir.path(),
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("shared in Redis at redis://cache.example:6379/0 (no TLS)"),
+        "{out}"
+    );
+    // An engine on another machine without TLS is worth a warning.
+    assert!(
+        out.contains("cache.example is reached without TLS"),
+        "{out}"
+    );
+}

@@ -247,16 +247,50 @@ async fn serve_refuses_to_start_when_redis_cannot_be_reached() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_keep_serving_without_redis_and_rejoin_when_it_returns() {
     let mut redis = RedisServer::start();
-    let (fake, config, keys) = fleet_setup(&redis, "").await;
+    // A limit that never bites: every request takes its room through Redis, so its death is
+    // felt on the request path itself.
+    let (fake, config, keys) = fleet_setup(&redis, ", rpm = 100000").await;
     let a = replica(&config, &keys);
     let b = replica(&config, &keys);
     assert_eq!(chat(&a, false).await.status(), 200);
 
-    redis.stop();
-    for _ in 0..10 {
-        assert_eq!(chat(&a, false).await.status(), 200);
-        assert_eq!(chat(&b, true).await.status(), 200);
+    // A load run on both replicas (8 clients, streaming and not); Redis dies in the middle.
+    let replicas = std::sync::Arc::new([a, b]);
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut clients = Vec::new();
+    for i in 0..8 {
+        let replicas = replicas.clone();
+        let done = done.clone();
+        clients.push(tokio::spawn(async move {
+            let r = &replicas[i % 2];
+            let mut statuses = Vec::new();
+            for _ in 0..40 {
+                statuses.push(chat(r, i % 4 == 0).await.status().as_u16());
+                done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            }
+            statuses
+        }));
     }
+    while done.load(std::sync::atomic::Ordering::SeqCst) < 80 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    redis.stop();
+    let at_kill = done.load(std::sync::atomic::Ordering::SeqCst);
+    let mut served = 0;
+    for c in clients {
+        for status in c.await.expect("client") {
+            assert_eq!(status, 200, "a request failed because Redis went away");
+            served += 1;
+        }
+    }
+    assert_eq!(served, 320);
+    assert!(
+        at_kill < 280,
+        "the load was over before Redis died ({at_kill} of 320)"
+    );
+    let Ok([a, b]) = std::sync::Arc::try_unwrap(replicas) else {
+        panic!("the clients still hold the replicas");
+    };
     let mut down = false;
     for _ in 0..50 {
         if metrics(&b)

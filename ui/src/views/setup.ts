@@ -199,6 +199,22 @@ export function settingsView(): HTMLElement[] {
         ),
         h("dt", {}, "Data directory"),
         h("dd", {}, h("code", {}, conf.data_dir)),
+        h("dt", {}, "Shared state"),
+        conf.shared.redis === null
+          ? h("dd", {}, "none: key health and limits are this machine's own")
+          : h(
+              "dd",
+              {},
+              "key health and limits shared with other Fluxgates through Redis at ",
+              h("code", {}, conf.shared.redis),
+              conf.shared.up === false
+                ? h(
+                    "strong",
+                    { class: "error" },
+                    " — unreachable: running on this machine's own state until it answers",
+                  )
+                : " — answering",
+            ),
         h("dt", {}, "Keys"),
         h(
           "dd",

@@ -165,7 +165,11 @@ impl Executor {
         let record = &mut state.outcome.record;
         record.ttfb_ms = Some(started.elapsed().as_millis() as u64);
         apply_usage(record, usage, cand);
-        if let (Some(i), Some(o)) = (usage.input_tokens, usage.output_tokens) {
+        // Only a key with a token limit has a token window to correct (a shared window would
+        // otherwise cost a round trip per request for nothing).
+        if let (Some(i), Some(o), Some(_)) =
+            (usage.input_tokens, usage.output_tokens, cand.limits.tpm)
+        {
             self.windows
                 .settle_tokens(&cand.account, cand.est_tokens, i + o, now);
         }
