@@ -23,7 +23,8 @@ if [ "${1:-build}" = test ]; then
   want+=(redis-server)
 fi
 for p in "${want[@]}"; do
-  dpkg -s "$p" >/dev/null 2>&1 || need_apt+=("$p")
+  # "installed", not merely known: a removed package keeps a `dpkg -s` entry (config-files).
+  [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" = installed ] || need_apt+=("$p")
 done
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "installing Debian packages: ${need_apt[*]}"
