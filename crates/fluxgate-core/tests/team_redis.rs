@@ -401,3 +401,84 @@ async fn nothing_secret_is_written_to_redis() {
     // The state is what a replica needs and nothing more: the account, never a secret source.
     assert!(!text.contains("TEAM_TEST_KEY"), "{text}");
 }
+
+/// A published change as another replica would send it (the wire format of `SharedHealth`).
+fn message(status: &str, at_ms: i64) -> String {
+    serde_json::json!({
+        "origin": "another-replica",
+        "state": {
+            "account": "p/a", "status": status, "reason": null, "last_status": null,
+            "last_message": null, "until_ms": null, "consecutive_failures": 0,
+            "ladder": null, "step": 0, "at_ms": at_ms,
+        }
+    })
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_changes_to_one_key_the_later_wins_everywhere() {
+    let redis = RedisServer::start();
+    let a = replica(&redis.url()).await;
+    let b = replica(&redis.url()).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    a.health.report_failure("p/a", &rate_limited(60));
+    // B revives it afterwards: both end healthy.
+    within(Duration::from_secs(1), || {
+        !b.health.usable("p/a", Instant::now())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    b.health.revive("p/a");
+    let took = within(Duration::from_secs(1), || {
+        a.health.usable("p/a", Instant::now())
+    })
+    .await;
+    assert!(took.is_some(), "the later change did not win on A");
+
+    // A change older than the one a replica holds is ignored when it arrives late.
+    a.health.report_failure("p/a", &rate_limited(60));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let client = redis::Client::open(redis.url()).expect("client");
+    let mut con = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("con");
+    let stale = fluxgate_core::clock::now_ms() - 60_000;
+    let _: i64 = redis::cmd("PUBLISH")
+        .arg("fluxgate:health:changed")
+        .arg(message("healthy", stale))
+        .query_async(&mut con)
+        .await
+        .expect("publish");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !a.health.usable("p/a", Instant::now()),
+        "an older change overwrote a newer one"
+    );
+    assert!(!b.health.usable("p/a", Instant::now()));
+
+    // And the hash keeps the later state when an older write comes in after it.
+    let future = fluxgate_core::clock::now_ms() + 3_600_000;
+    let later = serde_json::from_str::<serde_json::Value>(&message("dead", future)).expect("json")
+        ["state"]
+        .to_string();
+    let _: i64 = redis::cmd("HSET")
+        .arg("fluxgate:health")
+        .arg("p/a")
+        .arg(&later)
+        .query_async(&mut con)
+        .await
+        .expect("hset");
+    a.health.revive("p/a");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let stored: String = redis::cmd("HGET")
+        .arg("fluxgate:health")
+        .arg("p/a")
+        .query_async(&mut con)
+        .await
+        .expect("hget");
+    assert!(
+        stored.contains("\"dead\""),
+        "an older write replaced a later state: {stored}"
+    );
+}

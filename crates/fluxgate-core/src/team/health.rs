@@ -35,6 +35,31 @@ end
 return 0
 ";
 
+/// Writes and announces states, each only if it is not older than the one stored (two
+/// replicas changing one key at once end on the later change everywhere, the hash included).
+/// KEYS: the hash. ARGV: the channel, then (account, state, at_ms, message) per state.
+const WRITE: &str = r"
+local n = 0
+for i = 2, #ARGV, 4 do
+  local at = tonumber(ARGV[i + 2])
+  local cur = redis.call('HGET', KEYS[1], ARGV[i])
+  local newer = true
+  if cur then
+    local ok, d = pcall(cjson.decode, cur)
+    if ok and type(d) == 'table' and tonumber(d.at_ms or 0) > at then newer = false end
+  end
+  if newer then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+    redis.call('PUBLISH', ARGV[1], ARGV[i + 3])
+    n = n + 1
+  end
+end
+return n
+";
+
+static WRITE_SCRIPT: std::sync::LazyLock<redis::Script> =
+    std::sync::LazyLock::new(|| redis::Script::new(WRITE));
+
 static CLAIM_SCRIPT: std::sync::LazyLock<redis::Script> =
     std::sync::LazyLock::new(|| redis::Script::new(CLAIM));
 
@@ -50,6 +75,9 @@ struct Wire {
     consecutive_failures: u32,
     ladder: Option<String>,
     step: u32,
+    /// When the transition happened (Unix ms, the writer's clock): the later one wins.
+    #[serde(default)]
+    at_ms: i64,
 }
 
 /// A published change: who made it and the new state.
@@ -59,8 +87,9 @@ struct Message {
     state: Wire,
 }
 
-fn encode(p: &PersistedState) -> Wire {
+fn encode(p: &PersistedState, at_ms: i64) -> Wire {
     Wire {
+        at_ms,
         account: p.account.clone(),
         status: p.status.as_str().to_string(),
         reason: p.reason.map(|r| r.as_str().to_string()),
@@ -73,18 +102,22 @@ fn encode(p: &PersistedState) -> Wire {
     }
 }
 
-fn decode(w: Wire) -> Option<PersistedState> {
-    Some(PersistedState {
-        account: w.account,
-        status: KeyStatus::parse(&w.status)?,
-        reason: w.reason.as_deref().and_then(ErrorClass::parse),
-        last_status: w.last_status,
-        last_message: w.last_message,
-        until_ms: w.until_ms,
-        consecutive_failures: w.consecutive_failures,
-        ladder: w.ladder.as_deref().and_then(ErrorClass::parse),
-        step: w.step,
-    })
+fn decode(w: Wire) -> Option<(PersistedState, i64)> {
+    let at_ms = w.at_ms;
+    Some((
+        PersistedState {
+            account: w.account,
+            status: KeyStatus::parse(&w.status)?,
+            reason: w.reason.as_deref().and_then(ErrorClass::parse),
+            last_status: w.last_status,
+            last_message: w.last_message,
+            until_ms: w.until_ms,
+            consecutive_failures: w.consecutive_failures,
+            ladder: w.ladder.as_deref().and_then(ErrorClass::parse),
+            step: w.step,
+        },
+        at_ms,
+    ))
 }
 
 /// The [`HealthBackend`] of a replica in a fleet: the local store keeps a copy (a restart
@@ -92,10 +125,10 @@ fn decode(w: Wire) -> Option<PersistedState> {
 pub struct SharedHealth {
     engine: Engine,
     local: Arc<dyn HealthBackend>,
-    /// The fleet's states as last read or written here.
-    view: Mutex<HashMap<String, PersistedState>>,
-    outbox: mpsc::UnboundedSender<PersistedState>,
-    inbox: Mutex<Option<mpsc::UnboundedReceiver<PersistedState>>>,
+    /// The fleet's states as last read or written here, with when each happened.
+    view: Mutex<HashMap<String, (PersistedState, i64)>>,
+    outbox: mpsc::UnboundedSender<(PersistedState, i64)>,
+    inbox: Mutex<Option<mpsc::UnboundedReceiver<(PersistedState, i64)>>>,
 }
 
 impl SharedHealth {
@@ -118,11 +151,11 @@ impl SharedHealth {
         })?;
         me.view
             .lock()
-            .extend(states.into_iter().map(|s| (s.account.clone(), s)));
+            .extend(states.into_iter().map(|s| (s.0.account.clone(), s)));
         Ok(Arc::new(me))
     }
 
-    async fn read_all(&self) -> redis::RedisResult<Vec<PersistedState>> {
+    async fn read_all(&self) -> redis::RedisResult<Vec<(PersistedState, i64)>> {
         let mut con = self.engine.slow();
         let all: HashMap<String, String> = redis::cmd("HGETALL")
             .arg(HASH)
@@ -154,9 +187,9 @@ impl SharedHealth {
     async fn run(
         &self,
         registry: Weak<HealthRegistry>,
-        mut inbox: mpsc::UnboundedReceiver<PersistedState>,
+        mut inbox: mpsc::UnboundedReceiver<(PersistedState, i64)>,
     ) {
-        let mut pending: HashMap<String, PersistedState> = HashMap::new();
+        let mut pending: HashMap<String, (PersistedState, i64)> = HashMap::new();
         let mut first = true;
         loop {
             if !first {
@@ -167,7 +200,7 @@ impl SharedHealth {
                     tokio::select! {
                         _ = &mut wait => break,
                         s = inbox.recv() => match s {
-                            Some(s) => { pending.insert(s.account.clone(), s); }
+                            Some(s) => { pending.insert(s.0.account.clone(), s); }
                             None => return,
                         },
                     }
@@ -208,9 +241,9 @@ impl SharedHealth {
                 tokio::select! {
                     s = inbox.recv() => {
                         let Some(s) = s else { return };
-                        pending.insert(s.account.clone(), s);
+                        pending.insert(s.0.account.clone(), s);
                         while let Ok(s) = inbox.try_recv() {
-                            pending.insert(s.account.clone(), s);
+                            pending.insert(s.0.account.clone(), s);
                         }
                         if let Err(e) = self.flush(&mut pending).await {
                             self.engine.status().failed("health", &e);
@@ -235,43 +268,43 @@ impl SharedHealth {
         }
     }
 
-    /// Writes and announces the pending states in one transaction; they stay pending if it
+    /// Writes and announces the pending states in one script call; they stay pending if it
     /// fails.
-    async fn flush(&self, pending: &mut HashMap<String, PersistedState>) -> redis::RedisResult<()> {
+    async fn flush(
+        &self,
+        pending: &mut HashMap<String, (PersistedState, i64)>,
+    ) -> redis::RedisResult<()> {
         if pending.is_empty() {
             return Ok(());
         }
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for s in pending.values() {
-            let wire = encode(s);
-            let state = serde_json::to_string(&wire).unwrap_or_default();
+        let mut call = WRITE_SCRIPT.key(HASH);
+        call.arg(CHANNEL);
+        for (s, at_ms) in pending.values() {
+            let state = serde_json::to_string(&encode(s, *at_ms)).unwrap_or_default();
             let message = serde_json::to_string(&Message {
                 origin: self.engine.replica().to_string(),
-                state: wire,
+                state: encode(s, *at_ms),
             })
             .unwrap_or_default();
-            pipe.cmd("HSET")
-                .arg(HASH)
-                .arg(&s.account)
-                .arg(state)
-                .ignore();
-            pipe.cmd("PUBLISH").arg(CHANNEL).arg(message).ignore();
+            call.arg(&s.account).arg(state).arg(*at_ms).arg(message);
         }
         let mut con = self.engine.slow();
-        pipe.query_async::<()>(&mut con).await?;
+        call.invoke_async::<i64>(&mut con).await?;
         pending.clear();
         Ok(())
     }
 
-    /// Takes another replica's state: into the view, the local copy and the registry.
-    fn apply(&self, registry: &Weak<HealthRegistry>, s: PersistedState) {
+    /// Takes another replica's state (unless this replica's own is newer): into the view, the
+    /// local copy and the registry.
+    fn apply(&self, registry: &Weak<HealthRegistry>, (s, at_ms): (PersistedState, i64)) {
         {
             let mut view = self.view.lock();
-            if view.get(&s.account) == Some(&s) {
-                return;
+            if let Some((known, known_at)) = view.get(&s.account) {
+                if *known == s || *known_at > at_ms {
+                    return;
+                }
             }
-            view.insert(s.account.clone(), s.clone());
+            view.insert(s.account.clone(), (s.clone(), at_ms));
         }
         self.local.save(s.clone());
         if let Some(r) = registry.upgrade() {
@@ -289,7 +322,7 @@ impl HealthBackend for SharedHealth {
             .into_iter()
             .map(|s| (s.account.clone(), s))
             .collect();
-        for (k, s) in self.view.lock().iter() {
+        for (k, (s, _)) in self.view.lock().iter() {
             all.insert(k.clone(), s.clone());
         }
         all.into_values().collect()
@@ -301,10 +334,11 @@ impl HealthBackend for SharedHealth {
         if state.status == KeyStatus::Disabled {
             return;
         }
+        let at_ms = crate::clock::now_ms();
         self.view
             .lock()
-            .insert(state.account.clone(), state.clone());
-        let _ = self.outbox.send(state);
+            .insert(state.account.clone(), (state.clone(), at_ms));
+        let _ = self.outbox.send((state, at_ms));
     }
 
     fn claim_retest(&self, account: &str) -> BoxFuture<bool> {
