@@ -109,10 +109,13 @@ impl std::fmt::Display for Exceeded {
     }
 }
 
+type FastHash = foldhash::fast::RandomState;
+
 #[derive(Default)]
 struct Inner {
-    /// (period key, scope key) -> settled spend.
-    spent: HashMap<(String, String), Spend>,
+    /// period key -> scope key -> settled spend (nested, so that settling a request, which
+    /// every request does, finds its entries without making a key).
+    spent: HashMap<String, HashMap<String, Spend, FastHash>, FastHash>,
     /// (period key, scope key) -> reserved by requests in flight.
     reserved: HashMap<(String, String), Spend>,
     /// (period key, scope key, unit, threshold) already announced.
@@ -203,10 +206,15 @@ impl BudgetLedger for Ledger {
             return;
         }
         {
+            let scopes = record_scopes(r);
             let mut inner = self.inner.lock();
             for period in periods(r.ts_ms) {
-                for scope in record_scopes(r) {
-                    let e = inner.spent.entry((period.clone(), scope)).or_default();
+                let by_scope = inner.spent.entry(period).or_default();
+                for scope in &scopes {
+                    let e = match by_scope.get_mut(scope.as_str()) {
+                        Some(e) => e,
+                        None => by_scope.entry(scope.clone()).or_default(),
+                    };
                     e.usd += usd;
                     e.tokens += tokens;
                 }
@@ -349,7 +357,7 @@ impl Ledger {
             let mut inner = ledger.inner.lock();
             inner.day = day;
             for (period, scope, s) in rows {
-                inner.spent.insert((period, scope), s);
+                inner.spent.entry(period).or_default().insert(scope, s);
             }
         }
         ledger.set_budgets(budgets);
@@ -410,7 +418,7 @@ impl Ledger {
     ) -> Option<Exceeded> {
         if inner.day != periods[0] {
             // A new day: drop the totals of past periods.
-            inner.spent.retain(|(p, _), _| periods.contains(p));
+            inner.spent.retain(|p, _| periods.contains(p));
             inner.announced.retain(|(p, ..)| periods.contains(p));
             inner.day = periods[0].clone();
         }
@@ -467,7 +475,11 @@ impl Spend {
 
 impl Inner {
     fn spent_in(&self, period: &str, scope: &str) -> Spend {
-        lookup(&self.spent, period, scope)
+        self.spent
+            .get(period)
+            .and_then(|m| m.get(scope))
+            .copied()
+            .unwrap_or_default()
     }
 
     fn reserved_in(&self, period: &str, scope: &str) -> Spend {

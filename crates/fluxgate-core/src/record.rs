@@ -112,7 +112,24 @@ pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 }
 
 /// The day and month period keys (`d2026-11-22`, `m2026-11`) of a Unix time in milliseconds.
+/// Every finished request asks (twice: the ledger and the store), so the keys of the last day
+/// asked are kept per thread.
 pub fn periods(ts_ms: i64) -> [String; 2] {
-    let (y, m, d) = civil_from_days(ts_ms.div_euclid(86_400_000));
-    [format!("d{y:04}-{m:02}-{d:02}"), format!("m{y:04}-{m:02}")]
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(i64, [String; 2])>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    let day = ts_ms.div_euclid(86_400_000);
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        match last.as_ref() {
+            Some((d, keys)) if *d == day => keys.clone(),
+            _ => {
+                let (y, m, d) = civil_from_days(day);
+                let keys = [format!("d{y:04}-{m:02}-{d:02}"), format!("m{y:04}-{m:02}")];
+                *last = Some((day, keys.clone()));
+                keys
+            }
+        }
+    })
 }

@@ -106,6 +106,35 @@ impl Window {
     }
 }
 
+/// The rate-limit headers of one kind of limit (requests or tokens), in both vendors' names;
+/// spelled out so reading an answer's headers makes no strings.
+struct HeaderNames {
+    openai_remaining: &'static str,
+    openai_reset: &'static str,
+    openai_limit: &'static str,
+    anthropic_remaining: &'static str,
+    anthropic_reset: &'static str,
+    anthropic_limit: &'static str,
+}
+
+const REQUEST_HEADERS: HeaderNames = HeaderNames {
+    openai_remaining: "x-ratelimit-remaining-requests",
+    openai_reset: "x-ratelimit-reset-requests",
+    openai_limit: "x-ratelimit-limit-requests",
+    anthropic_remaining: "anthropic-ratelimit-requests-remaining",
+    anthropic_reset: "anthropic-ratelimit-requests-reset",
+    anthropic_limit: "anthropic-ratelimit-requests-limit",
+};
+
+const TOKEN_HEADERS: HeaderNames = HeaderNames {
+    openai_remaining: "x-ratelimit-remaining-tokens",
+    openai_reset: "x-ratelimit-reset-tokens",
+    openai_limit: "x-ratelimit-limit-tokens",
+    anthropic_remaining: "anthropic-ratelimit-tokens-remaining",
+    anthropic_reset: "anthropic-ratelimit-tokens-reset",
+    anthropic_limit: "anthropic-ratelimit-tokens-limit",
+};
+
 const MINUTE: Duration = Duration::from_secs(60);
 const DAY: Duration = Duration::from_secs(86_400);
 
@@ -218,29 +247,28 @@ impl LoadSignals for Signals {
                 .and_then(|v| v.trim().parse::<u64>().ok())
         };
         let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        let read = |what: &str| -> Option<UpstreamQuota> {
-            let (limit, remaining, resets) =
-                if let Some(r) = num(&format!("x-ratelimit-remaining-{what}")) {
-                    let reset = text(&format!("x-ratelimit-reset-{what}"))
-                        .and_then(parse_go_duration)
-                        .map(|d| now + d);
-                    (num(&format!("x-ratelimit-limit-{what}")), r, reset)
-                } else {
-                    let r = num(&format!("anthropic-ratelimit-{what}-remaining"))?;
-                    let reset = text(&format!("anthropic-ratelimit-{what}-reset"))
-                        .and_then(parse_rfc3339)
-                        .and_then(|at| at.duration_since(crate::clock::wall()).ok())
-                        .map(|d| now + d);
-                    (num(&format!("anthropic-ratelimit-{what}-limit")), r, reset)
-                };
+        let read = |names: &HeaderNames| -> Option<UpstreamQuota> {
+            let (limit, remaining, resets) = if let Some(r) = num(names.openai_remaining) {
+                let reset = text(names.openai_reset)
+                    .and_then(parse_go_duration)
+                    .map(|d| now + d);
+                (num(names.openai_limit), r, reset)
+            } else {
+                let r = num(names.anthropic_remaining)?;
+                let reset = text(names.anthropic_reset)
+                    .and_then(parse_rfc3339)
+                    .and_then(|at| at.duration_since(crate::clock::wall()).ok())
+                    .map(|d| now + d);
+                (num(names.anthropic_limit), r, reset)
+            };
             Some(UpstreamQuota {
                 limit,
                 remaining: Some(remaining),
                 resets,
             })
         };
-        let requests = read("requests");
-        let tokens = read("tokens");
+        let requests = read(&REQUEST_HEADERS);
+        let tokens = read(&TOKEN_HEADERS);
         if requests.is_none() && tokens.is_none() {
             return;
         }

@@ -69,18 +69,41 @@ fn insert(c: &Connection, batch: &[RequestRecord]) -> rusqlite::Result<()> {
                 r.cost_usd,
             ])?;
         }
-        // The batch's spend, summed per period and scope.
-        let mut sums: std::collections::HashMap<(String, String), (f64, i64)> =
-            std::collections::HashMap::new();
+        // The batch's spend, summed first per day and request identity (records of one
+        // client, route and key add up without a string being made), then per period and
+        // scope.
+        type Identity<'a> = (i64, [Option<&'a str>; 4]);
+        let mut groups: std::collections::HashMap<
+            Identity<'_>,
+            (&RequestRecord, f64, i64),
+            foldhash::fast::RandomState,
+        > = std::collections::HashMap::default();
         for r in batch {
             let tokens = (r.tokens_in.unwrap_or(0) + r.tokens_out.unwrap_or(0)) as i64;
             let usd = r.cost_usd.unwrap_or(0.0);
             if tokens == 0 && usd == 0.0 {
                 continue;
             }
+            let id = (
+                r.ts_ms.div_euclid(86_400_000),
+                [
+                    r.provider.as_deref(),
+                    r.key_id.as_deref(),
+                    r.route.as_deref(),
+                    r.client.as_deref(),
+                ],
+            );
+            let e = groups.entry(id).or_insert((r, 0.0, 0));
+            e.1 += usd;
+            e.2 += tokens;
+        }
+        let mut sums: std::collections::HashMap<(String, String), (f64, i64)> =
+            std::collections::HashMap::new();
+        for (r, usd, tokens) in groups.into_values() {
+            let scopes = record_scopes(r);
             for period in periods(r.ts_ms) {
-                for scope in record_scopes(r) {
-                    let e = sums.entry((period.clone(), scope)).or_default();
+                for scope in &scopes {
+                    let e = sums.entry((period.clone(), scope.clone())).or_default();
                     e.0 += usd;
                     e.1 += tokens;
                 }
