@@ -8,7 +8,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use http::HeaderMap;
+use http::{HeaderMap, HeaderName};
 use parking_lot::Mutex;
 use serde::Serialize;
 use tokio::time::Instant;
@@ -107,32 +107,32 @@ impl Window {
 }
 
 /// The rate-limit headers of one kind of limit (requests or tokens), in both vendors' names;
-/// spelled out so reading an answer's headers makes no strings.
+/// made once, so reading an answer's headers neither formats nor parses a name.
 struct HeaderNames {
-    openai_remaining: &'static str,
-    openai_reset: &'static str,
-    openai_limit: &'static str,
-    anthropic_remaining: &'static str,
-    anthropic_reset: &'static str,
-    anthropic_limit: &'static str,
+    openai_remaining: HeaderName,
+    openai_reset: HeaderName,
+    openai_limit: HeaderName,
+    anthropic_remaining: HeaderName,
+    anthropic_reset: HeaderName,
+    anthropic_limit: HeaderName,
 }
 
 const REQUEST_HEADERS: HeaderNames = HeaderNames {
-    openai_remaining: "x-ratelimit-remaining-requests",
-    openai_reset: "x-ratelimit-reset-requests",
-    openai_limit: "x-ratelimit-limit-requests",
-    anthropic_remaining: "anthropic-ratelimit-requests-remaining",
-    anthropic_reset: "anthropic-ratelimit-requests-reset",
-    anthropic_limit: "anthropic-ratelimit-requests-limit",
+    openai_remaining: HeaderName::from_static("x-ratelimit-remaining-requests"),
+    openai_reset: HeaderName::from_static("x-ratelimit-reset-requests"),
+    openai_limit: HeaderName::from_static("x-ratelimit-limit-requests"),
+    anthropic_remaining: HeaderName::from_static("anthropic-ratelimit-requests-remaining"),
+    anthropic_reset: HeaderName::from_static("anthropic-ratelimit-requests-reset"),
+    anthropic_limit: HeaderName::from_static("anthropic-ratelimit-requests-limit"),
 };
 
 const TOKEN_HEADERS: HeaderNames = HeaderNames {
-    openai_remaining: "x-ratelimit-remaining-tokens",
-    openai_reset: "x-ratelimit-reset-tokens",
-    openai_limit: "x-ratelimit-limit-tokens",
-    anthropic_remaining: "anthropic-ratelimit-tokens-remaining",
-    anthropic_reset: "anthropic-ratelimit-tokens-reset",
-    anthropic_limit: "anthropic-ratelimit-tokens-limit",
+    openai_remaining: HeaderName::from_static("x-ratelimit-remaining-tokens"),
+    openai_reset: HeaderName::from_static("x-ratelimit-reset-tokens"),
+    openai_limit: HeaderName::from_static("x-ratelimit-limit-tokens"),
+    anthropic_remaining: HeaderName::from_static("anthropic-ratelimit-tokens-remaining"),
+    anthropic_reset: HeaderName::from_static("anthropic-ratelimit-tokens-reset"),
+    anthropic_limit: HeaderName::from_static("anthropic-ratelimit-tokens-limit"),
 };
 
 const MINUTE: Duration = Duration::from_secs(60);
@@ -240,26 +240,26 @@ impl LoadSignals for Signals {
     /// {requests,tokens}`, Anthropic `anthropic-ratelimit-{requests,tokens}-{limit,remaining,
     /// reset}`).
     fn observe_headers(&self, account: &str, headers: &HeaderMap, now: Instant) {
-        let num = |name: &str| {
+        let num = |name: &HeaderName| {
             headers
                 .get(name)
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| v.trim().parse::<u64>().ok())
         };
-        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let text = |name: &HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
         let read = |names: &HeaderNames| -> Option<UpstreamQuota> {
-            let (limit, remaining, resets) = if let Some(r) = num(names.openai_remaining) {
-                let reset = text(names.openai_reset)
+            let (limit, remaining, resets) = if let Some(r) = num(&names.openai_remaining) {
+                let reset = text(&names.openai_reset)
                     .and_then(parse_go_duration)
                     .map(|d| now + d);
-                (num(names.openai_limit), r, reset)
+                (num(&names.openai_limit), r, reset)
             } else {
-                let r = num(names.anthropic_remaining)?;
-                let reset = text(names.anthropic_reset)
+                let r = num(&names.anthropic_remaining)?;
+                let reset = text(&names.anthropic_reset)
                     .and_then(parse_rfc3339)
                     .and_then(|at| at.duration_since(crate::clock::wall()).ok())
                     .map(|d| now + d);
-                (num(names.anthropic_limit), r, reset)
+                (num(&names.anthropic_limit), r, reset)
             };
             Some(UpstreamQuota {
                 limit,
