@@ -482,3 +482,49 @@ async fn of_two_changes_to_one_key_the_later_wins_everywhere() {
         "an older write replaced a later state: {stored}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_hash_is_read_again_even_when_no_message_arrives() {
+    let redis = RedisServer::start();
+    let engine = Engine::connect(&target(&redis.url()), &secrets())
+        .await
+        .expect("connect");
+    let backend = SharedHealth::open(&engine, Arc::new(NoPersistence))
+        .await
+        .expect("open");
+    backend.resync_every(Duration::from_millis(200));
+    let health = Arc::new(HealthRegistry::new(
+        Policy::default(),
+        EventBus::new(),
+        backend.clone(),
+    ));
+    health.sync(&config());
+    backend.spawn(Arc::downgrade(&health), std::future::pending());
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // A state written to the truth without its announcement (a lost message).
+    let until = fluxgate_core::clock::now_ms() + 60_000;
+    let mut state: serde_json::Value =
+        serde_json::from_str(&message("cooling", fluxgate_core::clock::now_ms())).expect("json");
+    state["state"]["until_ms"] = until.into();
+    state["state"]["reason"] = "rate_limited".into();
+    let client = redis::Client::open(redis.url()).expect("client");
+    let mut con = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("con");
+    let _: i64 = redis::cmd("HSET")
+        .arg("fluxgate:health")
+        .arg("p/a")
+        .arg(state["state"].to_string())
+        .query_async(&mut con)
+        .await
+        .expect("hset");
+    let took = within(Duration::from_secs(2), || {
+        !health.usable("p/a", Instant::now())
+    })
+    .await;
+    assert!(
+        took.is_some(),
+        "a state only in the hash never reached the replica"
+    );
+}

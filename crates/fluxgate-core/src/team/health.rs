@@ -4,6 +4,7 @@
 //! and re-syncs, so its writes leave in order and a re-sync never overtakes a pending write.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -23,6 +24,10 @@ const CLAIM_PREFIX: &str = "fluxgate:retest:";
 const CLAIM_TTL: Duration = Duration::from_secs(60);
 /// How long the task waits before it tries Redis again after a failure.
 const RETRY: Duration = Duration::from_secs(1);
+/// How long a new subscription may take.
+const CONNECT: Duration = Duration::from_secs(3);
+/// How often the whole hash is read again, whatever the channel said.
+const RESYNC: Duration = Duration::from_secs(30);
 
 /// A claim is this replica's when the key is free or already held by it (a replica keeps
 /// running the retests of a key it started on).
@@ -128,6 +133,8 @@ pub struct SharedHealth {
     /// The fleet's states as last read or written here, with when each happened.
     view: Mutex<HashMap<String, (PersistedState, i64)>>,
     outbox: mpsc::UnboundedSender<(PersistedState, i64)>,
+    /// How often the whole hash is read again ([`RESYNC`] unless a test shortens it).
+    resync_ms: AtomicU64,
     inbox: Mutex<Option<mpsc::UnboundedReceiver<(PersistedState, i64)>>>,
 }
 
@@ -143,6 +150,7 @@ impl SharedHealth {
             local,
             view: Mutex::new(HashMap::new()),
             outbox,
+            resync_ms: AtomicU64::new(RESYNC.as_millis() as u64),
             inbox: Mutex::new(Some(inbox)),
         };
         let states = me.read_all().await.map_err(|e| TeamError::Unreachable {
@@ -153,6 +161,13 @@ impl SharedHealth {
             .lock()
             .extend(states.into_iter().map(|s| (s.0.account.clone(), s)));
         Ok(Arc::new(me))
+    }
+
+    /// Reads the whole hash this often instead of every 30 s (takes effect at the next
+    /// connection; for tests).
+    pub fn resync_every(&self, every: Duration) {
+        self.resync_ms
+            .store(every.as_millis().max(1) as u64, Ordering::Relaxed);
     }
 
     async fn read_all(&self) -> redis::RedisResult<Vec<(PersistedState, i64)>> {
@@ -207,10 +222,17 @@ impl SharedHealth {
                 }
             }
             first = false;
-            let mut pubsub = match self.engine.client().get_async_pubsub().await {
-                Ok(p) => p,
-                Err(e) => {
+            let connect = tokio::time::timeout(CONNECT, self.engine.client().get_async_pubsub());
+            let mut pubsub = match connect.await {
+                Ok(Ok(p)) => p,
+                Ok(Err(e)) => {
                     self.engine.status().failed("health", &e);
+                    continue;
+                }
+                Err(_) => {
+                    self.engine
+                        .status()
+                        .failed("health", &"no answer to a new connection");
                     continue;
                 }
             };
@@ -237,8 +259,25 @@ impl SharedHealth {
             }
             self.engine.status().answered();
             let mut messages = pubsub.into_on_message();
+            // The hash is the truth: read it again now and then, so a subscription that died
+            // without closing cannot leave this replica stale for longer than this.
+            let every = Duration::from_millis(self.resync_ms.load(Ordering::Relaxed));
+            let mut resync = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
             loop {
                 tokio::select! {
+                    _ = resync.tick() => {
+                        match self.read_all().await {
+                            Ok(states) => {
+                                for s in states {
+                                    self.apply(&registry, s);
+                                }
+                            }
+                            Err(e) => {
+                                self.engine.status().failed("health", &e);
+                                break;
+                            }
+                        }
+                    }
                     s = inbox.recv() => {
                         let Some(s) = s else { return };
                         pending.insert(s.0.account.clone(), s);
