@@ -19,8 +19,9 @@ if [ "${1:-build}" = test ]; then
   want+=(xvfb xdotool xclip imagemagick python3-dbusmock libnotify-bin gir1.2-ayatanaappindicator3-0.1)
   # chromium: the cross-origin browser test (driven by playwright-core from npm).
   want+=(dbus gnome-keyring libsecret-tools curl python3 chromium)
-  # Team mode's tests start their own Redis on a loopback port (the service is not used).
-  want+=(redis-server)
+  # Team mode's tests start their own Redis and PostgreSQL on loopback ports (the services
+  # are not used).
+  want+=(redis-server postgresql)
 fi
 for p in "${want[@]}"; do
   # "installed", not merely known: a removed package keeps a `dpkg -s` entry (config-files).

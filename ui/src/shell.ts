@@ -34,7 +34,13 @@ export interface Conf {
   base_url: string;
   paused: boolean;
   /** Team mode: the Redis this replica shares health and limits through, and whether it answers. */
-  shared: { redis: string | null; up: boolean | null };
+  shared: {
+    redis: string | null;
+    up: boolean | null;
+    postgres: string | null;
+    postgres_up: boolean | null;
+    postgres_pending: number | null;
+  };
   providers: ProviderConf[];
   routes: RouteConf[];
   strategies: string[];

@@ -1,6 +1,6 @@
 //! Where a finished request goes: the [`Recorder`] hands each [`RequestRecord`] to the
 //! metrics behind `/metrics`, to the budget ledger that settles its spend, and to the store's
-//! writer, in that order, with no I/O on the caller's thread. It is the one place records pass,
+//! writer (and, in team mode, to the fleet's ledger), in that order, with no I/O on the caller's thread. It is the one place records pass,
 //! so the three can never disagree about which requests happened.
 
 use std::sync::Arc;
@@ -10,12 +10,20 @@ use crate::metrics::Metrics;
 use crate::record::RequestRecord;
 use crate::store::{RecordWriter, Store, StoreError};
 
+/// Somewhere else a copy of every record goes (team mode: the fleet's ledger). `push` runs
+/// on the request's thread: it must queue, never wait on I/O.
+pub trait RecordSink: Send + Sync {
+    fn push(&self, record: RequestRecord);
+}
+
 /// Fans finished requests out to metrics, the ledger and the store.
 #[derive(Clone)]
 pub struct Recorder {
     writer: RecordWriter,
     metrics: Arc<Metrics>,
     ledger: Option<Arc<dyn BudgetLedger>>,
+    /// The fleet's ledger on PostgreSQL (team mode), which gets a copy of every record.
+    fleet: Option<Arc<dyn RecordSink>>,
 }
 
 impl Recorder {
@@ -25,7 +33,14 @@ impl Recorder {
             writer: RecordWriter::start(store),
             metrics: Arc::default(),
             ledger: None,
+            fleet: None,
         }
+    }
+
+    /// Also queues every record for the fleet's ledger (team mode).
+    pub fn with_fleet(mut self, fleet: Arc<dyn RecordSink>) -> Self {
+        self.fleet = Some(fleet);
+        self
     }
 
     /// Settles every record's spend in `ledger` (budgets).
@@ -45,6 +60,9 @@ impl Recorder {
         self.metrics.observe(&r);
         if let Some(l) = &self.ledger {
             l.settle(&r);
+        }
+        if let Some(f) = &self.fleet {
+            f.push(r.clone());
         }
         self.writer.push(r);
     }

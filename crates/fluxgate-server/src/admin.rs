@@ -99,11 +99,10 @@ pub async fn metrics(State(s): State<Arc<AppState>>) -> Response {
                 .ledger()
                 .map(|l| l.render_metrics())
                 .unwrap_or_default()
-            + &s.gateway
-                .team
-                .as_ref()
-                .map(|t| t.render_metrics())
-                .unwrap_or_default(),
+            + &fluxgate_core::team::render_metrics(
+                s.gateway.team.as_ref(),
+                s.gateway.ledger.as_deref(),
+            ),
     )
         .into_response()
 }
@@ -113,9 +112,19 @@ pub struct Limit {
     limit: Option<usize>,
 }
 
+/// `GET /admin/api/requests?limit=100`: the latest requests, newest first. In team mode with
+/// `[store] postgres` they are the whole fleet's (`"source": "fleet"`); when PostgreSQL does
+/// not answer, this replica's own (`"source": "local"`).
 pub async fn requests(State(s): State<Arc<AppState>>, Query(q): Query<Limit>) -> Response {
-    match s.gateway.log.recent(q.limit.unwrap_or(100).min(1000)) {
-        Ok(rows) => Json(json!({"requests": rows})).into_response(),
+    let limit = q.limit.unwrap_or(100).min(1000);
+    if let Some(l) = &s.gateway.ledger {
+        l.flush().await;
+        if let Ok(rows) = l.recent(limit).await {
+            return Json(json!({"requests": rows, "source": "fleet"})).into_response();
+        }
+    }
+    match s.gateway.log.recent(limit) {
+        Ok(rows) => Json(json!({"requests": rows, "source": "local"})).into_response(),
         Err(e) => error(AdminError::Internal, e),
     }
 }
@@ -235,12 +244,19 @@ pub struct UsageQuery {
 }
 
 /// `GET /admin/api/usage?hours=24`: requests, errors, tokens, cache hits and spend per route,
-/// provider and key over the last hours (from the request log).
+/// provider and key over the last hours (from the request log: the fleet's in PostgreSQL when
+/// `[store] postgres` is set and answers, `"source": "fleet"`; else this replica's).
 pub async fn usage(State(s): State<Arc<AppState>>, Query(q): Query<UsageQuery>) -> Response {
     let hours = q.hours.unwrap_or(24).clamp(1, 24 * 31);
+    if let Some(l) = &s.gateway.ledger {
+        l.flush().await;
+        if let Ok(rows) = l.usage_since(hours).await {
+            return Json(json!({"hours": hours, "usage": rows, "source": "fleet"})).into_response();
+        }
+    }
     s.gateway.flush();
     match s.gateway.store.usage_since(hours) {
-        Ok(rows) => Json(json!({"hours": hours, "usage": rows})).into_response(),
+        Ok(rows) => Json(json!({"hours": hours, "usage": rows, "source": "local"})).into_response(),
         Err(e) => error(AdminError::Internal, e),
     }
 }

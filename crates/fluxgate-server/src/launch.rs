@@ -9,7 +9,7 @@ use fluxgate_core::config::{Config, ConfigError};
 use fluxgate_core::gateway::{Gateway, OpenError};
 use fluxgate_core::secrets::{KeychainStore, Secrets};
 use fluxgate_core::store::StoreError;
-use fluxgate_core::team::TeamError;
+use fluxgate_core::team::{LedgerError, TeamError};
 use fluxgate_core::tokens::{AdminToken, TokenError};
 
 use crate::serve::{serve_with, ServeHandle};
@@ -49,6 +49,8 @@ pub enum LaunchError {
     #[error("{0}")]
     Shared(#[from] TeamError),
     #[error("{0}")]
+    Ledger(#[from] LedgerError),
+    #[error("{0}")]
     AdminToken(#[from] TokenError),
     #[error("cannot listen on {addr}: {source} (is another Fluxgate running? pass --listen 127.0.0.1:PORT)")]
     Bind {
@@ -64,6 +66,7 @@ impl From<OpenError> for LaunchError {
         match e {
             OpenError::Store(e) => LaunchError::Store(e),
             OpenError::Team(e) => LaunchError::Shared(e),
+            OpenError::Ledger(e) => LaunchError::Ledger(e),
         }
     }
 }

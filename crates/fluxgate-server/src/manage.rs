@@ -119,6 +119,9 @@ pub async fn config(State(s): State<Arc<AppState>>) -> Response {
         "shared": {
             "redis": c.shared.redis.as_ref().map(|r| r.url.clone()),
             "up": s.gateway.team.as_ref().map(|t| t.engine.status().is_up()),
+            "postgres": c.shared.postgres.as_ref().map(|p| p.url.clone()),
+            "postgres_up": s.gateway.ledger.as_ref().map(|l| l.status().is_up()),
+            "postgres_pending": s.gateway.ledger.as_ref().map(|l| l.pending()),
         },
         "providers": providers,
         "routes": routes,

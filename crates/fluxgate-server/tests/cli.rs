@@ -409,4 +409,23 @@ fn check_says_what_is_shared_with_other_replicas_and_where() {
         out.contains("cache.example is reached without TLS"),
         "{out}"
     );
+    assert!(!out.contains("PostgreSQL"), "{out}");
+
+    let team = format!(
+        "[store]\npostgres = \"postgres://fluxgate@db.example:5432/fluxgate\"\npostgres_password = \"env:FLUXGATE_TEST_UNSET_VAR\"\n{GOOD}"
+    );
+    std::fs::write(&cfg, team).expect("write");
+    let (ok, out, err) = fluxgate(
+        &["check", "--config", cfg.to_str().expect("utf8")],
+        dir.path(),
+    );
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(
+            "the fleet's, in PostgreSQL at postgres://fluxgate@db.example:5432/fluxgate (no TLS)"
+        ),
+        "{out}"
+    );
+    assert!(out.contains("db.example may be reached without TLS"), "{out}");
+    assert!(!out.contains("Redis"), "{out}");
 }

@@ -1,5 +1,6 @@
 //! Team mode end to end: real `fluxgate serve` processes sharing one key pool through a real
-//! `redis-server` (started by the test on a loopback port), in front of the fake upstream.
+//! `redis-server` and a real PostgreSQL (started by the test on loopback ports), in front of
+//! the fake upstream.
 #![allow(clippy::expect_used, clippy::print_stdout, clippy::print_stderr)] // test code: a failed assumption fails the test, and a test may report what it measured
 
 mod common;
@@ -9,7 +10,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use fluxgate_testkit::servers::RedisServer;
+use fluxgate_testkit::servers::{PostgresServer, RedisServer, POSTGRES_PASSWORD};
 use fluxgate_testkit::{FakeUpstream, Fault};
 
 /// One replica: its own data directory, client token and admin token; the config and the
@@ -126,9 +127,43 @@ async fn metrics(r: &Replica) -> String {
         .expect("text")
 }
 
-/// The fake with keys `k1` and `k2`, and the fleet's config and key environment.
+/// Polls a replica's `/metrics` (every 100 ms, `tries` times) until it holds every `needle`.
+async fn wait_for_metrics(r: &Replica, needles: &[&str], tries: usize) -> bool {
+    for _ in 0..tries {
+        let m = metrics(r).await;
+        if needles.iter().all(|n| m.contains(n)) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+/// A 429 with `Retry-After: 60`.
+fn rate_limited(body: &str) -> Fault {
+    Fault::Status {
+        status: 429,
+        headers: HashMap::from([("retry-after".to_string(), "60".to_string())]),
+        body: body.into(),
+    }
+}
+
+/// `[state]` naming this Redis.
+fn redis_section(redis: &RedisServer) -> String {
+    format!("[state]\nredis = \"{}\"\n", redis.url())
+}
+
+/// `[store]` naming this PostgreSQL, its password from `FLUXGATE_PG_PASSWORD`.
+fn postgres_section(pg: &PostgresServer) -> String {
+    format!(
+        "[store]\npostgres = \"{}\"\npostgres_password = \"env:FLUXGATE_PG_PASSWORD\"\n",
+        pg.url()
+    )
+}
+
+/// The fake with keys `k1` and `k2`, and the fleet's config (with `engines`) and environment.
 async fn fleet_setup(
-    redis: &RedisServer,
+    engines: &str,
     limits: &str,
 ) -> (FakeUpstream, String, HashMap<&'static str, String>) {
     let fake = FakeUpstream::start().await;
@@ -138,11 +173,11 @@ async fn fleet_setup(
         fake.add_key(label, &key);
         keys.insert(var, key);
     }
+    keys.insert("FLUXGATE_PG_PASSWORD", POSTGRES_PASSWORD.to_string());
     let config = format!(
-        "[state]\nredis = \"{}\"\n\n[providers.fake]\nkind = \"openai-compatible\"\nbase_url = \"{}/v1\"\n\
+        "{engines}\n[providers.fake]\nkind = \"openai-compatible\"\nbase_url = \"{}/v1\"\n\
          keys = [{{ id = \"k1\", secret = \"env:TEAM_E2E_K1\"{limits} }}, {{ id = \"k2\", secret = \"env:TEAM_E2E_K2\"{limits} }}]\n\n\
          [routes.m]\ntargets = [\"fake/m\"]\n",
-        redis.url(),
         fake.url()
     );
     (fake, config, keys)
@@ -151,14 +186,10 @@ async fn fleet_setup(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_rate_limited_behind_one_replica_is_avoided_by_the_other() {
     let redis = RedisServer::start();
-    let (fake, config, keys) = fleet_setup(&redis, "").await;
+    let (fake, config, keys) = fleet_setup(&redis_section(&redis), "").await;
     fake.always(
         "k1",
-        Fault::Status {
-            status: 429,
-            headers: HashMap::from([("retry-after".to_string(), "60".to_string())]),
-            body: r#"{"error":{"message":"Rate limit reached","type":"rate_limit_error"}}"#.into(),
-        },
+        rate_limited(r#"{"error":{"message":"Rate limit reached","type":"rate_limit_error"}}"#),
     );
     let a = replica(&config, &keys);
     let b = replica(&config, &keys);
@@ -201,7 +232,7 @@ async fn a_key_rate_limited_behind_one_replica_is_avoided_by_the_other() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_limit_admits_exactly_its_rpm_across_replicas() {
     let redis = RedisServer::start();
-    let (fake, config, keys) = fleet_setup(&redis, ", rpm = 3").await;
+    let (fake, config, keys) = fleet_setup(&redis_section(&redis), ", rpm = 3").await;
     let a = replica(&config, &keys);
     let b = replica(&config, &keys);
     // Two keys of 3 a minute: six requests fit, whichever replica takes them.
@@ -217,14 +248,12 @@ async fn a_key_limit_admits_exactly_its_rpm_across_replicas() {
     assert_eq!(fake.count("k1"), 3);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serve_refuses_to_start_when_redis_cannot_be_reached() {
-    let mut redis = RedisServer::start();
-    let (_fake, config, keys) = fleet_setup(&redis, "").await;
-    redis.stop();
+/// Runs `fluxgate serve` with this config, expects it to exit with an error, and returns its
+/// standard error.
+fn serve_fails(config: &str, keys: &HashMap<&str, String>) -> String {
     let dir = common::tempdir();
     let cfg = dir.path().join("config.toml");
-    std::fs::write(&cfg, &config).expect("write");
+    std::fs::write(&cfg, config).expect("write");
     let out = fluxgate()
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&cfg)
@@ -234,8 +263,16 @@ async fn serve_refuses_to_start_when_redis_cannot_be_reached() {
         .envs(keys.iter().map(|(k, v)| (k.to_string(), v.clone())))
         .output()
         .expect("serve");
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "serve started");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_to_start_when_redis_cannot_be_reached() {
+    let mut redis = RedisServer::start();
+    let (_fake, config, keys) = fleet_setup(&redis_section(&redis), "").await;
+    redis.stop();
+    let err = serve_fails(&config, &keys);
     assert!(
         err.contains("cannot reach Redis at")
             && err.contains(&redis.url())
@@ -249,7 +286,7 @@ async fn replicas_keep_serving_without_redis_and_rejoin_when_it_returns() {
     let mut redis = RedisServer::start();
     // A limit that never bites: every request takes its room through Redis, so its death is
     // felt on the request path itself.
-    let (fake, config, keys) = fleet_setup(&redis, ", rpm = 100000").await;
+    let (fake, config, keys) = fleet_setup(&redis_section(&redis), ", rpm = 100000").await;
     let a = replica(&config, &keys);
     let b = replica(&config, &keys);
     assert_eq!(chat(&a, false).await.status(), 200);
@@ -291,47 +328,22 @@ async fn replicas_keep_serving_without_redis_and_rejoin_when_it_returns() {
     let Ok([a, b]) = std::sync::Arc::try_unwrap(replicas) else {
         panic!("the clients still hold the replicas");
     };
-    let mut down = false;
-    for _ in 0..50 {
-        if metrics(&b)
-            .await
-            .contains("fluxgate_shared_state_up{engine=\"redis\"} 0")
-        {
-            down = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(down, "/metrics does not show that Redis is gone");
+    assert!(
+        wait_for_metrics(&b, &["fluxgate_shared_state_up{engine=\"redis\"} 0"], 50).await,
+        "/metrics does not show that Redis is gone"
+    );
 
     // While Redis is away a key goes out on A; when Redis is back, B learns it.
-    fake.always(
-        "k1",
-        Fault::Status {
-            status: 429,
-            headers: HashMap::from([("retry-after".to_string(), "60".to_string())]),
-            body: String::new(),
-        },
-    );
+    fake.always("k1", rate_limited(""));
     for _ in 0..2 {
         assert_eq!(chat(&a, false).await.status(), 200);
     }
     redis.start_again();
-    let mut joined = false;
-    for _ in 0..80 {
-        if metrics(&b)
-            .await
-            .contains("fluxgate_shared_state_up{engine=\"redis\"} 1")
-            && metrics(&a)
-                .await
-                .contains("fluxgate_shared_state_up{engine=\"redis\"} 1")
-        {
-            joined = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(joined, "the replicas do not re-join Redis");
+    let up = ["fluxgate_shared_state_up{engine=\"redis\"} 1"];
+    assert!(
+        wait_for_metrics(&b, &up, 80).await && wait_for_metrics(&a, &up, 80).await,
+        "the replicas do not re-join Redis"
+    );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = fake.count("k1");
     for _ in 0..6 {
@@ -347,7 +359,7 @@ async fn replicas_keep_serving_without_redis_and_rejoin_when_it_returns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replica_killed_mid_stream_leaves_the_others_unaffected() {
     let redis = RedisServer::start();
-    let (fake, config, keys) = fleet_setup(&redis, "").await;
+    let (fake, config, keys) = fleet_setup(&redis_section(&redis), "").await;
     fake.set_chunk_delay(Duration::from_millis(100));
     let mut a = replica(&config, &keys);
     let b = replica(&config, &keys);
@@ -392,4 +404,154 @@ async fn a_replica_killed_mid_stream_leaves_the_others_unaffected() {
         .await
         .expect("json");
     assert!(!health.to_string().contains("cooling"), "{health}");
+}
+
+async fn admin_get(r: &Replica, path: &str) -> serde_json::Value {
+    http()
+        .get(format!("{}{path}", r.base))
+        .bearer_auth(&r.admin)
+        .send()
+        .await
+        .expect("admin request")
+        .json()
+        .await
+        .expect("json")
+}
+
+/// Requests on route `m` in a usage answer.
+fn route_requests(usage: &serde_json::Value) -> i64 {
+    usage["usage"]["by_route"]
+        .as_array()
+        .expect("by_route")
+        .iter()
+        .filter(|r| r["route"] == "m")
+        .map(|r| r["requests"].as_i64().expect("requests"))
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_and_the_request_log_on_either_replica_show_the_whole_fleet() {
+    let pg = PostgresServer::start();
+    let (fake, config, keys) = fleet_setup(&postgres_section(&pg), "").await;
+    let a = replica(&config, &keys);
+    let b = replica(&config, &keys);
+    for _ in 0..3 {
+        assert_eq!(chat(&a, false).await.status(), 200);
+    }
+    for stream in [false, true] {
+        assert_eq!(chat(&b, stream).await.status(), 200);
+    }
+    assert_eq!(fake.count("k1") + fake.count("k2"), 5);
+    for r in [&a, &b] {
+        // A replica's reads wait for its own queue; the other's records arrive within its
+        // writer's interval (100 ms).
+        let mut usage = admin_get(r, "/admin/api/usage?hours=1").await;
+        for _ in 0..20 {
+            if route_requests(&usage) == 5 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            usage = admin_get(r, "/admin/api/usage?hours=1").await;
+        }
+        assert_eq!(usage["source"], "fleet", "{usage}");
+        assert_eq!(route_requests(&usage), 5, "{usage}");
+        let log = admin_get(r, "/admin/api/requests?limit=50").await;
+        assert_eq!(log["source"], "fleet");
+        assert_eq!(log["requests"].as_array().expect("requests").len(), 5);
+    }
+    // What each replica keeps on its own is its own traffic.
+    let m = metrics(&a).await;
+    assert!(
+        m.contains("fluxgate_shared_state_up{engine=\"postgres\"} 1"),
+        "{m}"
+    );
+    assert!(m.contains("fluxgate_fleet_records_pending 0"), "{m}");
+    let conf = admin_get(&a, "/admin/api/config").await;
+    assert_eq!(conf["shared"]["postgres"], pg.url().as_str());
+    assert_eq!(conf["shared"]["postgres_up"], true);
+    // No secret reaches PostgreSQL: the upstream keys, the client tokens and the database
+    // password are nowhere in its files (tables and write-ahead log).
+    let mut files = Vec::new();
+    common::collect(&pg.data_dir(), &mut files);
+    assert!(files.len() > 100, "{files:?}");
+    let mut secrets: Vec<String> = keys.values().cloned().collect();
+    secrets.extend([a.token.clone(), b.token.clone(), a.admin.clone()]);
+    for f in files {
+        let Ok(bytes) = std::fs::read(&f) else {
+            continue;
+        };
+        for s in &secrets {
+            assert!(
+                memchr::memmem::find(&bytes, s.as_bytes()).is_none(),
+                "{} holds a secret",
+                f.display()
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_wait_for_postgres_and_arrive_when_it_returns() {
+    let mut pg = PostgresServer::start();
+    let (_fake, config, keys) = fleet_setup(&postgres_section(&pg), "").await;
+    let a = replica(&config, &keys);
+    assert_eq!(chat(&a, false).await.status(), 200);
+    assert!(wait_for_metrics(&a, &["fluxgate_fleet_records_pending 0"], 50).await);
+    pg.stop();
+    // Proxying does not depend on PostgreSQL.
+    for i in 0..6 {
+        assert_eq!(chat(&a, i % 2 == 0).await.status(), 200);
+    }
+    assert!(
+        wait_for_metrics(&a, &["fluxgate_shared_state_up{engine=\"postgres\"} 0"], 50).await,
+        "/metrics does not show that PostgreSQL is gone"
+    );
+    let m = metrics(&a).await;
+    assert!(m.contains("fluxgate_fleet_records_pending 6"), "{m}");
+    // The console still has numbers: this replica's own, and it says so.
+    let usage = admin_get(&a, "/admin/api/usage?hours=1").await;
+    assert_eq!(usage["source"], "local", "{usage}");
+    assert_eq!(route_requests(&usage), 7);
+    let conf = admin_get(&a, "/admin/api/config").await;
+    assert_eq!(conf["shared"]["postgres_up"], false);
+
+    pg.start_again();
+    assert!(
+        wait_for_metrics(
+            &a,
+            &[
+                "fluxgate_shared_state_up{engine=\"postgres\"} 1",
+                "fluxgate_fleet_records_pending 0"
+            ],
+            100
+        )
+        .await,
+        "the queued records were not written after PostgreSQL returned: {}",
+        metrics(&a).await
+    );
+    let usage = admin_get(&a, "/admin/api/usage?hours=1").await;
+    assert_eq!(usage["source"], "fleet", "{usage}");
+    assert_eq!(route_requests(&usage), 7, "{usage}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_refuses_to_start_when_postgres_cannot_be_reached_or_refuses_it() {
+    let mut pg = PostgresServer::start();
+    let (_fake, config, mut keys) = fleet_setup(&postgres_section(&pg), "").await;
+    keys.insert("FLUXGATE_PG_PASSWORD", "not-the-password-7d1f".into());
+    let err = serve_fails(&config, &keys);
+    assert!(
+        err.contains("refused this replica") && err.contains("store.postgres_password"),
+        "{err}"
+    );
+    assert!(!err.contains("not-the-password-7d1f"), "{err}");
+    pg.stop();
+    keys.insert("FLUXGATE_PG_PASSWORD", POSTGRES_PASSWORD.into());
+    let err = serve_fails(&config, &keys);
+    assert!(
+        err.contains("cannot reach PostgreSQL at")
+            && err.contains(&pg.url())
+            && err.contains("Start it"),
+        "{err}"
+    );
 }

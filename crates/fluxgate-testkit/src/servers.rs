@@ -1,6 +1,6 @@
 //! Real database servers for tests, started from the machine's own binaries (Debian's
-//! `redis-server`, installed by `scripts/deps.sh test`) on a free loopback port with their data
-//! in a temporary directory, and stopped when dropped.
+//! `redis-server` and `postgresql`, installed by `scripts/deps.sh test`) on a free loopback port
+//! with their data in a temporary directory, and stopped when dropped.
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -110,6 +110,200 @@ impl RedisServer {
 }
 
 impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A PostgreSQL server of its own (Debian's `postgresql`, installed by `scripts/deps.sh
+/// test`): a new cluster in a temporary directory, a superuser `fluxgate` with a password
+/// (scram-sha-256 on loopback TCP), listening on a free port. When the tests run as root the
+/// server runs as the `postgres` user (PostgreSQL refuses to run as root). `stop` and
+/// `start_again` keep the data, as a restarted database would.
+pub struct PostgresServer {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+    bin: PathBuf,
+    run_as: Option<(u32, u32)>,
+}
+
+/// The user the server's processes run as, and the password the tests connect with.
+pub const POSTGRES_USER: &str = "fluxgate";
+pub const POSTGRES_PASSWORD: &str = "pg-test-password-5b1e";
+
+fn postgres_bin() -> PathBuf {
+    let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let v = e.file_name().to_str()?.parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").exists().then_some((v, bin))
+        })
+        .collect();
+    versions.sort();
+    match versions.pop() {
+        Some((_, bin)) => bin,
+        None => panic!(
+            "PostgreSQL is not installed; run `scripts/deps.sh test` (it installs Debian's postgresql)"
+        ),
+    }
+}
+
+/// `(uid, gid)` of the `postgres` user when this process is root, from `/etc/passwd`.
+fn postgres_account() -> Option<(u32, u32)> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let uid_line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    let euid: u32 = uid_line.split_whitespace().nth(2)?.parse().ok()?;
+    if euid != 0 {
+        return None;
+    }
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    let line = passwd.lines().find(|l| l.starts_with("postgres:"));
+    let Some(line) = line else {
+        panic!("the tests run as root and there is no `postgres` user to run PostgreSQL as; run `scripts/deps.sh test`")
+    };
+    let mut f = line.split(':').skip(2);
+    Some((f.next()?.parse().ok()?, f.next()?.parse().ok()?))
+}
+
+impl PostgresServer {
+    /// Creates a cluster and starts it.
+    pub fn start() -> PostgresServer {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let run_as = postgres_account();
+        let bin = postgres_bin();
+        let pwfile = dir.path().join("pw");
+        std::fs::write(&pwfile, POSTGRES_PASSWORD).expect("password file");
+        if let Some((uid, gid)) = run_as {
+            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).expect("chown");
+            std::os::unix::fs::chown(&pwfile, Some(uid), Some(gid)).expect("chown");
+        }
+        let out = Self::command(&bin.join("initdb"), run_as, dir.path())
+            .arg("-D")
+            .arg(dir.path().join("data"))
+            .args(["-U", POSTGRES_USER, "--auth=scram-sha-256", "-E", "UTF8"])
+            .args(["--no-locale", "--no-sync", "--no-instructions"])
+            .arg(format!("--pwfile={}", pwfile.display()))
+            .stdin(Stdio::null())
+            .output()
+            .expect("initdb runs");
+        assert!(
+            out.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut server = PostgresServer {
+            child: None,
+            port: free_port(),
+            dir,
+            bin,
+            run_as,
+        };
+        server.start_again();
+        server
+    }
+
+    fn command(
+        program: &std::path::Path,
+        run_as: Option<(u32, u32)>,
+        cwd: &std::path::Path,
+    ) -> Command {
+        let mut c = Command::new(program);
+        c.current_dir(cwd).env_remove("PGPASSWORD");
+        if let Some((uid, gid)) = run_as {
+            use std::os::unix::process::CommandExt;
+            c.uid(uid).gid(gid);
+        }
+        c
+    }
+
+    /// `postgres://fluxgate@127.0.0.1:PORT/postgres` (the password is [`POSTGRES_PASSWORD`]).
+    pub fn url(&self) -> String {
+        format!(
+            "postgres://{POSTGRES_USER}@127.0.0.1:{}/postgres",
+            self.port
+        )
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The cluster's files (tables, write-ahead log).
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// Stops the server at once ("immediate" shutdown: no checkpoint, as after a crash; the
+    /// next start recovers from the log).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-QUIT", &c.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the server again on the same port and data.
+    pub fn start_again(&mut self) {
+        self.stop();
+        let log = self.dir.path().join("server.log");
+        let log_file = std::fs::File::create(&log).expect("server log");
+        if let Some((uid, gid)) = self.run_as {
+            std::os::unix::fs::chown(&log, Some(uid), Some(gid)).expect("chown");
+        }
+        let child = Self::command(&self.bin.join("postgres"), self.run_as, self.dir.path())
+            .arg("-D")
+            .arg(self.dir.path().join("data"))
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-c",
+                "listen_addresses=127.0.0.1",
+            ])
+            .arg("-c")
+            .arg(format!(
+                "unix_socket_directories={}",
+                self.dir.path().display()
+            ))
+            .args(["-c", "fsync=off", "-c", "max_connections=50"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("postgres starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            let text = std::fs::read_to_string(&log).unwrap_or_default();
+            if text.contains("ready to accept connections") {
+                return;
+            }
+            if let Some(Ok(Some(status))) = self.child.as_mut().map(|c| c.try_wait()) {
+                panic!("postgres exited ({status}): {text}");
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!(
+            "postgres did not accept connections on port {} within 30 s",
+            self.port
+        );
+    }
+}
+
+impl Drop for PostgresServer {
     fn drop(&mut self) {
         self.stop();
     }

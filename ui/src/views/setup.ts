@@ -215,6 +215,22 @@ export function settingsView(): HTMLElement[] {
                   )
                 : " — answering",
             ),
+        h("dt", {}, "Request log"),
+        conf.shared.postgres === null
+          ? h("dd", {}, "this machine's own (SQLite in the data directory)")
+          : h(
+              "dd",
+              {},
+              "the whole fleet's, in PostgreSQL at ",
+              h("code", {}, conf.shared.postgres),
+              conf.shared.postgres_up === false
+                ? h(
+                    "strong",
+                    { class: "error" },
+                    ` — unreachable: ${conf.shared.postgres_pending ?? 0} records wait in memory; usage shows this machine's own until it answers`,
+                  )
+                : " — answering",
+            ),
         h("dt", {}, "Keys"),
         h(
           "dd",

@@ -106,13 +106,19 @@ export function budgetsSection(list: BudgetRow[]): HTMLElement | null {
 
 export async function requestsView(): Promise<HTMLElement[]> {
   const [usage, reqs, budgets] = await Promise.all([
-    get<{ usage: { by_route: UsageRow[]; by_provider: UsageRow[]; by_key: UsageRow[] } }>("usage?hours=24"),
+    get<{
+      usage: { by_route: UsageRow[]; by_provider: UsageRow[]; by_key: UsageRow[] };
+      source: "fleet" | "local";
+    }>("usage?hours=24"),
     get<{ requests: RequestRow[] }>("requests?limit=200"),
     get<{ budgets: BudgetRow[] }>("budgets"),
   ]);
   state.requests = reqs.requests;
   return [
     h("h1", {}, "Requests & usage (last 24 h)"),
+    usage.source === "fleet"
+      ? h("p", { class: "muted" }, "Every replica's traffic (team mode: the fleet's ledger in PostgreSQL).")
+      : h("span", {}),
     budgetsSection(budgets.budgets) ?? h("span", {}),
     chart("By route", usage.usage.by_route, (r) => r.route ?? "(direct provider/model)"),
     chart("By provider", usage.usage.by_provider, (r) => r.provider ?? "(none served)"),

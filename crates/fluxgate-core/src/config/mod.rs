@@ -275,6 +275,26 @@ pub struct Config {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SharedEngines {
     pub redis: Option<RedisTarget>,
+    pub postgres: Option<PostgresTarget>,
+}
+
+/// A PostgreSQL database for the fleet's request records, spend and usage (`[store]`). The
+/// URL never holds a password (that is a secret reference, resolved by each replica).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PostgresTarget {
+    /// `postgres://user@host:port/database[?sslmode=disable|prefer|require]`, as written.
+    pub url: String,
+    pub password: Option<SecretRef>,
+}
+
+impl PostgresTarget {
+    /// The keychain account a `postgres_password = "keychain"` is stored under.
+    pub const KEYCHAIN_ACCOUNT: &'static str = "store/postgres";
+
+    /// Whether the connection must be encrypted (`sslmode=require`).
+    pub fn tls(&self) -> bool {
+        self.url.contains("sslmode=require")
+    }
 }
 
 /// A Redis server for shared health and limits. The URL never holds a password: that is a

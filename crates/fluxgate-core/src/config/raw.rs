@@ -67,6 +67,19 @@ pub struct RawConfig {
     /// `[state]`: where a fleet of Fluxgates shares health and limits (team mode).
     #[serde(default)]
     pub state: RawState,
+    /// `[store]`: where a fleet keeps its durable ledger (team mode).
+    #[serde(default)]
+    pub store: RawStore,
+}
+
+/// `[store]`: the durable ledger. Absent: SQLite in the data directory (the default).
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    /// `postgres://user@host:port/database?sslmode=require`, without a password.
+    pub postgres: Option<String>,
+    /// A secret reference (`env:NAME`, `file:PATH`, `keychain`) for PostgreSQL's password.
+    pub postgres_password: Option<String>,
 }
 
 /// `[state]`: shared engines. Absent: everything stays in this process (the default).

@@ -286,3 +286,56 @@ fn state_names_a_redis_without_credentials_in_its_url() {
         assert!(!err.contains(never), "{body} => {err}");
     }
 }
+
+#[test]
+fn store_names_a_postgres_with_a_user_and_no_password_in_its_url() {
+    let c = load(
+        "[store]\npostgres = \"postgres://fluxgate@db.internal:5432/fluxgate?sslmode=require\"\npostgres_password = \"file:/run/secrets/pg\"\n",
+    )
+    .expect("valid");
+    let p = c.shared.postgres.expect("postgres");
+    assert_eq!(
+        p.url,
+        "postgres://fluxgate@db.internal:5432/fluxgate?sslmode=require"
+    );
+    assert!(p.tls());
+    assert_eq!(p.password, Some(SecretRef::File("/run/secrets/pg".into())));
+    assert!(c.shared.redis.is_none(), "the engines are independent");
+    let c = load("[store]\npostgres = \"postgresql://u@127.0.0.1/db\"\n").expect("valid");
+    assert!(!c.shared.postgres.expect("postgres").tls());
+
+    let cases = [
+        // A password in the URL, or pasted as the reference, is refused without quoting it.
+        (
+            "postgres = \"postgres://u:hunter2-secret@host/db\"",
+            "store.postgres",
+            "hunter2",
+        ),
+        (
+            "postgres = \"postgres://u@host/db\"\npostgres_password = \"hunter2-secret\"",
+            "store.postgres_password",
+            "hunter2",
+        ),
+        ("postgres = \"mysql://u@host/db\"", "store.postgres", "\u{0}"),
+        ("postgres = \"postgres://host/db\"", "store.postgres", "\u{0}"),
+        ("postgres = \"postgres://u@host\"", "store.postgres", "\u{0}"),
+        (
+            "postgres = \"postgres://u@host/db?sslmode=verify-full\"",
+            "sslmode=require",
+            "\u{0}",
+        ),
+        (
+            "postgres_password = \"env:X\"",
+            "store.postgres_password",
+            "\u{0}",
+        ),
+        ("postgress = \"postgres://u@h/d\"", "postgress", "\u{0}"),
+    ];
+    for (body, key, never) in cases {
+        let err = load(&format!("[store]\n{body}\n"))
+            .expect_err(body)
+            .to_string();
+        assert!(err.contains(key), "{body} => {err}");
+        assert!(!err.contains(never), "{body} => {err}");
+    }
+}

@@ -153,7 +153,10 @@ pub(super) fn validate(raw: RawConfig, source: ConfigSource) -> Result<Config, C
         webhooks.push(webhook(i, w)?);
     }
 
-    let shared = shared_engines(raw.state)?;
+    let shared = super::SharedEngines {
+        redis: redis_target(raw.state)?,
+        postgres: postgres_target(raw.store)?,
+    };
 
     Ok(Config {
         listen,
@@ -175,7 +178,7 @@ pub(super) fn validate(raw: RawConfig, source: ConfigSource) -> Result<Config, C
 }
 
 /// `[state]`: a Redis URL without credentials in it, and its password as a secret reference.
-fn shared_engines(raw: super::raw::RawState) -> Result<super::SharedEngines, ConfigError> {
+fn redis_target(raw: super::raw::RawState) -> Result<Option<super::RedisTarget>, ConfigError> {
     let Some(url) = raw.redis else {
         if raw.redis_password.is_some() || raw.redis_username.is_some() {
             return Err(ConfigError::invalid(
@@ -183,7 +186,7 @@ fn shared_engines(raw: super::raw::RawState) -> Result<super::SharedEngines, Con
                 "is set but `state.redis` is not; add `redis = \"redis://host:6379\"`",
             ));
         }
-        return Ok(super::SharedEngines::default());
+        return Ok(None);
     };
     let example = "for example \"redis://127.0.0.1:6379/0\" (or \"rediss://…\" for TLS)";
     let rest = url
@@ -211,16 +214,7 @@ fn shared_engines(raw: super::raw::RawState) -> Result<super::SharedEngines, Con
             format!("`{url}` is not a Redis URL of host, port and database number, {example}"),
         ));
     }
-    let password = match raw.redis_password.as_deref() {
-        None => None,
-        Some(text) => Some(parse_secret_ref(text).ok_or_else(|| {
-            ConfigError::invalid(
-                "state.redis_password",
-                "must be a reference, not the password itself: `\"env:VARIABLE\"`, \
-                 `\"file:/path\"` or `\"keychain\"`",
-            )
-        })?),
-    };
+    let password = password_ref("state.redis_password", raw.redis_password.as_deref())?;
     if let Some(u) = &raw.redis_username {
         if !valid_name(u) {
             return Err(ConfigError::invalid(
@@ -229,13 +223,86 @@ fn shared_engines(raw: super::raw::RawState) -> Result<super::SharedEngines, Con
             ));
         }
     }
-    Ok(super::SharedEngines {
-        redis: Some(super::RedisTarget {
-            url,
-            username: raw.redis_username,
-            password,
-        }),
+    Ok(Some(super::RedisTarget {
+        url,
+        username: raw.redis_username,
+        password,
+    }))
+}
+
+/// An engine's password: a secret reference, never the password itself.
+fn password_ref(field: &str, text: Option<&str>) -> Result<Option<super::SecretRef>, ConfigError> {
+    let Some(text) = text else { return Ok(None) };
+    parse_secret_ref(text).map(Some).ok_or_else(|| {
+        ConfigError::invalid(
+            field,
+            "must be a reference, not the password itself: `\"env:VARIABLE\"`, \
+             `\"file:/path\"` or `\"keychain\"`",
+        )
     })
+}
+
+/// `[store]`: a PostgreSQL URL with a user but no password, and only `sslmode` as an option.
+fn postgres_target(
+    raw: super::raw::RawStore,
+) -> Result<Option<super::PostgresTarget>, ConfigError> {
+    let Some(url) = raw.postgres else {
+        if raw.postgres_password.is_some() {
+            return Err(ConfigError::invalid(
+                "store.postgres_password",
+                "is set but `store.postgres` is not; add \
+                 `postgres = \"postgres://fluxgate@host:5432/fluxgate\"`",
+            ));
+        }
+        return Ok(None);
+    };
+    let example = "for example \"postgres://fluxgate@db.internal:5432/fluxgate?sslmode=require\"";
+    let rest = url
+        .strip_prefix("postgres://")
+        .or_else(|| url.strip_prefix("postgresql://"))
+        .ok_or_else(|| {
+            ConfigError::invalid(
+                "store.postgres",
+                format!("must be a postgres:// URL, {example}"),
+            )
+        })?;
+    let (rest, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (authority, database) = rest.split_once('/').unwrap_or((rest, ""));
+    let (user, host) = authority.rsplit_once('@').unwrap_or(("", authority));
+    if user.contains(':') {
+        return Err(ConfigError::invalid(
+            "store.postgres",
+            "must not hold a password: write it as `postgres_password = \"env:VARIABLE\"` \
+             (or `\"file:/path\"`, `\"keychain\"`)",
+        ));
+    }
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_:[]".contains(c));
+    let name_ok = |s: &str| {
+        s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    };
+    let query_ok = query.is_empty()
+        || matches!(
+            query,
+            "sslmode=disable" | "sslmode=prefer" | "sslmode=require"
+        );
+    if !host_ok || user.is_empty() || !name_ok(user) || database.is_empty() || !name_ok(database) {
+        return Err(ConfigError::invalid(
+            "store.postgres",
+            format!("`{url}` must name a user, a host and a database, {example}"),
+        ));
+    }
+    if !query_ok {
+        return Err(ConfigError::invalid(
+            "store.postgres",
+            "takes one option, `sslmode=disable`, `sslmode=prefer` or `sslmode=require`",
+        ));
+    }
+    let password = password_ref("store.postgres_password", raw.postgres_password.as_deref())?;
+    Ok(Some(super::PostgresTarget { url, password }))
 }
 
 fn webhook(i: usize, w: super::raw::RawWebhook) -> Result<super::Webhook, ConfigError> {

@@ -22,7 +22,7 @@ use crate::recorder::Recorder;
 use crate::routing::Router;
 use crate::secrets::Secrets;
 use crate::store::{Store, StoreError};
-use crate::team::{Team, TeamError};
+use crate::team::{FleetLedger, LedgerError, Team, TeamError};
 use crate::tokens::ClientTokens;
 
 /// Why a gateway could not open: its store, or the fleet's shared state.
@@ -32,6 +32,8 @@ pub enum OpenError {
     Store(#[from] StoreError),
     #[error("{0}")]
     Team(#[from] TeamError),
+    #[error("{0}")]
+    Ledger(#[from] LedgerError),
 }
 
 /// A running router's shared parts.
@@ -45,6 +47,8 @@ pub struct Gateway {
     pub log: Recorder,
     /// The fleet's shared state, when `[state]` names an engine (team mode).
     pub team: Option<Team>,
+    /// The fleet's durable ledger, when `[store] postgres` is set (team mode).
+    pub ledger: Option<Arc<FleetLedger>>,
     /// Routing paused by the user (tray or console): proxy requests get 503
     /// `routing_paused` and nothing is sent upstream. Not persisted: a restart resumes.
     pub paused: std::sync::atomic::AtomicBool,
@@ -58,7 +62,7 @@ impl Gateway {
     /// A gateway on this machine's state alone (`[state]` is not consulted: tests, tools).
     pub fn open(config: Config, data_dir: &Path, secrets: Secrets) -> Result<Gateway, StoreError> {
         let store = Store::open(data_dir)?;
-        Self::assemble(config, data_dir, store, secrets, None)
+        Self::assemble(config, data_dir, store, secrets, None, None)
     }
 
     /// A gateway that joins the fleet's shared state when the config's `[state]` names an
@@ -70,7 +74,13 @@ impl Gateway {
     ) -> Result<Gateway, OpenError> {
         let store = Store::open(data_dir)?;
         let team = Team::connect(&config.shared, &secrets, Arc::new(store.clone())).await?;
-        Ok(Self::assemble(config, data_dir, store, secrets, team)?)
+        let ledger = match &config.shared.postgres {
+            Some(target) => Some(FleetLedger::connect(target, &secrets).await?),
+            None => None,
+        };
+        Ok(Self::assemble(
+            config, data_dir, store, secrets, team, ledger,
+        )?)
     }
 
     fn assemble(
@@ -79,6 +89,7 @@ impl Gateway {
         store: Store,
         secrets: Secrets,
         team: Option<Team>,
+        ledger: Option<Arc<FleetLedger>>,
     ) -> Result<Gateway, StoreError> {
         let events = EventBus::new();
         let backend: Arc<dyn crate::health::HealthBackend> = match &team {
@@ -93,12 +104,15 @@ impl Gateway {
         health.sync(&config);
         let config = Arc::new(config);
         let router = Arc::new(Router::new(config.clone(), TranslatorRegistry::builtin()));
-        let ledger = Arc::new(crate::budgets::Ledger::load(
+        let budget_ledger = Arc::new(crate::budgets::Ledger::load(
             &store,
             events.clone(),
             &config.budgets,
         )?);
-        let log = Recorder::start(&store).with_ledger(ledger);
+        let mut log = Recorder::start(&store).with_ledger(budget_ledger);
+        if let Some(l) = &ledger {
+            log = log.with_fleet(l.clone());
+        }
         let mut executor = Executor::new(
             router,
             health.clone(),
@@ -120,6 +134,7 @@ impl Gateway {
             events,
             log,
             team,
+            ledger,
             paused: std::sync::atomic::AtomicBool::new(false),
             config_file: std::sync::OnceLock::new(),
             edit_lock: tokio::sync::Mutex::new(()),
@@ -140,6 +155,9 @@ impl Gateway {
         if let Some(t) = &self.team {
             t.health
                 .spawn(Arc::downgrade(&self.health), shutdown.clone());
+        }
+        if let Some(l) = &self.ledger {
+            tokio::spawn(l.clone().run(shutdown.clone()));
         }
         let retester = Arc::new(HttpRetester::new(Arc::downgrade(&self.executor)));
         tokio::spawn(run_scheduler(self.health.clone(), retester, shutdown))

@@ -21,6 +21,7 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use rusqlite::Connection;
 
+pub(crate) use requests::spend_sums;
 pub use requests::RecordWriter;
 pub use responses::Conversations;
 pub use responses::RETENTION_MS as RESPONSE_RETENTION_MS;
@@ -142,11 +143,7 @@ impl Store {
         self.with(|c| {
             let first = first_row_since(c, since - MAX_RECORD_LAG_MS)?;
             let mut out = serde_json::Map::new();
-            for (name, cols) in [
-                ("by_route", "route"),
-                ("by_provider", "provider"),
-                ("by_key", "provider, key_id"),
-            ] {
+            for (name, cols) in USAGE_GROUPS {
                 let sql = format!(
                     "SELECT {cols}, COUNT(*), SUM(status >= 400 OR error_code IS NOT NULL), \
                      COALESCE(SUM(tokens_in), 0), COALESCE(SUM(tokens_out), 0), \
@@ -156,21 +153,14 @@ impl Store {
                 let n = cols.split(',').count();
                 let mut stmt = c.prepare(&sql)?;
                 let rows = stmt.query_map(rusqlite::params![since, first], |r| {
-                    let mut o = serde_json::Map::new();
-                    for (i, col) in cols.split(',').map(str::trim).enumerate() {
-                        o.insert(col.into(), r.get::<_, Option<String>>(i)?.into());
+                    let names = (0..n)
+                        .map(|i| r.get::<_, Option<String>>(i))
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    let mut counts = [0i64; 5];
+                    for (i, c) in counts.iter_mut().enumerate() {
+                        *c = r.get(n + i)?;
                     }
-                    let input: i64 = r.get(n + 2)?;
-                    let cached: i64 = r.get(n + 4)?;
-                    o.insert("requests".into(), r.get::<_, i64>(n)?.into());
-                    o.insert("errors".into(), r.get::<_, i64>(n + 1)?.into());
-                    o.insert("tokens_in".into(), input.into());
-                    o.insert("tokens_out".into(), r.get::<_, i64>(n + 3)?.into());
-                    o.insert("tokens_cached".into(), cached.into());
-                    o.insert("cost_usd".into(), r.get::<_, f64>(n + 5)?.into());
-                    let rate = (input > 0).then(|| cached as f64 / input as f64);
-                    o.insert("cache_hit_rate".into(), rate.into());
-                    Ok(serde_json::Value::Object(o))
+                    Ok(usage_entry(cols, names, counts, r.get(n + 5)?))
                 })?;
                 let list: rusqlite::Result<Vec<_>> = rows.collect();
                 out.insert(name.into(), serde_json::Value::Array(list?));
@@ -188,7 +178,37 @@ impl Store {
     }
 }
 
-/// Makes the data directory private to its owner (it holds the admin token).
+/// The groups of a usage answer and the columns each groups by.
+pub(crate) const USAGE_GROUPS: [(&str, &str); 3] = [
+    ("by_route", "route"),
+    ("by_provider", "provider"),
+    ("by_key", "provider, key_id"),
+];
+
+/// One row of a usage answer: the group's column values, then requests, errors, input,
+/// output and cached tokens, and spend. `cache_hit_rate` is cached over all input tokens of
+/// the requests that reported usage.
+pub(crate) fn usage_entry(
+    cols: &str,
+    names: Vec<Option<String>>,
+    [requests, errors, input, output, cached]: [i64; 5],
+    cost: f64,
+) -> serde_json::Value {
+    let mut o = serde_json::Map::new();
+    for (col, v) in cols.split(',').map(str::trim).zip(names) {
+        o.insert(col.into(), v.into());
+    }
+    o.insert("requests".into(), requests.into());
+    o.insert("errors".into(), errors.into());
+    o.insert("tokens_in".into(), input.into());
+    o.insert("tokens_out".into(), output.into());
+    o.insert("tokens_cached".into(), cached.into());
+    o.insert("cost_usd".into(), cost.into());
+    let rate = (input > 0).then(|| cached as f64 / input as f64);
+    o.insert("cache_hit_rate".into(), rate.into());
+    serde_json::Value::Object(o)
+}
+
 /// How much later than its `ts_ms` (the request's start) a record can be written: the
 /// longest total timeout a config allows.
 const MAX_RECORD_LAG_MS: i64 = 86_400_000;
@@ -226,6 +246,7 @@ fn first_row_since(c: &rusqlite::Connection, ts: i64) -> rusqlite::Result<i64> {
     Ok(lo)
 }
 
+/// Makes the data directory private to its owner (it holds the admin token).
 fn restrict_dir(dir: &Path) {
     #[cfg(unix)]
     {

@@ -69,46 +69,7 @@ fn insert(c: &Connection, batch: &[RequestRecord]) -> rusqlite::Result<()> {
                 r.cost_usd,
             ])?;
         }
-        // The batch's spend, summed first per day and request identity (records of one
-        // client, route and key add up without a string being made), then per period and
-        // scope.
-        type Identity<'a> = (i64, [Option<&'a str>; 4]);
-        let mut groups: std::collections::HashMap<
-            Identity<'_>,
-            (&RequestRecord, f64, i64),
-            foldhash::fast::RandomState,
-        > = std::collections::HashMap::default();
-        for r in batch {
-            let tokens = (r.tokens_in.unwrap_or(0) + r.tokens_out.unwrap_or(0)) as i64;
-            let usd = r.cost_usd.unwrap_or(0.0);
-            if tokens == 0 && usd == 0.0 {
-                continue;
-            }
-            let id = (
-                r.ts_ms.div_euclid(86_400_000),
-                [
-                    r.provider.as_deref(),
-                    r.key_id.as_deref(),
-                    r.route.as_deref(),
-                    r.client.as_deref(),
-                ],
-            );
-            let e = groups.entry(id).or_insert((r, 0.0, 0));
-            e.1 += usd;
-            e.2 += tokens;
-        }
-        let mut sums: std::collections::HashMap<(String, String), (f64, i64)> =
-            std::collections::HashMap::new();
-        for (r, usd, tokens) in groups.into_values() {
-            let scopes = record_scopes(r);
-            for period in periods(r.ts_ms) {
-                for scope in &scopes {
-                    let e = sums.entry((period.clone(), scope.clone())).or_default();
-                    e.0 += usd;
-                    e.1 += tokens;
-                }
-            }
-        }
+        let sums = spend_sums(batch);
         if !sums.is_empty() {
             let mut up = tx.prepare_cached(
                 "INSERT INTO spend (period, scope, usd, tokens) VALUES (?1, ?2, ?3, ?4)
@@ -120,6 +81,53 @@ fn insert(c: &Connection, batch: &[RequestRecord]) -> rusqlite::Result<()> {
         }
     }
     tx.commit()
+}
+
+/// A batch's spend per `(period, scope)`: `(usd, tokens)`, sorted (writers that take row
+/// locks in one order cannot deadlock each other). Summed first per day and request identity
+/// (records of one client, route and key add up without a string being made), then per
+/// period and scope.
+pub(crate) fn spend_sums<'a>(
+    batch: impl IntoIterator<Item = &'a RequestRecord>,
+) -> Vec<((String, String), (f64, i64))> {
+    type Identity<'a> = (i64, [Option<&'a str>; 4]);
+    let mut groups: std::collections::HashMap<
+        Identity<'_>,
+        (&RequestRecord, f64, i64),
+        foldhash::fast::RandomState,
+    > = std::collections::HashMap::default();
+    for r in batch {
+        let tokens = (r.tokens_in.unwrap_or(0) + r.tokens_out.unwrap_or(0)) as i64;
+        let usd = r.cost_usd.unwrap_or(0.0);
+        if tokens == 0 && usd == 0.0 {
+            continue;
+        }
+        let id = (
+            r.ts_ms.div_euclid(86_400_000),
+            [
+                r.provider.as_deref(),
+                r.key_id.as_deref(),
+                r.route.as_deref(),
+                r.client.as_deref(),
+            ],
+        );
+        let e = groups.entry(id).or_insert((r, 0.0, 0));
+        e.1 += usd;
+        e.2 += tokens;
+    }
+    let mut sums: std::collections::BTreeMap<(String, String), (f64, i64)> =
+        std::collections::BTreeMap::new();
+    for (r, usd, tokens) in groups.into_values() {
+        let scopes = record_scopes(r);
+        for period in periods(r.ts_ms) {
+            for scope in &scopes {
+                let e = sums.entry((period.clone(), scope.clone())).or_default();
+                e.0 += usd;
+                e.1 += tokens;
+            }
+        }
+    }
+    sums.into_iter().collect()
 }
 
 /// How long the writer sleeps between commits: one transaction per interval instead of one

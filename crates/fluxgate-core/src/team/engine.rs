@@ -40,12 +40,19 @@ pub enum TeamError {
 #[derive(Debug)]
 pub struct EngineStatus {
     up: AtomicBool,
+    engine: &'static str,
+    /// What this replica does while the engine is away, and when it is back.
+    down: &'static str,
+    back: &'static str,
 }
 
 impl EngineStatus {
-    fn new() -> Self {
+    pub(crate) fn new(engine: &'static str, down: &'static str, back: &'static str) -> Self {
         EngineStatus {
             up: AtomicBool::new(true),
+            engine,
+            down,
+            back,
         }
     }
 
@@ -56,7 +63,7 @@ impl EngineStatus {
     /// Notes a failure; the first after a success is logged (not every request's).
     pub(crate) fn failed(&self, what: &str, error: &dyn std::fmt::Display) {
         if self.up.swap(false, Ordering::Relaxed) {
-            tracing::warn!(engine = "redis", error = %error, "shared state unreachable ({what}); this replica runs on its own health and limits until Redis answers again");
+            tracing::warn!(engine = self.engine, error = %error, "{} unreachable ({what}); {}", self.engine, self.down);
         }
     }
 
@@ -64,8 +71,10 @@ impl EngineStatus {
     pub(crate) fn answered(&self) {
         if !self.up.swap(true, Ordering::Relaxed) {
             tracing::info!(
-                engine = "redis",
-                "shared state reachable again; re-joining the fleet's health and limits"
+                engine = self.engine,
+                "{} reachable again; {}",
+                self.engine,
+                self.back
             );
         }
     }
@@ -157,13 +166,7 @@ impl Engine {
                 })
             }
         };
-        let replica: String = {
-            use rand::Rng;
-            let mut rng = rand::rng();
-            (0..8)
-                .map(|_| format!("{:02x}", rng.random::<u8>()))
-                .collect()
-        };
+        let replica = super::random_replica_id();
         tracing::info!(redis = %url, replica = %replica, tls = target.tls(), "joined the fleet's shared state");
         Ok(Engine {
             client,
@@ -171,7 +174,11 @@ impl Engine {
             fast,
             replica: replica.into(),
             url: url.into(),
-            status: Arc::new(EngineStatus::new()),
+            status: Arc::new(EngineStatus::new(
+                "redis",
+                "this replica runs on its own health and limits until Redis answers again",
+                "re-joining the fleet's health and limits",
+            )),
         })
     }
 

@@ -12,13 +12,19 @@
 //! once in the log and in `/metrics` (`fluxgate_shared_state_up`), and re-joins the fleet's state
 //! when Redis answers again (it writes what changed meanwhile, then reads everything back).
 //! Secrets never go to Redis: only key ids, states and counters do.
+//!
+//! With `[store] postgres` set, [`FleetLedger`] writes every replica's request records and
+//! spend to PostgreSQL, so usage on any replica shows the whole fleet (see `ledger.rs`).
+//! Secrets never go to PostgreSQL either.
 
 mod engine;
 mod health;
+mod ledger;
 mod windows;
 
 pub use engine::{Engine, EngineStatus, TeamError};
 pub use health::SharedHealth;
+pub use ledger::{FleetLedger, LedgerError, QUEUE_BOUND};
 pub use windows::SharedWindows;
 
 use std::sync::Arc;
@@ -56,14 +62,40 @@ impl Team {
             windows,
         }))
     }
+}
 
-    /// `fluxgate_shared_state_up` for `/metrics`.
-    pub fn render_metrics(&self) -> String {
-        format!(
-            "# HELP fluxgate_shared_state_up Whether the shared state engine answers (0: this replica runs on its own state).\n\
-             # TYPE fluxgate_shared_state_up gauge\n\
-             fluxgate_shared_state_up{{engine=\"redis\"}} {}\n",
-            u8::from(self.engine.status().is_up())
-        )
+/// `fluxgate_shared_state_up` per configured engine (and the ledger's queue) for `/metrics`;
+/// empty when no engine is configured.
+pub fn render_metrics(team: Option<&Team>, ledger: Option<&FleetLedger>) -> String {
+    let mut out = String::new();
+    if team.is_none() && ledger.is_none() {
+        return out;
     }
+    out.push_str(
+        "# HELP fluxgate_shared_state_up Whether a shared engine answers (0: this replica runs on its own state).\n\
+         # TYPE fluxgate_shared_state_up gauge\n",
+    );
+    if let Some(t) = team {
+        out.push_str(&format!(
+            "fluxgate_shared_state_up{{engine=\"redis\"}} {}\n",
+            u8::from(t.engine.status().is_up())
+        ));
+    }
+    if let Some(l) = ledger {
+        out.push_str(&format!(
+            "fluxgate_shared_state_up{{engine=\"postgres\"}} {}\n",
+            u8::from(l.status().is_up())
+        ));
+        out.push_str(&l.render_metrics());
+    }
+    out
+}
+
+/// A random id for this replica's start (16 hex digits).
+pub(crate) fn random_replica_id() -> String {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    (0..8)
+        .map(|_| format!("{:02x}", rng.random::<u8>()))
+        .collect()
 }

@@ -52,31 +52,59 @@ pub fn shared_lines(config: &Config) -> Vec<String> {
         }
         None => (local.to_string(), local.to_string()),
     };
+    let records = match &config.shared.postgres {
+        Some(p) => {
+            let tls = if p.tls() { "TLS" } else { "no TLS" };
+            format!(
+                "the fleet's, in PostgreSQL at {} ({tls}); a copy in SQLite here",
+                p.url
+            )
+        }
+        None => local.to_string(),
+    };
     vec![
         format!("{:<40} {health}", "key health, retests"),
         format!("{:<40} {limits}", "key rpm / tpm / rpd windows"),
-        format!(
-            "{:<40} {local}",
-            "budgets, request records, tokens, sessions"
-        ),
+        format!("{:<40} {records}", "request records, spend, usage"),
+        format!("{:<40} {local}", "budgets, tokens, sessions"),
     ]
+}
+
+/// The host of an engine's URL (`scheme://[user@]host[:port]/…`).
+fn url_host(url: &str) -> &str {
+    let authority = url
+        .split("://")
+        .nth(1)
+        .unwrap_or_default()
+        .split(['/', '?'])
+        .next()
+        .unwrap_or_default();
+    let host = authority.rsplit('@').next().unwrap_or_default();
+    if host.starts_with('[') {
+        return &host[..host.find(']').map_or(host.len(), |i| i + 1)];
+    }
+    host.split(':').next().unwrap_or_default()
+}
+
+fn is_loopback_host(host: &str) -> bool {
+    matches!(host, "localhost" | "127.0.0.1" | "[::1]")
 }
 
 fn warnings(config: &Config) -> Vec<String> {
     let mut w = Vec::new();
     if let Some(r) = &config.shared.redis {
-        let host = r
-            .url
-            .split("://")
-            .nth(1)
-            .unwrap_or_default()
-            .split(['/', ':'])
-            .next()
-            .unwrap_or_default();
-        let loopback = matches!(host, "localhost" | "127.0.0.1" | "[::1]");
-        if !r.tls() && !loopback {
+        let host = url_host(&r.url);
+        if !r.tls() && !is_loopback_host(host) {
             w.push(format!(
                 "state.redis: {host} is reached without TLS; use rediss:// for an engine on another machine"
+            ));
+        }
+    }
+    if let Some(p) = &config.shared.postgres {
+        let host = url_host(&p.url);
+        if !p.tls() && !is_loopback_host(host) {
+            w.push(format!(
+                "store.postgres: {host} may be reached without TLS; add ?sslmode=require for an engine on another machine"
             ));
         }
     }

@@ -197,6 +197,36 @@ async fn shared_check(config: &Config, out: &mut Vec<Check>) {
     }
 }
 
+/// Team mode: whether the fleet's ledger answers from here and its schema is this build's.
+async fn ledger_check(config: &Config, out: &mut Vec<Check>) {
+    let Some(target) = &config.shared.postgres else {
+        out.push(check(
+            "fleet ledger",
+            Status::Skipped,
+            "none configured: request records and usage are this machine's own",
+            None,
+        ));
+        return;
+    };
+    match fluxgate_core::team::FleetLedger::connect(target, &Secrets::system()).await {
+        Ok(_) => out.push(check(
+            "fleet ledger",
+            Status::Ok,
+            format!(
+                "PostgreSQL at {} answers; request records, spend and usage are the fleet's",
+                target.url
+            ),
+            None,
+        )),
+        Err(e) => out.push(check(
+            "fleet ledger",
+            Status::Fail,
+            e.to_string(),
+            Some("`fluxgate serve` refuses to start until PostgreSQL answers; start it, or remove `[store]` from the config".into()),
+        )),
+    }
+}
+
 async fn key_checks(config: &Config, offline: bool, out: &mut Vec<Check>) {
     let secrets = Secrets::system();
     let client = fluxgate_core::exec::http_client(&config.timeouts);
@@ -434,6 +464,7 @@ pub fn run(args: DoctorArgs) -> Result<(), String> {
         if let Some(c) = &config {
             keychain_check(c, &mut out);
             shared_check(c, &mut out).await;
+            ledger_check(c, &mut out).await;
             key_checks(c, args.offline, &mut out).await;
         }
         let base = server_check(&args.common, args.listen, config.as_ref(), &mut out).await;

@@ -313,7 +313,8 @@ impl Harness {
     }
 }
 
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
+/// Every file under `dir`, recursively, into `out`.
+pub fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
     if let Ok(rd) = std::fs::read_dir(dir) {
         for e in rd.flatten() {
             let p = e.path();

@@ -1,0 +1,690 @@
+//! The fleet's durable ledger on PostgreSQL (`[store] postgres`): every replica's request
+//! records and the spend they add up to, so usage on any replica shows the whole fleet.
+//!
+//! Records reach PostgreSQL the way they reach SQLite: never on the request's path. Each
+//! replica queues its finished requests in memory (at most [`QUEUE_BOUND`]) and one task
+//! writes them in batches, each batch and its spend in one transaction. A record carries
+//! `(replica, seq)` as its key, so a batch written again after a lost acknowledgement is not
+//! counted twice. While PostgreSQL is away the queue holds what comes in (the first record
+//! that does not fit is logged, every one is counted in `/metrics`), the replica keeps serving
+//! and keeps its own SQLite log, and the queue drains when PostgreSQL answers again.
+//!
+//! The schema is applied at start inside a transaction holding an advisory lock, so replicas
+//! starting together do not race; a database written by a newer Fluxgate is refused.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::Client;
+
+use super::engine::EngineStatus;
+use crate::config::PostgresTarget;
+use crate::record::RequestRecord;
+use crate::secrets::{SecretError, Secrets};
+use crate::store::{spend_sums, usage_entry, USAGE_GROUPS};
+use crate::vocab::{ErrorClass, ErrorCode};
+
+/// How many records wait for PostgreSQL at most (about 30 MB); later ones are counted and
+/// dropped from the fleet's log (this replica's SQLite log still has them).
+pub const QUEUE_BOUND: usize = 100_000;
+/// Records per transaction.
+const BATCH: usize = 1_000;
+/// How long start-up waits for PostgreSQL.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long one write or read may take before the connection is treated as lost.
+const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the writer looks at the queue.
+const INTERVAL: Duration = Duration::from_millis(100);
+/// The advisory lock migrations run under (any fixed number: the same on every replica).
+const MIGRATION_LOCK: i64 = 0x666c_7578_6761_7465; // "fluxgate"
+
+/// The schema, one statement list per version; applied in order, each exactly once.
+const MIGRATIONS: &[&str] = &[
+    // 1: request records (never a body, never a secret) and spend per period and scope.
+    "CREATE TABLE fluxgate_requests (
+        replica text NOT NULL,
+        seq bigint NOT NULL,
+        ts_ms bigint NOT NULL,
+        request_id text NOT NULL,
+        client text,
+        endpoint text NOT NULL,
+        model text,
+        route text,
+        provider text,
+        key_id text,
+        attempts integer NOT NULL,
+        status integer NOT NULL,
+        error_class text,
+        error_code text,
+        latency_ms bigint NOT NULL,
+        ttfb_ms bigint,
+        tokens_in bigint,
+        tokens_out bigint,
+        stream boolean NOT NULL,
+        upstream_model text,
+        tokens_cached bigint,
+        cost_usd double precision,
+        PRIMARY KEY (replica, seq)
+    );
+    CREATE INDEX fluxgate_requests_ts ON fluxgate_requests (ts_ms);
+    CREATE TABLE fluxgate_spend (
+        period text NOT NULL,
+        scope text NOT NULL,
+        usd double precision NOT NULL,
+        tokens bigint NOT NULL,
+        PRIMARY KEY (period, scope)
+    );",
+];
+
+/// Why a replica cannot use the fleet's ledger; each says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error("cannot read the PostgreSQL password (`store.postgres_password = \"{reference}\"`): {source}")]
+    Password {
+        reference: String,
+        source: SecretError,
+    },
+    #[error("cannot reach PostgreSQL at {url}: {reason}. Start it, correct `[store] postgres`, or remove `[store]` to keep records in this machine's SQLite alone")]
+    Unreachable { url: String, reason: String },
+    #[error("PostgreSQL at {url} refused this replica: {reason}. Check the user in `store.postgres` and `store.postgres_password`")]
+    Refused { url: String, reason: String },
+    #[error("`store.postgres = \"{url}\"` is not a URL PostgreSQL accepts: {reason}")]
+    BadUrl { url: String, reason: String },
+    #[error("cannot prepare the tables in PostgreSQL at {url}: {reason}")]
+    Migrate { url: String, reason: String },
+    #[error("the PostgreSQL database at {url} was written by a newer Fluxgate (schema {found}, this build knows {known}); upgrade this replica")]
+    TooNew { url: String, found: i64, known: i64 },
+    #[error("PostgreSQL at {url} did not answer: {reason}")]
+    Query { url: String, reason: String },
+}
+
+/// A record waiting for PostgreSQL, with its key.
+struct Queued {
+    seq: u64,
+    record: RequestRecord,
+}
+
+/// The fleet's ledger: a connection that is re-made when lost, and this replica's queue.
+pub struct FleetLedger {
+    config: tokio_postgres::Config,
+    tls: tokio_postgres_rustls::MakeRustlsConnect,
+    url: Arc<str>,
+    replica: Arc<str>,
+    client: tokio::sync::Mutex<Option<Arc<Client>>>,
+    status: EngineStatus,
+    queue: Mutex<VecDeque<Queued>>,
+    /// Records taken from the queue and not yet committed.
+    writing: AtomicUsize,
+    next_seq: AtomicU64,
+    dropped: AtomicU64,
+    wake: tokio::sync::Notify,
+    /// Scrubs the password from error texts.
+    redactor: Option<crate::secrets::SecretValue>,
+}
+
+impl FleetLedger {
+    /// Connects, checks the credentials and applies the schema (under the advisory lock).
+    pub async fn connect(
+        target: &PostgresTarget,
+        secrets: &Secrets,
+    ) -> Result<Arc<FleetLedger>, LedgerError> {
+        let url = target.url.clone();
+        let mut config: tokio_postgres::Config =
+            url.parse()
+                .map_err(|e: tokio_postgres::Error| LedgerError::BadUrl {
+                    url: url.clone(),
+                    reason: e.to_string(),
+                })?;
+        config
+            .connect_timeout(CONNECT_TIMEOUT)
+            .application_name("fluxgate")
+            .keepalives(true);
+        let mut redactor = None;
+        if let Some(reference) = &target.password {
+            let password = secrets
+                .resolve(PostgresTarget::KEYCHAIN_ACCOUNT, reference)
+                .map_err(|source| LedgerError::Password {
+                    reference: reference.to_string(),
+                    source,
+                })?;
+            config.password(password.expose());
+            redactor = Some(password);
+        }
+        let ledger = FleetLedger {
+            config,
+            tls: tokio_postgres_rustls::MakeRustlsConnect::with_webpki_roots(),
+            url: url.clone().into(),
+            replica: super::random_replica_id().into(),
+            client: tokio::sync::Mutex::new(None),
+            status: EngineStatus::new(
+                "postgres",
+                "request records wait in memory until PostgreSQL answers again",
+                "writing the records that waited",
+            ),
+            queue: Mutex::new(VecDeque::new()),
+            writing: AtomicUsize::new(0),
+            next_seq: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            wake: tokio::sync::Notify::new(),
+            redactor,
+        };
+        let client = match tokio::time::timeout(CONNECT_TIMEOUT, ledger.open()).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) if is_auth(&e) => {
+                return Err(LedgerError::Refused {
+                    url,
+                    reason: ledger.reason(&e),
+                })
+            }
+            Ok(Err(e)) => {
+                return Err(LedgerError::Unreachable {
+                    url,
+                    reason: ledger.reason(&e),
+                })
+            }
+            Err(_) => {
+                return Err(LedgerError::Unreachable {
+                    url,
+                    reason: format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+                })
+            }
+        };
+        ledger.migrate(&client).await?;
+        *ledger.client.lock().await = Some(Arc::new(client));
+        tracing::info!(postgres = %url, replica = %ledger.replica, tls = target.tls(), "writing request records to the fleet's ledger");
+        Ok(Arc::new(ledger))
+    }
+
+    /// A new connection, its driver running on the runtime until the client is dropped.
+    async fn open(&self) -> Result<Client, tokio_postgres::Error> {
+        let (client, connection) = self.config.connect(self.tls.clone()).await?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "a PostgreSQL connection ended");
+            }
+        });
+        Ok(client)
+    }
+
+    fn reason(&self, e: &dyn std::fmt::Display) -> String {
+        let text = e.to_string();
+        match &self.redactor {
+            Some(p) => p.redactor().text(&text).into_owned(),
+            None => text,
+        }
+    }
+
+    /// Applies the versions this database lacks, in one transaction under the advisory lock
+    /// (a second replica starting at the same moment waits, then finds nothing to do).
+    async fn migrate(&self, client: &Client) -> Result<(), LedgerError> {
+        let fail = |e: tokio_postgres::Error| LedgerError::Migrate {
+            url: self.url.to_string(),
+            reason: self.reason(&e),
+        };
+        let known = MIGRATIONS.len() as i64;
+        client.batch_execute("BEGIN").await.map_err(fail)?;
+        let result: Result<(), LedgerError> = async {
+            client
+                .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+                .await
+                .map_err(fail)?;
+            client
+                .batch_execute(
+                    "CREATE TABLE IF NOT EXISTS fluxgate_schema (version bigint NOT NULL)",
+                )
+                .await
+                .map_err(fail)?;
+            let found: i64 = client
+                .query_one("SELECT COALESCE(MAX(version), 0) FROM fluxgate_schema", &[])
+                .await
+                .map_err(fail)?
+                .get(0);
+            if found > known {
+                return Err(LedgerError::TooNew {
+                    url: self.url.to_string(),
+                    found,
+                    known,
+                });
+            }
+            for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+                client.batch_execute(sql).await.map_err(fail)?;
+                client
+                    .execute(
+                        "INSERT INTO fluxgate_schema (version) VALUES ($1)",
+                        &[&(i as i64 + 1)],
+                    )
+                    .await
+                    .map_err(fail)?;
+                tracing::info!(version = i + 1, "applied a PostgreSQL schema version");
+            }
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => client.batch_execute("COMMIT").await.map_err(fail),
+            Err(e) => {
+                let _ = client.batch_execute("ROLLBACK").await;
+                Err(e)
+            }
+        }
+    }
+
+    /// The URL as configured (it never holds a password).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn status(&self) -> &EngineStatus {
+        &self.status
+    }
+
+    /// Records waiting for PostgreSQL (queued or being written).
+    pub fn pending(&self) -> usize {
+        self.queue.lock().len() + self.writing.load(Ordering::Relaxed)
+    }
+
+    /// Records that did not fit in the queue while PostgreSQL was away.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Queues a finished request for the fleet's log (no I/O on the caller's thread).
+    fn queue_record(&self, record: RequestRecord) {
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let mut q = self.queue.lock();
+        if q.len() >= QUEUE_BOUND {
+            drop(q);
+            if self.dropped.fetch_add(1, Ordering::Relaxed) == 0 {
+                tracing::warn!(
+                    bound = QUEUE_BOUND,
+                    "the queue of records waiting for PostgreSQL is full; further records are kept only in this replica's SQLite log"
+                );
+            }
+            return;
+        }
+        q.push_back(Queued { seq, record });
+        let full = q.len() >= BATCH;
+        drop(q);
+        if full {
+            self.wake.notify_one();
+        }
+    }
+
+    /// The live connection, making a new one when the last was lost.
+    async fn connection(&self) -> Result<Arc<Client>, String> {
+        let mut slot = self.client.lock().await;
+        if let Some(c) = slot.as_ref().filter(|c| !c.is_closed()) {
+            return Ok(c.clone());
+        }
+        *slot = None;
+        let client = tokio::time::timeout(CONNECT_TIMEOUT, self.open())
+            .await
+            .map_err(|_| format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()))?
+            .map_err(|e| self.reason(&e))?;
+        let client = Arc::new(client);
+        *slot = Some(client.clone());
+        Ok(client)
+    }
+
+    /// Forgets the connection after a failure (the next use makes a new one).
+    async fn lost(&self, what: &str, reason: &str) {
+        *self.client.lock().await = None;
+        self.status.failed(what, &reason);
+    }
+
+    /// Writes queued records until `shutdown` resolves, then once more (bounded by
+    /// [`QUERY_TIMEOUT`]) so a clean stop loses nothing PostgreSQL can take.
+    pub async fn run(
+        self: Arc<Self>,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        tokio::pin!(shutdown);
+        let mut backoff = Duration::ZERO;
+        loop {
+            let wait = INTERVAL.max(backoff);
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+            }
+            backoff = match self.write_pending().await {
+                Ok(()) => Duration::ZERO,
+                Err(()) => (backoff * 2).clamp(Duration::from_millis(250), Duration::from_secs(2)),
+            };
+        }
+        let _ = tokio::time::timeout(QUERY_TIMEOUT, self.write_pending()).await;
+    }
+
+    /// Writes everything queued, batch by batch; on a failure the batch goes back to the
+    /// front of the queue and the error is returned (the caller waits before trying again).
+    async fn write_pending(&self) -> Result<(), ()> {
+        loop {
+            let batch: Vec<Queued> = {
+                let mut q = self.queue.lock();
+                let n = q.len().min(BATCH);
+                self.writing.fetch_add(n, Ordering::Relaxed);
+                q.drain(..n).collect()
+            };
+            if batch.is_empty() {
+                return Ok(());
+            }
+            let result = match self.connection().await {
+                Ok(client) => {
+                    match tokio::time::timeout(QUERY_TIMEOUT, self.insert(&client, &batch)).await {
+                        Ok(Ok(())) => Ok(()),
+                        Ok(Err(e)) => Err(self.reason(&e)),
+                        Err(_) => Err(format!("no answer within {} s", QUERY_TIMEOUT.as_secs())),
+                    }
+                }
+                Err(reason) => Err(reason),
+            };
+            let n = batch.len();
+            match result {
+                Ok(()) => {
+                    self.writing.fetch_sub(n, Ordering::Relaxed);
+                    self.status.answered();
+                }
+                Err(reason) => {
+                    {
+                        let mut q = self.queue.lock();
+                        for r in batch.into_iter().rev() {
+                            q.push_front(r);
+                        }
+                    }
+                    self.writing.fetch_sub(n, Ordering::Relaxed);
+                    self.lost("request records", &reason).await;
+                    return Err(());
+                }
+            }
+        }
+    }
+
+    /// One batch and its spend in one transaction. Records already written (a retry after a
+    /// lost acknowledgement) are skipped, and so is their spend.
+    async fn insert(&self, client: &Client, batch: &[Queued]) -> Result<(), tokio_postgres::Error> {
+        let col = |f: &dyn Fn(&RequestRecord) -> Option<String>| -> Vec<Option<String>> {
+            batch.iter().map(|q| f(&q.record)).collect()
+        };
+        let int = |f: &dyn Fn(&RequestRecord) -> Option<i64>| -> Vec<Option<i64>> {
+            batch.iter().map(|q| f(&q.record)).collect()
+        };
+        let seq: Vec<i64> = batch.iter().map(|q| q.seq as i64).collect();
+        let ts = int(&|r| Some(r.ts_ms));
+        let request_id = col(&|r| Some(r.request_id.clone()));
+        let client_name = col(&|r| r.client.clone());
+        let endpoint = col(&|r| Some(r.endpoint.clone()));
+        let model = col(&|r| r.model.clone());
+        let route = col(&|r| r.route.clone());
+        let provider = col(&|r| r.provider.clone());
+        let key_id = col(&|r| r.key_id.clone());
+        let attempts = int(&|r| Some(i64::from(r.attempts)));
+        let status = int(&|r| Some(i64::from(r.status)));
+        let error_class = col(&|r| r.error_class.map(|c| c.as_str().to_string()));
+        let error_code = col(&|r| r.error_code.map(|c| c.as_str().to_string()));
+        let latency = int(&|r| Some(r.latency_ms as i64));
+        let ttfb = int(&|r| r.ttfb_ms.map(|v| v as i64));
+        let tokens_in = int(&|r| r.tokens_in.map(|v| v as i64));
+        let tokens_out = int(&|r| r.tokens_out.map(|v| v as i64));
+        let stream: Vec<bool> = batch.iter().map(|q| q.record.stream).collect();
+        let upstream_model = col(&|r| r.upstream_model.clone());
+        let tokens_cached = int(&|r| r.tokens_cached.map(|v| v as i64));
+        let cost: Vec<Option<f64>> = batch.iter().map(|q| q.record.cost_usd).collect();
+        let replica: &str = &self.replica;
+        let params: [&(dyn ToSql + Sync); 22] = [
+            &replica,
+            &seq,
+            &ts,
+            &request_id,
+            &client_name,
+            &endpoint,
+            &model,
+            &route,
+            &provider,
+            &key_id,
+            &attempts,
+            &status,
+            &error_class,
+            &error_code,
+            &latency,
+            &ttfb,
+            &tokens_in,
+            &tokens_out,
+            &stream,
+            &upstream_model,
+            &tokens_cached,
+            &cost,
+        ];
+        client.batch_execute("BEGIN").await?;
+        let result = async {
+            let rows = client
+                .query(
+                    "INSERT INTO fluxgate_requests (replica, seq, ts_ms, request_id, client, endpoint, model, route, provider, key_id, attempts, status, error_class, error_code, latency_ms, ttfb_ms, tokens_in, tokens_out, stream, upstream_model, tokens_cached, cost_usd)
+                     SELECT $1, * FROM UNNEST($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::text[], $14::text[], $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[], $19::boolean[], $20::text[], $21::bigint[], $22::float8[])
+                     ON CONFLICT (replica, seq) DO NOTHING RETURNING seq",
+                    &params,
+                )
+                .await?;
+            let written: std::collections::HashSet<i64> = rows.iter().map(|r| r.get(0)).collect();
+            let sums = spend_sums(
+                batch
+                    .iter()
+                    .filter(|q| written.contains(&(q.seq as i64)))
+                    .map(|q| &q.record),
+            );
+            if !sums.is_empty() {
+                let (mut periods, mut scopes, mut usd, mut tokens) =
+                    (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                for ((p, s), (u, t)) in sums {
+                    periods.push(p);
+                    scopes.push(s);
+                    usd.push(u);
+                    tokens.push(t);
+                }
+                client
+                    .execute(
+                        "INSERT INTO fluxgate_spend (period, scope, usd, tokens)
+                         SELECT * FROM UNNEST($1::text[], $2::text[], $3::float8[], $4::bigint[])
+                         ON CONFLICT (period, scope) DO UPDATE
+                         SET usd = fluxgate_spend.usd + excluded.usd, tokens = fluxgate_spend.tokens + excluded.tokens",
+                        &[&periods, &scopes, &usd, &tokens],
+                    )
+                    .await?;
+            }
+            Ok::<_, tokio_postgres::Error>(())
+        }
+        .await;
+        match result {
+            Ok(()) => client.batch_execute("COMMIT").await,
+            Err(e) => {
+                let _ = client.batch_execute("ROLLBACK").await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Waits (at most [`QUERY_TIMEOUT`]) until this replica's queued records are written, so
+    /// a read after a request answered here includes it.
+    pub async fn flush(&self) {
+        let deadline = tokio::time::Instant::now() + QUERY_TIMEOUT;
+        while self.pending() > 0 && tokio::time::Instant::now() < deadline {
+            if !self.status.is_up() {
+                return;
+            }
+            self.wake.notify_one();
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// Runs a read; a failure marks PostgreSQL as away (the caller answers from SQLite).
+    async fn read<T>(
+        &self,
+        what: &str,
+        f: impl AsyncFnOnce(&Client) -> Result<T, tokio_postgres::Error>,
+    ) -> Result<T, LedgerError> {
+        let error = |reason: String| LedgerError::Query {
+            url: self.url.to_string(),
+            reason,
+        };
+        let client = match self.connection().await {
+            Ok(c) => c,
+            Err(reason) => {
+                self.lost(what, &reason).await;
+                return Err(error(reason));
+            }
+        };
+        match tokio::time::timeout(QUERY_TIMEOUT, f(&client)).await {
+            Ok(Ok(v)) => {
+                self.status.answered();
+                Ok(v)
+            }
+            Ok(Err(e)) => {
+                let reason = self.reason(&e);
+                self.lost(what, &reason).await;
+                Err(error(reason))
+            }
+            Err(_) => {
+                let reason = format!("no answer within {} s", QUERY_TIMEOUT.as_secs());
+                self.lost(what, &reason).await;
+                Err(error(reason))
+            }
+        }
+    }
+
+    /// The fleet's usage over the last `hours`, in the shape of
+    /// [`crate::store::Store::usage_since`].
+    pub async fn usage_since(&self, hours: u32) -> Result<serde_json::Value, LedgerError> {
+        let since = crate::clock::now_ms() - i64::from(hours) * 3_600_000;
+        self.read("usage", async |c: &Client| {
+            let mut out = serde_json::Map::new();
+            for (name, cols) in USAGE_GROUPS {
+                let sql = format!(
+                    "SELECT {cols}, COUNT(*)::bigint, \
+                     COUNT(*) FILTER (WHERE status >= 400 OR error_code IS NOT NULL)::bigint, \
+                     COALESCE(SUM(tokens_in), 0)::bigint, COALESCE(SUM(tokens_out), 0)::bigint, \
+                     COALESCE(SUM(tokens_cached), 0)::bigint, COALESCE(SUM(cost_usd), 0)::float8 \
+                     FROM fluxgate_requests WHERE ts_ms >= $1 GROUP BY {cols} ORDER BY COUNT(*) DESC"
+                );
+                let n = cols.split(',').count();
+                let rows = c.query(&sql, &[&since]).await?;
+                let list = rows
+                    .iter()
+                    .map(|r| {
+                        let names = (0..n).map(|i| r.get::<_, Option<String>>(i)).collect();
+                        let mut counts = [0i64; 5];
+                        for (i, v) in counts.iter_mut().enumerate() {
+                            *v = r.get(n + i);
+                        }
+                        usage_entry(cols, names, counts, r.get(n + 5))
+                    })
+                    .collect();
+                out.insert(name.into(), serde_json::Value::Array(list));
+            }
+            Ok(serde_json::Value::Object(out))
+        })
+        .await
+    }
+
+    /// The fleet's most recent records, newest first.
+    pub async fn recent(&self, limit: usize) -> Result<Vec<RequestRecord>, LedgerError> {
+        let limit = limit as i64;
+        self.read("recent requests", async |c: &Client| {
+            let rows = c
+                .query(
+                    "SELECT ts_ms, request_id, client, endpoint, model, route, provider, key_id, attempts, status, error_class, error_code, latency_ms, ttfb_ms, tokens_in, tokens_out, stream, upstream_model, tokens_cached, cost_usd
+                     FROM fluxgate_requests ORDER BY ts_ms DESC, seq DESC LIMIT $1",
+                    &[&limit],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| RequestRecord {
+                    ts_ms: r.get(0),
+                    request_id: r.get(1),
+                    client: r.get(2),
+                    endpoint: r.get(3),
+                    model: r.get(4),
+                    route: r.get(5),
+                    provider: r.get(6),
+                    key_id: r.get(7),
+                    attempts: r.get::<_, i32>(8).max(0) as u32,
+                    status: r.get::<_, i32>(9).clamp(0, i32::from(u16::MAX)) as u16,
+                    error_class: r
+                        .get::<_, Option<String>>(10)
+                        .and_then(|c| ErrorClass::parse(&c)),
+                    error_code: r
+                        .get::<_, Option<String>>(11)
+                        .and_then(|c| ErrorCode::parse(&c)),
+                    latency_ms: r.get::<_, i64>(12).max(0) as u64,
+                    ttfb_ms: r.get::<_, Option<i64>>(13).map(|v| v.max(0) as u64),
+                    tokens_in: r.get::<_, Option<i64>>(14).map(|v| v.max(0) as u64),
+                    tokens_out: r.get::<_, Option<i64>>(15).map(|v| v.max(0) as u64),
+                    stream: r.get(16),
+                    upstream_model: r.get(17),
+                    tokens_cached: r.get::<_, Option<i64>>(18).map(|v| v.max(0) as u64),
+                    cost_usd: r.get(19),
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// The fleet's spend in the given periods: (period, scope, spend).
+    pub async fn spend_in(
+        &self,
+        periods: &[String],
+    ) -> Result<Vec<(String, String, crate::record::Spend)>, LedgerError> {
+        let periods = periods.to_vec();
+        self.read("spend", async move |c: &Client| {
+            let rows = c
+                .query(
+                    "SELECT period, scope, usd, tokens FROM fluxgate_spend WHERE period = ANY($1)",
+                    &[&periods],
+                )
+                .await?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    (
+                        r.get(0),
+                        r.get(1),
+                        crate::record::Spend {
+                            usd: r.get(2),
+                            tokens: r.get::<_, i64>(3).max(0) as u64,
+                        },
+                    )
+                })
+                .collect())
+        })
+        .await
+    }
+
+    /// The queue's gauges for `/metrics`.
+    pub fn render_metrics(&self) -> String {
+        format!(
+            "# HELP fluxgate_fleet_records_pending Request records waiting to be written to PostgreSQL.\n\
+             # TYPE fluxgate_fleet_records_pending gauge\n\
+             fluxgate_fleet_records_pending {}\n\
+             # HELP fluxgate_fleet_records_dropped_total Request records that did not fit in the queue while PostgreSQL was away.\n\
+             # TYPE fluxgate_fleet_records_dropped_total counter\n\
+             fluxgate_fleet_records_dropped_total {}\n",
+            self.pending(),
+            self.dropped()
+        )
+    }
+}
+
+impl crate::recorder::RecordSink for FleetLedger {
+    fn push(&self, record: RequestRecord) {
+        self.queue_record(record);
+    }
+}
+
+/// Whether PostgreSQL refused the credentials (SQLSTATE 28000 / 28P01) rather than failing to
+/// answer.
+fn is_auth(e: &tokio_postgres::Error) -> bool {
+    e.code().is_some_and(|c| c.code().starts_with("28"))
+}

@@ -1,0 +1,200 @@
+//! The fleet's ledger on a real PostgreSQL (started by the test on a loopback port): the
+//! schema is applied once however many replicas start together, a newer schema is refused,
+//! every replica's records and spend add up in one place, and the password is a secret
+//! reference that never shows in an error.
+#![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed assumption fails the test
+
+use std::sync::Arc;
+
+use fluxgate_core::config::PostgresTarget;
+use fluxgate_core::record::RequestRecord;
+use fluxgate_core::recorder::RecordSink;
+use fluxgate_core::secrets::{MemoryStore, SecretRef, SecretStore, SecretValue, Secrets};
+use fluxgate_core::team::{FleetLedger, LedgerError};
+use fluxgate_testkit::servers::{PostgresServer, POSTGRES_PASSWORD};
+
+/// Secrets whose keychain holds `password` for the ledger's account.
+fn secrets(password: &str) -> Secrets {
+    let store = Arc::new(MemoryStore::default());
+    store
+        .set(
+            PostgresTarget::KEYCHAIN_ACCOUNT,
+            &SecretValue::new(password),
+        )
+        .expect("set");
+    Secrets::with_store(store)
+}
+
+fn target(pg: &PostgresServer) -> PostgresTarget {
+    PostgresTarget {
+        url: pg.url(),
+        password: Some(SecretRef::Keychain),
+    }
+}
+
+async fn ledger(pg: &PostgresServer) -> Arc<FleetLedger> {
+    FleetLedger::connect(&target(pg), &secrets(POSTGRES_PASSWORD))
+        .await
+        .expect("connect")
+}
+
+/// A direct connection for looking at what the ledger wrote.
+async fn psql(pg: &PostgresServer) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(
+        &format!(
+            "host=127.0.0.1 port={} user=fluxgate password={POSTGRES_PASSWORD} dbname=postgres",
+            pg.port()
+        ),
+        tokio_postgres::NoTls,
+    )
+    .await
+    .expect("psql");
+    tokio::spawn(conn);
+    client
+}
+
+fn record(i: usize, cost: f64) -> RequestRecord {
+    RequestRecord {
+        ts_ms: fluxgate_core::clock::now_ms(),
+        request_id: format!("req-{i}"),
+        client: Some("team".into()),
+        endpoint: "chat_completions".into(),
+        model: Some("m".into()),
+        route: Some("m".into()),
+        provider: Some("p".into()),
+        key_id: Some(if i.is_multiple_of(2) { "a" } else { "b" }.into()),
+        attempts: 1,
+        status: 200,
+        error_class: None,
+        error_code: None,
+        latency_ms: 12,
+        ttfb_ms: Some(5),
+        tokens_in: Some(10),
+        tokens_out: Some(5),
+        stream: false,
+        upstream_model: Some("m".into()),
+        tokens_cached: None,
+        cost_usd: Some(cost),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_starting_together_apply_the_schema_once() {
+    let pg = PostgresServer::start();
+    let starts = (0..4).map(|_| ledger(&pg));
+    let ledgers = futures_util::future::join_all(starts).await;
+    assert_eq!(ledgers.len(), 4);
+    let c = psql(&pg).await;
+    let versions: Vec<i64> = c
+        .query("SELECT version FROM fluxgate_schema ORDER BY version", &[])
+        .await
+        .expect("schema")
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, vec![1]);
+    // A later start finds nothing to do.
+    ledger(&pg).await;
+    let n: i64 = c
+        .query_one("SELECT COUNT(*) FROM fluxgate_schema", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_database_written_by_a_newer_fluxgate_is_refused() {
+    let pg = PostgresServer::start();
+    ledger(&pg).await;
+    psql(&pg)
+        .await
+        .execute("INSERT INTO fluxgate_schema (version) VALUES (99)", &[])
+        .await
+        .expect("insert");
+    let e = FleetLedger::connect(&target(&pg), &secrets(POSTGRES_PASSWORD))
+        .await
+        .err()
+        .expect("refused");
+    assert!(matches!(e, LedgerError::TooNew { found: 99, .. }), "{e:?}");
+    assert!(e.to_string().contains("upgrade this replica"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_and_spend_of_every_replica_add_up_in_one_place() {
+    let pg = PostgresServer::start();
+    let (a, b) = (ledger(&pg).await, ledger(&pg).await);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let stop = futures_util::FutureExt::shared(async move {
+        let _ = stop_rx.await;
+    });
+    let ta = tokio::spawn(a.clone().run(stop.clone()));
+    let tb = tokio::spawn(b.clone().run(stop));
+    // 1 200 records each (more than one batch), pushed from several threads at once.
+    let mut pushers = Vec::new();
+    for (l, offset) in [(a.clone(), 0), (b.clone(), 1_200)] {
+        for t in 0..3 {
+            let l = l.clone();
+            pushers.push(std::thread::spawn(move || {
+                for i in 0..400 {
+                    l.push(record(offset + t * 400 + i, 0.001));
+                }
+            }));
+        }
+    }
+    for p in pushers {
+        p.join().expect("pusher");
+    }
+    a.flush().await;
+    b.flush().await;
+    assert_eq!((a.pending(), b.pending()), (0, 0));
+
+    let usage = a.usage_since(1).await.expect("usage");
+    let by_route = &usage["by_route"][0];
+    assert_eq!(by_route["route"], "m");
+    assert_eq!(by_route["requests"], 2_400);
+    assert_eq!(by_route["tokens_in"], 24_000);
+    let by_key = usage["by_key"].as_array().expect("by_key");
+    assert_eq!(by_key.len(), 2);
+    assert_eq!(b.recent(5).await.expect("recent").len(), 5);
+
+    let today = fluxgate_core::record::periods(fluxgate_core::clock::now_ms());
+    let spend = b.spend_in(&today).await.expect("spend");
+    let all: Vec<_> = spend.iter().filter(|(_, s, _)| s == "all").collect();
+    assert_eq!(all.len(), 2, "{spend:?}");
+    for (_, _, s) in all {
+        assert!((s.usd - 2.4).abs() < 1e-6, "{s:?}");
+        assert_eq!(s.tokens, 36_000);
+    }
+    let _ = stop_tx.send(());
+    ta.await.expect("writer a");
+    tb.await.expect("writer b");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_is_refused_without_being_quoted_and_a_stopped_server_is_unreachable() {
+    let mut pg = PostgresServer::start();
+    let e = FleetLedger::connect(&target(&pg), &secrets("wrong-password-91c2"))
+        .await
+        .err()
+        .expect("refused");
+    assert!(matches!(e, LedgerError::Refused { .. }), "{e:?}");
+    assert!(!e.to_string().contains("wrong-password-91c2"), "{e}");
+
+    let e = FleetLedger::connect(
+        &target(&pg),
+        &Secrets::with_store(Arc::new(MemoryStore::default())),
+    )
+    .await
+    .err()
+    .expect("no password");
+    assert!(matches!(e, LedgerError::Password { .. }), "{e:?}");
+
+    pg.stop();
+    let e = FleetLedger::connect(&target(&pg), &secrets(POSTGRES_PASSWORD))
+        .await
+        .err()
+        .expect("unreachable");
+    assert!(matches!(e, LedgerError::Unreachable { .. }), "{e:?}");
+    assert!(e.to_string().contains(&pg.url()), "{e}");
+}
