@@ -68,7 +68,8 @@ pub struct TokenInfo {
 /// Issues and verifies client tokens.
 pub struct ClientTokens {
     store: std::sync::Arc<dyn TokenRows>,
-    cache: RwLock<HashMap<String, (String, Instant)>>,
+    /// Checked tokens: name, when, and the store's generation then.
+    cache: RwLock<HashMap<String, (String, Instant, u64)>>,
 }
 
 impl ClientTokens {
@@ -158,8 +159,9 @@ impl ClientTokens {
         }
         // Keyed by the token itself: it is in memory for this request anyway, and hashing it
         // with SHA-256 on every request cost more than the rest of the auth check.
-        if let Some((name, at)) = self.cache.read().get(presented) {
-            if at.elapsed() < CACHE_TTL {
+        let generation = self.store.generation();
+        if let Some((name, at, g)) = self.cache.read().get(presented) {
+            if at.elapsed() < CACHE_TTL && *g == generation {
                 return Some(name.clone());
             }
         }
@@ -174,9 +176,10 @@ impl ClientTokens {
         if !constant_time_eq(&digest(&row.salt, secret), &row.hash) {
             return None;
         }
-        self.cache
-            .write()
-            .insert(presented.to_string(), (row.name.clone(), Instant::now()));
+        self.cache.write().insert(
+            presented.to_string(),
+            (row.name.clone(), Instant::now(), generation),
+        );
         Some(row.name)
     }
 }

@@ -1,16 +1,20 @@
 //! The fleet's ledger on a real PostgreSQL (started by the test on a loopback port): the
 //! schema is applied once however many replicas start together, a newer schema is refused,
-//! every replica's records and spend add up in one place, and the password is a secret
-//! reference that never shows in an error.
+//! every replica's records and spend add up in one place, client tokens are the fleet's (a
+//! revocation is seen everywhere within a second), and the password is a secret reference
+//! that never shows in an error.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // test code: a failed assumption fails the test
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use fluxgate_core::config::PostgresTarget;
 use fluxgate_core::record::RequestRecord;
 use fluxgate_core::recorder::RecordSink;
 use fluxgate_core::secrets::{MemoryStore, SecretRef, SecretStore, SecretValue, Secrets};
-use fluxgate_core::team::{FleetLedger, LedgerError};
+use fluxgate_core::store::Store;
+use fluxgate_core::team::{FleetLedger, LedgerError, SharedTokens};
+use fluxgate_core::tokens::TokenError;
 use fluxgate_testkit::servers::{PostgresServer, POSTGRES_PASSWORD};
 
 /// Secrets whose keychain holds `password` for the ledger's account.
@@ -92,7 +96,7 @@ async fn replicas_starting_together_apply_the_schema_once() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![1]);
+    assert_eq!(versions, vec![1, 2]);
     // A later start finds nothing to do.
     ledger(&pg).await;
     let n: i64 = c
@@ -100,7 +104,7 @@ async fn replicas_starting_together_apply_the_schema_once() {
         .await
         .expect("count")
         .get(0);
-    assert_eq!(n, 1);
+    assert_eq!(n, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -197,4 +201,122 @@ async fn a_wrong_password_is_refused_without_being_quoted_and_a_stopped_server_i
         .expect("unreachable");
     assert!(matches!(e, LedgerError::Unreachable { .. }), "{e:?}");
     assert!(e.to_string().contains(&pg.url()), "{e}");
+}
+
+/// A replica's client tokens on the fleet's table, with `local` as its own SQLite store.
+fn replica_tokens(
+    pg: &PostgresServer,
+    local: &fluxgate_core::store::Store,
+) -> (fluxgate_core::tokens::ClientTokens, tokio::runtime::Runtime) {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let ledger = rt.block_on(ledger(pg));
+    let shared = SharedTokens::open(&ledger, local).expect("tokens");
+    (fluxgate_core::tokens::ClientTokens::new(shared), rt)
+}
+
+/// Waits (up to 3 s) until `f` holds; returns how long it took.
+fn within(f: impl Fn() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(3) {
+        if f() {
+            return Some(start.elapsed());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    None
+}
+
+#[test]
+fn a_token_made_on_one_replica_works_on_another_and_its_revocation_is_seen_within_a_second() {
+    let pg = PostgresServer::start();
+    let (a, _ra) = replica_tokens(&pg, &Store::memory().expect("store"));
+    let (b, _rb) = replica_tokens(&pg, &Store::memory().expect("store"));
+    let token = a.create("ci").expect("create");
+    assert_eq!(
+        a.verify(&token).as_deref(),
+        Some("ci"),
+        "at once where it was made"
+    );
+    let seen = within(|| b.verify(&token).is_some()).expect("B never accepted A's token");
+    assert!(seen < Duration::from_secs(1), "{seen:?}");
+    // B has it cached now; a revocation on A must end that too.
+    assert_eq!(b.verify(&token).as_deref(), Some("ci"));
+    a.revoke("ci").expect("revoke");
+    assert_eq!(a.verify(&token), None);
+    let gone = within(|| b.verify(&token).is_none()).expect("B still accepts a revoked token");
+    assert!(gone < Duration::from_secs(1), "{gone:?}");
+    assert!(b.list().expect("list").is_empty());
+    // Revoking what is gone says so.
+    assert!(matches!(b.revoke("ci"), Err(TokenError::NotFound(_))));
+}
+
+#[test]
+fn two_replicas_cannot_make_one_name() {
+    let pg = PostgresServer::start();
+    let (a, _ra) = replica_tokens(&pg, &Store::memory().expect("store"));
+    let (b, _rb) = replica_tokens(&pg, &Store::memory().expect("store"));
+    let (ta, tb) = std::thread::scope(|s| {
+        let ta = s.spawn(|| a.create("shared-name"));
+        let tb = s.spawn(|| b.create("shared-name"));
+        (ta.join().expect("a"), tb.join().expect("b"))
+    });
+    let ok = [&ta, &tb].iter().filter(|r| r.is_ok()).count();
+    assert_eq!(ok, 1, "{ta:?} {tb:?}");
+    assert!([ta, tb]
+        .into_iter()
+        .any(|r| matches!(r, Err(TokenError::NameTaken(_)))));
+}
+
+#[test]
+fn tokens_a_machine_had_before_joining_keep_working_renamed_when_the_name_is_taken() {
+    let pg = PostgresServer::start();
+    let (laptop, desktop) = (
+        Store::memory().expect("store"),
+        Store::memory().expect("store"),
+    );
+    let from_laptop = fluxgate_core::tokens::ClientTokens::in_store(laptop.clone())
+        .create("claude-code")
+        .expect("create");
+    let from_desktop = fluxgate_core::tokens::ClientTokens::in_store(desktop.clone())
+        .create("claude-code")
+        .expect("create");
+    let (a, _ra) = replica_tokens(&pg, &laptop);
+    let (b, _rb) = replica_tokens(&pg, &desktop);
+    assert_eq!(b.verify(&from_desktop).as_deref(), Some("claude-code-2"));
+    let seen = within(|| a.verify(&from_desktop).is_some() && b.verify(&from_laptop).is_some());
+    assert!(seen.is_some(), "each machine's token works on the other");
+    let names: Vec<String> = a
+        .list()
+        .expect("list")
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+    // Joining again adds nothing.
+    let (c, _rc) = replica_tokens(&pg, &laptop);
+    assert_eq!(c.list().expect("list").len(), 2);
+}
+
+#[test]
+fn without_postgres_known_tokens_still_work_and_changes_are_refused_with_a_reason() {
+    let mut pg = PostgresServer::start();
+    let (a, _ra) = replica_tokens(&pg, &Store::memory().expect("store"));
+    let token = a.create("laptop").expect("create");
+    pg.stop();
+    assert_eq!(a.verify(&token).as_deref(), Some("laptop"));
+    let err = a.create("new-one").expect_err("refused");
+    assert!(
+        matches!(
+            err,
+            TokenError::Store(fluxgate_core::store::StoreError::Shared(_))
+        ),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains(&pg.url()), "{err}");
+    pg.start_again();
+    let made = within(|| a.create("new-one").is_ok());
+    assert!(
+        made.is_some(),
+        "creating works again once PostgreSQL is back"
+    );
 }

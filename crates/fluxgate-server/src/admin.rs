@@ -40,6 +40,9 @@ fn token_error(e: TokenError) -> Response {
         TokenError::InvalidName => error(AdminError::InvalidRequest, e),
         TokenError::NameTaken(_) => error(AdminError::Conflict, e),
         TokenError::NotFound(_) => error(AdminError::NotFound, e),
+        TokenError::Store(fluxgate_core::store::StoreError::Shared(_)) => {
+            error(AdminError::SharedStoreUnavailable, e)
+        }
         TokenError::Store(_) | TokenError::AdminFile { .. } => error(AdminError::Internal, e),
     }
 }
@@ -67,7 +70,14 @@ pub async fn create_token(State(s): State<Arc<AppState>>, body: Bytes) -> Respon
             )
         }
     };
-    match s.gateway.tokens.create(&req.name) {
+    // In team mode this waits on PostgreSQL: off the runtime.
+    let (tokens, name) = (s.gateway.tokens.clone(), req.name.clone());
+    let made = tokio::task::spawn_blocking(move || tokens.create(&name)).await;
+    let made = match made {
+        Ok(r) => r,
+        Err(e) => return error(AdminError::Internal, e),
+    };
+    match made {
         Ok(token) => (
             StatusCode::CREATED,
             Json(json!({"name": req.name, "token": token})),
@@ -79,7 +89,12 @@ pub async fn create_token(State(s): State<Arc<AppState>>, body: Bytes) -> Respon
 
 /// `DELETE /admin/api/tokens/{name}`.
 pub async fn revoke_token(State(s): State<Arc<AppState>>, Path(name): Path<String>) -> Response {
-    match s.gateway.tokens.revoke(&name) {
+    let (tokens, n) = (s.gateway.tokens.clone(), name.clone());
+    let revoked = match tokio::task::spawn_blocking(move || tokens.revoke(&n)).await {
+        Ok(r) => r,
+        Err(e) => return error(AdminError::Internal, e),
+    };
+    match revoked {
         Ok(()) => Json(json!({"revoked": name})).into_response(),
         Err(e) => token_error(e),
     }

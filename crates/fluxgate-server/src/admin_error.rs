@@ -38,12 +38,14 @@ pub enum AdminError {
     NothingToUndo,
     /// The OS keychain cannot be reached (locked, or no Secret Service).
     KeychainUnavailable,
+    /// The fleet's shared store (team mode: PostgreSQL) did not answer; nothing was changed.
+    SharedStoreUnavailable,
     /// Fluxgate failed (the store, a file write); the message says what.
     Internal,
 }
 
 impl AdminError {
-    pub const ALL: [AdminError; 15] = [
+    pub const ALL: [AdminError; 16] = [
         AdminError::Unauthorized,
         AdminError::InvalidRequest,
         AdminError::RequestTimeout,
@@ -58,6 +60,7 @@ impl AdminError {
         AdminError::ToolConfigInvalid,
         AdminError::NothingToUndo,
         AdminError::KeychainUnavailable,
+        AdminError::SharedStoreUnavailable,
         AdminError::Internal,
     ];
 
@@ -77,7 +80,9 @@ impl AdminError {
             AdminError::InvalidConfig | AdminError::ToolConfigInvalid => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            AdminError::KeychainUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AdminError::KeychainUnavailable | AdminError::SharedStoreUnavailable => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             AdminError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -99,6 +104,7 @@ impl AdminError {
             AdminError::ToolConfigInvalid => "tool_config_invalid",
             AdminError::NothingToUndo => "nothing_to_undo",
             AdminError::KeychainUnavailable => "keychain_unavailable",
+            AdminError::SharedStoreUnavailable => "shared_store_unavailable",
             AdminError::Internal => "internal_error",
         }
     }
@@ -127,6 +133,11 @@ mod tests {
             (AdminError::NotFound, 404, "not_found"),
             (AdminError::NoRoute, 404, "no_route"),
             (AdminError::Conflict, 409, "conflict"),
+            (
+                AdminError::SharedStoreUnavailable,
+                503,
+                "shared_store_unavailable",
+            ),
             (AdminError::ConfigReadOnly, 409, "config_read_only"),
             (AdminError::ConfigUnreadable, 409, "config_unreadable"),
             (AdminError::NoHome, 409, "no_home"),

@@ -426,6 +426,9 @@ fn check_says_what_is_shared_with_other_replicas_and_where() {
         ),
         "{out}"
     );
-    assert!(out.contains("db.example may be reached without TLS"), "{out}");
+    assert!(
+        out.contains("db.example may be reached without TLS"),
+        "{out}"
+    );
     assert!(!out.contains("Redis"), "{out}");
 }

@@ -555,3 +555,77 @@ async fn serve_refuses_to_start_when_postgres_cannot_be_reached_or_refuses_it() 
         "{err}"
     );
 }
+
+/// A chat request with `token` as the client's key; the status.
+async fn chat_as(r: &Replica, token: &str) -> u16 {
+    http()
+        .post(format!("{}/v1/chat/completions", r.base))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]}))
+        .send()
+        .await
+        .expect("send")
+        .status()
+        .as_u16()
+}
+
+/// Asserts that a request with `token` on `r` gets `status` within a second.
+async fn answers_within_a_second(r: &Replica, token: &str, status: u16, what: &str) {
+    let start = std::time::Instant::now();
+    while chat_as(r, token).await != status {
+        assert!(start.elapsed() < Duration::from_secs(1), "{what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_tokens_are_the_fleets_and_a_revocation_stops_everywhere_within_a_second() {
+    let pg = PostgresServer::start();
+    let (_fake, config, keys) = fleet_setup(&postgres_section(&pg), "").await;
+    let a = replica(&config, &keys);
+    let b = replica(&config, &keys);
+    // Each replica's own token (made with `fluxgate token new` before it joined) works on
+    // the other: both joined the fleet's table ("team" and "team-2").
+    // (A learns of B's within its mirror's refresh.)
+    assert_eq!(chat_as(&b, &a.token).await, 200);
+    answers_within_a_second(&a, &b.token, 200, "A never accepted B's token").await;
+    let list = admin_get(&b, "/admin/api/tokens").await;
+    let names: Vec<&str> = list["tokens"]
+        .as_array()
+        .expect("tokens")
+        .iter()
+        .map(|t| t["name"].as_str().expect("name"))
+        .collect();
+    assert_eq!(names, ["team", "team-2"], "{list}");
+
+    // A token made in A's console works on B; revoked on B, A refuses it within a second.
+    let made: serde_json::Value = http()
+        .post(format!("{}/admin/api/tokens", a.base))
+        .bearer_auth(&a.admin)
+        .json(&serde_json::json!({"name": "ci"}))
+        .send()
+        .await
+        .expect("create")
+        .json()
+        .await
+        .expect("json");
+    let ci = made["token"].as_str().expect("token").to_string();
+    assert_eq!(chat_as(&a, &ci).await, 200);
+    let start = std::time::Instant::now();
+    while chat_as(&b, &ci).await != 200 {
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "B never accepted it"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let revoked = http()
+        .delete(format!("{}/admin/api/tokens/ci", b.base))
+        .bearer_auth(&b.admin)
+        .send()
+        .await
+        .expect("revoke");
+    assert_eq!(revoked.status(), 200);
+    answers_within_a_second(&a, &ci, 401, "A still accepts a token revoked on B").await;
+    assert_eq!(chat_as(&b, &ci).await, 401);
+}

@@ -316,9 +316,21 @@ fn store_names_a_postgres_with_a_user_and_no_password_in_its_url() {
             "store.postgres_password",
             "hunter2",
         ),
-        ("postgres = \"mysql://u@host/db\"", "store.postgres", "\u{0}"),
-        ("postgres = \"postgres://host/db\"", "store.postgres", "\u{0}"),
-        ("postgres = \"postgres://u@host\"", "store.postgres", "\u{0}"),
+        (
+            "postgres = \"mysql://u@host/db\"",
+            "store.postgres",
+            "\u{0}",
+        ),
+        (
+            "postgres = \"postgres://host/db\"",
+            "store.postgres",
+            "\u{0}",
+        ),
+        (
+            "postgres = \"postgres://u@host\"",
+            "store.postgres",
+            "\u{0}",
+        ),
         (
             "postgres = \"postgres://u@host/db?sslmode=verify-full\"",
             "sslmode=require",

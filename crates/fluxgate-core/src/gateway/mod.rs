@@ -22,7 +22,7 @@ use crate::recorder::Recorder;
 use crate::routing::Router;
 use crate::secrets::Secrets;
 use crate::store::{Store, StoreError};
-use crate::team::{FleetLedger, LedgerError, Team, TeamError};
+use crate::team::{FleetLedger, LedgerError, SharedTokens, Team, TeamError};
 use crate::tokens::ClientTokens;
 
 /// Why a gateway could not open: its store, or the fleet's shared state.
@@ -62,7 +62,7 @@ impl Gateway {
     /// A gateway on this machine's state alone (`[state]` is not consulted: tests, tools).
     pub fn open(config: Config, data_dir: &Path, secrets: Secrets) -> Result<Gateway, StoreError> {
         let store = Store::open(data_dir)?;
-        Self::assemble(config, data_dir, store, secrets, None, None)
+        Self::assemble(config, data_dir, store, secrets, None, None, None)
     }
 
     /// A gateway that joins the fleet's shared state when the config's `[state]` names an
@@ -78,8 +78,28 @@ impl Gateway {
             Some(target) => Some(FleetLedger::connect(target, &secrets).await?),
             None => None,
         };
+        let tokens: Option<Arc<dyn crate::store::TokenRows>> = match &ledger {
+            Some(l) => {
+                let (l, local) = (l.clone(), store.clone());
+                // The token worker's first read and the adoption of this machine's tokens
+                // block; keep them off the runtime.
+                let shared = tokio::task::spawn_blocking(move || SharedTokens::open(&l, &local))
+                    .await
+                    .map_err(|e| LedgerError::Query {
+                        url: config
+                            .shared
+                            .postgres
+                            .as_ref()
+                            .map(|p| p.url.clone())
+                            .unwrap_or_default(),
+                        reason: e.to_string(),
+                    })??;
+                Some(shared)
+            }
+            None => None,
+        };
         Ok(Self::assemble(
-            config, data_dir, store, secrets, team, ledger,
+            config, data_dir, store, secrets, team, ledger, tokens,
         )?)
     }
 
@@ -90,6 +110,7 @@ impl Gateway {
         secrets: Secrets,
         team: Option<Team>,
         ledger: Option<Arc<FleetLedger>>,
+        tokens: Option<Arc<dyn crate::store::TokenRows>>,
     ) -> Result<Gateway, StoreError> {
         let events = EventBus::new();
         let backend: Arc<dyn crate::health::HealthBackend> = match &team {
@@ -124,7 +145,9 @@ impl Gateway {
         if let Some(t) = &team {
             executor = executor.with_windows(t.windows.clone());
         }
-        let tokens = Arc::new(ClientTokens::new(Arc::new(store.clone())));
+        let tokens = Arc::new(ClientTokens::new(
+            tokens.unwrap_or_else(|| Arc::new(store.clone())),
+        ));
         Ok(Gateway {
             data_dir: data_dir.to_path_buf(),
             store,

@@ -33,6 +33,9 @@ pub enum StoreError {
     Open { path: String, reason: String },
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
+    /// The fleet's shared store (team mode) did not take or give the data.
+    #[error("shared store: {0}")]
+    Shared(String),
     #[error(
         "the database was written by a newer Fluxgate (schema {found}, this build knows {known})"
     )]

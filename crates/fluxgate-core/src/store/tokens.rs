@@ -17,9 +17,9 @@ pub struct TokenRow {
 ///
 /// A shared implementation must make `insert_token` atomic on the name (two replicas cannot
 /// create the same name) and make a revocation visible to `token_by_id` on every replica
-/// within a second ([`crate::tokens::ClientTokens`] caches a positive check for at most 10 s;
-/// a shared engine must shorten that or publish revocations). When it is unreachable, tokens
-/// already cached keep working until their cache entry ends; new ones are refused.
+/// within a second ([`crate::tokens::ClientTokens`] caches a positive check for at most 10 s,
+/// and drops it at once when [`TokenRows::generation`] moves). When it is unreachable, checks
+/// may answer from what it knew last.
 pub trait TokenRows: Send + Sync {
     /// Adds a token; `false` when the name is taken.
     fn insert_token(&self, row: &TokenRow) -> Result<bool, StoreError>;
@@ -28,6 +28,12 @@ pub trait TokenRows: Send + Sync {
     fn token_by_id(&self, token_id: &str) -> Result<Option<TokenRow>, StoreError>;
     /// Removes a token; `false` when there was none of that name.
     fn revoke_token(&self, name: &str) -> Result<bool, StoreError>;
+    /// A number that changes whenever a token may have gone (revoked anywhere): cached checks
+    /// made under another generation are not trusted. In-process: always 0 (a revocation here
+    /// clears the cache itself).
+    fn generation(&self) -> u64 {
+        0
+    }
 }
 
 impl TokenRows for Store {

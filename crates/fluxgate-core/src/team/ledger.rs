@@ -78,6 +78,16 @@ const MIGRATIONS: &[&str] = &[
         tokens bigint NOT NULL,
         PRIMARY KEY (period, scope)
     );",
+    // 2: client tokens (salted hashes, never a token) and a version every write bumps.
+    "CREATE TABLE fluxgate_tokens (
+        name text PRIMARY KEY,
+        token_id text NOT NULL UNIQUE,
+        salt bytea NOT NULL,
+        hash bytea NOT NULL,
+        created_ms bigint NOT NULL
+    );
+    CREATE TABLE fluxgate_tokens_version (id integer PRIMARY KEY, version bigint NOT NULL);
+    INSERT INTO fluxgate_tokens_version (id, version) VALUES (1, 0);",
 ];
 
 /// Why a replica cannot use the fleet's ledger; each says what to do.
@@ -177,13 +187,13 @@ impl FleetLedger {
             Ok(Err(e)) if is_auth(&e) => {
                 return Err(LedgerError::Refused {
                     url,
-                    reason: ledger.reason(&e),
+                    reason: ledger.scrub(&e),
                 })
             }
             Ok(Err(e)) => {
                 return Err(LedgerError::Unreachable {
                     url,
-                    reason: ledger.reason(&e),
+                    reason: ledger.scrub(&e),
                 })
             }
             Err(_) => {
@@ -200,7 +210,7 @@ impl FleetLedger {
     }
 
     /// A new connection, its driver running on the runtime until the client is dropped.
-    async fn open(&self) -> Result<Client, tokio_postgres::Error> {
+    pub(super) async fn open(&self) -> Result<Client, tokio_postgres::Error> {
         let (client, connection) = self.config.connect(self.tls.clone()).await?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
@@ -210,7 +220,8 @@ impl FleetLedger {
         Ok(client)
     }
 
-    fn reason(&self, e: &dyn std::fmt::Display) -> String {
+    /// An error's text with the password scrubbed out.
+    pub(super) fn scrub(&self, e: &dyn std::fmt::Display) -> String {
         let text = e.to_string();
         match &self.redactor {
             Some(p) => p.redactor().text(&text).into_owned(),
@@ -223,53 +234,48 @@ impl FleetLedger {
     async fn migrate(&self, client: &Client) -> Result<(), LedgerError> {
         let fail = |e: tokio_postgres::Error| LedgerError::Migrate {
             url: self.url.to_string(),
-            reason: self.reason(&e),
+            reason: self.scrub(&e),
         };
         let known = MIGRATIONS.len() as i64;
-        client.batch_execute("BEGIN").await.map_err(fail)?;
-        let result: Result<(), LedgerError> = async {
+        let mut too_new = None;
+        in_transaction(client, async {
             client
                 .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-                .await
-                .map_err(fail)?;
+                .await?;
             client
                 .batch_execute(
                     "CREATE TABLE IF NOT EXISTS fluxgate_schema (version bigint NOT NULL)",
                 )
-                .await
-                .map_err(fail)?;
+                .await?;
             let found: i64 = client
                 .query_one("SELECT COALESCE(MAX(version), 0) FROM fluxgate_schema", &[])
-                .await
-                .map_err(fail)?
+                .await?
                 .get(0);
             if found > known {
-                return Err(LedgerError::TooNew {
-                    url: self.url.to_string(),
-                    found,
-                    known,
-                });
+                too_new = Some(found);
+                return Ok(());
             }
             for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-                client.batch_execute(sql).await.map_err(fail)?;
+                client.batch_execute(sql).await?;
                 client
                     .execute(
                         "INSERT INTO fluxgate_schema (version) VALUES ($1)",
                         &[&(i as i64 + 1)],
                     )
-                    .await
-                    .map_err(fail)?;
+                    .await?;
                 tracing::info!(version = i + 1, "applied a PostgreSQL schema version");
             }
             Ok(())
-        }
-        .await;
-        match result {
-            Ok(()) => client.batch_execute("COMMIT").await.map_err(fail),
-            Err(e) => {
-                let _ = client.batch_execute("ROLLBACK").await;
-                Err(e)
-            }
+        })
+        .await
+        .map_err(fail)?;
+        match too_new {
+            Some(found) => Err(LedgerError::TooNew {
+                url: self.url.to_string(),
+                found,
+                known,
+            }),
+            None => Ok(()),
         }
     }
 
@@ -324,7 +330,7 @@ impl FleetLedger {
         let client = tokio::time::timeout(CONNECT_TIMEOUT, self.open())
             .await
             .map_err(|_| format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()))?
-            .map_err(|e| self.reason(&e))?;
+            .map_err(|e| self.scrub(&e))?;
         let client = Arc::new(client);
         *slot = Some(client.clone());
         Ok(client)
@@ -376,7 +382,7 @@ impl FleetLedger {
                 Ok(client) => {
                     match tokio::time::timeout(QUERY_TIMEOUT, self.insert(&client, &batch)).await {
                         Ok(Ok(())) => Ok(()),
-                        Ok(Err(e)) => Err(self.reason(&e)),
+                        Ok(Err(e)) => Err(self.scrub(&e)),
                         Err(_) => Err(format!("no answer within {} s", QUERY_TIMEOUT.as_secs())),
                     }
                 }
@@ -458,8 +464,7 @@ impl FleetLedger {
             &tokens_cached,
             &cost,
         ];
-        client.batch_execute("BEGIN").await?;
-        let result = async {
+        in_transaction(client, async {
             let rows = client
                 .query(
                     "INSERT INTO fluxgate_requests (replica, seq, ts_ms, request_id, client, endpoint, model, route, provider, key_id, attempts, status, error_class, error_code, latency_ms, ttfb_ms, tokens_in, tokens_out, stream, upstream_model, tokens_cached, cost_usd)
@@ -494,16 +499,9 @@ impl FleetLedger {
                     )
                     .await?;
             }
-            Ok::<_, tokio_postgres::Error>(())
-        }
-        .await;
-        match result {
-            Ok(()) => client.batch_execute("COMMIT").await,
-            Err(e) => {
-                let _ = client.batch_execute("ROLLBACK").await;
-                Err(e)
-            }
-        }
+            Ok(())
+        })
+        .await
     }
 
     /// Waits (at most [`QUERY_TIMEOUT`]) until this replica's queued records are written, so
@@ -542,7 +540,7 @@ impl FleetLedger {
                 Ok(v)
             }
             Ok(Err(e)) => {
-                let reason = self.reason(&e);
+                let reason = self.scrub(&e);
                 self.lost(what, &reason).await;
                 Err(error(reason))
             }
@@ -674,6 +672,21 @@ impl FleetLedger {
             self.pending(),
             self.dropped()
         )
+    }
+}
+
+/// Runs `f` inside `BEGIN` … `COMMIT` on `c`, rolling back when it fails.
+pub(super) async fn in_transaction<T>(
+    c: &Client,
+    f: impl std::future::Future<Output = Result<T, tokio_postgres::Error>>,
+) -> Result<T, tokio_postgres::Error> {
+    c.batch_execute("BEGIN").await?;
+    match f.await {
+        Ok(v) => c.batch_execute("COMMIT").await.map(|()| v),
+        Err(e) => {
+            let _ = c.batch_execute("ROLLBACK").await;
+            Err(e)
+        }
     }
 }
 

@@ -14,17 +14,21 @@
 //! Secrets never go to Redis: only key ids, states and counters do.
 //!
 //! With `[store] postgres` set, [`FleetLedger`] writes every replica's request records and
-//! spend to PostgreSQL, so usage on any replica shows the whole fleet (see `ledger.rs`).
+//! spend to PostgreSQL, so usage on any replica shows the whole fleet (see `ledger.rs`), and
+//! [`SharedTokens`] keeps the fleet's client tokens there, so a token made on one replica
+//! works on all and a revoked one stops everywhere within a second (see `tokens.rs`).
 //! Secrets never go to PostgreSQL either.
 
 mod engine;
 mod health;
 mod ledger;
+mod tokens;
 mod windows;
 
 pub use engine::{Engine, EngineStatus, TeamError};
 pub use health::SharedHealth;
 pub use ledger::{FleetLedger, LedgerError, QUEUE_BOUND};
+pub use tokens::SharedTokens;
 pub use windows::SharedWindows;
 
 use std::sync::Arc;

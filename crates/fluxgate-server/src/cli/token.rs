@@ -1,7 +1,9 @@
 //! `fluxgate token new|list|revoke`
 
 use clap::Subcommand;
+use fluxgate_core::secrets::Secrets;
 use fluxgate_core::store::Store;
+use fluxgate_core::team::{FleetLedger, SharedTokens};
 use fluxgate_core::tokens::ClientTokens;
 
 use super::Common;
@@ -19,7 +21,8 @@ pub enum TokenCommand {
         #[command(flatten)]
         common: Common,
     },
-    /// Revoke a token (running servers stop accepting it within 10 s).
+    /// Revoke a token (running servers stop accepting it within 10 s; in team mode with
+    /// `[store] postgres`, every replica within a second).
     Revoke {
         name: String,
         #[command(flatten)]
@@ -27,11 +30,29 @@ pub enum TokenCommand {
     },
 }
 
+/// The client tokens this command works on: the fleet's when the config names a PostgreSQL
+/// (`[store] postgres`), else this machine's.
 fn tokens(common: &Common) -> Result<ClientTokens, String> {
     let dir = common.data_dir()?;
-    Ok(ClientTokens::in_store(
-        Store::open(&dir).map_err(|e| e.to_string())?,
-    ))
+    let store = Store::open(&dir).map_err(|e| e.to_string())?;
+    let target = common
+        .config_path()
+        .ok()
+        .filter(|p| p.is_file())
+        .and_then(|_| common.load_config().ok())
+        .and_then(|c| c.shared.postgres);
+    let Some(target) = target else {
+        return Ok(ClientTokens::in_store(store));
+    };
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let ledger = rt
+        .block_on(FleetLedger::connect(&target, &Secrets::system()))
+        .map_err(|e| e.to_string())?;
+    let shared = SharedTokens::open(&ledger, &store).map_err(|e| e.to_string())?;
+    Ok(ClientTokens::new(shared))
 }
 
 pub fn run(cmd: TokenCommand) -> Result<(), String> {
