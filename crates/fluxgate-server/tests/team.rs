@@ -629,3 +629,66 @@ async fn client_tokens_are_the_fleets_and_a_revocation_stops_everywhere_within_a
     answers_within_a_second(&a, &ci, 401, "A still accepts a token revoked on B").await;
     assert_eq!(chat_as(&b, &ci).await, 401);
 }
+
+/// A Responses API turn on route `m` (served by a Chat Completions upstream, so Fluxgate
+/// keeps the conversation); the answer.
+async fn responses_turn(r: &Replica, input: &str, previous: Option<&str>) -> reqwest::Response {
+    let mut body = serde_json::json!({"model": "m", "input": input});
+    if let Some(p) = previous {
+        body["previous_response_id"] = p.into();
+    }
+    http()
+        .post(format!("{}/v1/responses", r.base))
+        .bearer_auth(&r.token)
+        .json(&body)
+        .send()
+        .await
+        .expect("send")
+}
+
+/// The user and assistant texts of the last Chat Completions body the fake received.
+fn last_chat_texts(fake: &FakeUpstream) -> Vec<String> {
+    let sent: serde_json::Value =
+        serde_json::from_str(&fake.log().last().expect("sent").body).expect("json");
+    sent["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|m| m["content"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_conversation_started_on_one_replica_continues_on_another() {
+    let mut pg = PostgresServer::start();
+    let (fake, config, keys) = fleet_setup(&postgres_section(&pg), "").await;
+    let a = replica(&config, &keys);
+    let b = replica(&config, &keys);
+    let first: serde_json::Value = responses_turn(&a, "hi", None)
+        .await
+        .json()
+        .await
+        .expect("json");
+    let id = first["id"].as_str().expect("id").to_string();
+    assert!(id.starts_with("resp_fg"), "{first}");
+    // The next turn lands on B at once (a client sends it the moment it has the id).
+    let second = responses_turn(&b, "again", Some(&id)).await;
+    assert_eq!(second.status(), 200);
+    let second: serde_json::Value = second.json().await.expect("json");
+    let texts = last_chat_texts(&fake);
+    assert_eq!(texts.len(), 3, "{texts:?}");
+    assert_eq!((texts[0].as_str(), texts[2].as_str()), ("hi", "again"));
+
+    // PostgreSQL away: a conversation still continues on the replica that holds it.
+    pg.stop();
+    let second_id = second["id"].as_str().expect("id").to_string();
+    let third: serde_json::Value = responses_turn(&b, "third", Some(&second_id))
+        .await
+        .json()
+        .await
+        .expect("json");
+    let third_id = third["id"].as_str().expect("id").to_string();
+    let fourth = responses_turn(&b, "fourth", Some(&third_id)).await;
+    assert_eq!(fourth.status(), 200);
+    assert_eq!(last_chat_texts(&fake).len(), 7);
+}

@@ -21,8 +21,9 @@ use crate::health::{run_scheduler, HealthRegistry, Policy};
 use crate::recorder::Recorder;
 use crate::routing::Router;
 use crate::secrets::Secrets;
+use crate::store::{Conversations, TokenRows};
 use crate::store::{Store, StoreError};
-use crate::team::{FleetLedger, LedgerError, SharedTokens, Team, TeamError};
+use crate::team::{FleetLedger, LedgerError, SharedConversations, SharedTokens, Team, TeamError};
 use crate::tokens::ClientTokens;
 
 /// Why a gateway could not open: its store, or the fleet's shared state.
@@ -34,6 +35,15 @@ pub enum OpenError {
     Team(#[from] TeamError),
     #[error("{0}")]
     Ledger(#[from] LedgerError),
+}
+
+/// What a replica shares with the fleet (team mode); empty on a single machine.
+#[derive(Default)]
+struct Fleet {
+    team: Option<Team>,
+    ledger: Option<Arc<FleetLedger>>,
+    tokens: Option<Arc<dyn TokenRows>>,
+    conversations: Option<Arc<dyn Conversations>>,
 }
 
 /// A running router's shared parts.
@@ -62,7 +72,7 @@ impl Gateway {
     /// A gateway on this machine's state alone (`[state]` is not consulted: tests, tools).
     pub fn open(config: Config, data_dir: &Path, secrets: Secrets) -> Result<Gateway, StoreError> {
         let store = Store::open(data_dir)?;
-        Self::assemble(config, data_dir, store, secrets, None, None, None)
+        Self::assemble(config, data_dir, store, secrets, Fleet::default())
     }
 
     /// A gateway that joins the fleet's shared state when the config's `[state]` names an
@@ -74,33 +84,27 @@ impl Gateway {
     ) -> Result<Gateway, OpenError> {
         let store = Store::open(data_dir)?;
         let team = Team::connect(&config.shared, &secrets, Arc::new(store.clone())).await?;
-        let ledger = match &config.shared.postgres {
-            Some(target) => Some(FleetLedger::connect(target, &secrets).await?),
-            None => None,
+        let mut fleet = Fleet {
+            team,
+            ..Fleet::default()
         };
-        let tokens: Option<Arc<dyn crate::store::TokenRows>> = match &ledger {
-            Some(l) => {
-                let (l, local) = (l.clone(), store.clone());
-                // The token worker's first read and the adoption of this machine's tokens
-                // block; keep them off the runtime.
-                let shared = tokio::task::spawn_blocking(move || SharedTokens::open(&l, &local))
-                    .await
-                    .map_err(|e| LedgerError::Query {
-                        url: config
-                            .shared
-                            .postgres
-                            .as_ref()
-                            .map(|p| p.url.clone())
-                            .unwrap_or_default(),
-                        reason: e.to_string(),
-                    })??;
-                Some(shared)
-            }
-            None => None,
-        };
-        Ok(Self::assemble(
-            config, data_dir, store, secrets, team, ledger, tokens,
-        )?)
+        if let Some(target) = &config.shared.postgres {
+            let ledger = FleetLedger::connect(target, &secrets).await?;
+            let (l, local) = (ledger.clone(), store.clone());
+            // The token worker's first read and the adoption of this machine's tokens block;
+            // keep them off the runtime.
+            let tokens = tokio::task::spawn_blocking(move || SharedTokens::open(&l, &local))
+                .await
+                .map_err(|e| LedgerError::Query {
+                    url: target.url.clone(),
+                    reason: e.to_string(),
+                })??;
+            fleet.tokens = Some(tokens);
+            fleet.conversations =
+                Some(SharedConversations::open(&ledger, Arc::new(store.clone()))?);
+            fleet.ledger = Some(ledger);
+        }
+        Ok(Self::assemble(config, data_dir, store, secrets, fleet)?)
     }
 
     fn assemble(
@@ -108,10 +112,14 @@ impl Gateway {
         data_dir: &Path,
         store: Store,
         secrets: Secrets,
-        team: Option<Team>,
-        ledger: Option<Arc<FleetLedger>>,
-        tokens: Option<Arc<dyn crate::store::TokenRows>>,
+        fleet: Fleet,
     ) -> Result<Gateway, StoreError> {
+        let Fleet {
+            team,
+            ledger,
+            tokens,
+            conversations,
+        } = fleet;
         let events = EventBus::new();
         let backend: Arc<dyn crate::health::HealthBackend> = match &team {
             Some(t) => t.health.clone(),
@@ -141,7 +149,7 @@ impl Gateway {
             log.clone(),
             events.clone(),
         )
-        .with_response_store(Arc::new(store.clone()));
+        .with_response_store(conversations.unwrap_or_else(|| Arc::new(store.clone())));
         if let Some(t) = &team {
             executor = executor.with_windows(t.windows.clone());
         }

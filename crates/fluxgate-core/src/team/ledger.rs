@@ -88,6 +88,13 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE TABLE fluxgate_tokens_version (id integer PRIMARY KEY, version bigint NOT NULL);
     INSERT INTO fluxgate_tokens_version (id, version) VALUES (1, 0);",
+    // 3: emulated Responses conversations (`previous_response_id`), kept 30 days.
+    "CREATE TABLE fluxgate_responses (
+        id text PRIMARY KEY,
+        created_ms bigint NOT NULL,
+        items text NOT NULL
+    );
+    CREATE INDEX fluxgate_responses_created ON fluxgate_responses (created_ms);",
 ];
 
 /// Why a replica cannot use the fleet's ledger; each says what to do.

@@ -16,15 +16,20 @@
 //! With `[store] postgres` set, [`FleetLedger`] writes every replica's request records and
 //! spend to PostgreSQL, so usage on any replica shows the whole fleet (see `ledger.rs`), and
 //! [`SharedTokens`] keeps the fleet's client tokens there, so a token made on one replica
-//! works on all and a revoked one stops everywhere within a second (see `tokens.rs`).
+//! works on all and a revoked one stops everywhere within a second (see `tokens.rs`), and
+//! [`SharedConversations`] keeps emulated Responses conversations there, so a turn can land on
+//! any replica (see `conversations.rs`).
 //! Secrets never go to PostgreSQL either.
 
+mod conversations;
 mod engine;
 mod health;
 mod ledger;
+mod pg_thread;
 mod tokens;
 mod windows;
 
+pub use conversations::SharedConversations;
 pub use engine::{Engine, EngineStatus, TeamError};
 pub use health::SharedHealth;
 pub use ledger::{FleetLedger, LedgerError, QUEUE_BOUND};

@@ -9,9 +9,8 @@
 //! once. Creating and revoking go to PostgreSQL and return when committed (the name is unique
 //! there, so two replicas cannot make one name twice).
 //!
-//! The work runs on a thread of its own with its own small runtime, so the synchronous trait
-//! can be called from anywhere (an async handler, the tray, the CLI) without blocking a
-//! runtime that drives requests. When PostgreSQL does not answer, checks use the last mirror
+//! The work runs on a thread of its own (`pg_thread.rs`), so the synchronous trait can be
+//! called from anywhere (an async handler, the tray, the CLI). When PostgreSQL does not answer, checks use the last mirror
 //! (a revocation made elsewhere meanwhile applies when it returns) and creating or revoking
 //! fails with an error that says so.
 //!
@@ -20,14 +19,15 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::FutureExt;
 use parking_lot::{Mutex, RwLock};
 use tokio_postgres::Client;
 
 use super::ledger::{in_transaction, FleetLedger, LedgerError};
+use super::pg_thread::{PgThread, PgWorker};
 use crate::store::{StoreError, TokenRow, TokenRows};
 
 /// How often each replica asks whether the table changed.
@@ -35,36 +35,29 @@ pub const POLL: Duration = Duration::from_millis(250);
 /// How long creating or revoking waits for PostgreSQL.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 
-enum Op {
-    Insert(TokenRow, mpsc::Sender<Result<bool, String>>),
-    Revoke(String, mpsc::Sender<Result<bool, String>>),
-}
-
 #[derive(Default)]
 struct Mirror {
     by_id: HashMap<String, TokenRow>,
     /// Oldest first.
     list: Vec<TokenRow>,
+    /// The table's version the mirror was read at.
+    version: Option<i64>,
+}
+
+/// What the worker thread and the checks share.
+#[derive(Default)]
+struct Known {
+    mirror: RwLock<Mirror>,
+    generation: AtomicU64,
 }
 
 /// The fleet's client tokens: a local mirror for checks, PostgreSQL for writes.
 pub struct SharedTokens {
-    mirror: Arc<RwLock<Mirror>>,
-    generation: Arc<AtomicU64>,
-    ops: Mutex<mpsc::Sender<Op>>,
+    known: Arc<Known>,
+    thread: PgThread,
     url: Arc<str>,
-}
-
-/// The thread's side: its connection and what it knows.
-struct Worker {
-    ledger: Arc<FleetLedger>,
-    rt: tokio::runtime::Runtime,
-    client: Option<Client>,
-    version: Option<i64>,
-    mirror: Arc<RwLock<Mirror>>,
-    generation: Arc<AtomicU64>,
-    /// Whether the last attempt failed (so the loss and the return are logged once each).
-    down: bool,
+    /// One write at a time from this replica (the thread runs one anyway).
+    writing: Mutex<()>,
 }
 
 impl SharedTokens {
@@ -78,32 +71,20 @@ impl SharedTokens {
             url: url.to_string(),
             reason,
         };
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| unreachable(e.to_string()))?;
-        let mirror = Arc::new(RwLock::new(Mirror::default()));
-        let generation = Arc::new(AtomicU64::new(0));
-        let mut worker = Worker {
-            ledger: ledger.clone(),
-            rt,
-            client: None,
-            version: None,
-            mirror: mirror.clone(),
-            generation: generation.clone(),
-            down: false,
-        };
-        worker.refresh().map_err(unreachable)?;
-        let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new()
-            .name("fluxgate-tokens".into())
-            .spawn(move || worker.run(rx))
-            .map_err(|e| unreachable(e.to_string()))?;
+        let known = Arc::new(Known::default());
+        let mut worker = PgWorker::new(ledger, "client tokens").map_err(unreachable)?;
+        refresh(&mut worker, &known).map_err(unreachable)?;
+        let polled = known.clone();
+        let thread = worker
+            .spawn("fluxgate-tokens", POLL, move |w| {
+                let _ = refresh(w, &polled);
+            })
+            .map_err(unreachable)?;
         let shared = Arc::new(SharedTokens {
-            mirror,
-            generation,
-            ops: Mutex::new(tx),
+            known,
+            thread,
             url,
+            writing: Mutex::new(()),
         });
         shared.adopt(local).map_err(|e| LedgerError::Query {
             url: shared.url.to_string(),
@@ -114,12 +95,16 @@ impl SharedTokens {
 
     /// Copies this machine's tokens into the fleet's table (renaming on a taken name).
     fn adopt(&self, local: &dyn TokenRows) -> Result<(), StoreError> {
+        let known = |id: &str| self.known.mirror.read().by_id.contains_key(id);
         for row in local.tokens()? {
-            if self.mirror.read().by_id.contains_key(&row.token_id) {
-                continue;
-            }
             let mut n = 1;
-            loop {
+            while !known(&row.token_id) {
+                if n > 100 {
+                    return Err(StoreError::Shared(format!(
+                        "cannot add this machine's client token `{}` to the fleet's",
+                        row.name
+                    )));
+                }
                 let name = if n == 1 {
                     row.name.clone()
                 } else {
@@ -129,14 +114,8 @@ impl SharedTokens {
                     name: name.clone(),
                     ..row.clone()
                 };
-                if self.insert_token(&renamed)? {
-                    if n > 1 {
-                        tracing::info!(local = %row.name, fleet = %name, "a client token of this machine joined the fleet under another name (the first was taken)");
-                    }
-                    break;
-                }
-                if self.mirror.read().by_id.contains_key(&row.token_id) {
-                    break;
+                if self.insert_token(&renamed)? && n > 1 {
+                    tracing::info!(local = %row.name, fleet = %name, "a client token of this machine joined the fleet under another name (the first was taken)");
                 }
                 n += 1;
             }
@@ -144,182 +123,78 @@ impl SharedTokens {
         Ok(())
     }
 
-    fn call(
+    /// Runs a write, then reads the table back so this replica sees it at once.
+    fn write(
         &self,
-        op: impl FnOnce(mpsc::Sender<Result<bool, String>>) -> Op,
+        f: impl for<'c> FnOnce(
+                &'c Client,
+            ) -> futures_util::future::BoxFuture<
+                'c,
+                Result<bool, tokio_postgres::Error>,
+            > + Send
+            + 'static,
     ) -> Result<bool, StoreError> {
-        let (tx, rx) = mpsc::channel();
-        let fail =
-            |reason: String| StoreError::Shared(format!("PostgreSQL at {}: {reason}", self.url));
-        self.ops
-            .lock()
-            .send(op(tx))
-            .map_err(|_| fail("the token worker stopped".into()))?;
-        match rx.recv_timeout(WRITE_TIMEOUT + Duration::from_secs(1)) {
-            Ok(r) => r.map_err(fail),
-            Err(_) => Err(fail("no answer in time".into())),
-        }
+        let _one = self.writing.lock();
+        let known = self.known.clone();
+        self.thread
+            .call(WRITE_TIMEOUT + Duration::from_secs(1), move |w| {
+                let done = w.query(WRITE_TIMEOUT, f)?;
+                let _ = refresh(w, &known);
+                Ok(done)
+            })
+            .map_err(|reason| StoreError::Shared(format!("PostgreSQL at {}: {reason}", self.url)))
     }
 }
 
 impl TokenRows for SharedTokens {
     fn insert_token(&self, row: &TokenRow) -> Result<bool, StoreError> {
         let row = row.clone();
-        self.call(|tx| Op::Insert(row, tx))
+        self.write(move |c| insert(c, row).boxed())
     }
 
     fn tokens(&self) -> Result<Vec<TokenRow>, StoreError> {
-        Ok(self.mirror.read().list.clone())
+        Ok(self.known.mirror.read().list.clone())
     }
 
     fn token_by_id(&self, token_id: &str) -> Result<Option<TokenRow>, StoreError> {
-        Ok(self.mirror.read().by_id.get(token_id).cloned())
+        Ok(self.known.mirror.read().by_id.get(token_id).cloned())
     }
 
     fn revoke_token(&self, name: &str) -> Result<bool, StoreError> {
         let name = name.to_string();
-        self.call(|tx| Op::Revoke(name, tx))
+        self.write(move |c| revoke(c, name).boxed())
     }
 
     fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
+        self.known.generation.load(Ordering::Acquire)
     }
 }
 
-impl Worker {
-    fn run(mut self, ops: mpsc::Receiver<Op>) {
-        loop {
-            match ops.recv_timeout(POLL) {
-                Ok(Op::Insert(row, reply)) => {
-                    let r = self.write(|c| Box::pin(insert(c, row)));
-                    let _ = reply.send(r);
-                }
-                Ok(Op::Revoke(name, reply)) => {
-                    let r = self.write(|c| Box::pin(revoke(c, name)));
-                    let _ = reply.send(r);
-                }
-                Err(mpsc::RecvTimeoutError::Timeout) => {
-                    let _ = self.refresh();
-                }
-                Err(mpsc::RecvTimeoutError::Disconnected) => return,
-            }
-        }
+/// Reads the table's version and, when it moved, the table; a token gone from it moves the
+/// generation (cached checks end).
+fn refresh(w: &mut PgWorker, known: &Known) -> Result<(), String> {
+    let version = known.mirror.read().version;
+    let Some((version, rows)) =
+        w.query(WRITE_TIMEOUT, move |c| read_if_changed(c, version).boxed())?
+    else {
+        return Ok(());
+    };
+    let mut m = known.mirror.write();
+    let removed = m
+        .by_id
+        .keys()
+        .any(|id| !rows.iter().any(|r| &r.token_id == id));
+    m.by_id = rows
+        .iter()
+        .map(|r| (r.token_id.clone(), r.clone()))
+        .collect();
+    m.list = rows;
+    m.version = Some(version);
+    drop(m);
+    if removed {
+        known.generation.fetch_add(1, Ordering::AcqRel);
     }
-
-    /// Runs one write, then refreshes the mirror so this replica sees it at once.
-    fn write(
-        &mut self,
-        f: impl for<'c> FnOnce(
-            &'c Client,
-        ) -> std::pin::Pin<
-            Box<dyn std::future::Future<Output = Result<bool, tokio_postgres::Error>> + 'c>,
-        >,
-    ) -> Result<bool, String> {
-        let result = match self.connection() {
-            Ok(()) => {
-                let Some(client) = self.client.as_ref() else {
-                    return Err("no connection".into());
-                };
-                let write = f(client);
-                match self
-                    .rt
-                    .block_on(async { tokio::time::timeout(WRITE_TIMEOUT, write).await })
-                {
-                    Ok(Ok(v)) => Ok(v),
-                    Ok(Err(e)) => Err(self.ledger.scrub(&e)),
-                    Err(_) => Err(format!("no answer within {} s", WRITE_TIMEOUT.as_secs())),
-                }
-            }
-            Err(e) => Err(e),
-        };
-        match result {
-            Ok(v) => {
-                let _ = self.refresh();
-                Ok(v)
-            }
-            Err(e) => {
-                self.lost(&e);
-                Err(e)
-            }
-        }
-    }
-
-    fn connection(&mut self) -> Result<(), String> {
-        if self.client.as_ref().is_some_and(|c| !c.is_closed()) {
-            return Ok(());
-        }
-        self.client = None;
-        let ledger = self.ledger.clone();
-        let client = self.rt.block_on(async move {
-            tokio::time::timeout(Duration::from_secs(3), ledger.open())
-                .await
-                .map_err(|_| "no answer within 3 s".to_string())?
-                .map_err(|e| ledger.scrub(&e))
-        })?;
-        self.client = Some(client);
-        Ok(())
-    }
-
-    fn lost(&mut self, reason: &str) {
-        self.client = None;
-        if !self.down {
-            self.down = true;
-            tracing::warn!(engine = "postgres", error = %reason, "client tokens: PostgreSQL unreachable; checks use the tokens known until now, and creating or revoking fails until it answers");
-        }
-    }
-
-    /// Reads the table's version and, when it moved, the table.
-    fn refresh(&mut self) -> Result<(), String> {
-        let result = self.connection().and_then(|()| {
-            let Some(client) = self.client.as_ref() else {
-                return Err("no connection".to_string());
-            };
-            let known = self.version;
-            self.rt
-                .block_on(async {
-                    tokio::time::timeout(WRITE_TIMEOUT, read_if_changed(client, known)).await
-                })
-                .map_err(|_| format!("no answer within {} s", WRITE_TIMEOUT.as_secs()))?
-                .map_err(|e| self.ledger.scrub(&e))
-        });
-        match result {
-            Ok(changed) => {
-                if self.down {
-                    self.down = false;
-                    tracing::info!(
-                        engine = "postgres",
-                        "client tokens: PostgreSQL reachable again"
-                    );
-                }
-                if let Some((version, rows)) = changed {
-                    self.apply(version, rows);
-                }
-                Ok(())
-            }
-            Err(e) => {
-                self.lost(&e);
-                Err(e)
-            }
-        }
-    }
-
-    fn apply(&mut self, version: i64, rows: Vec<TokenRow>) {
-        let mut m = self.mirror.write();
-        let removed = m
-            .by_id
-            .keys()
-            .any(|id| !rows.iter().any(|r| &r.token_id == id));
-        m.by_id = rows
-            .iter()
-            .map(|r| (r.token_id.clone(), r.clone()))
-            .collect();
-        m.list = rows;
-        drop(m);
-        self.version = Some(version);
-        if removed {
-            self.generation.fetch_add(1, Ordering::AcqRel);
-        }
-    }
+    Ok(())
 }
 
 /// The table's version, and its rows when the version is not `known`.

@@ -65,7 +65,10 @@ pub fn shared_lines(config: &Config) -> Vec<String> {
     vec![
         format!("{:<40} {health}", "key health, retests"),
         format!("{:<40} {limits}", "key rpm / tpm / rpd windows"),
-        format!("{:<40} {records}", "request records, spend, usage, tokens"),
+        format!(
+            "{:<40} {records}",
+            "records, spend, usage, tokens, conversations"
+        ),
         format!("{:<40} {local}", "budgets, console sessions"),
     ]
 }
