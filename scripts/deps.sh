@@ -22,6 +22,8 @@ if [ "${1:-build}" = test ]; then
   # Team mode's tests start their own Redis and PostgreSQL on loopback ports (the services
   # are not used).
   want+=(redis-server postgresql)
+  # The deployment recipe's unit is checked with `systemd-analyze verify`.
+  want+=(systemd)
 fi
 for p in "${want[@]}"; do
   # "installed", not merely known: a removed package keeps a `dpkg -s` entry (config-files).
