@@ -151,6 +151,69 @@ impl Reservation {
     }
 }
 
+impl Reservation {
+    /// One reservation that releases both.
+    pub fn join(self, other: Reservation) -> Reservation {
+        Reservation::new(move || {
+            drop(self);
+            drop(other);
+        })
+    }
+}
+
+/// Why the fleet's ledger did not hold a request's estimate.
+#[derive(Debug)]
+pub enum FleetRefusal {
+    /// A budget of the fleet would be broken.
+    Exceeded(Exceeded),
+    /// The fleet's ledger does not answer and budgets fail closed.
+    Unreachable(String),
+}
+
+/// The fleet-wide check of budgets (team mode), after this replica's own [`BudgetLedger`]
+/// reserved: `reserve` checks the fleet's settled spend and every replica's holds and adds
+/// this request's hold in one atomic step, so two replicas cannot both take the last dollar.
+/// When the engine does not answer it refuses ([`FleetRefusal::Unreachable`]) or, configured
+/// to fail open, holds nothing and lets the local check decide.
+pub trait FleetBudgets: Send + Sync {
+    fn reserve<'a>(
+        &'a self,
+        budgets: &'a [(String, Budget)],
+        scopes: &'a [String],
+        need: Spend,
+    ) -> futures_util::future::BoxFuture<'a, Result<Reservation, FleetRefusal>>;
+}
+
+/// The first limit of `budgets` covering `scopes` that `need` would break, given what each
+/// `(period index, scope)` has used (spent and held).
+pub fn first_exceeded_by(
+    budgets: &[(String, Budget)],
+    scopes: &[String],
+    need: Spend,
+    now: i64,
+    used: impl Fn(Period, &str) -> Spend,
+) -> Option<Exceeded> {
+    for (scope, b) in budgets.iter().filter(|(s, _)| scopes.contains(s)) {
+        for (period, unit, limit) in limits(b) {
+            let used = used(period, scope).amount(unit);
+            let needed = need.amount(unit);
+            // Strictly above: a request that lands exactly on the limit is allowed.
+            if used + needed > limit + 1e-12 {
+                return Some(Exceeded {
+                    scope: b.scope.to_string(),
+                    period,
+                    unit,
+                    limit,
+                    used,
+                    needed,
+                    resets_in_secs: seconds_to_reset(now, period),
+                });
+            }
+        }
+    }
+    None
+}
+
 impl Drop for Reservation {
     fn drop(&mut self) {
         if let Some(release) = self.release.take() {
@@ -185,6 +248,8 @@ pub trait BudgetLedger: Send + Sync {
     fn report(&self) -> Vec<serde_json::Value>;
     /// `fluxgate_budget_used_ratio` for `/metrics`.
     fn render_metrics(&self) -> String;
+    /// The budgets, each with its scope key.
+    fn budget_list(&self) -> Arc<Vec<(String, Budget)>>;
 }
 
 impl BudgetLedger for Ledger {
@@ -196,6 +261,10 @@ impl BudgetLedger for Ledger {
 
     fn has_budgets(&self) -> bool {
         !self.budgets.read().is_empty()
+    }
+
+    fn budget_list(&self) -> Arc<Vec<(String, Budget)>> {
+        self.budgets.read().clone()
     }
 
     /// Adds a finished request's spend to its scopes and announces crossed thresholds.
@@ -422,27 +491,14 @@ impl Ledger {
             inner.announced.retain(|(p, ..)| periods.contains(p));
             inner.day = periods[0].clone();
         }
-        for (scope, b) in budgets.iter().filter(|(s, _)| scopes.contains(s)) {
-            for (period, unit, limit) in limits(b) {
-                let pkey = &periods[period as usize];
-                let used = inner.spent_in(pkey, scope).amount(unit)
-                    + inner.reserved_in(pkey, scope).amount(unit);
-                let needed = need.amount(unit);
-                // Strictly above: a request that lands exactly on the limit is allowed.
-                if used + needed > limit + 1e-12 {
-                    return Some(Exceeded {
-                        scope: b.scope.to_string(),
-                        period,
-                        unit,
-                        limit,
-                        used,
-                        needed,
-                        resets_in_secs: seconds_to_reset(now, period),
-                    });
-                }
+        first_exceeded_by(budgets, scopes, need, now, |period, scope| {
+            let pkey = &periods[period as usize];
+            let (s, r) = (inner.spent_in(pkey, scope), inner.reserved_in(pkey, scope));
+            Spend {
+                usd: s.usd + r.usd,
+                tokens: s.tokens + r.tokens,
             }
-        }
-        None
+        })
     }
 }
 

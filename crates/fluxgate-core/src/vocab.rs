@@ -115,6 +115,9 @@ pub enum ErrorCode {
     StreamInterrupted,
     /// Sending would break a `[[budgets]]` limit; refused before it was sent.
     BudgetExceeded,
+    /// The fleet's budgets cannot be checked (team mode: PostgreSQL does not answer, and
+    /// `store.budgets_when_unreachable` is `closed`); refused before it was sent.
+    BudgetUnavailable,
     /// The router is shutting down.
     ShuttingDown,
     /// The user paused routing (tray or console); nothing is sent upstream until resumed.
@@ -129,7 +132,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 19] = [
+    pub const ALL: [ErrorCode; 20] = [
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
         ErrorCode::NoRoute,
@@ -144,6 +147,7 @@ impl ErrorCode {
         ErrorCode::AttemptsExhausted,
         ErrorCode::StreamInterrupted,
         ErrorCode::BudgetExceeded,
+        ErrorCode::BudgetUnavailable,
         ErrorCode::ShuttingDown,
         ErrorCode::Paused,
         ErrorCode::NotFound,
@@ -174,6 +178,7 @@ impl ErrorCode {
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::Paused => "routing_paused",
             ErrorCode::BudgetExceeded => "budget_exceeded",
+            ErrorCode::BudgetUnavailable => "budget_unavailable",
             ErrorCode::NotFound => "not_found",
             ErrorCode::Internal => "internal_error",
             ErrorCode::ClientClosed => "client_closed",
@@ -193,6 +198,7 @@ impl ErrorCode {
             ErrorCode::BudgetExceeded => 402,
             ErrorCode::AllKeysCooling
             | ErrorCode::KeychainUnavailable
+            | ErrorCode::BudgetUnavailable
             | ErrorCode::ShuttingDown
             | ErrorCode::Paused => 503,
             ErrorCode::UpstreamUnavailable
@@ -216,6 +222,7 @@ impl ErrorCode {
             }
             ErrorCode::AllKeysCooling
             | ErrorCode::KeychainUnavailable
+            | ErrorCode::BudgetUnavailable
             | ErrorCode::ShuttingDown
             | ErrorCode::Paused
             | ErrorCode::UpstreamUnavailable

@@ -13,7 +13,7 @@ use fluxgate_core::record::RequestRecord;
 use fluxgate_core::recorder::RecordSink;
 use fluxgate_core::secrets::{MemoryStore, SecretRef, SecretStore, SecretValue, Secrets};
 use fluxgate_core::store::Store;
-use fluxgate_core::team::{FleetLedger, LedgerError, SharedTokens};
+use fluxgate_core::team::{FleetLedger, LedgerError, SharedTokens, SCHEMA_VERSION};
 use fluxgate_core::tokens::TokenError;
 use fluxgate_testkit::servers::{PostgresServer, POSTGRES_PASSWORD};
 
@@ -33,6 +33,7 @@ fn target(pg: &PostgresServer) -> PostgresTarget {
     PostgresTarget {
         url: pg.url(),
         password: Some(SecretRef::Keychain),
+        budgets_fail_open: false,
     }
 }
 
@@ -96,7 +97,8 @@ async fn replicas_starting_together_apply_the_schema_once() {
         .iter()
         .map(|r| r.get(0))
         .collect();
-    assert_eq!(versions, vec![1, 2, 3]);
+    let expected: Vec<i64> = (1..=SCHEMA_VERSION).collect();
+    assert_eq!(versions, expected, "every version applied exactly once");
     // A later start finds nothing to do.
     ledger(&pg).await;
     let n: i64 = c
@@ -104,7 +106,7 @@ async fn replicas_starting_together_apply_the_schema_once() {
         .await
         .expect("count")
         .get(0);
-    assert_eq!(n, 3);
+    assert_eq!(n, SCHEMA_VERSION);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -692,3 +692,100 @@ async fn a_conversation_started_on_one_replica_continues_on_another() {
     assert_eq!(fourth.status(), 200);
     assert_eq!(last_chat_texts(&fake).len(), 7);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_budget_is_not_overspent_by_three_replicas_racing_for_its_last_tokens() {
+    let pg = PostgresServer::start();
+    // Each answer of the fake reports 18 tokens; 180 a day fit ten answers.
+    let engines = format!(
+        "{}\n[[budgets]]\ndaily_tokens = 180\n",
+        postgres_section(&pg)
+    );
+    let (fake, config, keys) = fleet_setup(&engines, "").await;
+    let replicas = std::sync::Arc::new([
+        replica(&config, &keys),
+        replica(&config, &keys),
+        replica(&config, &keys),
+    ]);
+    let mut clients = Vec::new();
+    for i in 0..9 {
+        let replicas = replicas.clone();
+        clients.push(tokio::spawn(async move {
+            let r = &replicas[i % 3];
+            let mut statuses = Vec::new();
+            for _ in 0..4 {
+                let status = http()
+                    .post(format!("{}/v1/chat/completions", r.base))
+                    .bearer_auth(&r.token)
+                    .json(&serde_json::json!({
+                        "model": "m",
+                        "max_tokens": 8,
+                        "messages": [{"role": "user", "content": "hi"}],
+                    }))
+                    .send()
+                    .await
+                    .expect("send")
+                    .status()
+                    .as_u16();
+                statuses.push(status);
+            }
+            statuses
+        }));
+    }
+    let mut statuses = Vec::new();
+    for c in clients {
+        statuses.extend(c.await.expect("client"));
+    }
+    let served = statuses.iter().filter(|s| **s == 200).count();
+    let refused = statuses.iter().filter(|s| **s == 402).count();
+    assert_eq!(served + refused, 36, "{statuses:?}");
+    let spent = 18 * (fake.count("k1") + fake.count("k2"));
+    assert_eq!(spent, 18 * served);
+    // Each replica alone would have let ten through (30 in all); the fleet stops at the
+    // limit, overshooting by at most one request.
+    assert!(
+        spent <= 180 + 18,
+        "{served} answers spent {spent} tokens of 180"
+    );
+    assert!(served >= 8, "only {served} answers for a budget of ten");
+    // Every hold was released with its record.
+    for r in replicas.iter() {
+        assert!(wait_for_metrics(r, &["fluxgate_fleet_records_pending 0"], 50).await);
+    }
+    let budgets = admin_get(&replicas[0], "/admin/api/budgets").await;
+    assert!(
+        budgets["budgets"][0]["daily"]["tokens"].as_u64().is_some(),
+        "{budgets}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_postgres_budgeted_requests_fail_closed_or_open_as_configured() {
+    let mut pg = PostgresServer::start();
+    let engines = format!(
+        "{}\n[[budgets]]\ndaily_tokens = 100000\n",
+        postgres_section(&pg)
+    );
+    let (_fake, closed_config, keys) = fleet_setup(&engines, "").await;
+    let open_config = closed_config.replace(
+        "postgres_password =",
+        "budgets_when_unreachable = \"open\"\npostgres_password =",
+    );
+    assert_ne!(open_config, closed_config);
+    let closed = replica(&closed_config, &keys);
+    let opened = replica(&open_config, &keys);
+    assert_eq!(chat(&closed, false).await.status(), 200);
+    assert_eq!(chat(&opened, false).await.status(), 200);
+    pg.stop();
+    let refused = chat(&closed, false).await;
+    assert_eq!(refused.status(), 503);
+    let body: serde_json::Value = refused.json().await.expect("json");
+    assert_eq!(body["error"]["type"], "budget_unavailable", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("budgets_when_unreachable")),
+        "{body}"
+    );
+    assert_eq!(chat(&opened, false).await.status(), 200);
+}

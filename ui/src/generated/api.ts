@@ -5,7 +5,7 @@ export type KeyStatus = "healthy" | "cooling" | "probing" | "dead" | "disabled";
 
 export type ErrorClass = "auth_failed" | "quota_exhausted" | "rate_limited" | "upstream_unavailable" | "request_invalid";
 
-export type ErrorCode = "unauthorized" | "forbidden" | "no_route" | "invalid_request" | "request_invalid" | "payload_too_large" | "request_timeout" | "all_keys_cooling" | "keychain_unavailable" | "upstream_unavailable" | "upstream_timeout" | "attempts_exhausted" | "stream_interrupted" | "budget_exceeded" | "shutting_down" | "routing_paused" | "not_found" | "internal_error" | "client_closed";
+export type ErrorCode = "unauthorized" | "forbidden" | "no_route" | "invalid_request" | "request_invalid" | "payload_too_large" | "request_timeout" | "all_keys_cooling" | "keychain_unavailable" | "upstream_unavailable" | "upstream_timeout" | "attempts_exhausted" | "stream_interrupted" | "budget_exceeded" | "budget_unavailable" | "shutting_down" | "routing_paused" | "not_found" | "internal_error" | "client_closed";
 
 export type KeyHealth = { provider: string, key_id: string, status: KeyStatus, reason: ErrorClass | null, last_status: number | null, last_message: string | null, 
 /**

@@ -285,6 +285,9 @@ pub struct PostgresTarget {
     /// `postgres://user@host:port/database[?sslmode=disable|prefer|require]`, as written.
     pub url: String,
     pub password: Option<SecretRef>,
+    /// While PostgreSQL does not answer, budgeted requests go ahead on each replica's own
+    /// spend (`budgets_when_unreachable = "open"`) instead of being refused (the default).
+    pub budgets_fail_open: bool,
 }
 
 impl PostgresTarget {

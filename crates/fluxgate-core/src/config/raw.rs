@@ -80,6 +80,9 @@ pub struct RawStore {
     pub postgres: Option<String>,
     /// A secret reference (`env:NAME`, `file:PATH`, `keychain`) for PostgreSQL's password.
     pub postgres_password: Option<String>,
+    /// `"closed"` (the default: refuse budgeted requests) or `"open"` (let each replica's own
+    /// spend decide) while PostgreSQL does not answer.
+    pub budgets_when_unreachable: Option<String>,
 }
 
 /// `[state]`: shared engines. Absent: everything stays in this process (the default).

@@ -301,8 +301,12 @@ fn store_names_a_postgres_with_a_user_and_no_password_in_its_url() {
     assert!(p.tls());
     assert_eq!(p.password, Some(SecretRef::File("/run/secrets/pg".into())));
     assert!(c.shared.redis.is_none(), "the engines are independent");
-    let c = load("[store]\npostgres = \"postgresql://u@127.0.0.1/db\"\n").expect("valid");
-    assert!(!c.shared.postgres.expect("postgres").tls());
+    assert!(!p.budgets_fail_open, "budgets fail closed by default");
+    let c = load("[store]\npostgres = \"postgresql://u@127.0.0.1/db\"\nbudgets_when_unreachable = \"open\"\n")
+        .expect("valid");
+    let p = c.shared.postgres.expect("postgres");
+    assert!(!p.tls());
+    assert!(p.budgets_fail_open);
 
     let cases = [
         // A password in the URL, or pasted as the reference, is refused without quoting it.
@@ -342,6 +346,11 @@ fn store_names_a_postgres_with_a_user_and_no_password_in_its_url() {
             "\u{0}",
         ),
         ("postgress = \"postgres://u@h/d\"", "postgress", "\u{0}"),
+        (
+            "postgres = \"postgres://u@h/d\"\nbudgets_when_unreachable = \"maybe\"",
+            "store.budgets_when_unreachable",
+            "\u{0}",
+        ),
     ];
     for (body, key, never) in cases {
         let err = load(&format!("[store]\n{body}\n"))

@@ -247,7 +247,7 @@ fn postgres_target(
     raw: super::raw::RawStore,
 ) -> Result<Option<super::PostgresTarget>, ConfigError> {
     let Some(url) = raw.postgres else {
-        if raw.postgres_password.is_some() {
+        if raw.postgres_password.is_some() || raw.budgets_when_unreachable.is_some() {
             return Err(ConfigError::invalid(
                 "store.postgres_password",
                 "is set but `store.postgres` is not; add \
@@ -302,7 +302,19 @@ fn postgres_target(
         ));
     }
     let password = password_ref("store.postgres_password", raw.postgres_password.as_deref())?;
-    Ok(Some(super::PostgresTarget { url, password }))
+    let budgets_fail_open = match raw.budgets_when_unreachable.as_deref() {
+        None | Some("closed") => false,
+        Some("open") => true,
+        Some(_) => return Err(ConfigError::invalid(
+            "store.budgets_when_unreachable",
+            "must be \"closed\" (refuse budgeted requests while PostgreSQL is away) or \"open\"",
+        )),
+    };
+    Ok(Some(super::PostgresTarget {
+        url,
+        password,
+        budgets_fail_open,
+    }))
 }
 
 fn webhook(i: usize, w: super::raw::RawWebhook) -> Result<super::Webhook, ConfigError> {

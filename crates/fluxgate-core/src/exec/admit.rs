@@ -6,7 +6,7 @@
 use tokio::time::Instant;
 
 use super::Executor;
-use crate::budgets::{Exceeded, Reservation, Spend};
+use crate::budgets::{Exceeded, FleetRefusal, Reservation, Spend};
 use crate::record::RequestRecord;
 use crate::routing::{Candidate, LimitHit};
 
@@ -14,6 +14,8 @@ use crate::routing::{Candidate, LimitHit};
 pub(super) enum Refused {
     Budget(Exceeded),
     Limit(LimitHit),
+    /// The fleet's budgets cannot be checked and fail closed.
+    BudgetUnavailable(String),
 }
 
 impl Executor {
@@ -37,7 +39,22 @@ impl Executor {
                 usd: cand.est_cost.unwrap_or(0.0),
                 tokens: cand.est_tokens,
             };
-            reservation = Some(ledger.reserve(&scopes, need).map_err(Refused::Budget)?);
+            let mut held = ledger.reserve(&scopes, need).map_err(Refused::Budget)?;
+            if let Some(fleet) = &self.fleet_budgets {
+                let budgets = ledger.budget_list();
+                if budgets.iter().any(|(s, _)| scopes.contains(s)) {
+                    let fleet_hold =
+                        fleet
+                            .reserve(&budgets, &scopes, need)
+                            .await
+                            .map_err(|r| match r {
+                                FleetRefusal::Exceeded(e) => Refused::Budget(e),
+                                FleetRefusal::Unreachable(why) => Refused::BudgetUnavailable(why),
+                            })?;
+                    held = held.join(fleet_hold);
+                }
+            }
+            reservation = Some(held);
         }
         if cand.limits.any() {
             self.windows

@@ -149,6 +149,8 @@ pub struct Executor {
     windows: Arc<dyn RateWindows>,
     /// Spending per scope (budgets), shared with the request log that settles it.
     ledger: Option<Arc<dyn BudgetLedger>>,
+    /// The fleet's check of budgets (team mode), after the local one.
+    fleet_budgets: Option<Arc<dyn crate::budgets::FleetBudgets>>,
     /// Set at the end of a shutdown's drain: streams still running end with an error event.
     cut: tokio::sync::watch::Sender<bool>,
 }
@@ -173,6 +175,7 @@ impl Executor {
             signals: signals.clone(),
             windows: signals,
             ledger,
+            fleet_budgets: None,
             router: RwLock::new(router),
             health,
             secrets,
@@ -208,6 +211,12 @@ impl Executor {
     /// this process's own.
     pub fn with_windows(mut self, windows: Arc<dyn RateWindows>) -> Self {
         self.windows = windows;
+        self
+    }
+
+    /// Checks budgets against the fleet's spend too (team mode).
+    pub fn with_fleet_budgets(mut self, fleet: Arc<dyn crate::budgets::FleetBudgets>) -> Self {
+        self.fleet_budgets = Some(fleet);
         self
     }
 

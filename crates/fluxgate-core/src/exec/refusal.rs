@@ -22,6 +22,14 @@ impl Executor {
         err
     }
 
+    /// The typed error when the fleet's budgets cannot be checked and fail closed.
+    pub(super) fn budget_unavailable(why: &str) -> ProxyError {
+        ProxyError::new(
+            ErrorCode::BudgetUnavailable,
+            format!("refused before sending: the fleet's budgets cannot be checked ({why}); `store.budgets_when_unreachable = \"open\"` lets requests through meanwhile, on each replica's own spend"),
+        )
+    }
+
     pub(super) fn publish_route_unavailable(&self, plan: &Plan, retry_after_secs: u64) {
         tracing::warn!(route = %plan.route, retry_after_secs, "no key available for the route");
         self.events.publish(Event::RouteUnavailable {

@@ -66,6 +66,9 @@ impl Executor {
                     state.over_budget(e);
                     continue;
                 }
+                Err(admit::Refused::BudgetUnavailable(why)) => {
+                    return RoundEnd::Exit(Exit::Refused(Self::budget_unavailable(&why)));
+                }
                 Err(admit::Refused::Limit(hit)) => {
                     tracing::info!(request_id = %req.request_id, provider = %cand.provider, key = %cand.key_id, limit = hit.limit, "key at its local limit; skipping it");
                     continue;

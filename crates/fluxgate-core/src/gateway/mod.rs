@@ -153,6 +153,9 @@ impl Gateway {
         if let Some(t) = &team {
             executor = executor.with_windows(t.windows.clone());
         }
+        if let Some(l) = &ledger {
+            executor = executor.with_fleet_budgets(Arc::new(l.clone()));
+        }
         let tokens = Arc::new(ClientTokens::new(
             tokens.unwrap_or_else(|| Arc::new(store.clone())),
         ));

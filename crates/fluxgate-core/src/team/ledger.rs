@@ -95,7 +95,22 @@ const MIGRATIONS: &[&str] = &[
         items text NOT NULL
     );
     CREATE INDEX fluxgate_responses_created ON fluxgate_responses (created_ms);",
+    // 4: budget holds of requests in flight on any replica (released with their record's
+    // spend, or when they expire after a replica died).
+    "CREATE TABLE fluxgate_budget_holds (
+        hold text NOT NULL,
+        period text NOT NULL,
+        scope text NOT NULL,
+        usd double precision NOT NULL,
+        tokens bigint NOT NULL,
+        expires_ms bigint NOT NULL
+    );
+    CREATE INDEX fluxgate_budget_holds_scope ON fluxgate_budget_holds (period, scope);
+    CREATE INDEX fluxgate_budget_holds_hold ON fluxgate_budget_holds (hold);",
 ];
+
+/// The schema version this build writes (its number of migrations).
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Why a replica cannot use the fleet's ledger; each says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -139,6 +154,13 @@ pub struct FleetLedger {
     next_seq: AtomicU64,
     dropped: AtomicU64,
     wake: tokio::sync::Notify,
+    /// Budget holds to release with the next batch (their requests have ended).
+    releases: Mutex<Vec<String>>,
+    /// Idle connections for budget reservations (each runs its own transaction).
+    pool: Mutex<Vec<Client>>,
+    next_hold: AtomicU64,
+    /// Budgeted requests go ahead on local spend while PostgreSQL is away.
+    budgets_fail_open: bool,
     /// Scrubs the password from error texts.
     redactor: Option<crate::secrets::SecretValue>,
 }
@@ -187,6 +209,10 @@ impl FleetLedger {
             next_seq: AtomicU64::new(0),
             dropped: AtomicU64::new(0),
             wake: tokio::sync::Notify::new(),
+            releases: Mutex::new(Vec::new()),
+            pool: Mutex::new(Vec::new()),
+            next_hold: AtomicU64::new(0),
+            budgets_fail_open: target.budgets_fail_open,
             redactor,
         };
         let client = match tokio::time::timeout(CONNECT_TIMEOUT, ledger.open()).await {
@@ -243,7 +269,7 @@ impl FleetLedger {
             url: self.url.to_string(),
             reason: self.scrub(&e),
         };
-        let known = MIGRATIONS.len() as i64;
+        let known = SCHEMA_VERSION;
         let mut too_new = None;
         in_transaction(client, async {
             client
@@ -297,7 +323,7 @@ impl FleetLedger {
 
     /// Records waiting for PostgreSQL (queued or being written).
     pub fn pending(&self) -> usize {
-        self.queue.lock().len() + self.writing.load(Ordering::Relaxed)
+        self.queue.lock().len() + self.writing.load(Ordering::Relaxed) + self.releases.lock().len()
     }
 
     /// Records that did not fit in the queue while PostgreSQL was away.
@@ -376,18 +402,23 @@ impl FleetLedger {
     /// front of the queue and the error is returned (the caller waits before trying again).
     async fn write_pending(&self) -> Result<(), ()> {
         loop {
+            // Releases first: a request's record is queued before its reservation ends, so
+            // every hold taken here has its record in the queue drained below (unless more
+            // than a batch waits), and the hold goes in the transaction that adds its spend.
+            let releases = std::mem::take(&mut *self.releases.lock());
             let batch: Vec<Queued> = {
                 let mut q = self.queue.lock();
                 let n = q.len().min(BATCH);
                 self.writing.fetch_add(n, Ordering::Relaxed);
                 q.drain(..n).collect()
             };
-            if batch.is_empty() {
+            if batch.is_empty() && releases.is_empty() {
                 return Ok(());
             }
             let result = match self.connection().await {
                 Ok(client) => {
-                    match tokio::time::timeout(QUERY_TIMEOUT, self.insert(&client, &batch)).await {
+                    let write = self.insert(&client, &batch, &releases);
+                    match tokio::time::timeout(QUERY_TIMEOUT, write).await {
                         Ok(Ok(())) => Ok(()),
                         Ok(Err(e)) => Err(self.scrub(&e)),
                         Err(_) => Err(format!("no answer within {} s", QUERY_TIMEOUT.as_secs())),
@@ -408,6 +439,7 @@ impl FleetLedger {
                             q.push_front(r);
                         }
                     }
+                    self.releases.lock().extend(releases);
                     self.writing.fetch_sub(n, Ordering::Relaxed);
                     self.lost("request records", &reason).await;
                     return Err(());
@@ -416,9 +448,15 @@ impl FleetLedger {
         }
     }
 
-    /// One batch and its spend in one transaction. Records already written (a retry after a
-    /// lost acknowledgement) are skipped, and so is their spend.
-    async fn insert(&self, client: &Client, batch: &[Queued]) -> Result<(), tokio_postgres::Error> {
+    /// One batch, its spend and the release of ended requests' budget holds in one
+    /// transaction. Records already written (a retry after a lost acknowledgement) are
+    /// skipped, and so is their spend.
+    async fn insert(
+        &self,
+        client: &Client,
+        batch: &[Queued],
+        releases: &[String],
+    ) -> Result<(), tokio_postgres::Error> {
         let col = |f: &dyn Fn(&RequestRecord) -> Option<String>| -> Vec<Option<String>> {
             batch.iter().map(|q| f(&q.record)).collect()
         };
@@ -503,6 +541,14 @@ impl FleetLedger {
                          ON CONFLICT (period, scope) DO UPDATE
                          SET usd = fluxgate_spend.usd + excluded.usd, tokens = fluxgate_spend.tokens + excluded.tokens",
                         &[&periods, &scopes, &usd, &tokens],
+                    )
+                    .await?;
+            }
+            if !releases.is_empty() {
+                client
+                    .execute(
+                        "DELETE FROM fluxgate_budget_holds WHERE hold = ANY($1) OR expires_ms < $2",
+                        &[&releases, &crate::clock::now_ms()],
                     )
                     .await?;
             }
@@ -665,6 +711,50 @@ impl FleetLedger {
                 .collect())
         })
         .await
+    }
+
+    /// A connection of its own for a transaction (an idle one, or a new one).
+    pub(super) async fn checkout(&self) -> Result<Client, String> {
+        loop {
+            let Some(c) = self.pool.lock().pop() else {
+                break;
+            };
+            if !c.is_closed() {
+                return Ok(c);
+            }
+        }
+        match tokio::time::timeout(CONNECT_TIMEOUT, self.open()).await {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(e)) => Err(self.scrub(&e)),
+            Err(_) => Err(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())),
+        }
+    }
+
+    /// Returns a connection after a transaction that ended cleanly.
+    pub(super) fn checkin(&self, c: Client) {
+        let mut pool = self.pool.lock();
+        if pool.len() < 4 && !c.is_closed() {
+            pool.push(c);
+        }
+    }
+
+    /// A new id for a budget hold (unique across the fleet).
+    pub(super) fn new_hold_id(&self) -> String {
+        format!(
+            "{}-{}",
+            self.replica,
+            self.next_hold.fetch_add(1, Ordering::Relaxed)
+        )
+    }
+
+    /// Releases a hold with the next batch of records (the request's own record, queued
+    /// before its reservation ends, adds its spend in the same transaction or an earlier one).
+    pub(super) fn release_hold(&self, hold: String) {
+        self.releases.lock().push(hold);
+    }
+
+    pub(super) fn budgets_fail_open(&self) -> bool {
+        self.budgets_fail_open
     }
 
     /// The queue's gauges for `/metrics`.

@@ -21,6 +21,7 @@
 //! any replica (see `conversations.rs`).
 //! Secrets never go to PostgreSQL either.
 
+mod budgets;
 mod conversations;
 mod engine;
 mod health;
@@ -32,7 +33,7 @@ mod windows;
 pub use conversations::SharedConversations;
 pub use engine::{Engine, EngineStatus, TeamError};
 pub use health::SharedHealth;
-pub use ledger::{FleetLedger, LedgerError, QUEUE_BOUND};
+pub use ledger::{FleetLedger, LedgerError, QUEUE_BOUND, SCHEMA_VERSION};
 pub use tokens::SharedTokens;
 pub use windows::SharedWindows;
 

@@ -69,7 +69,16 @@ pub fn shared_lines(config: &Config) -> Vec<String> {
             "{:<40} {records}",
             "records, spend, usage, tokens, conversations"
         ),
-        format!("{:<40} {local}", "budgets, console sessions"),
+        format!(
+            "{:<40} {}",
+            "budget checks",
+            if config.shared.postgres.is_some() {
+                "the fleet's spend and requests in flight, in PostgreSQL"
+            } else {
+                local
+            }
+        ),
+        format!("{:<40} {local}", "console sessions"),
     ]
 }
 

@@ -1,0 +1,174 @@
+//! Budgets of the whole fleet, on PostgreSQL: [`FleetLedger`] is the [`FleetBudgets`] gate a
+//! budgeted request passes after this replica's own ledger.
+//!
+//! A reservation is one transaction on a connection of its own: advisory locks on each
+//! budgeted scope the request falls under (taken in sorted order, so two reservations cannot
+//! deadlock), then the fleet's settled spend (`fluxgate_spend`) and every replica's live holds
+//! (`fluxgate_budget_holds`) for today and this month, the check, and this request's hold.
+//! Two replicas reserving the last dollar at once are thus ordered, and the second sees the
+//! first's hold. A hold is released in the same transaction that adds its request's spend
+//! (`ledger.rs`), and expires after [`HOLD_TTL`] if its replica died. So a budget is overspent
+//! by at most what one request spends beyond its estimate.
+//!
+//! This puts a round trip on budgeted requests only (those a `[[budgets]]` entry covers);
+//! when PostgreSQL does not answer within [`WAIT`] they are refused with
+//! `budget_unavailable`, or with `budgets_when_unreachable = "open"` decided on this replica's
+//! own spend.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use futures_util::FutureExt;
+use tokio_postgres::Client;
+
+use super::ledger::{in_transaction, FleetLedger};
+use crate::budgets::{first_exceeded_by, FleetBudgets, FleetRefusal, Period, Reservation, Spend};
+use crate::config::Budget;
+use crate::record::periods;
+
+/// How long a hold outlives a replica that died before releasing it.
+pub const HOLD_TTL: Duration = Duration::from_secs(15 * 60);
+/// How long a request waits for the fleet's budgets.
+pub const WAIT: Duration = Duration::from_secs(1);
+
+impl FleetBudgets for Arc<FleetLedger> {
+    fn reserve<'a>(
+        &'a self,
+        budgets: &'a [(String, Budget)],
+        scopes: &'a [String],
+        need: Spend,
+    ) -> BoxFuture<'a, Result<Reservation, FleetRefusal>> {
+        async move {
+            let result = match tokio::time::timeout(WAIT, self.hold(budgets, scopes, need)).await {
+                Ok(r) => r,
+                Err(_) => Err(format!("no answer within {} ms", WAIT.as_millis())),
+            };
+            match result {
+                Ok(Ok(hold)) => {
+                    self.status().answered();
+                    let ledger = Arc::downgrade(self);
+                    Ok(Reservation::new(move || {
+                        if let Some(l) = ledger.upgrade() {
+                            l.release_hold(hold);
+                        }
+                    }))
+                }
+                Ok(Err(e)) => {
+                    self.status().answered();
+                    Err(FleetRefusal::Exceeded(e))
+                }
+                Err(reason) => {
+                    self.status().failed("budgets", &reason);
+                    if self.budgets_fail_open() {
+                        Ok(Reservation::new(|| {}))
+                    } else {
+                        Err(FleetRefusal::Unreachable(format!(
+                            "PostgreSQL at {}: {reason}",
+                            self.url()
+                        )))
+                    }
+                }
+            }
+        }
+        .boxed()
+    }
+}
+
+impl FleetLedger {
+    /// The reservation's transaction: `Ok(Ok(hold id))`, `Ok(Err(exceeded))`, or why
+    /// PostgreSQL did not answer.
+    async fn hold(
+        &self,
+        budgets: &[(String, Budget)],
+        scopes: &[String],
+        need: Spend,
+    ) -> Result<Result<String, crate::budgets::Exceeded>, String> {
+        let mut covered: Vec<String> = budgets
+            .iter()
+            .filter(|(s, _)| scopes.contains(s))
+            .map(|(s, _)| s.clone())
+            .collect();
+        covered.sort();
+        covered.dedup();
+        let now = crate::clock::now_ms();
+        let [day, month] = periods(now);
+        let hold = self.new_hold_id();
+        let client = self.checkout().await?;
+        let outcome = in_transaction(
+            &client,
+            transaction(&client, budgets, &covered, need, now, [&day, &month], &hold),
+        )
+        .await;
+        match outcome {
+            Ok(r) => {
+                self.checkin(client);
+                Ok(r.map(|()| hold))
+            }
+            Err(e) => Err(self.scrub(&e)),
+        }
+    }
+}
+
+async fn transaction(
+    c: &Client,
+    budgets: &[(String, Budget)],
+    covered: &[String],
+    need: Spend,
+    now: i64,
+    [day, month]: [&String; 2],
+    hold: &str,
+) -> Result<Result<(), crate::budgets::Exceeded>, tokio_postgres::Error> {
+    for scope in covered {
+        c.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 7305))",
+            &[&format!("fluxgate-budget:{scope}")],
+        )
+        .await?;
+    }
+    let periods = vec![day.clone(), month.clone()];
+    let mut used: HashMap<(String, String), Spend> = HashMap::new();
+    let spent = c
+        .query(
+            "SELECT period, scope, usd, tokens FROM fluxgate_spend WHERE period = ANY($1) AND scope = ANY($2)",
+            &[&periods, &covered],
+        )
+        .await?;
+    let held = c
+        .query(
+            "SELECT period, scope, SUM(usd)::float8, SUM(tokens)::bigint FROM fluxgate_budget_holds
+             WHERE period = ANY($1) AND scope = ANY($2) AND expires_ms > $3 GROUP BY period, scope",
+            &[&periods, &covered, &now],
+        )
+        .await?;
+    for row in spent.iter().chain(held.iter()) {
+        let e = used.entry((row.get(0), row.get(1))).or_default();
+        e.usd += row.get::<_, f64>(2);
+        e.tokens += row.get::<_, i64>(3).max(0) as u64;
+    }
+    let exceeded = first_exceeded_by(budgets, covered, need, now, |period, scope| {
+        let p = match period {
+            Period::Daily => day,
+            Period::Monthly => month,
+        };
+        used.get(&(p.clone(), scope.to_string()))
+            .copied()
+            .unwrap_or_default()
+    });
+    if let Some(e) = exceeded {
+        return Ok(Err(e));
+    }
+    let expires = now + HOLD_TTL.as_millis() as i64;
+    let tokens = need.tokens as i64;
+    for period in [day, month] {
+        for scope in covered {
+            c.execute(
+                "INSERT INTO fluxgate_budget_holds (hold, period, scope, usd, tokens, expires_ms) VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&hold, period, scope, &need.usd, &tokens, &expires],
+            )
+            .await?;
+        }
+    }
+    Ok(Ok(()))
+}
