@@ -62,7 +62,7 @@ pub const SESSION_COOKIE: &str = "fluxgate_console";
 /// The header that carries the session's secret.
 pub const SESSION_HEADER: &str = "x-fluxgate-session";
 
-fn digest32(s: &str) -> [u8; 32] {
+pub(crate) fn digest32(s: &str) -> [u8; 32] {
     Sha256::digest(s.as_bytes()).into()
 }
 

@@ -12,8 +12,9 @@ use fluxgate_core::config::PostgresTarget;
 use fluxgate_core::record::RequestRecord;
 use fluxgate_core::recorder::RecordSink;
 use fluxgate_core::secrets::{MemoryStore, SecretRef, SecretStore, SecretValue, Secrets};
+use fluxgate_core::sessions::SessionStore;
 use fluxgate_core::store::Store;
-use fluxgate_core::team::{FleetLedger, LedgerError, SharedTokens, SCHEMA_VERSION};
+use fluxgate_core::team::{FleetLedger, LedgerError, SharedSessions, SharedTokens, SCHEMA_VERSION};
 use fluxgate_core::tokens::TokenError;
 use fluxgate_testkit::servers::{PostgresServer, POSTGRES_PASSWORD};
 
@@ -321,4 +322,49 @@ fn without_postgres_known_tokens_still_work_and_changes_are_refused_with_a_reaso
         made.is_some(),
         "creating works again once PostgreSQL is back"
     );
+}
+
+fn replica_sessions(pg: &PostgresServer) -> (Arc<SharedSessions>, tokio::runtime::Runtime) {
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let ledger = rt.block_on(ledger(pg));
+    (SharedSessions::open(&ledger).expect("sessions"), rt)
+}
+
+#[test]
+fn a_console_session_is_the_fleets_and_signing_out_ends_it_everywhere_within_a_second() {
+    let pg = PostgresServer::start();
+    let (a, _ra) = replica_sessions(&pg);
+    let (b, _rb) = replica_sessions(&pg);
+    // A login link made on A opens the console on B, once.
+    let code = a.new_code();
+    let session = b.redeem(&code).expect("redeemed on another replica");
+    assert!(
+        a.redeem(&code).is_none(),
+        "a code works once across the fleet"
+    );
+    assert!(
+        b.valid(&session.id, &session.secret),
+        "at once where it opened"
+    );
+    let seen = within(|| a.valid(&session.id, &session.secret)).expect("A never saw it");
+    assert!(seen < Duration::from_secs(1), "{seen:?}");
+    assert!(!a.valid(&session.id, "not-the-secret"));
+    b.end(&session.id);
+    assert!(!b.valid(&session.id, &session.secret));
+    let gone = within(|| !a.valid(&session.id, &session.secret)).expect("A keeps it");
+    assert!(gone < Duration::from_secs(1), "{gone:?}");
+    assert!(b.redeem("0000").is_none());
+    // Only digests are stored.
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let stored: Vec<Vec<u8>> = rt.block_on(async {
+        psql(&pg)
+            .await
+            .query("SELECT digest FROM fluxgate_console_codes UNION ALL SELECT id FROM fluxgate_console_sessions", &[])
+            .await
+            .expect("rows")
+            .iter()
+            .map(|r| r.get(0))
+            .collect()
+    });
+    assert!(stored.iter().all(|d| d.len() == 32 && d != code.as_bytes()));
 }

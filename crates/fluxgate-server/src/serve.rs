@@ -103,7 +103,7 @@ pub fn serve_with(
         allow: AllowList::for_port(addr.port(), allow_lan),
         shutting_down: AtomicBool::new(false),
         public_addr: addr,
-        sessions: Box::new(fluxgate_core::sessions::ConsoleSessions::new()),
+        sessions: gateway.sessions.clone(),
         identity,
         data_dir,
     });

@@ -23,7 +23,7 @@ pub struct AppState {
     /// The address clients use (the bound one).
     pub public_addr: SocketAddr,
     /// Console login codes and sessions.
-    pub sessions: Box<dyn SessionStore>,
+    pub sessions: std::sync::Arc<dyn SessionStore>,
     /// What proves this server to the CLI (`DATA_DIR/runtime.json`).
     pub identity: fluxgate_core::runtime::ServerIdentity,
     /// Where `runtime.json` is written.

@@ -21,9 +21,12 @@ use crate::health::{run_scheduler, HealthRegistry, Policy};
 use crate::recorder::Recorder;
 use crate::routing::Router;
 use crate::secrets::Secrets;
+use crate::sessions::{ConsoleSessions, SessionStore};
 use crate::store::{Conversations, TokenRows};
 use crate::store::{Store, StoreError};
-use crate::team::{FleetLedger, LedgerError, SharedConversations, SharedTokens, Team, TeamError};
+use crate::team::{
+    FleetLedger, LedgerError, SharedConversations, SharedSessions, SharedTokens, Team, TeamError,
+};
 use crate::tokens::ClientTokens;
 
 /// Why a gateway could not open: its store, or the fleet's shared state.
@@ -44,6 +47,7 @@ struct Fleet {
     ledger: Option<Arc<FleetLedger>>,
     tokens: Option<Arc<dyn TokenRows>>,
     conversations: Option<Arc<dyn Conversations>>,
+    sessions: Option<Arc<dyn SessionStore>>,
 }
 
 /// A running router's shared parts.
@@ -53,6 +57,8 @@ pub struct Gateway {
     pub health: Arc<HealthRegistry>,
     pub executor: Arc<Executor>,
     pub tokens: Arc<ClientTokens>,
+    /// Console logins (the fleet's in team mode with `[store] postgres`).
+    pub sessions: Arc<dyn SessionStore>,
     pub events: EventBus,
     pub log: Recorder,
     /// The fleet's shared state, when `[state]` names an engine (team mode).
@@ -93,13 +99,16 @@ impl Gateway {
             let (l, local) = (ledger.clone(), store.clone());
             // The token worker's first read and the adoption of this machine's tokens block;
             // keep them off the runtime.
-            let tokens = tokio::task::spawn_blocking(move || SharedTokens::open(&l, &local))
-                .await
-                .map_err(|e| LedgerError::Query {
-                    url: target.url.clone(),
-                    reason: e.to_string(),
-                })??;
+            let (tokens, sessions) = tokio::task::spawn_blocking(move || {
+                Ok::<_, LedgerError>((SharedTokens::open(&l, &local)?, SharedSessions::open(&l)?))
+            })
+            .await
+            .map_err(|e| LedgerError::Query {
+                url: target.url.clone(),
+                reason: e.to_string(),
+            })??;
             fleet.tokens = Some(tokens);
+            fleet.sessions = Some(sessions);
             fleet.conversations =
                 Some(SharedConversations::open(&ledger, Arc::new(store.clone()))?);
             fleet.ledger = Some(ledger);
@@ -119,6 +128,7 @@ impl Gateway {
             ledger,
             tokens,
             conversations,
+            sessions,
         } = fleet;
         let events = EventBus::new();
         let backend: Arc<dyn crate::health::HealthBackend> = match &team {
@@ -165,6 +175,7 @@ impl Gateway {
             health,
             executor: Arc::new(executor),
             tokens,
+            sessions: sessions.unwrap_or_else(|| Arc::new(ConsoleSessions::new())),
             events,
             log,
             team,

@@ -107,6 +107,15 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX fluxgate_budget_holds_scope ON fluxgate_budget_holds (period, scope);
     CREATE INDEX fluxgate_budget_holds_hold ON fluxgate_budget_holds (hold);",
+    // 5: console login codes and sessions (SHA-256 digests only) and their version.
+    "CREATE TABLE fluxgate_console_codes (digest bytea PRIMARY KEY, created_ms bigint NOT NULL);
+    CREATE TABLE fluxgate_console_sessions (
+        id bytea PRIMARY KEY,
+        secret bytea NOT NULL,
+        started_ms bigint NOT NULL
+    );
+    CREATE TABLE fluxgate_sessions_version (id integer PRIMARY KEY, version bigint NOT NULL);
+    INSERT INTO fluxgate_sessions_version (id, version) VALUES (1, 0);",
 ];
 
 /// The schema version this build writes (its number of migrations).

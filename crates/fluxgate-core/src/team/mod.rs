@@ -18,7 +18,8 @@
 //! [`SharedTokens`] keeps the fleet's client tokens there, so a token made on one replica
 //! works on all and a revoked one stops everywhere within a second (see `tokens.rs`), and
 //! [`SharedConversations`] keeps emulated Responses conversations there, so a turn can land on
-//! any replica (see `conversations.rs`).
+//! any replica (see `conversations.rs`); console sessions ([`SharedSessions`]) and budget
+//! holds (`budgets.rs`) live there too.
 //! Secrets never go to PostgreSQL either.
 
 mod budgets;
@@ -27,6 +28,7 @@ mod engine;
 mod health;
 mod ledger;
 mod pg_thread;
+mod sessions;
 mod tokens;
 mod windows;
 
@@ -34,6 +36,7 @@ pub use conversations::SharedConversations;
 pub use engine::{Engine, EngineStatus, TeamError};
 pub use health::SharedHealth;
 pub use ledger::{FleetLedger, LedgerError, QUEUE_BOUND, SCHEMA_VERSION};
+pub use sessions::SharedSessions;
 pub use tokens::SharedTokens;
 pub use windows::SharedWindows;
 

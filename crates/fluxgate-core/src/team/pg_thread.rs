@@ -151,3 +151,23 @@ impl PgThread {
             .map_err(|_| format!("no answer within {} ms", wait.as_millis()))?
     }
 }
+
+/// The version of a mirrored table (`fluxgate_tokens_version`, `fluxgate_sessions_version`:
+/// one row, bumped by every write in the write's transaction).
+pub(super) async fn read_version(c: &Client, table: &str) -> Result<i64, tokio_postgres::Error> {
+    Ok(
+        c.query_one(&format!("SELECT version FROM {table} WHERE id = 1"), &[])
+            .await?
+            .get(0),
+    )
+}
+
+/// Moves a mirrored table's version (inside the write's transaction).
+pub(super) async fn bump_version(c: &Client, table: &str) -> Result<(), tokio_postgres::Error> {
+    c.execute(
+        &format!("UPDATE {table} SET version = version + 1 WHERE id = 1"),
+        &[],
+    )
+    .await
+    .map(|_| ())
+}

@@ -27,8 +27,11 @@ use parking_lot::{Mutex, RwLock};
 use tokio_postgres::Client;
 
 use super::ledger::{in_transaction, FleetLedger, LedgerError};
-use super::pg_thread::{PgThread, PgWorker};
+use super::pg_thread::{bump_version, read_version, PgThread, PgWorker};
 use crate::store::{StoreError, TokenRow, TokenRows};
+
+/// The tokens table's version row.
+const VERSION_TABLE: &str = "fluxgate_tokens_version";
 
 /// How often each replica asks whether the table changed.
 pub const POLL: Duration = Duration::from_millis(250);
@@ -202,13 +205,7 @@ async fn read_if_changed(
     c: &Client,
     known: Option<i64>,
 ) -> Result<Option<(i64, Vec<TokenRow>)>, tokio_postgres::Error> {
-    let version: i64 = c
-        .query_one(
-            "SELECT version FROM fluxgate_tokens_version WHERE id = 1",
-            &[],
-        )
-        .await?
-        .get(0);
+    let version = read_version(c, VERSION_TABLE).await?;
     if known == Some(version) {
         return Ok(None);
     }
@@ -239,7 +236,7 @@ async fn insert(c: &Client, row: TokenRow) -> Result<bool, tokio_postgres::Error
             )
             .await?;
         if n == 1 {
-            bump(c).await?;
+            bump_version(c, VERSION_TABLE).await?;
         }
         Ok(n == 1)
     })
@@ -252,18 +249,9 @@ async fn revoke(c: &Client, name: String) -> Result<bool, tokio_postgres::Error>
             .execute("DELETE FROM fluxgate_tokens WHERE name = $1", &[&name])
             .await?;
         if n == 1 {
-            bump(c).await?;
+            bump_version(c, VERSION_TABLE).await?;
         }
         Ok(n == 1)
     })
     .await
-}
-
-async fn bump(c: &Client) -> Result<(), tokio_postgres::Error> {
-    c.execute(
-        "UPDATE fluxgate_tokens_version SET version = version + 1 WHERE id = 1",
-        &[],
-    )
-    .await
-    .map(|_| ())
 }

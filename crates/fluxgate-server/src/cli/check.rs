@@ -65,10 +65,9 @@ pub fn shared_lines(config: &Config) -> Vec<String> {
     vec![
         format!("{:<40} {health}", "key health, retests"),
         format!("{:<40} {limits}", "key rpm / tpm / rpd windows"),
-        format!(
-            "{:<40} {records}",
-            "records, spend, usage, tokens, conversations"
-        ),
+        format!("{:<40} {records}", "request log, spend, usage"),
+        format!("{:<40} {records}", "client tokens, console sign-ins"),
+        format!("{:<40} {records}", "emulated Responses conversations"),
         format!(
             "{:<40} {}",
             "budget checks",
@@ -78,7 +77,6 @@ pub fn shared_lines(config: &Config) -> Vec<String> {
                 local
             }
         ),
-        format!("{:<40} {local}", "console sessions"),
     ]
 }
 
