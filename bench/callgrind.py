@@ -4,7 +4,8 @@ does, unlike seconds): each binary serves a run of N1 and a run of N2 requests (
 under `valgrind --tool=callgrind`; instructions per request = (total N2 - total N1) / (N2 - N1),
 so start-up and shutdown cancel out.
 
-Usage: python3 bench/callgrind.py [--n1 3000 --n2 6000] [--redis URL [--rpm N]] BINARY [BINARY ...]
+Usage: python3 bench/callgrind.py [--n1 3000 --n2 6000] [--redis URL [--rpm N]]
+                                  [--postgres URL [--budget]] BINARY [BINARY ...]
        (--redis: team mode on that Redis; --rpm: the key gets a local limit, so each request
        takes room through Redis)
        (builds the release fake first; needs valgrind and oha on PATH)
@@ -36,9 +37,14 @@ def wait_line(p, prefix):
             raise RuntimeError("process exited before it listened")
 
 
-def total_instructions(binary, n, fake_url, work, redis=None, rpm=None):
+def total_instructions(binary, n, fake_url, work, redis=None, rpm=None, postgres=None, budget=False):
     cfg = work / "config.toml"
     state = f'[state]\nredis = "{redis}"\n' if redis else ""
+    if postgres:
+        state += f'[store]\npostgres = "{postgres}"\npostgres_password = "env:FLUXGATE_PG_PASSWORD"\n'
+    if budget:
+        # A budget no request reaches: every request still takes and releases its hold.
+        state += "[[budgets]]\ndaily_tokens = 1000000000000\n"
     limit = f", rpm = {rpm}" if rpm else ""
     cfg.write_text(
         f'{state}[providers.fast]\nkind = "openai-compatible"\nbase_url = "{fake_url}/v1"\n'
@@ -70,6 +76,8 @@ def main():
     ap.add_argument("--n2", type=int, default=6000)
     ap.add_argument("--redis", help="team mode: [state] redis = URL")
     ap.add_argument("--rpm", type=int, help="a local limit on the key (with --redis: a script call per request)")
+    ap.add_argument("--postgres", help="team mode: [store] postgres = URL (password in FLUXGATE_PG_PASSWORD)")
+    ap.add_argument("--budget", action="store_true", help="a budget covering every request (with --postgres: a transaction per request)")
     ap.add_argument("binaries", nargs="+")
     a = ap.parse_args()
     for tool in ("valgrind", "oha"):
@@ -83,8 +91,8 @@ def main():
         fake_url = wait_line(fake, "listening on ")
         print("| binary | instructions / request |\n|---|---|")
         for b in a.binaries:
-            t1 = total_instructions(b, a.n1, fake_url, work, a.redis, a.rpm)
-            t2 = total_instructions(b, a.n2, fake_url, work, a.redis, a.rpm)
+            t1 = total_instructions(b, a.n1, fake_url, work, a.redis, a.rpm, a.postgres, a.budget)
+            t2 = total_instructions(b, a.n2, fake_url, work, a.redis, a.rpm, a.postgres, a.budget)
             print(f"| {b} | {(t2 - t1) / (a.n2 - a.n1) / 1000:.1f}k |", flush=True)
     finally:
         fake.terminate()

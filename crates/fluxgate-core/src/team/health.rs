@@ -182,6 +182,23 @@ impl SharedHealth {
             .collect())
     }
 
+    /// Reads the whole hash and applies every state to `registry`; `false` (noted as a
+    /// failure) when Redis did not answer.
+    async fn resync(&self, registry: &Weak<HealthRegistry>) -> bool {
+        match self.read_all().await {
+            Ok(states) => {
+                for s in states {
+                    self.apply(registry, s);
+                }
+                true
+            }
+            Err(e) => {
+                self.engine.status().failed("health", &e);
+                false
+            }
+        }
+    }
+
     /// Starts the task that writes this replica's changes, applies the fleet's, and re-syncs
     /// after an outage. It runs until `shutdown` resolves (once per backend).
     pub fn spawn(
@@ -246,16 +263,8 @@ impl SharedHealth {
                 self.engine.status().failed("health", &e);
                 continue;
             }
-            match self.read_all().await {
-                Ok(states) => {
-                    for s in states {
-                        self.apply(&registry, s);
-                    }
-                }
-                Err(e) => {
-                    self.engine.status().failed("health", &e);
-                    continue;
-                }
+            if !self.resync(&registry).await {
+                continue;
             }
             self.engine.status().answered();
             let mut messages = pubsub.into_on_message();
@@ -266,16 +275,8 @@ impl SharedHealth {
             loop {
                 tokio::select! {
                     _ = resync.tick() => {
-                        match self.read_all().await {
-                            Ok(states) => {
-                                for s in states {
-                                    self.apply(&registry, s);
-                                }
-                            }
-                            Err(e) => {
-                                self.engine.status().failed("health", &e);
-                                break;
-                            }
+                        if !self.resync(&registry).await {
+                            break;
                         }
                     }
                     s = inbox.recv() => {
