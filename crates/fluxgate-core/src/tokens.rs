@@ -37,6 +37,86 @@ pub enum TokenError {
     AdminFile { path: String, reason: String },
 }
 
+pub use crate::store::TokenLimits;
+
+impl TokenLimits {
+    /// Limits from what a user asked for: an expiry `days` from `now_ms`, and allow-lists
+    /// that must name routes and providers of `config` (a typo would otherwise lock the
+    /// token out silently).
+    pub fn asked(
+        config: &crate::config::Config,
+        now_ms: i64,
+        days: Option<u32>,
+        routes: Vec<String>,
+        providers: Vec<String>,
+    ) -> Result<TokenLimits, String> {
+        for r in &routes {
+            if !config.routes.iter().any(|x| &x.name == r) {
+                let known: Vec<&str> = config.routes.iter().map(|x| x.name.as_str()).collect();
+                return Err(format!(
+                    "no route named `{r}` (routes: {})",
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                ));
+            }
+        }
+        for p in &providers {
+            if !config.providers.iter().any(|x| &x.name == p) {
+                let known: Vec<&str> = config.providers.iter().map(|x| x.name.as_str()).collect();
+                return Err(format!(
+                    "no provider named `{p}` (providers: {})",
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                ));
+            }
+        }
+        let expires_ms = match days {
+            Some(0) => return Err("an expiry must be at least one day".into()),
+            Some(d) => Some(now_ms + i64::from(d) * 86_400_000),
+            None => None,
+        };
+        Ok(TokenLimits {
+            expires_ms,
+            routes,
+            providers,
+            nothing: false,
+        })
+    }
+}
+
+/// A Unix time in milliseconds as `YYYY-MM-DD HH:MM UTC` (for messages).
+pub fn utc_minute(ms: i64) -> String {
+    let (y, m, d) = crate::record::civil_from_days(ms.div_euclid(86_400_000));
+    let minute = ms.rem_euclid(86_400_000) / 60_000;
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        minute / 60,
+        minute % 60
+    )
+}
+
+/// A verified client: its token's name and what it may do (`None`: everything).
+#[derive(Debug, Clone)]
+pub struct Client {
+    pub name: String,
+    pub limits: Option<std::sync::Arc<TokenLimits>>,
+}
+
+/// Why a presented client token is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenRefusal {
+    /// Not a token Fluxgate made, or one revoked.
+    Unknown,
+    /// A real token past its expiry.
+    Expired { name: String, expires_ms: i64 },
+}
+
 pub(crate) fn random_hex(bytes: usize) -> String {
     let mut buf = vec![0u8; bytes];
     rand::rng().fill(&mut buf[..]);
@@ -63,13 +143,16 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub struct TokenInfo {
     pub name: String,
     pub created_ms: i64,
+    /// Expiry and allow-lists (fields absent: none).
+    #[serde(flatten)]
+    pub limits: TokenLimits,
 }
 
 /// Issues and verifies client tokens.
 pub struct ClientTokens {
     store: std::sync::Arc<dyn TokenRows>,
-    /// Checked tokens: name, when, and the store's generation then.
-    cache: RwLock<HashMap<String, (String, Instant, u64)>>,
+    /// Checked tokens: the client, when, and the store's generation then.
+    cache: RwLock<HashMap<String, (Client, Instant, u64)>>,
 }
 
 impl ClientTokens {
@@ -85,8 +168,13 @@ impl ClientTokens {
         }
     }
 
-    /// Makes a token and returns it; this is the only time it can be seen.
+    /// Makes a token for everything and returns it; this is the only time it can be seen.
     pub fn create(&self, name: &str) -> Result<String, TokenError> {
+        self.create_with(name, TokenLimits::default())
+    }
+
+    /// Makes a token with `limits` and returns it; this is the only time it can be seen.
+    pub fn create_with(&self, name: &str, limits: TokenLimits) -> Result<String, TokenError> {
         let valid = !name.is_empty()
             && name.len() <= 64
             && name
@@ -105,6 +193,7 @@ impl ClientTokens {
             salt: salt.to_vec(),
             hash: digest(&salt, &secret),
             created_ms,
+            limits,
         };
         if !self.store.insert_token(&row)? {
             return Err(TokenError::NameTaken(name.to_string()));
@@ -133,6 +222,7 @@ impl ClientTokens {
             .map(|r| TokenInfo {
                 name: r.name,
                 created_ms: r.created_ms,
+                limits: r.limits,
             })
             .collect())
     }
@@ -150,8 +240,24 @@ impl ClientTokens {
         Ok(!self.store.tokens()?.is_empty())
     }
 
-    /// The token's name when `presented` is a valid client token.
+    /// The token's name when `presented` is a valid client token (and not expired).
     pub fn verify(&self, presented: &str) -> Option<String> {
+        self.check(presented).ok().map(|c| c.name)
+    }
+
+    /// The client behind `presented`, or why it is refused.
+    pub fn check(&self, presented: &str) -> Result<Client, TokenRefusal> {
+        let client = self.lookup(presented).ok_or(TokenRefusal::Unknown)?;
+        match client.limits.as_deref().and_then(|l| l.expires_ms) {
+            Some(at) if crate::clock::now_ms() >= at => Err(TokenRefusal::Expired {
+                name: client.name,
+                expires_ms: at,
+            }),
+            _ => Ok(client),
+        }
+    }
+
+    fn lookup(&self, presented: &str) -> Option<Client> {
         let rest = presented.strip_prefix(CLIENT_PREFIX)?;
         let (id, secret) = rest.split_once('_')?;
         if id.len() != 12 || secret.len() != 64 {
@@ -160,9 +266,9 @@ impl ClientTokens {
         // Keyed by the token itself: it is in memory for this request anyway, and hashing it
         // with SHA-256 on every request cost more than the rest of the auth check.
         let generation = self.store.generation();
-        if let Some((name, at, g)) = self.cache.read().get(presented) {
+        if let Some((client, at, g)) = self.cache.read().get(presented) {
             if at.elapsed() < CACHE_TTL && *g == generation {
-                return Some(name.clone());
+                return Some(client.clone());
             }
         }
         let row = match self.store.token_by_id(id) {
@@ -176,11 +282,15 @@ impl ClientTokens {
         if !constant_time_eq(&digest(&row.salt, secret), &row.hash) {
             return None;
         }
+        let client = Client {
+            name: row.name,
+            limits: (!row.limits.is_open()).then(|| std::sync::Arc::new(row.limits)),
+        };
         self.cache.write().insert(
             presented.to_string(),
-            (row.name.clone(), Instant::now(), generation),
+            (client.clone(), Instant::now(), generation),
         );
-        Some(row.name)
+        Some(client)
     }
 }
 

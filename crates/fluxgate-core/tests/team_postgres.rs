@@ -251,6 +251,17 @@ fn a_token_made_on_one_replica_works_on_another_and_its_revocation_is_seen_withi
     assert!(b.list().expect("list").is_empty());
     // Revoking what is gone says so.
     assert!(matches!(b.revoke("ci"), Err(TokenError::NotFound(_))));
+    // A token's limits travel with it.
+    let limits = fluxgate_core::tokens::TokenLimits {
+        expires_ms: Some(fluxgate_core::clock::now_ms() + 86_400_000),
+        routes: vec!["coding".into()],
+        providers: vec!["anthropic".into()],
+        nothing: false,
+    };
+    let limited = a.create_with("intern", limits.clone()).expect("create");
+    within(|| b.check(&limited).is_ok()).expect("B never accepted it");
+    let client = b.check(&limited).expect("valid");
+    assert_eq!(client.limits.as_deref(), Some(&limits));
 }
 
 #[test]

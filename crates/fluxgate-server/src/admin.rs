@@ -55,24 +55,42 @@ pub async fn tokens(State(s): State<Arc<AppState>>) -> Response {
     }
 }
 
-/// `POST /admin/api/tokens` with `{"name": "..."}`: 201 with the token, shown this once.
+/// `POST /admin/api/tokens` with `{"name": "...", "expires_in_days"?: N, "routes"?: [...],
+/// "providers"?: [...]}`: 201 with the token, shown this once. The lists must name routes and
+/// providers of the config.
 pub async fn create_token(State(s): State<Arc<AppState>>, body: Bytes) -> Response {
     #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
     struct NewToken {
         name: String,
+        expires_in_days: Option<u32>,
+        #[serde(default)]
+        routes: Vec<String>,
+        #[serde(default)]
+        providers: Vec<String>,
     }
     let req: NewToken = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {
             return error(
                 AdminError::InvalidRequest,
-                format!("expected {{\"name\": \"...\"}}: {e}"),
+                format!("expected {{\"name\": \"...\", \"expires_in_days\"?: N, \"routes\"?: [...], \"providers\"?: [...]}}: {e}"),
             )
         }
     };
+    let limits = match fluxgate_core::tokens::TokenLimits::asked(
+        &s.gateway.config(),
+        fluxgate_core::clock::now_ms(),
+        req.expires_in_days,
+        req.routes,
+        req.providers,
+    ) {
+        Ok(l) => l,
+        Err(e) => return error(AdminError::InvalidRequest, e),
+    };
     // In team mode this waits on PostgreSQL: off the runtime.
     let (tokens, name) = (s.gateway.tokens.clone(), req.name.clone());
-    let made = tokio::task::spawn_blocking(move || tokens.create(&name)).await;
+    let made = tokio::task::spawn_blocking(move || tokens.create_with(&name, limits)).await;
     let made = match made {
         Ok(r) => r,
         Err(e) => return error(AdminError::Internal, e),

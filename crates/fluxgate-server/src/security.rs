@@ -166,9 +166,10 @@ pub fn presented_token(headers: &HeaderMap) -> Option<&str> {
     None
 }
 
-/// The client token's name: the proxy routes' extractor, which refuses a request without a valid token.
+/// The verified client (its token's name and limits): the proxy routes' extractor, which
+/// refuses a request without a valid token, or with an expired one.
 #[derive(Debug, Clone)]
-pub struct ClientName(pub String);
+pub struct ClientName(pub fluxgate_core::tokens::Client);
 
 /// Layer 3 (proxy): a valid client token. An extractor rather than a middleware layer: it
 /// runs at the same point, without boxing the whole request future once more.
@@ -179,12 +180,25 @@ impl FromRequestParts<Arc<AppState>> for ClientName {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
-        match presented_token(&parts.headers).and_then(|t| state.gateway.tokens.verify(t)) {
-            Some(n) => Ok(ClientName(n)),
-            None => Err(error_response(
+        use fluxgate_core::tokens::TokenRefusal;
+        let checked = presented_token(&parts.headers)
+            .ok_or(TokenRefusal::Unknown)
+            .and_then(|t| state.gateway.tokens.check(t));
+        match checked {
+            Ok(c) => Ok(ClientName(c)),
+            Err(TokenRefusal::Unknown) => Err(error_response(
                 dialect_for_path(parts.uri.path()),
                 ErrorCode::Unauthorized,
                 "a Fluxgate client token is required (make one with `fluxgate token new NAME` and use it as the API key)",
+                None,
+            )),
+            Err(TokenRefusal::Expired { name, expires_ms }) => Err(error_response(
+                dialect_for_path(parts.uri.path()),
+                ErrorCode::Unauthorized,
+                &format!(
+                    "client token `{name}` expired at {}; ask for a new one",
+                    fluxgate_core::tokens::utc_minute(expires_ms)
+                ),
                 None,
             )),
         }

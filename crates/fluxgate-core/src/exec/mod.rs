@@ -85,6 +85,8 @@ pub struct ProxyRequest {
     pub headers: HeaderMap,
     /// The client token's name.
     pub client: Option<String>,
+    /// What the client's token may use (`None`: everything).
+    pub limits: Option<Arc<crate::tokens::TokenLimits>>,
     pub request_id: String,
     /// Session affinity: the same for every turn of one conversation (see
     /// [`crate::formats::body::RequestHead::conversation`] and [`conversation_key`]).
@@ -153,6 +155,44 @@ pub struct Executor {
     fleet_budgets: Option<Arc<dyn crate::budgets::FleetBudgets>>,
     /// Set at the end of a shutdown's drain: streams still running end with an error event.
     cut: tokio::sync::watch::Sender<bool>,
+}
+
+/// Applies the client token's allow-lists to a plan: a route it may not use is refused
+/// (`forbidden`), and candidates of providers it may not use are dropped (refused when none is
+/// left).
+fn restrict(plan: &mut Plan, req: &ProxyRequest) -> Result<(), ProxyError> {
+    let Some(limits) = req.limits.as_deref() else {
+        return Ok(());
+    };
+    let name = req.client.as_deref().unwrap_or_default();
+    if !limits.permits_route(&plan.route) {
+        return Err(ProxyError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "client token `{name}` may not use route `{}` (it may use: {})",
+                plan.route,
+                if limits.routes.is_empty() {
+                    "none".to_string()
+                } else {
+                    limits.routes.join(", ")
+                }
+            ),
+        ));
+    }
+    let before = plan.candidates.len();
+    plan.candidates
+        .retain(|c| limits.permits_provider(&c.provider));
+    if before > 0 && plan.candidates.is_empty() {
+        return Err(ProxyError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "client token `{name}` may only be served by {}; route `{}` has no key of those available",
+                limits.providers.join(", "),
+                plan.route
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Builds the outbound HTTP client (see [`client`]).
@@ -328,6 +368,9 @@ impl Executor {
             Ok(p) => p,
             Err(e) => return Exit::Refused(ProxyError::new(ErrorCode::NoRoute, e.to_string())),
         };
+        if let Err(e) = restrict(&mut plan, req) {
+            return Exit::Refused(e);
+        }
         state.outcome.record.route = Some(plan.route.clone());
         if let Some(e) = plan.refused_before_sending() {
             let err = Self::budget_error(e);
@@ -371,7 +414,12 @@ impl Executor {
                 }
             }
             match plan_now(req) {
-                Ok(p) => plan = p,
+                Ok(mut p) => {
+                    if restrict(&mut p, req).is_err() {
+                        break;
+                    }
+                    plan = p;
+                }
                 Err(_) => break,
             }
         }

@@ -266,6 +266,7 @@ mod tests {
             body: bytes::Bytes::new(),
             headers: http::HeaderMap::new(),
             client: None,
+            limits: None,
             request_id: "r".into(),
             conversation: None,
             tools: false,

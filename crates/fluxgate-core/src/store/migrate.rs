@@ -72,6 +72,10 @@ const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (period, scope)
     ) WITHOUT ROWID;
     "#,
+    // 4: a client token's expiry and allow-lists (JSON; NULL: none).
+    r#"
+    ALTER TABLE client_tokens ADD COLUMN limits TEXT;
+    "#,
 ];
 
 pub fn run(conn: &mut Connection) -> Result<(), StoreError> {

@@ -25,7 +25,8 @@ pub(crate) use requests::spend_sums;
 pub use requests::RecordWriter;
 pub use responses::Conversations;
 pub use responses::RETENTION_MS as RESPONSE_RETENTION_MS;
-pub use tokens::{TokenRow, TokenRows};
+pub(crate) use tokens::{limits_from, limits_text};
+pub use tokens::{TokenLimits, TokenRow, TokenRows};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

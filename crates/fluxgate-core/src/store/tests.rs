@@ -109,6 +109,7 @@ fn tokens_table() {
         salt: vec![1],
         hash: vec![2],
         created_ms: 1,
+        limits: Default::default(),
     };
     assert!(s.insert_token(&row).expect("insert"));
     assert!(!s.insert_token(&row).expect("dup"));

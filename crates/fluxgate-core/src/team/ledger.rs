@@ -116,6 +116,8 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE TABLE fluxgate_sessions_version (id integer PRIMARY KEY, version bigint NOT NULL);
     INSERT INTO fluxgate_sessions_version (id, version) VALUES (1, 0);",
+    // 6: a client token's expiry and allow-lists (JSON; NULL: none).
+    "ALTER TABLE fluxgate_tokens ADD COLUMN limits text;",
 ];
 
 /// The schema version this build writes (its number of migrations).

@@ -28,7 +28,7 @@ use tokio_postgres::Client;
 
 use super::ledger::{in_transaction, FleetLedger, LedgerError};
 use super::pg_thread::{bump_version, read_version, PgThread, PgWorker};
-use crate::store::{StoreError, TokenRow, TokenRows};
+use crate::store::{limits_from, limits_text, StoreError, TokenRow, TokenRows};
 
 /// The tokens table's version row.
 const VERSION_TABLE: &str = "fluxgate_tokens_version";
@@ -211,7 +211,7 @@ async fn read_if_changed(
     }
     let rows = c
         .query(
-            "SELECT name, token_id, salt, hash, created_ms FROM fluxgate_tokens ORDER BY created_ms, name",
+            "SELECT name, token_id, salt, hash, created_ms, limits FROM fluxgate_tokens ORDER BY created_ms, name",
             &[],
         )
         .await?
@@ -222,6 +222,7 @@ async fn read_if_changed(
             salt: r.get(2),
             hash: r.get(3),
             created_ms: r.get(4),
+            limits: limits_from(r.get(5)),
         })
         .collect();
     Ok(Some((version, rows)))
@@ -231,8 +232,8 @@ async fn insert(c: &Client, row: TokenRow) -> Result<bool, tokio_postgres::Error
     in_transaction(c, async {
         let n = c
             .execute(
-                "INSERT INTO fluxgate_tokens (name, token_id, salt, hash, created_ms) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                &[&row.name, &row.token_id, &row.salt, &row.hash, &row.created_ms],
+                "INSERT INTO fluxgate_tokens (name, token_id, salt, hash, created_ms, limits) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                &[&row.name, &row.token_id, &row.salt, &row.hash, &row.created_ms, &limits_text(&row.limits)],
             )
             .await?;
         if n == 1 {

@@ -1,10 +1,11 @@
 //! `fluxgate token new|list|revoke`
 
 use clap::Subcommand;
+use fluxgate_core::clock::now_ms;
 use fluxgate_core::secrets::Secrets;
 use fluxgate_core::store::Store;
 use fluxgate_core::team::{FleetLedger, SharedTokens};
-use fluxgate_core::tokens::ClientTokens;
+use fluxgate_core::tokens::{utc_minute, ClientTokens, TokenLimits};
 
 use super::Common;
 
@@ -13,6 +14,15 @@ pub enum TokenCommand {
     /// Make a client token; it is printed once and never shown again.
     New {
         name: String,
+        /// Refuse the token after this many days.
+        #[arg(long, value_name = "DAYS")]
+        expires_in_days: Option<u32>,
+        /// Only this route (repeat for more); default: every route.
+        #[arg(long = "route", value_name = "ROUTE")]
+        routes: Vec<String>,
+        /// Only keys of this provider (repeat for more); default: every provider.
+        #[arg(long = "provider", value_name = "PROVIDER")]
+        providers: Vec<String>,
         #[command(flatten)]
         common: Common,
     },
@@ -57,8 +67,22 @@ fn tokens(common: &Common) -> Result<ClientTokens, String> {
 
 pub fn run(cmd: TokenCommand) -> Result<(), String> {
     match cmd {
-        TokenCommand::New { name, common } => {
-            let t = tokens(&common)?.create(&name).map_err(|e| e.to_string())?;
+        TokenCommand::New {
+            name,
+            expires_in_days,
+            routes,
+            providers,
+            common,
+        } => {
+            let limits = if expires_in_days.is_none() && routes.is_empty() && providers.is_empty() {
+                TokenLimits::default()
+            } else {
+                let config = common.load_config()?;
+                TokenLimits::asked(&config, now_ms(), expires_in_days, routes, providers)?
+            };
+            let t = tokens(&common)?
+                .create_with(&name, limits)
+                .map_err(|e| e.to_string())?;
             eprintln!("client token `{name}` (shown only now; store it in your tool's settings):");
             println!("{t}");
             Ok(())
@@ -69,7 +93,18 @@ pub fn run(cmd: TokenCommand) -> Result<(), String> {
                 println!("no client tokens; make one with `fluxgate token new NAME`");
             }
             for t in list {
-                println!("{}", t.name);
+                let mut line = t.name.clone();
+                if let Some(at) = t.limits.expires_ms {
+                    let state = if now_ms() >= at { "expired" } else { "expires" };
+                    line.push_str(&format!("  {state} {}", utc_minute(at)));
+                }
+                if !t.limits.routes.is_empty() {
+                    line.push_str(&format!("  routes: {}", t.limits.routes.join(", ")));
+                }
+                if !t.limits.providers.is_empty() {
+                    line.push_str(&format!("  providers: {}", t.limits.providers.join(", ")));
+                }
+                println!("{line}");
             }
             Ok(())
         }

@@ -258,6 +258,7 @@ pub(super) fn chat(stream: bool) -> ProxyRequest {
         body,
         headers: HeaderMap::new(),
         client: None,
+        limits: None,
         request_id: "req-1".into(),
         conversation: None,
         tools: false,
