@@ -50,32 +50,10 @@ impl TokenLimits {
         routes: Vec<String>,
         providers: Vec<String>,
     ) -> Result<TokenLimits, String> {
-        for r in &routes {
-            if !config.routes.iter().any(|x| &x.name == r) {
-                let known: Vec<&str> = config.routes.iter().map(|x| x.name.as_str()).collect();
-                return Err(format!(
-                    "no route named `{r}` (routes: {})",
-                    if known.is_empty() {
-                        "none".into()
-                    } else {
-                        known.join(", ")
-                    }
-                ));
-            }
-        }
-        for p in &providers {
-            if !config.providers.iter().any(|x| &x.name == p) {
-                let known: Vec<&str> = config.providers.iter().map(|x| x.name.as_str()).collect();
-                return Err(format!(
-                    "no provider named `{p}` (providers: {})",
-                    if known.is_empty() {
-                        "none".into()
-                    } else {
-                        known.join(", ")
-                    }
-                ));
-            }
-        }
+        let route_names: Vec<&str> = config.routes.iter().map(|x| x.name.as_str()).collect();
+        let provider_names: Vec<&str> = config.providers.iter().map(|x| x.name.as_str()).collect();
+        named_in("route", &routes, &route_names)?;
+        named_in("provider", &providers, &provider_names)?;
         let expires_ms = match days {
             Some(0) => return Err("an expiry must be at least one day".into()),
             Some(d) => Some(now_ms + i64::from(d) * 86_400_000),
@@ -87,6 +65,21 @@ impl TokenLimits {
             providers,
             nothing: false,
         })
+    }
+}
+
+/// Every one of `asked` is among `known` (or an error naming the first that is not).
+fn named_in(what: &str, asked: &[String], known: &[&str]) -> Result<(), String> {
+    match asked.iter().find(|a| !known.contains(&a.as_str())) {
+        None => Ok(()),
+        Some(a) => Err(format!(
+            "no {what} named `{a}` ({what}s: {})",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        )),
     }
 }
 
