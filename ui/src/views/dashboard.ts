@@ -78,6 +78,21 @@ export function keyTable(keys: KeyHealth[], actions: boolean): HTMLElement {
   );
 }
 
+/** What the dashboard says when a team engine does not answer (null when all answer). */
+export function sharedAway(conf: typeof state.conf): string | null {
+  if (!conf) return null;
+  const parts: string[] = [];
+  if (conf.shared.redis !== null && conf.shared.up === false) {
+    parts.push("Redis does not answer: this replica runs on its own key health and limits until it does");
+  }
+  if (conf.shared.postgres !== null && conf.shared.postgres_up === false) {
+    parts.push(
+      `PostgreSQL does not answer: ${conf.shared.postgres_pending ?? 0} request records wait in memory, and usage shows this replica's own`,
+    );
+  }
+  return parts.length ? `Team mode — ${parts.join("; ")}.` : null;
+}
+
 export function dashboard(): HTMLElement[] {
   const conf = state.conf;
   const s = summarise(state.keys);
@@ -106,6 +121,8 @@ export function dashboard(): HTMLElement[] {
       conf?.paused ? h("div", { class: "stat paused" }, "Routing is paused") : null,
     ),
   ];
+  const away = sharedAway(conf);
+  if (away) out.push(h("p", { class: "shared-away", role: "status", id: "shared-away" }, away));
   if (!conf || conf.providers.length === 0) {
     out.push(
       h(
