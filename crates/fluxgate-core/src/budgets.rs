@@ -184,6 +184,26 @@ pub trait FleetBudgets: Send + Sync {
     ) -> futures_util::future::BoxFuture<'a, Result<Reservation, FleetRefusal>>;
 }
 
+/// Every budget with what its scope has `spent` today and this month, and when each period
+/// resets (the answer of `/admin/api/budgets`).
+pub fn report_with(
+    budgets: &[(String, Budget)],
+    now: i64,
+    spent: impl Fn(Period, &str) -> Spend,
+) -> Vec<serde_json::Value> {
+    budgets
+        .iter()
+        .map(|(scope, b)| {
+            let (d, m) = (spent(Period::Daily, scope), spent(Period::Monthly, scope));
+            serde_json::json!({
+                "scope": b.scope,
+                "daily": {"usd": d.usd, "tokens": d.tokens, "limit_usd": b.daily_usd, "limit_tokens": b.daily_tokens, "resets_in_secs": seconds_to_reset(now, Period::Daily)},
+                "monthly": {"usd": m.usd, "tokens": m.tokens, "limit_usd": b.monthly_usd, "limit_tokens": b.monthly_tokens, "resets_in_secs": seconds_to_reset(now, Period::Monthly)},
+            })
+        })
+        .collect()
+}
+
 /// The first limit of `budgets` covering `scopes` that `need` would break, given what each
 /// `(period index, scope)` has used (spent and held).
 pub fn first_exceeded_by(
@@ -360,17 +380,10 @@ impl BudgetLedger for Ledger {
         let now = now_ms();
         let [day, month] = self.periods_now(now);
         let inner = self.inner.lock();
-        budgets
-            .iter()
-            .map(|(scope, b)| {
-                let (d, m) = (inner.spent_in(&day, scope), inner.spent_in(&month, scope));
-                serde_json::json!({
-                    "scope": b.scope,
-                    "daily": {"usd": d.usd, "tokens": d.tokens, "limit_usd": b.daily_usd, "limit_tokens": b.daily_tokens, "resets_in_secs": seconds_to_reset(now, Period::Daily)},
-                    "monthly": {"usd": m.usd, "tokens": m.tokens, "limit_usd": b.monthly_usd, "limit_tokens": b.monthly_tokens, "resets_in_secs": seconds_to_reset(now, Period::Monthly)},
-                })
-            })
-            .collect()
+        report_with(&budgets, now, |period, scope| match period {
+            Period::Daily => inner.spent_in(&day, scope),
+            Period::Monthly => inner.spent_in(&month, scope),
+        })
     }
 
     /// `fluxgate_budget_used_ratio` for `/metrics`: spent over limit per budget, period and

@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
+use fluxgate_core::budgets::Period;
 use fluxgate_core::formats::translate::main_endpoint;
 use fluxgate_core::formats::{Dialect, Endpoint};
 use fluxgate_core::tokens::TokenError;
@@ -262,13 +263,31 @@ pub async fn explain_request(
 
 /// `GET /admin/api/budgets`: every budget with its spend today and this month.
 pub async fn budgets(State(s): State<Arc<AppState>>) -> Response {
-    let list = s
-        .gateway
-        .log
-        .ledger()
-        .map(|l| l.report())
-        .unwrap_or_default();
-    Json(json!({"budgets": list})).into_response()
+    let Some(ledger) = s.gateway.log.ledger() else {
+        return Json(json!({"budgets": [], "source": "local"})).into_response();
+    };
+    // Team mode: what the whole fleet spent (what the budget check itself uses).
+    if let Some(fleet) = &s.gateway.ledger {
+        let now = fluxgate_core::clock::now_ms();
+        let [day, month] = fluxgate_core::record::periods(now);
+        fleet.flush().await;
+        if let Ok(rows) = fleet.spend_in(&[day.clone(), month.clone()]).await {
+            let spent = |period: Period, scope: &str| {
+                let p = if period == Period::Daily {
+                    &day
+                } else {
+                    &month
+                };
+                rows.iter()
+                    .find(|(rp, rs, _)| rp == p && rs == scope)
+                    .map(|(_, _, s)| *s)
+                    .unwrap_or_default()
+            };
+            let list = fluxgate_core::budgets::report_with(&ledger.budget_list(), now, spent);
+            return Json(json!({"budgets": list, "source": "fleet"})).into_response();
+        }
+    }
+    Json(json!({"budgets": ledger.report(), "source": "local"})).into_response()
 }
 
 #[derive(Deserialize)]
