@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
-use tokio_postgres::Client;
+use tokio_postgres::{Client, Statement};
 
 use super::ledger::{in_transaction, FleetLedger};
 use crate::budgets::{first_exceeded_by, FleetBudgets, FleetRefusal, Period, Reservation, Spend};
@@ -30,8 +30,49 @@ use crate::record::periods;
 
 /// How long a hold outlives a replica that died before releasing it.
 pub const HOLD_TTL: Duration = Duration::from_secs(15 * 60);
-/// How long a request waits for the fleet's budgets.
-pub const WAIT: Duration = Duration::from_secs(1);
+/// How long a request waits for the fleet's budgets (a new pooled connection authenticates
+/// first).
+pub const WAIT: Duration = Duration::from_secs(2);
+
+/// A pooled connection with the reservation's statements prepared on it (a statement sent as
+/// text would be parsed again on every request).
+pub(super) struct Conn {
+    pub(super) client: Client,
+    lock: Statement,
+    used: Statement,
+    hold: Statement,
+}
+
+impl Conn {
+    pub(super) async fn prepare(client: Client) -> Result<Conn, tokio_postgres::Error> {
+        // The locks are taken in the order of the (sorted) array.
+        let lock = client
+            .prepare(
+                "SELECT pg_advisory_xact_lock(hashtextextended('fluxgate-budget:' || s, 7305)) FROM unnest($1::text[]) AS s",
+            )
+            .await?;
+        let used = client
+            .prepare(
+                "SELECT period, scope, usd, tokens FROM fluxgate_spend WHERE period = ANY($1) AND scope = ANY($2)
+                 UNION ALL
+                 SELECT period, scope, SUM(usd)::float8, SUM(tokens)::bigint FROM fluxgate_budget_holds
+                 WHERE period = ANY($1) AND scope = ANY($2) AND expires_ms > $3 GROUP BY period, scope",
+            )
+            .await?;
+        let hold = client
+            .prepare(
+                "INSERT INTO fluxgate_budget_holds (hold, period, scope, usd, tokens, expires_ms)
+                 SELECT $1, p, s, $4, $5, $6 FROM unnest($2::text[]) AS p, unnest($3::text[]) AS s",
+            )
+            .await?;
+        Ok(Conn {
+            client,
+            lock,
+            used,
+            hold,
+        })
+    }
+}
 
 impl FleetBudgets for Arc<FleetLedger> {
     fn reserve<'a>(
@@ -95,15 +136,15 @@ impl FleetLedger {
         let now = crate::clock::now_ms();
         let [day, month] = periods(now);
         let hold = self.new_hold_id();
-        let client = self.checkout().await?;
+        let conn = self.checkout().await?;
         let outcome = in_transaction(
-            &client,
-            transaction(&client, budgets, &covered, need, now, [&day, &month], &hold),
+            &conn.client,
+            transaction(&conn, budgets, &covered, need, now, [&day, &month], &hold),
         )
         .await;
         match outcome {
             Ok(r) => {
-                self.checkin(client);
+                self.checkin(conn);
                 Ok(r.map(|()| hold))
             }
             Err(e) => Err(self.scrub(&e)),
@@ -112,7 +153,7 @@ impl FleetLedger {
 }
 
 async fn transaction(
-    c: &Client,
+    conn: &Conn,
     budgets: &[(String, Budget)],
     covered: &[String],
     need: Spend,
@@ -120,29 +161,11 @@ async fn transaction(
     [day, month]: [&String; 2],
     hold: &str,
 ) -> Result<Result<(), crate::budgets::Exceeded>, tokio_postgres::Error> {
-    for scope in covered {
-        c.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended($1, 7305))",
-            &[&format!("fluxgate-budget:{scope}")],
-        )
-        .await?;
-    }
+    let c = &conn.client;
+    c.execute(&conn.lock, &[&covered]).await?;
     let periods = vec![day.clone(), month.clone()];
     let mut used: HashMap<(String, String), Spend> = HashMap::new();
-    let spent = c
-        .query(
-            "SELECT period, scope, usd, tokens FROM fluxgate_spend WHERE period = ANY($1) AND scope = ANY($2)",
-            &[&periods, &covered],
-        )
-        .await?;
-    let held = c
-        .query(
-            "SELECT period, scope, SUM(usd)::float8, SUM(tokens)::bigint FROM fluxgate_budget_holds
-             WHERE period = ANY($1) AND scope = ANY($2) AND expires_ms > $3 GROUP BY period, scope",
-            &[&periods, &covered, &now],
-        )
-        .await?;
-    for row in spent.iter().chain(held.iter()) {
+    for row in c.query(&conn.used, &[&periods, &covered, &now]).await? {
         let e = used.entry((row.get(0), row.get(1))).or_default();
         e.usd += row.get::<_, f64>(2);
         e.tokens += row.get::<_, i64>(3).max(0) as u64;
@@ -160,15 +183,17 @@ async fn transaction(
         return Ok(Err(e));
     }
     let expires = now + HOLD_TTL.as_millis() as i64;
-    let tokens = need.tokens as i64;
-    for period in [day, month] {
-        for scope in covered {
-            c.execute(
-                "INSERT INTO fluxgate_budget_holds (hold, period, scope, usd, tokens, expires_ms) VALUES ($1, $2, $3, $4, $5, $6)",
-                &[&hold, period, scope, &need.usd, &tokens, &expires],
-            )
-            .await?;
-        }
-    }
+    c.execute(
+        &conn.hold,
+        &[
+            &hold,
+            &periods,
+            &covered,
+            &need.usd,
+            &(need.tokens as i64),
+            &expires,
+        ],
+    )
+    .await?;
     Ok(Ok(()))
 }

@@ -39,6 +39,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How often the writer looks at the queue.
 const INTERVAL: Duration = Duration::from_millis(100);
+/// Idle connections kept for budget reservations (a new one costs an authentication).
+const POOL: usize = 16;
 /// The advisory lock migrations run under (any fixed number: the same on every replica).
 const MIGRATION_LOCK: i64 = 0x666c_7578_6761_7465; // "fluxgate"
 
@@ -168,7 +170,7 @@ pub struct FleetLedger {
     /// Budget holds to release with the next batch (their requests have ended).
     releases: Mutex<Vec<String>>,
     /// Idle connections for budget reservations (each runs its own transaction).
-    pool: Mutex<Vec<Client>>,
+    pool: Mutex<Vec<super::budgets::Conn>>,
     next_hold: AtomicU64,
     /// Budgeted requests go ahead on local spend while PostgreSQL is away.
     budgets_fail_open: bool,
@@ -249,6 +251,10 @@ impl FleetLedger {
         };
         ledger.migrate(&client).await?;
         *ledger.client.lock().await = Some(Arc::new(client));
+        // One connection ready for the first budgeted request.
+        if let Ok(c) = ledger.checkout().await {
+            ledger.checkin(c);
+        }
         tracing::info!(postgres = %url, replica = %ledger.replica, tls = target.tls(), "writing request records to the fleet's ledger");
         Ok(Arc::new(ledger))
     }
@@ -724,27 +730,31 @@ impl FleetLedger {
         .await
     }
 
-    /// A connection of its own for a transaction (an idle one, or a new one).
-    pub(super) async fn checkout(&self) -> Result<Client, String> {
+    /// A connection of its own for a budget transaction, its statements prepared (an idle
+    /// one, or a new one).
+    pub(super) async fn checkout(&self) -> Result<super::budgets::Conn, String> {
         loop {
             let Some(c) = self.pool.lock().pop() else {
                 break;
             };
-            if !c.is_closed() {
+            if !c.client.is_closed() {
                 return Ok(c);
             }
         }
-        match tokio::time::timeout(CONNECT_TIMEOUT, self.open()).await {
-            Ok(Ok(c)) => Ok(c),
-            Ok(Err(e)) => Err(self.scrub(&e)),
-            Err(_) => Err(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())),
-        }
+        let client = match tokio::time::timeout(CONNECT_TIMEOUT, self.open()).await {
+            Ok(Ok(c)) => c,
+            Ok(Err(e)) => return Err(self.scrub(&e)),
+            Err(_) => return Err(format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())),
+        };
+        super::budgets::Conn::prepare(client)
+            .await
+            .map_err(|e| self.scrub(&e))
     }
 
     /// Returns a connection after a transaction that ended cleanly.
-    pub(super) fn checkin(&self, c: Client) {
+    pub(super) fn checkin(&self, c: super::budgets::Conn) {
         let mut pool = self.pool.lock();
-        if pool.len() < 4 && !c.is_closed() {
+        if pool.len() < POOL && !c.client.is_closed() {
             pool.push(c);
         }
     }
