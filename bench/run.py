@@ -9,6 +9,8 @@ Usage: python3 bench/run.py [--seconds 8]     (needs `oha` on PATH: cargo instal
        python3 bench/run.py --translation     (same-dialect vs translated paths through Fluxgate)
        python3 bench/run.py --baseline PATH   (also an older `fluxgate` binary, in the same run)
        python3 bench/run.py --team            (also Fluxgates in team mode on a local redis-server)
+       python3 bench/run.py --postgres URL    (also Fluxgates with [store] postgres, without and
+                                               with a budget; password in FLUXGATE_PG_PASSWORD)
 """
 
 import argparse
@@ -98,6 +100,21 @@ def team_targets(cfg, work, env, procs, targets):
     return side
 
 
+def postgres_targets(cfg, work, env, procs, targets, url):
+    """Two Fluxgates on CPU 0 with `[store] postgres = url` (the password in
+    FLUXGATE_PG_PASSWORD): `pg` (records, tokens and the rest shared; no request waits on
+    PostgreSQL) and `pg+budget` (a budget covering every request: a transaction per request)."""
+    base = cfg.read_text()
+    for name, extra in (("pg", ""), ("pg+budget", "[[budgets]]\ndaily_tokens = 1000000000000\n")):
+        tcfg = work / f"{name}.toml"
+        tcfg.write_text(f'[store]\npostgres = "{url}"\npostgres_password = "env:FLUXGATE_PG_PASSWORD"\n' + extra + base)
+        tdata = work / f"data-{name}"
+        tok = subprocess.run([str(REL / "fluxgate"), "token", "new", "bench", "--data-dir", str(tdata)], capture_output=True, text=True, check=True, env=env).stdout.strip()
+        p, purl, _ = start(["taskset", "-c", "0", str(REL / "fluxgate"), "serve", "--config", str(tcfg), "--data-dir", str(tdata), "--listen", "127.0.0.1:0"], env)
+        procs.append(p)
+        targets[name] = (purl, tok, p.pid)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seconds", type=int, default=8)
@@ -105,6 +122,7 @@ def main():
     ap.add_argument("--translation", action="store_true", help="compare same-dialect and translated paths")
     ap.add_argument("--baseline", type=Path, help="an older fluxgate binary measured as 'before' in the same run")
     ap.add_argument("--team", action="store_true", help="also Fluxgate with [state] redis: keys without and with a local limit")
+    ap.add_argument("--postgres", help="also Fluxgate with [store] postgres = URL, without and with a budget")
     a = ap.parse_args()
     if not shutil.which("oha"):
         sys.exit("oha is not on PATH: cargo install oha")
@@ -151,6 +169,8 @@ def main():
         side = {}
         if a.team:
             side = team_targets(cfg, work, env, procs, targets)
+        if a.postgres:
+            postgres_targets(cfg, work, env, procs, targets, a.postgres)
         time.sleep(1.0)
         if a.translation:
             translation(fg, fg_url, token, a)
