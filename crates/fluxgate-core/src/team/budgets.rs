@@ -23,7 +23,7 @@ use futures_util::future::BoxFuture;
 use futures_util::FutureExt;
 use tokio_postgres::{Client, Statement};
 
-use super::ledger::{in_transaction, FleetLedger};
+use super::ledger::FleetLedger;
 use crate::budgets::{first_exceeded_by, FleetBudgets, FleetRefusal, Period, Reservation, Spend};
 use crate::config::Budget;
 use crate::record::periods;
@@ -137,11 +137,7 @@ impl FleetLedger {
         let [day, month] = periods(now);
         let hold = self.new_hold_id();
         let conn = self.checkout().await?;
-        let outcome = in_transaction(
-            &conn.client,
-            transaction(&conn, budgets, &covered, need, now, [&day, &month], &hold),
-        )
-        .await;
+        let outcome = transaction(&conn, budgets, &covered, need, now, [&day, &month], &hold).await;
         match outcome {
             Ok(r) => {
                 self.checkin(conn);
@@ -152,6 +148,9 @@ impl FleetLedger {
     }
 }
 
+/// The reservation's transaction in three round trips: `BEGIN` with the locks, the read, and
+/// the hold with `COMMIT` (each pair pipelined: sent together, answered in order). A failed
+/// insert makes the `COMMIT` a rollback on the server; any other failure rolls back here.
 async fn transaction(
     conn: &Conn,
     budgets: &[(String, Budget)],
@@ -161,11 +160,22 @@ async fn transaction(
     [day, month]: [&String; 2],
     hold: &str,
 ) -> Result<Result<(), crate::budgets::Exceeded>, tokio_postgres::Error> {
+    use futures_util::future::try_join;
     let c = &conn.client;
-    c.execute(&conn.lock, &[&covered]).await?;
     let periods = vec![day.clone(), month.clone()];
+    let read = async {
+        try_join(c.batch_execute("BEGIN"), c.execute(&conn.lock, &[&covered])).await?;
+        c.query(&conn.used, &[&periods, &covered, &now]).await
+    };
+    let rows = match read.await {
+        Ok(rows) => rows,
+        Err(e) => {
+            let _ = c.batch_execute("ROLLBACK").await;
+            return Err(e);
+        }
+    };
     let mut used: HashMap<(String, String), Spend> = HashMap::new();
-    for row in c.query(&conn.used, &[&periods, &covered, &now]).await? {
+    for row in rows {
         let e = used.entry((row.get(0), row.get(1))).or_default();
         e.usd += row.get::<_, f64>(2);
         e.tokens += row.get::<_, i64>(3).max(0) as u64;
@@ -180,20 +190,13 @@ async fn transaction(
             .unwrap_or_default()
     });
     if let Some(e) = exceeded {
+        c.batch_execute("ROLLBACK").await?;
         return Ok(Err(e));
     }
     let expires = now + HOLD_TTL.as_millis() as i64;
-    c.execute(
-        &conn.hold,
-        &[
-            &hold,
-            &periods,
-            &covered,
-            &need.usd,
-            &(need.tokens as i64),
-            &expires,
-        ],
-    )
-    .await?;
+    let tokens = need.tokens as i64;
+    let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
+        [&hold, &periods, &covered, &need.usd, &tokens, &expires];
+    try_join(c.execute(&conn.hold, &params), c.batch_execute("COMMIT")).await?;
     Ok(Ok(()))
 }
