@@ -7,7 +7,7 @@
 //! (`fluxgate_budget_holds`) for today and this month, the check, and this request's hold.
 //! Two replicas reserving the last dollar at once are thus ordered, and the second sees the
 //! first's hold. A hold is released in the same transaction that adds its request's spend
-//! (`ledger.rs`), and expires after [`HOLD_TTL`] if its replica died. So a budget is overspent
+//! (`ledger/mod.rs`), and expires after [`HOLD_TTL`] if its replica died. So a budget is overspent
 //! by at most what one request spends beyond its estimate.
 //!
 //! This puts a round trip on budgeted requests only (those a `[[budgets]]` entry covers);

@@ -14,7 +14,7 @@
 //! Secrets never go to Redis: only key ids, states and counters do.
 //!
 //! With `[store] postgres` set, [`FleetLedger`] writes every replica's request records and
-//! spend to PostgreSQL, so usage on any replica shows the whole fleet (see `ledger.rs`), and
+//! spend to PostgreSQL, so usage on any replica shows the whole fleet (see `ledger/`), and
 //! [`SharedTokens`] keeps the fleet's client tokens there, so a token made on one replica
 //! works on all and a revoked one stops everywhere within a second (see `tokens.rs`), and
 //! [`SharedConversations`] keeps emulated Responses conversations there, so a turn can land on

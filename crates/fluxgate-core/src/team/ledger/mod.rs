@@ -25,8 +25,12 @@ use super::engine::EngineStatus;
 use crate::config::PostgresTarget;
 use crate::record::RequestRecord;
 use crate::secrets::{SecretError, Secrets};
-use crate::store::{spend_sums, usage_entry, USAGE_GROUPS};
-use crate::vocab::{ErrorClass, ErrorCode};
+use crate::store::spend_sums;
+
+mod reads;
+mod schema;
+
+pub use schema::SCHEMA_VERSION;
 
 /// How many records wait for PostgreSQL at most (about 30 MB); later ones are counted and
 /// dropped from the fleet's log (this replica's SQLite log still has them).
@@ -41,89 +45,6 @@ const QUERY_TIMEOUT: Duration = Duration::from_secs(5);
 const INTERVAL: Duration = Duration::from_millis(100);
 /// Idle connections kept for budget reservations (a new one costs an authentication).
 const POOL: usize = 16;
-/// The advisory lock migrations run under (any fixed number: the same on every replica).
-const MIGRATION_LOCK: i64 = 0x666c_7578_6761_7465; // "fluxgate"
-
-/// The schema, one statement list per version; applied in order, each exactly once.
-const MIGRATIONS: &[&str] = &[
-    // 1: request records (never a body, never a secret) and spend per period and scope.
-    "CREATE TABLE fluxgate_requests (
-        replica text NOT NULL,
-        seq bigint NOT NULL,
-        ts_ms bigint NOT NULL,
-        request_id text NOT NULL,
-        client text,
-        endpoint text NOT NULL,
-        model text,
-        route text,
-        provider text,
-        key_id text,
-        attempts integer NOT NULL,
-        status integer NOT NULL,
-        error_class text,
-        error_code text,
-        latency_ms bigint NOT NULL,
-        ttfb_ms bigint,
-        tokens_in bigint,
-        tokens_out bigint,
-        stream boolean NOT NULL,
-        upstream_model text,
-        tokens_cached bigint,
-        cost_usd double precision,
-        PRIMARY KEY (replica, seq)
-    );
-    CREATE INDEX fluxgate_requests_ts ON fluxgate_requests (ts_ms);
-    CREATE TABLE fluxgate_spend (
-        period text NOT NULL,
-        scope text NOT NULL,
-        usd double precision NOT NULL,
-        tokens bigint NOT NULL,
-        PRIMARY KEY (period, scope)
-    );",
-    // 2: client tokens (salted hashes, never a token) and a version every write bumps.
-    "CREATE TABLE fluxgate_tokens (
-        name text PRIMARY KEY,
-        token_id text NOT NULL UNIQUE,
-        salt bytea NOT NULL,
-        hash bytea NOT NULL,
-        created_ms bigint NOT NULL
-    );
-    CREATE TABLE fluxgate_tokens_version (id integer PRIMARY KEY, version bigint NOT NULL);
-    INSERT INTO fluxgate_tokens_version (id, version) VALUES (1, 0);",
-    // 3: emulated Responses conversations (`previous_response_id`), kept 30 days.
-    "CREATE TABLE fluxgate_responses (
-        id text PRIMARY KEY,
-        created_ms bigint NOT NULL,
-        items text NOT NULL
-    );
-    CREATE INDEX fluxgate_responses_created ON fluxgate_responses (created_ms);",
-    // 4: budget holds of requests in flight on any replica (released with their record's
-    // spend, or when they expire after a replica died).
-    "CREATE TABLE fluxgate_budget_holds (
-        hold text NOT NULL,
-        period text NOT NULL,
-        scope text NOT NULL,
-        usd double precision NOT NULL,
-        tokens bigint NOT NULL,
-        expires_ms bigint NOT NULL
-    );
-    CREATE INDEX fluxgate_budget_holds_scope ON fluxgate_budget_holds (period, scope);
-    CREATE INDEX fluxgate_budget_holds_hold ON fluxgate_budget_holds (hold);",
-    // 5: console login codes and sessions (SHA-256 digests only) and their version.
-    "CREATE TABLE fluxgate_console_codes (digest bytea PRIMARY KEY, created_ms bigint NOT NULL);
-    CREATE TABLE fluxgate_console_sessions (
-        id bytea PRIMARY KEY,
-        secret bytea NOT NULL,
-        started_ms bigint NOT NULL
-    );
-    CREATE TABLE fluxgate_sessions_version (id integer PRIMARY KEY, version bigint NOT NULL);
-    INSERT INTO fluxgate_sessions_version (id, version) VALUES (1, 0);",
-    // 6: a client token's expiry and allow-lists (JSON; NULL: none).
-    "ALTER TABLE fluxgate_tokens ADD COLUMN limits text;",
-];
-
-/// The schema version this build writes (its number of migrations).
-pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
 /// Why a replica cannot use the fleet's ledger; each says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -276,56 +197,6 @@ impl FleetLedger {
         match &self.redactor {
             Some(p) => p.redactor().text(&text).into_owned(),
             None => text,
-        }
-    }
-
-    /// Applies the versions this database lacks, in one transaction under the advisory lock
-    /// (a second replica starting at the same moment waits, then finds nothing to do).
-    async fn migrate(&self, client: &Client) -> Result<(), LedgerError> {
-        let fail = |e: tokio_postgres::Error| LedgerError::Migrate {
-            url: self.url.to_string(),
-            reason: self.scrub(&e),
-        };
-        let known = SCHEMA_VERSION;
-        let mut too_new = None;
-        in_transaction(client, async {
-            client
-                .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
-                .await?;
-            client
-                .batch_execute(
-                    "CREATE TABLE IF NOT EXISTS fluxgate_schema (version bigint NOT NULL)",
-                )
-                .await?;
-            let found: i64 = client
-                .query_one("SELECT COALESCE(MAX(version), 0) FROM fluxgate_schema", &[])
-                .await?
-                .get(0);
-            if found > known {
-                too_new = Some(found);
-                return Ok(());
-            }
-            for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
-                client.batch_execute(sql).await?;
-                client
-                    .execute(
-                        "INSERT INTO fluxgate_schema (version) VALUES ($1)",
-                        &[&(i as i64 + 1)],
-                    )
-                    .await?;
-                tracing::info!(version = i + 1, "applied a PostgreSQL schema version");
-            }
-            Ok(())
-        })
-        .await
-        .map_err(fail)?;
-        match too_new {
-            Some(found) => Err(LedgerError::TooNew {
-                url: self.url.to_string(),
-                found,
-                known,
-            }),
-            None => Ok(()),
         }
     }
 
@@ -585,149 +456,6 @@ impl FleetLedger {
             self.wake.notify_one();
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
-    }
-
-    /// Runs a read; a failure marks PostgreSQL as away (the caller answers from SQLite).
-    async fn read<T>(
-        &self,
-        what: &str,
-        f: impl AsyncFnOnce(&Client) -> Result<T, tokio_postgres::Error>,
-    ) -> Result<T, LedgerError> {
-        let error = |reason: String| LedgerError::Query {
-            url: self.url.to_string(),
-            reason,
-        };
-        let client = match self.connection().await {
-            Ok(c) => c,
-            Err(reason) => {
-                self.lost(what, &reason).await;
-                return Err(error(reason));
-            }
-        };
-        match tokio::time::timeout(QUERY_TIMEOUT, f(&client)).await {
-            Ok(Ok(v)) => {
-                self.status.answered();
-                Ok(v)
-            }
-            Ok(Err(e)) => {
-                let reason = self.scrub(&e);
-                self.lost(what, &reason).await;
-                Err(error(reason))
-            }
-            Err(_) => {
-                let reason = format!("no answer within {} s", QUERY_TIMEOUT.as_secs());
-                self.lost(what, &reason).await;
-                Err(error(reason))
-            }
-        }
-    }
-
-    /// The fleet's usage over the last `hours`, in the shape of
-    /// [`crate::store::Store::usage_since`].
-    pub async fn usage_since(&self, hours: u32) -> Result<serde_json::Value, LedgerError> {
-        let since = crate::clock::now_ms() - i64::from(hours) * 3_600_000;
-        self.read("usage", async |c: &Client| {
-            let mut out = serde_json::Map::new();
-            for (name, cols) in USAGE_GROUPS {
-                let sql = format!(
-                    "SELECT {cols}, COUNT(*)::bigint, \
-                     COUNT(*) FILTER (WHERE status >= 400 OR error_code IS NOT NULL)::bigint, \
-                     COALESCE(SUM(tokens_in), 0)::bigint, COALESCE(SUM(tokens_out), 0)::bigint, \
-                     COALESCE(SUM(tokens_cached), 0)::bigint, COALESCE(SUM(cost_usd), 0)::float8 \
-                     FROM fluxgate_requests WHERE ts_ms >= $1 GROUP BY {cols} ORDER BY COUNT(*) DESC"
-                );
-                let n = cols.split(',').count();
-                let rows = c.query(&sql, &[&since]).await?;
-                let list = rows
-                    .iter()
-                    .map(|r| {
-                        let names = (0..n).map(|i| r.get::<_, Option<String>>(i)).collect();
-                        let mut counts = [0i64; 5];
-                        for (i, v) in counts.iter_mut().enumerate() {
-                            *v = r.get(n + i);
-                        }
-                        usage_entry(cols, names, counts, r.get(n + 5))
-                    })
-                    .collect();
-                out.insert(name.into(), serde_json::Value::Array(list));
-            }
-            Ok(serde_json::Value::Object(out))
-        })
-        .await
-    }
-
-    /// The fleet's most recent records, newest first.
-    pub async fn recent(&self, limit: usize) -> Result<Vec<RequestRecord>, LedgerError> {
-        let limit = limit as i64;
-        self.read("recent requests", async |c: &Client| {
-            let rows = c
-                .query(
-                    "SELECT ts_ms, request_id, client, endpoint, model, route, provider, key_id, attempts, status, error_class, error_code, latency_ms, ttfb_ms, tokens_in, tokens_out, stream, upstream_model, tokens_cached, cost_usd
-                     FROM fluxgate_requests ORDER BY ts_ms DESC, seq DESC LIMIT $1",
-                    &[&limit],
-                )
-                .await?;
-            Ok(rows
-                .iter()
-                .map(|r| RequestRecord {
-                    ts_ms: r.get(0),
-                    request_id: r.get(1),
-                    client: r.get(2),
-                    endpoint: r.get(3),
-                    model: r.get(4),
-                    route: r.get(5),
-                    provider: r.get(6),
-                    key_id: r.get(7),
-                    attempts: r.get::<_, i32>(8).max(0) as u32,
-                    status: r.get::<_, i32>(9).clamp(0, i32::from(u16::MAX)) as u16,
-                    error_class: r
-                        .get::<_, Option<String>>(10)
-                        .and_then(|c| ErrorClass::parse(&c)),
-                    error_code: r
-                        .get::<_, Option<String>>(11)
-                        .and_then(|c| ErrorCode::parse(&c)),
-                    latency_ms: r.get::<_, i64>(12).max(0) as u64,
-                    ttfb_ms: r.get::<_, Option<i64>>(13).map(|v| v.max(0) as u64),
-                    tokens_in: r.get::<_, Option<i64>>(14).map(|v| v.max(0) as u64),
-                    tokens_out: r.get::<_, Option<i64>>(15).map(|v| v.max(0) as u64),
-                    stream: r.get(16),
-                    upstream_model: r.get(17),
-                    tokens_cached: r.get::<_, Option<i64>>(18).map(|v| v.max(0) as u64),
-                    cost_usd: r.get(19),
-                })
-                .collect())
-        })
-        .await
-    }
-
-    /// The fleet's spend in the given periods: (period, scope, spend).
-    pub async fn spend_in(
-        &self,
-        periods: &[String],
-    ) -> Result<Vec<(String, String, crate::record::Spend)>, LedgerError> {
-        let periods = periods.to_vec();
-        self.read("spend", async move |c: &Client| {
-            let rows = c
-                .query(
-                    "SELECT period, scope, usd, tokens FROM fluxgate_spend WHERE period = ANY($1)",
-                    &[&periods],
-                )
-                .await?;
-            Ok(rows
-                .iter()
-                .map(|r| {
-                    (
-                        r.get(0),
-                        r.get(1),
-                        crate::record::Spend {
-                            usd: r.get(2),
-                            tokens: r.get::<_, i64>(3).max(0) as u64,
-                        },
-                    )
-                })
-                .collect())
-        })
-        .await
     }
 
     /// A connection of its own for a budget transaction, its statements prepared (an idle
