@@ -229,7 +229,11 @@ pub async fn gemini(
 /// what the catalogue knows: capabilities, context window, output cap and prices (USD per
 /// million tokens). A route reports what every one of its targets can do (the smallest
 /// window, the capabilities they share), so a client never assumes more than it may get.
-pub async fn models(State(s): State<Arc<AppState>>, _client: ClientName) -> Response {
+pub async fn models(State(s): State<Arc<AppState>>, client: ClientName) -> Response {
+    // A token held to some routes or providers sees only what it may use.
+    let limits = client.0.limits.as_deref();
+    let route_ok = |name: &str| limits.is_none_or(|l| l.permits_route(name));
+    let provider_ok = |name: &str| limits.is_none_or(|l| l.permits_provider(name));
     use fluxgate_core::catalogue::ModelInfo;
     let router = s.gateway.executor.router();
     let config = router.config().clone();
@@ -268,7 +272,7 @@ pub async fn models(State(s): State<Arc<AppState>>, _client: ClientName) -> Resp
             data.push(v);
         }
     };
-    for r in &config.routes {
+    for r in config.routes.iter().filter(|r| route_ok(&r.name)) {
         let infos: Vec<_> = r
             .targets
             .iter()
@@ -281,7 +285,13 @@ pub async fn models(State(s): State<Arc<AppState>>, _client: ClientName) -> Resp
         extra["strategy"] = json!(r.strategy);
         push(r.name.clone(), "fluxgate", extra);
     }
-    for p in &config.providers {
+    // Models by name reach a provider directly, which a route allow-list does not permit.
+    let direct_ok = limits.is_none_or(|l| l.routes.is_empty());
+    for p in config
+        .providers
+        .iter()
+        .filter(|p| direct_ok && provider_ok(&p.name))
+    {
         for m in &p.models {
             let extra = describe(&[router.model_info(&p.name, m)]);
             push(m.clone(), &p.name, extra.clone());

@@ -90,6 +90,25 @@ async fn a_token_limited_to_routes_and_providers_is_held_to_them() {
     let body: Value = resp.json().await.expect("json");
     assert_eq!(body["type"], "error", "{body}");
 
+    // It sees only its route in the model list.
+    let models: Value = h
+        .http
+        .get(h.url("/v1/models"))
+        .bearer_auth(&intern)
+        .send()
+        .await
+        .expect("models")
+        .json()
+        .await
+        .expect("json");
+    let ids: Vec<&str> = models["data"]
+        .as_array()
+        .expect("data")
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert_eq!(ids, ["coding"], "{models}");
+
     // The harness's own token is unlimited.
     let (status, _, provider) = send(&h, &h.token, "coding").await;
     assert_eq!((status, provider.as_deref()), (200, Some("oa")));
