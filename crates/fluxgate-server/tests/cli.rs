@@ -379,12 +379,17 @@ async fn quit_drains_streams_and_ends_the_rest_with_an_error_event() {
 fn check_says_what_is_shared_with_other_replicas_and_where() {
     let dir = common::tempdir();
     let cfg = dir.path().join("c.toml");
-    std::fs::write(&cfg, GOOD).expect("write");
-    let (ok, out, err) = fluxgate(
-        &["check", "--config", cfg.to_str().expect("utf8")],
-        dir.path(),
-    );
-    assert!(ok, "{err}");
+    // `fluxgate check` on this config text; it must pass; its output.
+    let check = |text: &str| {
+        std::fs::write(&cfg, text).expect("write");
+        let (ok, out, err) = fluxgate(
+            &["check", "--config", cfg.to_str().expect("utf8")],
+            dir.path(),
+        );
+        assert!(ok, "{err}");
+        out
+    };
+    let out = check(GOOD);
     assert!(
         out.contains("key health, retests") && out.contains("this machine (in-process"),
         "{out}"
@@ -394,12 +399,7 @@ fn check_says_what_is_shared_with_other_replicas_and_where() {
     let team = format!(
         "[state]\nredis = \"redis://cache.example:6379/0\"\nredis_password = \"env:FLUXGATE_TEST_UNSET_VAR\"\n{GOOD}"
     );
-    std::fs::write(&cfg, team).expect("write");
-    let (ok, out, err) = fluxgate(
-        &["check", "--config", cfg.to_str().expect("utf8")],
-        dir.path(),
-    );
-    assert!(ok, "{err}");
+    let out = check(&team);
     assert!(
         out.contains("shared in Redis at redis://cache.example:6379/0 (no TLS)"),
         "{out}"
@@ -414,12 +414,7 @@ fn check_says_what_is_shared_with_other_replicas_and_where() {
     let team = format!(
         "[store]\npostgres = \"postgres://fluxgate@db.example:5432/fluxgate\"\npostgres_password = \"env:FLUXGATE_TEST_UNSET_VAR\"\n{GOOD}"
     );
-    std::fs::write(&cfg, team).expect("write");
-    let (ok, out, err) = fluxgate(
-        &["check", "--config", cfg.to_str().expect("utf8")],
-        dir.path(),
-    );
-    assert!(ok, "{err}");
+    let out = check(&team);
     assert!(
         out.contains(
             "the fleet's, in PostgreSQL at postgres://fluxgate@db.example:5432/fluxgate (no TLS)"

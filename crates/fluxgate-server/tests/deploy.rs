@@ -7,7 +7,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -119,18 +118,7 @@ fn start_replica(root: &Path, instance: &str, env: &HashMap<String, String>) -> 
         .stderr(Stdio::null())
         .spawn()
         .expect("serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let base = loop {
-        let line = lines
-            .next()
-            .expect("serve exited before it listened")
-            .expect("read");
-        if let Some(addr) = line.strip_prefix("listening on ") {
-            break addr.trim().to_string();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let base = common::listening(&mut child);
     Replica { child, base }
 }
 

@@ -6,7 +6,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -60,19 +59,7 @@ fn replica(config: &str, keys: &HashMap<&str, String>) -> Replica {
         cmd.env(name, value);
     }
     let mut child = cmd.spawn().expect("serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let base = loop {
-        let line = lines
-            .next()
-            .expect("serve exited before it listened")
-            .expect("read");
-        if let Some(addr) = line.strip_prefix("listening on ") {
-            break addr.trim().to_string();
-        }
-    };
-    // Keep draining stdout so the replica never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    let base = common::listening(&mut child);
     let admin = std::fs::read_to_string(data.join("admin-token"))
         .expect("admin token")
         .trim()

@@ -313,6 +313,25 @@ impl Harness {
     }
 }
 
+/// Reads a `fluxgate serve` child's stdout (piped) until it says where it listens, returns
+/// that address, and keeps draining the rest so the child never blocks on a full pipe.
+pub fn listening(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let stdout = child.stdout.take().expect("stdout is piped");
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("fluxgate exited before it listened")
+            .expect("read stdout");
+        if let Some(addr) = line.strip_prefix("listening on ") {
+            break addr.trim().to_string();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    base
+}
+
 /// Every file under `dir`, recursively, into `out`.
 pub fn collect(dir: &Path, out: &mut Vec<PathBuf>) {
     if let Ok(rd) = std::fs::read_dir(dir) {
@@ -391,7 +410,6 @@ impl RouterProcess {
         env: &[(&str, &str)],
         log: Option<&Path>,
     ) -> RouterProcess {
-        use std::io::BufRead;
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_fluxgate"));
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--config"])
             .arg(config)
@@ -412,19 +430,7 @@ impl RouterProcess {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().expect("spawn fluxgate serve");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut lines = std::io::BufReader::new(stdout).lines();
-        let base = loop {
-            let line = lines
-                .next()
-                .expect("fluxgate exited before listening")
-                .expect("read stdout");
-            if let Some(url) = line.strip_prefix("listening on ") {
-                break url.trim().to_string();
-            }
-        };
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
+        let base = listening(&mut child);
         RouterProcess {
             child,
             base,
