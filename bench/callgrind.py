@@ -5,9 +5,11 @@ under `valgrind --tool=callgrind`; instructions per request = (total N2 - total 
 so start-up and shutdown cancel out.
 
 Usage: python3 bench/callgrind.py [--n1 3000 --n2 6000] [--redis URL [--rpm N]]
-                                  [--postgres URL [--budget]] BINARY [BINARY ...]
+                                  [--postgres URL [--budget [--budget-tokens N]]] BINARY [BINARY ...]
        (--redis: team mode on that Redis; --rpm: the key gets a local limit, so each request
        takes room through Redis)
+       (--budget: a daily budget of --budget-tokens covering every request; with --postgres a
+       replica leases 2% of it at a time, so a smaller budget means more transactions)
        (builds the release fake first; needs valgrind and oha on PATH)
 """
 
@@ -37,14 +39,14 @@ def wait_line(p, prefix):
             raise RuntimeError("process exited before it listened")
 
 
-def total_instructions(binary, n, fake_url, work, redis=None, rpm=None, postgres=None, budget=False):
+def total_instructions(binary, n, fake_url, work, redis=None, rpm=None, postgres=None, budget=None):
     cfg = work / "config.toml"
     state = f'[state]\nredis = "{redis}"\n' if redis else ""
     if postgres:
         state += f'[store]\npostgres = "{postgres}"\npostgres_password = "env:FLUXGATE_PG_PASSWORD"\n'
     if budget:
-        # A budget no request reaches: every request still takes and releases its hold.
-        state += "[[budgets]]\ndaily_tokens = 1000000000000\n"
+        # A budget the run does not reach: every request still takes and releases a hold.
+        state += f"[[budgets]]\ndaily_tokens = {budget}\n"
     limit = f", rpm = {rpm}" if rpm else ""
     cfg.write_text(
         f'{state}[providers.fast]\nkind = "openai-compatible"\nbase_url = "{fake_url}/v1"\n'
@@ -77,7 +79,8 @@ def main():
     ap.add_argument("--redis", help="team mode: [state] redis = URL")
     ap.add_argument("--rpm", type=int, help="a local limit on the key (with --redis: a script call per request)")
     ap.add_argument("--postgres", help="team mode: [store] postgres = URL (password in FLUXGATE_PG_PASSWORD)")
-    ap.add_argument("--budget", action="store_true", help="a budget covering every request (with --postgres: a transaction per request)")
+    ap.add_argument("--budget", action="store_true", help="a budget covering every request")
+    ap.add_argument("--budget-tokens", type=int, default=10**12, help="its daily tokens (default 10^12)")
     ap.add_argument("binaries", nargs="+")
     a = ap.parse_args()
     for tool in ("valgrind", "oha"):
@@ -91,8 +94,8 @@ def main():
         fake_url = wait_line(fake, "listening on ")
         print("| binary | instructions / request |\n|---|---|")
         for b in a.binaries:
-            t1 = total_instructions(b, a.n1, fake_url, work, a.redis, a.rpm, a.postgres, a.budget)
-            t2 = total_instructions(b, a.n2, fake_url, work, a.redis, a.rpm, a.postgres, a.budget)
+            t1 = total_instructions(b, a.n1, fake_url, work, a.redis, a.rpm, a.postgres, a.budget and a.budget_tokens)
+            t2 = total_instructions(b, a.n2, fake_url, work, a.redis, a.rpm, a.postgres, a.budget and a.budget_tokens)
             print(f"| {b} | {(t2 - t1) / (a.n2 - a.n1) / 1000:.1f}k |", flush=True)
     finally:
         fake.terminate()

@@ -8,15 +8,19 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use fluxgate_core::config::PostgresTarget;
+use fluxgate_core::budgets::{FleetBudgets, FleetRefusal, Spend};
+use fluxgate_core::config::{Budget, BudgetScope, PostgresTarget};
 use fluxgate_core::record::RequestRecord;
 use fluxgate_core::recorder::RecordSink;
 use fluxgate_core::secrets::{MemoryStore, SecretRef, SecretStore, SecretValue, Secrets};
 use fluxgate_core::sessions::SessionStore;
 use fluxgate_core::store::Store;
-use fluxgate_core::team::{FleetLedger, LedgerError, SharedSessions, SharedTokens, SCHEMA_VERSION};
+use fluxgate_core::team::{
+    FleetLedger, LedgerError, SharedSessions, SharedTokens, LEASE_IDLE, SCHEMA_VERSION,
+};
 use fluxgate_core::tokens::TokenError;
 use fluxgate_testkit::servers::{PostgresServer, POSTGRES_PASSWORD};
+use fluxgate_testkit::tls::TestCa;
 
 /// Secrets whose keychain holds `password` for the ledger's account.
 fn secrets(password: &str) -> Secrets {
@@ -35,6 +39,7 @@ fn target(pg: &PostgresServer) -> PostgresTarget {
         url: pg.url(),
         password: Some(SecretRef::Keychain),
         budgets_fail_open: false,
+        ca: None,
     }
 }
 
@@ -378,4 +383,158 @@ fn a_console_session_is_the_fleets_and_signing_out_ends_it_everywhere_within_a_s
             .collect()
     });
     assert!(stored.iter().all(|d| d.len() == 32 && d != code.as_bytes()));
+}
+
+/// Two replicas, four tasks each, take 100-token requests from a fleet budget of 100 000
+/// tokens, holding every reservation: together they admit exactly the limit, and most
+/// reservations come from a replica's lease, not from a transaction each. Once the requests
+/// have ended and the leases have been idle, every hold is gone from PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_admit_exactly_a_fleet_budget_mostly_from_leases() {
+    let pg = PostgresServer::start();
+    let (a, b) = (ledger(&pg).await, ledger(&pg).await);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let stop = futures_util::FutureExt::shared(async move {
+        let _ = stop_rx.await;
+    });
+    let ta = tokio::spawn(a.clone().run(stop.clone()));
+    let tb = tokio::spawn(b.clone().run(stop));
+    let budgets = Arc::new(vec![(
+        "all".to_string(),
+        Budget {
+            scope: BudgetScope::All,
+            daily_usd: None,
+            monthly_usd: None,
+            daily_tokens: Some(100_000),
+            monthly_tokens: None,
+        },
+    )]);
+    let need = Spend {
+        usd: 0.0,
+        tokens: 100,
+    };
+    let mut tasks = Vec::new();
+    for l in [a.clone(), b.clone()] {
+        for _ in 0..4 {
+            let (l, budgets) = (l.clone(), budgets.clone());
+            tasks.push(tokio::spawn(async move {
+                let scopes = vec!["all".to_string()];
+                let mut held = Vec::new();
+                loop {
+                    match l.reserve(&budgets, &scopes, need).await {
+                        Ok(r) => held.push(r),
+                        Err(FleetRefusal::Exceeded(e)) => {
+                            assert_eq!(e.limit, 100_000.0);
+                            return held;
+                        }
+                        Err(FleetRefusal::Unreachable(e)) => panic!("{e}"),
+                    }
+                }
+            }));
+        }
+    }
+    let mut held = Vec::new();
+    for t in tasks {
+        held.extend(t.await.expect("task"));
+    }
+    assert_eq!(held.len(), 1_000, "exactly the limit, fleet-wide");
+    let ((la, ga), (lb, gb)) = (a.reservations(), b.reservations());
+    eprintln!("transactions: {} of {}", ga + gb, la + ga + lb + gb);
+    // Each task's last, refused, attempt ran a transaction too.
+    assert_eq!(la + ga + lb + gb, 1_008);
+    assert!(la > 0 && lb > 0, "both replicas served requests");
+    assert!(
+        ga + gb <= 150,
+        "{} of 1 000 reservations took a transaction",
+        ga + gb
+    );
+    assert!(a.render_metrics().contains(&format!(
+        "fluxgate_fleet_budget_reservations_total{{path=\"postgres\"}} {ga}"
+    )));
+
+    // The requests end; the leases go idle; their holds are released.
+    drop(held);
+    let db = psql(&pg).await;
+    let holds = || async {
+        db.query_one("SELECT count(*) FROM fluxgate_budget_holds", &[])
+            .await
+            .expect("count")
+            .get::<_, i64>(0)
+    };
+    let deadline = Instant::now() + LEASE_IDLE + Duration::from_secs(5);
+    while holds().await > 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(holds().await, 0, "holds left after the leases went idle");
+    // So the whole budget is the fleet's again (nothing was spent).
+    let scopes = vec!["all".to_string()];
+    let big = Spend {
+        usd: 0.0,
+        tokens: 100_000,
+    };
+    assert!(b.reserve(&budgets, &scopes, big).await.is_ok());
+    let _ = stop_tx.send(());
+    ta.await.expect("writer a");
+    tb.await.expect("writer b");
+}
+
+/// PostgreSQL on another machine, over TLS with a certificate a private CA signed (the
+/// server takes TLS connections only): with `sslmode=require` and `postgres_ca` the replica
+/// connects and works; without the CA the certificate is refused, saying why; without TLS
+/// the server refuses; a CA file that holds no certificate is an error naming the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_over_tls_is_trusted_through_a_private_ca() {
+    let ca = TestCa::new();
+    let pg = PostgresServer::start_tls(&ca);
+    let tls = PostgresTarget {
+        url: format!("{}?sslmode=require", pg.url()),
+        ca: Some(ca.ca_path()),
+        ..target(&pg)
+    };
+    let l = FleetLedger::connect(&tls, &secrets(POSTGRES_PASSWORD))
+        .await
+        .expect("connects over TLS");
+    assert!(l.recent(5).await.expect("reads over TLS").is_empty());
+
+    let Err(e) = FleetLedger::connect(
+        &PostgresTarget {
+            ca: None,
+            ..tls.clone()
+        },
+        &secrets(POSTGRES_PASSWORD),
+    )
+    .await
+    else {
+        panic!("a certificate of an unknown CA was accepted");
+    };
+    assert!(matches!(e, LedgerError::Untrusted { .. }), "{e}");
+    assert!(e.to_string().contains("UnknownIssuer"), "{e}");
+
+    let plain = PostgresTarget {
+        url: format!("{}?sslmode=disable", pg.url()),
+        ..target(&pg)
+    };
+    assert!(
+        FleetLedger::connect(&plain, &secrets(POSTGRES_PASSWORD))
+            .await
+            .is_err(),
+        "the server takes TLS connections only"
+    );
+
+    let dir = tempfile::tempdir().expect("dir");
+    let junk = dir.path().join("not-a-ca.pem");
+    std::fs::write(&junk, "hello").expect("write");
+    let Err(e) = FleetLedger::connect(
+        &PostgresTarget {
+            ca: Some(junk),
+            ..tls
+        },
+        &secrets(POSTGRES_PASSWORD),
+    )
+    .await
+    else {
+        panic!("a CA file without a certificate was accepted");
+    };
+    assert!(matches!(e, LedgerError::Ca { .. }), "{e}");
+    assert!(e.to_string().contains("not-a-ca.pem"), "{e}");
 }

@@ -17,6 +17,7 @@ use fluxgate_core::routing::RateWindows;
 use fluxgate_core::secrets::{SecretRef, Secrets};
 use fluxgate_core::team::{Engine, SharedHealth, SharedWindows, Team, TeamError};
 use fluxgate_testkit::servers::RedisServer;
+use fluxgate_testkit::tls::TestCa;
 use tokio::time::Instant;
 
 const CONFIG: &str = r#"
@@ -35,6 +36,7 @@ fn target(url: &str) -> RedisTarget {
         url: url.to_string(),
         username: None,
         password: None,
+        ca: None,
     }
 }
 
@@ -337,6 +339,7 @@ async fn the_password_comes_from_a_secret_reference_and_a_wrong_one_is_refused()
         url: redis.url(),
         username: None,
         password: Some(SecretRef::File(file)),
+        ca: None,
     };
     Engine::connect(&good, &secrets()).await.expect("connects");
 
@@ -527,4 +530,48 @@ async fn the_hash_is_read_again_even_when_no_message_arrives() {
         took.is_some(),
         "a state only in the hash never reached the replica"
     );
+}
+
+/// Redis on another machine, over TLS with a certificate a private CA signed (the server
+/// takes TLS only): `redis_ca` makes the replica trust that CA; without it the certificate is
+/// refused, saying why; a CA file that holds no certificate is an error naming the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_over_tls_is_trusted_through_a_private_ca() {
+    let ca = TestCa::new();
+    let redis = RedisServer::start_tls(&ca);
+    assert!(redis.url().starts_with("rediss://"));
+    let with_ca = RedisTarget {
+        ca: Some(ca.ca_path()),
+        ..target(&redis.url())
+    };
+    let engine = Engine::connect(&with_ca, &secrets())
+        .await
+        .expect("connects over TLS");
+    // Shared state is read over it.
+    SharedHealth::open(&engine, Arc::new(NoPersistence))
+        .await
+        .expect("the fleet's health, read over TLS");
+
+    let Err(e) = Engine::connect(&target(&redis.url()), &secrets()).await else {
+        panic!("a certificate of an unknown CA was accepted");
+    };
+    assert!(matches!(e, TeamError::Untrusted { .. }), "{e:?}");
+    assert!(e.to_string().contains("state.redis_ca"), "{e}");
+
+    let dir = tempfile::tempdir().expect("dir");
+    let junk = dir.path().join("not-a-ca.pem");
+    std::fs::write(&junk, "hello").expect("write");
+    let Err(e) = Engine::connect(
+        &RedisTarget {
+            ca: Some(junk),
+            ..with_ca
+        },
+        &secrets(),
+    )
+    .await
+    else {
+        panic!("a CA file without a certificate was accepted");
+    };
+    assert!(matches!(e, TeamError::Ca { .. }), "{e:?}");
+    assert!(e.to_string().contains("not-a-ca.pem"), "{e}");
 }

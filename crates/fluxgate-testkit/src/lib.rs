@@ -14,6 +14,7 @@ pub mod chaos;
 mod faults;
 pub mod model;
 pub mod servers;
+pub mod tls;
 mod wire;
 
 use std::collections::{HashMap, VecDeque};

@@ -14,6 +14,8 @@ pub struct RedisServer {
     child: Option<Child>,
     port: u16,
     dir: tempfile::TempDir,
+    /// Listens with TLS only (`rediss://`).
+    tls: bool,
 }
 
 fn free_port() -> u16 {
@@ -53,14 +55,39 @@ impl RedisServer {
             child: None,
             port: free_port(),
             dir,
+            tls: false,
         };
         server.start_again();
         server
     }
 
-    /// `redis://127.0.0.1:PORT`.
+    /// Starts a server that speaks TLS only, with a certificate `ca` signed (clients are not
+    /// asked for certificates).
+    pub fn start_tls(ca: &crate::tls::TestCa) -> RedisServer {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let (cert, key) = ca.server_files();
+        let conf = format!(
+            "bind 127.0.0.1\nsave \"\"\nappendonly no\nprotected-mode no\n\
+             tls-cert-file {}\ntls-key-file {}\ntls-ca-cert-file {}\ntls-auth-clients no\n",
+            cert.display(),
+            key.display(),
+            ca.ca_path().display()
+        );
+        std::fs::write(dir.path().join("redis.conf"), conf).expect("redis.conf");
+        let mut server = RedisServer {
+            child: None,
+            port: free_port(),
+            dir,
+            tls: true,
+        };
+        server.start_again();
+        server
+    }
+
+    /// `redis://127.0.0.1:PORT` (`rediss://` for a TLS server).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls { "rediss" } else { "redis" };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     pub fn port(&self) -> u16 {
@@ -78,10 +105,15 @@ impl RedisServer {
     /// Starts the server again on the same port (with no data: as a restarted cache would).
     pub fn start_again(&mut self) {
         self.stop();
+        let port = self.port.to_string();
+        let ports: [&str; 4] = if self.tls {
+            ["--port", "0", "--tls-port", &port]
+        } else {
+            ["--port", &port, "--tls-port", "0"]
+        };
         let child = Command::new(redis_binary())
             .arg(self.dir.path().join("redis.conf"))
-            .arg("--port")
-            .arg(self.port.to_string())
+            .args(ports)
             .arg("--dir")
             .arg(self.dir.path())
             .stdin(Stdio::null())
@@ -93,6 +125,10 @@ impl RedisServer {
         let deadline = Instant::now() + Duration::from_secs(10);
         while Instant::now() < deadline {
             if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
+                if self.tls {
+                    // Listening is all that can be seen without a handshake.
+                    return;
+                }
                 let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
                 let mut buf = [0u8; 16];
                 // PONG, or NOAUTH when a password is set: either way it answers.
@@ -126,6 +162,8 @@ pub struct PostgresServer {
     dir: tempfile::TempDir,
     bin: PathBuf,
     run_as: Option<(u32, u32)>,
+    /// The certificate and key it presents, when it takes TLS connections only.
+    tls: Option<(PathBuf, PathBuf)>,
 }
 
 /// The user the server's processes run as, and the password the tests connect with.
@@ -172,6 +210,16 @@ fn postgres_account() -> Option<(u32, u32)> {
 impl PostgresServer {
     /// Creates a cluster and starts it.
     pub fn start() -> PostgresServer {
+        Self::start_with(None)
+    }
+
+    /// Creates a cluster that takes TLS connections only (`hostssl` in `pg_hba.conf`), with
+    /// a certificate `ca` signed, and starts it.
+    pub fn start_tls(ca: &crate::tls::TestCa) -> PostgresServer {
+        Self::start_with(Some(ca))
+    }
+
+    fn start_with(ca: Option<&crate::tls::TestCa>) -> PostgresServer {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let run_as = postgres_account();
         let bin = postgres_bin();
@@ -195,12 +243,32 @@ impl PostgresServer {
             "initdb failed: {}",
             String::from_utf8_lossy(&out.stderr)
         );
+        let tls = ca.map(|ca| {
+            let files = ca.copy_server_files(dir.path());
+            if let Some((uid, gid)) = run_as {
+                for f in [&files.0, &files.1] {
+                    std::os::unix::fs::chown(f, Some(uid), Some(gid)).expect("chown");
+                }
+            }
+            let hba = dir.path().join("data").join("pg_hba.conf");
+            let text = std::fs::read_to_string(&hba).expect("pg_hba.conf");
+            let text: String = text
+                .lines()
+                .map(|l| match l.strip_prefix("host ") {
+                    Some(rest) => format!("hostssl {rest}\n"),
+                    None => format!("{l}\n"),
+                })
+                .collect();
+            std::fs::write(&hba, text).expect("pg_hba.conf");
+            files
+        });
         let mut server = PostgresServer {
             child: None,
             port: free_port(),
             dir,
             bin,
             run_as,
+            tls,
         };
         server.start_again();
         server
@@ -279,6 +347,16 @@ impl PostgresServer {
                 self.dir.path().display()
             ))
             .args(["-c", "fsync=off", "-c", "max_connections=50"])
+            .args(self.tls.iter().flat_map(|(cert, key)| {
+                [
+                    "-c".to_string(),
+                    "ssl=on".to_string(),
+                    "-c".to_string(),
+                    format!("ssl_cert_file={}", cert.display()),
+                    "-c".to_string(),
+                    format!("ssl_key_file={}", key.display()),
+                ]
+            }))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log_file)

@@ -288,6 +288,9 @@ pub struct PostgresTarget {
     /// While PostgreSQL does not answer, budgeted requests go ahead on each replica's own
     /// spend (`budgets_when_unreachable = "open"`) instead of being refused (the default).
     pub budgets_fail_open: bool,
+    /// `postgres_ca`: the CA certificates (PEM) trusted for the server's certificate instead
+    /// of the public roots.
+    pub ca: Option<PathBuf>,
 }
 
 impl PostgresTarget {
@@ -308,6 +311,9 @@ pub struct RedisTarget {
     pub url: String,
     pub username: Option<String>,
     pub password: Option<SecretRef>,
+    /// `redis_ca`: the CA certificates (PEM) trusted for the server's certificate instead of
+    /// the public roots.
+    pub ca: Option<PathBuf>,
 }
 
 impl RedisTarget {

@@ -83,6 +83,9 @@ pub struct RawStore {
     /// `"closed"` (the default: refuse budgeted requests) or `"open"` (let each replica's own
     /// spend decide) while PostgreSQL does not answer.
     pub budgets_when_unreachable: Option<String>,
+    /// A PEM file of the CA certificates that sign PostgreSQL's certificate (a private CA),
+    /// trusted instead of the public roots.
+    pub postgres_ca: Option<String>,
 }
 
 /// `[state]`: shared engines. Absent: everything stays in this process (the default).
@@ -95,6 +98,9 @@ pub struct RawState {
     pub redis_password: Option<String>,
     /// A Redis ACL user name (the password above is then that user's).
     pub redis_username: Option<String>,
+    /// A PEM file of the CA certificates that sign Redis's certificate (a private CA),
+    /// trusted instead of the public roots.
+    pub redis_ca: Option<String>,
 }
 
 /// `[models."id"]`: prices in USD per million tokens.

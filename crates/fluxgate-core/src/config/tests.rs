@@ -245,7 +245,15 @@ fn state_names_a_redis_without_credentials_in_its_url() {
     let r = c.shared.redis.expect("redis");
     assert_eq!(r.url, "rediss://cache.internal:6380/2");
     assert!(r.tls());
+    assert_eq!(r.ca, None);
     assert_eq!(r.username.as_deref(), Some("fluxgate"));
+    let c =
+        load("[state]\nredis = \"rediss://cache.internal\"\nredis_ca = \"/etc/fluxgate/ca.pem\"\n")
+            .expect("valid");
+    assert_eq!(
+        c.shared.redis.expect("redis").ca.as_deref(),
+        Some(std::path::Path::new("/etc/fluxgate/ca.pem"))
+    );
     assert_eq!(
         r.password,
         Some(SecretRef::Env("FLUXGATE_REDIS_PASSWORD".into()))
@@ -277,6 +285,17 @@ fn state_names_a_redis_without_credentials_in_its_url() {
             "\u{0}",
         ),
         ("reddis = \"redis://host\"", "reddis", "\u{0}"),
+        // A private CA only for an encrypted connection, and only as an absolute path.
+        (
+            "redis = \"redis://host\"\nredis_ca = \"/etc/ca.pem\"",
+            "state.redis_ca",
+            "\u{0}",
+        ),
+        (
+            "redis = \"rediss://host\"\nredis_ca = \"ca.pem\"",
+            "state.redis_ca",
+            "\u{0}",
+        ),
     ];
     for (body, key, never) in cases {
         let err = load(&format!("[state]\n{body}\n"))
@@ -299,7 +318,14 @@ fn store_names_a_postgres_with_a_user_and_no_password_in_its_url() {
         "postgres://fluxgate@db.internal:5432/fluxgate?sslmode=require"
     );
     assert!(p.tls());
+    assert_eq!(p.ca, None);
     assert_eq!(p.password, Some(SecretRef::File("/run/secrets/pg".into())));
+    let c = load("[store]\npostgres = \"postgres://u@db/d?sslmode=require\"\npostgres_ca = \"/etc/fluxgate/ca.pem\"\n")
+        .expect("valid");
+    assert_eq!(
+        c.shared.postgres.expect("postgres").ca.as_deref(),
+        Some(std::path::Path::new("/etc/fluxgate/ca.pem"))
+    );
     assert!(c.shared.redis.is_none(), "the engines are independent");
     assert!(!p.budgets_fail_open, "budgets fail closed by default");
     let c = load("[store]\npostgres = \"postgresql://u@127.0.0.1/db\"\nbudgets_when_unreachable = \"open\"\n")
@@ -346,6 +372,21 @@ fn store_names_a_postgres_with_a_user_and_no_password_in_its_url() {
             "\u{0}",
         ),
         ("postgress = \"postgres://u@h/d\"", "postgress", "\u{0}"),
+        (
+            "postgres = \"postgres://u@h/d?sslmode=disable\"\npostgres_ca = \"/etc/ca.pem\"",
+            "store.postgres_ca",
+            "\u{0}",
+        ),
+        (
+            "postgres = \"postgres://u@h/d?sslmode=require\"\npostgres_ca = \"./ca.pem\"",
+            "store.postgres_ca",
+            "\u{0}",
+        ),
+        (
+            "postgres_ca = \"/etc/ca.pem\"",
+            "store.postgres_ca",
+            "\u{0}",
+        ),
         (
             "postgres = \"postgres://u@h/d\"\nbudgets_when_unreachable = \"maybe\"",
             "store.budgets_when_unreachable",

@@ -180,9 +180,14 @@ pub(super) fn validate(raw: RawConfig, source: ConfigSource) -> Result<Config, C
 /// `[state]`: a Redis URL without credentials in it, and its password as a secret reference.
 fn redis_target(raw: super::raw::RawState) -> Result<Option<super::RedisTarget>, ConfigError> {
     let Some(url) = raw.redis else {
-        if raw.redis_password.is_some() || raw.redis_username.is_some() {
+        let set = [
+            ("state.redis_password", raw.redis_password.is_some()),
+            ("state.redis_username", raw.redis_username.is_some()),
+            ("state.redis_ca", raw.redis_ca.is_some()),
+        ];
+        if let Some((field, _)) = set.iter().find(|(_, s)| *s) {
             return Err(ConfigError::invalid(
-                "state.redis_password",
+                *field,
                 "is set but `state.redis` is not; add `redis = \"redis://host:6379\"`",
             ));
         }
@@ -223,10 +228,17 @@ fn redis_target(raw: super::raw::RawState) -> Result<Option<super::RedisTarget>,
             ));
         }
     }
+    let ca = ca_path(
+        "state.redis_ca",
+        raw.redis_ca,
+        url.starts_with("rediss://"),
+        "write the URL as `rediss://…`",
+    )?;
     Ok(Some(super::RedisTarget {
         url,
         username: raw.redis_username,
         password,
+        ca,
     }))
 }
 
@@ -247,9 +259,17 @@ fn postgres_target(
     raw: super::raw::RawStore,
 ) -> Result<Option<super::PostgresTarget>, ConfigError> {
     let Some(url) = raw.postgres else {
-        if raw.postgres_password.is_some() || raw.budgets_when_unreachable.is_some() {
+        let set = [
+            ("store.postgres_password", raw.postgres_password.is_some()),
+            (
+                "store.budgets_when_unreachable",
+                raw.budgets_when_unreachable.is_some(),
+            ),
+            ("store.postgres_ca", raw.postgres_ca.is_some()),
+        ];
+        if let Some((field, _)) = set.iter().find(|(_, s)| *s) {
             return Err(ConfigError::invalid(
-                "store.postgres_password",
+                *field,
                 "is set but `store.postgres` is not; add \
                  `postgres = \"postgres://fluxgate@host:5432/fluxgate\"`",
             ));
@@ -310,11 +330,42 @@ fn postgres_target(
             "must be \"closed\" (refuse budgeted requests while PostgreSQL is away) or \"open\"",
         )),
     };
+    let ca = ca_path(
+        "store.postgres_ca",
+        raw.postgres_ca,
+        query != "sslmode=disable",
+        "write `?sslmode=require` instead of `sslmode=disable`",
+    )?;
     Ok(Some(super::PostgresTarget {
         url,
         password,
         budgets_fail_open,
+        ca,
     }))
+}
+
+/// An engine's private CA file: an absolute path, and only for an encrypted connection.
+fn ca_path(
+    field: &str,
+    path: Option<String>,
+    tls: bool,
+    how: &str,
+) -> Result<Option<std::path::PathBuf>, ConfigError> {
+    let Some(path) = path else { return Ok(None) };
+    if !tls {
+        return Err(ConfigError::invalid(
+            field,
+            format!("is set but the connection is not encrypted: {how}"),
+        ));
+    }
+    let path = std::path::PathBuf::from(path);
+    if !path.is_absolute() {
+        return Err(ConfigError::invalid(
+            field,
+            "must be an absolute path to a PEM file of CA certificates",
+        ));
+    }
+    Ok(Some(path))
 }
 
 fn webhook(i: usize, w: super::raw::RawWebhook) -> Result<super::Webhook, ConfigError> {

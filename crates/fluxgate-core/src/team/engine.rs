@@ -34,6 +34,10 @@ pub enum TeamError {
     Refused { url: String, reason: String },
     #[error("`state.redis = \"{url}\"` is not a URL Redis accepts: {reason}")]
     BadUrl { url: String, reason: String },
+    #[error("`state.redis_ca`: {reason}")]
+    Ca { reason: String },
+    #[error("the certificate of Redis at {url} is not trusted: {reason}. Set `state.redis_ca` to the PEM file of the CA that signed it, or give the server a certificate for this host name")]
+    Untrusted { url: String, reason: String },
 }
 
 /// Whether the shared engine answered last time; logs each change once.
@@ -119,7 +123,19 @@ impl Engine {
             settings = settings.set_password(password.expose());
             redactor = Some(password);
         }
-        let client = redis::Client::open(info.set_redis_settings(settings)).map_err(bad_url)?;
+        let info = info.set_redis_settings(settings);
+        let client = match &target.ca {
+            None => redis::Client::open(info).map_err(bad_url)?,
+            Some(ca) => {
+                let (pem, _) =
+                    super::tls::read_ca(ca).map_err(|reason| TeamError::Ca { reason })?;
+                let certs = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                };
+                redis::Client::build_with_tls(info, certs).map_err(bad_url)?
+            }
+        };
         // Redis's errors do not quote the password; scrubbed all the same.
         let reason = |e: &dyn std::fmt::Display| {
             let text = e.to_string();
@@ -154,10 +170,12 @@ impl Engine {
                 })
             }
             Ok(Err(e)) => {
-                return Err(TeamError::Unreachable {
-                    url,
-                    reason: reason(&e),
-                })
+                let reason = reason(&super::tls::with_causes(&e));
+                return Err(if super::tls::is_certificate_error(&reason) {
+                    TeamError::Untrusted { url, reason }
+                } else {
+                    TeamError::Unreachable { url, reason }
+                });
             }
             Err(_) => {
                 return Err(TeamError::Unreachable {

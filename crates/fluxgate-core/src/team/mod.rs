@@ -26,15 +26,18 @@ mod budgets;
 mod conversations;
 mod engine;
 mod health;
+mod leases;
 mod ledger;
 mod pg_thread;
 mod sessions;
+mod tls;
 mod tokens;
 mod windows;
 
 pub use conversations::SharedConversations;
 pub use engine::{Engine, EngineStatus, TeamError};
 pub use health::SharedHealth;
+pub use leases::{LEASE_IDLE, LEASE_SHARE};
 pub use ledger::{FleetLedger, LedgerError, QUEUE_BOUND, SCHEMA_VERSION};
 pub use sessions::SharedSessions;
 pub use tokens::SharedTokens;

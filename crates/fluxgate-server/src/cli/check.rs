@@ -41,12 +41,21 @@ pub struct ExplainArgs {
     common: Common,
 }
 
+/// "TLS", "TLS, CA /path" or "no TLS".
+fn tls_words(tls: bool, ca: Option<&std::path::Path>) -> String {
+    match (tls, ca) {
+        (false, _) => "no TLS".into(),
+        (true, None) => "TLS".into(),
+        (true, Some(ca)) => format!("TLS, trusting the CA in {}", ca.display()),
+    }
+}
+
 /// What is shared with other Fluxgates and where, per kind of state (`[state]`).
 pub fn shared_lines(config: &Config) -> Vec<String> {
     let local = "this machine (in-process; SQLite in the data directory)";
     let (health, limits) = match &config.shared.redis {
         Some(r) => {
-            let tls = if r.tls() { "TLS" } else { "no TLS" };
+            let tls = tls_words(r.tls(), r.ca.as_deref());
             let shared = format!("shared in Redis at {} ({tls})", r.url);
             (shared.clone(), shared)
         }
@@ -54,7 +63,7 @@ pub fn shared_lines(config: &Config) -> Vec<String> {
     };
     let records = match &config.shared.postgres {
         Some(p) => {
-            let tls = if p.tls() { "TLS" } else { "no TLS" };
+            let tls = tls_words(p.tls(), p.ca.as_deref());
             format!(
                 "the fleet's, in PostgreSQL at {} ({tls}); a copy in SQLite here",
                 p.url

@@ -66,6 +66,10 @@ pub enum LedgerError {
     TooNew { url: String, found: i64, known: i64 },
     #[error("PostgreSQL at {url} did not answer: {reason}")]
     Query { url: String, reason: String },
+    #[error("`store.postgres_ca`: {reason}")]
+    Ca { reason: String },
+    #[error("the certificate of PostgreSQL at {url} is not trusted: {reason}. Set `store.postgres_ca` to the PEM file of the CA that signed it, or give the server a certificate for this host name")]
+    Untrusted { url: String, reason: String },
 }
 
 /// A record waiting for PostgreSQL, with its key.
@@ -93,6 +97,13 @@ pub struct FleetLedger {
     /// Idle connections for budget reservations (each runs its own transaction).
     pool: Mutex<Vec<super::budgets::Conn>>,
     next_hold: AtomicU64,
+    /// This replica's budget leases (`leases.rs`), and the lock that makes it take one at a
+    /// time.
+    pub(super) leases: super::leases::Leases,
+    pub(super) granting: tokio::sync::Mutex<()>,
+    /// Budgeted reservations served from a lease, and those that took a new one.
+    from_lease: AtomicU64,
+    granted: AtomicU64,
     /// Budgeted requests go ahead on local spend while PostgreSQL is away.
     budgets_fail_open: bool,
     /// Scrubs the password from error texts.
@@ -129,7 +140,8 @@ impl FleetLedger {
         }
         let ledger = FleetLedger {
             config,
-            tls: tokio_postgres_rustls::MakeRustlsConnect::with_webpki_roots(),
+            tls: super::tls::postgres_connector(target.ca.as_deref())
+                .map_err(|reason| LedgerError::Ca { reason })?,
             url: url.clone().into(),
             replica: super::random_replica_id().into(),
             client: tokio::sync::Mutex::new(None),
@@ -146,6 +158,10 @@ impl FleetLedger {
             releases: Mutex::new(Vec::new()),
             pool: Mutex::new(Vec::new()),
             next_hold: AtomicU64::new(0),
+            leases: Default::default(),
+            granting: tokio::sync::Mutex::new(()),
+            from_lease: AtomicU64::new(0),
+            granted: AtomicU64::new(0),
             budgets_fail_open: target.budgets_fail_open,
             redactor,
         };
@@ -158,10 +174,12 @@ impl FleetLedger {
                 })
             }
             Ok(Err(e)) => {
-                return Err(LedgerError::Unreachable {
-                    url,
-                    reason: ledger.scrub(&e),
-                })
+                let reason = ledger.scrub(&super::tls::with_causes(&e));
+                return Err(if super::tls::is_certificate_error(&reason) {
+                    LedgerError::Untrusted { url, reason }
+                } else {
+                    LedgerError::Unreachable { url, reason }
+                });
             }
             Err(_) => {
                 return Err(LedgerError::Unreachable {
@@ -278,11 +296,13 @@ impl FleetLedger {
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
             }
+            self.retire_leases(false);
             backoff = match self.write_pending().await {
                 Ok(()) => Duration::ZERO,
                 Err(()) => (backoff * 2).clamp(Duration::from_millis(250), Duration::from_secs(2)),
             };
         }
+        self.retire_leases(true);
         let _ = tokio::time::timeout(QUERY_TIMEOUT, self.write_pending()).await;
     }
 
@@ -500,6 +520,38 @@ impl FleetLedger {
     /// before its reservation ends, adds its spend in the same transaction or an earlier one).
     pub(super) fn release_hold(&self, hold: String) {
         self.releases.lock().push(hold);
+        // Now rather than with the next batch: until it goes, the request's spend counts
+        // twice (settled and held).
+        self.wake.notify_one();
+    }
+
+    /// Counts a budgeted reservation: served from a lease, or by a new one (a round trip).
+    pub(super) fn count_reservation(&self, round_trip: bool) {
+        let c = if round_trip {
+            &self.granted
+        } else {
+            &self.from_lease
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Budgeted reservations so far: `(served from a lease, that took a new lease)`.
+    pub fn reservations(&self) -> (u64, u64) {
+        (
+            self.from_lease.load(Ordering::Relaxed),
+            self.granted.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Retires leases idle for [`super::leases::LEASE_IDLE`] (or of a past day), and with a
+    /// clean stop every lease, so their holds are released with the next batch.
+    fn retire_leases(&self, all: bool) {
+        if all {
+            self.leases.retire_all();
+        } else {
+            let [day, _] = crate::record::periods(crate::clock::now_ms());
+            self.leases.retire_idle(&day, std::time::Instant::now());
+        }
     }
 
     pub(super) fn budgets_fail_open(&self) -> bool {
@@ -514,9 +566,19 @@ impl FleetLedger {
              fluxgate_fleet_records_pending {}\n\
              # HELP fluxgate_fleet_records_dropped_total Request records that did not fit in the queue while PostgreSQL was away.\n\
              # TYPE fluxgate_fleet_records_dropped_total counter\n\
-             fluxgate_fleet_records_dropped_total {}\n",
+             fluxgate_fleet_records_dropped_total {}\n\
+             # HELP fluxgate_fleet_budget_reservations_total Budgeted requests checked fleet-wide: served from this replica's lease, or with a transaction in PostgreSQL (which took a new lease or refused).\n\
+             # TYPE fluxgate_fleet_budget_reservations_total counter\n\
+             fluxgate_fleet_budget_reservations_total{{path=\"lease\"}} {}\n\
+             fluxgate_fleet_budget_reservations_total{{path=\"postgres\"}} {}\n\
+             # HELP fluxgate_fleet_budget_leases Budgeted scopes this replica holds a lease of.\n\
+             # TYPE fluxgate_fleet_budget_leases gauge\n\
+             fluxgate_fleet_budget_leases {}\n",
             self.pending(),
-            self.dropped()
+            self.dropped(),
+            self.from_lease.load(Ordering::Relaxed),
+            self.granted.load(Ordering::Relaxed),
+            self.leases.len(),
         )
     }
 }
