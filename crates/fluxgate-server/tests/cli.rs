@@ -427,3 +427,15 @@ fn check_says_what_is_shared_with_other_replicas_and_where() {
     );
     assert!(!out.contains("Redis"), "{out}");
 }
+
+#[test]
+fn help_describes_the_product_not_the_crate() {
+    let dir = common::tempdir();
+    let (ok, out, _) = fluxgate(&["--help"], dir.path());
+    assert!(ok);
+    assert!(
+        out.starts_with("Fluxgate: one local address for every AI tool"),
+        "{out}"
+    );
+    assert!(!out.contains("axum"), "{out}");
+}

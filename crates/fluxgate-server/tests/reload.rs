@@ -140,3 +140,72 @@ async fn config_edits_apply_live_and_bad_edits_are_refused() {
     let _ = stop_tx.send(());
     handle.shutdown().await;
 }
+
+/// `serve --listen` with no `listen` in the file: edits reload without a "`listen` changed"
+/// warning each time; the warning comes once when the file's own `listen` changes.
+#[test]
+fn a_listen_flag_does_not_make_every_reload_warn() {
+    use std::io::BufRead;
+    use std::process::{Command, Stdio};
+    let dir = common::tempdir();
+    let path = dir.path().join("config.toml");
+    let base = config_text("http://127.0.0.1:9", "");
+    std::fs::write(&path, &base).expect("write");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_fluxgate"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+        .arg(&path)
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        .env("FLUXGATE_RELOAD_TEST_KEY", "sk-reload-listen-0123456789")
+        .env("HOME", dir.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("fluxgate serve");
+    common::listening(&mut child);
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let stderr = child.stderr.take().expect("stderr");
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    // Writes `text` and waits until the reload is logged: the lines logged meanwhile.
+    let reload = |text: String| {
+        std::fs::write(&path, text).expect("write");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut lines = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = rx.recv_timeout(left).expect("no reload logged within 10 s");
+            let done = line.contains("config reloaded");
+            lines.push(line);
+            if done {
+                return lines;
+            }
+        }
+    };
+    let warned = |lines: &[String]| {
+        lines
+            .iter()
+            .filter(|l| l.contains("`listen` changed"))
+            .count()
+    };
+    for route in ["a", "b"] {
+        let lines = reload(format!("{base}[routes.{route}]\ntargets = [\"oa/m1\"]\n"));
+        assert_eq!(warned(&lines), 0, "{lines:#?}");
+    }
+    // The file's own `listen` changes: one warning, and none for the next edit.
+    let lines = reload(format!("listen = \"127.0.0.1:1\"\n{base}"));
+    assert_eq!(warned(&lines), 1, "{lines:#?}");
+    let lines = reload(format!(
+        "listen = \"127.0.0.1:1\"\n{base}[routes.c]\ntargets = [\"oa/m1\"]\n"
+    ));
+    assert_eq!(warned(&lines), 0, "{lines:#?}");
+    let _ = child.kill();
+    let _ = child.wait();
+}

@@ -280,6 +280,13 @@ impl Gateway {
             };
             let mut last_stamp = stamp(&path);
             let mut last_text = std::fs::read_to_string(&path).ok();
+            // The `listen` the file itself says (a `--listen` flag may override it): a
+            // restart is needed only when the file's own value changes, so a file without
+            // `listen` under `serve --listen` does not warn on every reload.
+            let mut file_listen = last_text
+                .as_deref()
+                .and_then(|t| Config::from_toml(t, &path).ok())
+                .map(|c| c.listen);
             loop {
                 tokio::select! {
                     _ = &mut shutdown => return,
@@ -301,10 +308,11 @@ impl Gateway {
                 match Config::from_toml(&text, &path) {
                     Ok(mut config) => {
                         let running = gateway.config();
-                        if config.listen != running.listen {
+                        if file_listen.is_some_and(|l| l != config.listen) {
                             tracing::warn!(path = %shown, "`listen` changed; restart Fluxgate to apply it");
-                            config.listen = running.listen;
                         }
+                        file_listen = Some(config.listen);
+                        config.listen = running.listen;
                         gateway.reload(config);
                         tracing::info!(path = %shown, "config reloaded");
                         gateway

@@ -19,7 +19,7 @@ use fluxgate_core::config::Config;
 
 /// Fluxgate: one local address for every AI tool, many keys per provider, failover that works.
 #[derive(Parser)]
-#[command(name = "fluxgate", version, about, long_about = None)]
+#[command(name = "fluxgate", version, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
