@@ -820,3 +820,103 @@ async fn a_request_one_dialect_cannot_take_goes_to_a_candidate_that_can() {
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["x-fluxgate-provider"], "oa");
 }
+
+/// A Gemini client on a route Anthropic serves with thinking on (issue 18): the thoughts are
+/// shown, and the next tool-result turn — sent as Gemini CLI sends it, without the thought
+/// parts — reaches Anthropic with its thinking block and signature, streamed or not.
+#[tokio::test]
+async fn a_gemini_client_keeps_anthropic_thinking_across_a_tool_turn() {
+    use fluxgate_testkit::{FAKE_SIGNATURE, FAKE_THINKING};
+    let h = start().await;
+    let tools = json!([{"functionDeclarations": [{"name": "weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]}]);
+    let think = json!({"thinkingConfig": {"includeThoughts": true, "thinkingBudget": 2048}});
+    let ask = json!({"role": "user", "parts": [{"text": "[[call:weather {\"city\":\"Oslo\"}]]"}]});
+    for stream in [false, true] {
+        let action = if stream {
+            "streamGenerateContent?alt=sse"
+        } else {
+            "generateContent"
+        };
+        let resp = h
+            .http
+            .post(h.url(&format!("/v1beta/models/to-ant:{action}")))
+            .header("x-goog-api-key", &h.token)
+            .json(&json!({"contents": [ask], "tools": tools, "generationConfig": think}))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(resp.status(), 200);
+        let text = body_text(resp).await;
+        let parts: Vec<Value> = if stream {
+            text.lines()
+                .filter_map(|l| l.strip_prefix("data: "))
+                .flat_map(|d| {
+                    let v: Value = serde_json::from_str(d).expect("json chunk");
+                    v["candidates"][0]["content"]["parts"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default()
+                })
+                .collect()
+        } else {
+            let v: Value = serde_json::from_str(&text).expect("json");
+            v["candidates"][0]["content"]["parts"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        };
+        let shown: String = parts
+            .iter()
+            .filter(|p| p["thought"] == true)
+            .filter_map(|p| p["text"].as_str())
+            .collect();
+        assert_eq!(shown, FAKE_THINKING, "stream {stream}: {parts:?}");
+        let call = parts
+            .iter()
+            .find(|p| p.get("functionCall").is_some())
+            .expect("a call");
+        assert!(
+            call["thoughtSignature"]
+                .as_str()
+                .is_some_and(|s| s.starts_with("fgx1.anthropic.")),
+            "{call}"
+        );
+        // Gemini CLI's history keeps no thought part.
+        let kept: Vec<Value> = parts
+            .iter()
+            .filter(|p| p["thought"] != true && p != &&json!({"text": ""}))
+            .cloned()
+            .collect();
+        let next = json!({"contents": [ask, {"role": "model", "parts": kept},
+            {"role": "user", "parts": [{"functionResponse": {"name": "weather", "response": {"output": "18C"}}}]}],
+            "tools": tools, "generationConfig": think});
+        let v: Value = h
+            .http
+            .post(h.url("/v1beta/models/to-ant:generateContent"))
+            .header("x-goog-api-key", &h.token)
+            .json(&next)
+            .send()
+            .await
+            .expect("send")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(
+            v["candidates"][0]["content"]["parts"]
+                .as_array()
+                .and_then(|p| p.iter().find(|p| p["thought"] != true))
+                .map(|p| p["text"].clone()),
+            Some(json!("tool said: 18C")),
+            "{v}"
+        );
+        let log = h.fake.log();
+        let sent: Value = serde_json::from_str(&log.last().expect("sent").body).expect("json");
+        assert_eq!(sent["thinking"]["type"], "enabled", "{sent}");
+        assert_eq!(
+            sent["messages"][1]["content"][0],
+            json!({"type": "thinking", "thinking": FAKE_THINKING, "signature": FAKE_SIGNATURE}),
+            "stream {stream}: {sent}"
+        );
+        assert_eq!(sent["messages"][1]["content"][1]["type"], "tool_use");
+    }
+}

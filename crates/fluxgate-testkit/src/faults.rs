@@ -115,6 +115,8 @@ impl Fault {
 pub(crate) struct Ctx {
     /// The emulated prompt cache already holds this conversation's prefix for this key.
     pub cached: bool,
+    /// Anthropic with `thinking` enabled: the answer opens with a signed thinking block.
+    pub thinking: bool,
     pub state: Arc<FakeState>,
     pub id: u64,
     pub test_id: Option<String>,
@@ -261,7 +263,10 @@ pub(crate) async fn respond(ctx: Ctx, fault: Fault) -> Response {
             json_response(200, body, &HashMap::new())
         }
         Fault::Ok if ctx.stream => {
-            let events = ctx.wire.stream_events(&text, &ctx.model);
+            let mut events = ctx.wire.stream_events(&text, &ctx.model);
+            if ctx.thinking {
+                crate::wire::stream_thinking_first(&mut events);
+            }
             let n = events.len() as u32;
             stream_response(ctx, events, n, Tail::Whole)
         }
@@ -270,6 +275,11 @@ pub(crate) async fn respond(ctx: Ctx, fault: Fault) -> Response {
             let mut v = ctx.wire.complete(&text, &ctx.model);
             if ctx.cached {
                 ctx.wire.report_cached(&mut v, 8);
+            }
+            if ctx.thinking {
+                if let Some(c) = v.get_mut("content").and_then(|c| c.as_array_mut()) {
+                    c.insert(0, crate::wire::thinking_block());
+                }
             }
             json_response(200, v.to_string(), &HashMap::new())
         }

@@ -33,7 +33,7 @@ use serde::Serialize;
 use tokio::net::TcpListener;
 
 pub use faults::Fault;
-pub use wire::Wire;
+pub use wire::{Wire, FAKE_SIGNATURE, FAKE_THINKING};
 
 /// One request the fake received.
 #[derive(Debug, Clone, Serialize)]
@@ -430,8 +430,16 @@ async fn handle_with(
             .lock()
             .insert((label_text.clone(), h.finish()))
     };
+    // Anthropic with extended thinking on answers with a signed thinking block first.
+    let thinking = wire == Wire::Messages
+        && json
+            .get("thinking")
+            .and_then(|t| t.get("type"))
+            .and_then(serde_json::Value::as_str)
+            == Some("enabled");
     let ctx = faults::Ctx {
         cached,
+        thinking,
         state: state.clone(),
         id,
         test_id,

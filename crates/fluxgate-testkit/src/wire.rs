@@ -368,3 +368,56 @@ impl Wire {
         }
     }
 }
+
+/// The thinking the fake's Anthropic answers open with when thinking is on, and its signature
+/// (Anthropic's own signs the text; the fake's is fixed, so a test can see it come back).
+pub const FAKE_THINKING: &str = "The user wants an answer; I will give one.";
+pub const FAKE_SIGNATURE: &str = "fake-thinking-signature-EqQBCkgI";
+
+/// A complete answer's thinking block.
+pub fn thinking_block() -> Value {
+    json!({"type": "thinking", "thinking": FAKE_THINKING, "signature": FAKE_SIGNATURE})
+}
+
+/// Puts a streamed thinking block (start, two deltas, its signature, stop) at index 0 of an
+/// Anthropic event stream, after `message_start`, moving the other blocks up one.
+pub fn stream_thinking_first(events: &mut Vec<String>) {
+    let named = |name: &str, v: Value| format!("event: {name}\ndata: {v}\n\n");
+    let (a, b) = FAKE_THINKING.split_at(FAKE_THINKING.len() / 2);
+    for e in events.iter_mut() {
+        if let Some(at) = e.find("\"index\":") {
+            let rest = &e[at + 8..];
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            if let Ok(i) = digits.parse::<u32>() {
+                *e = format!("{}\"index\":{}{}", &e[..at], i + 1, &rest[digits.len()..]);
+            }
+        }
+    }
+    let block = [
+        named(
+            "content_block_start",
+            json!({"type":"content_block_start","index":0,"content_block":{"type":"thinking","thinking":"","signature":""}}),
+        ),
+        named(
+            "content_block_delta",
+            json!({"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":a}}),
+        ),
+        named(
+            "content_block_delta",
+            json!({"type":"content_block_delta","index":0,"delta":{"type":"thinking_delta","thinking":b}}),
+        ),
+        named(
+            "content_block_delta",
+            json!({"type":"content_block_delta","index":0,"delta":{"type":"signature_delta","signature":FAKE_SIGNATURE}}),
+        ),
+        named(
+            "content_block_stop",
+            json!({"type":"content_block_stop","index":0}),
+        ),
+    ];
+    let at = events
+        .iter()
+        .position(|e| e.contains("message_start"))
+        .map_or(0, |i| i + 1);
+    events.splice(at..at, block);
+}

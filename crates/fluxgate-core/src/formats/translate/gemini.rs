@@ -8,14 +8,63 @@ use super::ir::{
     ResponseFormat, Role, Tool, ToolChoice, Usage,
 };
 use super::{
-    arr, data_frame, opt_f64, opt_str, opt_u64, parse_args, str_or_empty, ClientHints, Decoder,
-    Encoder, Target, TranslateError,
+    arr, artefact_in, artefact_out, data_frame, opt_f64, opt_str, opt_u64, parse_args,
+    str_or_empty, ClientHints, Decoder, Encoder, Target, TranslateError,
 };
 use crate::formats::sse::SseEvent;
 
 /// What Gemini accepts in place of a thought signature it did not issue (documented by Google
 /// for requests whose history came from elsewhere).
-const SKIP_SIGNATURE: &str = "skip_thought_signature_validator";
+pub(crate) const SKIP_SIGNATURE: &str = "skip_thought_signature_validator";
+
+/// Another dialect's reasoning artefact as a Gemini client carries it, in the
+/// `thoughtSignature` of the part after the thoughts. Gemini clients keep that signature but
+/// may drop the thought parts themselves (Gemini CLI keeps no `thought: true` part in its
+/// history), and an Anthropic signature is worthless without the thinking it signs, so the
+/// value carries the thinking text too: `fgx1.<origin>.t<n>:<artefact, n bytes><text>`
+/// (a redacted Anthropic block's artefact is `redacted:<data>`, as elsewhere).
+pub(crate) fn pack_foreign(origin: Origin, artefact: &str, text: &str) -> String {
+    let inner = format!("t{}:{artefact}{text}", artefact.len());
+    artefact_out(Some(&(origin, inner)), Origin::Gemini)
+}
+
+/// The thinking a `thoughtSignature` from a Gemini client stands for: its text (empty for
+/// Gemini's own signatures, which sign no text), the artefact, and whether it is a redacted
+/// Anthropic block.
+fn unpack_signature(sig: &str) -> (String, (Origin, String), bool) {
+    let (origin, value) = artefact_in(Origin::Gemini, sig);
+    if origin != Origin::Gemini {
+        let packed = value.strip_prefix('t').and_then(|rest| {
+            let (n, rest) = rest.split_once(':')?;
+            let (artefact, text) = rest.split_at_checked(n.parse().ok()?)?;
+            Some((artefact.to_string(), text.to_string()))
+        });
+        if let Some((artefact, text)) = packed {
+            return match artefact.strip_prefix("redacted:") {
+                Some(data) => (String::new(), (origin, data.to_string()), true),
+                None => (text, (origin, artefact), false),
+            };
+        }
+    }
+    (String::new(), (origin, value), false)
+}
+
+/// The `thoughtSignature` a Gemini client gets for a thinking part's artefact (`None`: none).
+fn signature_out(p: &Part) -> Option<String> {
+    let Part::Thinking {
+        text,
+        artefact: Some((origin, a)),
+        redacted,
+    } = p
+    else {
+        return None;
+    };
+    Some(match origin {
+        Origin::Gemini => a.clone(),
+        o if *redacted => pack_foreign(*o, &format!("redacted:{a}"), ""),
+        o => pack_foreign(*o, a, text),
+    })
+}
 
 /// Gemini's OpenAPI-style schemas write types in capitals; JSON Schema wants lower case.
 fn schema_in(v: &Value) -> Value {
@@ -536,14 +585,35 @@ fn thought_of(p: &Value, parts: &mut Vec<Part>) -> bool {
     let sig = p.get("thoughtSignature").and_then(Value::as_str);
     let thought = p.get("thought").and_then(Value::as_bool) == Some(true);
     if thought || sig.is_some() {
+        let (packed, artefact, redacted) = match sig.map(unpack_signature) {
+            Some((text, a, redacted)) => (text, Some(a), redacted),
+            None => (String::new(), None, false),
+        };
+        if !packed.is_empty() {
+            // A client that kept the thought parts as well: they are this text, once.
+            let start = parts
+                .iter()
+                .rposition(|p| !matches!(p, Part::Thinking { artefact: None, .. }))
+                .map_or(0, |i| i + 1);
+            let kept: String = parts[start..]
+                .iter()
+                .filter_map(|p| match p {
+                    Part::Thinking { text, .. } => Some(text.as_str()),
+                    _ => None,
+                })
+                .collect();
+            if kept == packed {
+                parts.truncate(start);
+            }
+        }
         parts.push(Part::Thinking {
-            text: if thought {
-                str_or_empty(p, "text")
+            text: if !packed.is_empty() || !thought {
+                packed
             } else {
-                String::new()
+                str_or_empty(p, "text")
             },
-            artefact: sig.map(|s| (Origin::Gemini, s.to_string())),
-            redacted: false,
+            artefact,
+            redacted,
         });
     }
     thought
@@ -608,17 +678,19 @@ pub(crate) fn decode_response(v: &Value) -> Result<Response, TranslateError> {
     })
 }
 
+/// A part for a Gemini client. A thinking part's signature goes on the next part that is not a
+/// thought (`sig` carries it there), where clients keep it.
 fn part_json(p: &Part, sig: &mut Option<String>) -> Option<Value> {
     let mut v = match p {
         Part::Text(t) => json!({"text": t}),
-        Part::Thinking { text, artefact, .. } => {
-            if let Some((Origin::Gemini, s)) = artefact {
-                *sig = Some(s.clone());
+        Part::Thinking { text, .. } => {
+            if let Some(s) = signature_out(p) {
+                *sig = Some(s);
             }
             if text.is_empty() {
                 return None;
             }
-            json!({"text": text, "thought": true})
+            return Some(json!({"text": text, "thought": true}));
         }
         Part::ToolCall {
             name,
@@ -638,11 +710,20 @@ fn part_json(p: &Part, sig: &mut Option<String>) -> Option<Value> {
 
 pub(crate) fn encode_response(r: &Response, _h: &ClientHints) -> Value {
     let mut sig = None;
-    let parts: Vec<Value> = r
-        .parts
-        .iter()
-        .filter_map(|p| part_json(p, &mut sig))
-        .collect();
+    let mut parts: Vec<Value> = Vec::new();
+    for p in &r.parts {
+        if let (Some(s), Part::Thinking { .. }) = (&sig, p) {
+            // A block after a signed one with nothing between: the signature keeps a part
+            // of its own, before this block's thoughts.
+            parts.push(json!({"text": "", "thoughtSignature": s}));
+            sig = None;
+        }
+        parts.extend(part_json(p, &mut sig));
+    }
+    if let Some(s) = sig {
+        // Thoughts with nothing after them: the signature gets a part of its own.
+        parts.push(json!({"text": "", "thoughtSignature": s}));
+    }
     let mut o = json!({
         "candidates": [{"content": {"role": "model", "parts": parts}, "finishReason": finish_word(r.finish), "index": 0}],
         "modelVersion": r.model,
@@ -661,6 +742,8 @@ pub(crate) struct StreamDecoder {
     started: bool,
     tools: usize,
     ended: bool,
+    /// Thinking text streamed since the last signature (a packed signature repeats it).
+    thinking: String,
 }
 
 impl Decoder for StreamDecoder {
@@ -684,11 +767,22 @@ impl Decoder for StreamDecoder {
                 match p {
                     Part::Text(t) => out.push(Delta::Text(t)),
                     Part::Thinking { text, artefact, .. } => {
-                        if !text.is_empty() {
-                            out.push(Delta::Thinking(text));
+                        // What a packed signature repeats of the thoughts already streamed
+                        // is not streamed again.
+                        let new = match text.strip_prefix(self.thinking.as_str()) {
+                            Some(rest) if matches!(&artefact, Some((o, _)) if *o != Origin::Gemini) => {
+                                rest.to_string()
+                            }
+                            _ => text.clone(),
+                        };
+                        if !new.is_empty() {
+                            out.push(Delta::Thinking(new));
                         }
                         if let Some((o, a)) = artefact {
+                            self.thinking.clear();
                             out.push(Delta::ThinkingArtefact(o, a));
+                        } else {
+                            self.thinking.push_str(&text);
                         }
                     }
                     Part::ToolCall {
@@ -735,6 +829,8 @@ pub(crate) struct StreamEncoder {
     id: String,
     tool: Option<(String, String, String)>,
     sig: Option<String>,
+    /// The thinking streamed since the last artefact (what another dialect's signature signs).
+    thinking: String,
     usage: Option<Usage>,
     finish: Option<Finish>,
 }
@@ -746,6 +842,7 @@ impl StreamEncoder {
             id: String::new(),
             tool: None,
             sig: None,
+            thinking: String::new(),
             usage: None,
             finish: None,
         }
@@ -795,10 +892,29 @@ impl Encoder for StreamEncoder {
             }
             Delta::Thinking(t) => {
                 self.flush_tool(out)?;
+                if let Some(pending) = self.sig.take() {
+                    // A new block after a signed one with nothing between: the signature
+                    // keeps a part of its own, before this block's thoughts.
+                    out.push(
+                        self.chunk(vec![json!({"text": "", "thoughtSignature": pending})], None),
+                    );
+                }
+                self.thinking.push_str(&t);
                 out.push(self.chunk(vec![json!({"text": t, "thought": true})], None));
             }
-            Delta::ThinkingArtefact(Origin::Gemini, s) => self.sig = Some(s),
-            Delta::ThinkingArtefact(..) => {}
+            Delta::ThinkingArtefact(origin, s) => {
+                let text = std::mem::take(&mut self.thinking);
+                if let Some(pending) = self.sig.take() {
+                    // Two signed blocks with nothing between: the first keeps a part of its own.
+                    out.push(
+                        self.chunk(vec![json!({"text": "", "thoughtSignature": pending})], None),
+                    );
+                }
+                self.sig = Some(match origin {
+                    Origin::Gemini => s,
+                    o => pack_foreign(o, &s, &text),
+                });
+            }
             Delta::ToolCallStart { id, name, .. } => {
                 self.flush_tool(out)?;
                 self.tool = Some((id, name, String::new()));
@@ -812,10 +928,11 @@ impl Encoder for StreamEncoder {
             Delta::Finish(f) => self.finish = Some(f),
             Delta::End => {
                 self.flush_tool(out)?;
-                out.push(self.chunk(
-                    vec![json!({"text": ""})],
-                    Some(self.finish.unwrap_or(Finish::Stop)),
-                ));
+                let mut last = json!({"text": ""});
+                if let Some(s) = self.sig.take() {
+                    last["thoughtSignature"] = json!(s);
+                }
+                out.push(self.chunk(vec![last], Some(self.finish.unwrap_or(Finish::Stop))));
             }
         }
         Ok(())

@@ -441,8 +441,7 @@ pub(crate) fn artefact_in(native: Origin, s: &str) -> (Origin, String) {
 /// dialect's upstream made (wrapped `fgx1.` values), which this upstream would reject. Returns
 /// `None`, without parsing, when the body holds none (the common case).
 pub fn strip_foreign_artefacts(d: Dialect, body: &[u8]) -> Option<Bytes> {
-    if matches!(d, Dialect::OpenaiChat | Dialect::Gemini)
-        || memchr::memmem::find(body, ARTEFACT_PREFIX.as_bytes()).is_none()
+    if d == Dialect::OpenaiChat || memchr::memmem::find(body, ARTEFACT_PREFIX.as_bytes()).is_none()
     {
         return None;
     }
@@ -475,7 +474,35 @@ pub fn strip_foreign_artefacts(d: Dialect, body: &[u8]) -> Option<Bytes> {
                 changed |= items.len() != before;
             }
         }
-        Dialect::OpenaiChat | Dialect::Gemini => {}
+        Dialect::Gemini => {
+            // A foreign signature rides on the part after the thoughts: a function call keeps
+            // Google's placeholder (Gemini 3 wants one on a turn's first call), any other part loses
+            // it, and a part that was only the signature goes.
+            for c in v.get_mut("contents")?.as_array_mut()? {
+                let Some(parts) = c.get_mut("parts").and_then(Value::as_array_mut) else {
+                    continue;
+                };
+                parts.retain_mut(|p| {
+                    if !foreign(p.get("thoughtSignature")) {
+                        return true;
+                    }
+                    changed = true;
+                    let Some(o) = p.as_object_mut() else {
+                        return true;
+                    };
+                    if o.contains_key("functionCall") || o.contains_key("function_call") {
+                        o.insert(
+                            "thoughtSignature".into(),
+                            Value::from(gemini::SKIP_SIGNATURE),
+                        );
+                        return true;
+                    }
+                    o.remove("thoughtSignature");
+                    !(o.len() == 1 && o.get("text").and_then(Value::as_str) == Some(""))
+                });
+            }
+        }
+        Dialect::OpenaiChat => {}
     }
     if !changed {
         return None;

@@ -1333,3 +1333,154 @@ fn codex_custom_tools_stream_back_as_custom_tool_calls() {
         .iter()
         .any(|e| e["type"] == "response.function_call_arguments.delta"));
 }
+
+/// Gemini clients carry another dialect's reasoning wrapped with the text it signs, on the
+/// part after the thoughts (Gemini CLI keeps no `thought: true` part in its history), so a
+/// tool-result turn reaches Anthropic with its thinking block; a Gemini upstream gets Google's
+/// placeholder instead, and other upstreams nothing.
+#[test]
+fn gemini_clients_carry_foreign_thinking_back_to_its_maker() {
+    let thinking = "List the files: then read them.";
+    let msg = json!({"id": "msg_1", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+        "content": [{"type": "thinking", "thinking": thinking, "signature": "EqQBCkgI+/=="},
+                    {"type": "tool_use", "id": "toolu_1", "name": "ls", "input": {"dir": "."}}],
+        "stop_reason": "tool_use", "usage": {"input_tokens": 10, "output_tokens": 5}});
+    let pair = Pair {
+        client: Dialect::Gemini,
+        upstream: Dialect::Anthropic,
+    };
+    let out: Value = serde_json::from_slice(
+        &pair
+            .response(msg.to_string().as_bytes(), &ClientHints::default())
+            .expect("ok"),
+    )
+    .expect("json");
+    golden("anthropic_thinking_to_gemini.response.json", &out);
+    let parts = out["candidates"][0]["content"]["parts"].clone();
+    assert_eq!(parts[0], json!({"text": thinking, "thought": true}));
+    assert_eq!(parts[1]["functionCall"]["name"], "ls");
+    let sig = parts[1]["thoughtSignature"].as_str().expect("a signature");
+    assert!(sig.starts_with("fgx1.anthropic."), "{sig}");
+
+    // The same answer streamed: the signature lands on the call's chunk, with the same value.
+    let deltas = vec![
+        Delta::Start {
+            id: "msg_1".into(),
+            model: "claude-sonnet-4-5".into(),
+        },
+        Delta::Thinking("List the files: ".into()),
+        Delta::Thinking("then read them.".into()),
+        Delta::ThinkingArtefact(Origin::Anthropic, "EqQBCkgI+/==".into()),
+        Delta::ToolCallStart {
+            index: 0,
+            id: "toolu_1".into(),
+            name: "ls".into(),
+        },
+        Delta::ToolCallArgs {
+            index: 0,
+            fragment: "{\"dir\":\".\"}".into(),
+        },
+        Delta::Finish(Finish::ToolCalls),
+        Delta::End,
+    ];
+    let up = parse_all(&upstream_bytes(Dialect::Anthropic, &deltas), &[]);
+    let mut st = pair.stream(&ClientHints::default());
+    let mut streamed: Vec<Value> = Vec::new();
+    for e in &up {
+        for b in st.event(e).expect("translates") {
+            let text = String::from_utf8(b.to_vec()).expect("utf8");
+            if let Some(data) = text.lines().find_map(|l| l.strip_prefix("data: ")) {
+                streamed.extend(
+                    serde_json::from_str::<Value>(data).expect("json")["candidates"][0]["content"]
+                        ["parts"]
+                        .as_array()
+                        .cloned()
+                        .unwrap_or_default(),
+                );
+            }
+        }
+    }
+    let call = streamed
+        .iter()
+        .find(|p| p.get("functionCall").is_some())
+        .expect("a call");
+    assert_eq!(call["thoughtSignature"], sig);
+    assert!(streamed
+        .iter()
+        .filter(|p| p["thought"] == true)
+        .all(|p| p.get("thoughtSignature").is_none()));
+
+    // Gemini CLI's next turn: the thought part dropped, the call kept with its signature.
+    let next = json!({"contents": [
+        {"role": "user", "parts": [{"text": "list them"}]},
+        {"role": "model", "parts": [parts[1].clone()]},
+        {"role": "user", "parts": [{"functionResponse": {"name": "ls", "response": {"output": "a b"}}}]}
+    ], "generationConfig": {"thinkingConfig": {"includeThoughts": true, "thinkingBudget": 2048}}});
+    let out = Pair {
+        client: Dialect::Gemini,
+        upstream: Dialect::Anthropic,
+    }
+    .request(
+        next.to_string().as_bytes(),
+        &target("claude-sonnet-4-5", Vendor::Anthropic),
+    )
+    .expect("translates");
+    assert!(
+        !out.notes.iter().any(|n| n.contains("thinking off")),
+        "{:?}",
+        out.notes
+    );
+    let a: Value = serde_json::from_slice(&out.body).expect("json");
+    golden("gemini_thinking_to_anthropic.request.json", &a);
+    assert_eq!(a["thinking"]["type"], "enabled", "{a}");
+    assert_eq!(
+        a["messages"][1]["content"][0],
+        json!({"type": "thinking", "thinking": thinking, "signature": "EqQBCkgI+/=="})
+    );
+    assert_eq!(a["messages"][1]["content"][1]["type"], "tool_use");
+
+    // Failover to Gemini itself (passthrough): Google's placeholder instead.
+    let g: Value = serde_json::from_slice(
+        &strip_foreign_artefacts(Dialect::Gemini, next.to_string().as_bytes()).expect("changed"),
+    )
+    .expect("json");
+    assert_eq!(
+        g["contents"][1]["parts"][0]["thoughtSignature"],
+        "skip_thought_signature_validator"
+    );
+    // To OpenAI Chat: nothing of it.
+    let c = translate(
+        Dialect::Gemini,
+        Dialect::OpenaiChat,
+        next,
+        &target("gpt-4o", Vendor::OpenAi),
+    );
+    assert!(!c.to_string().contains("fgx1"), "{c}");
+
+    // A redacted block comes back redacted; thoughts with nothing after them get a part of
+    // their own for the signature.
+    let redacted = json!({"id": "msg_2", "type": "message", "role": "assistant", "model": "claude-sonnet-4-5",
+        "content": [{"type": "redacted_thinking", "data": "REDACTED-DATA"}],
+        "stop_reason": "end_turn", "usage": {"input_tokens": 1, "output_tokens": 1}});
+    let out: Value = serde_json::from_slice(
+        &pair
+            .response(redacted.to_string().as_bytes(), &ClientHints::default())
+            .expect("ok"),
+    )
+    .expect("json");
+    let last = out["candidates"][0]["content"]["parts"][0].clone();
+    assert_eq!(last["text"], "");
+    let back = translate(
+        Dialect::Gemini,
+        Dialect::Anthropic,
+        json!({"contents": [
+            {"role": "user", "parts": [{"text": "hi"}]},
+            {"role": "model", "parts": [last, {"text": "Hello"}]},
+            {"role": "user", "parts": [{"text": "again"}]}]}),
+        &target("claude-sonnet-4-5", Vendor::Anthropic),
+    );
+    assert_eq!(
+        back["messages"][1]["content"][0],
+        json!({"type": "redacted_thinking", "data": "REDACTED-DATA"})
+    );
+}
