@@ -389,32 +389,41 @@ impl BudgetLedger for Ledger {
     /// `fluxgate_budget_used_ratio` for `/metrics`: spent over limit per budget, period and
     /// unit.
     fn render_metrics(&self) -> String {
-        use std::fmt::Write;
         let budgets = self.budgets.read().clone();
-        if budgets.is_empty() {
-            return String::new();
-        }
         let periods = self.periods_now(now_ms());
         let inner = self.inner.lock();
-        let mut out = String::from(
-            "# HELP fluxgate_budget_used_ratio Spent over limit for each budget, period and unit (1 = exhausted).\n# TYPE fluxgate_budget_used_ratio gauge\n",
-        );
-        for (scope, b) in budgets.iter() {
-            for (period, unit, limit) in limits(b) {
-                let used = inner
-                    .spent_in(&periods[period as usize], scope)
-                    .amount(unit);
-                let _ = writeln!(
-                    out,
-                    "fluxgate_budget_used_ratio{{scope=\"{}\",period=\"{}\",unit=\"{unit}\"}} {}",
-                    scope.replace('\\', "\\\\").replace('"', "\\\""),
-                    period.as_str(),
-                    used / limit
-                );
-            }
-        }
-        out
+        render_used_ratio(&budgets, |period, scope| {
+            inner.spent_in(&periods[period as usize], scope)
+        })
     }
+}
+
+/// `fluxgate_budget_used_ratio`: what each budget's scope has `spent` over its limit, per
+/// period and unit (this replica's ledger, or in team mode the fleet's spend).
+pub fn render_used_ratio(
+    budgets: &[(String, Budget)],
+    spent: impl Fn(Period, &str) -> Spend,
+) -> String {
+    use std::fmt::Write;
+    if budgets.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "# HELP fluxgate_budget_used_ratio Spent over limit for each budget, period and unit (1 = exhausted).\n# TYPE fluxgate_budget_used_ratio gauge\n",
+    );
+    for (scope, b) in budgets {
+        for (period, unit, limit) in limits(b) {
+            let used = spent(period, scope).amount(unit);
+            let _ = writeln!(
+                out,
+                "fluxgate_budget_used_ratio{{scope=\"{}\",period=\"{}\",unit=\"{unit}\"}} {}",
+                scope.replace('\\', "\\\\").replace('"', "\\\""),
+                period.as_str(),
+                used / limit
+            );
+        }
+    }
+    out
 }
 
 impl Ledger {

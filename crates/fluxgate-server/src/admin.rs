@@ -4,6 +4,7 @@
 //! committed to SQLite.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -122,17 +123,32 @@ pub async fn revoke_token(State(s): State<Arc<AppState>>, Path(name): Path<Strin
 /// `GET /metrics` (admin token): Prometheus text format.
 pub async fn metrics(State(s): State<Arc<AppState>>) -> Response {
     let keys = s.gateway.health.list(&s.gateway.config());
+    // Budgets: in team mode the fleet's spend (as the budget check sees it) when PostgreSQL
+    // answers within half a second, else this replica's own.
+    let mut budgets = None;
+    if let (Some(fleet), Some(ledger)) = (&s.gateway.ledger, s.gateway.log.ledger()) {
+        let read = tokio::time::timeout(Duration::from_millis(500), FleetSpend::read(fleet));
+        if let Ok(Some(spend)) = read.await {
+            budgets = Some(fluxgate_core::budgets::render_used_ratio(
+                &ledger.budget_list(),
+                |p, sc| spend.spent(p, sc),
+            ));
+        }
+    }
+    let budgets = budgets.unwrap_or_else(|| {
+        s.gateway
+            .log
+            .ledger()
+            .map(|l| l.render_metrics())
+            .unwrap_or_default()
+    });
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
         s.gateway.log.metrics().render(&keys)
-            + &s.gateway
-                .log
-                .ledger()
-                .map(|l| l.render_metrics())
-                .unwrap_or_default()
+            + &budgets
             + &fluxgate_core::team::render_metrics(
                 s.gateway.team.as_ref(),
                 s.gateway.ledger.as_deref(),
@@ -268,26 +284,41 @@ pub async fn budgets(State(s): State<Arc<AppState>>) -> Response {
     };
     // Team mode: what the whole fleet spent (what the budget check itself uses).
     if let Some(fleet) = &s.gateway.ledger {
-        let now = fluxgate_core::clock::now_ms();
-        let [day, month] = fluxgate_core::record::periods(now);
         fleet.flush().await;
-        if let Ok(rows) = fleet.spend_in(&[day.clone(), month.clone()]).await {
-            let spent = |period: Period, scope: &str| {
-                let p = if period == Period::Daily {
-                    &day
-                } else {
-                    &month
-                };
-                rows.iter()
-                    .find(|(rp, rs, _)| rp == p && rs == scope)
-                    .map(|(_, _, s)| *s)
-                    .unwrap_or_default()
-            };
-            let list = fluxgate_core::budgets::report_with(&ledger.budget_list(), now, spent);
+        if let Some(spend) = FleetSpend::read(fleet).await {
+            let list =
+                fluxgate_core::budgets::report_with(&ledger.budget_list(), spend.now, |p, s| {
+                    spend.spent(p, s)
+                });
             return Json(json!({"budgets": list, "source": "fleet"})).into_response();
         }
     }
     Json(json!({"budgets": ledger.report(), "source": "local"})).into_response()
+}
+
+/// The fleet's spend today and this month, per scope, from PostgreSQL.
+struct FleetSpend {
+    now: i64,
+    periods: [String; 2],
+    rows: Vec<(String, String, fluxgate_core::budgets::Spend)>,
+}
+
+impl FleetSpend {
+    async fn read(fleet: &fluxgate_core::team::FleetLedger) -> Option<FleetSpend> {
+        let now = fluxgate_core::clock::now_ms();
+        let periods = fluxgate_core::record::periods(now);
+        let rows = fleet.spend_in(&periods).await.ok()?;
+        Some(FleetSpend { now, periods, rows })
+    }
+
+    fn spent(&self, period: Period, scope: &str) -> fluxgate_core::budgets::Spend {
+        let p = &self.periods[period as usize];
+        self.rows
+            .iter()
+            .find(|(rp, rs, _)| rp == p && rs == scope)
+            .map(|(_, _, s)| *s)
+            .unwrap_or_default()
+    }
 }
 
 #[derive(Deserialize)]

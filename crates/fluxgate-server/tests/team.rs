@@ -749,6 +749,18 @@ async fn a_budget_is_not_overspent_by_three_replicas_racing_for_its_last_tokens(
             "{budgets}"
         );
     }
+    // ...and so does every replica's `/metrics` (each replica alone spent a third of it).
+    let ratio = format!(
+        "fluxgate_budget_used_ratio{{scope=\"all\",period=\"daily\",unit=\"tokens\"}} {}\n",
+        spent as f64 / 180.0
+    );
+    for r in replicas.iter() {
+        assert!(
+            wait_for_metrics(r, &[&ratio], 20).await,
+            "{ratio} not in {}",
+            metrics(r).await
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
