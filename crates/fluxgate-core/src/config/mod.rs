@@ -7,6 +7,7 @@
 
 mod detect;
 pub mod edit;
+mod engines;
 pub mod raw;
 mod validate;
 

@@ -2,6 +2,8 @@
 //! canary keys in an in-memory keychain, and the real server on an ephemeral loopback port.
 #![allow(dead_code)]
 
+pub mod fleet;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Once};
