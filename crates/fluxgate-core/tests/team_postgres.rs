@@ -64,6 +64,33 @@ async fn psql(pg: &PostgresServer) -> tokio_postgres::Client {
     client
 }
 
+/// The ledgers' record writers, running until `stop` (which waits for their last batch).
+struct Writers {
+    stop: tokio::sync::oneshot::Sender<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Writers {
+    fn start(ledgers: &[&Arc<FleetLedger>]) -> Writers {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let stopped = futures_util::FutureExt::shared(async move {
+            let _ = stopped.await;
+        });
+        let tasks = ledgers
+            .iter()
+            .map(|l| tokio::spawn((*l).clone().run(stopped.clone())))
+            .collect();
+        Writers { stop, tasks }
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        for t in self.tasks {
+            t.await.expect("writer");
+        }
+    }
+}
+
 fn record(i: usize, cost: f64) -> RequestRecord {
     RequestRecord {
         ts_ms: fluxgate_core::clock::now_ms(),
@@ -136,12 +163,7 @@ async fn a_database_written_by_a_newer_fluxgate_is_refused() {
 async fn records_and_spend_of_every_replica_add_up_in_one_place() {
     let pg = PostgresServer::start();
     let (a, b) = (ledger(&pg).await, ledger(&pg).await);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let stop = futures_util::FutureExt::shared(async move {
-        let _ = stop_rx.await;
-    });
-    let ta = tokio::spawn(a.clone().run(stop.clone()));
-    let tb = tokio::spawn(b.clone().run(stop));
+    let writers = Writers::start(&[&a, &b]);
     // 1 200 records each (more than one batch), pushed from several threads at once.
     let mut pushers = Vec::new();
     for (l, offset) in [(a.clone(), 0), (b.clone(), 1_200)] {
@@ -178,9 +200,7 @@ async fn records_and_spend_of_every_replica_add_up_in_one_place() {
         assert!((s.usd - 2.4).abs() < 1e-6, "{s:?}");
         assert_eq!(s.tokens, 36_000);
     }
-    let _ = stop_tx.send(());
-    ta.await.expect("writer a");
-    tb.await.expect("writer b");
+    writers.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -393,12 +413,7 @@ fn a_console_session_is_the_fleets_and_signing_out_ends_it_everywhere_within_a_s
 async fn replicas_admit_exactly_a_fleet_budget_mostly_from_leases() {
     let pg = PostgresServer::start();
     let (a, b) = (ledger(&pg).await, ledger(&pg).await);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let stop = futures_util::FutureExt::shared(async move {
-        let _ = stop_rx.await;
-    });
-    let ta = tokio::spawn(a.clone().run(stop.clone()));
-    let tb = tokio::spawn(b.clone().run(stop));
+    let writers = Writers::start(&[&a, &b]);
     let budgets = Arc::new(vec![(
         "all".to_string(),
         Budget {
@@ -473,9 +488,7 @@ async fn replicas_admit_exactly_a_fleet_budget_mostly_from_leases() {
         tokens: 100_000,
     };
     assert!(b.reserve(&budgets, &scopes, big).await.is_ok());
-    let _ = stop_tx.send(());
-    ta.await.expect("writer a");
-    tb.await.expect("writer b");
+    writers.stop().await;
 }
 
 /// PostgreSQL on another machine, over TLS with a certificate a private CA signed (the
