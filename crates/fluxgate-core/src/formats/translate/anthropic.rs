@@ -390,7 +390,12 @@ pub(crate) fn encode_request(r: &Request, t: &Target, notes: &mut Vec<String>) -
             .tools
             .iter()
             .map(|tool| {
-                let mut schema = tool.parameters.clone();
+                // Anthropic takes an object schema; a client's `parameters` that is not a JSON
+                // object (a string, a list) cannot be one, so the tool takes any object.
+                let mut schema = match &tool.parameters {
+                    v @ Value::Object(_) => v.clone(),
+                    _ => json!({}),
+                };
                 if schema.get("type").is_none() {
                     schema["type"] = json!("object");
                 }
