@@ -22,6 +22,9 @@ if [ "${1:-build}" = test ]; then
   # Team mode's tests start their own Redis and PostgreSQL on loopback ports (the services
   # are not used).
   want+=(redis-server postgresql)
+  # The outbound-proxy tests start a real HTTP CONNECT proxy and a real SOCKS5 proxy on
+  # loopback ports (the tinyproxy service is not used).
+  want+=(tinyproxy microsocks)
   # The deployment recipe's unit is checked with `systemd-analyze verify`.
   want+=(systemd)
 fi

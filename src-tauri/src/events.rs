@@ -23,7 +23,7 @@ pub(crate) fn spawn_event_loop(
             let note = tokio::select! {
                 e = events.recv() => match e {
                     Ok(e) => {
-                        if matches!(e, Event::KeyStateChanged { .. } | Event::ConfigReloaded { .. } | Event::RoutingPaused { .. }) {
+                        if matches!(e, Event::KeyStateChanged { .. } | Event::ProxyStateChanged { .. } | Event::ConfigReloaded { .. } | Event::RoutingPaused { .. }) {
                             shell.refresh(&app);
                         }
                         policy.on_event(&e, Instant::now(), fluxgate_core::clock::now_ms())

@@ -25,6 +25,8 @@ const key = (status: KeyHealth["status"]): KeyHealth => ({
   retry_in_secs: null,
   in_flight: 0,
   secret_error: null,
+  proxy: null,
+  proxy_error: null,
 });
 
 describe("countdown", () => {

@@ -127,6 +127,7 @@ function onLiveEvent(e: SseEvent): void {
       break;
     }
     case "key_state_changed":
+    case "proxy_state_changed":
     case "config_reloaded":
     case "routing_paused":
       if (current() === "dashboard" || current() === "keys") {

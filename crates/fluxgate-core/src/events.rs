@@ -23,6 +23,13 @@ pub enum Event {
         #[cfg_attr(test, ts(type = "number | null"))]
         until_ms: Option<i64>,
     },
+    /// An outbound proxy started failing, or works again. Keys behind it are not blamed.
+    ProxyStateChanged {
+        proxy: String,
+        ok: bool,
+        /// What it did wrong, while it fails.
+        error: Option<String>,
+    },
     /// A request asked for a route and found no candidate that could serve it.
     RouteUnavailable {
         route: String,

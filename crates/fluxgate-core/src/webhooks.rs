@@ -41,6 +41,7 @@ const ROUTE_UNAVAILABLE_EVERY: Duration = Duration::from_secs(60);
 pub fn event_type(e: &Event) -> &'static str {
     match e {
         Event::KeyStateChanged { .. } => "key_state_changed",
+        Event::ProxyStateChanged { .. } => "proxy_state_changed",
         Event::RouteUnavailable { .. } => "route_unavailable",
         Event::ConfigReloaded { .. } => "config_reloaded",
         Event::ConfigInvalid { .. } => "config_invalid",
@@ -144,6 +145,7 @@ pub async fn deliver(client: &HttpClient, i: usize, w: &Webhook, body: Bytes, ki
                 url: w.url.clone(),
                 headers: headers.clone(),
                 body: body.clone(),
+                via: None,
             }),
         )
         .await;

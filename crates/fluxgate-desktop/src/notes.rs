@@ -254,6 +254,33 @@ impl NotePolicy {
                     critical: *percent >= 100,
                 })
             }
+            Event::ProxyStateChanged { proxy, ok, error } => {
+                // Keyed like a pool: a proxy that flaps is told about once per pool interval.
+                let key = format!("proxy {proxy}");
+                if let Some(last) = self.pools.get(&key) {
+                    if now.duration_since(*last) < self.pool_repeat {
+                        self.suppressed += 1;
+                        return None;
+                    }
+                }
+                self.pools.insert(key, now);
+                Some(if *ok {
+                    Note {
+                        summary: format!("Proxy {proxy} works again"),
+                        body: format!("Requests through proxy {proxy} go through again."),
+                        critical: false,
+                    }
+                } else {
+                    Note {
+                        summary: format!("Proxy {proxy} is failing"),
+                        body: format!(
+                            "{}. Keys behind it are not blamed; other keys serve meanwhile.",
+                            error.as_deref().unwrap_or("it did not open a tunnel")
+                        ),
+                        critical: false,
+                    }
+                })
+            }
             Event::ConfigInvalid { path, error } => Some(Note {
                 summary: "The edited config is invalid".to_string(),
                 body: format!("{path}: {error}. The running config stays in force."),
@@ -277,6 +304,34 @@ mod tests {
             reason,
             until_ms: Some(61_000),
         }
+    }
+
+    #[test]
+    fn a_failing_proxy_is_told_once_per_interval_and_its_return_after() {
+        let mut p = NotePolicy::default();
+        let t = Instant::now();
+        let proxy = |ok: bool| Event::ProxyStateChanged {
+            proxy: "corp".into(),
+            ok,
+            error: (!ok).then(|| "proxy corp: refused the user name and password".into()),
+        };
+        let n = p.on_event(&proxy(false), t, 0).expect("a note");
+        assert_eq!(n.summary, "Proxy corp is failing");
+        assert!(n.body.contains("refused the user name") && n.body.contains("not blamed"));
+        // Flapping within the interval is not told again.
+        assert_eq!(
+            p.on_event(&proxy(true), t + Duration::from_secs(1), 0),
+            None
+        );
+        assert_eq!(
+            p.on_event(&proxy(false), t + Duration::from_secs(2), 0),
+            None
+        );
+        let later = t + Duration::from_secs(3600);
+        assert_eq!(
+            p.on_event(&proxy(true), later, 0).map(|n| n.summary),
+            Some("Proxy corp works again".to_string())
+        );
     }
 
     #[test]

@@ -136,6 +136,8 @@ mod tests {
             retry_in_secs: None,
             in_flight: 0,
             secret_error: None,
+            proxy: None,
+            proxy_error: None,
         }
     }
 

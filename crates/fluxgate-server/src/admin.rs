@@ -21,7 +21,11 @@ use serde_json::json;
 use crate::state::AppState;
 
 pub async fn keys(State(s): State<Arc<AppState>>) -> Response {
-    Json(json!({"keys": s.gateway.health.list(&s.gateway.config())})).into_response()
+    Json(json!({
+        "keys": s.gateway.health.list(&s.gateway.config()),
+        "proxies": s.gateway.health.proxies(),
+    }))
+    .into_response()
 }
 
 pub async fn revive(
@@ -192,7 +196,7 @@ pub async fn explain(State(s): State<Arc<AppState>>, Query(q): Query<ExplainQuer
     };
     let ex = &s.gateway.executor;
     match ex.plan(&ex.router(), endpoint, &q.model, None, None, None) {
-        Ok(plan) => Json(plan.report(endpoint)).into_response(),
+        Ok(plan) => Json(plan.report(endpoint, &ex.health().proxies())).into_response(),
         Err(e) => error(AdminError::NoRoute, e),
     }
 }
@@ -258,7 +262,7 @@ pub async fn explain_request(
         b.client.as_deref(),
     ) {
         Ok(plan) => {
-            let mut report = plan.report(endpoint);
+            let mut report = plan.report(endpoint, &ex.health().proxies());
             report["request"] = json!({
                 "model": model,
                 "needs": needs.caps(),

@@ -455,7 +455,7 @@ pub async fn preview_route(
         fluxgate_core::routing::Router::new(Arc::new(config), TranslatorRegistry::builtin());
     let ex = &s.gateway.executor;
     match ex.plan(&router, endpoint, &route_name, None, None, None) {
-        Ok(plan) => Json(plan.report(endpoint)).into_response(),
+        Ok(plan) => Json(plan.report(endpoint, &ex.health().proxies())).into_response(),
         Err(e) => error(AdminError::NoRoute, e),
     }
 }

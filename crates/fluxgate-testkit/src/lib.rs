@@ -13,6 +13,7 @@
 pub mod chaos;
 mod faults;
 pub mod model;
+pub mod proxies;
 pub mod servers;
 pub mod tls;
 mod wire;

@@ -15,7 +15,15 @@ until_ms: number | null, retry_in_secs: number | null, in_flight: number,
 /**
  * Why the key's secret could not be read, when it could not.
  */
-secret_error: string | null, };
+secret_error: string | null, 
+/**
+ * The outbound proxy its requests go through (`None`: direct).
+ */
+proxy: string | null, 
+/**
+ * What that proxy did wrong, while it is failing (the key itself is not blamed).
+ */
+proxy_error: string | null, };
 
 export type RequestRecord = { ts_ms: number, request_id: string, 
 /**
@@ -51,7 +59,11 @@ export type Event = { "type": "key_state_changed", provider: string, key_id: str
 /**
  * Unix milliseconds at which the key is expected back, when known.
  */
-until_ms: number | null, } | { "type": "route_unavailable", route: string, retry_after_secs: number, } | { "type": "config_reloaded", path: string, } | { "type": "config_invalid", path: string, error: string, } | { "type": "routing_paused", paused: boolean, } | { "type": "budget_threshold", 
+until_ms: number | null, } | { "type": "proxy_state_changed", proxy: string, ok: boolean, 
+/**
+ * What it did wrong, while it fails.
+ */
+error: string | null, } | { "type": "route_unavailable", route: string, retry_after_secs: number, } | { "type": "config_reloaded", path: string, } | { "type": "config_invalid", path: string, error: string, } | { "type": "routing_paused", paused: boolean, } | { "type": "budget_threshold", 
 /**
  * `all traffic`, `provider openai`, `key openai/work`, `route coding`, `client ci`.
  */

@@ -19,9 +19,29 @@ export function keyRow(k: KeyHealth, actions: boolean): HTMLElement {
   return h(
     "tr",
     { "data-key": `${k.provider}/${k.key_id}` },
-    h("td", {}, h("code", {}, k.key_id)),
+    h(
+      "td",
+      {},
+      h("code", {}, k.key_id),
+      k.proxy
+        ? h(
+            "div",
+            { class: "muted via", title: "Its requests go through this outbound proxy" },
+            `via ${k.proxy}`,
+          )
+        : null,
+    ),
     h("td", {}, badge(k.status)),
-    h("td", {}, reasonText(k.reason) || (k.secret_error ? "secret unreadable" : "")),
+    h(
+      "td",
+      {},
+      reasonText(k.reason) ||
+        (k.secret_error
+          ? "secret unreadable"
+          : k.proxy_error
+            ? h("span", { class: "warn", "data-proxy-error": "" }, "proxy failing")
+            : ""),
+    ),
     h("td", {}, k.last_status ?? ""),
     h(
       "td",
@@ -34,7 +54,7 @@ export function keyRow(k: KeyHealth, actions: boolean): HTMLElement {
           )
         : "",
     ),
-    h("td", { class: "msg" }, k.secret_error ?? k.last_message ?? ""),
+    h("td", { class: "msg" }, k.secret_error ?? k.proxy_error ?? k.last_message ?? ""),
     actions
       ? h(
           "td",

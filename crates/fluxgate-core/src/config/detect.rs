@@ -103,6 +103,7 @@ pub fn from_environment(lookup: impl Fn(&str) -> Option<String>) -> Config {
                 weight: 1,
                 enabled: true,
                 limits: Default::default(),
+                egress: Default::default(),
             });
         }
         for n in 2..=9 {
@@ -114,6 +115,7 @@ pub fn from_environment(lookup: impl Fn(&str) -> Option<String>) -> Config {
                     weight: 1,
                     enabled: true,
                     limits: Default::default(),
+                    egress: Default::default(),
                 });
             }
         }
@@ -146,6 +148,7 @@ pub fn from_environment(lookup: impl Fn(&str) -> Option<String>) -> Config {
         catalogue: Default::default(),
         budgets: Vec::new(),
         shared: Default::default(),
+        proxies: Vec::new(),
         source: ConfigSource::Environment,
     }
 }

@@ -8,6 +8,7 @@
 mod detect;
 pub mod edit;
 mod engines;
+pub mod proxy;
 pub mod raw;
 mod validate;
 
@@ -136,6 +137,9 @@ pub struct KeyConfig {
     pub enabled: bool,
     /// Limits Fluxgate enforces itself before sending (the key's plan with its vendor).
     pub limits: KeyLimits,
+    /// How its requests leave this machine (its own `proxy`, else its provider's, else the
+    /// file's).
+    pub egress: proxy::Egress,
 }
 
 /// Per-key request and token limits (`rpm`, `tpm`, `rpd` in the config).
@@ -268,6 +272,8 @@ pub struct Config {
     pub budgets: Vec<Budget>,
     /// Engines shared with other Fluxgates (`[state]`); none by default.
     pub shared: SharedEngines,
+    /// The `[proxies]` defined, in written order.
+    pub proxies: Vec<std::sync::Arc<proxy::ProxyEndpoint>>,
     pub source: ConfigSource,
 }
 

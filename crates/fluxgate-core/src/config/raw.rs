@@ -47,6 +47,12 @@ pub struct RawConfig {
     /// Allows a non-loopback `listen` address (client tokens stay required).
     #[serde(default)]
     pub allow_lan: bool,
+    /// How requests leave this machine by default: `"direct"`, `"env"`, a proxy URL or a
+    /// `[proxies]` name (providers and keys may say otherwise).
+    pub proxy: Option<String>,
+    /// `[proxies.NAME]`: proxies with credentials, named so settings can refer to them.
+    #[serde(default)]
+    pub proxies: Ordered<super::proxy::RawProxy>,
     #[serde(default)]
     pub timeouts: RawTimeouts,
     #[serde(default)]
@@ -181,6 +187,8 @@ pub struct RawProvider {
     pub insecure_http: bool,
     /// Azure OpenAI: the `api-version` query parameter.
     pub api_version: Option<String>,
+    /// This provider's outbound proxy (see the top-level `proxy`).
+    pub proxy: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -195,6 +203,8 @@ pub struct RawKey {
     pub rpm: Option<u32>,
     pub tpm: Option<u64>,
     pub rpd: Option<u32>,
+    /// This key's outbound proxy (see the top-level `proxy`).
+    pub proxy: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

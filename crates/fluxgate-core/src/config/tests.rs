@@ -401,3 +401,61 @@ fn store_names_a_postgres_with_a_user_and_no_password_in_its_url() {
         assert!(!err.contains(never), "{body} => {err}");
     }
 }
+
+#[test]
+fn proxies_apply_key_over_provider_over_file() {
+    let config = load(
+        r#"
+proxy = "corp"
+
+[proxies.corp]
+url = "http://proxy.corp:3128"
+username = "alice"
+password = "keychain"
+
+[providers.a]
+kind = "openai"
+keys = [{ id = "k1" }, { id = "k2", proxy = "direct" }]
+
+[providers.b]
+kind = "anthropic"
+proxy = "socks5h://127.0.0.1:1080"
+keys = [{ id = "k1" }, { id = "k2", proxy = "corp" }]
+
+[providers.local]
+kind = "openai-compatible"
+base_url = "http://localhost:11434/v1"
+proxy = "env"
+keys = [{ id = "k1" }]
+"#,
+    )
+    .expect("valid");
+    let via = |p: &str, k: &str| {
+        config
+            .provider(p)
+            .and_then(|p| p.keys.iter().find(|x| x.id == k))
+            .and_then(|k| k.egress.proxy().map(|e| e.label.clone()))
+    };
+    assert_eq!(
+        via("a", "k1").as_deref(),
+        Some("corp"),
+        "the file's default"
+    );
+    assert_eq!(via("a", "k2"), None, "a key going direct");
+    assert_eq!(
+        via("b", "k1").as_deref(),
+        Some("socks5h://127.0.0.1:1080"),
+        "the provider's own"
+    );
+    assert_eq!(via("b", "k2").as_deref(), Some("corp"), "a key's own");
+    assert_eq!(via("local", "k1"), None, "env never proxies loopback");
+    assert_eq!(config.proxies.len(), 1);
+
+    let (key, message) = invalid_key(
+        "[providers.a]\nkind = \"openai\"\nkeys = [{ id = \"k\", proxy = \"nope\" }]\n",
+    );
+    assert_eq!(key, "providers.a.keys[0].proxy");
+    assert!(message.contains("none is defined"), "{message}");
+    let (key, _) = invalid_key("proxy = \"ftp://x:1\"\n");
+    assert_eq!(key, "proxy");
+}

@@ -115,6 +115,17 @@ pub(super) fn validate(raw: RawConfig, source: ConfigSource) -> Result<Config, C
         other => seconds("retry.max_wait", other, super::DEFAULT_MAX_WAIT)?,
     };
 
+    let proxies = super::proxy::named_proxies(raw.proxies)?;
+    let default_proxy = match raw.proxy.as_deref() {
+        None => super::proxy::ProxySetting::Direct,
+        Some(text) => super::proxy::setting("proxy", text, &proxies)?,
+    };
+    let env = |name: &str| std::env::var(name).ok();
+    let net = Net {
+        proxies: &proxies,
+        default: &default_proxy,
+        env: &env,
+    };
     let mut providers = Vec::new();
     let mut seen = HashSet::new();
     for (name, p) in raw.providers.0 {
@@ -129,7 +140,7 @@ pub(super) fn validate(raw: RawConfig, source: ConfigSource) -> Result<Config, C
         if !seen.insert(name.clone()) {
             return Err(ConfigError::invalid(key, "defined twice"));
         }
-        providers.push(provider(&name, p)?);
+        providers.push(provider(&name, p, &net)?);
     }
 
     let mut overrides = std::collections::HashMap::new();
@@ -173,8 +184,16 @@ pub(super) fn validate(raw: RawConfig, source: ConfigSource) -> Result<Config, C
         catalogue,
         budgets,
         shared,
+        proxies,
         source,
     })
+}
+
+/// What a provider's and its keys' `proxy` settings are resolved against.
+struct Net<'a> {
+    proxies: &'a [std::sync::Arc<super::proxy::ProxyEndpoint>],
+    default: &'a super::proxy::ProxySetting,
+    env: &'a dyn Fn(&str) -> Option<String>,
 }
 
 fn webhook(i: usize, w: super::raw::RawWebhook) -> Result<super::Webhook, ConfigError> {
@@ -241,7 +260,7 @@ fn kind(key: &str, text: &str) -> Result<ProviderKind, ConfigError> {
         })
 }
 
-fn provider(name: &str, p: RawProvider) -> Result<ProviderConfig, ConfigError> {
+fn provider(name: &str, p: RawProvider, net: &Net<'_>) -> Result<ProviderConfig, ConfigError> {
     let key = format!("providers.{name}");
     let kind = kind(&key, &p.kind)?;
     let base_url = match (p.base_url, kind.default_base_url()) {
@@ -303,11 +322,20 @@ fn provider(name: &str, p: RawProvider) -> Result<ProviderConfig, ConfigError> {
             "must not contain credentials, a query string or a fragment; keys belong under `keys`",
         ));
     }
+    let provider_proxy = match p.proxy.as_deref() {
+        None => net.default.clone(),
+        Some(text) => super::proxy::setting(&format!("{key}.proxy"), text, net.proxies)?,
+    };
     let mut keys = Vec::new();
     let mut ids = HashSet::new();
     for (i, k) in p.keys.into_iter().enumerate() {
         let kkey = format!("{key}.keys[{i}]");
-        let kc = key_config(name, &kkey, k)?;
+        let setting = match k.proxy.as_deref() {
+            None => provider_proxy.clone(),
+            Some(text) => super::proxy::setting(&format!("{kkey}.proxy"), text, net.proxies)?,
+        };
+        let mut kc = key_config(name, &kkey, k)?;
+        kc.egress = super::proxy::egress(&setting, &url, net.env)?;
         if !ids.insert(kc.id.clone()) {
             return Err(ConfigError::invalid(
                 format!("{kkey}.id"),
@@ -397,6 +425,7 @@ fn key_config(provider: &str, key: &str, k: RawKey) -> Result<KeyConfig, ConfigE
             tpm: k.tpm,
             rpd: k.rpd,
         },
+        egress: super::proxy::Egress::Direct,
     })
 }
 

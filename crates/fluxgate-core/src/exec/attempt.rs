@@ -48,6 +48,8 @@ pub(super) struct AttemptContext<'a> {
     pub number: u32,
     /// The request's record so far (a committed stream finishes it).
     pub outcome: Outcome,
+    /// The proxy the key's requests go through.
+    pub via: Option<super::egress::Via>,
 }
 
 /// A request ready for one candidate.
@@ -73,7 +75,12 @@ impl Executor {
             Ok(p) => p,
             Err(e) => return Attempt::Rejected(e, None),
         };
-        let Prepared { out, hints, keep } = prepared;
+        let Prepared {
+            mut out,
+            hints,
+            keep,
+        } = prepared;
+        out.via = ctx.via.clone();
         let inbound = match self.send(out, ctx.timeouts, ctx.deadline).await {
             Ok(r) => r,
             Err(f) => return Attempt::Failed(f),
@@ -138,6 +145,7 @@ impl Executor {
                 url,
                 headers,
                 body,
+                via: None,
             },
             hints,
             keep,

@@ -28,6 +28,7 @@ mod attempt;
 mod budget;
 pub mod client;
 mod conversation;
+pub mod egress;
 pub mod headers;
 pub mod probe;
 mod refusal;

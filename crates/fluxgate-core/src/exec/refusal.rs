@@ -59,6 +59,12 @@ impl Executor {
             }
         }
         if attempts == 0 {
+            if let Some(f) = last.as_ref().filter(|f| f.kind == FailureKind::Proxy) {
+                return ProxyError::new(
+                    ErrorCode::UpstreamUnavailable,
+                    format!("no attempt could be made: {}", f.message),
+                );
+            }
             if let Some(e) = secret_error.as_ref().filter(|e| e.is_keychain()) {
                 return ProxyError::new(
                     ErrorCode::KeychainUnavailable,

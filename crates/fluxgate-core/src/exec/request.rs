@@ -98,6 +98,8 @@ pub(super) struct RequestState {
     pub wait_left: Duration,
     /// The budget reservation of the attempt in flight (or of the answer being recorded).
     reserved: Option<Reservation>,
+    /// Outbound proxies that failed this request: keys behind them are not tried again.
+    failed_proxies: Vec<String>,
 }
 
 impl RequestState {
@@ -114,6 +116,7 @@ impl RequestState {
             timed_out: false,
             wait_left: max_wait,
             reserved: None,
+            failed_proxies: Vec::new(),
         }
     }
 
@@ -124,6 +127,20 @@ impl RequestState {
     /// Whether `cand` is still worth trying this round.
     pub fn may_try(&self, cand: &Candidate) -> bool {
         !self.dead_targets.contains(&cand.target_index)
+    }
+
+    /// A proxy failed this request.
+    pub fn proxy_down(&mut self, label: &str) {
+        if !self.failed_proxies.iter().any(|p| p == label) {
+            self.failed_proxies.push(label.to_string());
+        }
+    }
+
+    /// Whether the proxy `egress` goes through already failed this request.
+    pub fn proxy_failed(&self, egress: &crate::config::proxy::Egress) -> bool {
+        egress
+            .proxy()
+            .is_some_and(|p| self.failed_proxies.iter().any(|f| *f == p.label))
     }
 
     /// The candidate's key could not be read.

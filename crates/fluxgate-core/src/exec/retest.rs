@@ -11,7 +11,7 @@ use http::HeaderMap;
 use super::probe::probe;
 use super::upstream::Outbound;
 use super::Executor;
-use crate::health::{transport, ErrorClass, Failure, Retester};
+use crate::health::{transport, ErrorClass, Failure, FailureKind, Retester};
 use crate::vocab::KeyRef;
 
 const RETEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -78,15 +78,26 @@ impl Retester for HttpRetester {
                 Err(_) => return Ok(()),
             };
             tracing::debug!(provider = provider_name, key = key_id, "retesting key");
+            let via = super::egress::via(&key.egress, exec.secrets())?;
+            let proxy = via.as_ref().map(|v| v.endpoint.label.clone());
             let out = Outbound {
                 method: req.method,
                 url: uri,
                 headers,
                 body: req.body.unwrap_or_default(),
+                via,
             };
-            probe(exec.upstream(), out, &secret, RETEST_TIMEOUT)
+            let result = probe(exec.upstream(), out, &secret, RETEST_TIMEOUT)
                 .await
-                .map(|_| ())
+                .map(|_| ());
+            if let Some(proxy) = proxy {
+                let proxy_failure = result
+                    .as_ref()
+                    .err()
+                    .filter(|f| f.kind == FailureKind::Proxy);
+                exec.health().report_proxy(&proxy, proxy_failure);
+            }
+            result
         })
     }
 }

@@ -10,6 +10,7 @@ use super::admit::{self, apply_usage};
 use super::attempt::{Attempt, AttemptContext};
 use super::request::{Exit, RequestState};
 use super::{redact_failure, Executor, ProxyRequest, ProxyResponse};
+use crate::config::proxy::Egress;
 use crate::config::Timeouts;
 use crate::health::{ErrorClass, Failure, FailureKind};
 use crate::routing::{Candidate, Plan, Router};
@@ -51,8 +52,19 @@ impl Executor {
                 tracing::warn!(request_id = %req.request_id, "global retry budget spent; not failing over");
                 return RoundEnd::Stopped;
             }
-            let Some(secret) = self.key_secret(router, cand, state) else {
+            let Some((secret, egress)) = self.key_secret(router, cand, state) else {
                 continue;
+            };
+            if state.proxy_failed(&egress) {
+                // Its proxy already failed this request: the next key behind it would too.
+                continue;
+            }
+            let via = match super::egress::via(&egress, &self.secrets) {
+                Ok(v) => v,
+                Err(f) => {
+                    self.proxy_failed(req, cand, &egress, state, f);
+                    continue;
+                }
             };
             // Budgets and local limits again, now that this candidate is next: requests
             // planned at the same time may have taken the room since.
@@ -82,6 +94,7 @@ impl Executor {
                 deadline,
                 number,
                 outcome: state.outcome.clone(),
+                via,
             };
             // Boxed so the (large) attempt state is not copied through every layer that moves
             // the request future.
@@ -90,9 +103,21 @@ impl Executor {
                     .await;
             match result {
                 Attempt::Done(resp, usage) => {
+                    if let Some(p) = egress.proxy() {
+                        self.health.report_proxy(&p.label, None);
+                    }
                     return RoundEnd::Exit(self.succeeded(cand, state, resp, &usage, started));
                 }
-                Attempt::Failed(f) => self.attempt_failed(req, cand, &secret, state, f, started),
+                Attempt::Failed(f) if f.kind == FailureKind::Proxy => {
+                    self.proxy_failed(req, cand, &egress, state, f);
+                }
+                Attempt::Failed(f) => {
+                    if let Some(p) = egress.proxy() {
+                        // The tunnel opened: whatever failed, the proxy did its part.
+                        self.health.report_proxy(&p.label, None);
+                    }
+                    self.attempt_failed(req, cand, &secret, state, f, started);
+                }
                 Attempt::Rejected(mut err, None) => {
                     err.message = secret.redactor().text(&err.message).into_owned();
                     // Fluxgate's own translation refused the request for this candidate (a
@@ -102,6 +127,9 @@ impl Executor {
                     state.refused_by_translation(err);
                 }
                 Attempt::Rejected(mut err, Some(mut f)) => {
+                    if let Some(p) = egress.proxy() {
+                        self.health.report_proxy(&p.label, None);
+                    }
                     err.message = secret.redactor().text(&err.message).into_owned();
                     redact_failure(&mut f, &secret);
                     self.health.report_failure(&cand.account, &f);
@@ -120,14 +148,14 @@ impl Executor {
         RoundEnd::Done
     }
 
-    /// The candidate's secret; `None` (noted on the key's health and the request) when it
-    /// cannot be read.
+    /// The candidate's secret and how its requests leave; `None` (noted on the key's health
+    /// and the request) when the secret cannot be read.
     fn key_secret(
         &self,
         router: &Router,
         cand: &Candidate,
         state: &mut RequestState,
-    ) -> Option<SecretValue> {
+    ) -> Option<(SecretValue, Egress)> {
         let key = router
             .config()
             .provider(&cand.provider)
@@ -135,7 +163,7 @@ impl Executor {
         match self.secrets.resolve(&cand.account, &key.secret) {
             Ok(s) => {
                 self.health.set_secret_error(&cand.account, None);
-                Some(s)
+                Some((s, key.egress.clone()))
             }
             Err(e) => {
                 tracing::warn!(provider = %cand.provider, key = %cand.key_id, error = %e, "cannot read the key's secret; skipping it");
@@ -177,6 +205,24 @@ impl Executor {
                 .settle_tokens(&cand.account, cand.est_tokens, i + o, now);
         }
         Exit::Answer(resp)
+    }
+
+    /// The key's proxy failed (or its password could not be read): the proxy's health learns
+    /// it, the key's does not, and no other key behind that proxy is tried for this request.
+    fn proxy_failed(
+        &self,
+        req: &ProxyRequest,
+        cand: &Candidate,
+        egress: &Egress,
+        state: &mut RequestState,
+        f: Failure,
+    ) {
+        tracing::info!(request_id = %req.request_id, provider = %cand.provider, key = %cand.key_id, detail = %f.message, "the key's proxy failed; failing over");
+        if let Some(p) = egress.proxy() {
+            self.health.report_proxy(&p.label, Some(&f));
+            state.proxy_down(&p.label);
+        }
+        state.failed(f);
     }
 
     /// An attempt failed before anything reached the client: health learns it, the request

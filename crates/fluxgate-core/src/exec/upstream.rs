@@ -25,6 +25,8 @@ pub struct Outbound {
     pub url: Uri,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The proxy to go through; `None`: straight to the upstream.
+    pub via: Option<super::egress::Via>,
 }
 
 /// A response head and its body, as the upstream sent them (nothing redacted yet).

@@ -36,6 +36,9 @@ pub enum FailureKind {
     Timeout(TimeoutPhase),
     /// The upstream answered with a redirect, which is never followed.
     Redirect,
+    /// The outbound proxy failed (down, refused the credentials or the tunnel, could not
+    /// reach the upstream): the request fails over, the key's state is left alone.
+    Proxy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -88,6 +88,27 @@ pub struct KeyHealth {
     pub in_flight: u32,
     /// Why the key's secret could not be read, when it could not.
     pub secret_error: Option<String>,
+    /// The outbound proxy its requests go through (`None`: direct).
+    pub proxy: Option<String>,
+    /// What that proxy did wrong, while it is failing (the key itself is not blamed).
+    pub proxy_error: Option<String>,
+}
+
+/// An outbound proxy's health as its last use found it.
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ProxyHealth {
+    /// Its label: the `[proxies]` name, or its address.
+    pub proxy: String,
+    /// Whether its last use went through.
+    pub ok: bool,
+    /// What it did wrong last, while it fails.
+    pub error: Option<String>,
+    /// Unix milliseconds since when it has been failing.
+    #[cfg_attr(test, ts(type = "number | null"))]
+    pub failing_since_ms: Option<i64>,
+    /// Failures in a row.
+    pub failures: u32,
 }
 
 struct KeyEntry {
@@ -138,6 +159,8 @@ pub struct HealthRegistry {
     events: EventBus,
     backend: Arc<dyn HealthBackend>,
     changed: Notify,
+    /// Outbound proxies by label, as their last use found them.
+    proxies: Mutex<HashMap<String, ProxyHealth>>,
 }
 
 /// Decrements a key's in-flight count when dropped.
@@ -159,7 +182,61 @@ impl HealthRegistry {
             events,
             backend,
             changed: Notify::new(),
+            proxies: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Records how a use of an outbound proxy went (`None`: it went through). A change between
+    /// working and failing is logged and published.
+    pub fn report_proxy(&self, proxy: &str, failure: Option<&Failure>) {
+        let mut all = self.proxies.lock();
+        if failure.is_none() && all.get(proxy).is_none_or(|p| p.ok) {
+            return;
+        }
+        let entry = all.entry(proxy.to_string()).or_insert_with(|| ProxyHealth {
+            proxy: proxy.to_string(),
+            ok: true,
+            error: None,
+            failing_since_ms: None,
+            failures: 0,
+        });
+        let was_ok = entry.ok;
+        match failure {
+            None => {
+                entry.ok = true;
+                entry.error = None;
+                entry.failing_since_ms = None;
+                entry.failures = 0;
+            }
+            Some(f) => {
+                entry.ok = false;
+                entry.error = Some(f.message.clone());
+                entry.failures = entry.failures.saturating_add(1);
+                if was_ok {
+                    entry.failing_since_ms = Some(crate::clock::unix_ms(crate::clock::wall()));
+                }
+            }
+        }
+        if was_ok != entry.ok {
+            let event = Event::ProxyStateChanged {
+                proxy: proxy.to_string(),
+                ok: entry.ok,
+                error: entry.error.clone(),
+            };
+            drop(all);
+            match failure {
+                Some(f) => tracing::warn!(proxy, detail = %f.message, "outbound proxy failing"),
+                None => tracing::info!(proxy, "outbound proxy working again"),
+            }
+            self.events.publish(event);
+        }
+    }
+
+    /// Every proxy used so far, as its last use found it.
+    pub fn proxies(&self) -> Vec<ProxyHealth> {
+        let mut out: Vec<ProxyHealth> = self.proxies.lock().values().cloned().collect();
+        out.sort_by(|a, b| a.proxy.cmp(&b.proxy));
+        out
     }
 
     pub fn policy(&self) -> &Policy {
@@ -406,6 +483,10 @@ impl HealthRegistry {
                 };
                 let st = e.state.lock().clone();
                 let shown = st.back_at();
+                let proxy = k.egress.proxy().map(|p| p.label.clone());
+                let proxy_error = proxy
+                    .as_ref()
+                    .and_then(|label| self.proxies.lock().get(label).and_then(|p| p.error.clone()));
                 out.push(KeyHealth {
                     provider: e.provider.clone(),
                     key_id: e.key_id.clone(),
@@ -422,6 +503,8 @@ impl HealthRegistry {
                         .map(|u| u.saturating_duration_since(now).as_secs_f64().ceil() as u64),
                     in_flight: e.in_flight.load(Ordering::Relaxed),
                     secret_error: e.secret_error.lock().clone(),
+                    proxy,
+                    proxy_error,
                 });
             }
         }

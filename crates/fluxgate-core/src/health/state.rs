@@ -9,6 +9,7 @@
 //! | healthy | `upstream_unavailable` below the threshold | healthy, failure counted |
 //! | any but disabled | `upstream_unavailable` at the threshold | cooling 10 s ×2 per step (cap 5 min); then healthy |
 //! | any | `request_invalid` | unchanged (last status noted) |
+//! | any | the key's proxy failed | unchanged; a due retest of a dead or probing key waits 30 s |
 //! | cooling | time passes `until` | healthy, or probing (quota) |
 //! | probing, dead | retest passes / fails | healthy / as the failure says |
 //! | any | disable / enable | disabled / healthy |
@@ -19,7 +20,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::classify::Failure;
+use super::classify::{Failure, FailureKind};
 use crate::vocab::ErrorClass;
 pub use crate::vocab::KeyStatus;
 
@@ -36,6 +37,8 @@ pub struct Policy {
     pub auth_cap: Duration,
     /// How soon a probing key's retest runs.
     pub probe_delay: Duration,
+    /// How long a dead or probing key's retest waits when its proxy failed it.
+    pub proxy_retest: Duration,
 }
 
 impl Default for Policy {
@@ -50,6 +53,7 @@ impl Default for Policy {
             auth_first_retest: Duration::from_secs(300),
             auth_cap: Duration::from_secs(6 * 3600),
             probe_delay: Duration::from_secs(1),
+            proxy_retest: Duration::from_secs(30),
         }
     }
 }
@@ -133,6 +137,14 @@ impl KeyState {
 
     /// Applies a classified failure at `now`.
     pub fn on_failure(&mut self, f: &Failure, now: Instant, policy: &Policy) {
+        if f.kind == FailureKind::Proxy {
+            // Not the key's failure: nothing about it changes, but a retest the proxy kept
+            // from running is tried again later rather than at once.
+            if matches!(self.status, KeyStatus::Dead | KeyStatus::Probing) {
+                self.until = Some(now + policy.proxy_retest);
+            }
+            return;
+        }
         self.last_status = f.status;
         self.last_message = Some(f.message.clone());
         if self.status == KeyStatus::Disabled || f.class == ErrorClass::RequestInvalid {

@@ -15,6 +15,9 @@ pub struct TransportError {
     pub timed_out: bool,
     /// The innermost cause, without any URL.
     pub detail: String,
+    /// The proxy's label, when the proxy is what failed (it was down, refused, or could not
+    /// reach the upstream): the key is not to blame.
+    pub proxy: Option<String>,
 }
 
 /// Why a response body stopped before its end (the innermost cause, without any URL).
@@ -26,7 +29,9 @@ pub struct BodyError {
 /// A connection that could not be made, or broke before the response head.
 pub fn transport(e: &TransportError) -> Failure {
     let detail = super::scrub(&e.detail);
-    if e.connect && e.timed_out {
+    if e.proxy.is_some() {
+        Failure::transport(FailureKind::Proxy, detail)
+    } else if e.connect && e.timed_out {
         Failure::transport(
             FailureKind::Timeout(TimeoutPhase::Connect),
             format!("cannot connect to the upstream: {detail}"),
@@ -143,8 +148,15 @@ mod tests {
             connect,
             timed_out,
             detail: "refused".into(),
+            proxy: None,
         };
-        let table: [(Failure, FailureKind); 9] = [
+        let proxied = |timed_out| TransportError {
+            proxy: Some("corp".into()),
+            ..e(true, timed_out)
+        };
+        let table: [(Failure, FailureKind); 11] = [
+            (transport(&proxied(false)), FailureKind::Proxy),
+            (transport(&proxied(true)), FailureKind::Proxy),
             (
                 transport(&e(true, true)),
                 FailureKind::Timeout(TimeoutPhase::Connect),
@@ -206,6 +218,7 @@ mod tests {
             connect: false,
             timed_out: false,
             detail: format!("broken by {word}"),
+            proxy: None,
         });
         assert!(!f.message.contains(&word[3..]), "{}", f.message);
     }

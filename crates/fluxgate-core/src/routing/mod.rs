@@ -57,6 +57,8 @@ pub struct Candidate {
     pub limits: KeyLimits,
     /// Why the strategy put it where it is (for `explain`).
     pub note: Option<String>,
+    /// The outbound proxy the key's requests go through (`None`: direct).
+    pub proxy: Option<Arc<crate::config::proxy::ProxyEndpoint>>,
 }
 
 impl std::fmt::Debug for Candidate {
@@ -346,6 +348,7 @@ impl Router {
                     est_tokens,
                     limits: k.limits,
                     note: None,
+                    proxy: k.egress.proxy().cloned(),
                 };
                 let passed = filters::key_enabled(k)
                     .and_then(|()| {

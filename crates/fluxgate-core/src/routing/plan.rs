@@ -8,7 +8,7 @@ use crate::budgets::Exceeded;
 use crate::catalogue::Capability;
 use crate::config::StrategyKind;
 use crate::formats::Endpoint;
-use crate::health::{ErrorClass, KeyStatus};
+use crate::health::{ErrorClass, KeyStatus, ProxyHealth};
 
 /// Why a (target, key) pair is not in the plan.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -140,14 +140,22 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// The plan as `explain` shows it: every candidate in order with what the strategy saw,
+    /// The plan as `explain` shows it: every candidate in order with what the strategy saw
+    /// and the proxy it goes through (with what that proxy last did wrong, from `proxies`),
     /// every skipped (target, key) with its reason.
-    pub fn report(&self, endpoint: Endpoint) -> serde_json::Value {
+    pub fn report(&self, endpoint: Endpoint, proxies: &[ProxyHealth]) -> serde_json::Value {
         let candidates: Vec<serde_json::Value> = self
             .candidates
             .iter()
             .enumerate()
             .map(|(i, c)| {
+                let proxy = c.proxy.as_ref().map(|p| p.label.as_str());
+                let proxy_error = proxy.and_then(|label| {
+                    proxies
+                        .iter()
+                        .find(|p| p.proxy == label)
+                        .and_then(|p| p.error.as_deref())
+                });
                 serde_json::json!({
                     "position": i + 1,
                     "provider": c.provider,
@@ -159,6 +167,8 @@ impl Plan {
                     "estimated_tokens": c.est_tokens,
                     "context_window": c.info.as_ref().map(|i| i.context_window),
                     "capabilities": c.info.as_ref().map(|i| i.capabilities),
+                    "proxy": proxy,
+                    "proxy_error": proxy_error,
                     "why": c.note.clone().unwrap_or_else(|| match self.strategy {
                         StrategyKind::Priority => format!("target {} of the route, key {} of its pool", c.target_index + 1, c.key_index + 1),
                         other => format!("{} order", other.as_str()),

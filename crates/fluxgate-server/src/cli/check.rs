@@ -41,6 +41,46 @@ pub struct ExplainArgs {
     common: Common,
 }
 
+/// Every proxy a key goes through, and every `[proxies]` table: its address, its user and
+/// where its password comes from (never the password).
+fn proxy_lines(config: &Config) -> Vec<String> {
+    use fluxgate_core::config::proxy::ProxyPassword;
+    let mut seen: Vec<std::sync::Arc<fluxgate_core::config::proxy::ProxyEndpoint>> =
+        config.proxies.clone();
+    for p in &config.providers {
+        for k in &p.keys {
+            if let Some(e) = k.egress.proxy() {
+                if !seen.iter().any(|s| s.label == e.label) {
+                    seen.push(e.clone());
+                }
+            }
+        }
+    }
+    seen.iter()
+        .map(|e| {
+            let users = config
+                .providers
+                .iter()
+                .flat_map(|p| p.keys.iter().map(move |k| (p, k)))
+                .filter(|(_, k)| k.egress.proxy().is_some_and(|x| x.label == e.label))
+                .count();
+            let auth = match (&e.username, &e.password) {
+                (None, _) => String::new(),
+                (Some(u), None) => format!(", user {u}"),
+                (Some(u), Some(ProxyPassword::Secret(r))) => format!(", user {u}, password {r}"),
+                (Some(u), Some(ProxyPassword::Inline(_))) => {
+                    format!(", user {u}, password from the environment")
+                }
+            };
+            format!(
+                "{:<24} {}{auth}; {users} key(s) go through it",
+                e.label,
+                e.address()
+            )
+        })
+        .collect()
+}
+
 /// "TLS", "TLS, CA /path" or "no TLS".
 fn tls_words(tls: bool, ca: Option<&std::path::Path>) -> String {
     match (tls, ca) {
@@ -205,6 +245,9 @@ pub fn run_check(args: CheckArgs) -> Result<(), String> {
                 if !k.enabled {
                     s.push_str(" disabled");
                 }
+                if let Some(p) = k.egress.proxy() {
+                    s.push_str(&format!(" via proxy {}", p.label));
+                }
                 s
             })
             .collect();
@@ -269,6 +312,13 @@ pub fn run_check(args: CheckArgs) -> Result<(), String> {
                 limits.push(format!("{v} tokens a month"));
             }
             println!("  {:<24} {}", b.scope.to_string(), limits.join(", "));
+        }
+    }
+    let proxies = proxy_lines(&config);
+    if !proxies.is_empty() {
+        println!("\noutbound proxies:");
+        for line in proxies {
+            println!("  {line}");
         }
     }
     println!("\nstate:");
@@ -387,12 +437,16 @@ pub fn run_explain(args: ExplainArgs) -> Result<(), String> {
         ) {
             println!("  (latency and rate-limit headroom are learned by the running router; `POST /admin/api/explain` shows its live order)");
         }
-        let report = plan.report(endpoint);
+        let report = plan.report(endpoint, &[]);
         for c in report["candidates"].as_array().into_iter().flatten() {
             let how = if c["translated"].as_bool() == Some(true) {
                 format!("translated to {}", c["upstream_endpoint"].as_str().unwrap_or("?"))
             } else {
                 "same dialect".to_string()
+            };
+            let how = match c["proxy"].as_str() {
+                Some(p) => format!("{how}, via proxy {p}"),
+                None => how,
             };
             println!(
                 "  {}. {}/{} with key `{}` ({how}): {}",

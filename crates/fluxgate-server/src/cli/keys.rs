@@ -126,8 +126,13 @@ fn list(common: &Common) -> Result<(), String> {
                 .find(|(a, _)| *a == account)
                 .map(|(_, s)| s.clone())
                 .unwrap_or_else(|| "healthy".into());
+            let via = k
+                .egress
+                .proxy()
+                .map(|p| format!("  via proxy {}", p.label))
+                .unwrap_or_default();
             println!(
-                "{account:<28} {:<24} {found:<34} {state}",
+                "{account:<28} {:<24} {found:<34} {state}{via}",
                 k.secret.to_string()
             );
         }
@@ -211,11 +216,21 @@ pub(super) async fn probe_key(
             )),
         };
     };
+    let via = match fluxgate_core::exec::egress::via(&key.egress, secrets) {
+        Ok(v) => v,
+        Err(f) => {
+            return KeyProbe {
+                account,
+                result: Err(ProbeError::Unreachable(f.message)),
+            }
+        }
+    };
     let out = Outbound {
         method: http::Method::GET,
         url: uri,
         headers,
         body: bytes::Bytes::new(),
+        via,
     };
     let result = match probe(client, out, &secret, std::time::Duration::from_secs(30)).await {
         Ok(status) => Ok((status, started.elapsed().as_millis())),

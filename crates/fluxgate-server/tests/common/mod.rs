@@ -250,6 +250,15 @@ impl Harness {
         self.admin_get("/admin/api/events").await.bytes_stream()
     }
 
+    /// Puts another secret (a proxy's password, say) in the (memory) keychain; the leak check
+    /// then looks for it too.
+    pub fn store_secret(&mut self, account: &str, value: &str) {
+        self.store
+            .set(account, &SecretValue::new(value))
+            .expect("memory store");
+        self.keys.insert(account.to_string(), value.to_string());
+    }
+
     /// The secret the (memory) keychain holds for `account`, if any.
     pub fn stored_secret(&self, account: &str) -> Option<String> {
         self.store.get(account).ok().map(|v| v.expose().to_string())

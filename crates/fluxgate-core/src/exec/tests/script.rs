@@ -117,6 +117,7 @@ impl Upstream for Script {
                     connect: false,
                     timed_out: false,
                     detail: "connection reset".into(),
+                    proxy: None,
                 }),
                 Reply::Hang => std::future::pending().await,
                 Reply::After(..) => unreachable!("unwrapped above"),

@@ -34,6 +34,8 @@ fn state(status: KeyStatus, now: Instant) -> KeyState {
 enum Input {
     Success,
     Fail(ErrorClass),
+    /// The key's proxy failed.
+    Proxy,
 }
 
 /// Every (status, input) pair and the status it must lead to, with the first-failure policy.
@@ -49,6 +51,7 @@ fn exhaustive_transition_table() {
         Input::Fail(RateLimited),
         Input::Fail(UpstreamUnavailable),
         Input::Fail(RequestInvalid),
+        Input::Proxy,
     ];
     let expect = |from: KeyStatus, input: Input| -> KeyStatus {
         match (from, input) {
@@ -59,7 +62,7 @@ fn exhaustive_transition_table() {
             // One 5xx does not take a healthy key out; it does end a probe or extend a cooldown.
             (Healthy, Input::Fail(UpstreamUnavailable)) => Healthy,
             (_, Input::Fail(UpstreamUnavailable)) => Cooling,
-            (s, Input::Fail(RequestInvalid)) => s,
+            (s, Input::Fail(RequestInvalid)) | (s, Input::Proxy) => s,
         }
     };
     let policy = Policy::default();
@@ -71,6 +74,29 @@ fn exhaustive_transition_table() {
             match input {
                 Input::Success => s.on_success(),
                 Input::Fail(c) => s.on_failure(&failure(c, None), now, &policy),
+                Input::Proxy => {
+                    let before = s.clone();
+                    s.on_failure(
+                        &Failure {
+                            kind: FailureKind::Proxy,
+                            status: None,
+                            ..failure(UpstreamUnavailable, None)
+                        },
+                        now,
+                        &policy,
+                    );
+                    let retest = now + policy.proxy_retest;
+                    let until = if matches!(from, Dead | Probing) {
+                        Some(retest)
+                    } else {
+                        before.until
+                    };
+                    assert_eq!(
+                        s,
+                        KeyState { until, ..before },
+                        "a proxy failure from {from:?}"
+                    );
+                }
             }
             assert_eq!(s.status, expect(from, input), "from {from:?} on {input:?}");
             // Whatever is out of rotation has a time it comes back or is retested.
@@ -88,7 +114,7 @@ fn exhaustive_transition_table() {
             checked += 1;
         }
     }
-    assert_eq!(checked, 30);
+    assert_eq!(checked, 35);
 }
 
 #[test]

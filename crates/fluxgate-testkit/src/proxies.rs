@@ -1,0 +1,181 @@
+//! Real outbound proxies for tests, from the machine's own binaries (Debian's `tinyproxy` for
+//! HTTP `CONNECT` and `microsocks` for SOCKS5, installed by `scripts/deps.sh test`), on a free
+//! loopback port, stopped when dropped. Each keeps a log of the tunnels it opened, so a test
+//! can tell that a request really went through it.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+fn binary(name: &str) -> PathBuf {
+    for dir in ["/usr/bin", "/usr/local/bin", "/usr/sbin"] {
+        let p = PathBuf::from(dir).join(name);
+        if p.exists() {
+            return p;
+        }
+    }
+    panic!("{name} is not installed; run `scripts/deps.sh test` (it installs Debian's {name})")
+}
+
+fn wait_listening(name: &str, port: u16, child: &mut Child) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("{name} exited at start ({status})");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{name} did not listen on port {port} within 10 s");
+}
+
+/// What kind of proxy, and how it is set up.
+enum Kind {
+    /// tinyproxy; `ports`: the only ports it tunnels to (empty: any).
+    Http { ports: Vec<u16> },
+    /// microsocks.
+    Socks,
+}
+
+/// A proxy of its own on a loopback port.
+pub struct TestProxy {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+    kind: Kind,
+    auth: Option<(String, String)>,
+}
+
+impl TestProxy {
+    /// An HTTP `CONNECT` proxy (tinyproxy), with Basic credentials when `auth` is given.
+    pub fn http(auth: Option<(&str, &str)>) -> TestProxy {
+        Self::start(Kind::Http { ports: Vec::new() }, auth)
+    }
+
+    /// An HTTP proxy that refuses every tunnel except to port 443 (`403 Access violation`).
+    pub fn http_refusing() -> TestProxy {
+        Self::start(Kind::Http { ports: vec![443] }, None)
+    }
+
+    /// A SOCKS5 proxy (microsocks), with a user name and password when `auth` is given.
+    pub fn socks5(auth: Option<(&str, &str)>) -> TestProxy {
+        Self::start(Kind::Socks, auth)
+    }
+
+    fn start(kind: Kind, auth: Option<(&str, &str)>) -> TestProxy {
+        let mut proxy = TestProxy {
+            child: None,
+            port: free_port(),
+            dir: tempfile::tempdir().expect("a temporary directory"),
+            kind,
+            auth: auth.map(|(u, p)| (u.to_string(), p.to_string())),
+        };
+        proxy.start_again();
+        proxy
+    }
+
+    /// `127.0.0.1:PORT`
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("proxy.log")
+    }
+
+    /// How many tunnels it has opened or been asked for (tinyproxy logs each `CONNECT`
+    /// request, microsocks each connection it made).
+    pub fn tunnels(&self) -> usize {
+        let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let needle = match self.kind {
+            Kind::Http { .. } => "Request (file descriptor",
+            Kind::Socks => ": connected to ",
+        };
+        log.lines().filter(|l| l.contains(needle)).count()
+    }
+
+    /// Its log as written so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    /// Kills it at once (as a crash would); its port then refuses connections.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts it again on the same port.
+    pub fn start_again(&mut self) {
+        self.stop();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("proxy log");
+        let mut cmd = match &self.kind {
+            Kind::Http { ports } => {
+                let mut conf = format!(
+                    "Port {}\nListen 127.0.0.1\nTimeout 30\nMaxClients 64\nLogLevel Connect\n\
+                     LogFile \"{}\"\n",
+                    self.port,
+                    self.log_path().display()
+                );
+                if let Some((u, p)) = &self.auth {
+                    conf.push_str(&format!("BasicAuth {u} {p}\n"));
+                }
+                for port in ports {
+                    conf.push_str(&format!("ConnectPort {port}\n"));
+                }
+                let path = self.dir.path().join("tinyproxy.conf");
+                std::fs::write(&path, conf).expect("tinyproxy.conf");
+                let mut c = Command::new(binary("tinyproxy"));
+                c.arg("-d").arg("-c").arg(path);
+                c.stdout(Stdio::null());
+                drop(log);
+                c
+            }
+            Kind::Socks => {
+                let mut c = Command::new(binary("microsocks"));
+                c.args(["-i", "127.0.0.1", "-p", &self.port.to_string()]);
+                // A test's throwaway credentials; microsocks takes them on its command line.
+                if let Some((u, p)) = &self.auth {
+                    c.args(["-u", u, "-P", p]);
+                }
+                // microsocks logs each connection on stderr.
+                c.stderr(log.try_clone().expect("log handle"));
+                c
+            }
+        };
+        if matches!(self.kind, Kind::Http { .. }) {
+            cmd.stderr(Stdio::null());
+        } else {
+            cmd.stdout(Stdio::null());
+        }
+        let mut child = cmd.stdin(Stdio::null()).spawn().expect("the proxy starts");
+        wait_listening("the test proxy", self.port, &mut child);
+        self.child = Some(child);
+    }
+}
+
+impl Drop for TestProxy {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
