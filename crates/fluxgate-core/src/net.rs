@@ -91,6 +91,37 @@ impl tower::Service<Name> for CheckedResolver {
     }
 }
 
+/// Reads a private CA (an engine's or an `https://` proxy's): a PEM file of CA certificates,
+/// trusted instead of the public roots. The error names the file and what to do.
+pub fn read_ca(path: &std::path::Path) -> Result<(Vec<u8>, rustls::RootCertStore), String> {
+    use rustls::pki_types::pem::PemObject;
+    let pem = std::fs::read(path)
+        .map_err(|e| format!("cannot read the CA file {}: {e}", path.display()))?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(&pem) {
+        let cert = cert.map_err(|e| {
+            format!(
+                "the CA file {} is not PEM certificates ({e}); give the CA's certificate \
+                 (-----BEGIN CERTIFICATE-----)",
+                path.display()
+            )
+        })?;
+        roots.add(cert).map_err(|e| {
+            format!(
+                "the CA file {} holds an unusable certificate: {e}",
+                path.display()
+            )
+        })?;
+    }
+    if roots.is_empty() {
+        return Err(format!(
+            "the CA file {} holds no certificate (-----BEGIN CERTIFICATE-----)",
+            path.display()
+        ));
+    }
+    Ok((pem, roots))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

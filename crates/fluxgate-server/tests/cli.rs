@@ -61,6 +61,65 @@ fn check_prints_the_routing_table_and_warnings() {
 }
 
 #[test]
+fn check_and_keys_list_show_each_keys_proxy_and_never_its_password() {
+    let dir = common::tempdir();
+    let cfg = dir.path().join("c.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+proxy = "corp"
+
+[proxies.corp]
+url = "https://proxy.corp.example:8443"
+username = "alice"
+password = "env:FLUXGATE_TEST_PROXY_PASSWORD"
+ca = "/etc/fluxgate/corp-ca.pem"
+
+[providers.deepseek]
+kind = "openai-compatible"
+base_url = "https://api.deepseek.com/v1"
+keys = [{ id = "a", secret = "env:FLUXGATE_TEST_UNSET_VAR" }, { id = "b", secret = "env:FLUXGATE_TEST_UNSET_VAR", proxy = "direct" }]
+"#,
+    )
+    .expect("write");
+    let c = cfg.to_str().expect("utf8");
+    let (ok, out, err) = fluxgate(&["check", "--config", c], dir.path());
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("a (env:FLUXGATE_TEST_UNSET_VAR) via proxy corp"),
+        "{out}"
+    );
+    assert!(
+        out.contains(
+            "https://proxy.corp.example:8443, user alice, password env:FLUXGATE_TEST_PROXY_PASSWORD, \
+             trusting the CA in /etc/fluxgate/corp-ca.pem; 1 key(s) go through it"
+        ),
+        "{out}"
+    );
+    let d = dir.path().join("data");
+    let (ok, out, err) = fluxgate(
+        &[
+            "keys",
+            "list",
+            "--config",
+            c,
+            "--data-dir",
+            d.to_str().expect("utf8"),
+        ],
+        dir.path(),
+    );
+    assert!(ok, "{err}");
+    let line = |id: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("deepseek/{id} ")))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert!(line("a").ends_with("via proxy corp"), "{out}");
+    assert!(!line("b").contains("via proxy"), "{out}");
+}
+
+#[test]
 fn check_rejects_bad_configs_with_the_key_path() {
     let dir = common::tempdir();
     let cfg = dir.path().join("c.toml");

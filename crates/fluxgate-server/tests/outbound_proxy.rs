@@ -168,9 +168,23 @@ async fn a_proxy_that_refuses_the_tunnel_or_is_down_fails_over() {
         }
     }
     assert!(seen.contains("proxy_state_changed"), "{seen}");
-    // Back up: the next request goes through it again and clears its error.
+    // Back up: once its short rest is over (the direct key serves meanwhile), a request goes
+    // through it again and clears its error.
     down.start_again();
-    assert_eq!(chat_ok(&h).await, "ok from p1");
+    let mut served = Vec::new();
+    for _ in 0..20 {
+        served.push(chat_ok(&h).await);
+        if served.last().is_some_and(|s| s == "ok from p1") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert_eq!(
+        served.last().map(String::as_str),
+        Some("ok from p1"),
+        "{served:?}"
+    );
+    assert!(served.len() > 1, "it rested first: {served:?}");
     let keys = h.admin_keys().await;
     assert_eq!(key(&keys, "p1")["proxy_error"], Value::Null);
 }
@@ -190,7 +204,52 @@ async fn when_every_key_is_behind_a_dead_proxy_the_client_is_told_so() {
     assert!(message.contains("cannot connect to the proxy"), "{message}");
     let keys = h.admin_keys().await;
     assert_eq!(key(&keys, "p1")["status"], "healthy");
-    assert_eq!(h.fake.log().len(), 0);
+    // Its proxy rests after the failure, but with no other key to serve, the next request
+    // still tries it (and finds out whether it is back).
+    down.start_again();
+    assert_eq!(chat_ok(&h).await, "ok from p1");
+    assert_eq!(h.fake.log().len(), 1);
+}
+
+#[tokio::test]
+async fn a_proxy_that_swallows_connections_rests_while_other_keys_serve() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    // Accepts connections and never answers, as a wedged proxy would.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((s, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            held.push(s);
+        }
+    });
+    let url = format!("http://{addr}");
+    let h = Harness::start(
+        &config("[timeouts]\nconnect = 0.5", &url),
+        &["oa/p1", "oa/p2"],
+        &[],
+    )
+    .await;
+    fails_over_without_blame(&h, "no tunnel within 0.5 s").await;
+    assert_eq!(accepted.load(Ordering::SeqCst), 1);
+    // The proxy rests: the next requests go to the direct key without waiting on it.
+    assert_eq!(chat_ok(&h).await, "ok from p2");
+    assert_eq!(chat_ok(&h).await, "ok from p2");
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "the resting proxy was left alone"
+    );
+    let keys = h.admin_keys().await;
+    assert_eq!(keys["proxies"][0]["proxy"], url.as_str());
+    assert_eq!(keys["proxies"][0]["ok"], false);
+    assert_eq!(keys["proxies"][0]["failures"], 1);
 }
 
 #[tokio::test]
@@ -204,4 +263,28 @@ async fn a_proxy_password_that_cannot_be_read_is_the_proxys_failure() {
     let h = Harness::start(&config(&proxies, "corp"), &["oa/p1", "oa/p2"], &[]).await;
     fails_over_without_blame(&h, "cannot read its password").await;
     assert_eq!(proxy.tunnels(), 0, "nothing was sent without the password");
+}
+
+#[tokio::test]
+async fn an_https_proxy_with_a_private_ca_carries_requests_and_others_are_refused() {
+    let ca = fluxgate_testkit::tls::TestCa::new();
+    let proxy = TestProxy::https(&ca, Some(("alice", "pw")));
+    let named = |ca_line: &str| {
+        format!(
+            "[proxies.tls]\nurl = \"https://{}\"\nusername = \"alice\"\npassword = \"keychain\"\n{ca_line}",
+            proxy.addr()
+        )
+    };
+    let trusted = named(&format!("ca = \"{}\"", ca.ca_path().display()));
+    let mut h = Harness::start(&config(&trusted, "tls"), &["oa/p1", "oa/p2"], &[]).await;
+    h.store_secret("proxy:tls", "pw");
+    assert_eq!(chat_ok(&h).await, "ok from p1");
+    assert!(
+        proxy.tunnels() >= 1,
+        "tinyproxy behind TLS opened the tunnel"
+    );
+    // Without the CA, the proxy's certificate is not trusted: its failure, not the key's.
+    let mut h = Harness::start(&config(&named(""), "tls"), &["oa/p1", "oa/p2"], &[]).await;
+    h.store_secret("proxy:tls", "pw");
+    fails_over_without_blame(&h, "TLS with the proxy").await;
 }

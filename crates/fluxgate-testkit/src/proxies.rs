@@ -54,6 +54,8 @@ pub struct TestProxy {
     dir: tempfile::TempDir,
     kind: Kind,
     auth: Option<(String, String)>,
+    /// For an `https://` proxy: the TLS front's port (clients connect there) and its runtime.
+    front: Option<(u16, tokio::runtime::Runtime)>,
 }
 
 impl TestProxy {
@@ -65,6 +67,14 @@ impl TestProxy {
     /// An HTTP proxy that refuses every tunnel except to port 443 (`403 Access violation`).
     pub fn http_refusing() -> TestProxy {
         Self::start(Kind::Http { ports: vec![443] }, None)
+    }
+
+    /// An `https://` proxy: tinyproxy behind a TLS front whose certificate `ca` signed (for
+    /// `127.0.0.1`), as a corporate proxy with its own CA would be.
+    pub fn https(ca: &crate::tls::TestCa, auth: Option<(&str, &str)>) -> TestProxy {
+        let mut proxy = Self::start(Kind::Http { ports: Vec::new() }, auth);
+        proxy.front = Some(tls_front(ca, proxy.port));
+        proxy
     }
 
     /// A SOCKS5 proxy (microsocks), with a user name and password when `auth` is given.
@@ -79,18 +89,19 @@ impl TestProxy {
             dir: tempfile::tempdir().expect("a temporary directory"),
             kind,
             auth: auth.map(|(u, p)| (u.to_string(), p.to_string())),
+            front: None,
         };
         proxy.start_again();
         proxy
     }
 
-    /// `127.0.0.1:PORT`
+    /// `127.0.0.1:PORT` (an `https://` proxy's TLS front).
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("127.0.0.1:{}", self.port())
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.front.as_ref().map_or(self.port, |(p, _)| *p)
     }
 
     fn log_path(&self) -> PathBuf {
@@ -177,5 +188,57 @@ impl TestProxy {
 impl Drop for TestProxy {
     fn drop(&mut self) {
         self.stop();
+        if let Some((_, runtime)) = self.front.take() {
+            // Not a blocking shutdown: tests drop proxies inside their own runtime.
+            runtime.shutdown_background();
+        }
     }
+}
+
+/// A TLS terminator on a free port in front of `inner` (a plain proxy), on a runtime of its
+/// own: each connection's TLS is ended with the certificate `ca` signed, and its bytes are
+/// carried both ways.
+fn tls_front(ca: &crate::tls::TestCa, inner: u16) -> (u16, tokio::runtime::Runtime) {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let (cert, key) = ca.server_files();
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cert)
+        .expect("server.pem")
+        .map(|c| c.expect("a certificate"))
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(&key).expect("server.key");
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .expect("the server certificate");
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime for the TLS front");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind the TLS front");
+    let port = listener.local_addr().expect("addr").port();
+    listener.set_nonblocking(true).expect("nonblocking");
+    runtime.spawn(async move {
+        let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let Ok(mut plain) = tokio::net::TcpStream::connect(("127.0.0.1", inner)).await
+                else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+            });
+        }
+    });
+    (port, runtime)
 }

@@ -174,8 +174,9 @@ pub(super) fn postgres_target(
     }))
 }
 
-/// An engine's private CA file: an absolute path, and only for an encrypted connection.
-fn ca_path(
+/// A private CA file (an engine's or a proxy's): an absolute path, and only for an encrypted
+/// connection.
+pub(super) fn ca_path(
     field: &str,
     path: Option<String>,
     tls: bool,

@@ -56,6 +56,9 @@ pub struct ProxyEndpoint {
     pub port: u16,
     pub username: Option<String>,
     pub password: Option<ProxyPassword>,
+    /// For an `https://` proxy signed by a private CA: a PEM file of the CA certificates,
+    /// trusted instead of the public roots.
+    pub ca: Option<std::path::PathBuf>,
 }
 
 impl ProxyEndpoint {
@@ -103,6 +106,8 @@ pub struct RawProxy {
     pub username: Option<String>,
     /// A secret reference (`env:NAME`, `file:PATH`, `keychain`), never the password.
     pub password: Option<String>,
+    /// A PEM file of the CA that signs an `https://` proxy's certificate.
+    pub ca: Option<String>,
 }
 
 const URL_EXAMPLE: &str =
@@ -265,6 +270,12 @@ pub(super) fn named_proxies(
                 "is set without `username`; a proxy's password goes with a user name",
             ));
         }
+        let ca = super::engines::ca_path(
+            &format!("{key}.ca"),
+            p.ca,
+            scheme == ProxyScheme::Https,
+            "the proxy's URL must be https:// for a CA to apply",
+        )?;
         out.push(Arc::new(ProxyEndpoint {
             label: name,
             scheme,
@@ -272,6 +283,7 @@ pub(super) fn named_proxies(
             port,
             username: p.username,
             password,
+            ca,
         }));
     }
     Ok(out)
@@ -319,6 +331,7 @@ pub(super) fn setting(
         port,
         username: None,
         password: None,
+        ca: None,
     })))
 }
 
@@ -387,6 +400,7 @@ pub(super) fn from_env(
         port,
         username,
         password,
+        ca: None,
     })))
 }
 
@@ -437,6 +451,7 @@ mod tests {
                 url: "http://proxy.corp:3128".into(),
                 username: Some("alice".into()),
                 password: Some("env:CORP_PROXY_PASSWORD".into()),
+                ca: None,
             },
         )]))
         .expect("named");
@@ -500,6 +515,7 @@ mod tests {
                     url: url.into(),
                     username: user.map(Into::into),
                     password: pass.map(Into::into),
+                    ca: None,
                 },
             )]))
         };
@@ -508,12 +524,33 @@ mod tests {
         assert!(!e.to_string().contains("hunter2"), "{e}");
         let e = named("http://p:1", None, Some("env:P")).expect_err("no user");
         assert!(e.to_string().contains("without `username`"), "{e}");
+        let with_ca = |url: &str, ca: &str| {
+            named_proxies(super::super::raw::Ordered(vec![(
+                "p".into(),
+                RawProxy {
+                    url: url.into(),
+                    username: None,
+                    password: None,
+                    ca: Some(ca.into()),
+                },
+            )]))
+        };
+        let e = with_ca("http://p:1", "/etc/ca.pem").expect_err("plain http");
+        assert!(e.to_string().contains("must be https://"), "{e}");
+        let e = with_ca("https://p:1", "ca.pem").expect_err("relative");
+        assert!(e.to_string().contains("absolute path"), "{e}");
+        let ok = with_ca("https://p:1", "/etc/ca.pem").expect("https with a CA");
+        assert_eq!(
+            ok[0].ca.as_deref(),
+            Some(std::path::Path::new("/etc/ca.pem"))
+        );
         let e = named_proxies(super::super::raw::Ordered(vec![(
             "env".into(),
             RawProxy {
                 url: "http://p:1".into(),
                 username: None,
                 password: None,
+                ca: None,
             },
         )]))
         .expect_err("reserved");

@@ -46,14 +46,18 @@ pub struct HttpClient {
     connect_timeout: std::time::Duration,
 }
 
-/// What makes two proxies the same pool: label, address and user name.
+/// What makes two proxies the same pool: label, address, user name and CA file.
 fn proxy_id(via: &Via) -> String {
     let ep = &via.endpoint;
     format!(
-        "{}\n{}\n{}",
+        "{}\n{}\n{}\n{}",
         ep.label,
         ep.address(),
-        ep.username.as_deref().unwrap_or("")
+        ep.username.as_deref().unwrap_or(""),
+        ep.ca
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
     )
 }
 
@@ -96,18 +100,18 @@ impl HttpClient {
     }
 
     /// The pool for `via`, made anew when the proxy's password changed.
-    fn through(&self, via: Via) -> Pooled<ProxyConnector> {
+    fn through(&self, via: Via) -> Result<Pooled<ProxyConnector>, ProxyFailure> {
         let id = proxy_id(&via);
         let mut pools = self.proxied.lock();
         if let Some((password, pool)) = pools.get(&id) {
             if *password == via.password {
-                return pool.clone();
+                return Ok(pool.clone());
             }
         }
         let password = via.password.clone();
-        let pool = pooled(ProxyConnector::new(via, self.connect_timeout));
+        let pool = pooled(ProxyConnector::new(via, self.connect_timeout)?);
         pools.insert(id, (password, pool.clone()));
-        pool
+        Ok(pool)
     }
 
     /// Sends a request; resolves when the response head has arrived.
@@ -118,7 +122,17 @@ impl HttpClient {
         *req.headers_mut() = out.headers;
         let sent = match out.via {
             None => self.inner.request(req).await,
-            Some(via) => self.through(via).request(req).await,
+            Some(via) => match self.through(via) {
+                Ok(pool) => pool.request(req).await,
+                Err(p) => {
+                    return Err(TransportError {
+                        connect: true,
+                        timed_out: false,
+                        detail: p.to_string(),
+                        proxy: Some(p.proxy),
+                    })
+                }
+            },
         };
         let resp = sent.map_err(|e| {
             let mut timed_out = false;

@@ -87,22 +87,35 @@ pub struct ProxyConnector {
 }
 
 impl ProxyConnector {
-    pub fn new(via: Via, timeout: Duration) -> Self {
-        let roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    /// A connector for `via`; an error (naming the file) when its CA cannot be read.
+    pub fn new(via: Via, timeout: Duration) -> Result<Self, ProxyFailure> {
+        let roots = match &via.endpoint.ca {
+            None => rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            },
+            Some(path) => crate::net::read_ca(path)
+                .map(|(_, roots)| roots)
+                .map_err(|detail| ProxyFailure {
+                    proxy: via.endpoint.label.clone(),
+                    detail,
+                    timed_out: false,
+                })?,
         };
         let config = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()
-        .map(|b| b.with_root_certificates(roots).with_no_client_auth());
-        // The ring provider supports the default versions; a failure here is a build defect.
-        let config = config.unwrap_or_else(|e| panic!("rustls config for proxies: {e}"));
-        ProxyConnector {
+        .map(|b| b.with_root_certificates(roots).with_no_client_auth())
+        .map_err(|e| ProxyFailure {
+            proxy: via.endpoint.label.clone(),
+            detail: format!("cannot set up TLS: {e}"),
+            timed_out: false,
+        })?;
+        Ok(ProxyConnector {
             via: Arc::new(via),
             timeout,
             tls: tokio_rustls::TlsConnector::from(Arc::new(config)),
-        }
+        })
     }
 }
 

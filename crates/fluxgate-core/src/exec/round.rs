@@ -39,6 +39,8 @@ impl Executor {
         deadline: Instant,
         max_attempts: u32,
     ) -> RoundEnd {
+        // Whether some candidate is not behind a resting proxy (worked out when first needed).
+        let mut elsewhere: Option<bool> = None;
         for cand in &plan.candidates {
             if state.attempts >= max_attempts || Instant::now() >= deadline {
                 return RoundEnd::Stopped;
@@ -46,6 +48,16 @@ impl Executor {
             if !state.may_try(cand)
                 || (!plan.degraded && !self.health.usable(&cand.account, Instant::now()))
             {
+                continue;
+            }
+            if self.proxy_resting(cand)
+                && *elsewhere.get_or_insert_with(|| {
+                    plan.candidates
+                        .iter()
+                        .any(|c| state.may_try(c) && !self.proxy_resting(c))
+                })
+            {
+                // Its proxy failed moments ago and another key can serve: leave it be.
                 continue;
             }
             if state.attempts >= 1 && !self.budget.withdraw() {
@@ -146,6 +158,15 @@ impl Executor {
             }
         }
         RoundEnd::Done
+    }
+
+    /// Whether the candidate's proxy is resting after a failure.
+    fn proxy_resting(&self, cand: &Candidate) -> bool {
+        cand.proxy.as_ref().is_some_and(|p| {
+            self.health
+                .proxy_resting(&p.label, Instant::now())
+                .is_some()
+        })
     }
 
     /// The candidate's secret and how its requests leave; `None` (noted on the key's health

@@ -7,6 +7,7 @@
 
 mod classify;
 pub mod hints;
+mod proxies;
 mod retest;
 mod state;
 pub mod transport;
@@ -24,6 +25,8 @@ use tokio::time::Instant;
 pub use classify::{
     classify_in_band, classify_status, scrub, ErrorClass, Failure, FailureKind, TimeoutPhase,
 };
+use proxies::ProxyBook;
+pub use proxies::ProxyHealth;
 pub use retest::{run_scheduler, Retester};
 pub use state::{KeyState, KeyStatus, Policy};
 pub use transport::{empty_response, BodyError, TransportError};
@@ -94,23 +97,6 @@ pub struct KeyHealth {
     pub proxy_error: Option<String>,
 }
 
-/// An outbound proxy's health as its last use found it.
-#[cfg_attr(test, derive(ts_rs::TS))]
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct ProxyHealth {
-    /// Its label: the `[proxies]` name, or its address.
-    pub proxy: String,
-    /// Whether its last use went through.
-    pub ok: bool,
-    /// What it did wrong last, while it fails.
-    pub error: Option<String>,
-    /// Unix milliseconds since when it has been failing.
-    #[cfg_attr(test, ts(type = "number | null"))]
-    pub failing_since_ms: Option<i64>,
-    /// Failures in a row.
-    pub failures: u32,
-}
-
 struct KeyEntry {
     provider: String,
     key_id: String,
@@ -159,8 +145,8 @@ pub struct HealthRegistry {
     events: EventBus,
     backend: Arc<dyn HealthBackend>,
     changed: Notify,
-    /// Outbound proxies by label, as their last use found them.
-    proxies: Mutex<HashMap<String, ProxyHealth>>,
+    /// Outbound proxies, as their last use found them.
+    proxies: ProxyBook,
 }
 
 /// Decrements a key's in-flight count when dropped.
@@ -182,61 +168,36 @@ impl HealthRegistry {
             events,
             backend,
             changed: Notify::new(),
-            proxies: Mutex::new(HashMap::new()),
+            proxies: ProxyBook::default(),
         }
     }
 
     /// Records how a use of an outbound proxy went (`None`: it went through). A change between
     /// working and failing is logged and published.
     pub fn report_proxy(&self, proxy: &str, failure: Option<&Failure>) {
-        let mut all = self.proxies.lock();
-        if failure.is_none() && all.get(proxy).is_none_or(|p| p.ok) {
+        let now_ms = crate::clock::unix_ms(crate::clock::wall());
+        let Some(changed) = self.proxies.report(proxy, failure, Instant::now(), now_ms) else {
             return;
+        };
+        match &changed.error {
+            Some(e) => tracing::warn!(proxy, detail = %e, "outbound proxy failing"),
+            None => tracing::info!(proxy, "outbound proxy working again"),
         }
-        let entry = all.entry(proxy.to_string()).or_insert_with(|| ProxyHealth {
-            proxy: proxy.to_string(),
-            ok: true,
-            error: None,
-            failing_since_ms: None,
-            failures: 0,
+        self.events.publish(Event::ProxyStateChanged {
+            proxy: changed.proxy,
+            ok: changed.ok,
+            error: changed.error,
         });
-        let was_ok = entry.ok;
-        match failure {
-            None => {
-                entry.ok = true;
-                entry.error = None;
-                entry.failing_since_ms = None;
-                entry.failures = 0;
-            }
-            Some(f) => {
-                entry.ok = false;
-                entry.error = Some(f.message.clone());
-                entry.failures = entry.failures.saturating_add(1);
-                if was_ok {
-                    entry.failing_since_ms = Some(crate::clock::unix_ms(crate::clock::wall()));
-                }
-            }
-        }
-        if was_ok != entry.ok {
-            let event = Event::ProxyStateChanged {
-                proxy: proxy.to_string(),
-                ok: entry.ok,
-                error: entry.error.clone(),
-            };
-            drop(all);
-            match failure {
-                Some(f) => tracing::warn!(proxy, detail = %f.message, "outbound proxy failing"),
-                None => tracing::info!(proxy, "outbound proxy working again"),
-            }
-            self.events.publish(event);
-        }
+    }
+
+    /// How long a proxy still rests after a failure, if it does.
+    pub fn proxy_resting(&self, proxy: &str, now: Instant) -> Option<Duration> {
+        self.proxies.resting(proxy, now)
     }
 
     /// Every proxy used so far, as its last use found it.
     pub fn proxies(&self) -> Vec<ProxyHealth> {
-        let mut out: Vec<ProxyHealth> = self.proxies.lock().values().cloned().collect();
-        out.sort_by(|a, b| a.proxy.cmp(&b.proxy));
-        out
+        self.proxies.list()
     }
 
     pub fn policy(&self) -> &Policy {
@@ -484,9 +445,7 @@ impl HealthRegistry {
                 let st = e.state.lock().clone();
                 let shown = st.back_at();
                 let proxy = k.egress.proxy().map(|p| p.label.clone());
-                let proxy_error = proxy
-                    .as_ref()
-                    .and_then(|label| self.proxies.lock().get(label).and_then(|p| p.error.clone()));
+                let proxy_error = proxy.as_ref().and_then(|label| self.proxies.error(label));
                 out.push(KeyHealth {
                     provider: e.provider.clone(),
                     key_id: e.key_id.clone(),

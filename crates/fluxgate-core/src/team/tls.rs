@@ -4,37 +4,7 @@
 
 use std::path::Path;
 
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::CertificateDer;
-
-/// Why a CA file cannot be used (the message names the file and what to do).
-pub fn read_ca(path: &Path) -> Result<(Vec<u8>, rustls::RootCertStore), String> {
-    let pem = std::fs::read(path)
-        .map_err(|e| format!("cannot read the CA file {}: {e}", path.display()))?;
-    let mut roots = rustls::RootCertStore::empty();
-    for cert in CertificateDer::pem_slice_iter(&pem) {
-        let cert = cert.map_err(|e| {
-            format!(
-                "the CA file {} is not PEM certificates ({e}); give the CA's certificate \
-                 (-----BEGIN CERTIFICATE-----)",
-                path.display()
-            )
-        })?;
-        roots.add(cert).map_err(|e| {
-            format!(
-                "the CA file {} holds an unusable certificate: {e}",
-                path.display()
-            )
-        })?;
-    }
-    if roots.is_empty() {
-        return Err(format!(
-            "the CA file {} holds no certificate (-----BEGIN CERTIFICATE-----)",
-            path.display()
-        ));
-    }
-    Ok((pem, roots))
-}
+pub use crate::net::read_ca;
 
 /// The PostgreSQL connector: the public roots, or only the private CA when one is set.
 pub fn postgres_connector(

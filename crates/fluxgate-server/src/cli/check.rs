@@ -72,8 +72,12 @@ fn proxy_lines(config: &Config) -> Vec<String> {
                     format!(", user {u}, password from the environment")
                 }
             };
+            let ca =
+                e.ca.as_ref()
+                    .map(|p| format!(", trusting the CA in {}", p.display()))
+                    .unwrap_or_default();
             format!(
-                "{:<24} {}{auth}; {users} key(s) go through it",
+                "{:<24} {}{auth}{ca}; {users} key(s) go through it",
                 e.label,
                 e.address()
             )
