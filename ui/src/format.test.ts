@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import {
+  balanceText,
   bars,
   compact,
   countdown,
@@ -27,6 +28,7 @@ const key = (status: KeyHealth["status"]): KeyHealth => ({
   secret_error: null,
   proxy: null,
   proxy_error: null,
+  balance: null,
 });
 
 describe("countdown", () => {
@@ -103,5 +105,30 @@ describe("budgets", () => {
     ).toBeNull();
     expect(scopeText({ kind: "provider", name: "deepseek" })).toBe("provider deepseek");
     expect(scopeText({ kind: "all" })).toBe("all traffic");
+  });
+});
+
+describe("balanceText", () => {
+  const b = {
+    source: "deepseek" as const,
+    remaining: 110,
+    currency: "CNY",
+    limit: null,
+    usage: null,
+    checked_ms: 1,
+    error: null,
+    threshold: null,
+    low: false,
+    out_of_rotation: false,
+  };
+  it("says what is left, what is used, or that it is not known yet", () => {
+    expect(balanceText(b)).toBe("110.00 CNY left");
+    expect(balanceText({ ...b, remaining: null, usage: 3.25, currency: "USD" })).toBe(
+      "3.25 USD used, no limit",
+    );
+    expect(balanceText({ ...b, remaining: null, checked_ms: null })).toBe("checking balance…");
+    expect(balanceText({ ...b, remaining: null, checked_ms: null, error: "timed out" })).toBe(
+      "balance unknown",
+    );
   });
 });

@@ -2,8 +2,16 @@
 
 // The admin API's shapes come from the Rust types (src/generated/api.ts, checked by a Rust
 // test), so the console cannot drift from what the server sends.
-import type { KeyHealth, KeyStatus } from "./generated/api";
-export type { KeyHealth, KeyStatus };
+import type { KeyBalance, KeyHealth, KeyStatus } from "./generated/api";
+export type { KeyBalance, KeyHealth, KeyStatus };
+
+/** A key's credit as one short phrase: `110.00 CNY left`, `usage $3.25 (no limit)`, `checking…`. */
+export function balanceText(b: KeyBalance): string {
+  if (b.remaining !== null) return `${b.remaining.toFixed(2)} ${b.currency ?? ""} left`.replace("  ", " ");
+  if (b.usage !== null) return `${b.usage.toFixed(2)} ${b.currency ?? ""} used, no limit`.replace("  ", " ");
+  if (b.error !== null) return "balance unknown";
+  return "checking balance…";
+}
 
 const REASONS: Record<string, string> = {
   auth_failed: "authentication failed",

@@ -30,6 +30,17 @@ pub enum Event {
         /// What it did wrong, while it fails.
         error: Option<String>,
     },
+    /// A key's remaining credit fell below its provider's `low_balance` (once until it is
+    /// topped up).
+    BalanceLow {
+        provider: String,
+        key_id: String,
+        remaining: Option<f64>,
+        currency: Option<String>,
+        threshold: Option<f64>,
+        /// The provider's `low_balance_action` takes it out of rotation while low.
+        out_of_rotation: bool,
+    },
     /// A request asked for a route and found no candidate that could serve it.
     RouteUnavailable {
         route: String,

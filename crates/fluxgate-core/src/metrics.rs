@@ -226,6 +226,26 @@ impl Metrics {
             keys,
             |k| (String::new(), u64::from(k.in_flight)),
         );
+        let name = "fluxgate_key_balance";
+        header(
+            &mut out,
+            name,
+            "gauge",
+            "Credit left per key, where the vendor tells it (in `currency`); `low` is 1 below the provider's low_balance.",
+        );
+        for k in keys {
+            let Some((b, left)) = k.balance.as_ref().and_then(|b| Some((b, b.remaining?))) else {
+                continue;
+            };
+            let _ = writeln!(
+                out,
+                "{name}{{provider=\"{}\",key=\"{}\",currency=\"{}\",low=\"{}\"}} {left}",
+                esc(&k.provider),
+                esc(&k.key_id),
+                esc(b.currency.as_deref().unwrap_or("")),
+                u8::from(b.low)
+            );
+        }
         out
     }
 }

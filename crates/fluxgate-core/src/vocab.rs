@@ -236,6 +236,54 @@ impl ErrorCode {
     }
 }
 
+/// A vendor whose API tells a key's remaining credit (`balance = …` on a provider).
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BalanceSource {
+    DeepSeek,
+    OpenRouter,
+    Moonshot,
+}
+
+impl BalanceSource {
+    pub const ALL: [BalanceSource; 3] = [
+        BalanceSource::DeepSeek,
+        BalanceSource::OpenRouter,
+        BalanceSource::Moonshot,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BalanceSource::DeepSeek => "deepseek",
+            BalanceSource::OpenRouter => "openrouter",
+            BalanceSource::Moonshot => "moonshot",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<BalanceSource> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    /// The vendor an OpenAI-compatible base URL's host belongs to, when it is one of these.
+    pub fn for_host(base_url: &str) -> Option<BalanceSource> {
+        let host = url::Url::parse(base_url)
+            .ok()?
+            .host_str()?
+            .to_ascii_lowercase();
+        let under = |domain: &str| host == domain || host.ends_with(&format!(".{domain}"));
+        if under("deepseek.com") {
+            Some(BalanceSource::DeepSeek)
+        } else if under("openrouter.ai") {
+            Some(BalanceSource::OpenRouter)
+        } else if under("moonshot.cn") || under("moonshot.ai") {
+            Some(BalanceSource::Moonshot)
+        } else {
+            None
+        }
+    }
+}
+
 /// One key of one provider: its identity in health, the keychain, budgets and the record.
 /// Written `provider/key_id` (provider names cannot hold a `/`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -42,6 +42,7 @@ pub fn event_type(e: &Event) -> &'static str {
     match e {
         Event::KeyStateChanged { .. } => "key_state_changed",
         Event::ProxyStateChanged { .. } => "proxy_state_changed",
+        Event::BalanceLow { .. } => "balance_low",
         Event::RouteUnavailable { .. } => "route_unavailable",
         Event::ConfigReloaded { .. } => "config_reloaded",
         Event::ConfigInvalid { .. } => "config_invalid",

@@ -281,6 +281,30 @@ impl NotePolicy {
                     }
                 })
             }
+            Event::BalanceLow {
+                provider,
+                key_id,
+                remaining,
+                currency,
+                threshold,
+                out_of_rotation,
+            } => {
+                let cur = currency.as_deref().unwrap_or("");
+                let left = match (remaining, threshold) {
+                    (Some(r), Some(t)) => format!("{r:.2} {cur} left, below {t:.2} {cur}"),
+                    (Some(r), None) => format!("{r:.2} {cur} left"),
+                    _ => "the vendor says the account cannot make calls".to_string(),
+                };
+                Some(Note {
+                    summary: format!("{provider}/{key_id} is low on credit"),
+                    body: if *out_of_rotation {
+                        format!("{left}. It is out of rotation until it is topped up.")
+                    } else {
+                        format!("{left}. Top it up before it starts failing.")
+                    },
+                    critical: *out_of_rotation,
+                })
+            }
             Event::ConfigInvalid { path, error } => Some(Note {
                 summary: "The edited config is invalid".to_string(),
                 body: format!("{path}: {error}. The running config stays in force."),
@@ -304,6 +328,28 @@ mod tests {
             reason,
             until_ms: Some(61_000),
         }
+    }
+
+    #[test]
+    fn a_low_balance_is_told_with_what_is_left_and_what_happens() {
+        let mut p = NotePolicy::default();
+        let low = |out| Event::BalanceLow {
+            provider: "deepseek".into(),
+            key_id: "main".into(),
+            remaining: Some(0.42),
+            currency: Some("CNY".into()),
+            threshold: Some(1.0),
+            out_of_rotation: out,
+        };
+        let n = p.on_event(&low(true), Instant::now(), 0).expect("a note");
+        assert_eq!(n.summary, "deepseek/main is low on credit");
+        assert_eq!(
+            n.body,
+            "0.42 CNY left, below 1.00 CNY. It is out of rotation until it is topped up."
+        );
+        assert!(n.critical);
+        let n = p.on_event(&low(false), Instant::now(), 0).expect("a note");
+        assert!(n.body.ends_with("Top it up before it starts failing.") && !n.critical);
     }
 
     #[test]

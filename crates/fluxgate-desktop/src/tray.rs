@@ -88,8 +88,14 @@ pub fn view(keys: &[KeyHealth], providers: &[(String, bool)], paused: bool) -> T
     if paused {
         status = format!("Routing paused · {status}");
     }
+    let low = enabled
+        .iter()
+        .filter(|k| k.balance.as_ref().is_some_and(|b| b.low))
+        .count();
     let title = if paused {
         format!("Fluxgate: paused ({counts})")
+    } else if low > 0 {
+        format!("Fluxgate: {counts} · {low} low on credit")
     } else {
         format!("Fluxgate: {counts}")
     };
@@ -105,7 +111,11 @@ pub fn view(keys: &[KeyHealth], providers: &[(String, bool)], paused: bool) -> T
                 name: name.clone(),
                 enabled: *on,
                 label: if *on {
-                    format!("{name} — {usable}/{} keys usable", mine.len())
+                    format!(
+                        "{name} — {usable}/{} keys usable{}",
+                        mine.len(),
+                        credit_left(&mine)
+                    )
                 } else {
                     format!("{name} — disabled")
                 },
@@ -118,6 +128,23 @@ pub fn view(keys: &[KeyHealth], providers: &[(String, bool)], paused: bool) -> T
         status,
         providers,
     }
+}
+
+/// ` · 110.00 CNY left` for the keys whose balance is known (summed per currency).
+fn credit_left(keys: &[&KeyHealth]) -> String {
+    let mut sums: Vec<(String, f64)> = Vec::new();
+    for b in keys.iter().filter_map(|k| k.balance.as_ref()) {
+        let (Some(left), Some(cur)) = (b.remaining, b.currency.as_ref()) else {
+            continue;
+        };
+        match sums.iter_mut().find(|(c, _)| c == cur) {
+            Some((_, sum)) => *sum += left,
+            None => sums.push((cur.clone(), left)),
+        }
+    }
+    sums.iter()
+        .map(|(cur, sum)| format!(" · {sum:.2} {cur} left"))
+        .collect()
 }
 
 #[cfg(test)]
@@ -138,7 +165,36 @@ mod tests {
             secret_error: None,
             proxy: None,
             proxy_error: None,
+            balance: None,
         }
+    }
+
+    #[test]
+    fn balances_show_per_provider_and_a_low_key_in_the_title() {
+        use fluxgate_core::health::KeyBalance;
+        use fluxgate_core::vocab::BalanceSource;
+        let with = |id: &str, left: f64, low: bool| KeyHealth {
+            balance: Some(KeyBalance {
+                source: BalanceSource::DeepSeek,
+                remaining: Some(left),
+                currency: Some("CNY".into()),
+                limit: None,
+                usage: None,
+                checked_ms: Some(1),
+                error: None,
+                threshold: Some(5.0),
+                low,
+                out_of_rotation: false,
+            }),
+            ..key("deepseek", id, KeyStatus::Healthy)
+        };
+        let p = vec![("deepseek".to_string(), true)];
+        let v = view(&[with("a", 100.0, false), with("b", 2.5, true)], &p, false);
+        assert_eq!(
+            v.providers[0].label,
+            "deepseek — 2/2 keys usable · 102.50 CNY left"
+        );
+        assert_eq!(v.title, "Fluxgate: 2/2 keys healthy · 1 low on credit");
     }
 
     #[test]

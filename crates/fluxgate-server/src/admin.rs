@@ -39,6 +39,25 @@ pub async fn revive(
     }
 }
 
+/// Reads a key's balance now (at most once per 30 s per key) and answers with it.
+pub async fn check_balance(
+    State(s): State<Arc<AppState>>,
+    Path((provider, key)): Path<(String, String)>,
+) -> Response {
+    use fluxgate_core::exec::balance::BalanceError;
+    let account = fluxgate_core::vocab::KeyRef::new(provider, key).account();
+    match s.gateway.executor.check_balance(&account).await {
+        Ok(()) => Json(json!({
+            "account": account,
+            "balance": s.gateway.health.balance(&account),
+        }))
+        .into_response(),
+        Err(e @ BalanceError::NoKey(_)) => error(AdminError::NotFound, e),
+        Err(e @ BalanceError::NoSource(_)) => error(AdminError::InvalidRequest, e),
+        Err(e @ BalanceError::TooSoon(_)) => error(AdminError::TooSoon, e),
+    }
+}
+
 pub(crate) use crate::admin_error::{error, AdminError};
 
 fn token_error(e: TokenError) -> Response {

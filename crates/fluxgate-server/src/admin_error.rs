@@ -40,12 +40,14 @@ pub enum AdminError {
     KeychainUnavailable,
     /// The fleet's shared store (team mode: PostgreSQL) did not answer; nothing was changed.
     SharedStoreUnavailable,
+    /// The same check was run moments ago (a key's balance: at most once per 30 s).
+    TooSoon,
     /// Fluxgate failed (the store, a file write); the message says what.
     Internal,
 }
 
 impl AdminError {
-    pub const ALL: [AdminError; 16] = [
+    pub const ALL: [AdminError; 17] = [
         AdminError::Unauthorized,
         AdminError::InvalidRequest,
         AdminError::RequestTimeout,
@@ -61,6 +63,7 @@ impl AdminError {
         AdminError::NothingToUndo,
         AdminError::KeychainUnavailable,
         AdminError::SharedStoreUnavailable,
+        AdminError::TooSoon,
         AdminError::Internal,
     ];
 
@@ -83,6 +86,7 @@ impl AdminError {
             AdminError::KeychainUnavailable | AdminError::SharedStoreUnavailable => {
                 StatusCode::SERVICE_UNAVAILABLE
             }
+            AdminError::TooSoon => StatusCode::TOO_MANY_REQUESTS,
             AdminError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -105,6 +109,7 @@ impl AdminError {
             AdminError::NothingToUndo => "nothing_to_undo",
             AdminError::KeychainUnavailable => "keychain_unavailable",
             AdminError::SharedStoreUnavailable => "shared_store_unavailable",
+            AdminError::TooSoon => "too_soon",
             AdminError::Internal => "internal_error",
         }
     }
@@ -145,6 +150,7 @@ mod tests {
             (AdminError::ToolConfigInvalid, 422, "tool_config_invalid"),
             (AdminError::NothingToUndo, 404, "nothing_to_undo"),
             (AdminError::KeychainUnavailable, 503, "keychain_unavailable"),
+            (AdminError::TooSoon, 429, "too_soon"),
             (AdminError::Internal, 500, "internal_error"),
         ];
         assert_eq!(table.len(), AdminError::ALL.len());

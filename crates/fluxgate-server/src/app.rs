@@ -57,6 +57,10 @@ pub fn app(state: Arc<AppState>) -> Router {
             post(admin::revive),
         )
         .route(
+            "/admin/api/keys/{provider}/{key}/balance",
+            post(admin::check_balance),
+        )
+        .route(
             "/admin/api/tokens",
             get(admin::tokens).post(admin::create_token),
         )

@@ -81,6 +81,10 @@ pub struct FakeState {
     /// A provider prompt cache, emulated: (key label, hash of the conversation's first
     /// message) pairs seen before. A repeat is answered with cached input tokens.
     prompt_cache: Mutex<std::collections::HashSet<(String, u64)>>,
+    /// Each key's remaining credit for the vendors' balance endpoints (100 when unset), and
+    /// how many times each key's balance was asked.
+    balances: Mutex<HashMap<String, f64>>,
+    balance_calls: Mutex<HashMap<String, u32>>,
 }
 
 impl FakeState {
@@ -185,6 +189,24 @@ impl FakeUpstream {
             .extend(faults);
     }
 
+    /// Sets the credit the balance endpoints report for this key.
+    pub fn set_balance(&self, label: &str, remaining: f64) {
+        self.state
+            .balances
+            .lock()
+            .insert(label.to_string(), remaining);
+    }
+
+    /// How many times this key's balance was asked (any vendor's endpoint).
+    pub fn balance_calls(&self, label: &str) -> u32 {
+        self.state
+            .balance_calls
+            .lock()
+            .get(label)
+            .copied()
+            .unwrap_or(0)
+    }
+
     /// Answers every request with this key with `fault` (after any queued ones).
     pub fn always(&self, label: &str, fault: Fault) {
         self.state.always.lock().insert(label.to_string(), fault);
@@ -265,6 +287,13 @@ pub fn router(state: Arc<FakeState>) -> Router {
             "/v1/models",
             get(|s, u, h| handle(s, u, h, bytes::Bytes::new(), Wire::Models)),
         )
+        // The vendors' balance endpoints, in their documented shapes.
+        .route("/user/balance", get(|s, h| balance(s, h, Vendor::DeepSeek)))
+        .route("/api/v1/key", get(|s, h| balance(s, h, Vendor::OpenRouter)))
+        .route(
+            "/v1/users/me/balance",
+            get(|s, h| balance(s, h, Vendor::Moonshot)),
+        )
         .route("/_fake/keys", post(control_keys))
         .route("/_fake/script/{label}", post(control_script))
         .route("/_fake/always/{label}", post(control_always))
@@ -272,6 +301,62 @@ pub fn router(state: Arc<FakeState>) -> Router {
         .route("/_fake/chunk_delay_ms/{ms}", post(control_delay))
         .route("/_fake/reset", post(control_reset))
         .with_state(state)
+}
+
+/// Whose balance endpoint is being spoken.
+#[derive(Clone, Copy)]
+enum Vendor {
+    DeepSeek,
+    OpenRouter,
+    Moonshot,
+}
+
+/// A balance answer for the key in `headers`, in `vendor`'s documented shape.
+async fn balance(
+    State(state): State<Arc<FakeState>>,
+    headers: HeaderMap,
+    vendor: Vendor,
+) -> Response {
+    let label = key_of(&headers)
+        .0
+        .and_then(|k| state.keys.lock().get(&k).cloned());
+    let Some(label) = label else {
+        return (
+            axum::http::StatusCode::UNAUTHORIZED,
+            axum::Json(serde_json::json!({"error": {"message": "invalid api key", "type": "authentication_error"}})),
+        )
+            .into_response();
+    };
+    *state.balance_calls.lock().entry(label.clone()).or_default() += 1;
+    let left = state.balances.lock().get(&label).copied().unwrap_or(100.0);
+    let body = match vendor {
+        Vendor::DeepSeek => serde_json::json!({
+            "is_available": left > 0.0,
+            "balance_infos": [{
+                "currency": "CNY",
+                "total_balance": format!("{left:.2}"),
+                "granted_balance": "0.00",
+                "topped_up_balance": format!("{left:.2}"),
+            }],
+        }),
+        Vendor::OpenRouter => serde_json::json!({
+            "data": {
+                "label": "sk-or-v1-fak...e00",
+                "limit": 100.0,
+                "usage": 100.0 - left,
+                "limit_remaining": left,
+                "is_free_tier": false,
+                "rate_limit": {"requests": 10, "interval": "10s"},
+            },
+        }),
+        Vendor::Moonshot => serde_json::json!({
+            "code": 0,
+            "data": {"available_balance": left, "voucher_balance": 0.0, "cash_balance": left},
+            "scode": "0x0",
+            "status": true,
+        }),
+    };
+    axum::Json(body).into_response()
 }
 
 fn key_of(headers: &HeaderMap) -> (Option<String>, usize) {

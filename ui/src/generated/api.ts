@@ -7,6 +7,34 @@ export type ErrorClass = "auth_failed" | "quota_exhausted" | "rate_limited" | "u
 
 export type ErrorCode = "unauthorized" | "forbidden" | "no_route" | "invalid_request" | "request_invalid" | "payload_too_large" | "request_timeout" | "all_keys_cooling" | "keychain_unavailable" | "upstream_unavailable" | "upstream_timeout" | "attempts_exhausted" | "stream_interrupted" | "budget_exceeded" | "budget_unavailable" | "shutting_down" | "routing_paused" | "not_found" | "internal_error" | "client_closed";
 
+export type BalanceSource = "deepseek" | "openrouter" | "moonshot";
+
+export type KeyBalance = { source: BalanceSource, 
+/**
+ * Credit left (`None`: not read yet, or a key without a limit).
+ */
+remaining: number | null, currency: string | null, limit: number | null, usage: number | null, 
+/**
+ * Unix milliseconds of the last successful reading.
+ */
+checked_ms: number | null, 
+/**
+ * Why the last check failed, when it did (the last good reading is kept).
+ */
+error: string | null, 
+/**
+ * The provider's `low_balance`, when set.
+ */
+threshold: number | null, 
+/**
+ * Below the threshold (or the vendor says the account cannot make calls).
+ */
+low: boolean, 
+/**
+ * Low, and the provider's `low_balance_action` takes such keys out of rotation.
+ */
+out_of_rotation: boolean, };
+
 export type KeyHealth = { provider: string, key_id: string, status: KeyStatus, reason: ErrorClass | null, last_status: number | null, last_message: string | null, 
 /**
  * Unix milliseconds when the key comes back or is retested.
@@ -23,7 +51,33 @@ proxy: string | null,
 /**
  * What that proxy did wrong, while it is failing (the key itself is not blamed).
  */
-proxy_error: string | null, };
+proxy_error: string | null, 
+/**
+ * Its remaining credit, where the vendor tells it.
+ */
+balance: KeyBalance | null, };
+
+export type ProxyHealth = { 
+/**
+ * Its label: the `[proxies]` name, or its address.
+ */
+proxy: string, 
+/**
+ * Whether its last use went through.
+ */
+ok: boolean, 
+/**
+ * What it did wrong last, while it fails.
+ */
+error: string | null, 
+/**
+ * Unix milliseconds since when it has been failing.
+ */
+failing_since_ms: number | null, 
+/**
+ * Failures in a row.
+ */
+failures: number, };
 
 export type RequestRecord = { ts_ms: number, request_id: string, 
 /**
@@ -63,7 +117,11 @@ until_ms: number | null, } | { "type": "proxy_state_changed", proxy: string, ok:
 /**
  * What it did wrong, while it fails.
  */
-error: string | null, } | { "type": "route_unavailable", route: string, retry_after_secs: number, } | { "type": "config_reloaded", path: string, } | { "type": "config_invalid", path: string, error: string, } | { "type": "routing_paused", paused: boolean, } | { "type": "budget_threshold", 
+error: string | null, } | { "type": "balance_low", provider: string, key_id: string, remaining: number | null, currency: string | null, threshold: number | null, 
+/**
+ * The provider's `low_balance_action` takes it out of rotation while low.
+ */
+out_of_rotation: boolean, } | { "type": "route_unavailable", route: string, retry_after_secs: number, } | { "type": "config_reloaded", path: string, } | { "type": "config_invalid", path: string, error: string, } | { "type": "routing_paused", paused: boolean, } | { "type": "budget_threshold", 
 /**
  * `all traffic`, `provider openai`, `key openai/work`, `route coding`, `client ci`.
  */

@@ -3,6 +3,7 @@
 import { post, seg } from "../api";
 import { h } from "../dom";
 import {
+  balanceText,
   countdown,
   countdownLabel,
   KeyHealth,
@@ -28,6 +29,19 @@ export function keyRow(k: KeyHealth, actions: boolean): HTMLElement {
             "div",
             { class: "muted via", title: "Its requests go through this outbound proxy" },
             `via ${k.proxy}`,
+          )
+        : null,
+      k.balance
+        ? h(
+            "div",
+            {
+              class: k.balance.low ? "warn balance" : "muted balance",
+              "data-balance": k.balance.remaining ?? "",
+              title: k.balance.low
+                ? `Below the provider's low_balance (${k.balance.threshold ?? ""})${k.balance.out_of_rotation ? "; out of rotation until topped up" : ""}`
+                : (k.balance.error ?? "Read from the vendor's balance endpoint"),
+            },
+            balanceText(k.balance) + (k.balance.out_of_rotation ? " · out of rotation" : ""),
           )
         : null,
     ),
@@ -60,6 +74,18 @@ export function keyRow(k: KeyHealth, actions: boolean): HTMLElement {
           "td",
           { class: "actions" },
           h("button", { type: "button", onclick: () => testKey(k.provider, k.key_id) }, "Test"),
+          k.balance
+            ? h(
+                "button",
+                {
+                  type: "button",
+                  title: "Read this key's balance from its vendor now (at most once per 30 s)",
+                  onclick: () =>
+                    act("Check balance", () => post(`keys/${seg(k.provider)}/${seg(k.key_id)}/balance`)),
+                },
+                "Balance",
+              )
+            : null,
           k.status !== "healthy" && k.status !== "disabled"
             ? h(
                 "button",

@@ -128,6 +128,15 @@ pub fn from_environment(lookup: impl Fn(&str) -> Option<String>) -> Config {
                 models: models.iter().map(|m| m.to_string()).collect(),
                 enabled: true,
                 api_version: None,
+                balance: (*kind == ProviderKind::OpenaiCompatible)
+                    .then(|| crate::vocab::BalanceSource::for_host(base_url))
+                    .flatten()
+                    .map(|source| super::BalanceConfig {
+                        source,
+                        threshold: None,
+                        rotate_out: false,
+                        interval: std::time::Duration::from_secs(600),
+                    }),
             });
         }
     }

@@ -167,6 +167,21 @@ pub struct ProviderConfig {
     pub enabled: bool,
     /// Azure OpenAI `api-version` (a default is used when unset).
     pub api_version: Option<String>,
+    /// Where its keys' remaining credit is read (`None`: it is not).
+    pub balance: Option<BalanceConfig>,
+}
+
+/// A provider's balance checks: `balance`, `low_balance`, `low_balance_action` and
+/// `balance_interval` in the file.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct BalanceConfig {
+    pub source: crate::vocab::BalanceSource,
+    /// Below this (in the vendor's currency) a key is low: a notification once, and with
+    /// `rotate_out` the key leaves rotation until it is topped up.
+    pub threshold: Option<f64>,
+    pub rotate_out: bool,
+    /// How often each key's balance is read on schedule.
+    pub interval: Duration,
 }
 
 impl ProviderConfig {

@@ -189,6 +189,15 @@ pub struct RawProvider {
     pub api_version: Option<String>,
     /// This provider's outbound proxy (see the top-level `proxy`).
     pub proxy: Option<String>,
+    /// Where its keys' remaining credit is read: `"auto"` (by host: DeepSeek, OpenRouter,
+    /// Moonshot), `"off"`, or a vendor's name.
+    pub balance: Option<String>,
+    /// Below this credit (the vendor's currency) a key is low.
+    pub low_balance: Option<f64>,
+    /// `"notify"` (the default) or `"rotate-out"` (also leave rotation while low).
+    pub low_balance_action: Option<String>,
+    /// Seconds between scheduled balance checks (at least 60; default 600).
+    pub balance_interval: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -459,3 +459,75 @@ keys = [{ id = "k1" }]
     let (key, _) = invalid_key("proxy = \"ftp://x:1\"\n");
     assert_eq!(key, "proxy");
 }
+
+#[test]
+fn balances_are_found_by_host_named_or_off_and_their_settings_checked() {
+    let config = load(
+        r#"
+[providers.ds]
+kind = "openai-compatible"
+base_url = "https://api.deepseek.com/v1"
+keys = [{ id = "k" }]
+
+[providers.local]
+kind = "openai-compatible"
+base_url = "http://localhost:9000/v1"
+balance = "openrouter"
+low_balance = 2.5
+low_balance_action = "rotate-out"
+balance_interval = 120
+keys = [{ id = "k" }]
+
+[providers.quiet]
+kind = "openai-compatible"
+base_url = "https://openrouter.ai/api/v1"
+balance = "off"
+keys = [{ id = "k" }]
+"#,
+    )
+    .expect("valid");
+    let b = |name: &str| config.provider(name).and_then(|p| p.balance);
+    let ds = b("ds").expect("deepseek by host");
+    assert_eq!(ds.source, crate::vocab::BalanceSource::DeepSeek);
+    assert_eq!((ds.threshold, ds.rotate_out), (None, false));
+    assert_eq!(ds.interval, std::time::Duration::from_secs(600));
+    let local = b("local").expect("named");
+    assert_eq!(
+        (
+            local.source,
+            local.threshold,
+            local.rotate_out,
+            local.interval.as_secs()
+        ),
+        (
+            crate::vocab::BalanceSource::OpenRouter,
+            Some(2.5),
+            true,
+            120
+        )
+    );
+    assert_eq!(b("quiet"), None);
+    for (extra, field, says) in [
+        ("balance = \"kimi\"", "balance", "one of deepseek"),
+        ("low_balance = -1.0", "low_balance", "0 or more"),
+        (
+            "low_balance_action = \"drop\"",
+            "low_balance_action",
+            "rotate-out",
+        ),
+        ("balance_interval = 5", "balance_interval", "at least 60"),
+    ] {
+        let (key, message) = invalid_key(&format!(
+            "[providers.ds]\nkind = \"openai-compatible\"\nbase_url = \"https://api.deepseek.com\"\n{extra}\n"
+        ));
+        assert_eq!(key, format!("providers.ds.{field}"));
+        assert!(message.contains(says), "{message}");
+    }
+    let (key, message) = invalid_key(
+        "[providers.x]\nkind = \"openai-compatible\"\nbase_url = \"https://llm.example/v1\"\nlow_balance = 1.0\n",
+    );
+    assert_eq!(key, "providers.x.low_balance");
+    assert!(message.contains("not read"), "{message}");
+    let (key, _) = invalid_key("[providers.o]\nkind = \"openai\"\nbalance = \"deepseek\"\n");
+    assert_eq!(key, "providers.o.balance");
+}

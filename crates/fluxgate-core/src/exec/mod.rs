@@ -25,6 +25,7 @@
 
 mod admit;
 mod attempt;
+pub mod balance;
 mod budget;
 pub mod client;
 mod conversation;

@@ -24,16 +24,45 @@ pub async fn probe(
     secret: &SecretValue,
     timeout: Duration,
 ) -> Result<u16, Failure> {
+    probe_with(upstream, out, secret, timeout, false)
+        .await
+        .map(|(status, _)| status)
+}
+
+/// As [`probe`], and a 2xx answer's body (at most [`MAX_PROBE_BYTES`], cleaned of the key).
+pub async fn probe_body(
+    upstream: &dyn Upstream,
+    out: Outbound,
+    secret: &SecretValue,
+    timeout: Duration,
+) -> Result<bytes::Bytes, Failure> {
+    probe_with(upstream, out, secret, timeout, true)
+        .await
+        .map(|(_, body)| body)
+}
+
+async fn probe_with(
+    upstream: &dyn Upstream,
+    out: Outbound,
+    secret: &SecretValue,
+    timeout: Duration,
+    want_body: bool,
+) -> Result<(u16, bytes::Bytes), Failure> {
     let deadline = Instant::now() + timeout;
     let inbound = match tokio::time::timeout(timeout, upstream.send(out)).await {
         Err(_) => return Err(transport::no_response(timeout)),
         Ok(Err(e)) => return Err(transport::transport(&e)),
         Ok(Ok(r)) => r,
     };
-    if (200..300).contains(&inbound.status) {
-        return Ok(inbound.status);
-    }
     let redactor = secret.redactor();
+    if (200..300).contains(&inbound.status) {
+        if !want_body {
+            return Ok((inbound.status, bytes::Bytes::new()));
+        }
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        let body = read_limited(inbound.body, MAX_PROBE_BYTES, remaining, deadline).await?;
+        return Ok((inbound.status, redactor.owned(body)));
+    }
     let up_headers = headers::redact(&inbound.headers, redactor);
     let remaining = deadline.saturating_duration_since(Instant::now());
     let body = read_limited(inbound.body, MAX_PROBE_BYTES, remaining, deadline)

@@ -190,7 +190,7 @@ impl Gateway {
         self.executor.router().config().clone()
     }
 
-    /// Starts the retest scheduler; it runs until `shutdown` resolves.
+    /// Starts the retest scheduler and the balance checks; they run until `shutdown` resolves.
     pub fn spawn_scheduler(
         &self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -204,6 +204,10 @@ impl Gateway {
         if let Some(l) = &self.ledger {
             tokio::spawn(l.clone().run(shutdown.clone()));
         }
+        tokio::spawn(crate::exec::balance::run_balance_checks(
+            Arc::downgrade(&self.executor),
+            shutdown.clone(),
+        ));
         let retester = Arc::new(HttpRetester::new(Arc::downgrade(&self.executor)));
         tokio::spawn(run_scheduler(self.health.clone(), retester, shutdown))
     }

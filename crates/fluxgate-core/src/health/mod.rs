@@ -5,6 +5,7 @@
 //! as an [`Event`]. The executor asks [`HealthRegistry::usable`] before each attempt and reports
 //! every outcome back; it never edits a state itself.
 
+mod balances;
 mod classify;
 pub mod hints;
 mod proxies;
@@ -22,6 +23,8 @@ use serde::Serialize;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
+use balances::BalanceBook;
+pub use balances::{BalancePolicy, BalanceReading, Crossing, KeyBalance, MIN_ON_DEMAND_GAP};
 pub use classify::{
     classify_in_band, classify_status, scrub, ErrorClass, Failure, FailureKind, TimeoutPhase,
 };
@@ -95,6 +98,8 @@ pub struct KeyHealth {
     pub proxy: Option<String>,
     /// What that proxy did wrong, while it is failing (the key itself is not blamed).
     pub proxy_error: Option<String>,
+    /// Its remaining credit, where the vendor tells it.
+    pub balance: Option<KeyBalance>,
 }
 
 struct KeyEntry {
@@ -147,6 +152,8 @@ pub struct HealthRegistry {
     changed: Notify,
     /// Outbound proxies, as their last use found them.
     proxies: ProxyBook,
+    /// Keys' remaining credit, where the vendor tells it.
+    balances: BalanceBook,
 }
 
 /// Decrements a key's in-flight count when dropped.
@@ -169,6 +176,7 @@ impl HealthRegistry {
             backend,
             changed: Notify::new(),
             proxies: ProxyBook::default(),
+            balances: BalanceBook::default(),
         }
     }
 
@@ -193,6 +201,65 @@ impl HealthRegistry {
     /// How long a proxy still rests after a failure, if it does.
     pub fn proxy_resting(&self, proxy: &str, now: Instant) -> Option<Duration> {
         self.proxies.resting(proxy, now)
+    }
+
+    /// Keys whose scheduled balance check is due.
+    pub fn balances_due(&self, now: Instant) -> Vec<String> {
+        self.balances.due(now).into_iter().map(|(a, _)| a).collect()
+    }
+
+    /// Starts a balance check of `account` unless it was asked less than `gap` ago (or has
+    /// no balance source); `true` when the check may go ahead.
+    pub fn begin_balance_check(&self, account: &str, gap: Duration) -> bool {
+        self.balances.begin(account, Instant::now(), gap)
+    }
+
+    /// Records a balance check; a key going below its threshold is logged and published once.
+    pub fn record_balance(&self, account: &str, result: Result<BalanceReading, String>) {
+        let now_ms = crate::clock::unix_ms(crate::clock::wall());
+        let Some(crossing) = self.balances.record(account, result, now_ms) else {
+            return;
+        };
+        let Some(key) = crate::vocab::KeyRef::parse(account) else {
+            return;
+        };
+        match crossing {
+            Crossing::Low(b) => {
+                tracing::warn!(
+                    account,
+                    remaining = b.remaining,
+                    currency = b.currency.as_deref(),
+                    out_of_rotation = b.out_of_rotation,
+                    "key balance low"
+                );
+                self.events.publish(Event::BalanceLow {
+                    provider: key.provider,
+                    key_id: key.key_id,
+                    remaining: b.remaining,
+                    currency: b.currency,
+                    threshold: b.threshold,
+                    out_of_rotation: b.out_of_rotation,
+                });
+            }
+            Crossing::Recovered(b) => {
+                tracing::info!(
+                    account,
+                    remaining = b.remaining,
+                    "key balance back above its threshold"
+                );
+            }
+        }
+        self.changed.notify_one();
+    }
+
+    /// The key's balance as last read.
+    pub fn balance(&self, account: &str) -> Option<KeyBalance> {
+        self.balances.get(account)
+    }
+
+    /// The key's balance when it keeps the key out of rotation.
+    pub fn balance_out_of_rotation(&self, account: &str) -> Option<KeyBalance> {
+        self.balances.out_of_rotation(account)
     }
 
     /// Every proxy used so far, as its last use found it.
@@ -246,6 +313,11 @@ impl HealthRegistry {
         }
         *keys = next;
         drop(keys);
+        self.balances.sync(config.providers.iter().flat_map(|p| {
+            p.balance
+                .iter()
+                .flat_map(move |b| p.keys.iter().map(move |k| (p.account(&k.id), *b)))
+        }));
         self.changed.notify_one();
     }
 
@@ -464,6 +536,7 @@ impl HealthRegistry {
                     secret_error: e.secret_error.lock().clone(),
                     proxy,
                     proxy_error,
+                    balance: self.balances.get(&p.account(&k.id)),
                 });
             }
         }

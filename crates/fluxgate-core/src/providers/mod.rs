@@ -5,6 +5,7 @@
 //! classify errors (that is `health`'s job); the executor does the I/O.
 
 mod anthropic;
+pub mod balance;
 mod gemini;
 mod openai;
 

@@ -137,7 +137,18 @@ pub struct Unusable {
 /// The key is in rotation now.
 pub fn usable(health: &HealthRegistry, account: &str, now: Instant) -> Result<(), Unusable> {
     if health.usable(account, now) {
-        return Ok(());
+        return match health.balance_out_of_rotation(account) {
+            None => Ok(()),
+            // Low on credit: out of rotation, but still better than nothing (degraded mode).
+            Some(b) => Err(Unusable {
+                reason: SkipReason::LowBalance {
+                    remaining: b.remaining,
+                    currency: b.currency,
+                    threshold: b.threshold,
+                },
+                degraded_candidate: Some(Duration::ZERO),
+            }),
+        };
     }
     let st = health.state(account).unwrap_or_default();
     if st.status == KeyStatus::Disabled {

@@ -45,6 +45,13 @@ pub enum SkipReason {
     },
     /// Sending would break a budget.
     OverBudget(Exceeded),
+    /// The key's credit is below its provider's `low_balance` and the provider takes such
+    /// keys out of rotation (tried anyway when nothing else is left).
+    LowBalance {
+        remaining: Option<f64>,
+        currency: Option<String>,
+        threshold: Option<f64>,
+    },
     /// The key is at a local `rpm` / `tpm` / `rpd` limit until `back_in_secs`.
     LocalLimit {
         limit: &'static str,
@@ -92,6 +99,19 @@ impl std::fmt::Display for SkipReason {
                 "the prompt (about {estimated_tokens} tokens) is longer than the model's {context_window}-token context window"
             ),
             SkipReason::OverBudget(e) => write!(f, "over budget: {e}"),
+            SkipReason::LowBalance {
+                remaining,
+                currency,
+                threshold,
+            } => {
+                let cur = currency.as_deref().unwrap_or("");
+                match (remaining, threshold) {
+                    (Some(r), Some(t)) => {
+                        write!(f, "low on credit: {r:.2} {cur} left, below {t:.2}")
+                    }
+                    _ => f.write_str("low on credit: the vendor says the account cannot make calls"),
+                }
+            }
             SkipReason::LocalLimit {
                 limit,
                 value,
@@ -131,8 +151,8 @@ pub struct Plan {
     pub candidates: Vec<Candidate>,
     pub skipped: Vec<Skipped>,
     /// Degraded mode: no key was usable, so the candidates are keys cooling after upstream
-    /// failures (5xx, timeouts, resets), tried anyway, the soonest back first. Keys out for a
-    /// rate limit, quota or auth are never among them.
+    /// failures (5xx, timeouts, resets) or out for a low balance, tried anyway, the soonest
+    /// back first. Keys out for a rate limit, quota or auth are never among them.
     pub degraded: bool,
     /// The route's `budget_fallback`: when false, a candidate over budget refuses the request
     /// instead of falling back to the next (true for a request that matched no route).

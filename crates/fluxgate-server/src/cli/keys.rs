@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Read};
 use std::time::Instant;
 
 use clap::Subcommand;
-use fluxgate_core::config::ProviderConfig;
+use fluxgate_core::config::{Config, ProviderConfig};
 use fluxgate_core::exec::http_client;
 use fluxgate_core::exec::probe::probe;
 use fluxgate_core::exec::upstream::Outbound;
@@ -28,6 +28,10 @@ pub enum KeysCommand {
     },
     /// List configured keys, where each secret lives, and whether it can be read.
     List {
+        /// Also read each key's remaining credit from its vendor now (DeepSeek, OpenRouter,
+        /// Moonshot).
+        #[arg(long)]
+        balance: bool,
         #[command(flatten)]
         common: Common,
     },
@@ -101,15 +105,20 @@ pub fn run(cmd: KeysCommand) -> Result<(), String> {
             println!("removed {key} from the OS keychain");
             Ok(())
         }
-        KeysCommand::List { common } => list(&common),
+        KeysCommand::List { balance, common } => list(&common, balance),
         KeysCommand::Test { key, common } => test(&common, key.as_deref()),
     }
 }
 
-fn list(common: &Common) -> Result<(), String> {
+fn list(common: &Common, balance: bool) -> Result<(), String> {
     let config = common.load_config()?;
     let states = stored_health(common);
     let secrets = Secrets::system();
+    let balances = if balance {
+        read_balances(&config, &secrets)?
+    } else {
+        Vec::new()
+    };
     if config.providers.iter().all(|p| p.keys.is_empty()) {
         println!("no keys configured");
     }
@@ -131,13 +140,62 @@ fn list(common: &Common) -> Result<(), String> {
                 .proxy()
                 .map(|p| format!("  via proxy {}", p.label))
                 .unwrap_or_default();
+            let credit = balances
+                .iter()
+                .find(|(a, _)| *a == account)
+                .map(|(_, b)| format!("  {b}"))
+                .unwrap_or_default();
             println!(
-                "{account:<28} {:<24} {found:<34} {state}{via}",
+                "{account:<28} {:<24} {found:<34} {state}{via}{credit}",
                 k.secret.to_string()
             );
         }
     }
     Ok(())
+}
+
+/// Every key's balance read now, where its provider's balance is read: `balance 110.00 CNY`,
+/// `LOW balance 0.42 CNY (below 1.00)` or why it could not be read.
+fn read_balances(config: &Config, secrets: &Secrets) -> Result<Vec<(String, String)>, String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    let client = http_client(&config.timeouts);
+    let mut out = Vec::new();
+    runtime.block_on(async {
+        for p in config.providers.iter().filter(|p| p.balance.is_some()) {
+            let threshold = p.balance.and_then(|b| b.threshold);
+            for k in &p.keys {
+                let text =
+                    match fluxgate_core::exec::balance::read_key_balance(&client, secrets, p, k)
+                        .await
+                    {
+                        Ok(r) => {
+                            let amount = match (r.remaining, r.usage) {
+                                (Some(left), _) => format!("{left:.2} {}", r.currency),
+                                (None, Some(used)) => {
+                                    format!("no limit, {used:.2} {} used", r.currency)
+                                }
+                                (None, None) => "unknown".to_string(),
+                            };
+                            let low = r.available == Some(false)
+                                || matches!((r.remaining, threshold), (Some(l), Some(t)) if l < t);
+                            match (low, threshold) {
+                                (true, Some(t)) => format!("LOW balance {amount} (below {t:.2})"),
+                                (true, None) => {
+                                    format!("LOW balance {amount} (the account cannot make calls)")
+                                }
+                                (false, _) => format!("balance {amount}"),
+                            }
+                        }
+                        Err(e) => format!("balance not read: {e}"),
+                    };
+                out.push((p.account(&k.id), text));
+            }
+        }
+    });
+    Ok(out)
 }
 
 /// Health as last persisted by a server using this data dir.

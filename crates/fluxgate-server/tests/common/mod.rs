@@ -96,6 +96,17 @@ impl Harness {
     /// keychain; `labels` lists "provider/label" pairs whose canary keys go into the keychain
     /// and are registered as valid with the fake (unless listed in `invalid`).
     pub async fn start(config: &str, labels: &[&str], invalid: &[&str]) -> Harness {
+        Self::start_prepared(config, labels, invalid, |_| {}).await
+    }
+
+    /// As [`Harness::start`], with `prepare` run on the fake before the server starts (so
+    /// what the server reads at start, balances say, is already set).
+    pub async fn start_prepared(
+        config: &str,
+        labels: &[&str],
+        invalid: &[&str],
+        prepare: impl FnOnce(&FakeUpstream),
+    ) -> Harness {
         init_logging();
         let fake = FakeUpstream::start().await;
         let store = Arc::new(MemoryStore::default());
@@ -111,6 +122,7 @@ impl Harness {
             }
             keys.insert(label.to_string(), key);
         }
+        prepare(&fake);
         let dir = tempdir();
         let config_text = config.replace("{FAKE}", &fake.url());
         Self::boot(fake, store, keys, dir, config_text, None).await
