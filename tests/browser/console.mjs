@@ -48,7 +48,9 @@ try {
     await page.fill("form.add-key input[name='id']", id);
     await page.fill("form.add-key input[name='secret']", secret);
     await page.press("form.add-key input[name='secret']", "Enter");
-    await page.waitForSelector(`tr[data-key='oa/${id}'] .badge[data-status='healthy']`);
+    // Storing a key goes through the OS keychain (gnome-keyring over D-Bus), which can take
+    // well over the default wait on a loaded 2-core CI machine.
+    await page.waitForSelector(`tr[data-key='oa/${id}'] .badge[data-status='healthy']`, { timeout: 45_000 });
     out[`banner_${id}`] = await page.textContent("#banner");
     out[`secret_field_after_${id}`] = await page.inputValue("form.add-key input[name='secret']");
   }
