@@ -124,6 +124,21 @@ pub(crate) struct Ctx {
     pub stream: bool,
     pub wire: Wire,
     pub answer: crate::model::Answer,
+    /// OpenAI Chat: the request's `stream_options.include_usage` (the real API streams usage
+    /// only when asked). True for the other dialects, which always report it.
+    pub usage: bool,
+}
+
+impl Ctx {
+    /// The answer's events as the real API streams them.
+    fn stream_events(&self, answer: &crate::model::Answer) -> Vec<String> {
+        let events = self.wire.stream_events(answer, &self.model);
+        if self.wire == Wire::Chat {
+            crate::wire::chat_usage_as_asked(events, self.usage)
+        } else {
+            events
+        }
+    }
 }
 
 /// Marks the attempt ended when the response body is dropped, and whether it was cut short.
@@ -240,7 +255,7 @@ pub(crate) async fn respond(ctx: Ctx, fault: Fault) -> Response {
                 Fault::InBandErrorAfter { events } => events as usize,
                 _ => 0,
             };
-            let mut all = ctx.wire.stream_events(&text, &ctx.model);
+            let mut all = ctx.stream_events(&text);
             all.truncate(events);
             all.push(ctx.wire.in_band_frame());
             let n = all.len() as u32;
@@ -251,7 +266,7 @@ pub(crate) async fn respond(ctx: Ctx, fault: Fault) -> Response {
             json_response(200, ctx.wire.in_band_error().to_string(), &HashMap::new())
         }
         Fault::InBandSaying { events, message } if ctx.stream => {
-            let mut all = ctx.wire.stream_events(&text, &ctx.model);
+            let mut all = ctx.stream_events(&text);
             all.truncate(events as usize);
             all.push(ctx.wire.in_band_frame_saying(Some(&message)));
             let n = all.len() as u32;
@@ -263,7 +278,7 @@ pub(crate) async fn respond(ctx: Ctx, fault: Fault) -> Response {
             json_response(200, body, &HashMap::new())
         }
         Fault::Ok if ctx.stream => {
-            let mut events = ctx.wire.stream_events(&text, &ctx.model);
+            let mut events = ctx.stream_events(&text);
             if ctx.thinking {
                 crate::wire::stream_thinking_first(&mut events);
             }
@@ -293,7 +308,7 @@ pub(crate) async fn respond(ctx: Ctx, fault: Fault) -> Response {
                 Fault::StallAfter { ms, .. } => Tail::Stall(ms),
                 _ => Tail::Truncate,
             };
-            let all = ctx.wire.stream_events(&text, &ctx.model);
+            let all = ctx.stream_events(&text);
             stream_response(ctx, all, events, tail)
         }
         Fault::ResetAfter { .. } | Fault::TruncateAfter { .. } => {

@@ -523,7 +523,14 @@ async fn handle_with(
             .and_then(|t| t.get("type"))
             .and_then(serde_json::Value::as_str)
             == Some("enabled");
+    let usage = wire != Wire::Chat
+        || json
+            .get("stream_options")
+            .and_then(|o| o.get("include_usage"))
+            .and_then(serde_json::Value::as_bool)
+            == Some(true);
     let ctx = faults::Ctx {
+        usage,
         cached,
         thinking,
         state: state.clone(),

@@ -381,6 +381,28 @@ pub fn thinking_block() -> Value {
 
 /// Puts a streamed thinking block (start, two deltas, its signature, stop) at index 0 of an
 /// Anthropic event stream, after `message_start`, moving the other blocks up one.
+/// OpenAI Chat's stream as the real API sends it: the usage chunk (`"choices": []`) only when
+/// the request set `stream_options.include_usage`, and then `"usage": null` on every other
+/// chunk.
+pub fn chat_usage_as_asked(events: Vec<String>, asked: bool) -> Vec<String> {
+    events
+        .into_iter()
+        .filter_map(|e| {
+            let usage_chunk = e.contains("\"choices\":[]");
+            match (asked, usage_chunk) {
+                (false, true) => None,
+                (true, false) => Some(match e.strip_suffix("}\n\n") {
+                    Some(head) if e.starts_with("data: {") => {
+                        format!("{head},\"usage\":null}}\n\n")
+                    }
+                    _ => e,
+                }),
+                _ => Some(e),
+            }
+        })
+        .collect()
+}
+
 pub fn stream_thinking_first(events: &mut Vec<String>) {
     let named = |name: &str, v: Value| format!("event: {name}\ndata: {v}\n\n");
     let (a, b) = FAKE_THINKING.split_at(FAKE_THINKING.len() / 2);

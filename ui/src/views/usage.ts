@@ -157,7 +157,12 @@ export async function requestsView(): Promise<HTMLElement[]> {
                   h("td", {}, r.error_code ? `${r.status} ${r.error_code}` : r.status),
                   h("td", {}, r.attempts),
                   h("td", {}, `${r.latency_ms} ms`),
-                  h("td", {}, r.tokens_in === null ? "" : `${r.tokens_in} / ${r.tokens_out ?? 0}`),
+                  h(
+                    "td",
+                    { title: r.tokens_in === null ? "The upstream reported no usage for this request" : "" },
+                    // Unknown is "–", never 0.
+                    `${r.tokens_in ?? "–"} / ${r.tokens_out ?? "–"}`,
+                  ),
                 ),
               ),
             ),

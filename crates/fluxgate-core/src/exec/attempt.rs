@@ -17,6 +17,7 @@ use super::{headers, stream, Executor, ProxyError, ProxyRequest, ProxyResponse};
 use crate::budgets::Reservation;
 use crate::config::Timeouts;
 use crate::formats::body::{replace_model, rewrite_model};
+use crate::formats::chat_usage::ask_for_usage;
 use crate::formats::errors::ErrorCode;
 use crate::formats::inspect::{check_body, Usage};
 use crate::formats::translate::{strip_foreign_artefacts, ClientHints, Codec, Target};
@@ -100,7 +101,19 @@ impl Executor {
         let mut keep = None;
         let mut hints = ClientHints::default();
         let body = match &cand.codec {
-            Codec::Passthrough => passthrough_body(req, &cand.model),
+            Codec::Passthrough => passthrough_body(req, &cand.model).map(|body| {
+                // A Chat stream reports usage only when asked; ask, and hide it again.
+                let asks = req.stream
+                    && req.endpoint == Endpoint::ChatCompletions
+                    && cand.upstream.vendor() != crate::formats::translate::Vendor::Mistral;
+                match asks.then(|| ask_for_usage(&body)).flatten() {
+                    Some(asked) => {
+                        hints.hide_usage = true;
+                        asked
+                    }
+                    None => body,
+                }
+            }),
             Codec::Translated(t) => {
                 let target = Target {
                     model: &cand.model,

@@ -22,6 +22,7 @@ use super::request::Outcome;
 use super::upstream::BodyStream;
 use super::{headers, ProxyResponse};
 use crate::config::Timeouts;
+use crate::formats::chat_usage;
 use crate::formats::errors::{stream_error_event, ErrorCode};
 use crate::formats::inspect::{inspect, EventKind, Usage};
 use crate::formats::sse::{SseEvent, SseParser};
@@ -77,9 +78,10 @@ fn redact_events(events: Vec<SseEvent>, redactor: &Redactor) -> Vec<SseEvent> {
         .collect()
 }
 
-/// Turns upstream events into client bytes: unchanged, or through a translator.
+/// Turns upstream events into client bytes: unchanged (but for the usage Fluxgate asked for
+/// and the client did not), or through a translator.
 enum Output {
-    Passthrough,
+    Passthrough { hide_usage: bool },
     Translated(Box<dyn StreamTranslator>),
 }
 
@@ -87,7 +89,7 @@ impl Output {
     /// The `sequence_number` for an error event after `seen`'s last one.
     fn next_sequence(&self, seen: &Seen) -> Option<u64> {
         match self {
-            Output::Passthrough => seen.sequence_number.map(|s| s + 1),
+            Output::Passthrough { .. } => seen.sequence_number.map(|s| s + 1),
             Output::Translated(t) => t.sequence_number(),
         }
     }
@@ -101,8 +103,14 @@ impl Output {
         redactor: &Redactor,
     ) -> Result<(), String> {
         match self {
-            Output::Passthrough => {
+            Output::Passthrough { hide_usage: false } => {
                 out.extend_from_slice(&ev.raw);
+                Ok(())
+            }
+            Output::Passthrough { hide_usage: true } => {
+                if !chat_usage::is_usage_chunk(&ev.data) {
+                    out.extend_from_slice(&chat_usage::without_null_usage(&ev.raw));
+                }
                 Ok(())
             }
             Output::Translated(t) => {
@@ -152,7 +160,9 @@ pub(super) async fn commit(
 ) -> Attempt {
     let mut parser = SseParser::new();
     let mut output = match &ctx.codec {
-        Codec::Passthrough => Output::Passthrough,
+        Codec::Passthrough => Output::Passthrough {
+            hide_usage: ctx.hints.hide_usage,
+        },
         Codec::Translated(t) => Output::Translated(t.stream(&ctx.hints)),
     };
     let mut held = BytesMut::new();

@@ -2,6 +2,7 @@
 //! shapes, and the translator registry. Everything here is pure: no I/O, no clocks.
 
 pub mod body;
+pub mod chat_usage;
 pub mod errors;
 pub mod inspect;
 pub mod sse;

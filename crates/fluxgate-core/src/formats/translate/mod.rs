@@ -107,6 +107,9 @@ pub struct ClientHints {
     pub model: String,
     /// OpenAI Chat: the client asked for a usage chunk.
     pub include_usage: bool,
+    /// OpenAI Chat passed through: Fluxgate asked the upstream for usage the client did not
+    /// ask for, so the stream's usage chunk and `"usage": null`s are taken out again.
+    pub hide_usage: bool,
     /// Responses: custom (free-form) tools, answered as `custom_tool_call` items.
     pub custom_tools: Vec<String>,
     pub created: u64,
@@ -331,6 +334,7 @@ impl Translator for Pair {
             hints: ClientHints {
                 model: target.model.to_string(),
                 include_usage: self.client == Dialect::OpenaiChat && chat::include_usage(&v),
+                hide_usage: false,
                 custom_tools,
                 created: target.now,
                 id_seed: String::new(),
