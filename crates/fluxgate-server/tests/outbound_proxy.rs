@@ -297,3 +297,56 @@ async fn an_https_proxy_with_a_private_ca_carries_requests_and_others_are_refuse
     h.store_secret("proxy:tls", "pw");
     fails_over_without_blame(&h, "TLS with the proxy").await;
 }
+
+#[tokio::test]
+async fn tls_to_an_https_upstream_runs_inside_the_tunnel() {
+    // An https upstream whose certificate a private CA signed: the public roots Fluxgate
+    // trusts for upstreams refuse it. The refusal comes from inside the CONNECT tunnel, so it
+    // is the upstream's failure, not the proxy's, and the proxy only ever saw the tunnel.
+    let ca = fluxgate_testkit::tls::TestCa::new();
+    let proxy = TestProxy::http(None);
+    let mut h = Harness::start(
+        &config("", &format!("http://{}", proxy.addr())),
+        &["oa/p1", "oa/p2"],
+        &[],
+    )
+    .await;
+    let port: u16 = h
+        .fake
+        .url()
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    let front = fluxgate_testkit::proxies::TlsFront::start(&ca, port);
+    let text = std::fs::read_to_string(h.dir.path().join("config.toml")).expect("config");
+    let https = text.replace(
+        &h.fake.url(),
+        &format!("https://127.0.0.1:{}", front.port()),
+    );
+    std::fs::write(h.dir.path().join("config.toml"), https).expect("write");
+    h = h.restart().await;
+    let resp = h.chat("gpt-4o", false).send().await.expect("send");
+    assert_eq!(resp.status(), 502);
+    let v: Value = resp.json().await.expect("json");
+    let message = v["error"]["message"].as_str().expect("message");
+    assert!(message.contains("certificate"), "{message}");
+    assert!(
+        !message.contains("proxy"),
+        "the upstream's failure, not the proxy's: {message}"
+    );
+    assert!(
+        proxy.tunnels() >= 1,
+        "the proxy opened the tunnel: {}",
+        proxy.log()
+    );
+    assert!(
+        proxy
+            .log()
+            .contains(&format!("CONNECT 127.0.0.1:{}", front.port())),
+        "{}",
+        proxy.log()
+    );
+    let keys = h.admin_keys().await;
+    assert_eq!(key(&keys, "p1")["proxy_error"], Value::Null);
+}

@@ -195,6 +195,35 @@ impl Drop for TestProxy {
     }
 }
 
+/// A TLS terminator in front of a plain server on a loopback port (the fake upstream, say):
+/// `https://127.0.0.1:PORT` with a certificate the test CA signed. Stopped when dropped.
+pub struct TlsFront {
+    port: u16,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl TlsFront {
+    pub fn start(ca: &crate::tls::TestCa, inner: u16) -> TlsFront {
+        let (port, runtime) = tls_front(ca, inner);
+        TlsFront {
+            port,
+            runtime: Some(runtime),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        if let Some(r) = self.runtime.take() {
+            r.shutdown_background();
+        }
+    }
+}
+
 /// A TLS terminator on a free port in front of `inner` (a plain proxy), on a runtime of its
 /// own: each connection's TLS is ended with the certificate `ca` signed, and its bytes are
 /// carried both ways.
