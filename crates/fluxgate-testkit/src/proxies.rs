@@ -3,27 +3,12 @@
 //! loopback port, stopped when dropped. Each keeps a log of the tunnels it opened, so a test
 //! can tell that a request really went through it.
 
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::PathBuf;
+
+use crate::servers::{debian_binary, free_port, kill};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-fn binary(name: &str) -> PathBuf {
-    for dir in ["/usr/bin", "/usr/local/bin", "/usr/sbin"] {
-        let p = PathBuf::from(dir).join(name);
-        if p.exists() {
-            return p;
-        }
-    }
-    panic!("{name} is not installed; run `scripts/deps.sh test` (it installs Debian's {name})")
-}
 
 fn wait_listening(name: &str, port: u16, child: &mut Child) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -126,10 +111,7 @@ impl TestProxy {
 
     /// Kills it at once (as a crash would); its port then refuses connections.
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        kill(&mut self.child);
     }
 
     /// Starts it again on the same port.
@@ -156,14 +138,14 @@ impl TestProxy {
                 }
                 let path = self.dir.path().join("tinyproxy.conf");
                 std::fs::write(&path, conf).expect("tinyproxy.conf");
-                let mut c = Command::new(binary("tinyproxy"));
+                let mut c = Command::new(debian_binary("tinyproxy"));
                 c.arg("-d").arg("-c").arg(path);
                 c.stdout(Stdio::null());
                 drop(log);
                 c
             }
             Kind::Socks => {
-                let mut c = Command::new(binary("microsocks"));
+                let mut c = Command::new(debian_binary("microsocks"));
                 c.args(["-i", "127.0.0.1", "-p", &self.port.to_string()]);
                 // A test's throwaway credentials; microsocks takes them on its command line.
                 if let Some((u, p)) = &self.auth {

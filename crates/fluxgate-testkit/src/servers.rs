@@ -18,21 +18,30 @@ pub struct RedisServer {
     tls: bool,
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .expect("a free loopback port")
 }
 
-fn redis_binary() -> PathBuf {
+/// A program from one of Debian's packages, which `scripts/deps.sh test` installs.
+pub(crate) fn debian_binary(name: &str) -> PathBuf {
     for dir in ["/usr/bin", "/usr/local/bin", "/usr/sbin"] {
-        let p = PathBuf::from(dir).join("redis-server");
+        let p = PathBuf::from(dir).join(name);
         if p.exists() {
             return p;
         }
     }
-    panic!("redis-server is not installed; run `scripts/deps.sh test` (it installs Debian's redis-server)")
+    panic!("{name} is not installed; run `scripts/deps.sh test` (it installs Debian's package)")
+}
+
+/// Kills a test server's process at once (as a crash would) and reaps it.
+pub(crate) fn kill(child: &mut Option<Child>) {
+    if let Some(mut c) = child.take() {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
 }
 
 impl RedisServer {
@@ -96,10 +105,7 @@ impl RedisServer {
 
     /// Kills the server at once (as a crash would).
     pub fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+        kill(&mut self.child);
     }
 
     /// Starts the server again on the same port (with no data: as a restarted cache would).
@@ -111,7 +117,7 @@ impl RedisServer {
         } else {
             ["--port", &port, "--tls-port", "0"]
         };
-        let child = Command::new(redis_binary())
+        let child = Command::new(debian_binary("redis-server"))
             .arg(self.dir.path().join("redis.conf"))
             .args(ports)
             .arg("--dir")
