@@ -76,6 +76,24 @@ function form(action, name, value) {
     const r = await fetch(T + "/v1/models");
     return "read status " + r.status;
   });
+  // Codex's WebSocket transport: a page can open sockets cross-origin (no CORS), so the
+  // Origin check on the upgrade is all that stands between it and the router.
+  R.websocket_responses = await new Promise((resolve) => {
+    let ws;
+    try {
+      ws = new WebSocket(T.replace("http://", "ws://") + "/v1/responses?key=" + token);
+    } catch (e) {
+      resolve("blocked: " + e.name);
+      return;
+    }
+    const timer = setTimeout(() => resolve("no answer"), 3000);
+    ws.onopen = () => {
+      clearTimeout(timer);
+      ws.send(JSON.stringify({type: "response.create", model: "gpt-4o", input: "hi"}));
+      setTimeout(() => resolve("opened"), 500);
+    };
+    ws.onerror = () => { clearTimeout(timer); resolve("blocked: error"); };
+  });
   R.form_post_chat = await form(T + "/v1/chat/completions", chat.slice(0, -1) + ', "x": "', '"}');
   R.form_post_admin = await form(T + "/admin/api/keys/oa/good/revive", "a", "b");
   R.image_models = await image(T + "/v1/models?key=" + token);
@@ -136,12 +154,13 @@ def test_a_hostile_page_in_chromium_cannot_use_the_router(env):
     for name in ["cors_chat_with_token", "cors_admin_keys_with_token", "cors_models_read"]:
         assert r[name].startswith("blocked"), (name, r)
     # ... images fail to load, the rest is opaque to the page ...
-    for name in ["image_models", "image_admin", "image_gemini"]:
+    for name in ["image_models", "image_admin", "image_gemini", "websocket_responses"]:
         assert r[name] == "blocked: error", (name, r)
     # ... and nothing reached an upstream or changed state.
     assert fake.log() == [], fake.log()
     log = (fg.workdir / "serve.log").read_text()
     assert "refused a cross-origin request" in log
+    assert "Responses WebSocket opened" not in log, log
     # The same token works from a real client (so the page failed only because it is a page).
     req = urllib.request.Request(fg.url + "/v1/chat/completions", data=json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]}).encode(), headers={"authorization": "Bearer " + fg.token, "content-type": "application/json"})
     assert urllib.request.urlopen(req).status == 200

@@ -101,3 +101,41 @@ def test_codex_to_another_dialect(env, tmp_path, model, upstream):
     assert upstream in seen and "/v1/responses" not in seen, seen
     bodies = [a["body"] for a in fake.log() if a["path"] == upstream]
     assert any("fluxgate-e2e-42" in b for b in bodies), bodies[-1]
+
+
+def test_codex_builtin_provider_speaks_websocket_to_fluxgate(env, tmp_path):
+    """Codex's built-in `openai` provider, pointed at Fluxgate with `openai_base_url`, opens a
+    WebSocket to /v1/responses first: Fluxgate speaks it, so the turn (a tool call and its
+    result, translated to an Anthropic key) completes over it with no reconnect and no fall
+    back to HTTP."""
+    if not CODEX.exists():
+        pytest.fail("Codex is not installed: run scripts/deps.sh test")
+    fake, fg, _ = env
+    home = tmp_path / "home"
+    work = tmp_path / "work"
+    (home / ".codex").mkdir(parents=True)
+    work.mkdir()
+    (home / ".codex" / "config.toml").write_text(
+        'model = "gpt-5-codex"\n'
+        f'openai_base_url = "{fg.url}/v1"\n'
+    )
+    e = base_env(home)
+    e["CODEX_HOME"] = str(home / ".codex")
+    e["OPENAI_API_KEY"] = fg.token
+    e["CODEX_API_KEY"] = fg.token
+    out = subprocess.run(
+        [str(CODEX), "exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox",
+         f"Please run this: [[shell:echo {MARK}]]"],
+        cwd=work, env=e, capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL,
+    )
+    said = out.stdout + out.stderr
+    assert out.returncode == 0, said
+    assert "tool said:" in out.stdout and "fluxgate-e2e-42" in out.stdout, said
+    for trouble in ("reconnect", "Reconnecting", "falling back", "stream disconnected", "error"):
+        assert trouble not in said, f"{trouble!r} in Codex's output:\n{said}"
+    log = (fg.workdir / "serve.log").read_text()
+    assert "Responses WebSocket opened" in log, log[-3000:]
+    seen = paths(fake)
+    assert "/v1/messages" in seen and "/v1/responses" not in seen, seen
+    bodies = [a["body"] for a in fake.log() if a["path"] == "/v1/messages"]
+    assert any("fluxgate-e2e-42" in b for b in bodies), bodies[-1]

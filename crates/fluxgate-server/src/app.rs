@@ -40,7 +40,10 @@ pub fn app(state: Arc<AppState>) -> Router {
             "/v1/chat/completions",
             proxy::endpoint(Endpoint::ChatCompletions),
         )
-        .route("/v1/responses", proxy::endpoint(Endpoint::Responses))
+        .route(
+            "/v1/responses",
+            proxy::endpoint(Endpoint::Responses).get(crate::responses_ws::upgrade),
+        )
         .route("/v1/messages", proxy::endpoint(Endpoint::Messages))
         .route(
             "/v1/messages/count_tokens",

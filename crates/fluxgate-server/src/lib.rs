@@ -15,6 +15,7 @@ pub mod manage;
 pub mod panics;
 pub mod proxy;
 pub mod respond;
+pub mod responses_ws;
 pub mod security;
 pub mod serve;
 pub mod state;

@@ -24,14 +24,14 @@ use crate::state::AppState;
 
 static REQUEST_SEQ: AtomicU64 = AtomicU64::new(1);
 
-fn request_id() -> String {
+pub(crate) fn request_id() -> String {
     let n = REQUEST_SEQ.fetch_add(1, Ordering::Relaxed);
     let t = fluxgate_core::clock::now_ms();
     format!("fg-{t:x}-{n}")
 }
 
 /// The model and stream mode when the URL names them (Gemini).
-struct PathModel {
+pub(crate) struct PathModel {
     model: String,
     stream: bool,
 }
@@ -91,47 +91,9 @@ async fn run(
             None,
         );
     }
-    let (model, model_span, stream, conversation, tools, max_output) = match path_model {
-        Some(p) => (p.model, None, p.stream, None, false, None),
-        None => {
-            let head = match read_head(&body) {
-                Ok(h) => h,
-                Err(e) => {
-                    return error_response(dialect, ErrorCode::InvalidRequest, &e.to_string(), None)
-                }
-            };
-            let Some(model) = head.model.filter(|m| !m.is_empty()) else {
-                return error_response(
-                    dialect,
-                    ErrorCode::InvalidRequest,
-                    "the request names no `model`",
-                    None,
-                );
-            };
-            (
-                model,
-                head.model_span,
-                head.stream && endpoint.streams(),
-                head.conversation,
-                head.tools,
-                head.max_output,
-            )
-        }
-    };
-    let req = ProxyRequest {
-        endpoint,
-        dialect,
-        model,
-        model_span,
-        stream,
-        body,
-        headers: upstream_headers(&headers),
-        client: Some(client.0.name),
-        limits: client.0.limits,
-        request_id: request_id(),
-        conversation: conversation_key(&headers, conversation),
-        tools,
-        max_output,
+    let req = match request(endpoint, client, &headers, body, path_model) {
+        Ok(r) => r,
+        Err((code, message)) => return error_response(dialect, code, &message, None),
     };
     let request_id = req.request_id.clone();
     // Every line logged for this request, streams included, carries its id.
@@ -147,6 +109,52 @@ async fn run(
         resp.headers_mut().insert("x-fluxgate-request-id", v);
     }
     resp
+}
+
+/// The executor's request for a client's `body` to `endpoint`: the model and stream mode from
+/// the body (or the URL), or what is wrong with it.
+pub(crate) fn request(
+    endpoint: Endpoint,
+    client: ClientName,
+    headers: &HeaderMap,
+    body: Bytes,
+    path_model: Option<PathModel>,
+) -> Result<ProxyRequest, (ErrorCode, String)> {
+    let (model, model_span, stream, conversation, tools, max_output) = match path_model {
+        Some(p) => (p.model, None, p.stream, None, false, None),
+        None => {
+            let head = read_head(&body).map_err(|e| (ErrorCode::InvalidRequest, e.to_string()))?;
+            let Some(model) = head.model.filter(|m| !m.is_empty()) else {
+                return Err((
+                    ErrorCode::InvalidRequest,
+                    "the request names no `model`".into(),
+                ));
+            };
+            (
+                model,
+                head.model_span,
+                head.stream && endpoint.streams(),
+                head.conversation,
+                head.tools,
+                head.max_output,
+            )
+        }
+    };
+    Ok(ProxyRequest {
+        endpoint,
+        dialect: endpoint.dialect(),
+        model,
+        model_span,
+        stream,
+        body,
+        headers: upstream_headers(headers),
+        client: Some(client.0.name),
+        limits: client.0.limits,
+        request_id: request_id(),
+        conversation: conversation_key(headers, conversation),
+        tools,
+        max_output,
+    })
 }
 
 /// The `POST` route for one proxied endpoint.

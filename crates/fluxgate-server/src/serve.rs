@@ -10,7 +10,6 @@ use std::time::Duration;
 use fluxgate_core::gateway::Gateway;
 use fluxgate_core::tokens::AdminToken;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -127,7 +126,11 @@ pub fn serve_with(
     let cutter = gateway.executor.clone();
     let drain = drain_timeout();
     let task = tokio::spawn(async move {
-        let graceful = GracefulShutdown::new();
+        // Each connection task holds a sender: when the last has ended, `drained` resolves.
+        // Stopping tells every connection to finish its request and close (an upgraded one,
+        // a Responses WebSocket, is the executor's to end when the drain time is up).
+        let (alive, mut all_ended) = tokio::sync::mpsc::channel::<()>(1);
+        let (closing, close) = tokio::sync::watch::channel(false);
         let mut builder = hyper::server::conn::http1::Builder::new();
         builder
             .timer(TokioTimer::new())
@@ -153,16 +156,33 @@ pub fn serve_with(
                     req.map(|b| crate::deadline::TimedBody::wrap(b, body_timeout))
                 },
             ));
-            let conn = builder.serve_connection(TokioIo::new(stream), svc);
-            let conn = graceful.watch(conn);
+            // With upgrades: `GET /v1/responses` may become a WebSocket (Codex).
+            let conn = builder
+                .serve_connection(TokioIo::new(stream), svc)
+                .with_upgrades();
+            let alive = alive.clone();
+            let mut close = close.clone();
             tokio::spawn(async move {
-                if let Err(e) = conn.await {
+                let _alive = alive;
+                tokio::pin!(conn);
+                let ended = tokio::select! {
+                    r = conn.as_mut() => r,
+                    _ = async { while !*close.borrow_and_update() && close.changed().await.is_ok() {} } => {
+                        conn.as_mut().graceful_shutdown();
+                        conn.await
+                    }
+                };
+                if let Err(e) = ended {
                     tracing::debug!(error = %e, "connection ended with an error");
                 }
             });
         }
         drop(listener);
-        let drained = graceful.shutdown();
+        let _ = closing.send(true);
+        drop(alive);
+        let drained = async move {
+            let _ = all_ended.recv().await;
+        };
         tokio::pin!(drained);
         if tokio::time::timeout(drain, &mut drained).await.is_err() {
             tracing::warn!(

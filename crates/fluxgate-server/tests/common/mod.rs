@@ -28,7 +28,11 @@ pub fn init_logging() {
         let path = log_file();
         if let Ok(file) = std::fs::File::create(&path) {
             let _ = tracing_subscriber::fmt()
-                .with_env_filter("trace,hyper=info,h2=info,rustls=info")
+                // The WebSocket tests' own client logs its handshake, token and all, at
+                // trace (the server's side of a WebSocket is axum's and logs no headers).
+                .with_env_filter(
+                    "trace,hyper=info,h2=info,rustls=info,tungstenite=info,tokio_tungstenite=info",
+                )
                 .with_ansi(false)
                 .with_writer(std::sync::Mutex::new(file))
                 .try_init();
