@@ -35,6 +35,21 @@ def base_env(home: Path) -> dict:
     }
 
 
+def run_codex(tmp_path: Path, config: str, extra_env: dict) -> subprocess.CompletedProcess:
+    """`codex exec` asked to run a shell command, with `config` as its config.toml."""
+    home = tmp_path / "home"
+    work = tmp_path / "work"
+    (home / ".codex").mkdir(parents=True)
+    work.mkdir()
+    (home / ".codex" / "config.toml").write_text(config)
+    e = dict(base_env(home), CODEX_HOME=str(home / ".codex"), **extra_env)
+    return subprocess.run(
+        [str(CODEX), "exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox",
+         f"Please run this: [[shell:echo {MARK}]]"],
+        cwd=work, env=e, capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL,
+    )
+
+
 def paths(fake) -> list:
     return [a["path"] for a in fake.log()]
 
@@ -74,27 +89,13 @@ def test_codex_to_another_dialect(env, tmp_path, model, upstream):
     if not CODEX.exists():
         pytest.fail("Codex is not installed: run scripts/deps.sh test")
     fake, fg, _ = env
-    home = tmp_path / "home"
-    work = tmp_path / "work"
-    (home / ".codex").mkdir(parents=True)
-    work.mkdir()
-    (home / ".codex" / "config.toml").write_text(
-        f'model = "{model or "gpt-5-codex"}"\n'
-        'model_provider = "fluxgate"\n'
-        '[model_providers.fluxgate]\n'
-        'name = "Fluxgate"\n'
-        f'base_url = "{fg.url}/v1"\n'
-        'env_key = "FLUXGATE_TOKEN"\n'
-        'wire_api = "responses"\n'
-    )
-    e = base_env(home)
-    e["CODEX_HOME"] = str(home / ".codex")
-    e["FLUXGATE_TOKEN"] = fg.token
-    out = subprocess.run(
-        [str(CODEX), "exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox",
-         f"Please run this: [[shell:echo {MARK}]]"],
-        cwd=work, env=e, capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL,
-    )
+    out = run_codex(tmp_path, f'model = "{model or "gpt-5-codex"}"\n'
+                    'model_provider = "fluxgate"\n'
+                    '[model_providers.fluxgate]\n'
+                    'name = "Fluxgate"\n'
+                    f'base_url = "{fg.url}/v1"\n'
+                    'env_key = "FLUXGATE_TOKEN"\n'
+                    'wire_api = "responses"\n', {"FLUXGATE_TOKEN": fg.token})
     assert out.returncode == 0, out.stdout + out.stderr
     assert "tool said:" in out.stdout and "fluxgate-e2e-42" in out.stdout, out.stdout + out.stderr
     seen = paths(fake)
@@ -111,23 +112,8 @@ def test_codex_builtin_provider_speaks_websocket_to_fluxgate(env, tmp_path):
     if not CODEX.exists():
         pytest.fail("Codex is not installed: run scripts/deps.sh test")
     fake, fg, _ = env
-    home = tmp_path / "home"
-    work = tmp_path / "work"
-    (home / ".codex").mkdir(parents=True)
-    work.mkdir()
-    (home / ".codex" / "config.toml").write_text(
-        'model = "gpt-5-codex"\n'
-        f'openai_base_url = "{fg.url}/v1"\n'
-    )
-    e = base_env(home)
-    e["CODEX_HOME"] = str(home / ".codex")
-    e["OPENAI_API_KEY"] = fg.token
-    e["CODEX_API_KEY"] = fg.token
-    out = subprocess.run(
-        [str(CODEX), "exec", "--skip-git-repo-check", "--dangerously-bypass-approvals-and-sandbox",
-         f"Please run this: [[shell:echo {MARK}]]"],
-        cwd=work, env=e, capture_output=True, text=True, timeout=240, stdin=subprocess.DEVNULL,
-    )
+    out = run_codex(tmp_path, f'model = "gpt-5-codex"\nopenai_base_url = "{fg.url}/v1"\n',
+                    {"OPENAI_API_KEY": fg.token, "CODEX_API_KEY": fg.token})
     said = out.stdout + out.stderr
     assert out.returncode == 0, said
     assert "tool said:" in out.stdout and "fluxgate-e2e-42" in out.stdout, said
