@@ -133,6 +133,13 @@ def test_setup_points_the_real_cli_at_fluxgate_and_undo_restores_it(env, tmp_pat
     log = fake.log()[seen_before:]
     assert log, "nothing reached the upstream"
     assert any("fluxgate-setup-42" in a["body"] for a in log), "the tool result went back upstream"
+    if tool == "gemini-cli":
+        # Gemini CLI on an Anthropic key with thinking on: its history keeps no thought parts,
+        # only the signature Fluxgate packed onto the call, so the tool-result turn reaches
+        # Anthropic with its signed thinking block again.
+        turn = [a["body"] for a in log if a["path"] == "/v1/messages" and '"type":"tool_result"' in a["body"]]
+        assert turn, [a["path"] for a in log]
+        assert '"type":"thinking"' in turn[-1] and "fake-thinking-signature-EqQBCkgI" in turn[-1], turn[-1][-3000:]
 
     # --undo: the originals, byte for byte, with their modes; the token revoked.
     undone = setup(fg, home, "--undo", tool)
