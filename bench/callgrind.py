@@ -4,12 +4,13 @@ does, unlike seconds): each binary serves a run of N1 and a run of N2 requests (
 under `valgrind --tool=callgrind`; instructions per request = (total N2 - total N1) / (N2 - N1),
 so start-up and shutdown cancel out.
 
-Usage: python3 bench/callgrind.py [--n1 3000 --n2 6000] [--redis URL [--rpm N]]
+Usage: python3 bench/callgrind.py [--n1 3000 --n2 6000] [--stream] [--redis URL [--rpm N]]
                                   [--postgres URL [--budget [--budget-tokens N]]] BINARY [BINARY ...]
        (--redis: team mode on that Redis; --rpm: the key gets a local limit, so each request
        takes room through Redis)
        (--budget: a daily budget of --budget-tokens covering every request; with --postgres a
        replica leases 2% of it at a time, so a smaller budget means more transactions)
+       (--stream: streamed Chat requests that do not ask for usage, as most tools send them)
        (builds the release fake first; needs valgrind and oha on PATH)
 """
 
@@ -39,7 +40,10 @@ def wait_line(p, prefix):
             raise RuntimeError("process exited before it listened")
 
 
-def total_instructions(binary, n, fake_url, work, redis=None, rpm=None, postgres=None, budget=None):
+STREAM_BODY = BODY[:-1] + ', "stream": true}'
+
+
+def total_instructions(binary, n, fake_url, work, redis=None, rpm=None, postgres=None, budget=None, stream=False):
     cfg = work / "config.toml"
     state = f'[state]\nredis = "{redis}"\n' if redis else ""
     if postgres:
@@ -61,7 +65,7 @@ def total_instructions(binary, n, fake_url, work, redis=None, rpm=None, postgres
                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env)
     url = wait_line(p, "listening on ")
     subprocess.run(["oha", "-n", str(n), "-c", "4", "--no-tui", "-m", "POST", "-H", f"authorization: Bearer {token}",
-                    "-H", "content-type: application/json", "-d", BODY, url + "/v1/chat/completions"],
+                    "-H", "content-type: application/json", "-d", STREAM_BODY if stream else BODY, url + "/v1/chat/completions"],
                    capture_output=True, check=True)
     p.send_signal(signal.SIGTERM)
     p.wait(timeout=120)
@@ -81,6 +85,7 @@ def main():
     ap.add_argument("--postgres", help="team mode: [store] postgres = URL (password in FLUXGATE_PG_PASSWORD)")
     ap.add_argument("--budget", action="store_true", help="a budget covering every request")
     ap.add_argument("--budget-tokens", type=int, default=10**12, help="its daily tokens (default 10^12)")
+    ap.add_argument("--stream", action="store_true", help="streamed Chat requests without stream_options")
     ap.add_argument("binaries", nargs="+")
     a = ap.parse_args()
     for tool in ("valgrind", "oha"):
@@ -94,8 +99,10 @@ def main():
         fake_url = wait_line(fake, "listening on ")
         print("| binary | instructions / request |\n|---|---|")
         for b in a.binaries:
-            t1 = total_instructions(b, a.n1, fake_url, work, a.redis, a.rpm, a.postgres, a.budget and a.budget_tokens)
-            t2 = total_instructions(b, a.n2, fake_url, work, a.redis, a.rpm, a.postgres, a.budget and a.budget_tokens)
+            t1 = total_instructions(b, a.n1, fake_url, work, a.redis, a.rpm, a.postgres, a.budget and a.budget_tokens,
+                                    a.stream)
+            t2 = total_instructions(b, a.n2, fake_url, work, a.redis, a.rpm, a.postgres, a.budget and a.budget_tokens,
+                                    a.stream)
             print(f"| {b} | {(t2 - t1) / (a.n2 - a.n1) / 1000:.1f}k |", flush=True)
     finally:
         fake.terminate()

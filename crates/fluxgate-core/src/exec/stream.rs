@@ -109,7 +109,7 @@ impl Output {
             }
             Output::Passthrough { hide_usage: true } => {
                 if !chat_usage::is_usage_chunk(&ev.data) {
-                    out.extend_from_slice(&chat_usage::without_null_usage(&ev.raw));
+                    chat_usage::push_without_null_usage(&ev.raw, out);
                 }
                 Ok(())
             }

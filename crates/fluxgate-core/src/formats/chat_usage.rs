@@ -56,16 +56,21 @@ pub fn ask_for_usage(body: &[u8]) -> Option<Bytes> {
     serde_json::to_vec(&v).ok().map(Bytes::from)
 }
 
+/// Whether a chunk may hold usage: it names `usage`, and not as `"usage": null` (which every
+/// chunk of a stream that asked for usage carries). A byte search, no parse.
+pub fn may_carry_usage(data: &str) -> bool {
+    let b = data.as_bytes();
+    memmem::find(b, b"\"usage\"").is_some()
+        && memmem::find(b, b"\"usage\":null").is_none()
+        && memmem::find(b, b"\"usage\": null").is_none()
+}
+
 /// Whether a chunk's data is the usage chunk: an object with a `usage` object and no
 /// choices (`"choices": []`).
 pub fn is_usage_chunk(data: &str) -> bool {
-    let b = data.as_bytes();
     // Every other chunk carries `"usage": null` (or no usage at all): only the rare chunk
     // with a usage object is parsed.
-    if memmem::find(b, b"\"usage\"").is_none()
-        || memmem::find(b, b"\"usage\":null").is_some()
-        || memmem::find(b, b"\"usage\": null").is_some()
-    {
+    if !may_carry_usage(data) {
         return false;
     }
     let Ok(v) = serde_json::from_str::<serde_json::Value>(data) else {
@@ -77,8 +82,9 @@ pub fn is_usage_chunk(data: &str) -> bool {
             .is_none_or(Vec::is_empty)
 }
 
-/// A chunk without the `"usage": null` member an asked-for usage adds to every chunk.
-pub fn without_null_usage(raw: &[u8]) -> Cow<'_, [u8]> {
+/// Appends a chunk to `out` without the `"usage": null` member an asked-for usage adds to
+/// every chunk (copied around it, nothing allocated).
+pub fn push_without_null_usage(raw: &[u8], out: &mut bytes::BytesMut) {
     for pattern in [
         &b",\"usage\":null"[..],
         b", \"usage\": null",
@@ -88,13 +94,23 @@ pub fn without_null_usage(raw: &[u8]) -> Cow<'_, [u8]> {
         b"\"usage\": null,",
     ] {
         if let Some(at) = memmem::find(raw, pattern) {
-            let mut out = Vec::with_capacity(raw.len() - pattern.len());
             out.extend_from_slice(&raw[..at]);
             out.extend_from_slice(&raw[at + pattern.len()..]);
-            return Cow::Owned(out);
+            return;
         }
     }
-    Cow::Borrowed(raw)
+    out.extend_from_slice(raw);
+}
+
+/// [`push_without_null_usage`] into a new buffer.
+pub fn without_null_usage(raw: &[u8]) -> Cow<'_, [u8]> {
+    let mut out = bytes::BytesMut::with_capacity(raw.len());
+    push_without_null_usage(raw, &mut out);
+    if out.len() == raw.len() {
+        Cow::Borrowed(raw)
+    } else {
+        Cow::Owned(out.to_vec())
+    }
 }
 
 #[cfg(test)]

@@ -318,7 +318,12 @@ pub fn inspect(dialect: Dialect, ev: &SseEvent, committed: bool) -> Inspected {
                 out.kind = EventKind::Terminator;
                 return out;
             }
-            if committed && !ev.data.contains("\"error\"") && !ev.data.contains("\"usage\"") {
+            // `"usage": null` (on every chunk of a stream that asked for usage) is no usage:
+            // such a chunk is not parsed.
+            if committed
+                && !ev.data.contains("\"error\"")
+                && !super::chat_usage::may_carry_usage(&ev.data)
+            {
                 out.kind = EventKind::Content;
                 return out;
             }

@@ -74,6 +74,9 @@ pub enum Crossing {
 #[derive(Default)]
 pub struct BalanceBook {
     entries: Mutex<HashMap<String, Entry>>,
+    /// Whether any key is out of rotation for its balance: routing asks about every
+    /// candidate of every request, and almost always the answer is no, without the lock.
+    any_out: std::sync::atomic::AtomicBool,
 }
 
 impl BalanceBook {
@@ -112,6 +115,13 @@ impl BalanceBook {
             next.insert(account, entry);
         }
         *all = next;
+        self.note_any_out(&all);
+    }
+
+    fn note_any_out(&self, all: &HashMap<String, Entry>) {
+        let any = all.values().any(|e| e.shown.out_of_rotation);
+        self.any_out
+            .store(any, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The keys whose scheduled check is due at `now`, with their source.
@@ -161,11 +171,13 @@ impl BalanceBook {
                 e.shown.out_of_rotation = e.shown.low && e.policy.rotate_out;
             }
         }
-        match (was_low, e.shown.low) {
+        let crossing = match (was_low, e.shown.low) {
             (false, true) => Some(Crossing::Low(e.shown.clone())),
             (true, false) => Some(Crossing::Recovered(e.shown.clone())),
             _ => None,
-        }
+        };
+        self.note_any_out(&all);
+        crossing
     }
 
     pub fn get(&self, account: &str) -> Option<KeyBalance> {
@@ -174,6 +186,9 @@ impl BalanceBook {
 
     /// The key's balance when it keeps the key out of rotation.
     pub fn out_of_rotation(&self, account: &str) -> Option<KeyBalance> {
+        if !self.any_out.load(std::sync::atomic::Ordering::Relaxed) {
+            return None;
+        }
         let all = self.entries.lock();
         let e = all.get(account)?;
         e.shown.out_of_rotation.then(|| e.shown.clone())
