@@ -5,6 +5,7 @@
 //! Every error names the key path it concerns (`providers.openai.keys[0].secret`). The config
 //! never holds a secret value, only a [`SecretRef`] saying where to find it.
 
+mod balance;
 mod detect;
 pub mod edit;
 mod engines;
