@@ -289,8 +289,7 @@ impl BudgetLedger for Ledger {
 
     /// Adds a finished request's spend to its scopes and announces crossed thresholds.
     fn settle(&self, r: &RequestRecord) {
-        let tokens = r.tokens_in.unwrap_or(0) + r.tokens_out.unwrap_or(0);
-        let usd = r.cost_usd.unwrap_or(0.0);
+        let Spend { usd, tokens } = r.spend();
         if tokens == 0 && usd == 0.0 {
             return;
         }

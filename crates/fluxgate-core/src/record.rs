@@ -3,7 +3,7 @@
 //! [`crate::vocab`]: the store writes records, metrics count them and budgets settle them
 //! without importing each other (the [`crate::recorder`] hands each record to all three).
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::vocab::{ErrorClass, ErrorCode};
 
@@ -44,6 +44,116 @@ pub struct RequestRecord {
     pub tokens_cached: Option<u64>,
     /// The cost at the catalogue's prices, when the model's prices are known.
     pub cost_usd: Option<f64>,
+    /// For an answer whose upstream reported no usage: the tokens estimated before sending,
+    /// which budgets count instead of nothing (`tokens_in`/`tokens_out` stay unknown).
+    #[cfg_attr(test, ts(type = "number | null"))]
+    pub est_tokens: Option<u64>,
+    /// The estimate's cost, when the model's prices are known.
+    pub est_cost_usd: Option<f64>,
+    /// Each attempt, in order (the last one is the record's `provider`/`key_id`).
+    pub attempt_log: Vec<AttemptRecord>,
+    /// The store's row number, on a record read back: the cursor of `after` (newer rows have
+    /// larger numbers).
+    #[cfg_attr(test, ts(type = "number | null"))]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seq: Option<i64>,
+}
+
+impl RequestRecord {
+    /// What the request counts against budgets and spend: its reported tokens and cost, or,
+    /// when the upstream reported no usage, the estimate made before sending.
+    pub fn spend(&self) -> Spend {
+        if self.tokens_in.is_none() && self.tokens_out.is_none() {
+            return Spend {
+                usd: self.est_cost_usd.unwrap_or(0.0),
+                tokens: self.est_tokens.unwrap_or(0),
+            };
+        }
+        Spend {
+            usd: self.cost_usd.unwrap_or(0.0),
+            tokens: self.tokens_in.unwrap_or(0) + self.tokens_out.unwrap_or(0),
+        }
+    }
+}
+
+/// How one attempt ended.
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AttemptOutcome {
+    /// Still running (a stream between its commit and its end), or never told.
+    Pending,
+    /// It answered the client.
+    Served,
+    /// It failed before anything reached the client; the request failed over.
+    Failed,
+    /// The upstream refused the request itself (a 400, or a 404 for the model).
+    Rejected,
+    /// Fluxgate could not translate the request for this candidate; nothing was sent.
+    NotTranslatable,
+    /// The key's outbound proxy failed; the key was not blamed.
+    ProxyFailed,
+    /// A committed stream broke after it had started.
+    Broke,
+}
+
+/// One attempt of a request at one key.
+#[cfg_attr(test, derive(ts_rs::TS))]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    pub provider: String,
+    pub key_id: String,
+    /// The model the upstream was asked for.
+    pub model: String,
+    /// The outbound proxy it went through, when not direct.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
+    /// When it went out, in milliseconds after the request arrived.
+    #[cfg_attr(test, ts(type = "number"))]
+    pub at_ms: u64,
+    /// How long it took: until it failed, answered, or (a stream) ended.
+    #[cfg_attr(test, ts(type = "number"))]
+    pub ms: u64,
+    /// Until the answer, or a stream's first content; none when it failed first.
+    #[cfg_attr(test, ts(type = "number | null"))]
+    #[serde(default)]
+    pub first_byte_ms: Option<u64>,
+    pub outcome: AttemptOutcome,
+    /// The upstream's status, when it answered.
+    #[serde(default)]
+    pub status: Option<u16>,
+    #[serde(default)]
+    pub error_class: Option<ErrorClass>,
+    /// What went wrong, scrubbed of the key and shortened ([`ERROR_TEXT_MAX`] bytes).
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// The longest error text an attempt keeps.
+pub const ERROR_TEXT_MAX: usize = 400;
+
+/// `text` cut to at most [`ERROR_TEXT_MAX`] bytes on a character boundary, with "…" when cut.
+pub fn short_error(text: &str) -> String {
+    if text.len() <= ERROR_TEXT_MAX {
+        return text.to_string();
+    }
+    let mut end = ERROR_TEXT_MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
+/// The attempt log as stored (a JSON array; none for a request that made no attempt).
+pub fn attempt_log_text(log: &[AttemptRecord]) -> Option<String> {
+    (!log.is_empty()).then(|| serde_json::to_string(log).unwrap_or_else(|_| "[]".into()))
+}
+
+/// The attempt log from its stored text (an empty log for none or for text this build cannot
+/// read).
+pub fn attempt_log_from(text: Option<&str>) -> Vec<AttemptRecord> {
+    text.and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or_default()
 }
 
 /// An amount of spending.

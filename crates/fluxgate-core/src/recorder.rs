@@ -86,4 +86,25 @@ impl Recorder {
     pub fn recent(&self, limit: usize) -> Result<Vec<RequestRecord>, StoreError> {
         self.writer.recent(limit)
     }
+
+    /// Keeps a request's bodies (a route with `keep_bodies_hours`); written and scrubbed on the
+    /// writer thread.
+    pub fn keep_bodies(&self, b: crate::store::BodiesToKeep) {
+        self.writer.push_bodies(b);
+    }
+
+    /// A request's kept bodies, if its route keeps them and their time is not up.
+    pub fn bodies(&self, request_id: &str) -> Result<Option<crate::store::KeptBodies>, StoreError> {
+        self.writer.bodies(request_id)
+    }
+
+    /// The newest record's cursor (see [`crate::store::RequestQuery`]).
+    pub fn head(&self) -> Result<i64, StoreError> {
+        self.writer.head()
+    }
+
+    /// The records `q` selects, including those still queued (the request inspector).
+    pub fn query(&self, q: &crate::store::RequestQuery) -> Result<Vec<RequestRecord>, StoreError> {
+        self.writer.query(q)
+    }
 }

@@ -136,6 +136,8 @@ pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 pub struct TokenInfo {
     pub name: String,
     pub created_ms: i64,
+    /// When this Fluxgate last let a request in with it (none since it started).
+    pub last_used_ms: Option<i64>,
     /// Expiry and allow-lists (fields absent: none).
     #[serde(flatten)]
     pub limits: TokenLimits,
@@ -146,6 +148,8 @@ pub struct ClientTokens {
     store: std::sync::Arc<dyn TokenRows>,
     /// Checked tokens: the client, when, and the store's generation then.
     cache: RwLock<HashMap<String, (Client, Instant, u64)>>,
+    /// When each token (by name) last let a request in, since start.
+    last_used: RwLock<HashMap<String, std::sync::Arc<std::sync::atomic::AtomicI64>>>,
 }
 
 impl ClientTokens {
@@ -158,6 +162,7 @@ impl ClientTokens {
         ClientTokens {
             store,
             cache: RwLock::new(HashMap::new()),
+            last_used: RwLock::new(HashMap::new()),
         }
     }
 
@@ -213,11 +218,29 @@ impl ClientTokens {
             .tokens()?
             .into_iter()
             .map(|r| TokenInfo {
+                last_used_ms: self
+                    .last_used
+                    .read()
+                    .get(&r.name)
+                    .map(|t| t.load(std::sync::atomic::Ordering::Relaxed)),
                 name: r.name,
                 created_ms: r.created_ms,
                 limits: r.limits,
             })
             .collect())
+    }
+
+    /// Notes that `name` let a request in now (one atomic store once the name is known).
+    fn used(&self, name: &str) {
+        let now = crate::clock::now_ms();
+        if let Some(t) = self.last_used.read().get(name) {
+            t.store(now, std::sync::atomic::Ordering::Relaxed);
+            return;
+        }
+        self.last_used.write().insert(
+            name.to_string(),
+            std::sync::Arc::new(std::sync::atomic::AtomicI64::new(now)),
+        );
     }
 
     pub fn revoke(&self, name: &str) -> Result<(), TokenError> {
@@ -246,7 +269,10 @@ impl ClientTokens {
                 name: client.name,
                 expires_ms: at,
             }),
-            _ => Ok(client),
+            _ => {
+                self.used(&client.name);
+                Ok(client)
+            }
         }
     }
 

@@ -15,7 +15,13 @@ fn declarations() -> Vec<String> {
         crate::health::KeyBalance::decl(),
         crate::health::KeyHealth::decl(),
         crate::health::ProxyHealth::decl(),
+        crate::record::AttemptOutcome::decl(),
+        crate::record::AttemptRecord::decl(),
         crate::record::RequestRecord::decl(),
+        crate::store::Bucket::decl(),
+        crate::store::Segment::decl(),
+        crate::store::KeyStrip::decl(),
+        crate::store::KeptBodies::decl(),
         crate::events::Event::decl(),
         crate::gateway::KeyTest::decl(),
     ]

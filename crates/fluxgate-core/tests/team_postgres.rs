@@ -113,6 +113,22 @@ fn record(i: usize, cost: f64) -> RequestRecord {
         upstream_model: Some("m".into()),
         tokens_cached: None,
         cost_usd: Some(cost),
+        est_tokens: None,
+        est_cost_usd: None,
+        attempt_log: vec![fluxgate_core::record::AttemptRecord {
+            provider: "p".into(),
+            key_id: "a".into(),
+            model: "m".into(),
+            proxy: None,
+            at_ms: 0,
+            ms: 12,
+            first_byte_ms: Some(5),
+            outcome: fluxgate_core::record::AttemptOutcome::Served,
+            status: Some(200),
+            error_class: None,
+            error: None,
+        }],
+        seq: None,
     }
 }
 
@@ -190,7 +206,29 @@ async fn records_and_spend_of_every_replica_add_up_in_one_place() {
     assert_eq!(by_route["tokens_in"], 24_000);
     let by_key = usage["by_key"].as_array().expect("by_key");
     assert_eq!(by_key.len(), 2);
-    assert_eq!(b.recent(5).await.expect("recent").len(), 5);
+    let recent = b.recent(5).await.expect("recent");
+    assert_eq!(recent.len(), 5);
+    // The request inspector's reads: attempts come back, filters and cursors work fleet-wide.
+    assert_eq!(recent[0].attempt_log.len(), 1);
+    assert_eq!(recent[0].attempt_log[0].first_byte_ms, Some(5));
+    let key_b = fluxgate_core::store::RequestQuery {
+        key: Some("b".into()),
+        limit: Some(1000),
+        ..Default::default()
+    };
+    let rows = a.query(&key_b).await.expect("query");
+    assert_eq!(rows.len(), 1000);
+    assert!(rows.iter().all(|r| r.key_id.as_deref() == Some("b")));
+    let head = a.head().await.expect("head");
+    assert!(rows[0].seq.is_some_and(|s| s <= head));
+    let newer = fluxgate_core::store::RequestQuery {
+        after: Some(head - 3),
+        ..Default::default()
+    };
+    let tail = b.query(&newer).await.expect("follow");
+    assert_eq!(tail.len(), 3, "the three newest, from either replica");
+    assert!(tail.windows(2).all(|w| w[0].seq < w[1].seq), "oldest first");
+    assert_eq!(tail[2].seq, Some(head));
 
     let today = fluxgate_core::record::periods(fluxgate_core::clock::now_ms());
     let spend = b.spend_in(&today).await.expect("spend");

@@ -523,12 +523,15 @@ async fn handle_with(
             .and_then(|t| t.get("type"))
             .and_then(serde_json::Value::as_str)
             == Some("enabled");
-    let usage = wire != Wire::Chat
+    // A model named `…no-usage…` is a server that never reports a stream's usage (some
+    // OpenAI-compatible local servers).
+    let usage = (wire != Wire::Chat
         || json
             .get("stream_options")
             .and_then(|o| o.get("include_usage"))
             .and_then(serde_json::Value::as_bool)
-            == Some(true);
+            == Some(true))
+        && !model.as_deref().is_some_and(|m| m.contains("no-usage"));
     let ctx = faults::Ctx {
         usage,
         cached,

@@ -6,7 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use toml_edit::{value, Array, DocumentMut, InlineTable, Item, Table, Value};
+use toml_edit::{value, Array, ArrayOfTables, DocumentMut, InlineTable, Item, Table, Value};
 
 use super::{Config, ConfigError, ConfigSource, ProviderKind};
 use crate::secrets::SecretRef;
@@ -26,6 +26,21 @@ pub enum EditError {
     Write { path: String, reason: String },
     #[error("the config file {path} is not valid TOML ({reason}); fix it by hand first")]
     Unreadable { path: String, reason: String },
+}
+
+/// A budget's limits as the console edits them (none: no budget).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct BudgetLimits {
+    pub daily_usd: Option<f64>,
+    pub monthly_usd: Option<f64>,
+    pub daily_tokens: Option<u64>,
+    pub monthly_tokens: Option<u64>,
+}
+
+impl BudgetLimits {
+    pub fn is_empty(&self) -> bool {
+        *self == BudgetLimits::default()
+    }
 }
 
 /// A config file opened for editing.
@@ -175,6 +190,123 @@ impl ConfigDoc {
             p.remove("enabled");
         } else {
             p.insert("enabled", value(false));
+        }
+        Ok(())
+    }
+
+    /// Sets a provider's base URL (`Some("")`: the vendor's own, the setting removed) and its
+    /// `models` list (empty: removed); `None` leaves either as it is. Everything else in the
+    /// provider's table, comments included, is kept.
+    pub fn set_provider_settings(
+        &mut self,
+        name: &str,
+        base_url: Option<&str>,
+        models: Option<&[String]>,
+    ) -> Result<(), EditError> {
+        let p = self.provider_mut(name)?;
+        match base_url {
+            Some("") => {
+                p.remove("base_url");
+            }
+            Some(b) => {
+                p.insert("base_url", value(b));
+            }
+            None => {}
+        }
+        match models {
+            Some([]) => {
+                p.remove("models");
+            }
+            Some(m) => {
+                p.insert(
+                    "models",
+                    value(m.iter().map(String::as_str).collect::<Array>()),
+                );
+            }
+            None => {}
+        }
+        Ok(())
+    }
+
+    /// Sets the budget of one scope (`kind`: `all`, `key`, `provider`, `route` or `client`,
+    /// with its `name` unless `all`): replaces the `[[budgets]]` entry of that scope, or adds
+    /// one. `limits` are `daily_usd`, `monthly_usd`, `daily_tokens`, `monthly_tokens`; none
+    /// given removes the budget. Validation (on save) checks the names and amounts.
+    pub fn set_budget(
+        &mut self,
+        kind: &str,
+        name: Option<&str>,
+        limits: &BudgetLimits,
+    ) -> Result<(), EditError> {
+        let scope_key = match kind {
+            "all" => None,
+            "key" | "provider" | "route" | "client" => Some(kind),
+            other => {
+                return Err(EditError::Invalid(format!(
+                    "a budget's scope is all, key, provider, route or client, not `{other}`"
+                )))
+            }
+        };
+        let name = match (scope_key, name.map(str::trim).filter(|n| !n.is_empty())) {
+            (Some(k), None) => {
+                return Err(EditError::Invalid(format!("a {k} budget names its {k}")))
+            }
+            (None, _) => None,
+            (Some(_), Some(n)) => Some(n),
+        };
+        if !self.doc.contains_key("budgets") {
+            self.doc
+                .insert("budgets", Item::ArrayOfTables(ArrayOfTables::new()));
+        }
+        let budgets = self.doc["budgets"]
+            .as_array_of_tables_mut()
+            .ok_or_else(|| {
+                EditError::Invalid(
+                "`budgets` in the config file is not written as [[budgets]] tables; edit it by hand"
+                    .into(),
+            )
+            })?;
+        // The entry of the same scope: the scope's field names it, and no other scope field.
+        let same = |t: &Table| {
+            ["key", "provider", "route", "client"].iter().all(|f| {
+                let v = t.get(f).and_then(|v| v.as_str());
+                match scope_key {
+                    Some(k) if *f == k => v == name,
+                    _ => v.is_none(),
+                }
+            })
+        };
+        let at = budgets.iter().position(same);
+        if limits.is_empty() {
+            if let Some(i) = at {
+                budgets.remove(i);
+            }
+            return Ok(());
+        }
+        let mut t = Table::new();
+        if let (Some(k), Some(n)) = (scope_key, name) {
+            t[k] = value(n);
+        }
+        if let Some(v) = limits.daily_usd {
+            t["daily_usd"] = value(v);
+        }
+        if let Some(v) = limits.monthly_usd {
+            t["monthly_usd"] = value(v);
+        }
+        if let Some(v) = limits.daily_tokens {
+            t["daily_tokens"] = value(v as i64);
+        }
+        if let Some(v) = limits.monthly_tokens {
+            t["monthly_tokens"] = value(v as i64);
+        }
+        match at.and_then(|i| budgets.get_mut(i)) {
+            Some(existing) => {
+                // Keep the entry's comments (its decor), replace its values.
+                let decor = existing.decor().clone();
+                *existing = t;
+                *existing.decor_mut() = decor;
+            }
+            None => budgets.push(t),
         }
         Ok(())
     }

@@ -216,6 +216,25 @@ pub struct RouteConfig {
     /// A target over budget is passed over for the next (true, the default), or the request
     /// is refused with `budget_exceeded` (false: the route never trades down for a budget).
     pub budget_fallback: bool,
+    /// Whether (and how long, how much) the request inspector keeps this route's bodies.
+    pub keep_bodies: Option<KeepBodies>,
+}
+
+/// A route's opt-in to keeping request and response bodies (scrubbed) for the inspector.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct KeepBodies {
+    /// How long a request's bodies are kept.
+    pub hours: u32,
+    /// At most this many bytes of each body.
+    pub max_bytes: usize,
+}
+
+impl KeepBodies {
+    /// The longest a route may keep bodies (a week).
+    pub const MAX_HOURS: u32 = 168;
+    /// The most of one body a route may keep (1 MiB).
+    pub const MAX_KB: u32 = 1024;
+    pub const DEFAULT_KB: u32 = 64;
 }
 
 /// What a budget applies to.

@@ -227,4 +227,9 @@ pub struct RawRoute {
     /// Whether a target over budget may be passed over for the next one (default true);
     /// false refuses the request with `budget_exceeded` instead.
     pub budget_fallback: Option<bool>,
+    /// Keep this route's request and response bodies (scrubbed) for the request inspector,
+    /// for this many hours (off by default).
+    pub keep_bodies_hours: Option<f64>,
+    /// At most this many KiB of each body kept (default 64).
+    pub keep_bodies_kb: Option<u32>,
 }

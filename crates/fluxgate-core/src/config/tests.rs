@@ -531,3 +531,51 @@ keys = [{ id = "k" }]
     let (key, _) = invalid_key("[providers.o]\nkind = \"openai\"\nbalance = \"deepseek\"\n");
     assert_eq!(key, "providers.o.balance");
 }
+
+#[test]
+fn a_route_keeps_bodies_only_for_a_time_and_size_it_names() {
+    let route = |extra: &str| {
+        format!(
+            "[providers.p]\nkind = \"openai\"\nkeys = [{{ id = \"a\" }}]\n[routes.r]\ntargets = [\"p/m\"]\n{extra}\n"
+        )
+    };
+    let c = load(&route("keep_bodies_hours = 24")).expect("valid");
+    assert_eq!(
+        c.route("r").and_then(|r| r.keep_bodies),
+        Some(KeepBodies {
+            hours: 24,
+            max_bytes: 64 * 1024
+        })
+    );
+    assert_eq!(
+        load(&route(""))
+            .expect("valid")
+            .route("r")
+            .and_then(|r| r.keep_bodies),
+        None
+    );
+    for (extra, field, says) in [
+        ("keep_bodies_kb = 8", "keep_bodies_kb", "keep_bodies_hours"),
+        ("keep_bodies_hours = 0", "keep_bodies_hours", "1 to 168"),
+        ("keep_bodies_hours = 169", "keep_bodies_hours", "1 to 168"),
+        (
+            "keep_bodies_hours = 1.5",
+            "keep_bodies_hours",
+            "whole number",
+        ),
+        (
+            "keep_bodies_hours = 1\nkeep_bodies_kb = 2048",
+            "keep_bodies_kb",
+            "1 to 1024",
+        ),
+        (
+            "keep_bodies_hours = 1\nkeep_bodies_kb = 0",
+            "keep_bodies_kb",
+            "1 to 1024",
+        ),
+    ] {
+        let (key, message) = invalid_key(&route(extra));
+        assert_eq!(key, format!("routes.\"r\".{field}"), "{extra}");
+        assert!(message.contains(says), "{extra}: {message}");
+    }
+}

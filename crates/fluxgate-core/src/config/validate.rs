@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use super::raw::{RawBudget, RawConfig, RawKey, RawModel, RawProvider, RawRoute, RawTimeouts};
 use super::{
-    Budget, BudgetScope, Config, ConfigError, ConfigSource, KeyConfig, KeyLimits, ProviderConfig,
-    ProviderKind, RouteConfig, StrategyKind, Target, Timeouts, DEFAULT_LISTEN,
+    Budget, BudgetScope, Config, ConfigError, ConfigSource, KeepBodies, KeyConfig, KeyLimits,
+    ProviderConfig, ProviderKind, RouteConfig, StrategyKind, Target, Timeouts, DEFAULT_LISTEN,
 };
 use crate::catalogue::{Capability, Caps, Catalogue, ModelOverride};
 use crate::secrets::SecretRef;
@@ -664,6 +664,7 @@ fn route(
             strategy,
             capability: Some(needed),
             budget_fallback: r.budget_fallback.unwrap_or(true),
+            keep_bodies: keep_bodies(&key, &r)?,
         });
     }
     if r.targets.is_empty() {
@@ -709,5 +710,43 @@ fn route(
         strategy,
         capability: None,
         budget_fallback: r.budget_fallback.unwrap_or(true),
+        keep_bodies: keep_bodies(&key, &r)?,
     })
+}
+
+/// A route's `keep_bodies_hours` and `keep_bodies_kb`.
+fn keep_bodies(key: &str, r: &RawRoute) -> Result<Option<KeepBodies>, ConfigError> {
+    let Some(hours) = r.keep_bodies_hours else {
+        if r.keep_bodies_kb.is_some() {
+            return Err(ConfigError::invalid(
+                format!("{key}.keep_bodies_kb"),
+                "is set but `keep_bodies_hours` is not; bodies are kept only for a time you \
+                 choose (say `keep_bodies_hours = 24`)",
+            ));
+        }
+        return Ok(None);
+    };
+    if !(hours >= 1.0 && hours <= f64::from(KeepBodies::MAX_HOURS) && hours.fract() == 0.0) {
+        return Err(ConfigError::invalid(
+            format!("{key}.keep_bodies_hours"),
+            format!(
+                "must be a whole number of hours from 1 to {} (a week)",
+                KeepBodies::MAX_HOURS
+            ),
+        ));
+    }
+    let kb = r.keep_bodies_kb.unwrap_or(KeepBodies::DEFAULT_KB);
+    if kb == 0 || kb > KeepBodies::MAX_KB {
+        return Err(ConfigError::invalid(
+            format!("{key}.keep_bodies_kb"),
+            format!(
+                "must be from 1 to {} (KiB of each body)",
+                KeepBodies::MAX_KB
+            ),
+        ));
+    }
+    Ok(Some(KeepBodies {
+        hours: hours as u32,
+        max_bytes: kb as usize * 1024,
+    }))
 }

@@ -76,6 +76,23 @@ pub(crate) fn apply_usage(
     record.tokens_out = usage.output_tokens;
     record.tokens_cached = usage.cached_tokens;
     record.cost_usd = cost_of(usage, cand.info.as_ref().and_then(|i| i.prices));
+    apply_estimate(record, usage, (cand.est_tokens, cand.est_cost));
+}
+
+/// When the upstream reported no usage, the estimate made before sending (what budgets count
+/// instead of nothing; the tokens stay unknown).
+pub(crate) fn apply_estimate(
+    record: &mut RequestRecord,
+    usage: &crate::formats::inspect::Usage,
+    (tokens, usd): (u64, Option<f64>),
+) {
+    if usage.input_tokens.is_none() && usage.output_tokens.is_none() {
+        record.est_tokens = Some(tokens);
+        record.est_cost_usd = usd;
+    } else {
+        record.est_tokens = None;
+        record.est_cost_usd = None;
+    }
 }
 
 /// The cost of reported usage, when the prices and some usage are known.

@@ -245,6 +245,7 @@ impl Executor {
                 log: self.log.clone(),
                 outcome: ctx.outcome,
                 prices: cand.info.as_ref().and_then(|i| i.prices),
+                estimate: (cand.est_tokens, cand.est_cost),
                 reservation: None,
                 cut: self.cut.subscribe(),
                 secret: secret.clone(),

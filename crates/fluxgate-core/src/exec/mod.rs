@@ -374,6 +374,9 @@ impl Executor {
             return Exit::Refused(e);
         }
         state.outcome.record.route = Some(plan.route.clone());
+        if let Some(keep) = config.route(&plan.route).and_then(|r| r.keep_bodies) {
+            state.outcome.keep_bodies(keep, &req.body);
+        }
         if let Some(e) = plan.refused_before_sending() {
             let err = Self::budget_error(e);
             tracing::warn!(route = %plan.route, detail = %err.message, "budget exceeded; request refused before sending");

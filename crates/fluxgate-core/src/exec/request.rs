@@ -12,18 +12,32 @@ use crate::clock::Instant;
 
 use super::{ProxyError, ProxyRequest, ProxyResponse};
 use crate::budgets::{Exceeded, Reservation};
+use crate::config::KeepBodies;
 use crate::formats::errors::ErrorCode;
 use crate::health::{ErrorClass, Failure, FailureKind};
-use crate::record::RequestRecord;
+use crate::record::{short_error, AttemptOutcome, AttemptRecord, RequestRecord};
 use crate::recorder::Recorder;
 use crate::routing::Candidate;
 use crate::secrets::SecretError;
+use crate::store::BodiesToKeep;
 
 /// A request's record while it runs, and when it started.
 #[derive(Clone)]
 pub(super) struct Outcome {
     pub started: Instant,
     pub record: RequestRecord,
+    /// Its bodies, when its route keeps them (`keep_bodies_hours`).
+    bodies: Option<Box<BodyCapture>>,
+}
+
+/// The bodies of a request whose route keeps them, cut to the route's limit as they pass.
+#[derive(Clone)]
+struct BodyCapture {
+    keep: KeepBodies,
+    request: bytes::Bytes,
+    request_bytes: u64,
+    response: Vec<u8>,
+    response_bytes: u64,
 }
 
 impl Outcome {
@@ -39,7 +53,94 @@ impl Outcome {
                 stream: req.stream,
                 ..RequestRecord::default()
             },
+            bodies: None,
         }
+    }
+
+    /// The route keeps bodies: the client's request body (cut to the limit) is kept, and
+    /// what it is sent back from now on.
+    pub fn keep_bodies(&mut self, keep: KeepBodies, request: &bytes::Bytes) {
+        self.bodies = Some(Box::new(BodyCapture {
+            keep,
+            request: request.slice(..request.len().min(keep.max_bytes)),
+            request_bytes: request.len() as u64,
+            response: Vec::new(),
+            response_bytes: 0,
+        }));
+    }
+
+    /// Bytes the client was sent (kept up to the route's limit, when it keeps bodies).
+    pub fn sent(&mut self, bytes: &[u8]) {
+        if let Some(c) = &mut self.bodies {
+            c.response_bytes += bytes.len() as u64;
+            let room = c.keep.max_bytes.saturating_sub(c.response.len());
+            c.response
+                .extend_from_slice(&bytes[..bytes.len().min(room)]);
+        }
+    }
+
+    /// Milliseconds since the request arrived.
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
+    }
+
+    /// An attempt at `cand` starts now (its entry in the attempt log).
+    pub fn open_attempt(&mut self, cand: &Candidate) {
+        let at_ms = self.now_ms();
+        self.record.attempt_log.push(AttemptRecord {
+            provider: cand.provider.clone(),
+            key_id: cand.key_id.clone(),
+            model: cand.model.clone(),
+            proxy: cand.proxy.as_ref().map(|p| p.label.clone()),
+            at_ms,
+            ms: 0,
+            first_byte_ms: None,
+            outcome: AttemptOutcome::Pending,
+            status: None,
+            error_class: None,
+            error: None,
+        });
+    }
+
+    /// The attempt in flight has its first byte for the client (a complete answer, or a
+    /// stream's commit).
+    pub fn attempt_first_byte(&mut self) {
+        let now = self.now_ms();
+        if let Some(a) = self.pending_attempt() {
+            a.first_byte_ms = Some(now.saturating_sub(a.at_ms));
+        }
+    }
+
+    /// The attempt in flight ended as `outcome`; a failure's status, class and scrubbed text
+    /// go with it.
+    pub fn close_attempt(
+        &mut self,
+        outcome: AttemptOutcome,
+        status: Option<u16>,
+        failure: Option<(Option<ErrorClass>, &str)>,
+    ) {
+        let now = self.now_ms();
+        if let Some(a) = self.pending_attempt() {
+            a.ms = now.saturating_sub(a.at_ms);
+            a.outcome = outcome;
+            a.status = status;
+            if let Some((class, text)) = failure {
+                a.error_class = class;
+                a.error = Some(short_error(text));
+            }
+        }
+    }
+
+    /// The attempt in flight ended with `f`.
+    pub fn close_failed(&mut self, outcome: AttemptOutcome, f: &Failure) {
+        self.close_attempt(outcome, f.status, Some((Some(f.class), &f.message)));
+    }
+
+    fn pending_attempt(&mut self) -> Option<&mut AttemptRecord> {
+        self.record
+            .attempt_log
+            .last_mut()
+            .filter(|a| a.outcome == AttemptOutcome::Pending)
     }
 
     /// Writes the record: the status the client saw, the error it was told, the time taken.
@@ -50,6 +151,18 @@ impl Outcome {
             self.record.error_code = Some(c);
         }
         self.record.latency_ms = self.started.elapsed().as_millis() as u64;
+        if let Some(c) = self.bodies.take() {
+            let ts_ms = self.record.ts_ms;
+            log.keep_bodies(BodiesToKeep {
+                request_id: self.record.request_id.clone(),
+                ts_ms,
+                expires_ms: ts_ms + i64::from(c.keep.hours) * 3_600_000,
+                request: c.request,
+                request_bytes: c.request_bytes,
+                response: c.response,
+                response_bytes: c.response_bytes,
+            });
+        }
         log.record(self.record);
     }
 }
@@ -143,6 +256,12 @@ impl RequestState {
             .is_some_and(|p| self.failed_proxies.iter().any(|f| *f == p.label))
     }
 
+    /// The candidate's proxy cannot be used (its password cannot be read): it is logged as
+    /// an attempt that never went out (not counted in `attempts`).
+    pub fn proxy_unusable(&mut self, cand: &Candidate) {
+        self.outcome.open_attempt(cand);
+    }
+
     /// The candidate's key could not be read.
     pub fn key_unreadable(&mut self, e: SecretError) {
         self.secret_error = Some(e);
@@ -157,6 +276,7 @@ impl RequestState {
     pub fn begin_attempt(&mut self, cand: &Candidate, reservation: Option<Reservation>) -> u32 {
         self.attempts += 1;
         self.reserved = reservation;
+        self.outcome.open_attempt(cand);
         let r = &mut self.outcome.record;
         r.attempts = self.attempts;
         r.provider = Some(cand.provider.clone());
@@ -173,6 +293,12 @@ impl RequestState {
     /// The attempt failed before anything reached the client: fail over.
     pub fn failed(&mut self, f: Failure) {
         self.reserved = None;
+        let outcome = if f.kind == FailureKind::Proxy {
+            AttemptOutcome::ProxyFailed
+        } else {
+            AttemptOutcome::Failed
+        };
+        self.outcome.close_failed(outcome, &f);
         self.outcome.record.error_class = Some(f.class);
         self.timed_out |= matches!(f.kind, FailureKind::Timeout(_));
         self.last = Some(f);
@@ -181,6 +307,11 @@ impl RequestState {
     /// Fluxgate's translation cannot carry the request to this candidate; another dialect may.
     pub fn refused_by_translation(&mut self, err: ProxyError) {
         self.reserved = None;
+        self.outcome.close_attempt(
+            AttemptOutcome::NotTranslatable,
+            None,
+            Some((None, &err.message)),
+        );
         self.rejection.get_or_insert(err);
     }
 
@@ -196,6 +327,8 @@ impl RequestState {
     ) -> Option<ProxyError> {
         self.reserved = None;
         self.outcome.record.error_class = Some(ErrorClass::RequestInvalid);
+        self.outcome
+            .close_failed(AttemptOutcome::Rejected, &failure);
         if failure.status == Some(404) && more_targets {
             self.dead_targets.insert(target);
             self.last = Some(failure);
@@ -251,7 +384,10 @@ impl RequestState {
             Exit::Streaming(resp) => return Ok(resp),
             Exit::Answer(resp) => {
                 let status = match &resp {
-                    ProxyResponse::Complete { status, .. } => *status,
+                    ProxyResponse::Complete { status, body, .. } => {
+                        self.outcome.sent(body);
+                        *status
+                    }
                     ProxyResponse::Stream { .. } => 200,
                 };
                 self.outcome.finish(log, status, None);
@@ -259,6 +395,14 @@ impl RequestState {
             }
             Exit::Refused(err) => {
                 let status = err.upstream.as_ref().map_or(err.code.status(), |(s, _)| *s);
+                match &err.upstream {
+                    Some((_, body)) => self.outcome.sent(body),
+                    None => self.outcome.sent(
+                        serde_json::json!({"error": {"type": err.code.as_str(), "message": err.message}})
+                            .to_string()
+                            .as_bytes(),
+                    ),
+                }
                 self.outcome.finish(log, status, Some(err.code));
                 Err(err)
             }

@@ -13,6 +13,7 @@ use super::{redact_failure, Executor, ProxyRequest, ProxyResponse};
 use crate::config::proxy::Egress;
 use crate::config::Timeouts;
 use crate::health::{ErrorClass, Failure, FailureKind};
+use crate::record::AttemptOutcome;
 use crate::routing::{Candidate, Plan, Router};
 use crate::secrets::SecretValue;
 
@@ -74,6 +75,7 @@ impl Executor {
             let via = match super::egress::via(&egress, &self.secrets) {
                 Ok(v) => v,
                 Err(f) => {
+                    state.proxy_unusable(cand);
                     self.proxy_failed(req, cand, &egress, state, f);
                     continue;
                 }
@@ -214,8 +216,18 @@ impl Executor {
         if !matches!(resp, ProxyResponse::Complete { .. }) {
             return Exit::Streaming(resp);
         }
+        let status = match &resp {
+            ProxyResponse::Complete { status, .. } => *status,
+            ProxyResponse::Stream { .. } => 200,
+        };
+        state.outcome.attempt_first_byte();
+        state
+            .outcome
+            .close_attempt(AttemptOutcome::Served, Some(status), None);
+        // Time to first byte counts from the request's arrival, as a stream's does.
+        let first_byte = state.outcome.started.elapsed().as_millis() as u64;
         let record = &mut state.outcome.record;
-        record.ttfb_ms = Some(started.elapsed().as_millis() as u64);
+        record.ttfb_ms = Some(first_byte);
         apply_usage(record, usage, cand);
         // Only a key with a token limit has a token window to correct (a shared window would
         // otherwise cost a round trip per request for nothing).

@@ -29,6 +29,7 @@ use crate::formats::sse::{SseEvent, SseParser};
 use crate::formats::translate::{ClientHints, Codec, StreamTranslator};
 use crate::formats::Dialect;
 use crate::health::{self, transport, Failure, FailureKind, HealthRegistry, TimeoutPhase};
+use crate::record::AttemptOutcome;
 use crate::recorder::Recorder;
 use crate::secrets::{Redactor, SecretValue};
 use crate::store::Conversations;
@@ -55,6 +56,8 @@ pub(super) struct StreamContext {
     pub outcome: Outcome,
     /// The model's prices, to cost the stream's usage.
     pub prices: Option<crate::catalogue::Prices>,
+    /// The tokens and cost estimated before sending (counted when the stream reports none).
+    pub estimate: (u64, Option<f64>),
     /// The request's budget reservation, released when the stream has been recorded.
     pub reservation: Option<crate::budgets::Reservation>,
     /// Becomes true when the server's drain time is up.
@@ -231,6 +234,7 @@ pub(super) async fn commit(
     // Committed: the stream holds the request's reservation until it is recorded.
     ctx.reservation = reservation();
     let (tx, rx) = mpsc::channel::<Bytes>(64);
+    ctx.outcome.sent(&held);
     // The channel is empty, so the first send cannot fail for lack of room.
     let _ = tx.try_send(held.freeze());
     let committed_at = Instant::now();
@@ -278,7 +282,7 @@ async fn pump(
     mut output: Output,
     mut seen: Seen,
     tx: mpsc::Sender<Bytes>,
-    ctx: StreamContext,
+    mut ctx: StreamContext,
     committed_at: Instant,
     mut upstream_ended: bool,
 ) {
@@ -367,6 +371,7 @@ async fn pump(
                 break;
             }
         }
+        ctx.outcome.sent(&out);
         if !out.is_empty() && tx.send(out.freeze()).await.is_err() {
             break End::ClientClosed;
         }
@@ -377,17 +382,24 @@ async fn pump(
     // Dropping the upstream body closes the upstream connection (cancelling it if unfinished).
     drop(body);
     let mut outcome = ctx.outcome;
+    let first_byte = committed_at
+        .saturating_duration_since(outcome.started)
+        .as_millis() as u64;
+    if let Some(a) = outcome.record.attempt_log.last_mut() {
+        a.first_byte_ms = Some(first_byte.saturating_sub(a.at_ms));
+    }
+    match &end {
+        End::Broken(_, failure) => outcome.close_failed(AttemptOutcome::Broke, failure),
+        _ => outcome.close_attempt(AttemptOutcome::Served, Some(200), None),
+    }
     let record = &mut outcome.record;
     record.error_class = None;
-    record.ttfb_ms = Some(
-        committed_at
-            .saturating_duration_since(outcome.started)
-            .as_millis() as u64,
-    );
+    record.ttfb_ms = Some(first_byte);
     record.tokens_in = seen.usage.input_tokens;
     record.tokens_out = seen.usage.output_tokens;
     record.tokens_cached = seen.usage.cached_tokens;
     record.cost_usd = super::admit::cost_of(&seen.usage, ctx.prices);
+    super::admit::apply_estimate(record, &seen.usage, ctx.estimate);
     let code = match end {
         End::Complete => {
             if let (Some((items, store)), Output::Translated(t)) = (ctx.keep, &output) {

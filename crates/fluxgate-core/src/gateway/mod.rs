@@ -208,6 +208,11 @@ impl Gateway {
             Arc::downgrade(&self.executor),
             shutdown.clone(),
         ));
+        tokio::spawn(record_key_history(
+            self.store.clone(),
+            self.events.subscribe(),
+            shutdown.clone(),
+        ));
         let retester = Arc::new(HttpRetester::new(Arc::downgrade(&self.executor)));
         tokio::spawn(run_scheduler(self.health.clone(), retester, shutdown))
     }
@@ -275,22 +280,25 @@ impl Gateway {
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> tokio::task::JoinHandle<()> {
         let gateway = self.clone();
+        let stamp = |p: &Path| {
+            std::fs::metadata(p)
+                .ok()
+                .map(|m| (m.modified().ok(), m.len()))
+        };
+        // The file as it is now, read before this returns (not when the task first runs): an
+        // edit made right after the server says it listens is a change, however late the
+        // task starts.
+        let mut last_stamp = stamp(&path);
+        let mut last_text = std::fs::read_to_string(&path).ok();
+        // The `listen` the file itself says (a `--listen` flag may override it): a restart is
+        // needed only when the file's own value changes, so a file without `listen` under
+        // `serve --listen` does not warn on every reload.
+        let mut file_listen = last_text
+            .as_deref()
+            .and_then(|t| Config::from_toml(t, &path).ok())
+            .map(|c| c.listen);
         tokio::spawn(async move {
             tokio::pin!(shutdown);
-            let stamp = |p: &Path| {
-                std::fs::metadata(p)
-                    .ok()
-                    .map(|m| (m.modified().ok(), m.len()))
-            };
-            let mut last_stamp = stamp(&path);
-            let mut last_text = std::fs::read_to_string(&path).ok();
-            // The `listen` the file itself says (a `--listen` flag may override it): a
-            // restart is needed only when the file's own value changes, so a file without
-            // `listen` under `serve --listen` does not warn on every reload.
-            let mut file_listen = last_text
-                .as_deref()
-                .and_then(|t| Config::from_toml(t, &path).ok())
-                .map(|c| c.listen);
             loop {
                 tokio::select! {
                     _ = &mut shutdown => return,
@@ -343,5 +351,47 @@ impl Gateway {
     /// Writes queued request records and stops the writer (at shutdown).
     pub fn close(&self) {
         self.log.close();
+    }
+}
+
+/// Writes every key's change of state to the store's history (the dashboard's health strip)
+/// until `shutdown`.
+async fn record_key_history(
+    store: crate::store::Store,
+    mut rx: tokio::sync::broadcast::Receiver<Event>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    tokio::pin!(shutdown);
+    loop {
+        let event = tokio::select! {
+            _ = &mut shutdown => return,
+            e = rx.recv() => e,
+        };
+        let change = match event {
+            Ok(Event::KeyStateChanged {
+                provider,
+                key_id,
+                to,
+                reason,
+                ..
+            }) => crate::store::KeyChange {
+                ts_ms: crate::clock::now_ms(),
+                provider,
+                key_id,
+                status: to,
+                reason,
+            },
+            Ok(_) => continue,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                tracing::warn!(missed = n, "the key history fell behind the event bus");
+                continue;
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        let store = store.clone();
+        let written = tokio::task::spawn_blocking(move || store.record_key_change(&change)).await;
+        if let Ok(Err(e)) = written {
+            tracing::warn!(error = %e, "cannot record a key's change of state");
+        }
     }
 }

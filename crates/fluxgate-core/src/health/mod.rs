@@ -83,9 +83,14 @@ pub struct KeyHealth {
     pub provider: String,
     pub key_id: String,
     pub status: KeyStatus,
+    /// Why it is out of rotation: none while it is usable or disabled (its last failure is
+    /// then history: `last_status`, `last_message`, `last_error_ms`).
     pub reason: Option<ErrorClass>,
     pub last_status: Option<u16>,
     pub last_message: Option<String>,
+    /// When this Fluxgate last saw the key fail (Unix milliseconds; none since it started).
+    #[cfg_attr(test, ts(type = "number | null"))]
+    pub last_error_ms: Option<i64>,
     /// Unix milliseconds when the key comes back or is retested.
     #[cfg_attr(test, ts(type = "number | null"))]
     pub until_ms: Option<i64>,
@@ -108,6 +113,8 @@ struct KeyEntry {
     state: Mutex<KeyState>,
     in_flight: AtomicU32,
     secret_error: Mutex<Option<String>>,
+    /// When it last failed (Unix milliseconds; 0: not since start).
+    last_error_ms: std::sync::atomic::AtomicI64,
 }
 
 /// Maps tokio instants (which tests can pause) to wall-clock time for persistence and display.
@@ -297,6 +304,7 @@ impl HealthRegistry {
                         state: Mutex::new(state),
                         in_flight: AtomicU32::new(0),
                         secret_error: Mutex::new(None),
+                        last_error_ms: std::sync::atomic::AtomicI64::new(0),
                     })
                 });
                 {
@@ -369,6 +377,10 @@ impl HealthRegistry {
     }
 
     pub fn report_failure(&self, account: &str, failure: &Failure) {
+        if let Some(e) = self.entry(account) {
+            e.last_error_ms
+                .store(crate::clock::now_ms(), Ordering::Relaxed);
+        }
         let policy = self.policy.clone();
         self.update(account, |s, now| s.on_failure(failure, now, &policy));
     }
@@ -518,15 +530,20 @@ impl HealthRegistry {
                 let shown = st.back_at();
                 let proxy = k.egress.proxy().map(|p| p.label.clone());
                 let proxy_error = proxy.as_ref().and_then(|label| self.proxies.error(label));
+                let status = if st.usable(now) {
+                    KeyStatus::Healthy
+                } else {
+                    st.status
+                };
+                let last_error = e.last_error_ms.load(Ordering::Relaxed);
                 out.push(KeyHealth {
                     provider: e.provider.clone(),
                     key_id: e.key_id.clone(),
-                    status: if st.usable(now) {
-                        KeyStatus::Healthy
-                    } else {
-                        st.status
-                    },
-                    reason: st.reason,
+                    status,
+                    reason: st
+                        .reason
+                        .filter(|_| !matches!(status, KeyStatus::Healthy | KeyStatus::Disabled)),
+                    last_error_ms: (last_error > 0).then_some(last_error),
                     last_status: st.last_status,
                     last_message: st.last_message.clone(),
                     until_ms: shown.map(|u| clock.to_ms(u)),

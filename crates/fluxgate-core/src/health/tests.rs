@@ -246,3 +246,27 @@ async fn state_survives_a_new_registry() {
     );
     assert!(!reg2.usable("openai/env-2", Instant::now()));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_usable_key_shows_no_reason_only_when_it_last_failed() {
+    let config = config_with_keys(1);
+    let reg = HealthRegistry::new(Policy::default(), EventBus::new(), Arc::new(NoPersistence));
+    reg.sync(&config);
+    let shown = |reg: &HealthRegistry| reg.list(&config).remove(0);
+    assert_eq!(shown(&reg).last_error_ms, None, "never failed");
+    reg.report_failure("openai/env", &fail(ErrorClass::RateLimited, Some(60)));
+    let cooling = shown(&reg);
+    assert_eq!(cooling.status, KeyStatus::Cooling);
+    assert_eq!(cooling.reason, Some(ErrorClass::RateLimited));
+    let failed_at = cooling.last_error_ms.expect("when it failed");
+    // Its cooldown over (not yet ticked) and revived: usable, so no reason, but the failure
+    // stays as history.
+    tokio::time::advance(Duration::from_secs(61)).await;
+    let over = shown(&reg);
+    assert_eq!((over.status, over.reason), (KeyStatus::Healthy, None));
+    reg.revive("openai/env");
+    let revived = shown(&reg);
+    assert_eq!((revived.status, revived.reason), (KeyStatus::Healthy, None));
+    assert_eq!(revived.last_message.as_deref(), Some("x"));
+    assert_eq!(revived.last_error_ms, Some(failed_at));
+}

@@ -158,20 +158,42 @@ impl Strategy for LeastLatency {
 }
 
 /// The lowest estimated cost of this request first (the catalogue's prices × its estimated
-/// tokens), models without a known price last; keys of the same model take turns.
+/// tokens), models without a known price last; keys of the same model take turns. Without a
+/// request (a route's preview), the list prices rank: a nominal request of
+/// [`NOMINAL_TOKENS`] in and out.
 pub struct LeastCost;
+
+/// The request a preview ranks by when there is none: this many tokens in and this many out.
+pub const NOMINAL_TOKENS: u64 = 1000;
+
+/// A model's list prices as words: `$2.50 in / $10.00 out per 1M tokens`.
+fn list_prices(c: &Candidate) -> Option<String> {
+    let p = c.info.as_ref()?.prices?;
+    Some(format!(
+        "${:.2} in / ${:.2} out per 1M tokens",
+        p.input, p.output
+    ))
+}
 
 impl Strategy for LeastCost {
     fn order(&self, candidates: &mut [Candidate], ctx: &StrategyContext<'_>) {
         RoundRobin.order(candidates, ctx);
-        candidates.sort_by(|a, b| {
-            let cost = |c: &Candidate| c.est_cost.unwrap_or(f64::INFINITY);
-            cost(a).total_cmp(&cost(b))
-        });
+        let cost = |c: &Candidate| {
+            c.est_cost
+                .or_else(|| {
+                    let p = c.info.as_ref()?.prices?;
+                    Some(p.cost(NOMINAL_TOKENS, 0, NOMINAL_TOKENS))
+                })
+                .unwrap_or(f64::INFINITY)
+        };
+        candidates.sort_by(|a, b| cost(a).total_cmp(&cost(b)));
         for c in candidates.iter_mut() {
-            c.note = Some(match c.est_cost {
-                Some(v) => format!("estimated ${v:.6} for this request"),
-                None => "price unknown (add it under [models])".into(),
+            let list = list_prices(c);
+            c.note = Some(match (c.est_cost, list) {
+                (Some(v), Some(l)) => format!("estimated ${v:.6} for this request ({l})"),
+                (Some(v), None) => format!("estimated ${v:.6} for this request"),
+                (None, Some(l)) => format!("list price {l}"),
+                (None, None) => "price unknown (add it under [models])".into(),
             });
         }
     }

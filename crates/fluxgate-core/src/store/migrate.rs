@@ -76,6 +76,64 @@ const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE client_tokens ADD COLUMN limits TEXT;
     "#,
+    // 5: each request's attempts (the request inspector; JSON, NULL when none was made), and
+    // for an answer whose upstream reported no usage, the estimate budgets counted instead.
+    r#"
+    ALTER TABLE requests ADD COLUMN attempt_log TEXT;
+    ALTER TABLE requests ADD COLUMN est_tokens INTEGER;
+    ALTER TABLE requests ADD COLUMN est_cost_usd REAL;
+    "#,
+    // 6: the bodies of routes that keep them (scrubbed, cut, deleted when their time is up).
+    r#"
+    CREATE TABLE request_bodies (
+        request_id TEXT PRIMARY KEY,
+        ts_ms INTEGER NOT NULL,
+        expires_ms INTEGER NOT NULL,
+        request TEXT NOT NULL,
+        request_bytes INTEGER NOT NULL,
+        request_cut INTEGER NOT NULL,
+        response TEXT NOT NULL,
+        response_bytes INTEGER NOT NULL,
+        response_cut INTEGER NOT NULL
+    );
+    CREATE INDEX request_bodies_expires ON request_bodies (expires_ms);
+    "#,
+    // 7: requests per hour, route, provider, key and outcome (the console's charts read days
+    // of these instead of every request), written with each batch of records; filled from
+    // the requests already recorded.
+    r#"
+    CREATE TABLE usage_hours (
+        hour INTEGER NOT NULL,
+        route TEXT NOT NULL,
+        provider TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        failed INTEGER NOT NULL,
+        requests INTEGER NOT NULL,
+        tokens_in INTEGER NOT NULL,
+        tokens_out INTEGER NOT NULL,
+        tokens_cached INTEGER NOT NULL,
+        cost_usd REAL NOT NULL,
+        last_ms INTEGER NOT NULL,
+        PRIMARY KEY (hour, route, provider, key_id, failed)
+    ) WITHOUT ROWID;
+    INSERT INTO usage_hours
+        SELECT ts_ms / 3600000, COALESCE(route, ''), COALESCE(provider, ''), COALESCE(key_id, ''),
+               (status >= 400 OR error_code IS NOT NULL), COUNT(*), COALESCE(SUM(tokens_in), 0),
+               COALESCE(SUM(tokens_out), 0), COALESCE(SUM(tokens_cached), 0),
+               COALESCE(SUM(cost_usd), 0.0), MAX(ts_ms)
+        FROM requests GROUP BY 1, 2, 3, 4, 5;
+    "#,
+    // 8: each key's state changes (the dashboard's health strip), kept 31 days.
+    r#"
+    CREATE TABLE key_history (
+        ts_ms INTEGER NOT NULL,
+        provider TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        reason TEXT
+    );
+    CREATE INDEX key_history_ts ON key_history (ts_ms);
+    "#,
 ];
 
 pub fn run(conn: &mut Connection) -> Result<(), StoreError> {

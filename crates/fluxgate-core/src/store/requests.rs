@@ -5,13 +5,16 @@
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use super::bodies::{BodiesToKeep, KeptBodies};
+use super::query::{Arg, Dialect, RequestQuery, RowValues};
 use super::{Store, StoreError};
-use crate::record::{periods, record_scopes, RequestRecord};
-use crate::vocab::{ErrorClass, ErrorCode};
+use crate::record::{attempt_log_text, periods, record_scopes, RequestRecord};
 use parking_lot::{Condvar, Mutex};
 use rusqlite::{params, Connection};
 
 const QUEUE: usize = 16_384;
+/// Bodies waiting for the writer (each up to twice a route's `keep_bodies_kb`).
+const BODY_QUEUE: usize = 256;
 const BATCH: usize = 512;
 
 /// Records waiting for the writer, shared with it.
@@ -27,7 +30,26 @@ struct Queue {
 #[derive(Default)]
 struct Pending {
     records: Vec<RequestRecord>,
+    /// Bodies of routes that keep them.
+    bodies: Vec<BodiesToKeep>,
     closed: bool,
+}
+
+/// One write of the writer thread.
+enum Job<'a> {
+    Records(&'a [RequestRecord]),
+    /// Bodies to keep, and the time before which kept ones are deleted.
+    Bodies(&'a [BodiesToKeep], i64),
+}
+
+/// How often the writer deletes kept bodies whose time is up, when none arrive.
+const PRUNE_EVERY_MS: i64 = 60_000;
+
+fn run_job(c: &Connection, job: Job<'_>) -> rusqlite::Result<()> {
+    match job {
+        Job::Records(batch) => insert(c, batch),
+        Job::Bodies(bodies, now) => super::bodies::write(c, bodies, now),
+    }
 }
 
 /// A handle for recording requests without waiting on disk.
@@ -42,8 +64,8 @@ fn insert(c: &Connection, batch: &[RequestRecord]) -> rusqlite::Result<()> {
     let tx = c.unchecked_transaction()?;
     {
         let mut stmt = tx.prepare_cached(
-            "INSERT INTO requests (ts_ms, request_id, client, endpoint, model, route, provider, key_id, attempts, status, error_class, error_code, latency_ms, ttfb_ms, tokens_in, tokens_out, stream, upstream_model, tokens_cached, cost_usd)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20)",
+            "INSERT INTO requests (ts_ms, request_id, client, endpoint, model, route, provider, key_id, attempts, status, error_class, error_code, latency_ms, ttfb_ms, tokens_in, tokens_out, stream, upstream_model, tokens_cached, cost_usd, attempt_log, est_tokens, est_cost_usd)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23)",
         )?;
         for r in batch {
             stmt.execute(params![
@@ -67,6 +89,24 @@ fn insert(c: &Connection, batch: &[RequestRecord]) -> rusqlite::Result<()> {
                 r.upstream_model,
                 r.tokens_cached.map(|v| v as i64),
                 r.cost_usd,
+                attempt_log_text(&r.attempt_log),
+                r.est_tokens.map(|v| v as i64),
+                r.est_cost_usd,
+            ])?;
+        }
+        let mut hours = tx.prepare_cached(
+            "INSERT INTO usage_hours (hour, route, provider, key_id, failed, requests, tokens_in, tokens_out, tokens_cached, cost_usd, last_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+             ON CONFLICT (hour, route, provider, key_id, failed) DO UPDATE SET
+               requests = requests + excluded.requests, tokens_in = tokens_in + excluded.tokens_in,
+               tokens_out = tokens_out + excluded.tokens_out,
+               tokens_cached = tokens_cached + excluded.tokens_cached,
+               cost_usd = cost_usd + excluded.cost_usd,
+               last_ms = MAX(last_ms, excluded.last_ms)",
+        )?;
+        for ((hour, route, provider, key, failed), [n, i, o, c], usd, last) in hour_sums(batch) {
+            hours.execute(params![
+                hour, route, provider, key, failed, n, i, o, c, usd, last
             ])?;
         }
         let sums = spend_sums(batch);
@@ -97,8 +137,8 @@ pub(crate) fn spend_sums<'a>(
         foldhash::fast::RandomState,
     > = std::collections::HashMap::default();
     for r in batch {
-        let tokens = (r.tokens_in.unwrap_or(0) + r.tokens_out.unwrap_or(0)) as i64;
-        let usd = r.cost_usd.unwrap_or(0.0);
+        let spend = r.spend();
+        let (tokens, usd) = (spend.tokens as i64, spend.usd);
         if tokens == 0 && usd == 0.0 {
             continue;
         }
@@ -130,12 +170,47 @@ pub(crate) fn spend_sums<'a>(
     sums.into_iter().collect()
 }
 
+/// A group of [`hour_sums`]: hour, route, provider, key id (empty for none) and whether the
+/// requests failed.
+type HourGroup<'a> = (i64, &'a str, &'a str, &'a str, bool);
+
+/// A batch's rows of `usage_hours`: per group, requests, input, output and cached tokens,
+/// cost (reported usage only: what the charts show as tokens and spend) and the latest start.
+fn hour_sums(batch: &[RequestRecord]) -> Vec<(HourGroup<'_>, [i64; 4], f64, i64)> {
+    let mut groups: Vec<(HourGroup<'_>, [i64; 4], f64, i64)> = Vec::new();
+    for r in batch {
+        let key = (
+            r.ts_ms.div_euclid(3_600_000),
+            r.route.as_deref().unwrap_or(""),
+            r.provider.as_deref().unwrap_or(""),
+            r.key_id.as_deref().unwrap_or(""),
+            r.status >= 400 || r.error_code.is_some(),
+        );
+        let at = match groups.iter().position(|g| g.0 == key) {
+            Some(i) => i,
+            None => {
+                groups.push((key, [0; 4], 0.0, r.ts_ms));
+                groups.len() - 1
+            }
+        };
+        let g = &mut groups[at];
+        g.1[0] += 1;
+        g.1[1] += r.tokens_in.unwrap_or(0) as i64;
+        g.1[2] += r.tokens_out.unwrap_or(0) as i64;
+        g.1[3] += r.tokens_cached.unwrap_or(0) as i64;
+        g.2 += r.cost_usd.unwrap_or(0.0);
+        g.3 = g.3.max(r.ts_ms);
+    }
+    groups
+}
+
 /// How long the writer sleeps between commits: one transaction per interval instead of one
 /// per request keeps SQLite's per-commit cost off the hot path, and a request never wakes the
 /// writer thread (no syscall per request) unless a full batch is waiting.
 const INTERVAL: std::time::Duration = std::time::Duration::from_millis(25);
 
-fn run_writer(queue: &Queue, write: impl Fn(&[RequestRecord]) -> Result<(), String>) {
+fn run_writer(queue: &Queue, write: impl Fn(Job<'_>) -> Result<(), String>) {
+    let mut pruned_ms = 0;
     loop {
         {
             let mut p = queue.pending.lock();
@@ -144,13 +219,24 @@ fn run_writer(queue: &Queue, write: impl Fn(&[RequestRecord]) -> Result<(), Stri
             }
         }
         let writing = queue.writing.lock();
-        let (batch, closed) = {
+        let (batch, bodies, closed) = {
             let mut p = queue.pending.lock();
-            (std::mem::take(&mut p.records), p.closed)
+            (
+                std::mem::take(&mut p.records),
+                std::mem::take(&mut p.bodies),
+                p.closed,
+            )
         };
         for chunk in batch.chunks(BATCH) {
-            if let Err(e) = write(chunk) {
+            if let Err(e) = write(Job::Records(chunk)) {
                 tracing::error!(error = %e, lost = chunk.len(), "cannot write request records");
+            }
+        }
+        let now = crate::clock::now_ms();
+        if !bodies.is_empty() || now - pruned_ms >= PRUNE_EVERY_MS {
+            pruned_ms = now;
+            if let Err(e) = write(Job::Bodies(&bodies, now)) {
+                tracing::error!(error = %e, lost = bodies.len(), "cannot write kept request bodies");
             }
         }
         drop(writing);
@@ -170,12 +256,12 @@ impl RecordWriter {
         let thread = std::thread::Builder::new()
             .name("fluxgate-records".into())
             .spawn(move || match own_conn {
-                Some(conn) => run_writer(&writer_queue, |b| {
-                    insert(&conn, b).map_err(|e| e.to_string())
+                Some(conn) => run_writer(&writer_queue, |job| {
+                    run_job(&conn, job).map_err(|e| e.to_string())
                 }),
-                None => run_writer(&writer_queue, |b| {
+                None => run_writer(&writer_queue, |job| {
                     writer_store
-                        .with(|c| insert(c, b))
+                        .with(|c| run_job(c, job))
                         .map_err(|e| e.to_string())
                 }),
             })
@@ -205,16 +291,50 @@ impl RecordWriter {
         }
     }
 
+    /// Queues a request's bodies (a route that keeps them); dropped with a warning when the
+    /// queue is full.
+    pub fn push_bodies(&self, b: BodiesToKeep) {
+        let mut p = self.queue.pending.lock();
+        if p.closed {
+            return;
+        }
+        if p.bodies.len() >= BODY_QUEUE {
+            drop(p);
+            tracing::warn!("kept-bodies queue full; a request's bodies were not kept");
+            return;
+        }
+        p.bodies.push(b);
+    }
+
     /// Writes everything queued so far, on the caller's thread; returns once the batch the
     /// writer thread may be committing is in too.
     pub fn flush(&self) {
         let _writing = self.queue.writing.lock();
-        let batch = std::mem::take(&mut self.queue.pending.lock().records);
+        let (batch, bodies) = {
+            let mut p = self.queue.pending.lock();
+            (
+                std::mem::take(&mut p.records),
+                std::mem::take(&mut p.bodies),
+            )
+        };
         for chunk in batch.chunks(BATCH) {
             if let Err(e) = self.store.with(|c| insert(c, chunk)) {
                 tracing::error!(error = %e, lost = chunk.len(), "cannot write request records");
             }
         }
+        if !bodies.is_empty() {
+            let now = crate::clock::now_ms();
+            if let Err(e) = self.store.with(|c| super::bodies::write(c, &bodies, now)) {
+                tracing::error!(error = %e, lost = bodies.len(), "cannot write kept request bodies");
+            }
+        }
+    }
+
+    /// The kept bodies of `request_id` (a route that keeps them), unless their time is up.
+    pub fn bodies(&self, request_id: &str) -> Result<Option<KeptBodies>, StoreError> {
+        self.flush();
+        let now = crate::clock::now_ms();
+        self.store.with(|c| super::bodies::read(c, request_id, now))
     }
 
     /// Writes everything queued and stops the writer; later records are ignored.
@@ -229,14 +349,37 @@ impl RecordWriter {
     /// The most recent records, newest first, including those still queued for the writer: a
     /// request answered before the read is in it.
     pub fn recent(&self, limit: usize) -> Result<Vec<RequestRecord>, StoreError> {
+        self.query(&RequestQuery {
+            limit: Some(limit),
+            ..RequestQuery::default()
+        })
+    }
+
+    /// The newest row's cursor (0 for an empty log), after writing what is queued.
+    pub fn head(&self) -> Result<i64, StoreError> {
         self.flush();
         self.store.with(|c| {
-            let mut stmt = c.prepare(
-                "SELECT ts_ms, request_id, client, endpoint, model, route, provider, key_id, attempts, status, error_class, error_code, latency_ms, ttfb_ms, tokens_in, tokens_out, stream, upstream_model, tokens_cached, cost_usd
-                 FROM requests ORDER BY id DESC LIMIT ?1",
-            )?;
-            let rows = stmt.query_map(params![limit as i64], |r| {
-                Ok(RequestRecord {
+            c.query_row("SELECT COALESCE(MAX(id), 0) FROM requests", [], |r| {
+                r.get(0)
+            })
+        })
+    }
+
+    /// The records `q` selects, including those still queued for the writer.
+    pub fn query(&self, q: &RequestQuery) -> Result<Vec<RequestRecord>, StoreError> {
+        self.flush();
+        let (sql, args) = q.sql(Dialect::Sqlite, "requests", "id");
+        let args: Vec<rusqlite::types::Value> = args
+            .into_iter()
+            .map(|a| match a {
+                Arg::Text(s) => rusqlite::types::Value::Text(s),
+                Arg::Int(i) => rusqlite::types::Value::Integer(i),
+            })
+            .collect();
+        self.store.with(|c| {
+            let mut stmt = c.prepare(&sql)?;
+            let rows = stmt.query_map(rusqlite::params_from_iter(args), |r| {
+                Ok(RowValues {
                     ts_ms: r.get(0)?,
                     request_id: r.get(1)?,
                     client: r.get(2)?,
@@ -247,21 +390,22 @@ impl RecordWriter {
                     key_id: r.get(7)?,
                     attempts: r.get(8)?,
                     status: r.get(9)?,
-                    error_class: r
-                        .get::<_, Option<String>>(10)?
-                        .and_then(|c| ErrorClass::parse(&c)),
-                    error_code: r
-                        .get::<_, Option<String>>(11)?
-                        .and_then(|c| ErrorCode::parse(&c)),
-                    latency_ms: r.get::<_, i64>(12)? as u64,
-                    ttfb_ms: r.get::<_, Option<i64>>(13)?.map(|v| v as u64),
-                    tokens_in: r.get::<_, Option<i64>>(14)?.map(|v| v as u64),
-                    tokens_out: r.get::<_, Option<i64>>(15)?.map(|v| v as u64),
+                    error_class: r.get(10)?,
+                    error_code: r.get(11)?,
+                    latency_ms: r.get(12)?,
+                    ttfb_ms: r.get(13)?,
+                    tokens_in: r.get(14)?,
+                    tokens_out: r.get(15)?,
                     stream: r.get(16)?,
                     upstream_model: r.get(17)?,
-                    tokens_cached: r.get::<_, Option<i64>>(18)?.map(|v| v as u64),
+                    tokens_cached: r.get(18)?,
                     cost_usd: r.get(19)?,
-                })
+                    attempt_log: r.get(20)?,
+                    est_tokens: r.get(21)?,
+                    est_cost_usd: r.get(22)?,
+                    seq: r.get(23)?,
+                }
+                .record())
             })?;
             rows.collect()
         })

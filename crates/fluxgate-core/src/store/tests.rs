@@ -160,7 +160,7 @@ fn usage_counts_only_the_window_and_finds_its_start_without_a_scan() {
         .with(|c| super::first_row_since(c, now - 3_600_000))
         .expect("search");
     assert_eq!(first, 3_001, "the first row of the last hour");
-    let u = s.usage_since(1).expect("usage");
+    let u = s.usage_since(1, 86_400_000).expect("usage");
     let routes = u["by_route"].as_array().expect("routes");
     assert_eq!(routes.len(), 1, "{u}");
     assert_eq!(routes[0]["route"], "new");
@@ -169,9 +169,37 @@ fn usage_counts_only_the_window_and_finds_its_start_without_a_scan() {
     assert_eq!(routes[0]["cache_hit_rate"], 0.5);
     assert_eq!(routes[0]["cost_usd"], 2.5);
     assert_eq!(
-        s.usage_since(3).expect("usage")["by_route"]
+        s.usage_since(3, 86_400_000).expect("usage")["by_route"]
             .as_array()
             .map(Vec::len),
         Some(2)
     );
+}
+
+#[test]
+fn kept_bodies_are_scrubbed_on_write_and_gone_when_their_time_is_up() {
+    let s = Store::memory().expect("store");
+    let log = Recorder::start(&s);
+    let now = crate::clock::now_ms();
+    let body = |id: &str, expires_ms: i64| crate::store::BodiesToKeep {
+        request_id: id.into(),
+        ts_ms: now,
+        expires_ms,
+        request: bytes::Bytes::from_static(b"{\"content\":\"use sk-abc123def456ghi789 please\"}"),
+        request_bytes: 5000,
+        response: b"{\"ok\":true}".to_vec(),
+        response_bytes: 11,
+    };
+    log.keep_bodies(body("live", now + 60_000));
+    log.keep_bodies(body("expired", now - 1));
+    let kept = log.bodies("live").expect("read").expect("kept");
+    assert_eq!(kept.request, "{\"content\":\"use *** please\"}");
+    assert!(kept.request_cut && !kept.response_cut);
+    assert_eq!(kept.response, "{\"ok\":true}");
+    assert_eq!(log.bodies("expired").expect("read"), None);
+    let rows: i64 = s
+        .with(|c| c.query_row("SELECT COUNT(*) FROM request_bodies", [], |r| r.get(0)))
+        .expect("count");
+    assert_eq!(rows, 1, "the expired one is deleted, not only hidden");
+    log.close();
 }

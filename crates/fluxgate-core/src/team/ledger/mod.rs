@@ -392,8 +392,11 @@ impl FleetLedger {
         let upstream_model = col(&|r| r.upstream_model.clone());
         let tokens_cached = int(&|r| r.tokens_cached.map(|v| v as i64));
         let cost: Vec<Option<f64>> = batch.iter().map(|q| q.record.cost_usd).collect();
+        let attempt_log = col(&|r| crate::record::attempt_log_text(&r.attempt_log));
+        let est_tokens = int(&|r| r.est_tokens.map(|v| v as i64));
+        let est_cost: Vec<Option<f64>> = batch.iter().map(|q| q.record.est_cost_usd).collect();
         let replica: &str = &self.replica;
-        let params: [&(dyn ToSql + Sync); 22] = [
+        let params: [&(dyn ToSql + Sync); 25] = [
             &replica,
             &seq,
             &ts,
@@ -416,12 +419,15 @@ impl FleetLedger {
             &upstream_model,
             &tokens_cached,
             &cost,
+            &attempt_log,
+            &est_tokens,
+            &est_cost,
         ];
         in_transaction(client, async {
             let rows = client
                 .query(
-                    "INSERT INTO fluxgate_requests (replica, seq, ts_ms, request_id, client, endpoint, model, route, provider, key_id, attempts, status, error_class, error_code, latency_ms, ttfb_ms, tokens_in, tokens_out, stream, upstream_model, tokens_cached, cost_usd)
-                     SELECT $1, * FROM UNNEST($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::text[], $14::text[], $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[], $19::boolean[], $20::text[], $21::bigint[], $22::float8[])
+                    "INSERT INTO fluxgate_requests (replica, seq, ts_ms, request_id, client, endpoint, model, route, provider, key_id, attempts, status, error_class, error_code, latency_ms, ttfb_ms, tokens_in, tokens_out, stream, upstream_model, tokens_cached, cost_usd, attempt_log, est_tokens, est_cost_usd)
+                     SELECT $1, * FROM UNNEST($2::bigint[], $3::bigint[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::bigint[], $12::bigint[], $13::text[], $14::text[], $15::bigint[], $16::bigint[], $17::bigint[], $18::bigint[], $19::boolean[], $20::text[], $21::bigint[], $22::float8[], $23::text[], $24::bigint[], $25::float8[])
                      ON CONFLICT (replica, seq) DO NOTHING RETURNING seq",
                     &params,
                 )

@@ -5,8 +5,8 @@ use tokio_postgres::Client;
 
 use super::{FleetLedger, LedgerError, QUERY_TIMEOUT};
 use crate::record::RequestRecord;
-use crate::store::{usage_entry, USAGE_GROUPS};
-use crate::vocab::{ErrorClass, ErrorCode};
+use crate::store::{usage_entry, Arg, Dialect, RequestQuery, RowValues, USAGE_GROUPS};
+use tokio_postgres::types::ToSql;
 
 impl FleetLedger {
     /// Runs a read; a failure marks PostgreSQL as away (the caller answers from SQLite).
@@ -55,7 +55,7 @@ impl FleetLedger {
                     "SELECT {cols}, COUNT(*)::bigint, \
                      COUNT(*) FILTER (WHERE status >= 400 OR error_code IS NOT NULL)::bigint, \
                      COALESCE(SUM(tokens_in), 0)::bigint, COALESCE(SUM(tokens_out), 0)::bigint, \
-                     COALESCE(SUM(tokens_cached), 0)::bigint, COALESCE(SUM(cost_usd), 0)::float8 \
+                     COALESCE(SUM(tokens_cached), 0)::bigint, COALESCE(SUM(cost_usd), 0)::float8, MAX(ts_ms) \
                      FROM fluxgate_requests WHERE ts_ms >= $1 GROUP BY {cols} ORDER BY COUNT(*) DESC"
                 );
                 let n = cols.split(',').count();
@@ -68,7 +68,7 @@ impl FleetLedger {
                         for (i, v) in counts.iter_mut().enumerate() {
                             *v = r.get(n + i);
                         }
-                        usage_entry(cols, names, counts, r.get(n + 5))
+                        usage_entry(cols, names, counts, r.get(n + 5), r.get(n + 6))
                     })
                     .collect();
                 out.insert(name.into(), serde_json::Value::Array(list));
@@ -78,44 +78,123 @@ impl FleetLedger {
         .await
     }
 
+    /// The fleet's requests per bucket of `span` (see [`crate::store::Span`]), counted from its
+    /// records (PostgreSQL groups them by time through the `ts_ms` index).
+    pub async fn series(
+        &self,
+        span: crate::store::Span,
+        f: &crate::store::SeriesFilter,
+    ) -> Result<Vec<crate::store::Bucket>, LedgerError> {
+        let now = crate::clock::now_ms();
+        let (width, _) = span.buckets();
+        let start = crate::store::first_bucket(span, now);
+        let mut sql = format!(
+            "SELECT ts_ms / {width} * {width}, (status >= 400 OR error_code IS NOT NULL), COUNT(*)::bigint, \
+             COALESCE(SUM(tokens_in), 0)::bigint, COALESCE(SUM(tokens_out), 0)::bigint, \
+             COALESCE(SUM(cost_usd), 0)::float8 FROM fluxgate_requests WHERE ts_ms >= $1"
+        );
+        let mut texts: Vec<String> = Vec::new();
+        for (col, v) in [
+            ("route", &f.route),
+            ("provider", &f.provider),
+            ("key_id", &f.key),
+        ] {
+            if let Some(v) = v {
+                texts.push(v.clone());
+                sql += &format!(" AND {col} = ${}", texts.len() + 1);
+            }
+        }
+        sql += " GROUP BY 1, 2";
+        self.read("usage series", async move |c: &Client| {
+            let mut args: Vec<&(dyn ToSql + Sync)> = vec![&start];
+            for t in &texts {
+                args.push(t);
+            }
+            let rows = c.query(&sql, &args).await?;
+            Ok(crate::store::series_from_rows(
+                span,
+                now,
+                rows.iter().map(|r| {
+                    (
+                        r.get::<_, i64>(0),
+                        r.get::<_, bool>(1),
+                        (r.get(2), r.get(3), r.get(4), r.get(5)),
+                    )
+                }),
+            ))
+        })
+        .await
+    }
+
     /// The fleet's most recent records, newest first.
     pub async fn recent(&self, limit: usize) -> Result<Vec<RequestRecord>, LedgerError> {
-        let limit = limit as i64;
-        self.read("recent requests", async |c: &Client| {
-            let rows = c
-                .query(
-                    "SELECT ts_ms, request_id, client, endpoint, model, route, provider, key_id, attempts, status, error_class, error_code, latency_ms, ttfb_ms, tokens_in, tokens_out, stream, upstream_model, tokens_cached, cost_usd
-                     FROM fluxgate_requests ORDER BY ts_ms DESC, seq DESC LIMIT $1",
-                    &[&limit],
-                )
-                .await?;
+        self.query(&RequestQuery {
+            limit: Some(limit),
+            ..RequestQuery::default()
+        })
+        .await
+    }
+
+    /// The newest fleet record's cursor (0 for an empty ledger).
+    pub async fn head(&self) -> Result<i64, LedgerError> {
+        self.read("requests", async |c: &Client| {
+            Ok(
+                c.query_one("SELECT COALESCE(MAX(n), 0) FROM fluxgate_requests", &[])
+                    .await?
+                    .get(0),
+            )
+        })
+        .await
+    }
+
+    /// The fleet's records that `q` selects (see [`RequestQuery`]).
+    pub async fn query(&self, q: &RequestQuery) -> Result<Vec<RequestRecord>, LedgerError> {
+        let (sql, args) = q.sql(Dialect::Postgres, "fluxgate_requests", "n");
+        self.read("requests", async move |c: &Client| {
+            let args: Vec<Box<dyn ToSql + Sync + Send>> = args
+                .into_iter()
+                .map(|a| -> Box<dyn ToSql + Sync + Send> {
+                    match a {
+                        Arg::Text(s) => Box::new(s),
+                        Arg::Int(i) => Box::new(i),
+                    }
+                })
+                .collect();
+            let refs: Vec<&(dyn ToSql + Sync)> = args
+                .iter()
+                .map(|a| a.as_ref() as &(dyn ToSql + Sync))
+                .collect();
+            let rows = c.query(&sql, &refs).await?;
             Ok(rows
                 .iter()
-                .map(|r| RequestRecord {
-                    ts_ms: r.get(0),
-                    request_id: r.get(1),
-                    client: r.get(2),
-                    endpoint: r.get(3),
-                    model: r.get(4),
-                    route: r.get(5),
-                    provider: r.get(6),
-                    key_id: r.get(7),
-                    attempts: r.get::<_, i32>(8).max(0) as u32,
-                    status: r.get::<_, i32>(9).clamp(0, i32::from(u16::MAX)) as u16,
-                    error_class: r
-                        .get::<_, Option<String>>(10)
-                        .and_then(|c| ErrorClass::parse(&c)),
-                    error_code: r
-                        .get::<_, Option<String>>(11)
-                        .and_then(|c| ErrorCode::parse(&c)),
-                    latency_ms: r.get::<_, i64>(12).max(0) as u64,
-                    ttfb_ms: r.get::<_, Option<i64>>(13).map(|v| v.max(0) as u64),
-                    tokens_in: r.get::<_, Option<i64>>(14).map(|v| v.max(0) as u64),
-                    tokens_out: r.get::<_, Option<i64>>(15).map(|v| v.max(0) as u64),
-                    stream: r.get(16),
-                    upstream_model: r.get(17),
-                    tokens_cached: r.get::<_, Option<i64>>(18).map(|v| v.max(0) as u64),
-                    cost_usd: r.get(19),
+                .map(|r| {
+                    RowValues {
+                        ts_ms: r.get(0),
+                        request_id: r.get(1),
+                        client: r.get(2),
+                        endpoint: r.get(3),
+                        model: r.get(4),
+                        route: r.get(5),
+                        provider: r.get(6),
+                        key_id: r.get(7),
+                        attempts: i64::from(r.get::<_, i32>(8)),
+                        status: i64::from(r.get::<_, i32>(9)),
+                        error_class: r.get(10),
+                        error_code: r.get(11),
+                        latency_ms: r.get(12),
+                        ttfb_ms: r.get(13),
+                        tokens_in: r.get(14),
+                        tokens_out: r.get(15),
+                        stream: r.get(16),
+                        upstream_model: r.get(17),
+                        tokens_cached: r.get(18),
+                        cost_usd: r.get(19),
+                        attempt_log: r.get(20),
+                        est_tokens: r.get(21),
+                        est_cost_usd: r.get(22),
+                        seq: r.get(23),
+                    }
+                    .record()
                 })
                 .collect())
         })

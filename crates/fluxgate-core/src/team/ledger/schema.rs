@@ -85,6 +85,14 @@ const MIGRATIONS: &[&str] = &[
     INSERT INTO fluxgate_sessions_version (id, version) VALUES (1, 0);",
     // 6: a client token's expiry and allow-lists (JSON; NULL: none).
     "ALTER TABLE fluxgate_tokens ADD COLUMN limits text;",
+    // 7: each request's attempts (JSON) and a fleet-wide cursor for the request inspector
+    // (numbered in the order rows are written); the estimate budgets counted for an answer
+    // whose upstream reported no usage.
+    "ALTER TABLE fluxgate_requests ADD COLUMN attempt_log text;
+    ALTER TABLE fluxgate_requests ADD COLUMN est_tokens bigint;
+    ALTER TABLE fluxgate_requests ADD COLUMN est_cost_usd double precision;
+    ALTER TABLE fluxgate_requests ADD COLUMN n bigserial;
+    CREATE INDEX fluxgate_requests_n ON fluxgate_requests (n);",
 ];
 
 /// The schema version this build writes (its number of migrations).
