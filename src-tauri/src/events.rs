@@ -18,6 +18,7 @@ pub(crate) fn spawn_event_loop(
     rt.spawn(async move {
         let notifier = Arc::new(Notifier::new(TITLE));
         let mut policy = NotePolicy::default();
+        policy.lang = fluxgate_core::i18n::Lang::current();
         let mut tick = tokio::time::interval(Duration::from_secs(2));
         loop {
             let note = tokio::select! {

@@ -4,6 +4,7 @@ use crate::action::MenuAction;
 use crate::console_window::{open_console, TITLE};
 use crate::shell::Shell;
 use fluxgate_core::setup::{snippet, ClientKind};
+use fluxgate_core::t;
 use fluxgate_desktop::Notifier;
 use std::sync::Arc;
 use tauri::AppHandle;
@@ -73,6 +74,7 @@ pub(crate) fn toggle_provider(app: &AppHandle, shell: Arc<Shell>, name: String) 
 /// Writes a tool's own config so it uses this Fluxgate, and says how it went in a notification.
 pub(crate) fn set_up_tool(shell: Arc<Shell>, kind: ClientKind) {
     std::thread::spawn(move || {
+        let lang = fluxgate_core::i18n::Lang::current();
         let note = match fluxgate_core::setup::tools::Homes::from_env(|k| std::env::var(k).ok())
             .ok_or_else(|| "HOME is not set".to_string())
             .and_then(|homes| {
@@ -96,26 +98,31 @@ pub(crate) fn set_up_tool(shell: Arc<Shell>, kind: ClientKind) {
                 .map_err(|e| e.to_string())
             }) {
             Ok(out) if !out.plan.changes() => fluxgate_desktop::Note {
-                summary: format!("{} already uses Fluxgate", kind.title()),
-                body: "Nothing to change.".into(),
+                summary: t!(lang, "tray.setup.already", tool = kind.title()),
+                body: t!(lang, "tray.setup.nothing"),
                 critical: false,
             },
             Ok(out) => fluxgate_desktop::Note {
-                summary: format!("{} now uses Fluxgate", kind.title()),
+                summary: t!(lang, "tray.setup.done", tool = kind.title()),
                 body: format!(
-                    "Wrote {}. `fluxgate setup --undo {}` restores the originals.{}",
-                    out.written
-                        .iter()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    kind.id(),
+                    "{}{}",
+                    t!(
+                        lang,
+                        "tray.setup.done_body",
+                        files = out
+                            .written
+                            .iter()
+                            .map(|p| p.display().to_string())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        id = kind.id()
+                    ),
                     kind.note().map(|n| format!(" {n}")).unwrap_or_default()
                 ),
                 critical: false,
             },
             Err(e) => fluxgate_desktop::Note {
-                summary: format!("Could not set up {}", kind.title()),
+                summary: t!(lang, "tray.setup.failed", tool = kind.title()),
                 body: e,
                 critical: true,
             },

@@ -3,7 +3,9 @@
 
 use crate::action::MenuAction;
 use fluxgate_core::gateway::Gateway;
+use fluxgate_core::i18n::Lang;
 use fluxgate_core::setup::ClientKind;
+use fluxgate_core::t;
 use fluxgate_desktop::tray::{self, TrayIcon};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -51,7 +53,7 @@ impl Shell {
             .gateway
             .paused
             .load(std::sync::atomic::Ordering::Relaxed);
-        tray::view(&keys, &providers, paused)
+        tray::view(&keys, &providers, paused, Lang::current())
     }
 
     pub(crate) fn menu(
@@ -59,6 +61,7 @@ impl Shell {
         app: &AppHandle,
         v: &tray::TrayView,
     ) -> tauri::Result<Menu<tauri::Wry>> {
+        let lang = Lang::current();
         let menu = Menu::new(app)?;
         menu.append(&MenuItem::with_id(
             app,
@@ -86,9 +89,9 @@ impl Shell {
             app,
             MenuAction::TogglePause.id(),
             if paused {
-                "Resume routing"
+                t!(lang, "tray.menu.resume")
             } else {
-                "Pause routing"
+                t!(lang, "tray.menu.pause")
             },
             true,
             None::<&str>,
@@ -96,31 +99,35 @@ impl Shell {
         menu.append(&MenuItem::with_id(
             app,
             MenuAction::OpenConsole.id(),
-            "Open console",
+            t!(lang, "tray.menu.open_console"),
             true,
             None::<&str>,
         )?)?;
         menu.append(&MenuItem::with_id(
             app,
             MenuAction::CopyBaseUrl.id(),
-            format!("Copy base URL (http://{})", self.addr),
+            t!(
+                lang,
+                "tray.menu.copy_base_url",
+                url = format!("http://{}", self.addr)
+            ),
             true,
             None::<&str>,
         )?)?;
         // One click points a tool at Fluxgate (its own config files, a token made for it); the
         // same use case as `fluxgate setup` and the console's Client setup page.
-        let tools = Submenu::with_id(app, "setup-tool", "Set up a tool", true)?;
+        let tools = Submenu::with_id(app, "setup-tool", t!(lang, "tray.menu.setup_tool"), true)?;
         for k in ClientKind::WRITABLE {
             tools.append(&MenuItem::with_id(
                 app,
                 MenuAction::SetUpTool(k).id(),
-                format!("Set up {}", k.title()),
+                t!(lang, "tray.menu.setup_named", tool = k.title()),
                 true,
                 None::<&str>,
             )?)?;
         }
         menu.append(&tools)?;
-        let setup = Submenu::with_id(app, "setup", "Copy client setup", true)?;
+        let setup = Submenu::with_id(app, "setup", t!(lang, "tray.menu.copy_setup"), true)?;
         for k in ClientKind::ALL {
             setup.append(&MenuItem::with_id(
                 app,
@@ -135,7 +142,7 @@ impl Shell {
         menu.append(&CheckMenuItem::with_id(
             app,
             MenuAction::ToggleAutostart.id(),
-            "Start at login",
+            t!(lang, "tray.menu.start_at_login"),
             true,
             autostart,
             None::<&str>,
@@ -144,7 +151,7 @@ impl Shell {
         menu.append(&MenuItem::with_id(
             app,
             MenuAction::Quit.id(),
-            "Quit Fluxgate",
+            t!(lang, "tray.menu.quit"),
             true,
             None::<&str>,
         )?)?;

@@ -17,6 +17,7 @@ pub mod formats;
 pub mod fuzzing;
 pub mod gateway;
 pub mod health;
+pub mod i18n;
 pub mod metrics;
 pub mod net;
 pub mod paths;

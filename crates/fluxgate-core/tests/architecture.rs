@@ -89,7 +89,7 @@ fn imports(src: &Path) -> BTreeMap<String, BTreeSet<String>> {
                 rest = &rest[i + "crate::".len()..];
                 let name: String = rest
                     .chars()
-                    .take_while(|c| c.is_ascii_lowercase() || *c == '_')
+                    .take_while(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_')
                     .collect();
                 if !name.is_empty() && name != module {
                     deps.insert(name);

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use fluxgate_core::events::Event;
 use fluxgate_core::health::{ErrorClass, KeyStatus};
+use fluxgate_core::i18n::Lang;
+use fluxgate_core::{t, tn};
 
 /// A notification to show.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,6 +47,8 @@ pub struct NotePolicy {
     pub route_repeat: Duration,
     /// At most one key note per pool (provider) this often; the rest go into the summary.
     pub pool_repeat: Duration,
+    /// The language notes are written in.
+    pub lang: Lang,
 }
 
 impl Default for NotePolicy {
@@ -60,31 +64,32 @@ impl Default for NotePolicy {
             window: Duration::from_secs(60),
             route_repeat: Duration::from_secs(600),
             pool_repeat: Duration::from_secs(60),
+            lang: Lang::En,
         }
     }
 }
 
-fn reason_text(reason: Option<ErrorClass>) -> &'static str {
+fn reason_text(reason: Option<ErrorClass>, lang: Lang) -> String {
     match reason {
-        Some(ErrorClass::AuthFailed) => "the provider rejected the key (authentication failed)",
-        Some(ErrorClass::QuotaExhausted) => "its quota or credit is used up",
-        Some(ErrorClass::RateLimited) => "rate limited",
-        Some(ErrorClass::UpstreamUnavailable) => "the provider failed repeatedly",
-        Some(ErrorClass::RequestInvalid) => "requests were rejected",
-        None => "failures",
+        Some(ErrorClass::AuthFailed) => t!(lang, "notes.reason.auth_failed"),
+        Some(ErrorClass::QuotaExhausted) => t!(lang, "notes.reason.quota_exhausted"),
+        Some(ErrorClass::RateLimited) => t!(lang, "notes.reason.rate_limited"),
+        Some(ErrorClass::UpstreamUnavailable) => t!(lang, "notes.reason.upstream_unavailable"),
+        Some(ErrorClass::RequestInvalid) => t!(lang, "notes.reason.request_invalid"),
+        None => t!(lang, "notes.reason.failures"),
     }
 }
 
-fn in_secs(until_ms: Option<i64>, now_ms: i64) -> String {
+fn in_secs(until_ms: Option<i64>, now_ms: i64, lang: Lang) -> String {
     match until_ms {
         Some(u) if u > now_ms => {
             let s = ((u - now_ms) as f64 / 1000.0).ceil() as i64;
             if s >= 3600 {
-                format!("; retried in {} h {} min", s / 3600, (s % 3600) / 60)
+                t!(lang, "notes.retry_h", h = s / 3600, min = (s % 3600) / 60)
             } else if s >= 60 {
-                format!("; retried in {} min {} s", s / 60, s % 60)
+                t!(lang, "notes.retry_min", min = s / 60, s = s % 60)
             } else {
-                format!("; retried in {s} s")
+                t!(lang, "notes.retry_s", s = s)
             }
         }
         _ => String::new(),
@@ -113,11 +118,8 @@ impl NotePolicy {
         self.window_start = Some(now);
         self.sent_in_window = 1;
         Some(Note {
-            summary: format!(
-                "Fluxgate: {n} more key change{}",
-                if n == 1 { "" } else { "s" }
-            ),
-            body: "Open the console from the tray menu to see every key's state.".to_string(),
+            summary: tn!(self.lang, "notes.more_changes", n),
+            body: t!(self.lang, "notes.more_changes_body"),
             critical: false,
         })
     }
@@ -139,6 +141,7 @@ impl NotePolicy {
     }
 
     fn candidate(&mut self, event: &Event, now: Instant, now_ms: i64) -> Option<Note> {
+        let lang = self.lang;
         match event {
             Event::KeyStateChanged {
                 provider,
@@ -181,26 +184,32 @@ impl NotePolicy {
                     // "Back" only for a key the user was told had left.
                     Told::Usable => match before {
                         Some(Told::Cooling) | Some(Told::Dead) => Some(Note {
-                            summary: format!("{account} is back"),
-                            body: format!("Key {key_id} of {provider} passed its retest and serves requests again."),
+                            summary: t!(lang, "notes.back", account = account),
+                            body: t!(lang, "notes.back_body", key = key_id, provider = provider),
                             critical: false,
                         }),
                         _ => None,
                     },
                     Told::Cooling => Some(Note {
-                        summary: format!("{account} is cooling down"),
-                        body: format!(
-                            "Key {key_id} of {provider}: {}{}. Other keys serve meanwhile.",
-                            reason_text(*reason),
-                            in_secs(*until_ms, now_ms)
+                        summary: t!(lang, "notes.cooling", account = account),
+                        body: t!(
+                            lang,
+                            "notes.cooling_body",
+                            key = key_id,
+                            provider = provider,
+                            reason = reason_text(*reason, lang),
+                            retry = in_secs(*until_ms, now_ms, lang)
                         ),
                         critical: false,
                     }),
                     Told::Dead => Some(Note {
-                        summary: format!("{account} is dead"),
-                        body: format!(
-                            "Key {key_id} of {provider}: {}. Replace it in the console, or revive it once fixed.",
-                            reason_text(*reason)
+                        summary: t!(lang, "notes.dead", account = account),
+                        body: t!(
+                            lang,
+                            "notes.dead_body",
+                            key = key_id,
+                            provider = provider,
+                            reason = reason_text(*reason, lang)
                         ),
                         critical: true,
                     }),
@@ -217,9 +226,12 @@ impl NotePolicy {
                 }
                 self.routes.insert(route.clone(), now);
                 Some(Note {
-                    summary: format!("No key available for {route}"),
-                    body: format!(
-                        "Requests for {route} are refused; the first key is back in {retry_after_secs} s."
+                    summary: t!(lang, "notes.no_key", route = route),
+                    body: t!(
+                        lang,
+                        "notes.no_key_body",
+                        route = route,
+                        secs = retry_after_secs
                     ),
                     critical: true,
                 })
@@ -236,21 +248,30 @@ impl NotePolicy {
                     if *unit == "usd" {
                         format!("${v:.2}")
                     } else {
-                        format!("{v:.0} tokens")
+                        t!(lang, "notes.tokens", n = format!("{v:.0}"))
                     }
                 };
                 Some(Note {
-                    summary: format!("Budget {percent}% used: {scope}"),
-                    body: format!(
-                        "{} of the {period} {} spent.{}",
-                        amount(*spent),
-                        amount(*limit),
+                    summary: t!(lang, "notes.budget", percent = percent, scope = scope),
+                    body: {
+                        let period = match *period {
+                            "daily" => t!(lang, "notes.period.day"),
+                            "monthly" => t!(lang, "notes.period.month"),
+                            other => other.to_string(),
+                        };
+                        let mut body = t!(
+                            lang,
+                            "notes.budget_body",
+                            spent = amount(*spent),
+                            period = period,
+                            limit = amount(*limit)
+                        );
                         if *percent >= 100 {
-                            " Requests in this scope are refused or go to other targets."
-                        } else {
-                            ""
+                            body.push(' ');
+                            body.push_str(&t!(lang, "notes.budget_over"));
                         }
-                    ),
+                        body
+                    },
                     critical: *percent >= 100,
                 })
             }
@@ -266,16 +287,19 @@ impl NotePolicy {
                 self.pools.insert(key, now);
                 Some(if *ok {
                     Note {
-                        summary: format!("Proxy {proxy} works again"),
-                        body: format!("Requests through proxy {proxy} go through again."),
+                        summary: t!(lang, "notes.proxy_ok", proxy = proxy),
+                        body: t!(lang, "notes.proxy_ok_body", proxy = proxy),
                         critical: false,
                     }
                 } else {
                     Note {
-                        summary: format!("Proxy {proxy} is failing"),
-                        body: format!(
-                            "{}. Keys behind it are not blamed; other keys serve meanwhile.",
-                            error.as_deref().unwrap_or("it did not open a tunnel")
+                        summary: t!(lang, "notes.proxy_failing", proxy = proxy),
+                        body: t!(
+                            lang,
+                            "notes.proxy_failing_body",
+                            error = error
+                                .clone()
+                                .unwrap_or_else(|| t!(lang, "notes.proxy_no_tunnel"))
                         ),
                         critical: false,
                     }
@@ -291,23 +315,36 @@ impl NotePolicy {
             } => {
                 let cur = currency.as_deref().unwrap_or("");
                 let left = match (remaining, threshold) {
-                    (Some(r), Some(t)) => format!("{r:.2} {cur} left, below {t:.2} {cur}"),
-                    (Some(r), None) => format!("{r:.2} {cur} left"),
-                    _ => "the vendor says the account cannot make calls".to_string(),
+                    (Some(r), Some(th)) => t!(
+                        lang,
+                        "notes.low_left_below",
+                        left = format!("{r:.2}"),
+                        threshold = format!("{th:.2}"),
+                        cur = cur
+                    ),
+                    (Some(r), None) => {
+                        t!(lang, "notes.low_left", left = format!("{r:.2}"), cur = cur)
+                    }
+                    _ => t!(lang, "notes.low_cannot_call"),
                 };
                 Some(Note {
-                    summary: format!("{provider}/{key_id} is low on credit"),
+                    summary: t!(lang, "notes.low", account = format!("{provider}/{key_id}")),
                     body: if *out_of_rotation {
-                        format!("{left}. It is out of rotation until it is topped up.")
+                        t!(lang, "notes.low_out", left = left)
                     } else {
-                        format!("{left}. Top it up before it starts failing.")
+                        t!(lang, "notes.low_warn", left = left)
                     },
                     critical: *out_of_rotation,
                 })
             }
             Event::ConfigInvalid { path, error } => Some(Note {
-                summary: "The edited config is invalid".to_string(),
-                body: format!("{path}: {error}. The running config stays in force."),
+                summary: t!(lang, "notes.config_invalid"),
+                body: t!(
+                    lang,
+                    "notes.config_invalid_body",
+                    path = path,
+                    error = error
+                ),
                 critical: false,
             }),
             Event::ConfigReloaded { .. } | Event::RoutingPaused { .. } => None,
@@ -377,6 +414,27 @@ mod tests {
         assert_eq!(
             p.on_event(&proxy(true), later, 0).map(|n| n.summary),
             Some("Proxy corp works again".to_string())
+        );
+    }
+
+    #[test]
+    fn notes_speak_the_policy_language() {
+        let mut p = NotePolicy {
+            lang: Lang::ZhCn,
+            ..NotePolicy::default()
+        };
+        let cool = change(
+            "a",
+            KeyStatus::Healthy,
+            KeyStatus::Cooling,
+            Some(ErrorClass::RateLimited),
+        );
+        let n = p.on_event(&cool, Instant::now(), 1_000).expect("a note");
+        assert_eq!(n.summary, "openai/a 正在冷却");
+        assert!(
+            n.body.contains("被限流") && n.body.contains("其他密钥"),
+            "{}",
+            n.body
         );
     }
 

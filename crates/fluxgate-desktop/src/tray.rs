@@ -1,6 +1,8 @@
 //! The tray's look and menu, computed from key health. The shell only draws what this says.
 
 use fluxgate_core::health::{KeyHealth, KeyStatus};
+use fluxgate_core::i18n::Lang;
+use fluxgate_core::t;
 
 /// Which icon the tray shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,8 +48,14 @@ pub struct TrayView {
     pub providers: Vec<ProviderItem>,
 }
 
-/// Computes the view. `providers` are the config's providers in order with their `enabled`.
-pub fn view(keys: &[KeyHealth], providers: &[(String, bool)], paused: bool) -> TrayView {
+/// Computes the view in `lang`. `providers` are the config's providers in order with their
+/// `enabled`.
+pub fn view(
+    keys: &[KeyHealth],
+    providers: &[(String, bool)],
+    paused: bool,
+    lang: Lang,
+) -> TrayView {
     let enabled: Vec<&KeyHealth> = keys
         .iter()
         .filter(|k| k.status != KeyStatus::Disabled)
@@ -74,30 +82,30 @@ pub fn view(keys: &[KeyHealth], providers: &[(String, bool)], paused: bool) -> T
     } else {
         TrayIcon::Healthy
     };
-    let counts = format!("{healthy}/{total} keys healthy");
+    let counts = t!(lang, "tray.counts", healthy = healthy, total = total);
     let mut status = counts.clone();
     if cooling > 0 {
-        status.push_str(&format!(" · {cooling} cooling"));
+        status.push_str(&t!(lang, "tray.cooling", n = cooling));
     }
     if dead > 0 {
-        status.push_str(&format!(" · {dead} dead"));
+        status.push_str(&t!(lang, "tray.dead", n = dead));
     }
     if total == 0 {
-        status = "No keys yet: add one in the console".to_string();
+        status = t!(lang, "tray.no_keys");
     }
     if paused {
-        status = format!("Routing paused · {status}");
+        status = t!(lang, "tray.paused_status", status = status);
     }
     let low = enabled
         .iter()
         .filter(|k| k.balance.as_ref().is_some_and(|b| b.low))
         .count();
     let title = if paused {
-        format!("Fluxgate: paused ({counts})")
+        t!(lang, "tray.title_paused", counts = counts)
     } else if low > 0 {
-        format!("Fluxgate: {counts} · {low} low on credit")
+        t!(lang, "tray.title_low", counts = counts, n = low)
     } else {
-        format!("Fluxgate: {counts}")
+        t!(lang, "tray.title", counts = counts)
     };
     let providers = providers
         .iter()
@@ -111,13 +119,16 @@ pub fn view(keys: &[KeyHealth], providers: &[(String, bool)], paused: bool) -> T
                 name: name.clone(),
                 enabled: *on,
                 label: if *on {
-                    format!(
-                        "{name} — {usable}/{} keys usable{}",
-                        mine.len(),
-                        credit_left(&mine)
+                    t!(
+                        lang,
+                        "tray.provider",
+                        name = name,
+                        usable = usable,
+                        total = mine.len(),
+                        credit = credit_left(&mine, lang)
                     )
                 } else {
-                    format!("{name} — disabled")
+                    t!(lang, "tray.provider_disabled", name = name)
                 },
             }
         })
@@ -131,7 +142,7 @@ pub fn view(keys: &[KeyHealth], providers: &[(String, bool)], paused: bool) -> T
 }
 
 /// ` · 110.00 CNY left` for the keys whose balance is known (summed per currency).
-fn credit_left(keys: &[&KeyHealth]) -> String {
+fn credit_left(keys: &[&KeyHealth], lang: Lang) -> String {
     let mut sums: Vec<(String, f64)> = Vec::new();
     for b in keys.iter().filter_map(|k| k.balance.as_ref()) {
         let (Some(left), Some(cur)) = (b.remaining, b.currency.as_ref()) else {
@@ -143,7 +154,14 @@ fn credit_left(keys: &[&KeyHealth]) -> String {
         }
     }
     sums.iter()
-        .map(|(cur, sum)| format!(" · {sum:.2} {cur} left"))
+        .map(|(cur, sum)| {
+            t!(
+                lang,
+                "tray.credit_left",
+                sum = format!("{sum:.2}"),
+                cur = cur
+            )
+        })
         .collect()
 }
 
@@ -159,6 +177,7 @@ mod tests {
             reason: None,
             last_status: None,
             last_message: None,
+            last_error_ms: None,
             until_ms: None,
             retry_in_secs: None,
             in_flight: 0,
@@ -189,7 +208,12 @@ mod tests {
             ..key("deepseek", id, KeyStatus::Healthy)
         };
         let p = vec![("deepseek".to_string(), true)];
-        let v = view(&[with("a", 100.0, false), with("b", 2.5, true)], &p, false);
+        let v = view(
+            &[with("a", 100.0, false), with("b", 2.5, true)],
+            &p,
+            false,
+            Lang::En,
+        );
         assert_eq!(
             v.providers[0].label,
             "deepseek — 2/2 keys usable · 102.50 CNY left"
@@ -207,14 +231,14 @@ mod tests {
             key("openai", "a", KeyStatus::Healthy),
             key("anthropic", "b", KeyStatus::Healthy),
         ];
-        let v = view(&all, &p, false);
+        let v = view(&all, &p, false, Lang::En);
         assert_eq!(v.icon, TrayIcon::Healthy);
         assert_eq!(v.title, "Fluxgate: 2/2 keys healthy");
         let some = [
             key("openai", "a", KeyStatus::Cooling),
             key("anthropic", "b", KeyStatus::Healthy),
         ];
-        let v = view(&some, &p, false);
+        let v = view(&some, &p, false, Lang::En);
         assert_eq!(v.icon, TrayIcon::Degraded);
         assert_eq!(v.status, "1/2 keys healthy · 1 cooling");
         assert_eq!(v.providers[0].label, "openai — 0/1 keys usable");
@@ -222,12 +246,17 @@ mod tests {
             key("openai", "a", KeyStatus::Cooling),
             key("anthropic", "b", KeyStatus::Dead),
         ];
-        let v = view(&none, &p, false);
+        let v = view(&none, &p, false, Lang::En);
         assert_eq!(v.icon, TrayIcon::Down);
         assert_eq!(v.status, "0/2 keys healthy · 1 cooling · 1 dead");
-        let v = view(&all, &p, true);
+        let v = view(&all, &p, true, Lang::En);
         assert_eq!(v.icon, TrayIcon::Paused);
         assert_eq!(v.title, "Fluxgate: paused (2/2 keys healthy)");
+        let v = view(&none, &p, false, Lang::ZhCn);
+        assert_eq!(v.status, "0/2 个密钥正常 · 1 个冷却中 · 1 个失效");
+        assert_eq!(v.providers[0].label, "openai — 0/1 个密钥可用");
+        let v = view(&all, &p, true, Lang::ZhCn);
+        assert_eq!(v.title, "Fluxgate：已暂停（2/2 个密钥正常）");
     }
 
     #[test]
@@ -240,11 +269,11 @@ mod tests {
             key("openai", "a", KeyStatus::Healthy),
             key("anthropic", "b", KeyStatus::Disabled),
         ];
-        let v = view(&keys, &p, false);
+        let v = view(&keys, &p, false, Lang::En);
         assert_eq!(v.icon, TrayIcon::Healthy);
         assert_eq!(v.title, "Fluxgate: 1/1 keys healthy");
         assert_eq!(v.providers[1].label, "anthropic — disabled");
-        let v = view(&[], &[], false);
+        let v = view(&[], &[], false, Lang::En);
         assert_eq!(v.icon, TrayIcon::Down);
         assert_eq!(v.status, "No keys yet: add one in the console");
     }
