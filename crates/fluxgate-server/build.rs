@@ -72,6 +72,11 @@ fn build_console(ui: &Path, out: &Path) -> PathBuf {
     ] {
         println!("cargo:rerun-if-changed={}", ui.join(watched).display());
     }
+    // The console imports the language catalogues from the core crate.
+    println!(
+        "cargo:rerun-if-changed={}",
+        ui.join("../crates/fluxgate-core/i18n").display()
+    );
     if !ui.join("package.json").exists() {
         fail(&format!(
             "the console's sources are not at {}; build from a full checkout, or set \

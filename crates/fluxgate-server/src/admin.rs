@@ -181,28 +181,6 @@ pub async fn metrics(State(s): State<Arc<AppState>>) -> Response {
 }
 
 #[derive(Deserialize)]
-pub struct Limit {
-    limit: Option<usize>,
-}
-
-/// `GET /admin/api/requests?limit=100`: the latest requests, newest first. In team mode with
-/// `[store] postgres` they are the whole fleet's (`"source": "fleet"`); when PostgreSQL does
-/// not answer, this replica's own (`"source": "local"`).
-pub async fn requests(State(s): State<Arc<AppState>>, Query(q): Query<Limit>) -> Response {
-    let limit = q.limit.unwrap_or(100).min(1000);
-    if let Some(l) = &s.gateway.ledger {
-        l.flush().await;
-        if let Ok(rows) = l.recent(limit).await {
-            return Json(json!({"requests": rows, "source": "fleet"})).into_response();
-        }
-    }
-    match s.gateway.log.recent(limit) {
-        Ok(rows) => Json(json!({"requests": rows, "source": "local"})).into_response(),
-        Err(e) => error(AdminError::Internal, e),
-    }
-}
-
-#[derive(Deserialize)]
 pub struct ExplainQuery {
     model: String,
     dialect: Option<String>,
@@ -361,8 +339,87 @@ pub async fn usage(State(s): State<Arc<AppState>>, Query(q): Query<UsageQuery>) 
         }
     }
     s.gateway.flush();
-    match s.gateway.store.usage_since(hours) {
+    let lag = record_lag_ms(&s);
+    match s.gateway.store.usage_since(hours, lag) {
         Ok(rows) => Json(json!({"hours": hours, "usage": rows, "source": "local"})).into_response(),
+        Err(e) => error(AdminError::Internal, e),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeriesQuery {
+    span: Option<String>,
+    route: Option<String>,
+    provider: Option<String>,
+    key: Option<String>,
+}
+
+/// `GET /admin/api/usage/series?span=1h|24h|7d|30d[&route=R][&provider=P][&key=K]`: requests
+/// that succeeded and failed, tokens and spend per bucket (minutes, hours, 6 hours, UTC days),
+/// ending now; the fleet's in team mode with `[store] postgres`.
+pub async fn usage_series(
+    State(s): State<Arc<AppState>>,
+    axum::extract::RawQuery(raw): axum::extract::RawQuery,
+) -> Response {
+    let q: SeriesQuery = match serde_urlencoded::from_str(raw.as_deref().unwrap_or("")) {
+        Ok(q) => q,
+        Err(e) => {
+            return bad_request(&format!(
+                "{e}; give span (1h, 24h, 7d or 30d) and optionally route, provider, key"
+            ))
+        }
+    };
+    let span_text = q.span.as_deref().unwrap_or("24h");
+    let Some(span) = fluxgate_core::store::Span::parse(span_text) else {
+        return bad_request(&format!(
+            "span must be 1h, 24h, 7d or 30d, not {span_text:?}"
+        ));
+    };
+    let (bucket_ms, _) = span.buckets();
+    let filter = fluxgate_core::store::SeriesFilter {
+        route: q.route,
+        provider: q.provider,
+        key: q.key,
+    };
+    if let Some(l) = &s.gateway.ledger {
+        l.flush().await;
+        if let Ok(b) = l.series(span, &filter).await {
+            return Json(
+                json!({"span": span, "bucket_ms": bucket_ms, "buckets": b, "source": "fleet"}),
+            )
+            .into_response();
+        }
+    }
+    s.gateway.flush();
+    match s.gateway.store.series(span, &filter, record_lag_ms(&s)) {
+        Ok(b) => {
+            Json(json!({"span": span, "bucket_ms": bucket_ms, "buckets": b, "source": "local"}))
+                .into_response()
+        }
+        Err(e) => error(AdminError::Internal, e),
+    }
+}
+
+/// How much later than its start a request can be recorded: the config's total timeout (a
+/// stream's pump records it when it ends), with a minute to spare.
+fn record_lag_ms(s: &AppState) -> i64 {
+    s.gateway.config().timeouts.total.as_millis() as i64 + 60_000
+}
+
+/// `GET /admin/api/keys/history?hours=24`: each key's stretches out of rotation (cooling,
+/// dead, probing) in the last `hours` (at most 31 days), with the reason, for the dashboard's
+/// health strip. This replica's own history.
+pub async fn key_history(State(s): State<Arc<AppState>>, Query(q): Query<UsageQuery>) -> Response {
+    let hours = q.hours.unwrap_or(24).clamp(1, 24 * 31);
+    let now = fluxgate_core::clock::now_ms();
+    let since = now - i64::from(hours) * 3_600_000;
+    let store = s.gateway.store.clone();
+    match tokio::task::spawn_blocking(move || store.key_history(since)).await {
+        Ok(Ok(keys)) => {
+            Json(json!({"since_ms": since, "now_ms": now, "keys": keys})).into_response()
+        }
+        Ok(Err(e)) => error(AdminError::Internal, e),
         Err(e) => error(AdminError::Internal, e),
     }
 }

@@ -55,6 +55,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .layer(DefaultBodyLimit::max(max_body));
     let admin_routes = Router::new()
         .route("/admin/api/keys", get(admin::keys))
+        .route("/admin/api/keys/history", get(admin::key_history))
+        .route("/admin/api/keychain", get(manage::keychain_status))
         .route(
             "/admin/api/keys/{provider}/{key}/revive",
             post(admin::revive),
@@ -68,15 +70,21 @@ pub fn app(state: Arc<AppState>) -> Router {
             get(admin::tokens).post(admin::create_token),
         )
         .route("/admin/api/tokens/{name}", delete(admin::revoke_token))
-        .route("/admin/api/requests", get(admin::requests))
+        .route("/admin/api/requests", get(crate::inspect::requests))
+        .route("/admin/api/requests/export", get(crate::inspect::export))
+        .route("/admin/api/requests/{id}", get(crate::inspect::request))
         .route("/metrics", get(admin::metrics))
         .route(
             "/admin/api/explain",
             get(admin::explain).post(admin::explain_request),
         )
-        .route("/admin/api/budgets", get(admin::budgets))
+        .route(
+            "/admin/api/budgets",
+            get(admin::budgets).put(manage::put_budget),
+        )
         .route("/admin/api/events", get(crate::events::events))
         .route("/admin/api/usage", get(admin::usage))
+        .route("/admin/api/usage/series", get(admin::usage_series))
         .route("/admin/api/config", get(manage::config))
         .route("/admin/api/providers", post(manage::add_provider))
         .route(

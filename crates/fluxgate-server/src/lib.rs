@@ -9,6 +9,7 @@ pub mod app;
 pub mod console;
 pub mod deadline;
 pub mod events;
+pub mod inspect;
 pub mod launch;
 pub mod logging;
 pub mod manage;

@@ -109,10 +109,10 @@ pub async fn config(State(s): State<Arc<AppState>>) -> Response {
         })
         .collect();
     Json(json!({
-        "config_file": s.gateway.config_file().map(|p| p.display().to_string()),
+        "config_file": s.gateway.config_file().map(absolute),
         "editable": s.gateway.config_file().is_some(),
         "from_environment": c.source == fluxgate_core::config::ConfigSource::Environment,
-        "data_dir": s.gateway.data_dir.display().to_string(),
+        "data_dir": absolute(&s.gateway.data_dir),
         "listen": c.listen.to_string(),
         "base_url": format!("http://{}", s.public_addr),
         "paused": s.gateway.paused.load(Ordering::Relaxed),
@@ -126,6 +126,7 @@ pub async fn config(State(s): State<Arc<AppState>>) -> Response {
         "providers": providers,
         "routes": routes,
         "strategies": StrategyKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+        "catalogue": fluxgate_core::catalogue::Catalogue::builtin_ids().collect::<Vec<_>>(),
         "kinds": ProviderKind::ALL.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
         "clients": ClientKind::ALL.iter().map(|k| json!({"id": k.id(), "title": k.title()})).collect::<Vec<_>>(),
     }))
@@ -171,23 +172,47 @@ pub async fn add_provider(State(s): State<Arc<AppState>>, body: bytes::Bytes) ->
 }
 
 #[derive(Deserialize)]
-struct Enabled {
-    enabled: bool,
+#[serde(deny_unknown_fields)]
+struct ProviderPatch {
+    enabled: Option<bool>,
+    /// `""`: the vendor's own.
+    base_url: Option<String>,
+    models: Option<Vec<String>>,
 }
 
-/// `PATCH /admin/api/providers/{provider}` with `{"enabled": bool}`.
+/// `PATCH /admin/api/providers/{provider}` with any of `{"enabled": bool, "base_url": "…",
+/// "models": [...]}` (`"base_url": ""` goes back to the vendor's own; `"models": []` removes
+/// the list). One edit, checked as a whole.
 pub async fn patch_provider(
     State(s): State<Arc<AppState>>,
     Path(provider): Path<String>,
     body: bytes::Bytes,
 ) -> Response {
-    let req: Enabled = match json_body(&body, r#"{"enabled": true|false}"#) {
+    let req: ProviderPatch = match json_body(
+        &body,
+        r#"{"enabled"?: true|false, "base_url"?: "https://…" or "", "models"?: ["…"]}"#,
+    ) {
         Ok(r) => r,
         Err(r) => return r,
     };
+    if req.enabled.is_none() && req.base_url.is_none() && req.models.is_none() {
+        return error(
+            AdminError::InvalidRequest,
+            "nothing to change: give enabled, base_url or models",
+        );
+    }
     let p = provider.clone();
-    match edit(&s, move |doc| doc.set_provider_enabled(&p, req.enabled)).await {
-        Ok(()) => Json(json!({"provider": provider, "enabled": req.enabled})).into_response(),
+    let answer = json!({"provider": provider, "enabled": req.enabled, "base_url": req.base_url, "models": req.models});
+    match edit(&s, move |doc| {
+        if let Some(e) = req.enabled {
+            doc.set_provider_enabled(&p, e)?;
+        }
+        let base = req.base_url.as_deref().map(str::trim);
+        doc.set_provider_settings(&p, base, req.models.as_deref())
+    })
+    .await
+    {
+        Ok(()) => Json(answer).into_response(),
         Err(r) => r,
     }
 }
@@ -206,8 +231,81 @@ pub async fn delete_provider(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NewSecret {
-    secret: String,
+    /// The key itself, for the OS keychain.
+    secret: Option<String>,
+    /// Or the environment variable Fluxgate reads it from.
+    env: Option<String>,
+    /// Or the file Fluxgate reads it from (an absolute path).
+    file: Option<String>,
+}
+
+/// `GET /admin/api/keychain`: whether the OS keychain can take a key now (`ok`, `locked` or
+/// `unavailable`), and what to do when it cannot; asked before a key is pasted.
+pub async fn keychain_status(State(s): State<Arc<AppState>>) -> Response {
+    use fluxgate_core::secrets::SecretError;
+    let probe = keychain_call(&s, |store| match store.get("fluxgate/console-probe") {
+        Ok(_) | Err(SecretError::NotFound(_)) => Ok("ok"),
+        Err(SecretError::KeychainLocked) => Ok("locked"),
+        Err(e) => Err(e),
+    })
+    .await;
+    let (state, detail, hint) = match probe {
+        Ok("ok") => ("ok", "reachable and unlocked".to_string(), None),
+        Ok(_) => (
+            "locked",
+            "the keychain is locked".to_string(),
+            Some("unlock it (log in to the desktop session), or keep this key in an environment variable or a file"),
+        ),
+        Err(_) => (
+            "unavailable",
+            "no Secret Service answers in this session".to_string(),
+            Some("start one (GNOME Keyring, KeePassXC or KWallet), or keep this key in an environment variable or a file"),
+        ),
+    };
+    Json(json!({"state": state, "available": state == "ok", "detail": detail, "hint": hint}))
+        .into_response()
+}
+
+/// `PUT /admin/api/keys/{p}/{k}` with `{"env": "VAR"}` or `{"file": "/path"}`: the key is
+/// read from there (nothing is stored); the answer says whether it can be read now.
+async fn set_key_reference(
+    s: &Arc<AppState>,
+    provider: String,
+    key: String,
+    reference: SecretRef,
+) -> Response {
+    let config = s.gateway.config();
+    let Some(pc) = config.provider(&provider) else {
+        return error(
+            AdminError::NotFound,
+            format!("no provider `{provider}`; add the provider first"),
+        );
+    };
+    if pc.keys.iter().any(|k| k.id == key) {
+        return error(
+            AdminError::Conflict,
+            format!("{provider}/{key} exists already; delete it first to read it from elsewhere"),
+        );
+    }
+    let text = reference.to_string();
+    let (p, k, t) = (provider.clone(), key.clone(), text.clone());
+    if let Err(r) = edit(s, move |doc| doc.add_key(&p, &k, Some(&t))).await {
+        return r;
+    }
+    let account = pc.account(&key);
+    let readable = s.gateway.executor.secrets().resolve(&account, &reference);
+    s.gateway.executor.secrets().invalidate(&account);
+    let note = readable.err().map(|e| {
+        format!("{e}; the key is skipped until it can be read (Fluxgate reads it when it needs it)")
+    });
+    tracing::info!(key = %account, source = %text, "key added, read from outside the keychain");
+    (
+        StatusCode::CREATED,
+        Json(json!({"key": account, "stored_in": text, "added": true, "note": note})),
+    )
+        .into_response()
 }
 
 async fn keychain_call<T: Send + 'static>(
@@ -242,12 +340,45 @@ pub async fn set_key(
     Path((provider, key)): Path<(String, String)>,
     body: bytes::Bytes,
 ) -> Response {
-    let req: NewSecret = match json_body(&body, r#"{"secret": "the API key"}"#) {
+    let shape = r#"{"secret": "the API key"} or {"env": "VARIABLE"} or {"file": "/absolute/path"}"#;
+    let req: NewSecret = match json_body(&body, shape) {
         Ok(r) => r,
         Err(r) => return r,
     };
-    let value = SecretValue::new(req.secret.trim());
-    drop(req);
+    let secret = match (req.secret, req.env, req.file) {
+        (Some(secret), None, None) => secret,
+        (None, Some(var), None) => {
+            let var = var.trim().to_string();
+            let valid = !var.is_empty()
+                && !var.starts_with(|c: char| c.is_ascii_digit())
+                && var.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                return error(
+                    AdminError::InvalidRequest,
+                    "an environment variable's name is letters, digits and _, not starting with a digit",
+                );
+            }
+            return set_key_reference(&s, provider, key, SecretRef::Env(var)).await;
+        }
+        (None, None, Some(path)) => {
+            let path = std::path::PathBuf::from(path.trim());
+            if !path.is_absolute() {
+                return error(
+                    AdminError::InvalidRequest,
+                    "give the file's absolute path (Fluxgate's working directory is not yours)",
+                );
+            }
+            return set_key_reference(&s, provider, key, SecretRef::File(path)).await;
+        }
+        _ => {
+            return error(
+                AdminError::InvalidRequest,
+                format!("expected one of {shape}"),
+            )
+        }
+    };
+    let value = SecretValue::new(secret.trim());
+    drop(secret);
     if value.expose().is_empty() || value.expose().chars().any(char::is_whitespace) {
         return error(
             AdminError::InvalidRequest,
@@ -513,5 +644,54 @@ pub async fn setup(State(s): State<Arc<AppState>>, body: bytes::Bytes) -> Respon
             .into_response(),
         Ok(Err(e)) => error(AdminError::Internal, e),
         Err(e) => error(AdminError::Internal, e),
+    }
+}
+
+/// A path as the absolute one a user can paste anywhere (a relative `--config` or
+/// `--data-dir` is relative to where Fluxgate was started, which the console cannot know).
+fn absolute(p: &std::path::Path) -> String {
+    std::path::absolute(p)
+        .unwrap_or_else(|_| p.to_path_buf())
+        .display()
+        .to_string()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BudgetEdit {
+    /// `all`, `key`, `provider`, `route` or `client`.
+    kind: String,
+    /// The key (`provider/key_id`), provider, route or client token; not for `all`.
+    name: Option<String>,
+    daily_usd: Option<f64>,
+    monthly_usd: Option<f64>,
+    daily_tokens: Option<u64>,
+    monthly_tokens: Option<u64>,
+}
+
+/// `PUT /admin/api/budgets` with `{"kind": "provider", "name": "deepseek", "daily_usd": 1.0,
+/// "monthly_usd"?, "daily_tokens"?, "monthly_tokens"?}`: sets that scope's budget in the
+/// config (replacing its `[[budgets]]` entry, comments kept); no limits removes it. Checked as
+/// a whole first: a name the config does not have, or a negative amount, changes nothing.
+pub async fn put_budget(State(s): State<Arc<AppState>>, body: bytes::Bytes) -> Response {
+    let shape = r#"{"kind": "all|key|provider|route|client", "name"?: "…", "daily_usd"?: N, "monthly_usd"?: N, "daily_tokens"?: N, "monthly_tokens"?: N}"#;
+    let req: BudgetEdit = match json_body(&body, shape) {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let limits = fluxgate_core::config::edit::BudgetLimits {
+        daily_usd: req.daily_usd,
+        monthly_usd: req.monthly_usd,
+        daily_tokens: req.daily_tokens,
+        monthly_tokens: req.monthly_tokens,
+    };
+    let answer = json!({"kind": req.kind, "name": req.name, "removed": limits.is_empty()});
+    match edit(&s, move |doc| {
+        doc.set_budget(&req.kind, req.name.as_deref(), &limits)
+    })
+    .await
+    {
+        Ok(()) => Json(answer).into_response(),
+        Err(r) => r,
     }
 }

@@ -6,13 +6,25 @@ mod common;
 use std::process::Command;
 
 fn fluxgate(args: &[&str], dir: &std::path::Path) -> (bool, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_fluxgate"))
-        .args(args)
+    fluxgate_in(&[("FLUXGATE_LANG", "en")], args, dir)
+}
+
+/// `fluxgate` with these locale variables (and no others of its own).
+fn fluxgate_in(
+    locale: &[(&str, &str)],
+    args: &[&str],
+    dir: &std::path::Path,
+) -> (bool, String, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_fluxgate"));
+    cmd.args(args)
         .env("HOME", dir)
         .env_remove("FLUXGATE_CONFIG")
-        .env_remove("FLUXGATE_DATA_DIR")
-        .output()
-        .expect("run fluxgate");
+        .env_remove("FLUXGATE_DATA_DIR");
+    for var in ["FLUXGATE_LANG", "LC_ALL", "LC_MESSAGES", "LANG"] {
+        cmd.env_remove(var);
+    }
+    cmd.envs(locale.iter().copied());
+    let out = cmd.output().expect("run fluxgate");
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).into_owned(),
@@ -310,6 +322,47 @@ fn tokens_are_shown_once_and_stored_hashed() {
     assert!(ok);
     let (ok, _, err) = fluxgate(&["token", "revoke", "laptop", "--data-dir", d], dir.path());
     assert!(!ok && err.contains("no token named"), "{err}");
+}
+
+#[test]
+fn messages_follow_the_locale_and_script_output_does_not() {
+    let dir = common::tempdir();
+    let d = dir.path().join("data");
+    let d = d.to_str().expect("utf8");
+    let zh = [("FLUXGATE_LANG", "zh-CN")];
+    // Nothing set: English.
+    let (ok, list, _) = fluxgate_in(&[], &["token", "list", "--data-dir", d], dir.path());
+    assert!(ok && list.contains("no client tokens"), "{list}");
+    // The OS locale picks; FLUXGATE_LANG overrides it.
+    let (ok, list, _) = fluxgate_in(
+        &[("LANG", "zh_CN.UTF-8")],
+        &["token", "list", "--data-dir", d],
+        dir.path(),
+    );
+    assert!(ok && list.contains("没有客户端令牌"), "{list}");
+    let (ok, list, _) = fluxgate_in(
+        &[("LANG", "zh_CN.UTF-8"), ("FLUXGATE_LANG", "en")],
+        &["token", "list", "--data-dir", d],
+        dir.path(),
+    );
+    assert!(ok && list.contains("no client tokens"), "{list}");
+    // A made token is printed alone on stdout in any language (scripts read it); the
+    // explanation around it is translated.
+    let (ok, token, err) = fluxgate_in(&zh, &["token", "new", "ci", "--data-dir", d], dir.path());
+    assert!(ok, "{err}");
+    assert!(
+        token.trim().starts_with("fgk_") && token.trim().lines().count() == 1,
+        "{token}"
+    );
+    assert!(err.contains("只显示这一次"), "{err}");
+    let (ok, _, err) = fluxgate_in(
+        &zh,
+        &["token", "revoke", "nobody", "--data-dir", d],
+        dir.path(),
+    );
+    assert!(!ok && err.starts_with("错误："), "{err}");
+    let (ok, out, _) = fluxgate_in(&zh, &["token", "revoke", "ci", "--data-dir", d], dir.path());
+    assert!(ok && out.contains("已吊销 `ci`"), "{out}");
 }
 
 #[test]

@@ -8,7 +8,7 @@ mod common;
 
 use common::{canary, register_canary, Harness};
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 
 const CONFIG: &str = r#"# Fluxgate config for the management tests
 # (this comment must survive every edit)
@@ -254,6 +254,28 @@ async fn routes_and_providers_are_edited_with_a_live_preview_and_invalid_edits_c
     assert_eq!(models, vec![json!("gpt-4o"), json!("gpt-4o-mini")]);
     assert!(config_text(&h).contains(r#"targets = ["oa/m"]  # one target"#));
 
+    // A least-cost draft ranks by the catalogue's list prices and says them (there is no
+    // request to estimate).
+    let (status, plan) = h
+        .admin_call(
+            Method::POST,
+            "/admin/api/routes/m/preview",
+            Some(json!({"targets": ["oa/gpt-4o", "oa/gpt-4o-mini"], "strategy": "least-cost"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{plan}");
+    let first = &plan["candidates"][0];
+    assert_eq!(
+        first["model"], "gpt-4o-mini",
+        "the cheaper list price first: {plan}"
+    );
+    let why = first["why"].as_str().expect("why");
+    assert!(
+        why.contains("list price $0.15 in / $0.60 out per 1M tokens"),
+        "{why}"
+    );
+    assert!(!plan.to_string().contains("price unknown"), "{plan}");
+
     // An invalid draft says why.
     let (status, err) = h
         .admin_call(
@@ -324,6 +346,51 @@ async fn routes_and_providers_are_edited_with_a_live_preview_and_invalid_edits_c
     assert_eq!(status, 200);
     let conf = h.admin_json("/admin/api/config").await;
     assert_eq!(conf["providers"][1]["enabled"], false, "{conf}");
+    // Its base URL and models are edited in place; an invalid URL changes nothing and says why.
+    let (status, _) = h
+        .admin_call(
+            Method::PATCH,
+            "/admin/api/providers/second",
+            Some(
+                json!({"base_url": "http://127.0.0.1:11434/v1", "models": ["llama3.2", "qwen2.5"]}),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let conf = h.admin_json("/admin/api/config").await;
+    assert_eq!(
+        conf["providers"][1]["base_url"], "http://127.0.0.1:11434/v1",
+        "{conf}"
+    );
+    assert_eq!(
+        conf["providers"][1]["models"],
+        json!(["llama3.2", "qwen2.5"])
+    );
+    let before = config_text(&h);
+    let (status, err) = h
+        .admin_call(
+            Method::PATCH,
+            "/admin/api/providers/second",
+            Some(json!({"base_url": "not a url"})),
+        )
+        .await;
+    assert_eq!(status, 422, "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .expect("message")
+            .contains("base_url"),
+        "{err}"
+    );
+    assert_eq!(config_text(&h), before);
+    let (status, err) = h
+        .admin_call(
+            Method::PATCH,
+            "/admin/api/providers/second",
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(status, 400, "{err}");
     assert_eq!(
         h.admin_call(Method::DELETE, "/admin/api/routes/both", None)
             .await
@@ -408,7 +475,8 @@ async fn client_setup_makes_a_working_token_for_the_tool() {
             .expect("chat");
         assert_eq!(r.status(), 200, "the {client} token works");
     }
-    let names: Vec<_> = h.admin_json("/admin/api/tokens").await["tokens"]
+    let tokens = h.admin_json("/admin/api/tokens").await;
+    let names: Vec<_> = tokens["tokens"]
         .as_array()
         .expect("tokens")
         .iter()
@@ -418,6 +486,16 @@ async fn client_setup_makes_a_working_token_for_the_tool() {
         names.contains(&json!("claude-code")) && names.contains(&json!("codex")),
         "{names:?}"
     );
+    // Each token says when it last let a request in; one never used says none.
+    let listed = |name: &str| {
+        tokens["tokens"]
+            .as_array()
+            .and_then(|l| l.iter().find(|t| t["name"] == name))
+            .cloned()
+            .expect("listed")
+    };
+    assert!(listed("claude-code")["last_used_ms"].is_i64(), "{tokens}");
+    assert_eq!(listed("tests")["last_used_ms"], Value::Null, "{tokens}");
     let (status, _) = h
         .admin_call(
             Method::POST,
@@ -643,4 +721,163 @@ async fn the_console_page_is_served_with_a_strict_policy() {
         .expect("login");
     assert_eq!(r.status(), 401);
     assert!(r.text().await.expect("page").contains("fluxgate console"));
+}
+
+#[tokio::test]
+async fn a_key_can_be_read_from_a_file_or_a_variable_instead_of_the_keychain() {
+    let h = Harness::start(CONFIG, &["oa/o1"], &[]).await;
+    // The keychain's state is known before a key is pasted.
+    let kc = h.admin_json("/admin/api/keychain").await;
+    assert_eq!(
+        (kc["state"].as_str(), kc["available"].as_bool()),
+        (Some("ok"), Some(true)),
+        "{kc}"
+    );
+
+    // A file holding the key: the config names the file, nothing is stored, the key serves.
+    // Not a registered canary: the file is the one place it is meant to be (the leak scan
+    // reads the test's directory).
+    let secret = format!("sk-filekey-{:032x}", rand::random::<u128>());
+    h.fake.add_key("o3", &secret);
+    let file = h.dir.path().join("o3.key");
+    std::fs::write(&file, format!("{secret}\n")).expect("key file");
+    let (status, body) = h
+        .admin_call(
+            Method::PUT,
+            "/admin/api/keys/oa/o3",
+            Some(json!({"file": file.display().to_string()})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["stored_in"], format!("file:{}", file.display()));
+    assert_eq!(body["note"], Value::Null, "readable: {body}");
+    assert_eq!(h.stored_secret("oa/o3"), None, "nothing in the keychain");
+    assert!(config_text(&h).contains(&format!(
+        r#"{{ id = "o3", secret = "file:{}" }}"#,
+        file.display()
+    )));
+    h.gateway.health.revive("oa/o1");
+    h.fake.script("o1", [fluxgate_testkit::Fault::status(401)]);
+    let resp = h.chat("m", false).send().await.expect("send");
+    assert_eq!(resp.status(), 200);
+    assert_eq!(
+        resp.headers()["x-fluxgate-key"],
+        "o3",
+        "served with the file's key"
+    );
+
+    // A variable that is not set: added, and the answer says it is skipped until it is.
+    let (status, body) = h
+        .admin_call(
+            Method::PUT,
+            "/admin/api/keys/oa/o4",
+            Some(json!({"env": "FLUXGATE_TEST_UNSET_KEY_VAR"})),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["stored_in"], "env:FLUXGATE_TEST_UNSET_KEY_VAR");
+    assert!(
+        body["note"]
+            .as_str()
+            .is_some_and(|n| n.contains("skipped until")),
+        "{body}"
+    );
+
+    // Bad sources are refused with the reason, and change nothing.
+    let before = config_text(&h);
+    for (bad, says) in [
+        (json!({"file": "relative/path.key"}), "absolute path"),
+        (json!({"env": "1BAD NAME"}), "letters, digits and _"),
+        (json!({"env": "A", "file": "/x"}), "expected one of"),
+        (
+            json!({"file": file.display().to_string()}),
+            "exists already",
+        ),
+    ] {
+        let path = if says == "exists already" {
+            "/admin/api/keys/oa/o3"
+        } else {
+            "/admin/api/keys/oa/o5"
+        };
+        let (status, body) = h.admin_call(Method::PUT, path, Some(bad.clone())).await;
+        assert!(status == 400 || status == 409, "{bad}: {status} {body}");
+        let m = body["error"]["message"].as_str().expect("message");
+        assert!(m.contains(says), "{bad}: {m}");
+    }
+    assert_eq!(config_text(&h), before);
+    h.assert_no_canary_leak();
+}
+
+#[tokio::test]
+async fn budgets_are_set_replaced_and_removed_without_editing_toml() {
+    let h = Harness::start(CONFIG, &["oa/o1"], &[]).await;
+    let put = |body: Value| h.admin_call(Method::PUT, "/admin/api/budgets", Some(body));
+    let (status, body) = put(json!({"kind": "provider", "name": "oa", "daily_usd": 1.5})).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, _) = put(json!({"kind": "all", "monthly_tokens": 1000000})).await;
+    assert_eq!(status, 200);
+    let text = config_text(&h);
+    assert!(
+        text.contains("[[budgets]]\nprovider = \"oa\"\ndaily_usd = 1.5\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("[[budgets]]\nmonthly_tokens = 1000000\n"),
+        "{text}"
+    );
+    assert!(text.starts_with("# Fluxgate config for the management tests"));
+    let listed = h.admin_json("/admin/api/budgets").await;
+    assert_eq!(
+        listed["budgets"].as_array().map(Vec::len),
+        Some(2),
+        "{listed}"
+    );
+
+    // The same scope again replaces its entry (not a second one).
+    let (status, _) = put(json!({"kind": "provider", "name": "oa", "monthly_usd": 20.0})).await;
+    assert_eq!(status, 200);
+    let text = config_text(&h);
+    assert_eq!(text.matches("provider = \"oa\"").count(), 1, "{text}");
+    assert!(
+        text.contains("provider = \"oa\"\nmonthly_usd = 20.0\n") && !text.contains("daily_usd"),
+        "{text}"
+    );
+
+    // A scope the config does not have, or a bad scope, changes nothing and says why.
+    let before = config_text(&h);
+    for (bad, says) in [
+        (
+            json!({"kind": "provider", "name": "ghost", "daily_usd": 1.0}),
+            "ghost",
+        ),
+        (
+            json!({"kind": "provider", "daily_usd": 1.0}),
+            "names its provider",
+        ),
+        (
+            json!({"kind": "galaxy", "daily_usd": 1.0}),
+            "all, key, provider, route or client",
+        ),
+        (
+            json!({"kind": "all", "daily_usd": 1.0, "weekly_usd": 2.0}),
+            "weekly_usd",
+        ),
+    ] {
+        let (status, body) = put(bad.clone()).await;
+        assert!((400..=422).contains(&status), "{bad}: {status} {body}");
+        let m = body["error"]["message"].as_str().expect("message");
+        assert!(m.contains(says), "{bad}: {m}");
+    }
+    assert_eq!(config_text(&h), before);
+
+    // No limits removes the scope's budget.
+    let (status, body) = put(json!({"kind": "provider", "name": "oa"})).await;
+    assert_eq!((status, body["removed"].as_bool()), (200, Some(true)));
+    assert!(!config_text(&h).contains("provider = \"oa\""));
+    let listed = h.admin_json("/admin/api/budgets").await;
+    assert_eq!(
+        listed["budgets"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
 }

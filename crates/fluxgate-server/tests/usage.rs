@@ -187,3 +187,120 @@ async fn a_chat_client_that_asks_for_usage_gets_its_usage_chunk() {
         chat.body
     );
 }
+
+#[tokio::test]
+async fn an_upstream_that_reports_no_usage_shows_none_and_budgets_count_the_estimate() {
+    let config = format!(
+        "{CONFIG}\n[routes.silent]\ntargets = [\"oa/gpt-4o-no-usage\"]\n\n[models.\"gpt-4o-no-usage\"]\ninput_price = 2.5\noutput_price = 10.0\n\n[[budgets]]\nroute = \"silent\"\ndaily_tokens = 1000000\n"
+    );
+    let h = Harness::start(&config, &["oa/o1", "ant/a1", "gem/g1"], &[]).await;
+    let (status, body) = send(&h, Client::Chat, "silent", true, 0).await;
+    assert_eq!(status, 200, "{body}");
+    let r = newest_record(&h, 1).await;
+    // Unknown is unknown: no tokens, no cost ...
+    assert_eq!(r["tokens_in"], Value::Null, "{r}");
+    assert_eq!(r["tokens_out"], Value::Null, "{r}");
+    assert_eq!(r["cost_usd"], Value::Null, "{r}");
+    // ... but budgets count what was estimated before sending, not zero.
+    let est = r["est_tokens"].as_u64().expect("an estimate");
+    assert!(est > 0, "{r}");
+    assert!(r["est_cost_usd"].as_f64().expect("priced") > 0.0, "{r}");
+    let budgets = h.admin_json("/admin/api/budgets").await;
+    assert_eq!(
+        budgets["budgets"][0]["daily"]["tokens"].as_u64(),
+        Some(est),
+        "{budgets}"
+    );
+    // And the estimate survives a restart (the spend table holds it).
+    let h = h.restart().await;
+    let budgets = h.admin_json("/admin/api/budgets").await;
+    assert_eq!(
+        budgets["budgets"][0]["daily"]["tokens"].as_u64(),
+        Some(est),
+        "{budgets}"
+    );
+}
+
+#[tokio::test]
+async fn the_charts_series_count_every_request_in_its_bucket_for_each_span() {
+    let h = Harness::start(CONFIG, &["oa/o1", "ant/a1", "gem/g1"], &["gem/g1"]).await;
+    for n in 0..3 {
+        let (status, body) = send(&h, Client::Chat, "to-chat", false, n).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let (status, _) = send(&h, Client::Chat, "to-gemini", false, 9).await;
+    assert!(status >= 400, "g1 is refused upstream");
+    newest_record(&h, 4).await;
+    for span in ["1h", "24h", "7d", "30d"] {
+        let v = h
+            .admin_json(&format!("/admin/api/usage/series?span={span}"))
+            .await;
+        let buckets = v["buckets"].as_array().expect("buckets");
+        assert_eq!(
+            buckets.len(),
+            match span {
+                "1h" => 60,
+                "24h" => 24,
+                "7d" => 28,
+                _ => 30,
+            }
+        );
+        // The last two buckets: the requests may straddle a bucket's end.
+        let recent = &buckets[buckets.len() - 2..];
+        let sum = |k: &str| {
+            recent
+                .iter()
+                .map(|b| b[k].as_i64().unwrap_or(0))
+                .sum::<i64>()
+        };
+        assert_eq!((sum("ok"), sum("failed")), (3, 1), "{span}: {recent:?}");
+        assert_eq!(sum("tokens_in"), 33, "{span}");
+        assert!(
+            recent.iter().any(|b| b["cost_usd"].as_f64() > Some(0.0)),
+            "{span}"
+        );
+        let total: i64 = buckets.iter().map(|b| b["ok"].as_i64().unwrap_or(0)).sum();
+        assert_eq!(total, 3, "{span}: counted once");
+        let width = v["bucket_ms"].as_i64().expect("width");
+        assert!(buckets
+            .windows(2)
+            .all(
+                |w| w[1]["t_ms"].as_i64().unwrap_or(0) - w[0]["t_ms"].as_i64().unwrap_or(0)
+                    == width
+            ));
+    }
+    let route = h
+        .admin_json("/admin/api/usage/series?span=24h&route=to-gemini")
+        .await;
+    let failed: i64 = route["buckets"]
+        .as_array()
+        .expect("buckets")
+        .iter()
+        .map(|b| b["failed"].as_i64().unwrap_or(0))
+        .sum();
+    let ok: i64 = route["buckets"]
+        .as_array()
+        .expect("buckets")
+        .iter()
+        .map(|b| b["ok"].as_i64().unwrap_or(0))
+        .sum();
+    assert_eq!((ok, failed), (0, 1));
+    let (status, body) = h
+        .admin_call(
+            reqwest::Method::GET,
+            "/admin/api/usage/series?span=2w",
+            None,
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(body["error"]["message"]
+        .as_str()
+        .expect("message")
+        .contains("1h, 24h, 7d or 30d"));
+    // The hourly rows are written with the records: they outlive a restart.
+    let h = h.restart().await;
+    let v = h.admin_json("/admin/api/usage/series?span=30d").await;
+    let all = v["buckets"].as_array().expect("buckets");
+    let sum = |k: &str| all.iter().map(|b| b[k].as_i64().unwrap_or(0)).sum::<i64>();
+    assert_eq!((sum("ok"), sum("failed")), (3, 1));
+}

@@ -7,6 +7,8 @@
 //! browser is handed a file (owner-only, in the data directory) that forwards to the link.
 //! `--no-open` prints the link on standard output instead.
 
+use super::lang;
+use fluxgate_core::t;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -122,14 +124,13 @@ pub fn run(args: ConsoleArgs) -> Result<(), String> {
             .status()
             .is_ok_and(|s| s.success())
         {
-            eprintln!(
-                "Opened the console in your browser (the link works once, within two minutes)."
-            );
+            eprintln!("{}", t!(lang(), "cli.console.opened"));
             return Ok(());
         }
     }
     eprintln!(
-        "Could not open a browser; open this page in one (it works once, within two minutes):\n{}",
+        "{}\n{}",
+        t!(lang(), "cli.console.no_browser"),
         page.display()
     );
     Ok(())

@@ -4,6 +4,8 @@
 //! the OS keychain, writes the config, then offers `fluxgate setup` for the tools it found.
 //! Nothing is stored or written without an answer; `--yes` answers yes to everything (scripts).
 
+use super::lang;
+use fluxgate_core::t;
 use std::io::{BufRead, Write};
 
 use clap::Args;
@@ -75,26 +77,31 @@ pub fn run(args: InitArgs) -> Result<(), String> {
         .ok_or("HOME is not set; cannot look for keys in the tools' files")?;
     let config_path = args.common.config_path()?;
     let data = args.common.data_dir()?;
-    println!("Fluxgate: looking for API keys on this machine…");
+    let l = lang();
+    println!("{}", t!(l, "cli.init.looking"));
     let found = first_run::discover(|k| std::env::var(k).ok(), &homes);
     if found.is_empty() {
-        println!("No keys found (in the usual environment variables, ~/.codex/auth.json, ~/.claude/settings.json or ~/.gemini/.env).");
-        println!("Add one with `fluxgate keys set PROVIDER/ID` (for example `fluxgate keys set openai/work`).");
+        println!("{}", t!(l, "cli.init.none"));
+        println!("{}", t!(l, "cli.init.add_key"));
     } else {
         for (i, f) in found.iter().enumerate() {
             println!(
-                "  {}. {:<11} {}  from {}",
-                i + 1,
-                f.provider,
-                f.hint(),
-                f.source
+                "{}",
+                t!(
+                    l,
+                    "cli.init.found",
+                    n = i + 1,
+                    provider = format!("{:<11}", f.provider),
+                    hint = f.hint(),
+                    source = f.source
+                )
             );
         }
         let chosen = loop {
             let answer = if args.yes {
                 "all".to_string()
             } else {
-                ask("Store which in the OS keychain? (numbers like `1 3`, `all`, or Enter for none)")?
+                ask(&t!(l, "cli.init.ask"))?
             };
             match picked(&answer, found.len()) {
                 Ok(p) => break p,
@@ -102,7 +109,7 @@ pub fn run(args: InitArgs) -> Result<(), String> {
             }
         };
         if chosen.is_empty() {
-            println!("Nothing stored.");
+            println!("{}", t!(l, "cli.init.nothing"));
         } else {
             let picked: Vec<first_run::Found> = chosen.iter().map(|&i| found[i].clone()).collect();
             let secrets = fluxgate_core::secrets::Secrets::system();
@@ -119,9 +126,9 @@ pub fn run(args: InitArgs) -> Result<(), String> {
             })
             .map_err(|e| e.to_string())?;
             for account in &kept {
-                println!("stored {account} in the OS keychain");
+                println!("{}", t!(l, "cli.init.stored", account = account));
             }
-            println!("wrote {}", config_path.display());
+            println!("{}", t!(l, "cli.wrote", path = config_path.display()));
         }
     }
 
@@ -151,20 +158,25 @@ pub fn run(args: InitArgs) -> Result<(), String> {
         )
         .map_err(|e| e.to_string())?;
         if !preview.plan.changes() {
-            println!("{} already uses this Fluxgate.", kind.title());
+            println!("{}", t!(l, "cli.init.already", tool = kind.title()));
             continue;
         }
         println!(
-            "\n{} is on this machine. Pointing it at Fluxgate ({base}) changes:",
-            kind.title()
+            "\n{}",
+            t!(l, "cli.init.on_machine", tool = kind.title(), base = base)
         );
         print!("{}", preview.diff);
-        let go = args.yes || yes(&ask(&format!("Set up {}? (a client token is made for it; `fluxgate setup --undo {}` restores the files) [y/N]", kind.title(), kind.id()))?);
+        let go = args.yes
+            || yes(&ask(&t!(
+                l,
+                "cli.init.ask_setup",
+                tool = kind.title(),
+                id = kind.id()
+            ))?);
         if !go {
             println!(
-                "Left {} as it is (`fluxgate setup {}` does it later).",
-                kind.title(),
-                kind.id()
+                "{}",
+                t!(l, "cli.init.left", tool = kind.title(), id = kind.id())
             );
             continue;
         }
@@ -180,10 +192,10 @@ pub fn run(args: InitArgs) -> Result<(), String> {
         )
         .map_err(|e| e.to_string())?;
         for p in &done.written {
-            println!("wrote {}", p.display());
+            println!("{}", t!(l, "cli.wrote", path = p.display()));
         }
         if let Some(note) = kind.note() {
-            println!("note: {note}");
+            println!("{}", t!(l, "cli.note", note = note));
         }
     }
     Ok(())

@@ -1,5 +1,7 @@
 //! `fluxgate keys set|list|rm|test`
 
+use super::lang;
+use fluxgate_core::t;
 use std::io::{IsTerminal, Read};
 use std::time::Instant;
 
@@ -85,7 +87,10 @@ pub fn run(cmd: KeysCommand) -> Result<(), String> {
             let config = common.load_config().ok();
             let secret = read_secret(&key)?;
             keychain()?.set(&key, &secret).map_err(|e| e.to_string())?;
-            println!("stored {key} in the OS keychain ({})", secret.hint());
+            println!(
+                "{}",
+                t!(lang(), "cli.keys.stored", key = key, hint = secret.hint())
+            );
             let known = config
                 .as_ref()
                 .and_then(|c| c.provider(&provider))
@@ -95,14 +100,22 @@ pub fn run(cmd: KeysCommand) -> Result<(), String> {
                         .any(|k| k.id == id && k.secret == SecretRef::Keychain)
                 });
             if known != Some(true) {
-                eprintln!("note: the config has no keychain key `{id}` under [providers.{provider}]; add `{{ id = \"{id}\" }}` to its `keys` to use it");
+                eprintln!(
+                    "{}",
+                    t!(
+                        lang(),
+                        "cli.keys.not_in_config",
+                        id = id,
+                        provider = provider
+                    )
+                );
             }
             Ok(())
         }
         KeysCommand::Rm { key, common: _ } => {
             split(&key)?;
             keychain()?.delete(&key).map_err(|e| e.to_string())?;
-            println!("removed {key} from the OS keychain");
+            println!("{}", t!(lang(), "cli.keys.removed", key = key));
             Ok(())
         }
         KeysCommand::List { balance, common } => list(&common, balance),
@@ -120,15 +133,15 @@ fn list(common: &Common, balance: bool) -> Result<(), String> {
         Vec::new()
     };
     if config.providers.iter().all(|p| p.keys.is_empty()) {
-        println!("no keys configured");
+        println!("{}", t!(lang(), "cli.keys.none"));
     }
     for p in &config.providers {
         for k in &p.keys {
             let account = p.account(&k.id);
             let found = match secrets.resolve(&account, &k.secret) {
-                Ok(v) => format!("present {}", v.hint()),
-                Err(SecretError::NotFound(_)) => "MISSING (fluxgate keys set)".into(),
-                Err(e) => format!("UNREADABLE: {e}"),
+                Ok(v) => t!(lang(), "cli.keys.present", hint = v.hint()),
+                Err(SecretError::NotFound(_)) => t!(lang(), "cli.keys.missing"),
+                Err(e) => t!(lang(), "cli.keys.unreadable", error = e),
             };
             let state = states
                 .iter()
@@ -138,7 +151,7 @@ fn list(common: &Common, balance: bool) -> Result<(), String> {
             let via = k
                 .egress
                 .proxy()
-                .map(|p| format!("  via proxy {}", p.label))
+                .map(|p| t!(lang(), "cli.keys.via_proxy", proxy = p.label))
                 .unwrap_or_default();
             let credit = balances
                 .iter()
@@ -330,11 +343,28 @@ fn test(common: &Common, only: Option<&str>) -> Result<(), String> {
             let probe = probe_key(&client, &secrets, p, k).await;
             match probe.result {
                 Ok((status, ms)) => {
-                    println!("{:<28} ok    HTTP {status} in {ms} ms", probe.account)
+                    println!(
+                        "{}",
+                        t!(
+                            lang(),
+                            "cli.keys.test_ok",
+                            account = format!("{:<28}", probe.account),
+                            status = status,
+                            ms = ms
+                        )
+                    )
                 }
                 Err(e) => {
                     failed += 1;
-                    println!("{:<28} FAIL  {e}", probe.account);
+                    println!(
+                        "{}",
+                        t!(
+                            lang(),
+                            "cli.keys.test_fail",
+                            account = format!("{:<28}", probe.account),
+                            error = e
+                        )
+                    );
                 }
             }
         }

@@ -6,6 +6,7 @@ mod console;
 mod doctor;
 mod init;
 mod keys;
+mod log;
 mod remote;
 mod serve;
 mod setup;
@@ -72,6 +73,9 @@ enum Command {
     /// Manage API keys in the OS keychain.
     #[command(subcommand)]
     Keys(keys::KeysCommand),
+    /// The request log: each request's route, attempts, status, tokens and cost; --follow
+    /// prints requests as they finish, --failed and --route filter, --json for export.
+    Log(log::LogArgs),
     /// Manage client tokens (what tools use as their API key for Fluxgate).
     #[command(subcommand)]
     Token(token::TokenCommand),
@@ -88,6 +92,12 @@ enum Command {
     Init(init::InitArgs),
 }
 
+/// The language the CLI's messages use: `FLUXGATE_LANG`, else the OS locale (`LC_ALL`,
+/// `LC_MESSAGES`, `LANG`). Script-facing output (`--json`, tokens, URLs) is never translated.
+pub(crate) fn lang() -> fluxgate_core::i18n::Lang {
+    fluxgate_core::i18n::Lang::current()
+}
+
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -95,6 +105,7 @@ pub fn main() -> ExitCode {
         Command::Check(a) => check::run_check(a),
         Command::Explain(a) => check::run_explain(a),
         Command::Keys(c) => keys::run(c),
+        Command::Log(a) => log::run(a),
         Command::Token(c) => token::run(c),
         Command::Console(a) => console::run(a),
         Command::Setup(a) => setup::run(a),
@@ -104,7 +115,7 @@ pub fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(msg) => {
-            eprintln!("error: {msg}");
+            eprintln!("{}", fluxgate_core::t!(lang(), "cli.error", msg = msg));
             ExitCode::from(1)
         }
     }

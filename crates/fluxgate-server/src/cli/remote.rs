@@ -31,17 +31,22 @@ async fn call(
     addr: SocketAddr,
     path: &str,
     token: Option<&str>,
-    body: serde_json::Value,
+    body: Option<serde_json::Value>,
 ) -> Result<(u16, serde_json::Value), String> {
     let unreachable = |e: String| format!("lost the connection to Fluxgate at {addr}: {e}");
-    let mut req = http::Request::post(path)
-        .header(http::header::HOST, addr.to_string())
-        .header(http::header::CONTENT_TYPE, "application/json");
+    let mut req = match body {
+        Some(_) => http::Request::post(path),
+        None => http::Request::get(path),
+    }
+    .header(http::header::HOST, addr.to_string())
+    .header(http::header::CONTENT_TYPE, "application/json");
     if let Some(t) = token {
         req = req.header(http::header::AUTHORIZATION, format!("Bearer {t}"));
     }
     let req = req
-        .body(Full::new(Bytes::from(body.to_string())))
+        .body(Full::new(
+            body.map_or_else(Bytes::new, |b| Bytes::from(b.to_string())),
+        ))
         .map_err(|e| e.to_string())?;
     let exchange = async {
         send.ready().await.map_err(|e| unreachable(e.to_string()))?;
@@ -99,7 +104,7 @@ impl Remote {
             addr,
             "/admin/api/hello",
             None,
-            serde_json::json!({ "challenge": challenge }),
+            Some(serde_json::json!({ "challenge": challenge })),
         )
         .await
         .map_err(|_| refused())?;
@@ -121,6 +126,18 @@ impl Remote {
         path: &str,
         body: serde_json::Value,
     ) -> Result<(u16, serde_json::Value), String> {
-        call(&mut self.send, self.addr, path, Some(&self.token), body).await
+        call(
+            &mut self.send,
+            self.addr,
+            path,
+            Some(&self.token),
+            Some(body),
+        )
+        .await
+    }
+
+    /// `GET path` with the admin token; the status and the JSON answer.
+    pub async fn get(&mut self, path: &str) -> Result<(u16, serde_json::Value), String> {
+        call(&mut self.send, self.addr, path, Some(&self.token), None).await
     }
 }

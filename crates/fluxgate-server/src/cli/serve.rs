@@ -1,5 +1,7 @@
 //! `fluxgate serve`
 
+use super::lang;
+use fluxgate_core::t;
 use std::net::SocketAddr;
 
 use clap::Args;
@@ -40,27 +42,48 @@ pub fn run(args: ServeArgs) -> Result<(), String> {
         let addr = started.handle.addr;
         let from = match &config.source {
             fluxgate_core::config::ConfigSource::File(p) => p.display().to_string(),
-            fluxgate_core::config::ConfigSource::Environment => format!(
-                "environment variables (no config file; console edits create {})",
-                started.config_file.display()
+            fluxgate_core::config::ConfigSource::Environment => t!(
+                lang(),
+                "cli.serve.env_source",
+                path = started.config_file.display()
             ),
         };
         let data_dir = started.data_dir.clone();
-        eprintln!("Fluxgate listening on http://{addr}");
-        eprintln!("  config: {from}: {providers} provider(s), {keys} key(s), {routes} route(s)");
-        eprintln!("  data:   {}", data_dir.display());
-        eprintln!("  admin token (for /admin/api): {}", data_dir.join(fluxgate_core::tokens::ADMIN_TOKEN_FILE).display());
-        eprintln!("  console: run `fluxgate console` for a login link to http://{addr}/admin/");
+        let l = lang();
+        eprintln!("{}", t!(l, "cli.serve.listening", addr = addr));
+        eprintln!(
+            "{}",
+            t!(
+                l,
+                "cli.serve.config",
+                from = from,
+                providers = providers,
+                keys = keys,
+                routes = routes
+            )
+        );
+        eprintln!("{}", t!(l, "cli.serve.data", path = data_dir.display()));
+        eprintln!(
+            "{}",
+            t!(
+                l,
+                "cli.serve.admin_token",
+                path = data_dir
+                    .join(fluxgate_core::tokens::ADMIN_TOKEN_FILE)
+                    .display()
+            )
+        );
+        eprintln!("{}", t!(l, "cli.serve.console", addr = addr));
         if providers == 0 {
-            eprintln!("  no providers yet: add one in the console, write a config file or set OPENAI_API_KEY / ANTHROPIC_API_KEY / ...");
+            eprintln!("{}", t!(l, "cli.serve.no_providers"));
         }
         if !gateway.tokens.any().unwrap_or(false) {
-            eprintln!("  no client tokens yet: run `fluxgate token new NAME` and use the token as your tools' API key");
+            eprintln!("{}", t!(l, "cli.serve.no_tokens"));
         }
         // Tests and scripts read this line to find the port.
         println!("listening on http://{addr}");
         signals.wait().await;
-        eprintln!("shutting down: letting in-flight requests finish (up to 10 s)");
+        eprintln!("{}", t!(lang(), "cli.shutting_down"));
         started.handle.shutdown().await;
         Ok::<(), String>(())
     })

@@ -2,10 +2,12 @@
 //! Fluxgate (see `fluxgate_core::setup::tools`), showing the change as a diff first. The
 //! console's Client setup page and the tray menu do the same through the admin API.
 
+use super::lang;
 use clap::Args;
 use fluxgate_core::setup::tools::{self, Homes};
 use fluxgate_core::setup::ClientKind;
 use fluxgate_core::store::Store;
+use fluxgate_core::t;
 use fluxgate_core::tokens::ClientTokens;
 
 use super::Common;
@@ -59,12 +61,16 @@ pub fn run(args: SetupArgs) -> Result<(), String> {
         let done =
             tools::revert(kind, &homes, &dir, &tokens, keychain()).map_err(|e| e.to_string())?;
         for p in &done {
-            println!("restored {}", p.display());
+            println!("{}", t!(lang(), "cli.setup.restored", path = p.display()));
         }
         println!(
-            "{} is set up as it was before `fluxgate setup {}`.",
-            kind.title(),
-            kind.id()
+            "{}",
+            t!(
+                lang(),
+                "cli.setup.as_before",
+                tool = kind.title(),
+                id = kind.id()
+            )
         );
         return Ok(());
     }
@@ -87,32 +93,47 @@ pub fn run(args: SetupArgs) -> Result<(), String> {
     .map_err(|e| e.to_string())?;
     if !out.plan.changes() {
         println!(
-            "{} already uses this Fluxgate ({base}) with a working token; nothing to change.",
-            kind.title()
+            "{}",
+            t!(
+                lang(),
+                "cli.setup.already",
+                tool = kind.title(),
+                base = base
+            )
         );
         return Ok(());
     }
     print!("{}", out.diff);
     if args.dry_run {
-        println!(
-            "(dry run: nothing was written; without --dry-run a client token named `{}` is made for it)",
-            kind.id()
-        );
+        println!("{}", t!(lang(), "cli.setup.dry_run", id = kind.id()));
         return Ok(());
     }
     if let Some(name) = &out.new_token {
-        println!("made the client token `{name}` for {}", kind.title());
+        println!(
+            "{}",
+            t!(
+                lang(),
+                "cli.setup.made_token",
+                name = name,
+                tool = kind.title()
+            )
+        );
     }
     for p in &out.written {
-        println!("wrote {}", p.display());
+        println!("{}", t!(lang(), "cli.wrote", path = p.display()));
     }
     println!(
-        "{} now uses Fluxgate at {base}. The originals are kept: `fluxgate setup --undo {}` puts them back.",
-        kind.title(),
-        kind.id()
+        "{}",
+        t!(
+            lang(),
+            "cli.setup.done",
+            tool = kind.title(),
+            base = base,
+            id = kind.id()
+        )
     );
     if let Some(note) = kind.note() {
-        println!("note: {note}");
+        println!("{}", t!(lang(), "cli.note", note = note));
     }
     Ok(())
 }

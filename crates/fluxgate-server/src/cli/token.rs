@@ -1,9 +1,11 @@
 //! `fluxgate token new|list|revoke`
 
+use super::lang;
 use clap::Subcommand;
 use fluxgate_core::clock::now_ms;
 use fluxgate_core::secrets::Secrets;
 use fluxgate_core::store::Store;
+use fluxgate_core::t;
 use fluxgate_core::team::{FleetLedger, SharedTokens};
 use fluxgate_core::tokens::{utc_minute, ClientTokens, TokenLimits};
 
@@ -83,26 +85,40 @@ pub fn run(cmd: TokenCommand) -> Result<(), String> {
             let t = tokens(&common)?
                 .create_with(&name, limits)
                 .map_err(|e| e.to_string())?;
-            eprintln!("client token `{name}` (shown only now; store it in your tool's settings):");
+            eprintln!("{}", t!(lang(), "cli.token.made", name = name));
             println!("{t}");
             Ok(())
         }
         TokenCommand::List { common } => {
             let list = tokens(&common)?.list().map_err(|e| e.to_string())?;
             if list.is_empty() {
-                println!("no client tokens; make one with `fluxgate token new NAME`");
+                println!("{}", t!(lang(), "cli.token.none"));
             }
             for t in list {
                 let mut line = t.name.clone();
                 if let Some(at) = t.limits.expires_ms {
-                    let state = if now_ms() >= at { "expired" } else { "expires" };
+                    let state = if now_ms() >= at {
+                        t!(lang(), "cli.token.expired")
+                    } else {
+                        t!(lang(), "cli.token.expires")
+                    };
                     line.push_str(&format!("  {state} {}", utc_minute(at)));
                 }
                 if !t.limits.routes.is_empty() {
-                    line.push_str(&format!("  routes: {}", t.limits.routes.join(", ")));
+                    line.push_str("  ");
+                    line.push_str(&t!(
+                        lang(),
+                        "cli.token.routes",
+                        list = t.limits.routes.join(", ")
+                    ));
                 }
                 if !t.limits.providers.is_empty() {
-                    line.push_str(&format!("  providers: {}", t.limits.providers.join(", ")));
+                    line.push_str("  ");
+                    line.push_str(&t!(
+                        lang(),
+                        "cli.token.providers",
+                        list = t.limits.providers.join(", ")
+                    ));
                 }
                 println!("{line}");
             }
@@ -110,7 +126,7 @@ pub fn run(cmd: TokenCommand) -> Result<(), String> {
         }
         TokenCommand::Revoke { name, common } => {
             tokens(&common)?.revoke(&name).map_err(|e| e.to_string())?;
-            println!("revoked `{name}`");
+            println!("{}", t!(lang(), "cli.token.revoked", name = name));
             Ok(())
         }
     }
