@@ -25,6 +25,9 @@ RUN="$PWD/target/canary-run"
 rm -rf "$RUN" target/nextest/canary
 mkdir -p "$RUN/tmp" "$RUN/canaries"
 export TMPDIR="$RUN/tmp" FLUXGATE_CANARY_DIR="$RUN/canaries" FLUXGATE_KEEP_TEMP=1
+# Tests assert English messages whatever this machine's locale is (tests that check Chinese
+# set FLUXGATE_LANG themselves).
+export FLUXGATE_LANG=en
 export FLUXGATE_LOG="trace,hyper=info,h2=info,rustls=info,hyper_util=info"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --locked --workspace --no-fail-fast --profile canary

@@ -85,6 +85,7 @@ class Fluxgate:
         self.env = dict(os.environ)
         self.env.pop("FLUXGATE_CONFIG", None)
         self.env.pop("FLUXGATE_DATA_DIR", None)
+        self.env["FLUXGATE_LANG"] = "en"
         lines = []
         upstreams = (("oa", "openai", fake.url + "/v1"), ("ant", "anthropic", fake.url), ("ds", "openai-compatible", fake.url + "/v1"), ("gem", "gemini", fake.url))
         for provider, kind, base in upstreams:

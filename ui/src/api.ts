@@ -2,6 +2,7 @@
 // its secret in x-fluxgate-session (session.ts); every error becomes an ApiError with the
 // server's own message.
 
+import { t } from "./i18n";
 import { sessionHeaders } from "./session";
 
 export class ApiError extends Error {
@@ -14,6 +15,9 @@ export class ApiError extends Error {
   }
 }
 
+/** Whether the admin API last said this console is signed out (every view then shows the sign-in screen). */
+export const session = { signedOut: false };
+
 export async function api<T = unknown>(method: string, path: string, body?: unknown): Promise<T> {
   let resp: Response;
   try {
@@ -25,7 +29,7 @@ export async function api<T = unknown>(method: string, path: string, body?: unkn
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch {
-    throw new ApiError(0, "unreachable", "Fluxgate is not answering. Is it running?");
+    throw new ApiError(0, "unreachable", t("api.unreachable"));
   }
   const text = await resp.text();
   let data: unknown = null;
@@ -34,6 +38,7 @@ export async function api<T = unknown>(method: string, path: string, body?: unkn
   } catch {
     data = null;
   }
+  session.signedOut = resp.status === 401;
   if (!resp.ok) {
     const err = (data as { error?: { type?: string; message?: string } } | null)?.error;
     throw new ApiError(resp.status, err?.type ?? "error", err?.message ?? `HTTP ${resp.status}`);

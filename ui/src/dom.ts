@@ -26,3 +26,17 @@ export function clear(el: Element, ...children: (Child | Child[])[]): void {
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
 }
+
+const SVG = "http://www.w3.org/2000/svg";
+
+/** An SVG element (attributes as text; children appended). */
+export function s(
+  tag: string,
+  attrs: Record<string, string | number> = {},
+  ...children: (Node | null)[]
+): SVGElement {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) el.setAttribute(k, String(v));
+  for (const c of children) if (c) el.append(c);
+  return el;
+}

@@ -4,7 +4,14 @@ import {
   bars,
   compact,
   countdown,
+  ago,
+  catalogueFor,
   countdownLabel,
+  keyNote,
+  filterQuery,
+  filtersFromHash,
+  millis,
+  outcomeText,
   KeyHealth,
   overall,
   parseTargets,
@@ -22,6 +29,7 @@ const key = (status: KeyHealth["status"]): KeyHealth => ({
   reason: null,
   last_status: null,
   last_message: null,
+  last_error_ms: null,
   until_ms: null,
   retry_in_secs: null,
   in_flight: 0,
@@ -130,5 +138,71 @@ describe("balanceText", () => {
     expect(balanceText({ ...b, remaining: null, checked_ms: null, error: "timed out" })).toBe(
       "balance unknown",
     );
+  });
+});
+
+describe("inspector filters", () => {
+  it("reads the hash and writes back only what is set", () => {
+    const f = filtersFromHash("#requests?failed=1&route=fast&colour=red&retried=0");
+    expect(f.failed).toBe(true);
+    expect(f.retried).toBe(false);
+    expect(f.route).toBe("fast");
+    expect(filterQuery(f)).toBe("failed=1&route=fast");
+    expect(filterQuery(filtersFromHash("#requests"), { limit: 5 })).toBe("limit=5");
+    expect(filterQuery({ ...f, key: "a b&c" })).toBe("failed=1&route=fast&key=a+b%26c");
+  });
+  it("says how an attempt ended and how long it took", () => {
+    expect(outcomeText("proxy_failed")).toBe("its proxy failed");
+    expect(outcomeText("pending")).toBe("in progress");
+    expect(millis(850)).toBe("850 ms");
+    expect(millis(1234)).toBe("1.2 s");
+    expect(millis(null)).toBe("–");
+  });
+});
+
+describe("key notes", () => {
+  const base: KeyHealth = {
+    ...key("healthy"),
+    provider: "oa",
+    key_id: "work",
+    last_status: 429,
+    last_message: "rate limited upstream",
+    last_error_ms: 1_000_000,
+  };
+  it("shows a healthy or disabled key's last failure as history, with when", () => {
+    const n = keyNote(base, 1_000_000 + 3 * 60_000);
+    expect(n).toEqual({ reason: "", message: "last error 3 min ago: rate limited upstream", history: true });
+    expect(keyNote({ ...base, status: "disabled", last_error_ms: null }, 0).message).toBe(
+      "last error: rate limited upstream",
+    );
+    expect(keyNote({ ...base, last_message: null }, 0)).toEqual({ reason: "", message: "", history: false });
+  });
+  it("says why a key is out of rotation", () => {
+    const n = keyNote({ ...base, status: "cooling", reason: "rate_limited" }, 0);
+    expect(n).toEqual({ reason: "rate limited", message: "rate limited upstream", history: false });
+    expect(keyNote({ ...base, secret_error: "locked" }, 0).reason).toBe("secret unreadable");
+  });
+  it("reads times ago", () => {
+    expect(ago(0, 30_000)).toBe("just now");
+    expect(ago(0, 2 * 3_600_000)).toBe("2 h ago");
+    expect(ago(0, 3 * 86_400_000)).toBe("3 d ago");
+  });
+});
+
+describe("catalogue picks", () => {
+  const cat = [
+    "gpt-4o",
+    "gpt-4o-2024-08-06",
+    "claude-sonnet-4-5",
+    "claude-sonnet-4-5-20250929",
+    "deepseek-chat",
+    "gemini-2.5-pro",
+    "mistral-large-latest",
+  ];
+  it("offers each provider its vendor's models, not dated snapshots", () => {
+    expect(catalogueFor("openai", "", cat)).toEqual(["gpt-4o"]);
+    expect(catalogueFor("anthropic", "", cat)).toEqual(["claude-sonnet-4-5"]);
+    expect(catalogueFor("openai-compatible", "https://api.deepseek.com/v1", cat)).toEqual(["deepseek-chat"]);
+    expect(catalogueFor("openai-compatible", "http://127.0.0.1:11434/v1", cat)).toEqual([]);
   });
 });

@@ -3,7 +3,9 @@
 
 import { ApiError, get } from "./api";
 import { clear, h } from "./dom";
-import { KeyHealth } from "./format";
+import { t } from "./i18n";
+import { BudgetPeriod, KeyHealth, statusText } from "./format";
+import type { Bucket, KeyStrip } from "./generated/api";
 import type { RequestRecord } from "./generated/api";
 
 export interface KeyConf {
@@ -44,17 +46,50 @@ export interface Conf {
   providers: ProviderConf[];
   routes: RouteConf[];
   strategies: string[];
+  /** The model ids the built-in catalogue knows (prices, capabilities). */
+  catalogue: string[];
   kinds: string[];
   clients: { id: string; title: string }[];
 }
 /** One request as `/admin/api/requests` lists it. */
 export type RequestRow = RequestRecord;
 
+/** One key's last 24 hours, as `/admin/api/usage` groups it. */
+export interface KeyUsage {
+  requests: number;
+  errors: number;
+  cost_usd: number;
+  last_ms: number | null;
+}
+
 export const state = {
   keys: [] as KeyHealth[],
   conf: null as Conf | null,
   requests: [] as RequestRow[],
+  /** `provider/key` → its last 24 hours (refreshed with the request rates). */
+  keyUsage: new Map<string, KeyUsage>(),
+  /** The dashboard's charts: the last hour in minutes, and the last 30 days (today's spend). */
+  hour: null as DashSeries | null,
+  day: null as DashSeries | null,
+  month: null as DashSeries | null,
+  /** Today's use of a daily budget on all traffic, when there is one. */
+  allBudget: null as BudgetPeriod | null,
+  /** Each key's stretches out of rotation in the last 24 hours (the health strip). */
+  history: null as KeyHistory | null,
 };
+
+/** `/admin/api/keys/history`. */
+export interface KeyHistory {
+  since_ms: number;
+  now_ms: number;
+  keys: KeyStrip[];
+}
+
+/** A series as `/admin/api/usage/series` answers it. */
+export interface DashSeries {
+  bucket_ms: number;
+  buckets: Bucket[];
+}
 
 export const main = document.getElementById("main") as HTMLElement;
 export const banner = document.getElementById("banner") as HTMLElement;
@@ -73,7 +108,7 @@ export function showError(e: unknown): void {
   clear(
     banner,
     h("span", {}, msg),
-    h("button", { type: "button", onclick: () => (banner.hidden = true) }, "Dismiss"),
+    h("button", { type: "button", onclick: () => (banner.hidden = true) }, t("common.dismiss")),
   );
 }
 
@@ -83,7 +118,7 @@ export function notice(msg: string): void {
   clear(
     banner,
     h("span", {}, msg),
-    h("button", { type: "button", onclick: () => (banner.hidden = true) }, "Dismiss"),
+    h("button", { type: "button", onclick: () => (banner.hidden = true) }, t("common.dismiss")),
   );
   const shown = banner.firstChild;
   // Good news fades after a while; errors stay until dismissed.
@@ -101,6 +136,45 @@ export async function act(label: string, f: () => Promise<unknown>): Promise<voi
   }
 }
 
+/**
+ * Runs a form's action where the user is looking: the submit button is busy while it runs; an
+ * error is shown in the form itself (role=alert) with every field kept as typed; on success the
+ * view refreshes. Returns whether it succeeded.
+ */
+export async function formAct(form: HTMLElement, f: () => Promise<unknown>): Promise<boolean> {
+  const button = form.querySelector<HTMLButtonElement>("button[type=submit]");
+  let msg = form.querySelector<HTMLElement>(".form-msg");
+  if (!msg) {
+    msg = h("p", { class: "form-msg", role: "alert" });
+    form.append(msg);
+  }
+  msg.className = "form-msg";
+  msg.textContent = "";
+  if (button) {
+    button.disabled = true;
+    button.setAttribute("aria-busy", "true");
+  }
+  try {
+    await f();
+  } catch (e) {
+    msg.className = "form-msg error";
+    msg.textContent = e instanceof Error ? e.message : String(e);
+    msg.scrollIntoView({ block: "nearest" });
+    return false;
+  } finally {
+    if (button) {
+      button.disabled = false;
+      button.removeAttribute("aria-busy");
+    }
+  }
+  try {
+    await refresh();
+  } catch (e) {
+    showError(e);
+  }
+  return true;
+}
+
 export async function refresh(): Promise<void> {
   const [keys, conf] = await Promise.all([get<{ keys: KeyHealth[] }>("keys"), get<Conf>("config")]);
   state.keys = keys.keys;
@@ -109,15 +183,15 @@ export async function refresh(): Promise<void> {
 }
 
 export function badge(status: string): HTMLElement {
-  return h("span", { class: `badge ${status}`, "data-status": status }, status);
+  return h("span", { class: `badge ${status}`, "data-status": status }, statusText(status));
 }
 
 export async function copy(text: string): Promise<void> {
   try {
     await navigator.clipboard.writeText(text);
-    notice("Copied.");
+    notice(t("common.copied"));
   } catch {
-    showError("The clipboard is not available here; select the text and copy it.");
+    showError(t("common.no_clipboard"));
   }
 }
 

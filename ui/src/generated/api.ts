@@ -35,7 +35,16 @@ low: boolean,
  */
 out_of_rotation: boolean, };
 
-export type KeyHealth = { provider: string, key_id: string, status: KeyStatus, reason: ErrorClass | null, last_status: number | null, last_message: string | null, 
+export type KeyHealth = { provider: string, key_id: string, status: KeyStatus, 
+/**
+ * Why it is out of rotation: none while it is usable or disabled (its last failure is
+ * then history: `last_status`, `last_message`, `last_error_ms`).
+ */
+reason: ErrorClass | null, last_status: number | null, last_message: string | null, 
+/**
+ * When this Fluxgate last saw the key fail (Unix milliseconds; none since it started).
+ */
+last_error_ms: number | null, 
 /**
  * Unix milliseconds when the key comes back or is retested.
  */
@@ -79,6 +88,38 @@ failing_since_ms: number | null,
  */
 failures: number, };
 
+export type AttemptOutcome = "pending" | "served" | "failed" | "rejected" | "not_translatable" | "proxy_failed" | "broke";
+
+export type AttemptRecord = { provider: string, key_id: string, 
+/**
+ * The model the upstream was asked for.
+ */
+model: string, 
+/**
+ * The outbound proxy it went through, when not direct.
+ */
+proxy?: string | null, 
+/**
+ * When it went out, in milliseconds after the request arrived.
+ */
+at_ms: number, 
+/**
+ * How long it took: until it failed, answered, or (a stream) ended.
+ */
+ms: number, 
+/**
+ * Until the answer, or a stream's first content; none when it failed first.
+ */
+first_byte_ms: number | null, outcome: AttemptOutcome, 
+/**
+ * The upstream's status, when it answered.
+ */
+status: number | null, error_class: ErrorClass | null, 
+/**
+ * What went wrong, scrubbed of the key and shortened ([`ERROR_TEXT_MAX`] bytes).
+ */
+error: string | null, };
+
 export type RequestRecord = { ts_ms: number, request_id: string, 
 /**
  * The client token's name.
@@ -107,7 +148,49 @@ tokens_cached: number | null,
 /**
  * The cost at the catalogue's prices, when the model's prices are known.
  */
-cost_usd: number | null, };
+cost_usd: number | null, 
+/**
+ * For an answer whose upstream reported no usage: the tokens estimated before sending,
+ * which budgets count instead of nothing (`tokens_in`/`tokens_out` stay unknown).
+ */
+est_tokens: number | null, 
+/**
+ * The estimate's cost, when the model's prices are known.
+ */
+est_cost_usd: number | null, 
+/**
+ * Each attempt, in order (the last one is the record's `provider`/`key_id`).
+ */
+attempt_log: Array<AttemptRecord>, 
+/**
+ * The store's row number, on a record read back: the cursor of `after` (newer rows have
+ * larger numbers).
+ */
+seq: number | null, };
+
+export type Bucket = { 
+/**
+ * Where the bucket starts (Unix milliseconds).
+ */
+t_ms: number, ok: number, failed: number, tokens_in: number, tokens_out: number, cost_usd: number, };
+
+export type Segment = { from_ms: number, 
+/**
+ * When it ended (`now` for one still going).
+ */
+to_ms: number, status: KeyStatus, reason: ErrorClass | null, };
+
+export type KeyStrip = { provider: string, key_id: string, segments: Array<Segment>, };
+
+export type KeptBodies = { request: string, request_bytes: number, 
+/**
+ * Whether `request` is only the start of it.
+ */
+request_cut: boolean, response: string, response_bytes: number, response_cut: boolean, 
+/**
+ * When they are deleted (Unix milliseconds).
+ */
+expires_ms: number, };
 
 export type Event = { "type": "key_state_changed", provider: string, key_id: string, from: KeyStatus, to: KeyStatus, reason: ErrorClass | null, 
 /**

@@ -1,22 +1,63 @@
 // Dashboard: every provider's keys with state, reason, last status and a live countdown.
 
 import { post, seg } from "../api";
-import { h } from "../dom";
+import { h, s } from "../dom";
+import { barChart, bucketLink, countText, REQUEST_PARTS } from "../chart";
 import {
+  ago,
   balanceText,
+  budgetUse,
   countdown,
   countdownLabel,
   KeyHealth,
+  keyNote,
   overall,
   percent,
   rates,
   reasonText,
+  statusText,
   summarise,
+  usd,
 } from "../format";
-import { state, showError, notice, act, refresh, badge } from "../shell";
+import { lang, t } from "../i18n";
+import { state, showError, notice, act, refresh, badge, bar } from "../shell";
+
+/** A key's last 24 hours (requests, failures, spend) and when it was last used, from the usage poll. */
+function usageCell(k: KeyHealth): HTMLElement {
+  const u = state.keyUsage.get(`${k.provider}/${k.key_id}`);
+  if (!u) return h("td", { class: "muted" }, t("dash.no_requests"));
+  const q = new URLSearchParams({ provider: k.provider, key: k.key_id });
+  return h(
+    "td",
+    { class: "key-usage" },
+    h(
+      "a",
+      {
+        href: `#requests?${q.toString()}`,
+        title: t("dash.usage_title"),
+      },
+      t("dash.n_req", { n: u.requests }),
+    ),
+    u.errors > 0
+      ? [
+          " · ",
+          h(
+            "a",
+            { href: `#requests?failed=1&${q.toString()}`, class: "warn" },
+            t("dash.n_failed", { n: u.errors }),
+          ),
+        ]
+      : null,
+    ` · ${usd(u.cost_usd)}`,
+    u.last_ms === null
+      ? null
+      : h("div", { class: "muted last-used" }, t("dash.used_ago", { ago: ago(u.last_ms, Date.now()) })),
+  );
+}
 
 export function keyRow(k: KeyHealth, actions: boolean): HTMLElement {
   const label = countdownLabel(k.status);
+  const note = keyNote(k, Date.now());
   return h(
     "tr",
     { "data-key": `${k.provider}/${k.key_id}` },
@@ -25,11 +66,7 @@ export function keyRow(k: KeyHealth, actions: boolean): HTMLElement {
       {},
       h("code", {}, k.key_id),
       k.proxy
-        ? h(
-            "div",
-            { class: "muted via", title: "Its requests go through this outbound proxy" },
-            `via ${k.proxy}`,
-          )
+        ? h("div", { class: "muted via", title: t("dash.via_title") }, t("dash.via", { proxy: k.proxy }))
         : null,
       k.balance
         ? h(
@@ -38,10 +75,12 @@ export function keyRow(k: KeyHealth, actions: boolean): HTMLElement {
               class: k.balance.low ? "warn balance" : "muted balance",
               "data-balance": k.balance.remaining ?? "",
               title: k.balance.low
-                ? `Below the provider's low_balance (${k.balance.threshold ?? ""})${k.balance.out_of_rotation ? "; out of rotation until topped up" : ""}`
-                : (k.balance.error ?? "Read from the vendor's balance endpoint"),
+                ? t(k.balance.out_of_rotation ? "dash.low_title_out" : "dash.low_title", {
+                    threshold: k.balance.threshold ?? "",
+                  })
+                : (k.balance.error ?? t("dash.balance_title")),
             },
-            balanceText(k.balance) + (k.balance.out_of_rotation ? " · out of rotation" : ""),
+            balanceText(k.balance) + (k.balance.out_of_rotation ? t("dash.out_of_rotation_suffix") : ""),
           )
         : null,
     ),
@@ -49,14 +88,11 @@ export function keyRow(k: KeyHealth, actions: boolean): HTMLElement {
     h(
       "td",
       {},
-      reasonText(k.reason) ||
-        (k.secret_error
-          ? "secret unreadable"
-          : k.proxy_error
-            ? h("span", { class: "warn", "data-proxy-error": "" }, "proxy failing")
-            : ""),
+      note.reason === t("fmt.proxy_failing")
+        ? h("span", { class: "warn", "data-proxy-error": "" }, note.reason)
+        : note.reason,
     ),
-    h("td", {}, k.last_status ?? ""),
+    h("td", { class: note.history ? "muted" : "" }, k.last_status ?? ""),
     h(
       "td",
       { class: "countdown" },
@@ -68,22 +104,33 @@ export function keyRow(k: KeyHealth, actions: boolean): HTMLElement {
           )
         : "",
     ),
-    h("td", { class: "msg" }, k.secret_error ?? k.proxy_error ?? k.last_message ?? ""),
+    h("td", { class: note.history ? "msg history" : "msg" }, note.message),
+    usageCell(k),
     actions
       ? h(
           "td",
           { class: "actions" },
-          h("button", { type: "button", onclick: () => testKey(k.provider, k.key_id) }, "Test"),
+          h(
+            "button",
+            {
+              type: "button",
+              title: t("dash.test_title"),
+              onclick: () => testKey(k.provider, k.key_id),
+            },
+            t("keys.test"),
+          ),
           k.balance
             ? h(
                 "button",
                 {
                   type: "button",
-                  title: "Read this key's balance from its vendor now (at most once per 30 s)",
+                  title: t("dash.balance_btn_title"),
                   onclick: () =>
-                    act("Check balance", () => post(`keys/${seg(k.provider)}/${seg(k.key_id)}/balance`)),
+                    act(t("dash.check_balance"), () =>
+                      post(`keys/${seg(k.provider)}/${seg(k.key_id)}/balance`),
+                    ),
                 },
-                "Balance",
+                t("dash.balance"),
               )
             : null,
           k.status !== "healthy" && k.status !== "disabled"
@@ -91,9 +138,11 @@ export function keyRow(k: KeyHealth, actions: boolean): HTMLElement {
                 "button",
                 {
                   type: "button",
-                  onclick: () => act("Revive", () => post(`keys/${seg(k.provider)}/${seg(k.key_id)}/revive`)),
+                  title: t("dash.revive_title"),
+                  onclick: () =>
+                    act(t("keys.revive"), () => post(`keys/${seg(k.provider)}/${seg(k.key_id)}/revive`)),
                 },
-                "Revive",
+                t("keys.revive"),
               )
             : null,
         )
@@ -111,7 +160,16 @@ export function keyTable(keys: KeyHealth[], actions: boolean): HTMLElement {
       h(
         "tr",
         {},
-        ["Key", "State", "Reason", "Last status", "Recovery", "Last message", actions ? "" : null]
+        [
+          t("col.key"),
+          t("col.state"),
+          t("col.reason"),
+          t("col.last_status"),
+          t("col.recovery"),
+          t("col.last_message"),
+          t("col.served_24h"),
+          actions ? "" : null,
+        ]
           .filter((x) => x !== null)
           .map((t) => h("th", { scope: "col" }, t)),
       ),
@@ -129,14 +187,12 @@ export function sharedAway(conf: typeof state.conf): string | null {
   if (!conf) return null;
   const parts: string[] = [];
   if (conf.shared.redis !== null && conf.shared.up === false) {
-    parts.push("Redis does not answer: this replica runs on its own key health and limits until it does");
+    parts.push(t("dash.redis_away"));
   }
   if (conf.shared.postgres !== null && conf.shared.postgres_up === false) {
-    parts.push(
-      `PostgreSQL does not answer: ${conf.shared.postgres_pending ?? 0} request records wait in memory, and usage shows this replica's own`,
-    );
+    parts.push(t("dash.pg_away", { n: conf.shared.postgres_pending ?? 0 }));
   }
-  return parts.length ? `Team mode — ${parts.join("; ")}.` : null;
+  return parts.length ? t("dash.team_mode", { parts: parts.join(t("dash.sep")) }) : null;
 }
 
 export function dashboard(): HTMLElement[] {
@@ -145,28 +201,44 @@ export function dashboard(): HTMLElement[] {
   const o = overall(s, conf?.paused ?? false);
   const r = rates(state.requests, Date.now());
   const out: HTMLElement[] = [
-    h("h1", {}, "Dashboard"),
+    h("h1", {}, t("dash.title")),
     h(
       "section",
-      { class: `summary ${o}`, "aria-label": "Summary" },
+      { class: `summary ${o}`, "aria-label": t("dash.summary") },
       h(
         "div",
         { class: "stat" },
         h("b", { id: "healthy-count" }, `${s.healthy}/${s.total}`),
-        " keys healthy",
+        t("dash.keys_healthy"),
       ),
-      h("div", { class: "stat" }, h("b", {}, s.cooling), " cooling"),
-      h("div", { class: "stat" }, h("b", {}, s.dead), " dead"),
-      h("div", { class: "stat" }, h("b", { id: "req-rate" }, r.perMin.toFixed(1)), " requests/min"),
+      h("div", { class: "stat" }, h("b", {}, s.cooling), t("dash.cooling")),
+      h("div", { class: "stat" }, h("b", {}, s.dead), t("dash.dead")),
       h(
-        "div",
-        { class: "stat" },
-        h("b", { id: "err-rate" }, percent(Math.round(r.errorRate * r.n), r.n)),
-        " errors (5 min)",
+        "a",
+        {
+          class: "stat",
+          href: `#requests?since_ms=${Date.now() - 5 * 60_000}`,
+          title: t("dash.last5_title"),
+        },
+        h("b", { id: "req-rate" }, r.perMin.toFixed(1)),
+        t("dash.per_min"),
       ),
-      conf?.paused ? h("div", { class: "stat paused" }, "Routing is paused") : null,
+      h(
+        "a",
+        {
+          class: "stat",
+          href: `#requests?failed=1&since_ms=${Date.now() - 5 * 60_000}`,
+          title: t("dash.failed5_title"),
+        },
+        h("b", { id: "err-rate" }, percent(Math.round(r.errorRate * r.n), r.n)),
+        t("dash.errors5"),
+      ),
+      conf?.paused ? h("div", { class: "stat paused" }, t("dash.paused")) : null,
     ),
   ];
+  out.push(charts());
+  const strips = healthStrips();
+  if (strips) out.push(strips);
   const away = sharedAway(conf);
   if (away) out.push(h("p", { class: "shared-away", role: "status", id: "shared-away" }, away));
   if (!conf || conf.providers.length === 0) {
@@ -174,15 +246,15 @@ export function dashboard(): HTMLElement[] {
       h(
         "section",
         { class: "empty" },
-        h("h2", {}, "No providers yet"),
+        h("h2", {}, t("dash.no_providers")),
         h(
           "p",
           {},
-          "Add a provider and a key under ",
-          h("a", { href: "#keys" }, "Providers & keys"),
-          ", then point a tool at Fluxgate from ",
-          h("a", { href: "#setup" }, "Client setup"),
-          ".",
+          t("dash.add_under"),
+          h("a", { href: "#keys" }, t("nav.keys")),
+          t("dash.then_point"),
+          h("a", { href: "#setup" }, t("nav.setup")),
+          t("dash.then_end"),
         ),
       ),
     );
@@ -200,16 +272,16 @@ export function dashboard(): HTMLElement[] {
           p.name,
           " ",
           h("small", {}, p.kind),
-          p.enabled ? null : h("span", { class: "badge disabled" }, "provider disabled"),
+          p.enabled ? null : h("span", { class: "badge disabled" }, t("dash.provider_disabled")),
         ),
         keys.length
           ? keyTable(keys, true)
           : h(
               "p",
               { class: "empty" },
-              "No keys. Add one under ",
-              h("a", { href: "#keys" }, "Providers & keys"),
-              ".",
+              t("dash.no_keys_under"),
+              h("a", { href: "#keys" }, t("nav.keys")),
+              t("dash.no_keys_end"),
             ),
       ),
     );
@@ -217,15 +289,158 @@ export function dashboard(): HTMLElement[] {
   return out;
 }
 
+/** When each key was out of rotation in the last 24 hours, and why (on hover). */
+function healthStrips(): HTMLElement | null {
+  const hist = state.history;
+  if (!hist || state.keys.length === 0) return null;
+  const span = Math.max(1, hist.now_ms - hist.since_ms);
+  const W = 600;
+  const rows = state.keys.map((k) => {
+    const strip = hist.keys.find((x) => x.provider === k.provider && x.key_id === k.key_id);
+    const svg = s("svg", {
+      viewBox: `0 0 ${W} 10`,
+      preserveAspectRatio: "none",
+      class: "strip",
+      role: "img",
+      "aria-label": t("dash.strip_label", {
+        key: `${k.provider}/${k.key_id}`,
+        n: strip?.segments.length ?? 0,
+      }),
+    });
+    svg.append(s("rect", { x: 0, y: 0, width: W, height: 10, class: "strip-ok" }));
+    for (const seg of strip?.segments ?? []) {
+      const x = ((seg.from_ms - hist.since_ms) / span) * W;
+      const w = Math.max(2, ((seg.to_ms - seg.from_ms) / span) * W);
+      const when = `${new Date(seg.from_ms).toLocaleTimeString(lang())}–${new Date(seg.to_ms).toLocaleTimeString(lang())}`;
+      const q = new URLSearchParams({
+        provider: k.provider,
+        key: k.key_id,
+        since_ms: String(seg.from_ms),
+        until_ms: String(seg.to_ms),
+      });
+      const title = `${statusText(seg.status)}${seg.reason ? ` (${reasonText(seg.reason)})` : ""}, ${when}`;
+      svg.append(
+        s(
+          "a",
+          { href: `#requests?${q.toString()}` },
+          s(
+            "rect",
+            { x, y: 0, width: w, height: 10, class: `strip-seg ${seg.status}`, "data-status": seg.status },
+            s("title", {}, document.createTextNode(title)),
+          ),
+        ),
+      );
+    }
+    return h(
+      "div",
+      { class: "strip-row", "data-key": `${k.provider}/${k.key_id}` },
+      h("code", {}, `${k.provider}/${k.key_id}`),
+      svg,
+    );
+  });
+  return h(
+    "section",
+    { class: "strips" },
+    h("h2", {}, t("dash.strips_title"), h("small", {}, t("dash.strip_hover"))),
+    rows,
+    h(
+      "div",
+      { class: "chart-times muted" },
+      h(
+        "span",
+        {},
+        new Date(hist.since_ms).toLocaleString(lang(), {
+          month: "short",
+          day: "numeric",
+          hour: "2-digit",
+          minute: "2-digit",
+        }),
+      ),
+      h("span", {}, t("dash.now")),
+    ),
+  );
+}
+
+/** The dashboard chart's period (kept while the console is open). */
+let dashSpan: "1h" | "24h" = "1h";
+
+/** Requests by outcome over the last hour or day, and today's spend against a daily budget. */
+function charts(): HTMLElement {
+  const day = dashSpan === "24h";
+  const hour = day ? state.day : state.hour;
+  const today = state.month?.buckets[state.month.buckets.length - 1];
+  const budget = state.allBudget ? budgetUse(state.allBudget) : null;
+  return h(
+    "section",
+    { class: "dash-charts" },
+    h(
+      "div",
+      { class: "dash-chart" },
+      h(
+        "nav",
+        { class: "span-picker", "aria-label": t("dash.period_picker") },
+        (["1h", "24h"] as const).map((sp) =>
+          h(
+            "a",
+            {
+              href: "#dashboard",
+              "aria-current": sp === dashSpan ? "true" : undefined,
+              "data-span": sp,
+              onclick: (e: Event) => {
+                e.preventDefault();
+                dashSpan = sp;
+                document.dispatchEvent(new Event("fluxgate:redraw"));
+              },
+            },
+            sp === "1h" ? t("dash.last_hour") : t("dash.last_24h"),
+          ),
+        ),
+      ),
+      hour
+        ? barChart(
+            day ? t("dash.req_24h") : t("dash.req_hour"),
+            hour.buckets,
+            hour.bucket_ms,
+            REQUEST_PARTS,
+            countText,
+            (b) => bucketLink(b, hour.bucket_ms),
+          )
+        : h("p", { class: "muted" }, t("common.loading")),
+    ),
+    h(
+      "div",
+      { class: "stat spend-today" },
+      h("b", { id: "spend-today" }, today ? usd(today.cost_usd) : "–"),
+      t("dash.spent_today"),
+      budget
+        ? h(
+            "div",
+            { class: "budget-line" },
+            bar(
+              budget.ratio >= 1 ? "over" : budget.ratio >= 0.8 ? "warn" : "req",
+              Math.min(100, Math.round(budget.ratio * 100)),
+            ),
+            ` ${t("dash.daily_budget", { text: budget.text })}`,
+          )
+        : h("div", { class: "muted" }, t("dash.no_daily_budget")),
+      h("a", { href: "#usage?span=30d" }, t("nav.usage")),
+    ),
+  );
+}
+
 export async function testKey(provider: string, key: string): Promise<void> {
   try {
     const r = await post<{ ok: boolean; ms: number; status?: number; message?: string }>(
       `keys/${seg(provider)}/${seg(key)}/test`,
     );
-    if (r.ok) notice(`${provider}/${key} works (${r.ms} ms).`);
+    if (r.ok) notice(t("dash.test_ok", { key: `${provider}/${key}`, ms: r.ms }));
     else
       showError(
-        `${provider}/${key} failed its test${r.status ? ` (HTTP ${r.status})` : ""}: ${r.message ?? ""}`,
+        t("dash.test_failed", {
+          key: `${provider}/${key}`,
+          http: r.status ? ` (HTTP ${r.status})` : "",
+          message: r.message ?? "",
+        }),
       );
     await refresh();
   } catch (e) {

@@ -6,6 +6,7 @@
 import { get, post } from "../api";
 import { h } from "../dom";
 import { ToolRow, toolSection } from "./setup";
+import { t } from "../i18n";
 
 export interface FoundKey {
   id: string;
@@ -25,20 +26,10 @@ export async function welcomeView(init: InitState): Promise<HTMLElement[]> {
   const toolsBox = h("div", { id: "welcome-tools" });
   const showTools = async () => {
     const all = await get<{ tools: ToolRow[] }>("setup/tools");
-    const found = all.tools.filter((t) => init.tools.includes(t.id));
+    const found = all.tools.filter((x) => init.tools.includes(x.id));
     toolsBox.replaceChildren(
-      h("h2", {}, "2. Point your tools at Fluxgate"),
-      found.length
-        ? h(
-            "p",
-            {},
-            "These tools are on this machine. Each button edits the tool's own config (you see the change first with Preview; Undo puts it back).",
-          )
-        : h(
-            "p",
-            { class: "muted" },
-            "No tool Fluxgate can set up was found; the Client setup page has the settings for any tool or SDK.",
-          ),
+      h("h2", {}, t("welcome.step2")),
+      found.length ? h("p", {}, t("welcome.tools_found")) : h("p", { class: "muted" }, t("welcome.no_tools")),
       ...found.map(toolSection),
       h(
         "p",
@@ -50,7 +41,7 @@ export async function welcomeView(init: InitState): Promise<HTMLElement[]> {
             id: "welcome-done",
             onclick: () => document.dispatchEvent(new Event("fluxgate:welcome-done")),
           },
-          "Go to the dashboard",
+          t("welcome.go_dashboard"),
         ),
       ),
     );
@@ -68,7 +59,7 @@ export async function welcomeView(init: InitState): Promise<HTMLElement[]> {
         " ",
         h("code", {}, f.hint),
         " ",
-        h("span", { class: "muted" }, `from ${f.source}`),
+        h("span", { class: "muted" }, t("welcome.from", { source: f.source })),
       ),
     ),
   );
@@ -82,13 +73,13 @@ export async function welcomeView(init: InitState): Promise<HTMLElement[]> {
           (e.target as HTMLFormElement).querySelectorAll<HTMLInputElement>("input[name=key]:checked"),
         ).map((i) => i.value);
         if (!ids.length) {
-          msg.textContent = "Tick the keys to keep first.";
+          msg.textContent = t("welcome.tick_first");
           msg.className = "form-msg error";
           return;
         }
         try {
           const r = await post<{ stored: string[] }>("init", { ids });
-          msg.textContent = `Stored ${r.stored.join(", ")} in the OS keychain and wrote the config file.`;
+          msg.textContent = t("welcome.stored", { keys: r.stored.join(", ") });
           msg.className = "form-msg";
           await showTools();
         } catch (err) {
@@ -98,37 +89,25 @@ export async function welcomeView(init: InitState): Promise<HTMLElement[]> {
       },
     },
     h("ul", { class: "found" }, ...rows),
-    h("button", { type: "submit" }, "Store the ticked keys in the keychain"),
+    h("button", { type: "submit" }, t("welcome.store")),
   );
   const out: HTMLElement[] = [
-    h("h1", {}, "Welcome to Fluxgate"),
-    h(
-      "p",
-      {},
-      "Fluxgate keeps your API keys in the OS keychain and gives every AI tool on this machine one local address, with failover across keys and providers.",
-    ),
-    h("h2", {}, "1. Keep the keys you already have"),
+    h("h1", {}, t("welcome.title")),
+    h("p", {}, t("welcome.intro")),
+    h("h2", {}, t("welcome.step1")),
   ];
   if (init.found.length) {
-    out.push(
-      h(
-        "p",
-        {},
-        "These keys are already on this machine. Tick the ones Fluxgate should keep; nothing is moved until you do.",
-      ),
-      form,
-      msg,
-    );
+    out.push(h("p", {}, t("welcome.found")), form, msg);
   } else {
     out.push(
       h(
         "p",
         {},
-        "No keys were found in the usual places. Add one on the ",
-        h("a", { href: "#keys" }, "Providers & keys"),
-        " page, or run ",
+        t("welcome.none"),
+        h("a", { href: "#keys" }, t("nav.keys")),
+        t("welcome.none_mid"),
         h("code", {}, "fluxgate init"),
-        " in a terminal.",
+        t("welcome.none_end"),
       ),
     );
   }
