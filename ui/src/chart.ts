@@ -6,7 +6,7 @@
 import type { Bucket } from "./generated/api";
 import { h, s } from "./dom";
 import { compact, usd } from "./format";
-import { lang, t } from "./i18n";
+import { Key, lang, t } from "./i18n";
 
 export type { Bucket };
 
@@ -107,50 +107,28 @@ export function barChart(
   );
 }
 
+/** A chart part whose legend name is read from the catalogue when drawn (so it follows a
+ * language switch). */
+const part = (name: Key, cls: string, value: (b: Bucket) => number): Part => ({
+  get name() {
+    return t(name);
+  },
+  cls,
+  value,
+});
+
 /** The parts of a requests chart: those that succeeded and those that failed. */
 export const REQUEST_PARTS: Part[] = [
-  {
-    get name() {
-      return t("chart.ok");
-    },
-    cls: "ok",
-    value: (b) => b.ok,
-  },
-  {
-    get name() {
-      return t("chart.failed");
-    },
-    cls: "failed",
-    value: (b) => b.failed,
-  },
+  part("chart.ok", "ok", (b) => b.ok),
+  part("chart.failed", "failed", (b) => b.failed),
 ];
 
 export const TOKEN_PARTS: Part[] = [
-  {
-    get name() {
-      return t("chart.in");
-    },
-    cls: "tok-in",
-    value: (b) => b.tokens_in,
-  },
-  {
-    get name() {
-      return t("chart.out");
-    },
-    cls: "tok-out",
-    value: (b) => b.tokens_out,
-  },
+  part("chart.in", "tok-in", (b) => b.tokens_in),
+  part("chart.out", "tok-out", (b) => b.tokens_out),
 ];
 
-export const SPEND_PARTS: Part[] = [
-  {
-    get name() {
-      return t("chart.spend");
-    },
-    cls: "spend",
-    value: (b) => b.cost_usd,
-  },
-];
+export const SPEND_PARTS: Part[] = [part("chart.spend", "spend", (b) => b.cost_usd)];
 
 export const countText = (v: number) => compact(Math.round(v));
 export const spendText = (v: number) => usd(v);
